@@ -1,0 +1,64 @@
+"""nnparity implementations: the NumPy reference, PyTorch and TensorFlow from primitives, and the
+frameworks' built-in layers, all behind one contract (see DESIGN.md).
+
+    from impls import backend
+    tf = backend("tensorflow")          # imports TensorFlow only now
+    y, h = tf.gru(tf.asarray(x, "float32"), weights, "reset_after")
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .frameworks import BackendUnavailable
+from .spec import VARIANTS
+
+# name -> (module, framework it needs or None). The first three compute from primitives;
+# the last two wrap the frameworks' built-in layers, fed through impls.convert.
+IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
+    "numpy": ("impls.numpy_impl", None),
+    "torch": ("impls.torch_impl", "torch"),
+    "tensorflow": ("impls.tf_impl", "tensorflow"),
+    "torch_nn": ("impls.torch_builtin", "torch"),
+    "keras": ("impls.keras_builtin", "keras"),
+}
+BACKENDS = ("numpy", "torch", "tensorflow")
+BUILTINS = ("torch_nn", "keras")
+SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "torch_nn": "torch_nn", "keras": "keras"}
+"""Short names for test ids: gru-tf-float32-reset_after-B3T7I5H4."""
+
+# What each implementation computes, known without importing its framework (pytest collects the
+# matrix from this). The backends written from primitives do every variant; a built-in layer only
+# the equations it was built for.
+GRU_VARIANTS: dict[str, tuple[str, ...]] = {
+    "numpy": VARIANTS,
+    "torch": VARIANTS,
+    "tensorflow": VARIANTS,
+    "torch_nn": ("reset_after",),  # torch.nn.GRU: r applied after the recurrent product, one form only
+    "keras": ("reset_before", "reset_after"),  # keras.layers.GRU(reset_after=False / True)
+}
+
+__all__ = ["BACKENDS", "BUILTINS", "GRU_VARIANTS", "IMPLEMENTATIONS", "SHORT", "BackendUnavailable", "backend", "unavailable_reason"]
+
+
+def backend(name: str) -> ModuleType:
+    """Load the implementation `name` lazily. Raises BackendUnavailable with the reason."""
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {name!r}; valid: {', '.join(IMPLEMENTATIONS)}")
+    module, _ = IMPLEMENTATIONS[name]
+    try:
+        return importlib.import_module(module)
+    except BackendUnavailable:
+        raise
+    except ImportError as e:
+        raise BackendUnavailable(f"implementation {name!r} cannot load: {e}") from e
+
+
+def unavailable_reason(name: str) -> str | None:
+    """None where `name` loads, else why not."""
+    try:
+        backend(name)
+    except BackendUnavailable as e:
+        return str(e)
+    return None

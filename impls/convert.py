@@ -1,0 +1,229 @@
+"""Weight and layout converters between the canonical layouts and the frameworks' own.
+
+Pure NumPy; every fact about a framework's weight layout lives here and nowhere else:
+- canonical GRU: W (I, 3H), U (H, 3H), b_x, b_h (3H,), gate order (z, r, h)
+- torch.nn.GRU: weight_ih_l0 (3H, I), weight_hh_l0 (3H, H), bias_ih_l0, bias_hh_l0 (3H,), gate order (r, z, n)
+- keras.layers.GRU: kernel (I, 3H), recurrent_kernel (H, 3H), gate order (z, r, h);
+  bias (2, 3H) = [input bias, recurrent bias] when reset_after=True, a single (3H,) bias when False
+- ONNX GRU: W (1, 3H, I), R (1, 3H, H), B (1, 6H) = [Wb, Rb], gate order (z, r, h)
+- conv: canonical HWIO kernel, NHWC images; torch OIHW kernel, NCHW images
+- dense: canonical (in, out); torch.nn.Linear weight (out, in)
+- Flatten: Keras flattens NHWC in (h, w, c) order, torch NCHW in (c, h, w) order, so the first Dense
+  after a conv stack needs its rows permuted when a model moves between them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .models import SeedCNNParams, SeedGRUParams
+from .spec import ConvWeights, DenseWeights, GRUWeights, ShapeError
+
+_TORCH_FROM_CANON = (1, 0, 2)  # torch block i holds canonical gate _TORCH_FROM_CANON[i]: r, z, n
+
+
+def _blocks(a: np.ndarray, H: int) -> list[np.ndarray]:
+    return [a[..., g * H : (g + 1) * H] for g in range(3)]
+
+
+def _reorder(a: np.ndarray, H: int, order) -> np.ndarray:
+    b = _blocks(a, H)
+    return np.concatenate([b[i] for i in order], axis=-1)
+
+
+def _np(a) -> np.ndarray:
+    return np.asarray(a)
+
+
+# --------------------------------------------------------------------------- GRU
+
+
+def gru_to_torch(w: GRUWeights) -> dict[str, np.ndarray]:
+    """Canonical -> torch.nn.GRU state (single layer, unidirectional). Only reset_after maps exactly."""
+    W, U, bx, bh = map(_np, (w.W, w.U, w.b_x, w.b_h))
+    H = U.shape[0]
+    return {
+        "weight_ih_l0": _reorder(W, H, _TORCH_FROM_CANON).T.copy(),
+        "weight_hh_l0": _reorder(U, H, _TORCH_FROM_CANON).T.copy(),
+        "bias_ih_l0": _reorder(bx, H, _TORCH_FROM_CANON).copy(),
+        "bias_hh_l0": _reorder(bh, H, _TORCH_FROM_CANON).copy(),
+    }
+
+
+def gru_from_torch(state: dict) -> GRUWeights:
+    """torch.nn.GRU state (or its gradients, same layout) -> canonical. The (r, z, n) swap is its own inverse."""
+    wih, whh = _np(state["weight_ih_l0"]), _np(state["weight_hh_l0"])
+    H = whh.shape[1]
+    if wih.shape[0] != 3 * H or whh.shape != (3 * H, H):
+        raise ShapeError(f"torch GRU state: weight_ih_l0.shape={wih.shape}, weight_hh_l0.shape={whh.shape}")
+    return GRUWeights(
+        W=_reorder(wih.T, H, _TORCH_FROM_CANON),
+        U=_reorder(whh.T, H, _TORCH_FROM_CANON),
+        b_x=_reorder(_np(state["bias_ih_l0"]), H, _TORCH_FROM_CANON),
+        b_h=_reorder(_np(state["bias_hh_l0"]), H, _TORCH_FROM_CANON),
+    )
+
+
+def gru_to_keras(w: GRUWeights, reset_after: bool) -> list[np.ndarray]:
+    """Canonical -> [kernel, recurrent_kernel, bias] for keras.layers.GRU(reset_after=...).
+    With reset_after=False Keras has one bias, so b_x + b_h is folded (exact for reset_before)."""
+    W, U, bx, bh = map(_np, (w.W, w.U, w.b_x, w.b_h))
+    bias = np.stack([bx, bh]) if reset_after else bx + bh
+    return [W.copy(), U.copy(), bias]
+
+
+def gru_from_keras(weights: list, reset_after: bool) -> GRUWeights:
+    """[kernel, recurrent_kernel, bias] (or their gradients) -> canonical. Without reset_after the single
+    bias goes to b_x and b_h is zero."""
+    kernel, rec, bias = map(_np, weights)
+    if reset_after:
+        if bias.ndim != 2 or bias.shape[0] != 2:
+            raise ShapeError(f"keras GRU(reset_after=True) bias must be (2, 3H), got {bias.shape}")
+        return GRUWeights(kernel, rec, bias[0], bias[1])
+    if bias.ndim != 1:
+        raise ShapeError(f"keras GRU(reset_after=False) bias must be (3H,), got {bias.shape}")
+    return GRUWeights(kernel, rec, bias, np.zeros_like(bias))
+
+
+def gru_to_onnx(w: GRUWeights) -> dict[str, np.ndarray]:
+    """Canonical -> ONNX GRU inputs W, R, B (one direction). Gate order is already (z, r, h)."""
+    W, U, bx, bh = map(_np, (w.W, w.U, w.b_x, w.b_h))
+    return {"W": W.T[None].copy(), "R": U.T[None].copy(), "B": np.concatenate([bx, bh])[None]}
+
+
+def gru_from_onnx(W: np.ndarray, R: np.ndarray, B: np.ndarray) -> GRUWeights:
+    W, R, B = _np(W)[0], _np(R)[0], _np(B)[0]
+    H = R.shape[1]
+    return GRUWeights(W.T, R.T, B[: 3 * H], B[3 * H :])
+
+
+# --------------------------------------------------------------------------- conv, dense, layouts
+
+
+def nhwc_to_nchw(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+
+
+def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
+
+
+def hwio_to_oihw(k: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1)))
+
+
+def oihw_to_hwio(k: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(k, (2, 3, 1, 0)))
+
+
+def dense_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """(in, out) -> nn.Linear weight (out, in)."""
+    return np.ascontiguousarray(_np(kernel).T)
+
+
+def dense_from_torch(weight: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(_np(weight).T)
+
+
+def flatten_rows_nhwc_to_nchw(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """Rows of a Dense kernel that follows Flatten: Keras order (h, w, c) -> torch order (c, h, w)."""
+    h, w, c = feature_shape
+    kernel = _np(kernel)
+    if kernel.shape[0] != h * w * c:
+        raise ShapeError(f"dense kernel.shape={kernel.shape} does not follow a flatten of {feature_shape}")
+    return kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+
+
+def flatten_rows_nchw_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    h, w, c = feature_shape
+    kernel = _np(kernel)
+    if kernel.shape[0] != h * w * c:
+        raise ShapeError(f"dense kernel.shape={kernel.shape} does not follow a flatten of {feature_shape}")
+    return kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
+
+
+# --------------------------------------------------------------------------- the seed models
+
+
+def _feature_shape(p: SeedCNNParams) -> tuple[int, int, int]:
+    c = _np(p.conv2.kernel).shape[3]
+    hw = _np(p.dense1.kernel).shape[0] // c
+    side = int(round(hw**0.5))
+    if side * side * c != _np(p.dense1.kernel).shape[0]:
+        raise ShapeError(f"dense1.kernel.shape={_np(p.dense1.kernel).shape} is not a square feature map x {c}")
+    return side, side, c
+
+
+def seed_gru_to_torch(p: SeedGRUParams) -> dict[str, np.ndarray]:
+    """State dict for torch_builtin.SeedGRU: gru1.*, gru2.*, dense.weight, dense.bias."""
+    out = {f"gru1.{k}": v for k, v in gru_to_torch(p.gru1).items()}
+    out |= {f"gru2.{k}": v for k, v in gru_to_torch(p.gru2).items()}
+    out |= {"dense.weight": dense_to_torch(p.dense.kernel), "dense.bias": _np(p.dense.bias).copy()}
+    return out
+
+
+def seed_gru_from_torch(state: dict) -> SeedGRUParams:
+    def sub(prefix):
+        return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+    return SeedGRUParams(
+        gru_from_torch(sub("gru1.")),
+        gru_from_torch(sub("gru2.")),
+        DenseWeights(dense_from_torch(state["dense.weight"]), _np(state["dense.bias"])),
+    )
+
+
+def seed_cnn_to_torch(p: SeedCNNParams) -> dict[str, np.ndarray]:
+    """State dict for torch_builtin.SeedCNN, whose Flatten sees NCHW: dense1's rows are permuted."""
+    fs = _feature_shape(p)
+    return {
+        "conv1.weight": hwio_to_oihw(p.conv1.kernel), "conv1.bias": _np(p.conv1.bias).copy(),
+        "conv2.weight": hwio_to_oihw(p.conv2.kernel), "conv2.bias": _np(p.conv2.bias).copy(),
+        "dense1.weight": dense_to_torch(flatten_rows_nhwc_to_nchw(p.dense1.kernel, fs)),
+        "dense1.bias": _np(p.dense1.bias).copy(),
+        "dense2.weight": dense_to_torch(p.dense2.kernel), "dense2.bias": _np(p.dense2.bias).copy(),
+    }  # fmt: skip
+
+
+def seed_cnn_from_torch(state: dict) -> SeedCNNParams:
+    c = _np(state["conv2.weight"]).shape[0]
+    n = _np(state["dense1.weight"]).shape[1]
+    side = int(round((n // c) ** 0.5))
+    return SeedCNNParams(
+        ConvWeights(oihw_to_hwio(state["conv1.weight"]), _np(state["conv1.bias"])),
+        ConvWeights(oihw_to_hwio(state["conv2.weight"]), _np(state["conv2.bias"])),
+        DenseWeights(
+            flatten_rows_nchw_to_nhwc(dense_from_torch(state["dense1.weight"]), (side, side, c)),
+            _np(state["dense1.bias"]),
+        ),
+        DenseWeights(dense_from_torch(state["dense2.weight"]), _np(state["dense2.bias"])),
+    )
+
+
+def seed_gru_to_keras(p: SeedGRUParams, reset_after: bool = True) -> list[np.ndarray]:
+    """model.set_weights() order for the seed's keras.Sequential GRU model."""
+    return [
+        *gru_to_keras(p.gru1, reset_after), *gru_to_keras(p.gru2, reset_after),
+        _np(p.dense.kernel).copy(), _np(p.dense.bias).copy(),
+    ]  # fmt: skip
+
+
+def seed_gru_from_keras(weights: list, reset_after: bool = True) -> SeedGRUParams:
+    if len(weights) != 8:
+        raise ShapeError(f"the seed GRU model has 8 weight arrays in Keras, got {len(weights)}")
+    return SeedGRUParams(
+        gru_from_keras(weights[0:3], reset_after),
+        gru_from_keras(weights[3:6], reset_after),
+        DenseWeights(_np(weights[6]), _np(weights[7])),
+    )
+
+
+def seed_cnn_to_keras(p: SeedCNNParams) -> list[np.ndarray]:
+    return [_np(a).copy() for layer in (p.conv1, p.conv2, p.dense1, p.dense2) for a in (layer.kernel, layer.bias)]
+
+
+def seed_cnn_from_keras(weights: list) -> SeedCNNParams:
+    if len(weights) != 8:
+        raise ShapeError(f"the seed CNN model has 8 weight arrays in Keras, got {len(weights)}")
+    w = [_np(a) for a in weights]
+    return SeedCNNParams(ConvWeights(w[0], w[1]), ConvWeights(w[2], w[3]), DenseWeights(w[4], w[5]), DenseWeights(w[6], w[7]))

@@ -1,0 +1,267 @@
+"""Canonical layouts, GRU variants, weight containers and shape checks shared by every backend.
+
+This module holds facts, not math: every backend computes on its own, and only asks this
+module what the shapes must be and what the names mean. Nothing here imports a framework.
+
+Layouts (the seed article's Keras layout):
+    sequences   (B, T, F) batch first
+    images      NHWC;  conv kernels HWIO;  dense kernels (in, out)
+    GRU         W (I, 3H), U (H, 3H), b_x (3H,), b_h (3H,), gate order (z, r, h) on the last axis
+    seed 1-D    x (B, L, C) channels last, w (K, C) taps by channel, b (C,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+VARIANTS = ("seed", "reset_before", "reset_after", "chung")
+"""GRU variants, see DESIGN.md. Never implied: every GRU call names one."""
+
+PADDINGS = ("valid", "same")
+GATES = ("z", "r", "h")
+"""Canonical gate order along the last axis of W, U, b_x, b_h."""
+
+
+class ShapeError(ValueError):
+    """An input whose shape, rank or size does not fit the operation. The message names the shapes."""
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown GRU variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
+    return variant
+
+
+def check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; valid paddings: {', '.join(PADDINGS)}")
+    return padding
+
+
+def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """An int or a pair of positive ints, as a pair."""
+    vals = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
+        raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value!r}")
+    if min(vals) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(vals[0]), int(vals[1])
+
+
+# --------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class GRUWeights:
+    """Framework-neutral GRU weights, gate order (z, r, h). Fields may be NumPy or native arrays."""
+
+    W: Any  # (I, 3H) input kernel
+    U: Any  # (H, 3H) recurrent kernel
+    b_x: Any  # (3H,) input bias
+    b_h: Any  # (3H,) recurrent bias
+
+    @property
+    def input_size(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.U.shape[0])
+
+    def map(self, fn) -> GRUWeights:
+        return GRUWeights(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+@dataclass(frozen=True)
+class DenseWeights:
+    kernel: Any  # (in, out)
+    bias: Any  # (out,)
+
+    def map(self, fn) -> DenseWeights:
+        return DenseWeights(fn(self.kernel), fn(self.bias))
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    kernel: Any  # (KH, KW, C_in, C_out) HWIO
+    bias: Any  # (C_out,)
+
+    def map(self, fn) -> ConvWeights:
+        return ConvWeights(fn(self.kernel), fn(self.bias))
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in a.shape)
+
+
+def check_gru(x_shape, weights: GRUWeights, h0_shape=None) -> tuple[int, int, int, int]:
+    """Validate a GRU call; returns (B, T, I, H). Every mismatch names all the shapes involved."""
+    W, U, bx, bh = (_shape(weights.W), _shape(weights.U), _shape(weights.b_x), _shape(weights.b_h))
+    x_shape = tuple(int(d) for d in x_shape)
+    msg = f"x.shape={x_shape}, W.shape={W}, U.shape={U}, b_x.shape={bx}, b_h.shape={bh}" + (
+        f", h0.shape={tuple(h0_shape)}" if h0_shape is not None else ""
+    )
+    if len(x_shape) != 3:
+        raise ShapeError(f"GRU input must be (B, T, I), rank 3; got rank {len(x_shape)}: {msg}")
+    if len(U) != 2 or U[1] != 3 * U[0]:
+        raise ShapeError(f"GRU recurrent kernel U must be (H, 3H): {msg}")
+    H = U[0]
+    if len(W) != 2 or W[1] != 3 * H:
+        raise ShapeError(f"GRU input kernel W must be (I, 3H) with H={H}: {msg}")
+    if bx != (3 * H,) or bh != (3 * H,):
+        raise ShapeError(f"GRU biases b_x and b_h must be (3H,) = ({3 * H},): {msg}")
+    B, T, I = x_shape
+    if I != W[0]:
+        raise ShapeError(f"GRU input features x.shape[2]={I} != W.shape[0]={W[0]}: {msg}")
+    if min(B, T, I, H) < 1:
+        raise ShapeError(f"GRU sizes must be >= 1: {msg}")
+    if h0_shape is not None and tuple(int(d) for d in h0_shape) != (B, H):
+        raise ShapeError(f"GRU h0 must be (B, H) = ({B}, {H}): {msg}")
+    return B, T, I, H
+
+
+def check_dense(x_shape, kernel_shape, bias_shape) -> None:
+    x_shape, k, b = tuple(x_shape), tuple(kernel_shape), tuple(bias_shape)
+    msg = f"x.shape={x_shape}, kernel.shape={k}, bias.shape={b}"
+    if len(x_shape) < 1 or len(k) != 2:
+        raise ShapeError(f"dense needs x (..., in) and kernel (in, out): {msg}")
+    if x_shape[-1] != k[0]:
+        raise ShapeError(f"dense x.shape[-1]={x_shape[-1]} != kernel.shape[0]={k[0]}: {msg}")
+    if b != (k[1],):
+        raise ShapeError(f"dense bias must be (out,) = ({k[1]},): {msg}")
+
+
+# --------------------------------------------------------------------------- conv and pool geometry
+
+
+def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding along one axis: output ceil(n/s); the odd pixel goes after."""
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def out_size(n: int, k: int, s: int, padding: str) -> int:
+    if padding == "same":
+        return -(-n // s)
+    return (n - k) // s + 1
+
+
+def check_conv2d(x_shape, kernel_shape, bias_shape, stride, padding) -> tuple:
+    """Validate conv2d (NHWC, HWIO). Returns (B, H, W, C, KH, KW, O, (sh, sw), (ph0, ph1, pw0, pw1), OH, OW)."""
+    check_padding(padding)
+    sh, sw = pair(stride, "stride")
+    x_shape, k, b = tuple(int(d) for d in x_shape), tuple(int(d) for d in kernel_shape), tuple(bias_shape)
+    msg = f"x.shape={x_shape}, kernel.shape={k}, bias.shape={b}, stride={(sh, sw)}, padding={padding!r}"
+    if len(x_shape) != 4:
+        raise ShapeError(f"conv2d input must be NHWC, rank 4; got rank {len(x_shape)}: {msg}")
+    if len(k) != 4:
+        raise ShapeError(f"conv2d kernel must be HWIO, rank 4; got rank {len(k)}: {msg}")
+    B, H, W, C = x_shape
+    KH, KW, CI, O = k
+    if CI != C:
+        raise ShapeError(f"conv2d input channels x.shape[3]={C} != kernel.shape[2]={CI}: {msg}")
+    if b != (O,):
+        raise ShapeError(f"conv2d bias must be (C_out,) = ({O},): {msg}")
+    if padding == "valid" and (KH > H or KW > W):
+        raise ShapeError(f"conv2d kernel larger than the input with 'valid' padding: {msg}")
+    pads = (*same_pads(H, KH, sh), *same_pads(W, KW, sw)) if padding == "same" else (0, 0, 0, 0)
+    return B, H, W, C, KH, KW, O, (sh, sw), pads, out_size(H, KH, sh, padding), out_size(W, KW, sw, padding)
+
+
+def check_pool2d(x_shape, pool, stride, padding) -> tuple:
+    """Validate max_pool2d (NHWC). stride None means stride = pool, as Keras and TensorFlow do.
+    Returns (B, H, W, C, (ph, pw), (sh, sw), (ph0, ph1, pw0, pw1), OH, OW)."""
+    check_padding(padding)
+    ph, pw = pair(pool, "pool")
+    sh, sw = pair(stride if stride is not None else (ph, pw), "stride")
+    x_shape = tuple(int(d) for d in x_shape)
+    msg = f"x.shape={x_shape}, pool={(ph, pw)}, stride={(sh, sw)}, padding={padding!r}"
+    if len(x_shape) != 4:
+        raise ShapeError(f"max_pool2d input must be NHWC, rank 4; got rank {len(x_shape)}: {msg}")
+    B, H, W, C = x_shape
+    if padding == "valid" and (ph > H or pw > W):
+        raise ShapeError(f"max_pool2d window larger than the input with 'valid' padding: {msg}")
+    pads = (*same_pads(H, ph, sh), *same_pads(W, pw, sw)) if padding == "same" else (0, 0, 0, 0)
+    return B, H, W, C, (ph, pw), (sh, sw), pads, out_size(H, ph, sh, padding), out_size(W, pw, sw, padding)
+
+
+def check_seed_conv1d(x_shape, w_shape, b_shape) -> tuple[int, int, int, int]:
+    """Seed section 2.2, y_ij = sum_k w_ik x_i,j+k-1 + b_i, channels last. Returns (B, L, C, K)."""
+    x_shape, w, b = tuple(int(d) for d in x_shape), tuple(int(d) for d in w_shape), tuple(b_shape)
+    msg = f"x.shape={x_shape}, w.shape={w}, b.shape={b}"
+    if len(x_shape) != 3:
+        raise ShapeError(f"seed_conv1d input must be (B, L, C), rank 3; got rank {len(x_shape)}: {msg}")
+    if len(w) != 2 or w[1] != x_shape[2]:
+        raise ShapeError(f"seed_conv1d w must be (K, C) with C = x.shape[2] = {x_shape[2]}: {msg}")
+    if b != (x_shape[2],):
+        raise ShapeError(f"seed_conv1d b must be (C,) = ({x_shape[2]},): {msg}")
+    if w[0] > x_shape[1] or w[0] < 1:
+        raise ShapeError(f"seed_conv1d needs 1 <= K <= L: {msg}")
+    return x_shape[0], x_shape[1], x_shape[2], w[0]
+
+
+def check_seed_pool1d(y_shape) -> tuple[int, int, int]:
+    y_shape = tuple(int(d) for d in y_shape)
+    if len(y_shape) != 3 or y_shape[1] < 2:
+        raise ShapeError(f"seed_pool1d input must be (B, L, C) with L >= 2; got y.shape={y_shape}")
+    return y_shape
+
+
+def check_dy(name: str, dy_shape, expected_shape) -> None:
+    """A cotangent must have exactly the output's shape: no silent broadcasting."""
+    dy_shape, expected_shape = tuple(int(d) for d in dy_shape), tuple(int(d) for d in expected_shape)
+    if dy_shape != expected_shape:
+        raise ShapeError(f"{name}: dy.shape={dy_shape} does not match the output shape {expected_shape}")
+
+
+# --------------------------------------------------------------------------- seeded initialisation
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def init_gru(input_size: int, hidden_size: int, seed: int = 0, dtype="float64", scale=None) -> GRUWeights:
+    """Random canonical GRU weights. Each block gets its own scale and a non-zero mean offset, so a
+    swapped gate, a missing transpose or b_x/b_h confusion changes the outputs visibly."""
+    g = rng(seed)
+    s = scale if scale is not None else 1.0 / math.sqrt(hidden_size)
+    I, H = input_size, hidden_size
+
+    def blocks(rows):  # (rows, 3H): gate blocks z, r, h with distinct offsets
+        return np.concatenate(
+            [g.uniform(-s, s, (rows, H)) + off * s for off in (0.10, -0.20, 0.05)], axis=1
+        )
+
+    return GRUWeights(
+        W=blocks(I).astype(dtype),
+        U=blocks(H).astype(dtype),
+        b_x=g.uniform(-s, s, 3 * H).astype(dtype),
+        b_h=g.uniform(-s, s, 3 * H).astype(dtype),
+    )
+
+
+def init_dense(n_in: int, n_out: int, seed: int = 0, dtype="float64") -> DenseWeights:
+    g = rng(seed)
+    lim = math.sqrt(6.0 / (n_in + n_out))  # Glorot uniform, as Keras initialises Dense
+    return DenseWeights(
+        g.uniform(-lim, lim, (n_in, n_out)).astype(dtype), g.uniform(-0.1, 0.1, n_out).astype(dtype)
+    )
+
+
+def init_conv(kh: int, kw: int, c_in: int, c_out: int, seed: int = 0, dtype="float64") -> ConvWeights:
+    g = rng(seed)
+    lim = math.sqrt(6.0 / (kh * kw * (c_in + c_out)))
+    return ConvWeights(
+        g.uniform(-lim, lim, (kh, kw, c_in, c_out)).astype(dtype), g.uniform(-0.1, 0.1, c_out).astype(dtype)
+    )
+
+
+def random_array(shape, seed: int = 0, dtype="float64", low=-1.0, high=1.0) -> np.ndarray:
+    return rng(seed).uniform(low, high, shape).astype(dtype)

@@ -1,0 +1,87 @@
+"""The one tolerance table, keyed by precision, and the error measure used by verify/ and bench/.
+
+Error measure: the normwise relative error max|a - ref| / max|ref| (infinity norms), against the
+NumPy float64 reference. It is scale-free and does not blow up on outputs near zero, which a GRU
+has plenty of. A comparison passes when that error is at most the table's entry.
+
+Exceptions are data: one entry in OVERRIDES per (work, precision) with the reason beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TOLERANCES: dict[str, float] = {
+    "float64": 1e-10,  # the issue's bar; double-precision reassociation leaves ~1e-15
+    "float32": 2e-5,  # ~170 ulps at 2**-23: T=100 recurrent steps of sums of ~200 products
+    "tf32": 5e-3,  # 10-bit mantissa inputs to matmul (2**-11 ~ 5e-4) accumulated over steps
+    "bfloat16": 5e-2,  # 8-bit mantissa, 2**-8 ~ 4e-3 per rounding, compounded through the recurrence
+    "float16": 1e-2,  # 11-bit mantissa, 2**-11 ~ 5e-4 per rounding
+}
+
+OVERRIDES: dict[tuple[str, str], tuple[float, str]] = {
+    # (work, precision): (tolerance, reason)
+}
+
+
+def tolerance(precision: str, work: str | None = None) -> float:
+    precision = str(np.dtype(precision)) if precision not in TOLERANCES else precision
+    if work is not None and (work, precision) in OVERRIDES:
+        return OVERRIDES[(work, precision)][0]
+    if precision not in TOLERANCES:
+        raise ValueError(f"no tolerance for precision {precision!r}; known: {', '.join(TOLERANCES)}")
+    return TOLERANCES[precision]
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    rel: float  # max|a-ref| / max|ref|
+    max_abs: float
+    worst_index: tuple[int, ...]
+    actual: float
+    expected: float
+    scale: float
+    n: int
+
+    def mismatches(self, a: np.ndarray, ref: np.ndarray, tol: float) -> int:
+        return int(np.count_nonzero(np.abs(a - ref) > tol * self.scale))
+
+
+def error_stats(actual, expected) -> ErrorStats:
+    """Compare in float64. Shapes must match exactly: no broadcasting hides a wrong shape."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        raise AssertionError(f"shape mismatch: actual.shape={a.shape}, expected.shape={e.shape}")
+    if a.size == 0:
+        return ErrorStats(0.0, 0.0, (), 0.0, 0.0, 0.0, 0)
+    nan_a, nan_e = np.isnan(a), np.isnan(e)
+    if (nan_a != nan_e).any():
+        idx = tuple(int(i) for i in np.argwhere(nan_a != nan_e)[0])
+        return ErrorStats(float("inf"), float("inf"), idx, float(a[idx]), float(e[idx]), 0.0, a.size)
+    diff = np.where(nan_a, 0.0, np.abs(a - e))
+    scale = float(np.nanmax(np.abs(e))) if not nan_e.all() else 0.0
+    flat = int(np.argmax(diff))
+    idx = tuple(int(i) for i in np.unravel_index(flat, a.shape))
+    max_abs = float(diff[idx])
+    rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    return ErrorStats(rel, max_abs, idx, float(a[idx]), float(e[idx]), scale, a.size)
+
+
+def assert_close(actual, expected, precision: str, work: str | None = None, what: str = "") -> ErrorStats:
+    """Assert the normwise relative error is within the table; the message says how many elements
+    were off, the worst one, where, and what was allowed."""
+    tol = tolerance(precision, work)
+    s = error_stats(actual, expected)
+    if not s.rel <= tol:
+        a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+        n_bad = s.mismatches(a, e, tol) if np.isfinite(s.rel) else -1
+        raise AssertionError(
+            f"{what or 'values'} differ: relative error {s.rel:.3e} > allowed {tol:.1e} ({precision}"
+            f"{', ' + work if work else ''}); {n_bad} of {s.n} elements off by more than "
+            f"{tol:.1e} x max|expected| = {tol * s.scale:.3e}; worst at index {s.worst_index}: "
+            f"actual {s.actual!r}, expected {s.expected!r} (|diff| {s.max_abs:.3e})"
+        )
+    return s
