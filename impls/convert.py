@@ -148,7 +148,7 @@ def flatten_rows_nchw_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int,
 def _feature_shape(p: SeedCNNParams) -> tuple[int, int, int]:
     c = _np(p.conv2.kernel).shape[3]
     hw = _np(p.dense1.kernel).shape[0] // c
-    side = int(round(hw**0.5))
+    side = round(hw**0.5)
     if side * side * c != _np(p.dense1.kernel).shape[0]:
         raise ShapeError(f"dense1.kernel.shape={_np(p.dense1.kernel).shape} is not a square feature map x {c}")
     return side, side, c
@@ -188,7 +188,7 @@ def seed_cnn_to_torch(p: SeedCNNParams) -> dict[str, np.ndarray]:
 def seed_cnn_from_torch(state: dict) -> SeedCNNParams:
     c = _np(state["conv2.weight"]).shape[0]
     n = _np(state["dense1.weight"]).shape[1]
-    side = int(round((n // c) ** 0.5))
+    side = round((n // c) ** 0.5)
     return SeedCNNParams(
         ConvWeights(oihw_to_hwio(state["conv1.weight"]), _np(state["conv1.bias"])),
         ConvWeights(oihw_to_hwio(state["conv2.weight"]), _np(state["conv2.bias"])),

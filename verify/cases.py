@@ -211,7 +211,7 @@ SEED1D_CASES = _seed1d_cases(2, 11, 3, 4, 500) + _seed1d_cases(1, 5, 1, 5, 510) 
 
 
 def _seed_gru_model_case(B, variant, seed, small=False):
-    kw = dict(input_size=7, units=(6, 5), classes=4) if small else {}
+    kw = {"input_size": 7, "units": (6, 5), "classes": 4} if small else {}
     T, I = (9, 7) if small else (100, 64)
 
     def make():
@@ -228,7 +228,7 @@ def _seed_gru_model_case(B, variant, seed, small=False):
 
 
 def _seed_cnn_model_case(B, seed, small=False):
-    kw = dict(image=(14, 12, 2), filters=(3, 4), dense_units=6, classes=5) if small else {}
+    kw = {"image": (14, 12, 2), "filters": (3, 4), "dense_units": 6, "classes": 5} if small else {}
     shape = kw.get("image", (28, 28, 1))
 
     def make():
