@@ -1,4 +1,4 @@
-"""The one place that imports PyTorch, TensorFlow and Keras, lazily, with the environment they need.
+"""The one place that imports PyTorch, TensorFlow, Keras and ONNX, lazily, with the environment they need.
 
 Every other module gets a framework through `load(name)`. A framework that is not installed raises
 `BackendUnavailable` naming the package and the import error, so callers (and pytest) can skip
@@ -16,7 +16,7 @@ class BackendUnavailable(ImportError):
     """A framework or backend cannot be used here; the message says why."""
 
 
-_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras"}
+_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx"}
 
 
 def _prepare(name: str) -> None:
@@ -27,7 +27,7 @@ def _prepare(name: str) -> None:
 
 
 def load(name: str) -> ModuleType:
-    """Import and return the framework `name` ("torch", "tensorflow" or "keras")."""
+    """Import and return the framework `name` ("torch", "tensorflow", "keras" or "onnx")."""
     if name not in _PACKAGES:
         raise ValueError(f"unknown framework {name!r}; known: {', '.join(_PACKAGES)}")
     _prepare(name)
@@ -35,6 +35,12 @@ def load(name: str) -> ModuleType:
         return importlib.import_module(_PACKAGES[name])
     except ImportError as e:  # not installed, or a broken install
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
+
+
+def load_attr(module: str, attr: str):
+    """An attribute of a framework's submodule (e.g. onnx.reference.ReferenceEvaluator)."""
+    load(module.split(".")[0])
+    return getattr(importlib.import_module(module), attr)
 
 
 def version(name: str) -> str | None:
