@@ -173,9 +173,10 @@ def seed_gru_from_torch(state: dict) -> SeedGRUParams:
     )
 
 
-def seed_cnn_to_torch(p: SeedCNNParams) -> dict[str, np.ndarray]:
-    """State dict for torch_builtin.SeedCNN, whose Flatten sees NCHW: dense1's rows are permuted."""
-    fs = _feature_shape(p)
+def seed_cnn_to_torch(p: SeedCNNParams, feature_shape: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
+    """State dict for torch_builtin.SeedCNN, whose Flatten sees NCHW: dense1's rows are permuted.
+    feature_shape (h, w, c) entering Flatten; None infers a square map (non-square images must pass it)."""
+    fs = feature_shape or _feature_shape(p)
     return {
         "conv1.weight": hwio_to_oihw(p.conv1.kernel), "conv1.bias": _np(p.conv1.bias).copy(),
         "conv2.weight": hwio_to_oihw(p.conv2.kernel), "conv2.bias": _np(p.conv2.bias).copy(),
@@ -185,15 +186,16 @@ def seed_cnn_to_torch(p: SeedCNNParams) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-def seed_cnn_from_torch(state: dict) -> SeedCNNParams:
+def seed_cnn_from_torch(state: dict, feature_shape: tuple[int, int, int] | None = None) -> SeedCNNParams:
     c = _np(state["conv2.weight"]).shape[0]
     n = _np(state["dense1.weight"]).shape[1]
     side = round((n // c) ** 0.5)
+    fs = feature_shape or (side, side, c)
     return SeedCNNParams(
         ConvWeights(oihw_to_hwio(state["conv1.weight"]), _np(state["conv1.bias"])),
         ConvWeights(oihw_to_hwio(state["conv2.weight"]), _np(state["conv2.bias"])),
         DenseWeights(
-            flatten_rows_nchw_to_nhwc(dense_from_torch(state["dense1.weight"]), (side, side, c)),
+            flatten_rows_nchw_to_nhwc(dense_from_torch(state["dense1.weight"]), fs),
             _np(state["dense1.bias"]),
         ),
         DenseWeights(dense_from_torch(state["dense2.weight"]), _np(state["dense2.bias"])),
