@@ -1,0 +1,342 @@
+"""TensorFlow from primitives: the contract written with tf.matmul, tf.sigmoid, tf.tanh, tf.pad, strided
+slices, tf.reduce_max and tf.reduce_logsumexp only.
+
+No tf.nn.conv2d, tf.nn.max_pool2d, tf.nn.softmax, Keras layers or tf.keras here: those are the built-in
+voice (impls/keras_builtin.py). Gradients are tf.GradientTape over these same primitives.
+Every function works eagerly and inside tf.function (with or without XLA): see `compile`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import frameworks, spec
+from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from .spec import GRUWeights
+
+tf = frameworks.load("tensorflow")
+
+NAME = "tensorflow"
+FRAMEWORK = "tensorflow"
+MODE = "eager"
+MODES = ("eager", "tf.function", "tf.function(jit_compile=True)")
+
+_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "cuda": "/GPU:0"}
+_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+# --------------------------------------------------------------------------- boundary
+
+
+def tf_dtype(dtype) -> Any:
+    """A NumPy dtype, its name, or a tf.DType -> tf.DType (float64, float32, bfloat16, float16 only)."""
+    name = (
+        dtype.name
+        if isinstance(dtype, tf.DType)
+        else dtype
+        if isinstance(dtype, str)
+        else np.dtype(dtype).name
+    )
+    if name not in _DTYPES:
+        raise ValueError(f"unsupported dtype {dtype!r}; supported: {', '.join(_DTYPES)}")
+    return tf.as_dtype(name)
+
+
+def device_name(device: str | None) -> str | None:
+    if device is None:
+        return None
+    if device not in _DEVICES:
+        raise ValueError(f"unknown device {device!r}; valid devices: {', '.join(_DEVICES)}")
+    return _DEVICES[device]
+
+
+def asarray(a, dtype="float64", device: str | None = None):
+    """NumPy (or a tensor) -> a tf tensor of `dtype`, placed on `device` ("cpu", "gpu"/"cuda") if given."""
+    dt, dev = tf_dtype(dtype), device_name(device)
+    if dev is None:
+        return tf.cast(tf.convert_to_tensor(a), dt)
+    with tf.device(dev):
+        return tf.identity(tf.cast(tf.convert_to_tensor(a), dt))
+
+
+def to_numpy(a) -> np.ndarray:
+    return a.numpy() if hasattr(a, "numpy") else np.asarray(a)
+
+
+def synchronize(device=None) -> None:
+    """Block until queued device work (GPU streams, async eager ops) has finished."""
+    tf.test.experimental.sync_devices()
+
+
+def compile(fn: Callable, mode: str = MODE) -> Callable:
+    """fn as run in `mode`: eager (itself), tf.function, or tf.function compiled by XLA."""
+    if mode == "eager":
+        return fn
+    if mode == "tf.function":
+        return tf.function(fn)
+    if mode == "tf.function(jit_compile=True)":
+        return tf.function(fn, jit_compile=True)
+    raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+
+
+def _like(a, x):
+    """A weight (NumPy or tensor) as a tensor of x's dtype."""
+    return tf.cast(tf.convert_to_tensor(a), x.dtype)
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def relu(x):
+    return tf.maximum(x, tf.zeros_like(x))
+
+
+def softmax(x, axis: int = -1):
+    return tf.exp(x - tf.reduce_logsumexp(x, axis=axis, keepdims=True))
+
+
+# --------------------------------------------------------------------------- GRU
+
+
+def gru(x, weights: GRUWeights, variant: str, h0=None):
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H)). One matmul projects all timesteps; the loop does the rest."""
+    spec.check_variant(variant)
+    B, T, I, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
+    h = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
+    U_zr, U_h = U[:, : 2 * H], U[:, 2 * H :]
+    b_hzr, b_hh = b_h[: 2 * H], b_h[2 * H :]
+
+    xp = tf.reshape(tf.matmul(tf.reshape(x, (B * T, I)), W) + b_x, (B, T, 3 * H))  # x W + b_x, all steps
+    xp = tf.transpose(xp, (1, 0, 2))  # (T, B, 3H): tf.scan walks the first axis
+
+    def step(h, xp_t):  # h (B, H), xp_t (B, 3H) -> h_t (B, H)
+        zr = tf.sigmoid(xp_t[:, : 2 * H] + tf.matmul(h, U_zr) + b_hzr)
+        z, r = zr[:, :H], zr[:, H:]
+        if variant == "reset_after":  # cuDNN, torch.nn.GRU, Keras default
+            h_tilde = tf.tanh(xp_t[:, 2 * H :] + r * (tf.matmul(h, U_h) + b_hh))
+        else:  # seed, reset_before, chung: reset before the recurrent product
+            h_tilde = tf.tanh(xp_t[:, 2 * H :] + tf.matmul(r * h, U_h) + b_hh)
+        if variant == "seed":  # (1 - z) * h (+) r * h~, with a (+) b = (a + b) / 2
+            return ((1.0 - z) * h + r * h_tilde) / 2.0
+        if variant == "chung":
+            return (1.0 - z) * h + z * h_tilde
+        return z * h + (1.0 - z) * h_tilde
+
+    # tf.scan is a tf.while_loop: a Python loop when eager, one compact loop inside tf.function / XLA.
+    ys = tf.scan(step, xp, initializer=h)  # (T, B, H)
+    return tf.transpose(ys, (1, 0, 2)), ys[-1]
+
+
+# --------------------------------------------------------------------------- conv, pool, dense
+
+
+def _pad(x, pads, value=0.0):
+    ph0, ph1, pw0, pw1 = pads
+    return tf.pad(x, [[0, 0], [ph0, ph1], [pw0, pw1], [0, 0]], constant_values=value)
+
+
+def _windows(x, kh, kw, stride, oh, ow):
+    """(B, H, W, C) -> kh*kw strided slices (B, OH, OW, C), in (i, j) row-major order."""
+    sh, sw = stride
+    return [
+        x[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+def conv2d(x, kernel, bias, stride=1, padding="valid"):
+    """Cross-correlation, NHWC input, HWIO kernel; 'same' pads as TensorFlow (the odd pixel after)."""
+    B, _, _, C, KH, KW, O, st, pads, OH, OW = spec.check_conv2d(
+        x.shape, kernel.shape, bias.shape, stride, padding
+    )
+    cols = tf.stack(_windows(_pad(x, pads), KH, KW, st, OH, OW), axis=3)  # (B, OH, OW, KH*KW, C)
+    cols = tf.reshape(cols, (B * OH * OW, KH * KW * C))  # rows (i, j, c), as the kernel's HWI
+    y = tf.matmul(cols, tf.reshape(_like(kernel, x), (KH * KW * C, O))) + _like(bias, x)
+    return tf.reshape(y, (B, OH, OW, O))
+
+
+def max_pool2d(x, pool=2, stride=None, padding="valid"):
+    """Max over windows; 'same' pads with -inf so that padding never wins."""
+    _, _, _, _, (ph, pw), st, pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
+    win = tf.stack(
+        _windows(_pad(x, pads, float("-inf")), ph, pw, st, OH, OW), axis=0
+    )  # (ph*pw, B, OH, OW, C)
+    return tf.reduce_max(win, axis=0)
+
+
+def dense(x, kernel, bias):
+    """x (..., in) @ kernel (in, out) + bias."""
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    k = _like(kernel, x)
+    lead = tf.shape(x)[:-1]
+    y = tf.matmul(tf.reshape(x, (-1, int(kernel.shape[0]))), k) + _like(bias, x)
+    return tf.reshape(y, tf.concat([lead, [int(kernel.shape[1])]], axis=0))
+
+
+# --------------------------------------------------------------------------- the seed's 1-D equations
+
+
+def seed_conv1d(x, w, b):
+    """Seed section 2.2: y_ij = sum_k w_ik x_{i, j+k-1} + b_i per channel (channels last).
+    x (B, L, C), w (K, C), b (C,) -> (B, L-K+1, C)."""
+    _, L, _, K = spec.check_seed_conv1d(x.shape, w.shape, b.shape)
+    w, b = _like(w, x), _like(b, x)
+    y = b + w[0] * x[:, 0 : L - K + 1, :]
+    for k in range(1, K):  # k is the seed's k-1
+        y = y + w[k] * x[:, k : k + L - K + 1, :]
+    return y
+
+
+def seed_pool1d(y):
+    """Seed section 2.2: x_ij = max(y_ij, y_i,j+1). (B, L, C) -> (B, L-1, C)."""
+    spec.check_seed_pool1d(y.shape)
+    return tf.maximum(y[:, :-1, :], y[:, 1:, :])
+
+
+# --------------------------------------------------------------------------- the seed models
+
+
+def seed_gru_model(
+    params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None
+) -> Callable:
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax). Returns forward(x) -> probabilities."""
+    spec.check_variant(variant)
+    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+
+    def forward(x):
+        y1, _ = gru(x, p.gru1, variant)
+        _, h2 = gru(y1, p.gru2, variant)
+        return softmax(dense(h2, p.dense.kernel, p.dense.bias))
+
+    return forward
+
+
+def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten (h, w, c) -> Dense(relu) -> Dense(softmax)."""
+    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+
+    def forward(x):
+        a = max_pool2d(relu(conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
+        a = max_pool2d(relu(conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
+        a = tf.reshape(a, (tf.shape(a)[0], -1))  # NHWC flatten: (h, w, c) order, as Keras
+        a = relu(dense(a, p.dense1.kernel, p.dense1.bias))
+        return softmax(dense(a, p.dense2.kernel, p.dense2.bias))
+
+    return forward
+
+
+# --------------------------------------------------------------------------- gradients (GradientTape)
+
+
+def _vjp(fn, inputs: dict, outputs_dy: list | None) -> dict:
+    """Run fn(**inputs) under a tape watching every input; pull back the cotangents (one per output;
+    None for a scalar output: its gradient)."""
+    with tf.GradientTape() as tape:
+        for v in inputs.values():
+            tape.watch(v)
+        out = fn(**inputs)
+    out = list(out) if isinstance(out, tuple) else [out]
+    keys = list(inputs)
+    grads = tape.gradient(
+        out,
+        [inputs[k] for k in keys],
+        output_gradients=outputs_dy,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
+    return dict(zip(keys, grads))
+
+
+def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dict:
+    """Cotangents dy of y (B, T, H) and dh_T of h_T (B, H; None = zeros) -> {"x", "h0", "W", "U", "b_x", "b_h"}.
+    h0=None means zeros, and its gradient is still returned."""
+    spec.check_variant(variant)
+    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    spec.check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dh_T is not None:
+        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    h0 = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
+    inputs = {"x": x, "h0": h0} | {k: _like(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")}
+    dh = tf.zeros((B, H), dtype=x.dtype) if dh_T is None else _like(dh_T, x)
+
+    def fn(x, h0, W, U, b_x, b_h):
+        return gru(x, GRUWeights(W, U, b_x, b_h), variant, h0)
+
+    return _vjp(fn, inputs, [_like(dy, x), dh])
+
+
+def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid") -> dict:
+    B, _, _, _, _, _, O, _, _, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    spec.check_dy("conv2d_vjp", dy.shape, (B, OH, OW, O))
+    inputs = {"x": x, "kernel": _like(kernel, x), "bias": _like(bias, x)}
+    return _vjp(lambda x, kernel, bias: conv2d(x, kernel, bias, stride, padding), inputs, [_like(dy, x)])
+
+
+def max_pool2d_vjp(x, dy, pool=2, stride=None, padding="valid") -> dict:
+    B, _, _, C, _, _, _, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
+    spec.check_dy("max_pool2d_vjp", dy.shape, (B, OH, OW, C))
+    return _vjp(lambda x: max_pool2d(x, pool, stride, padding), {"x": x}, [_like(dy, x)])
+
+
+def dense_vjp(x, kernel, bias, dy) -> dict:
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    spec.check_dy("dense_vjp", dy.shape, (*x.shape[:-1], kernel.shape[1]))
+    inputs = {"x": x, "kernel": _like(kernel, x), "bias": _like(bias, x)}
+    return _vjp(dense, inputs, [_like(dy, x)])
+
+
+def relu_vjp(x, dy) -> dict:
+    spec.check_dy("relu_vjp", dy.shape, x.shape)
+    return _vjp(relu, {"x": x}, [_like(dy, x)])
+
+
+def _check_onehot(logits, onehot) -> None:
+    ls, os_ = tuple(int(d) for d in logits.shape), tuple(int(d) for d in onehot.shape)
+    if ls != os_ or len(ls) < 1:
+        raise spec.ShapeError(f"softmax_cross_entropy: logits.shape={ls} and onehot.shape={os_} must match")
+
+
+def softmax_cross_entropy(logits, onehot):
+    """Mean over the batch (every axis but the last) of -sum(onehot * log softmax(logits))."""
+    _check_onehot(logits, onehot)
+    log_p = logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+    return tf.reduce_mean(-tf.reduce_sum(_like(onehot, logits) * log_p, axis=-1))
+
+
+def softmax_cross_entropy_vjp(logits, onehot) -> dict:
+    """Gradient of the mean loss with respect to the logits: (softmax - onehot) / batch."""
+    _check_onehot(logits, onehot)
+    return _vjp(lambda logits: softmax_cross_entropy(logits, onehot), {"logits": logits}, None)
+
+
+__all__ = [
+    "FRAMEWORK",
+    "MODE",
+    "MODES",
+    "NAME",
+    "asarray",
+    "compile",
+    "conv2d",
+    "conv2d_vjp",
+    "dense",
+    "dense_vjp",
+    "gru",
+    "gru_vjp",
+    "max_pool2d",
+    "max_pool2d_vjp",
+    "relu",
+    "relu_vjp",
+    "seed_cnn_model",
+    "seed_conv1d",
+    "seed_gru_model",
+    "seed_pool1d",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_vjp",
+    "synchronize",
+    "to_numpy",
+]  # fmt: skip
