@@ -1,0 +1,307 @@
+"""PyTorch from primitives: the contract written with matmul, sigmoid, tanh, maximum, exp, pad and unfold.
+
+No torch.nn layer and no fused op (nn.GRU, F.conv2d, F.max_pool2d, F.linear, F.softmax) appears here:
+those are the built-in voice (impls/torch_builtin.py). Gradients are autograd over these primitives.
+Device-agnostic: everything follows x's device ("cpu" or "cuda"); weights move to x's dtype and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import frameworks, spec
+from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from .spec import GRUWeights
+
+torch = frameworks.load("torch")
+F = torch.nn.functional  # F.pad only: padding is data movement, not the math under test
+
+NAME = "torch"
+FRAMEWORK = "torch"
+MODE = "eager"
+MODES = ("eager", "torch.compile")
+
+# --------------------------------------------------------------------------- boundary
+
+_TORCH_ONLY = {"bfloat16": torch.bfloat16}  # dtypes NumPy cannot name
+
+
+def torch_dtype(dtype: Any) -> Any:
+    """A NumPy dtype or name ("float32"), "bfloat16", or a torch dtype -> the torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype in _TORCH_ONLY:
+        return _TORCH_ONLY[dtype]
+    name = np.dtype(dtype).name
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise ValueError(f"no torch dtype for {dtype!r}") from None
+
+
+def asarray(a: Any, dtype: Any = "float64", device: str | None = None) -> Any:
+    """A NumPy array (or a tensor) -> a new tensor of `dtype` on `device` (default "cpu")."""
+    t = a.detach() if isinstance(a, torch.Tensor) else torch.from_numpy(np.array(a))
+    return t.to(device=device or "cpu", dtype=torch_dtype(dtype), copy=True)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Tensor -> NumPy on the host; bfloat16 (which NumPy lacks) comes back as float32."""
+    if not isinstance(a, torch.Tensor):
+        return np.asarray(a)
+    a = a.detach()
+    if a.dtype == torch.bfloat16:
+        a = a.float()
+    return a.cpu().numpy()
+
+
+def synchronize(device: Any = None) -> None:
+    """Wait for queued device work; CPU work is synchronous."""
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    elif str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def compile(fn: Callable, mode: str = MODE) -> Callable:
+    """fn as it runs in `mode`: itself for "eager", torch.compile(fn) for "torch.compile"."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r} for {NAME}; valid modes: {', '.join(MODES)}")
+    return fn if mode == "eager" else torch.compile(fn)
+
+
+def _like(a: Any, x: Any) -> Any:
+    """A weight (NumPy or tensor) as a tensor of x's dtype on x's device."""
+    if isinstance(a, torch.Tensor):
+        return a.to(device=x.device, dtype=x.dtype)
+    return torch.from_numpy(np.asarray(a)).to(device=x.device, dtype=x.dtype)
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def relu(x: Any) -> Any:
+    return torch.maximum(x, x.new_zeros(()))
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    e = torch.exp(x - torch.amax(x, dim=axis, keepdim=True))  # shifted: exp never overflows
+    return e / torch.sum(e, dim=axis, keepdim=True)
+
+
+# --------------------------------------------------------------------------- GRU
+
+
+def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any, Any]:
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H)). One input GEMM for all steps, then per step the
+    recurrent GEMM(s) and elementwise gates. reset_after needs one recurrent GEMM per step (h U + b_h);
+    the others apply r before the candidate's product, so they take h U_zr, then (r * h) U_h."""
+    spec.check_variant(variant)
+    B, T, I, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
+    h = x.new_zeros((B, H)) if h0 is None else _like(h0, x)
+    if variant == "reset_after":
+        xp = (x.reshape(B * T, I) @ W + b_x).reshape(B, T, 3 * H)  # (B, T, 3H), gates z, r, h
+    else:  # every gate adds b_x + b_h outside any product: fold both into the input projection
+        xp = (x.reshape(B * T, I) @ W + (b_x + b_h)).reshape(B, T, 3 * H)
+        U_zr, U_h = U[:, : 2 * H], U[:, 2 * H :]
+    ys = []
+    for t in range(T):
+        xz, xr, xh = xp[:, t, :H], xp[:, t, H : 2 * H], xp[:, t, 2 * H :]  # (B, H) each
+        if variant == "reset_after":
+            hp = h @ U + b_h  # (B, 3H)
+            z = torch.sigmoid(xz + hp[:, :H])
+            r = torch.sigmoid(xr + hp[:, H : 2 * H])
+            h_tilde = torch.tanh(xh + r * hp[:, 2 * H :])
+        else:
+            hp = h @ U_zr  # (B, 2H)
+            z = torch.sigmoid(xz + hp[:, :H])
+            r = torch.sigmoid(xr + hp[:, H:])
+            h_tilde = torch.tanh(xh + (r * h) @ U_h)
+        if variant == "seed":  # (1 - z) * h (+) r * h~, with a (+) b = (a + b) / 2
+            h = ((1.0 - z) * h + r * h_tilde) / 2.0
+        elif variant == "chung":
+            h = (1.0 - z) * h + z * h_tilde
+        else:
+            h = z * h + (1.0 - z) * h_tilde
+        ys.append(h)
+    return torch.stack(ys, dim=1), h
+
+
+# --------------------------------------------------------------------------- conv, pool, dense
+
+
+def _windows(x: Any, kh: int, kw: int, stride: tuple[int, int], oh: int, ow: int) -> Any:
+    """(B, H, W, C) -> strided view (B, OH, OW, C, KH, KW)."""
+    v = x.unfold(1, kh, stride[0]).unfold(2, kw, stride[1])
+    return v[:, :oh, :ow]
+
+
+def _pad_nhwc(x: Any, pads: tuple[int, int, int, int], value: float = 0.0) -> Any:
+    ph0, ph1, pw0, pw1 = pads
+    if not any(pads):
+        return x
+    return F.pad(x, (0, 0, pw0, pw1, ph0, ph1), value=value)  # pads run from the last axis back
+
+
+def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: str = "valid") -> Any:
+    """Cross-correlation as im2col + one GEMM. NHWC input, HWIO kernel; 'same' pads as TensorFlow."""
+    B, _, _, C, KH, KW, O, st, pads, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    cols = _windows(_pad_nhwc(x, pads), KH, KW, st, OH, OW)  # (B, OH, OW, C, KH, KW)
+    cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(B * OH * OW, KH * KW * C)  # rows in HWI order
+    k = _like(kernel, x).reshape(KH * KW * C, O)
+    return (cols @ k + _like(bias, x)).reshape(B, OH, OW, O)
+
+
+def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: str = "valid") -> Any:
+    """Max over windows; 'same' pads with -inf, so padding never wins."""
+    _, _, _, _, (ph, pw), st, pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
+    win = _windows(_pad_nhwc(x, pads, float("-inf")), ph, pw, st, OH, OW)  # (B, OH, OW, C, ph, pw)
+    return torch.amax(win, dim=(4, 5))
+
+
+def dense(x: Any, kernel: Any, bias: Any) -> Any:
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    return x @ _like(kernel, x) + _like(bias, x)
+
+
+# --------------------------------------------------------------------------- the seed's 1-D equations
+
+
+def seed_conv1d(x: Any, w: Any, b: Any) -> Any:
+    """Seed section 2.2: y_ij = sum_k w_ik x_i,j+k-1 + b_i per channel i. (B, L, C) -> (B, L-K+1, C)."""
+    spec.check_seed_conv1d(x.shape, w.shape, b.shape)
+    win = x.unfold(1, int(w.shape[0]), 1)  # (B, L-K+1, C, K)
+    return torch.sum(win * _like(w, x).T, dim=-1) + _like(b, x)  # w.T (C, K): taps per channel
+
+
+def seed_pool1d(y: Any) -> Any:
+    """Seed section 2.2: x_ij = max(y_ij, y_i,j+1). (B, L, C) -> (B, L-1, C)."""
+    spec.check_seed_pool1d(y.shape)
+    return torch.maximum(y[:, :-1, :], y[:, 1:, :])
+
+
+# --------------------------------------------------------------------------- the seed models
+
+
+def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax). Returns forward(x) -> probabilities."""
+    spec.check_variant(variant)
+    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+
+    def forward(x):
+        y1, _ = gru(x, p.gru1, variant)
+        _, h2 = gru(y1, p.gru2, variant)
+        return softmax(dense(h2, p.dense.kernel, p.dense.bias))
+
+    return forward
+
+
+def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten (h, w, c) -> Dense(relu) -> Dense(softmax)."""
+    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+
+    def forward(x):
+        a = max_pool2d(relu(conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
+        a = max_pool2d(relu(conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
+        a = a.reshape(a.shape[0], -1)  # NHWC flatten: (h, w, c) order, as Keras
+        a = relu(dense(a, p.dense1.kernel, p.dense1.bias))
+        return softmax(dense(a, p.dense2.kernel, p.dense2.bias))
+
+    return forward
+
+
+# --------------------------------------------------------------------------- gradients (autograd)
+
+
+def _leaf(a: Any, x: Any) -> Any:
+    """A fresh leaf of x's dtype/device that requires grad (never the caller's tensor itself)."""
+    return _like(a, x).detach().clone().requires_grad_(True)
+
+
+def _vjp(out: Any, dy: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    grads = torch.autograd.grad(out, list(inputs.values()), grad_outputs=dy, allow_unused=True)
+    return {k: (torch.zeros_like(v) if g is None else g) for (k, v), g in zip(inputs.items(), grads)}
+
+
+def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, dh_T: Any = None) -> dict[str, Any]:
+    """Cotangents of sum(y * dy) + sum(h_T * dh_T) for x, h0 (zeros when None), W, U, b_x, b_h."""
+    spec.check_variant(variant)
+    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    spec.check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dh_T is not None:
+        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    leaves = {"x": _leaf(x, x), "h0": _leaf(x.new_zeros((B, H)) if h0 is None else h0, x)}
+    leaves |= {k: _leaf(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")}
+    with torch.enable_grad():
+        y, h_T = gru(leaves["x"], GRUWeights(leaves["W"], leaves["U"], leaves["b_x"], leaves["b_h"]), variant, leaves["h0"])
+        loss = torch.sum(y * _like(dy, x))
+        if dh_T is not None:
+            loss = loss + torch.sum(h_T * _like(dh_T, x))
+        return _vjp(loss, None, leaves)
+
+
+def conv2d_vjp(x: Any, kernel: Any, bias: Any, dy: Any, stride: Any = 1, padding: str = "valid") -> dict[str, Any]:
+    B, _, _, _, _, _, O, _, _, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    spec.check_dy("conv2d_vjp", dy.shape, (B, OH, OW, O))
+    leaves = {"x": _leaf(x, x), "kernel": _leaf(kernel, x), "bias": _leaf(bias, x)}
+    with torch.enable_grad():
+        y = conv2d(leaves["x"], leaves["kernel"], leaves["bias"], stride, padding)
+        return _vjp(y, _like(dy, x), leaves)
+
+
+def max_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: str = "valid") -> dict[str, Any]:
+    B, _, _, C, _, _, _, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
+    spec.check_dy("max_pool2d_vjp", dy.shape, (B, OH, OW, C))
+    leaves = {"x": _leaf(x, x)}
+    with torch.enable_grad():
+        return _vjp(max_pool2d(leaves["x"], pool, stride, padding), _like(dy, x), leaves)
+
+
+def dense_vjp(x: Any, kernel: Any, bias: Any, dy: Any) -> dict[str, Any]:
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    spec.check_dy("dense_vjp", dy.shape, (*x.shape[:-1], kernel.shape[1]))
+    leaves = {"x": _leaf(x, x), "kernel": _leaf(kernel, x), "bias": _leaf(bias, x)}
+    with torch.enable_grad():
+        return _vjp(dense(leaves["x"], leaves["kernel"], leaves["bias"]), _like(dy, x), leaves)
+
+
+def relu_vjp(x: Any, dy: Any) -> dict[str, Any]:
+    spec.check_dy("relu_vjp", dy.shape, x.shape)
+    leaves = {"x": _leaf(x, x)}
+    with torch.enable_grad():
+        return _vjp(relu(leaves["x"]), _like(dy, x), leaves)
+
+
+def _check_xent(logits: Any, onehot: Any) -> None:
+    if tuple(logits.shape) != tuple(onehot.shape) or len(logits.shape) != 2:
+        raise spec.ShapeError(
+            f"softmax_cross_entropy needs logits and onehot of the same (B, classes) shape: "
+            f"logits.shape={tuple(logits.shape)}, onehot.shape={tuple(onehot.shape)}"
+        )
+
+
+def softmax_cross_entropy(logits: Any, onehot: Any) -> Any:
+    """Mean over the batch of -sum(onehot * log softmax(logits)); log softmax via logsumexp."""
+    _check_xent(logits, onehot)
+    log_p = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return torch.mean(-torch.sum(_like(onehot, logits) * log_p, dim=-1))
+
+
+def softmax_cross_entropy_vjp(logits: Any, onehot: Any) -> dict[str, Any]:
+    _check_xent(logits, onehot)
+    leaves = {"logits": _leaf(logits, logits)}
+    with torch.enable_grad():
+        return _vjp(softmax_cross_entropy(leaves["logits"], onehot), None, leaves)
+
+
+__all__ = [
+    "FRAMEWORK", "MODE", "MODES", "NAME", "asarray", "compile", "conv2d", "conv2d_vjp", "dense", "dense_vjp",
+    "gru", "gru_vjp", "max_pool2d", "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d",
+    "seed_gru_model", "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp",
+    "synchronize", "to_numpy", "torch_dtype",
+]  # fmt: skip
