@@ -1,0 +1,220 @@
+"""Assemble one Markdown report from validated runs (and junit XML): provenance, headline,
+environment, ceilings, per-work tables, scaling plots, comparisons, verification, seed audit.
+
+Everything is read and checked before anything is written; PNGs and the Markdown are each written
+atomically, the Markdown last."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots, tables, verify_summary
+from .load import Run, load_runs
+from .markdown import atomic_write, code_block, escape, table
+
+SEED_AUDIT = "SEED-AUDIT.md"
+PREFER = {"pass": ("fwd", "fwd+bwd", "train_step"), "precision": ("float32", "float64"),
+          "variant": ("reset_after", "", "reset_before")}  # fmt: skip
+
+
+def command_line(argv: list[str]) -> str:
+    """The exact command, reconstructed from argv (after `python -m reports`)."""
+    return "python -m reports " + shlex.join(argv)
+
+
+def _rank(h: dict) -> tuple:
+    return tuple(PREFER[k].index(h[k]) if h[k] in PREFER[k] else len(PREFER[k]) for k in PREFER)
+
+
+def _sentence(label: str, model: str, h: dict) -> str:
+    where = ", ".join(escape(x) for x in (h["pass"], h["device"], h["precision"], h["variant"], h["shape"]) if x)
+    s = f"- **{escape(label)}**, {model} ({where}): **{escape(h['fastest'])}** is fastest at {tables.fmt_time(h['median'])}"
+    if h["next"] is None:
+        s += " (the only implementation measured)."
+    else:
+        s += (f", {tables.fmt_ratio(h['over_next'])} faster than the next, {escape(h['next'])}, and "
+              f"{tables.fmt_ratio(h['over_slowest'])} faster than the slowest, {escape(h['slowest'])} "
+              f"({h['n']} measured).")  # fmt: skip
+    if h["err_ok"] is True:
+        s += f" Correct: **yes**, max relative error vs float64 {escape(h['err'])}."
+    elif h["err_ok"] is False:
+        s += f" Correct: **NO**, {escape(h['err'])}"
+        if h["fastest_correct"]:
+            s += (f"; the fastest correct one is {escape(h['fastest_correct'])} "
+                  f"({tables.fmt_ratio(h['fastest_correct_over'])} slower).")  # fmt: skip
+        else:
+            s += "; no implementation here was within tolerance."
+    else:
+        s += f" Correct: unknown ({escape(h['err'])})."
+    others = [f for f in h["failed"] if f != h["fastest"]]
+    if others:
+        s += f" Out of tolerance as well: {escape(', '.join(others))}."
+    return s
+
+
+def headline_section(latest: list[tuple[str, pd.DataFrame]]) -> list[str]:
+    out = ["## Headline", ""]
+    recs = []
+    for label, df in latest:
+        for work, model in tables.SEED_MODELS.items():
+            hs = tables.headline(df, work)
+            if not hs:
+                out.append(f"- **{escape(label)}**, {model}: not measured in this run.")
+                continue
+            by_device: dict[str, dict] = {}
+            for h in hs:
+                if h["device"] not in by_device or _rank(h) < _rank(by_device[h["device"]]):
+                    by_device[h["device"]] = h
+                recs.append({"machine": label, "model": model, "pass": h["pass"], "device": h["device"],
+                             "precision": h["precision"], "variant": h["variant"] or "—", "shape": h["shape"],
+                             "fastest": h["fastest"], "median": tables.fmt_time(h["median"]),
+                             "× over next": tables.fmt_ratio(h["over_next"]) if h["next"] else "—",
+                             "× over slowest": tables.fmt_ratio(h["over_slowest"]) if h["next"] else "—",
+                             "slowest": h["slowest"] or "—",
+                             "fastest correct?": ("yes" if h["err_ok"] is True else "**NO**" if h["err_ok"] is False
+                                                  else "not measured"),
+                             "out of tolerance": ", ".join(h["failed"]) or "none"})  # fmt: skip
+            out += [_sentence(label, model, h) for h in by_device.values()]
+    if recs:
+        out += ["", "Every seed-model measurement (seed sizes):", "", table(pd.DataFrame(recs), escape_cells=True)]
+    return out + [""]
+
+
+def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem: str,
+                    draw: bool) -> tuple[list[str], list[tuple[dict, Path]]]:  # fmt: skip
+    labels = [label for label, _ in latest]
+    allrows = pd.concat([df for _, df in latest], ignore_index=True)
+    plan = plots.plan(allrows) if draw else []
+    pngs = [(item, out_dir / plots.file_name(stem, item)) for item in plan]
+    out = ["## Results per work item", "",
+           ("Median per call and its IQR (pytest-benchmark, seconds scaled), × fastest within the same "
+            "shape, device and precision, GFLOP/s and GB/s from each row's FLOP and byte counts, the share of "
+            "this run's measured ceiling (matmul FLOP/s or copy GB/s, same device and precision; the larger "
+            "share names the bound), and the error against the NumPy float64 reference. **FAIL** marks a row "
+            "out of tolerance."), ""]  # fmt: skip
+    for (work, pas), sec in allrows.groupby(list(tables.SECTION), sort=True):
+        out += [f"### {escape(work)} · {escape(pas)}", ""]
+        conv = sorted({str(c) for c in sec["flop_convention"] if c})
+        if conv:
+            out += [f"FLOPs counted as: {escape(', '.join(conv))} (DESIGN.md, 'Benchmark rows').", ""]
+        for (dev, prec, var), sub in sec.groupby(list(tables.SUBSECTION), sort=True):
+            out += [f"#### {' · '.join(escape(x) for x in (work, pas, dev, prec, var) if x)}", ""]
+            if len(labels) > 1:
+                out += ["Median (× fastest on that machine), a column per machine:", "",
+                        table(tables.merged_table(sub, labels), escape_cells=True)]  # fmt: skip
+            for label in labels:
+                mine = sub[sub["machine"] == label]
+                if mine.empty:
+                    continue
+                if len(labels) > 1:
+                    out.append(f"On **{escape(label)}**:\n")
+                out.append(table(tables.detail_table(mine), escape_cells=True))
+        links = [(i, p) for i, p in pngs if i["work"] == work and pas == max(i["rows"]["pass"])]
+        if links:  # after the work's last pass section: one PNG per sweep, all passes in panels
+            out += [f"Scaling of {escape(work)} (every pass, one panel each):", ""]
+            out += [f"![{escape(i['work'])} {escape(i['sweep'])} sweep]({p.name})" for i, p in links]
+            out.append("")
+    return out, pngs
+
+
+def comparison_section(runs: list[Run]) -> list[str]:
+    out = []
+    for rs in tables.by_machine(runs).values():
+        for old, new in itertools.pairwise(rs):
+            t, c = tables.compare(old, new)
+            out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", "",
+                    (f"{c['faster']} faster, {c['slower']} slower, {c['within spread']} within spread "
+                     f"(a change counts only where the medians differ by more than both runs' IQR); "
+                     f"{c['only old']} rows only in the old run, {c['only new']} only in the new."), "",
+                    table(t, escape_cells=True)]  # fmt: skip
+    return (["## Comparison with earlier runs of the same machine", ""] + out) if out else []
+
+
+def verification_section(verify: dict[str, list]) -> list[str]:
+    paths = list(verify)
+    if not paths:
+        return ["## Verification", "", "Not included: no `--verify` junit XML was given.", ""]
+    results = [r for rs in verify.values() for r in rs]
+    tot = verify_summary.totals(results)
+    out = ["## Verification", "",
+           f"From {', '.join(escape(p) for p in paths)}: {len(results)} tests, "
+           + ", ".join(f"{tot.get(o, 0)} {o}" for o in verify_summary.OUTCOMES if tot.get(o) or o != "xfailed") + ".",
+           "", "Tests per property and implementation:", "",
+           table(verify_summary.counts_table(results), escape_cells=True)]  # fmt: skip
+    reasons = verify_summary.skip_reasons(results)
+    if not reasons.empty:
+        out += ["Skip reasons:", "", table(reasons, escape_cells=True)]
+    fails, n = verify_summary.failures(results)
+    if n:
+        out += [f"Failures ({n}{', first 50 listed' if n > 50 else ''}):", "", table(fails, escape_cells=True)]
+    return out
+
+
+def seed_audit_section(out_dir: Path) -> list[str]:
+    here = [out_dir / SEED_AUDIT, Path(__file__).resolve().parent / SEED_AUDIT]
+    found = next((p for p in here if p.is_file()), None)
+    if found is None:
+        return ["## Seed audit", "", f"No {SEED_AUDIT} exists yet (`python -m reports audit` writes it).", ""]
+    rel = os.path.relpath(found, out_dir.resolve())
+    out = ["## Seed audit", "", f"From [{SEED_AUDIT}]({Path(rel).as_posix()}):", ""]
+    fence = None
+    for line in found.read_text(encoding="utf-8").splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            fence = None if fence else stripped[:3]
+        out.append("##" + line if (fence is None and line.startswith("#")) else line)  # demote its headings
+    return out + [""]
+
+
+def provenance(argv: list[str], runs: list[Run], verify: list[str]) -> list[str]:
+    files = pd.DataFrame([{"file": r.path, "sha256": r.sha256[:16], "machine": r.label, "run at": r.datetime,
+                           "rows": str(len(r.rows)), "ceilings": str(len(r.ceilings))} for r in runs])  # fmt: skip
+    out = ["Produced by:", "", code_block(command_line(argv)), "Benchmark JSON read:", "",
+           table(files, escape_cells=True)]  # fmt: skip
+    for p in verify:
+        digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
+        out.append(f"Verification XML read: {escape(p)} (sha256 {digest})\n")
+    return out
+
+
+def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str], title: str,
+           draw: bool = True) -> tuple[str, list[tuple[dict, Path]]]:  # fmt: skip
+    """The Markdown text and the plots it links (not yet drawn)."""
+    latest = [(rs[-1].label, tables.enrich(rs[-1])) for rs in tables.by_machine(runs).values()]
+    results, pngs = results_section(latest, out.parent, out.stem, draw)
+    doc = [f"# {escape(title)}", ""] + provenance(argv, runs, verify)
+    doc += headline_section(latest)
+    doc += ["## Environment", "", table(tables.environment(runs), escape_cells=True)]
+    ceil = tables.ceilings_table(runs)
+    no_ceiling = "_none in these runs: no ceiling shares can be given._\n"
+    doc += ["## Measured ceilings", "",
+            "Best rate of the run's own matmul and copy benchmarks; shares are taken against these.", "",
+            table(ceil, escape_cells=True) if not ceil.empty else no_ceiling]  # fmt: skip
+    doc += results + comparison_section(runs) + verification_section(verify) + seed_audit_section(out.parent)
+    warnings = [w for r in runs for w in r.warnings]
+    if len(latest) < len(runs):
+        doc += ["Tables and plots use each machine's latest run; earlier runs appear in the comparison.", ""]
+    if warnings:
+        doc += ["## Warnings", ""] + [f"- {escape(w)}" for w in warnings] + [""]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(doc)).rstrip() + "\n", pngs
+
+
+def build(json_paths: list[str], verify: list[str], out: str | Path, argv: list[str],
+          title: str = "nnparity benchmark report", draw: bool = True) -> Path:  # fmt: skip
+    """Read, validate, render, then write the PNGs and last the Markdown. Returns the report's path."""
+    out = Path(out)
+    runs = load_runs(json_paths)
+    # read now, so a bad XML stops the build before anything is written
+    results = {p: verify_summary.read_junit(p) for p in verify}
+    text, pngs = render(runs, results, out, argv, title, draw)
+    for item, path in pngs:
+        plots.draw(item, path)
+    atomic_write(out, text)
+    return out

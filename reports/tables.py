@@ -1,0 +1,283 @@
+"""The numbers of a report as pandas frames: ceilings, ratios, shares, headline, merge, comparison.
+
+Conventions: `median` and `iqr` are pytest-benchmark's per-call seconds. A row's ratio is its median
+over the fastest median of its group (same work, pass, variant, device, precision, sweep and shape).
+Its share of the ceiling is roofline-style: FLOP/s over the run's best `matmul` ceiling of the same
+device and precision, or bytes/s over the best `copy` ceiling of the same device, whichever is larger
+(the larger one is the bound the row is up against: compute for FLOP-heavy rows, memory otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .load import KEY, Run
+
+GROUP = ("work", "pass", "variant", "device", "precision", "sweep", "shape")
+SECTION = ("work", "pass")
+SUBSECTION = ("device", "precision", "variant")
+SWEEP_AXIS = {"hidden": "H", "seq_len": "T", "batch": "B"}
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_time(s: float) -> str:
+    if s is None or not math.isfinite(s):
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_ratio(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.2f}×" if x < 100 else f"{x:.0f}×"
+
+
+def fmt_rate(x: float | None, scale: float = 1e9) -> str:
+    return "—" if x is None or not (x > 0) else f"{x / scale:.3g}"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f}%" if x >= 0.1 else f"{100 * x:.2g}%"
+
+
+def fmt_err(row) -> str:
+    """The measured error against float64; a row out of tolerance is marked FAIL, never hidden."""
+    err, tol, ok = row["max_rel_err"], row["tolerance"], row["err_ok"]
+    if err is None or (isinstance(err, float) and math.isnan(err)):
+        note = row.get("err_note")
+        return "not measured" + (f": {note}" if isinstance(note, str) and note else "")
+    tol_s = f"{tol:.0e}" if isinstance(tol, (int, float)) else "?"
+    if ok is False:
+        return f"**FAIL** {err:.1e} > {tol_s}"
+    if ok is None:
+        return f"{err:.1e} (not judged)"
+    return f"{err:.1e} ≤ {tol_s}"
+
+
+def impl_label(row) -> str:
+    same = not row["mode"] or row["mode"] == row["impl"]  # "numpy (numpy)" says nothing twice
+    return str(row["impl"]) if same else f"{row['impl']} ({row['mode']})"
+
+
+# --------------------------------------------------------------------------- ceilings and ratios
+
+
+def ceiling_rates(run: Run) -> dict[tuple[str, str, str], float]:
+    """(work, device, precision) -> best measured rate: FLOP/s for matmul, bytes/s for copy."""
+    out: dict[tuple[str, str, str], float] = {}
+    for _, c in run.ceilings.iterrows():
+        amount = c["flops"] if c["work"] == "matmul" else c["bytes"]
+        if amount is None or not (amount > 0):
+            continue
+        k = (c["work"], c["device"], c["precision"])
+        out[k] = max(out.get(k, 0.0), float(amount) / c["t_median"])
+    return out
+
+
+def enrich(run: Run) -> pd.DataFrame:
+    """The run's rows with machine, ratio to the fastest, FLOP/s, bytes/s, ceiling share and bound."""
+    df = run.rows.copy()
+    df["machine"] = run.label
+    df["ratio"] = df["t_median"] / df.groupby(list(GROUP), dropna=False)["t_median"].transform("min")
+    flops = pd.to_numeric(df["flops"], errors="coerce")
+    nbytes = pd.to_numeric(df["bytes"], errors="coerce")
+    df["flops_s"] = (flops / df["t_median"]).where(flops > 0)
+    df["bytes_s"] = (nbytes / df["t_median"]).where(nbytes > 0)
+    rates = ceiling_rates(run)
+    copy_any = {}
+    for (w, dev, _), v in rates.items():
+        if w == "copy":
+            copy_any[dev] = max(copy_any.get(dev, 0.0), v)
+    shares, bounds = [], []
+    for _, r in df.iterrows():
+        mm = rates.get(("matmul", r["device"], r["precision"]))
+        cp = rates.get(("copy", r["device"], r["precision"])) or copy_any.get(r["device"])
+        f = r["flops_s"] / mm if mm and r["flops_s"] > 0 else None
+        b = r["bytes_s"] / cp if cp and r["bytes_s"] > 0 else None
+        if f is None and b is None:
+            shares.append(math.nan), bounds.append("")
+        elif b is None or (f is not None and f >= b):
+            shares.append(f), bounds.append("matmul")
+        else:
+            shares.append(b), bounds.append("copy")
+    df["share"], df["bound"] = shares, bounds
+    df["size_key"] = [tuple(sorted((str(k), v) for k, v in s.items())) for s in df["sizes"]]
+    return df
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    def swept(r):
+        axis = SWEEP_AXIS.get(r["sweep"])
+        v = r["sizes"].get(axis) if axis else None
+        return v if isinstance(v, (int, float)) else -1
+
+    keys = sorted(df.index, key=lambda i: (df.at[i, "sweep"], swept(df.loc[i]), df.at[i, "size_key"],
+                                           df.at[i, "shape"], df.at[i, "t_median"]))  # fmt: skip
+    return df.loc[keys]
+
+
+def detail_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One subsection's rows (one machine): implementations × sizes with every per-row figure."""
+    df = _ordered(df)
+    return pd.DataFrame({
+        "sweep": df["sweep"],
+        "shape": df["shape"],
+        "implementation": df["impl"],
+        "mode": df["mode"],
+        "median": df["t_median"].map(fmt_time),
+        "IQR": df["t_iqr"].map(fmt_time),
+        "rounds": df["rounds"].astype(str),
+        "× fastest": df["ratio"].map(fmt_ratio),
+        "GFLOP/s": df["flops_s"].map(fmt_rate),
+        "GB/s": df["bytes_s"].map(fmt_rate),
+        "ceiling share": [fmt_pct(s) + (f" {b}" if b else "") for s, b in zip(df["share"], df["bound"])],
+        "max rel err vs float64": df.apply(fmt_err, axis=1),
+    })  # fmt: skip
+
+
+def merged_table(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """One subsection across machines: a column per machine, each cell 'median (× fastest there)'."""
+    base = _ordered(df).drop_duplicates(["sweep", "shape", "impl", "mode"])
+    out = {"sweep": list(base["sweep"]), "shape": list(base["shape"]),
+           "implementation": list(base["impl"]), "mode": list(base["mode"])}  # fmt: skip
+    idx = df.set_index(["sweep", "shape", "impl", "mode", "machine"])
+    for label in labels:
+        cells = []
+        for _, b in base.iterrows():
+            k = (b["sweep"], b["shape"], b["impl"], b["mode"], label)
+            if k not in idx.index:
+                cells.append("—")
+                continue
+            r = idx.loc[k]
+            cell = f"{fmt_time(r['t_median'])} ({fmt_ratio(r['ratio'])})"
+            cells.append(cell + (" **FAIL**" if r["err_ok"] is False else ""))
+        out[label] = cells
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- headline
+
+
+SEED_MODELS = {"seed_gru_model": "seed GRU model", "seed_cnn_model": "seed CNN model"}
+
+
+def headline(df: pd.DataFrame, work: str) -> list[dict]:
+    """For one machine's enriched rows and one seed model: per (pass, device, precision, variant,
+    shape), the fastest implementation, its factor over the next and the slowest, and correctness."""
+    rows = df[df["work"] == work]
+    if (rows["sweep"] == "seed").any():
+        rows = rows[rows["sweep"] == "seed"]
+    out = []
+    for key, g in rows.groupby(["pass", "device", "precision", "variant", "shape"], sort=True):
+        g = g.sort_values("t_median")
+        first, nxt, last = g.iloc[0], (g.iloc[1] if len(g) > 1 else None), g.iloc[-1]
+        bad = g[[v is False for v in g["err_ok"]]]  # err_ok holds True / False / None
+        correct = g[[v is True for v in g["err_ok"]]]
+        out.append({
+            "pass": key[0], "device": key[1], "precision": key[2], "variant": key[3], "shape": key[4],
+            "n": len(g), "fastest": impl_label(first), "median": first["t_median"],
+            "err": fmt_err(first), "err_ok": first["err_ok"],
+            "next": impl_label(nxt) if nxt is not None else None,
+            "over_next": nxt["t_median"] / first["t_median"] if nxt is not None else None,
+            "slowest": impl_label(last) if len(g) > 1 else None,
+            "over_slowest": last["t_median"] / first["t_median"] if len(g) > 1 else None,
+            "failed": [impl_label(r) for _, r in bad.iterrows()],
+            "fastest_correct": impl_label(correct.iloc[0]) if len(correct) else None,
+            "fastest_correct_over": (correct.iloc[0]["t_median"] / first["t_median"]) if len(correct) else None,
+        })  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+def environment(runs: list[Run]) -> pd.DataFrame:
+    """Facts per run (a column each): machine, CPU/GPU, versions, BLAS, threads, provenance."""
+
+    def facts(r: Run) -> dict[str, str]:
+        mi, nn = r.machine_info, r.nnparity
+        cpu = mi.get("cpu") or {}
+        gpu = nn.get("gpu")
+        versions = nn.get("versions") or {}
+        commit = r.raw.get("commit_info") or {}
+        blas = nn.get("blas")
+        if isinstance(blas, dict):
+            blas = "; ".join(f"{k}: {v}" for k, v in blas.items())
+        return {
+            "machine (node)": mi.get("node", "?"),
+            "system": f"{mi.get('system', '?')} {mi.get('release', '')} {mi.get('machine', '')}".strip(),
+            "CPU": nn.get("cpu_model") or cpu.get("brand_raw") or mi.get("processor") or "not recorded",
+            "cores / threads": f"{nn.get('cores', cpu.get('count', '?'))} / {nn.get('threads', '?')}",
+            "GPU": (", ".join(f"{k} {v}" for k, v in gpu.items() if v is not None) if isinstance(gpu, dict)
+                    else "none" if "gpu" in nn else "not recorded"),
+            "BLAS": str(blas) if blas else "not recorded",
+            **{v: str(versions.get(v, "not recorded")) for v in ("python", "numpy", "torch", "tensorflow", "keras")},
+            "pytest-benchmark": str(r.raw.get("version", "?")),
+            "run at": r.datetime,
+            "commit": f"{str(commit.get('id', '?'))[:12]}{' (dirty)' if commit.get('dirty') else ''}",
+            "profile": ", ".join(sorted({str(p) for p in r.rows["profile"]})),
+            "rows / ceilings": f"{len(r.rows)} / {len(r.ceilings)}",
+            "file": r.path,
+        }  # fmt: skip
+
+    cols = {}
+    for i, r in enumerate(runs):
+        name = r.label if sum(x.label == r.label for x in runs) == 1 else f"{r.label} (run {i + 1})"
+        cols[name] = facts(r)
+    return pd.DataFrame(cols).rename_axis("").reset_index()
+
+
+def ceilings_table(runs: list[Run]) -> pd.DataFrame:
+    recs = []
+    for r in runs:
+        for (work, dev, prec), v in sorted(ceiling_rates(r).items()):
+            recs.append({"machine": r.label, "file": r.path, "device": dev, "precision": prec, "ceiling": work,
+                         "best rate": f"{v / 1e9:.3g} {'GFLOP/s' if work == 'matmul' else 'GB/s'}"})  # fmt: skip
+    return pd.DataFrame(recs)
+
+
+def by_machine(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    """Runs grouped by machine, oldest first (pytest-benchmark's datetime is ISO 8601)."""
+    out: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.machine_key, []).append(r)
+    return {k: sorted(v, key=lambda r: r.datetime) for k, v in out.items()}
+
+
+def compare(old: Run, new: Run) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows of two runs of one machine side by side. A change is flagged only where the difference of
+    medians exceeds both runs' spread (IQR); otherwise it is 'within spread'."""
+    key = list(KEY)
+    a = old.rows[key + ["t_median", "t_iqr", "err_ok"]]
+    b = new.rows[key + ["t_median", "t_iqr", "err_ok"]]
+    m = a.merge(b, on=key, how="outer", suffixes=("_old", "_new"), indicator=True)
+    both = m[m["_merge"] == "both"].copy()
+    diff = both["t_median_new"] - both["t_median_old"]
+    spread = both[["t_iqr_old", "t_iqr_new"]].max(axis=1)
+    beyond = diff.abs() > spread
+    both["verdict"] = ["faster" if (x and d < 0) else "**slower**" if x else "within spread"
+                       for x, d in zip(beyond, diff)]  # fmt: skip
+    counts = {
+        "faster": int((beyond & (diff < 0)).sum()),
+        "slower": int((beyond & (diff > 0)).sum()),
+        "within spread": int((~beyond).sum()),
+        "only old": int((m["_merge"] == "left_only").sum()),
+        "only new": int((m["_merge"] == "right_only").sum()),
+    }
+    both = both.sort_values(key)
+    table = pd.DataFrame({
+        "work": both["work"], "pass": both["pass"], "variant": both["variant"], "device": both["device"],
+        "precision": both["precision"], "shape": both["shape"], "implementation": both["impl"],
+        "mode": both["mode"],
+        "old median ± IQR": [f"{fmt_time(x)} ± {fmt_time(y)}" for x, y in zip(both["t_median_old"], both["t_iqr_old"])],
+        "new median ± IQR": [f"{fmt_time(x)} ± {fmt_time(y)}" for x, y in zip(both["t_median_new"], both["t_iqr_new"])],
+        "speed-up": (both["t_median_old"] / both["t_median_new"]).map(fmt_ratio),
+        "change": both["verdict"],
+        "new error": ["**FAIL**" if e is False else "" for e in both["err_ok_new"]],
+    })  # fmt: skip
+    return table, counts

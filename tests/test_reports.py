@@ -1,0 +1,271 @@
+"""The report builder on synthetic pytest-benchmark runs whose answers are known: the fastest
+implementation and its factors, ratios, ceiling shares, the error flag, comparisons that flag only
+changes beyond both runs' spread, one column per machine, escaping, plots, provenance, verification."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reports import __main__ as cli
+from reports.markdown import escape
+from reports.verify_summary import parse_name
+from tests import reports_synth as S
+
+SEED_MEDIANS = {"numpy": 0.050, "torch": 0.010, "tensorflow": 0.020, "keras": 0.040, "torch_nn": 0.013}
+
+
+def build(tmp_path: Path, runs: dict[str, dict], *extra: str, plots: bool = False) -> tuple[str, list[str]]:
+    paths = [S.write(tmp_path / name, data) for name, data in runs.items()]
+    argv = [*paths, "-o", str(tmp_path / "out" / "report.md"), *extra] + ([] if plots else ["--no-plots"])
+    assert cli.main(argv) == 0
+    return (tmp_path / "out" / "report.md").read_text(), argv
+
+
+def seed_rows(medians=SEED_MEDIANS, **kw) -> list[dict]:
+    return [S.row(impl, t, **kw) for impl, t in medians.items()]
+
+
+def headline_line(text: str, machine: str, model: str) -> str:
+    return next(ln for ln in text.splitlines() if ln.startswith(f"- **{machine}**, {model}"))
+
+
+def test_headline_names_fastest_and_its_factors(tmp_path):
+    text, _ = build(tmp_path, {"run.json": S.run(seed_rows())})
+    line = headline_line(text, "boxA", "seed GRU model")
+    fastest, nxt, slowest = min(SEED_MEDIANS, key=SEED_MEDIANS.get), "torch_nn", "numpy"
+    assert fastest == "torch"
+    assert f"**{fastest} (eager)** is fastest at 10 ms" in line
+    assert f"{SEED_MEDIANS[nxt] / SEED_MEDIANS[fastest]:.2f}× faster than the next, {nxt} (eager)" in line
+    assert f"{SEED_MEDIANS[slowest] / SEED_MEDIANS[fastest]:.2f}× faster than the slowest, {slowest}" in line
+    assert "Correct: **yes**" in line
+    assert "seed CNN model: not measured" in text
+
+
+def test_headline_says_when_the_fastest_is_wrong(tmp_path):
+    rows = [S.row(i, t, err=1e-3 if i == "torch" else 3e-7) for i, t in SEED_MEDIANS.items()]
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    line = headline_line(text, "boxA", "seed GRU model")
+    assert "Correct: **NO**, **FAIL** 1.0e-03 > 2e-05" in line
+    assert f"fastest correct one is torch_nn (eager) ({0.013 / 0.010:.2f}× slower)" in line
+    summary = S.table_after(text, "Every seed-model measurement")
+    assert summary[0]["fastest correct?"] == "**NO**" and summary[0]["out of tolerance"] == "torch (eager)"
+
+
+def test_ratio_gflops_and_ceiling_shares(tmp_path):
+    g = {"B": 4, "T": 8, "I": 6, "H": 16}
+    rows = [
+        S.row("torch", 0.010, work="gru", sizes=g, flops=2 * 10**9, bytes_=10**6),
+        S.row("numpy", 0.025, work="gru", sizes=g, flops=2 * 10**9, bytes_=10**6),
+        S.row("torch", 0.010, work="gru", sizes=g, flops=2 * 10**9, precision="float64", tol=1e-10, err=1e-14),
+        S.row("torch", 0.010, work="max_pool2d", sizes={"B": 4}, flops=10**6, bytes_=10**8),
+        S.row("torch", 0.010, work="gru", sizes=g, flops=2 * 10**9, device="cuda"),  # no cuda ceiling
+    ]
+    ceilings = [S.ceiling("matmul", 0.01, flops=8 * 10**9), S.ceiling("copy", 0.01, bytes_=2 * 10**8),
+                S.ceiling("matmul", 0.01, flops=4 * 10**9, precision="float64")]  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": S.run(rows + ceilings)})
+
+    f32 = {r["implementation"]: r for r in S.table_after(text, "#### gru · fwd · cpu · float32")}
+    assert f32["torch"]["× fastest"] == "1.00×" and f32["numpy"]["× fastest"] == f"{0.025 / 0.010:.2f}×"
+    assert f32["torch"]["GFLOP/s"] == f"{2e9 / 0.010 / 1e9:.3g}"  # 200
+    assert f32["torch"]["ceiling share"] == f"{100 * (2e9 / 0.010) / (8e9 / 0.01):.0f}% matmul"  # 25%
+    assert f32["numpy"]["ceiling share"] == f"{100 * (2e9 / 0.025) / (8e9 / 0.01):.0f}% matmul"  # 10%
+    f64 = S.table_after(text, "#### gru · fwd · cpu · float64")[0]
+    assert f64["ceiling share"] == f"{100 * (2e9 / 0.010) / (4e9 / 0.01):.0f}% matmul"  # its own ceiling: 50%
+    pool = S.table_after(text, "#### max_pool2d · fwd · cpu · float32")[0]
+    assert pool["GB/s"] == f"{1e8 / 0.010 / 1e9:.3g}"
+    assert pool["ceiling share"] == f"{100 * (1e8 / 0.010) / (2e8 / 0.01):.0f}% copy"  # memory-bound: 50%
+    cuda = S.table_after(text, "#### gru · fwd · cuda · float32")[0]
+    assert cuda["ceiling share"] == "—"
+
+
+def test_out_of_tolerance_rows_are_marked_never_hidden(tmp_path):
+    g = {"B": 4, "T": 8, "I": 6, "H": 16}
+    rows = [S.row("torch", 0.01, work="gru", sizes=g, err=4e-4), S.row("keras", 0.02, work="gru", sizes=g),
+            S.row("tensorflow", 0.03, work="gru", sizes=g, err=None)]  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    t = {r["implementation"]: r for r in S.table_after(text, "#### gru · fwd · cpu · float32")}
+    assert set(t) == {"torch", "keras", "tensorflow"}
+    assert t["torch"]["max rel err vs float64"] == "**FAIL** 4.0e-04 > 2e-05"
+    assert "FAIL" not in t["keras"]["max rel err vs float64"]
+    assert t["tensorflow"]["max rel err vs float64"].startswith("not measured: not measured in this synthetic")
+
+
+def _verdicts(text: str) -> dict[str, dict]:
+    return {r["implementation"]: r for r in S.table_after(text, "## Comparison with earlier runs")}
+
+
+def test_comparison_flags_only_changes_beyond_both_spreads(tmp_path):
+    # (old median, old spread, new median, new spread); IQR = 2.5 * spread * median (see reports_synth)
+    cases = {
+        "torch": (0.010, 0.02, 0.007, 0.02),  # 3 ms faster, IQRs 0.5 / 0.35 ms
+        "numpy": (0.010, 0.04, 0.0108, 0.04),  # 0.8 ms slower, IQRs 1.0 / 1.08 ms: within
+        "tensorflow": (0.010, 0.004, 0.0108, 0.004),  # 0.8 ms slower, IQRs 0.1 / 0.108 ms: slower
+        "keras": (0.010, 0.002, 0.0105, 0.05),  # beyond the old IQR only: within
+    }
+    old = S.run([S.row(i, c[0], spread=c[1]) for i, c in cases.items()], when="2026-11-01T10:00:00+00:00")
+    new = S.run([S.row(i, c[2], spread=c[3]) for i, c in cases.items()], when="2026-11-20T10:00:00+00:00")
+    text, _ = build(tmp_path, {"new.json": new, "old.json": old})  # newest first: order is by datetime
+    v = _verdicts(text)
+    for impl, (m0, s0, m1, s1) in cases.items():
+        iqr0 = S.stats(m0, s0)["iqr"]
+        iqr1 = S.stats(m1, s1)["iqr"]
+        beyond = abs(m1 - m0) > max(iqr0, iqr1)
+        expected = ("faster" if m1 < m0 else "**slower**") if beyond else "within spread"
+        assert v[impl]["change"] == expected, impl
+        assert v[impl]["speed-up"] == f"{m0 / m1:.2f}×"
+    assert "old.json → " in text and "1 faster, 1 slower, 2 within spread" in text
+
+
+def test_runs_of_different_machines_merge_with_a_column_each(tmp_path):
+    a = S.run(seed_rows(), node="cpubox")
+    gpu = {"name": "NVIDIA H100", "driver": "560", "cuda": "12.6", "cudnn": "9.1"}
+    b_rows = seed_rows({"torch": 0.002, "keras": 0.004}) + [S.row("torch_nn", 0.001, device="cuda")]
+    b = S.run(b_rows, node="gpubox", cpu="Intel Xeon", gpu=gpu)
+    text, _ = build(tmp_path, {"a.json": a, "b.json": b})
+    merged = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
+    assert {"cpubox", "gpubox"} <= set(next(iter(merged.values())))
+    assert merged["torch"]["cpubox"] == "10 ms (1.00×)" and merged["torch"]["gpubox"] == "2 ms (1.00×)"
+    assert merged["keras"]["gpubox"] == "4 ms (2.00×)" and merged["numpy"]["gpubox"] == "—"
+    env = S.table_after(text, "## Environment")
+    assert {"cpubox", "gpubox"} <= set(env[0])
+    gpu_row = next(r for r in env if r[""] == "GPU")
+    assert "NVIDIA H100" in gpu_row["gpubox"] and gpu_row["cpubox"] == "none"
+    assert "**torch_nn (eager)** is fastest at 1 ms" in headline_line(text, "gpubox", "seed GRU model (fwd, cuda")
+    assert "## Comparison" not in text  # different machines are merged, not compared
+
+
+def test_names_from_json_cannot_break_tables(tmp_path):
+    evil = "ev|il\n`x`<b>"
+    rows = [S.row(evil, 0.01, work="gru", sizes={"B": 1}, mode="m|o\r\nde"), S.row("torch", 0.02, work="gru", sizes={"B": 1})]
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    table_lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert table_lines
+    blocks, current = [], []
+    for ln in text.splitlines() + [""]:
+        if ln.startswith("|"):
+            current.append(ln)
+        elif current:
+            blocks.append(current)
+            current = []
+    for block in blocks:  # every line of every table has its header's column count
+        assert {len(S.cells(ln)) for ln in block} == {len(S.cells(block[0]))}, block[0]
+    t = {r["implementation"]: r for r in S.table_after(text, "#### gru · fwd · cpu · float32")}
+    assert escape(evil) in t and t[escape(evil)]["mode"] == escape("m|o\r\nde")
+    assert "<b>" not in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("a|`<>\\\n\r&*_ ")), max_size=12))
+def test_escape_leaves_no_raw_table_breakers(s):
+    e = escape(s)
+    assert "\n" not in e and "\r" not in e and "<" not in e
+    assert S.cells(f"| {e} |") == [e.strip()]  # a single cell: every pipe is escaped
+    for i, ch in enumerate(e):  # every pipe and backtick sits behind an odd run of backslashes
+        if ch in "`|":
+            run = len(e[:i]) - len(e[:i].rstrip("\\"))
+            assert run % 2 == 1, (s, e)
+
+
+def test_scaling_plots_written_beside_and_linked(tmp_path):
+    rows = [S.row(i, 1e-4 * h * (k + 1), work="gru", sweep="hidden", sizes={"B": 4, "T": 8, "I": 6, "H": h})
+            for k, i in enumerate(("torch", "keras")) for h in (16, 32, 64)]  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": S.run(rows)}, plots=True)
+    png = tmp_path / "out" / "report-gru-hidden.png"
+    assert "](report-gru-hidden.png)" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in png.parent.iterdir()) == ["report-gru-hidden.png", "report.md"]
+
+
+def test_report_states_its_command_and_inputs(tmp_path):
+    text, argv = build(tmp_path, {"run.json": S.run(seed_rows())}, "--title", "quick | 2-core")
+    assert "python -m reports " + shlex.join(argv) in text
+    files = S.table_after(text, "Benchmark JSON read")
+    assert [f["file"] for f in files] == [str(tmp_path / "run.json")]
+    assert text.startswith("# quick \\| 2-core\n")
+
+
+def test_seed_audit_included_and_linked(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "SEED-AUDIT.md").write_text("# Seed audit\n\n| claim | holds |\n|---|---|\n| GRU has 3 gates | yes |\n")
+    text, _ = build(tmp_path, {"run.json": S.run(seed_rows())})
+    assert "From [SEED-AUDIT.md](SEED-AUDIT.md):" in text
+    assert "### Seed audit" in text and "| GRU has 3 gates | yes |" in text
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="0"
+failures="1" skipped="2" tests="6" time="1.0" hostname="vm">
+<testcase classname="verify.test_forward" name="test_forward_matches_float64_reference[gru-tf-float32-reset_after-B3T7I5H4]" time="0.01" />
+<testcase classname="verify.test_forward" name="test_forward_matches_float64_reference[conv2d-tf-float64-B2]" time="0.01" />
+<testcase classname="verify.test_forward" name="test_forward_matches_float64_reference[dense-tf-float32-x|y]" time="0.01"><failure message="AssertionError: 3 of 12 elements off&#10;worst at (0, 1)">long text</failure></testcase>
+<testcase classname="verify.test_forward" name="test_forward_matches_float64_reference[gru-torch-float32-seed-B1]" time="0.0"><skipped type="pytest.skip" message="torch is not importable here">/x.py:1: torch</skipped></testcase>
+<testcase classname="verify.test_forward" name="test_forward_matches_float64_reference[gru-torch_nn-float64-reset_after-B1]" time="0.0"><skipped type="pytest.skip" message="torch is not importable here">/x.py:1</skipped></testcase>
+<testcase classname="verify.test_gradients" name="test_gru_vjp[np-float32]" time="0.0" />
+</testsuite></testsuites>"""
+
+
+def test_verification_summary_per_property_and_implementation(tmp_path):
+    xml = tmp_path / "verify.xml"
+    xml.write_text(JUNIT)
+    text, _ = build(tmp_path, {"run.json": S.run(seed_rows())}, "--verify", str(xml))
+    counts = {(r["property"], r["implementation"]): r for r in S.table_after(text, "Tests per property")}
+    assert counts[("forward", "tensorflow")] == {"property": "forward", "implementation": "tensorflow", "tests": "3",
+                                                 "passed": "2", "failed": "1", "error": "0", "skipped": "0"}  # fmt: skip
+    assert counts[("forward", "torch")]["skipped"] == "1" and counts[("forward", "torch_nn")]["skipped"] == "1"
+    assert counts[("gradients", "numpy")]["passed"] == "1"
+    reasons = S.table_after(text, "Skip reasons")
+    assert {(r["reason"], r["implementation"], r["tests"]) for r in reasons} == {
+        ("torch is not importable here", "torch", "1"), ("torch is not importable here", "torch_nn", "1")}
+    fail = S.table_after(text, "Failures (1)")[0]
+    assert fail["test"].endswith("[dense-tf-float32-x\\|y]") and fail["message"] == "AssertionError: 3 of 12 elements off"
+    assert "6 tests, 3 passed, 1 failed, 0 error, 2 skipped" in text
+
+
+def test_parse_name_reads_property_op_and_implementation():
+    got = parse_name("verify.test_forward", "test_forward_matches_float64_reference[gru-tf-float32-reset_after-B3T7I5H4]")
+    assert got == ("verify.test_forward", "test_forward_matches_float64_reference",
+                   "gru-tf-float32-reset_after-B3T7I5H4", "forward", "gru", "tensorflow")  # fmt: skip
+    assert parse_name("verify.test_formulas.TestCounts", "test_lstm")[3:] == ("formulas", "", "(none)")
+
+
+def test_subcommands_dispatch_and_explain_when_missing(monkeypatch, capsys):
+    seen = []
+    fake = types.ModuleType("reports.fakesub")
+    fake.main = lambda args: seen.append(args) or 3
+    monkeypatch.setitem(sys.modules, "reports.fakesub", fake)
+    monkeypatch.setitem(cli.SUBCOMMANDS, "fakesub", "a test double")
+    monkeypatch.setitem(cli.SUBCOMMANDS, "nosuchsub", "not written")
+    assert cli.main(["fakesub", "--x", "1"]) == 3 and seen == [["--x", "1"]]
+    assert cli.main(["nosuchsub"]) == 2
+    assert "needs reports/nosuchsub.py" in capsys.readouterr().err
+
+
+def test_cli_exit_status_in_a_real_process(tmp_path):
+    """The status reaches the shell (sys.exit(main())); success is checked in-process above."""
+    bad = S.write(tmp_path / "bad.json", "{oops")
+    cmd = [sys.executable, "-m", "reports", "--no-plots", "-o", str(tmp_path / "r.md"), bad]
+    fail = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert fail.returncode == 2 and f"{bad}: not JSON" in fail.stderr and not (tmp_path / "r.md").exists()
+
+
+
+def test_cli_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--no-plots"])
+    assert e.value.code == 2 and "RUN.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.3])
+def test_identical_runs_never_flag_a_change(tmp_path, spread):
+    rows = seed_rows()
+    for r in rows:
+        r["stats"] = S.stats(r["stats"]["median"], spread)
+    text, _ = build(tmp_path, {"a.json": S.run(rows, when="2026-01-01"), "b.json": S.run(rows, when="2026-01-02")})
+    assert {r["change"] for r in _verdicts(text).values()} == {"within spread"}
