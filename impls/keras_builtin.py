@@ -274,9 +274,13 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
     b_x + b_h: its gradient is the gradient of b_x and of b_h alike, and both keys carry it."""
     spec.check_variant(variant)
     B, T, I, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    spec.check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dy is None and dh_T is None:
+        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
+    if dy is not None:
+        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
     if dh_T is not None:
         spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    dy = tf.zeros((B, T, H), dtype=x.dtype) if dy is None else _native(dy, x)  # None: only h_T is used
     layer, ra = _gru_layer(I, H, variant, _dt(x))
     variables = _gru_set(layer, weights, ra)
     h0 = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _native(h0, x)
@@ -284,7 +288,7 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
     with tf.GradientTape() as tape:
         tape.watch([x, h0])
         y, h_T = layer(x, initial_state=h0)
-    gx, gh0, *gw = _pull(tape, [y, h_T], [x, h0, *variables], [_native(dy, x), dh])
+    gx, gh0, *gw = _pull(tape, [y, h_T], [x, h0, *variables], [dy, dh])
     g = convert.gru_from_keras(gw, reset_after=ra)
     b_h = g.b_h if ra else g.b_x  # d loss / d bias = d / d b_x = d / d b_h when bias = b_x + b_h
     return {"x": gx, "h0": gh0, "W": _native(g.W, x), "U": _native(g.U, x), "b_x": _native(g.b_x, x),

@@ -91,7 +91,9 @@ def _like(a, x):
 
 
 def relu(x):
-    return tf.maximum(x, tf.zeros_like(x))
+    # where, not maximum: tf.maximum's gradient at x == 0 is 1 (it takes x >= y); the contract's is 0.
+    # `x <= 0` is False for NaN, so NaN passes through as np.maximum lets it.
+    return tf.where(x <= 0, tf.zeros_like(x), x)
 
 
 def softmax(x, axis: int = -1):
@@ -161,12 +163,17 @@ def conv2d(x, kernel, bias, stride=1, padding="valid"):
 
 
 def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    """Max over windows; 'same' pads with -inf so that padding never wins."""
+    """Max over windows; 'same' pads with -inf so that padding never wins. A tie's gradient goes to the
+    first maximum in row-major window order."""
     _, _, _, _, (ph, pw), st, pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    win = tf.stack(
-        _windows(_pad(x, pads, float("-inf")), ph, pw, st, OH, OW), axis=0
-    )  # (ph*pw, B, OH, OW, C)
-    return tf.reduce_max(win, axis=0)
+    win = _windows(_pad(x, pads, float("-inf")), ph, pw, st, OH, OW)  # ph*pw of (B, OH, OW, C)
+    # A left fold of tf.maximum, not tf.reduce_max: tf.maximum gives a tie's gradient to its first
+    # argument, so the first maximum in row-major window order gets it (the contract's rule), where
+    # reduce_max would split it between the tied inputs.
+    y = win[0]
+    for w in win[1:]:
+        y = tf.maximum(y, w)
+    return y
 
 
 def dense(x, kernel, bias):
@@ -252,13 +259,18 @@ def _vjp(fn, inputs: dict, outputs_dy: list | None) -> dict:
 
 
 def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dict:
-    """Cotangents dy of y (B, T, H) and dh_T of h_T (B, H; None = zeros) -> {"x", "h0", "W", "U", "b_x", "b_h"}.
+    """Cotangents dy of y (B, T, H) and dh_T of h_T (B, H), either None = zeros (not both) ->
+    {"x", "h0", "W", "U", "b_x", "b_h"}.
     h0=None means zeros, and its gradient is still returned."""
     spec.check_variant(variant)
     B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    spec.check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dy is None and dh_T is None:
+        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
+    if dy is not None:
+        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
     if dh_T is not None:
         spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    dy = tf.zeros((B, T, H), dtype=x.dtype) if dy is None else _like(dy, x)  # None: only h_T is used
     h0 = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
     inputs = {"x": x, "h0": h0} | {k: _like(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")}
     dh = tf.zeros((B, H), dtype=x.dtype) if dh_T is None else _like(dh_T, x)
@@ -266,7 +278,7 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
     def fn(x, h0, W, U, b_x, b_h):
         return gru(x, GRUWeights(W, U, b_x, b_h), variant, h0)
 
-    return _vjp(fn, inputs, [_like(dy, x), dh])
+    return _vjp(fn, inputs, [dy, dh])
 
 
 def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid") -> dict:
