@@ -237,13 +237,16 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
     """Autograd through nn.GRU; weight_*_l0 / bias_*_l0 gradients back to W, U, b_x, b_h by convert.gru_from_torch."""
     check_variant(variant)
     B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    spec.check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dy is None and dh_T is None:
+        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
+    if dy is not None:
+        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
     if dh_T is not None:
         spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
     xl, hl = _leaf(x, x), _leaf(x.new_zeros((B, H)) if h0 is None else h0, x)
     with torch.enable_grad():
         y, h_T, layer = _gru(xl, weights, variant, hl, trainable=True)
-        loss = torch.sum(y * dy) + (0 if dh_T is None else torch.sum(h_T * dh_T))
+        loss = (0 if dy is None else torch.sum(y * dy)) + (0 if dh_T is None else torch.sum(h_T * dh_T))
         g = _grads(loss, {"x": xl, "h0": hl, **dict(layer.named_parameters())})
     w = convert_tensors(convert.gru_from_torch, {k: v for k, v in g.items() if k not in ("x", "h0")})
     return {"x": g["x"], "h0": g["h0"], "W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}

@@ -44,6 +44,7 @@ def _tree_rebuild(tree: Any, leaves) -> Any:
 
 
 _MAPS: dict[tuple, tuple[Any, list[np.ndarray]]] = {}  # (converter, input shapes) -> (output tree, indices)
+_ON_DEVICE: dict[tuple, list[Any]] = {}  # (id of a _MAPS index list, device) -> those indices as tensors
 
 
 def _index_map(fn: Callable, tree: Any, kw: dict[str, Any]) -> tuple[Any, list[np.ndarray]]:
@@ -71,7 +72,10 @@ def convert_tensors(fn: Callable, tree: Any, **kw: Any) -> Any:
     leaves = _tree_leaves(tree)
     out, out_idx = _index_map(fn, tree, kw)
     flat = torch.cat([a.reshape(-1) for a in leaves])
-    return _tree_rebuild(out, iter(flat[torch.as_tensor(i, device=flat.device)] for i in out_idx))
+    key = (id(out_idx), flat.device)
+    if key not in _ON_DEVICE:  # index tensors stay on the device: no host-to-device copy per call
+        _ON_DEVICE[key] = [torch.as_tensor(i, device=flat.device) for i in out_idx]
+    return _tree_rebuild(out, iter(flat[i] for i in _ON_DEVICE[key]))
 
 
 def _axes(fn: Callable, ndim: int) -> tuple[int, ...]:

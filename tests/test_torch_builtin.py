@@ -230,6 +230,8 @@ def test_vjp_dy_of_the_wrong_shape_is_refused(impl):
     x = mod.asarray(random_array((2, 3, 5), 1), "float64")
     with pytest.raises(ValueError, match=r"dy\.shape=\(2, 3, 5\) does not match the output shape \(2, 3, 4\)"):
         mod.gru_vjp(x, w, "reset_after", mod.asarray(np.ones((2, 3, 5)), "float64"))
+    with pytest.raises(ValueError, match=r"needs dy, dh_T or both; got neither"):
+        mod.gru_vjp(x, w, "reset_after", None)
     with pytest.raises(ValueError, match=r"logits\.shape=\(2, 3\), onehot\.shape=\(2, 4\)"):
         mod.softmax_cross_entropy(mod.asarray(np.ones((2, 3)), "float64"), mod.asarray(np.eye(4)[:2], "float64"))
 
