@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import shlex
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -33,15 +34,20 @@ def _rank(h: dict) -> tuple:
     return tuple(PREFER[k].index(h[k]) if h[k] in PREFER[k] else len(PREFER[k]) for k in PREFER)
 
 
-def _sentence(label: str, model: str, h: dict) -> str:
+def _sentence(label: str, model: str, h: dict, verified: dict[str, Counter] | None) -> str:
     where = ", ".join(escape(x) for x in (h["pass"], h["device"], h["precision"], h["variant"], h["shape"]) if x)
-    s = f"- **{escape(label)}**, {model} ({where}): **{escape(h['fastest'])}** is fastest at {tables.fmt_time(h['median'])}"
+    t = tables.fmt_time(h["median"])
+    s = f"- **{escape(label)}**, {model} ({where}): **{escape(h['fastest'])}** is fastest at {t}"
     if h["next"] is None:
         s += " (the only implementation measured)."
+    elif h["n"] == 2:
+        s += f", {tables.fmt_ratio(h['over_next'])} faster than the only other, {escape(h['next'])}."
     else:
         s += (f", {tables.fmt_ratio(h['over_next'])} faster than the next, {escape(h['next'])}, and "
               f"{tables.fmt_ratio(h['over_slowest'])} faster than the slowest, {escape(h['slowest'])} "
               f"({h['n']} measured).")  # fmt: skip
+    if not h["clear"]:
+        s += " The lead is within the spread (the medians differ by less than an IQR): not a clear win."
     if h["err_ok"] is True:
         s += f" Correct: **yes**, max relative error vs float64 {escape(h['err'])}."
     elif h["err_ok"] is False:
@@ -56,10 +62,14 @@ def _sentence(label: str, model: str, h: dict) -> str:
     others = [f for f in h["failed"] if f != h["fastest"]]
     if others:
         s += f" Out of tolerance as well: {escape(', '.join(others))}."
+    if verified is not None:
+        c = verified.get(h["impl"], Counter())
+        s += (f" Verification suite for {escape(h['impl'])}: {c['passed']} passed, "
+              f"{c['failed'] + c['error']} failed, {c['skipped']} skipped.")  # fmt: skip
     return s
 
 
-def headline_section(latest: list[tuple[str, pd.DataFrame]]) -> list[str]:
+def headline_section(latest: list[tuple[str, pd.DataFrame]], verified: dict[str, Counter] | None) -> list[str]:
     out = ["## Headline", ""]
     recs = []
     for label, df in latest:
@@ -81,7 +91,7 @@ def headline_section(latest: list[tuple[str, pd.DataFrame]]) -> list[str]:
                              "fastest correct?": ("yes" if h["err_ok"] is True else "**NO**" if h["err_ok"] is False
                                                   else "not measured"),
                              "out of tolerance": ", ".join(h["failed"]) or "none"})  # fmt: skip
-            out += [_sentence(label, model, h) for h in by_device.values()]
+            out += [_sentence(label, model, h, verified) for h in by_device.values()]
     if recs:
         out += ["", "Every seed-model measurement (seed sizes):", "", table(pd.DataFrame(recs), escape_cells=True)]
     return out + [""]
@@ -96,8 +106,8 @@ def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem:
     out = ["## Results per work item", "",
            ("Median per call and its IQR (pytest-benchmark, seconds scaled), × fastest within the same "
             "shape, device and precision, GFLOP/s and GB/s from each row's FLOP and byte counts, the share of "
-            "this run's measured ceiling (matmul FLOP/s or copy GB/s, same device and precision; the larger "
-            "share names the bound), and the error against the NumPy float64 reference. **FAIL** marks a row "
+            "this run's measured ceiling (matmul FLOP/s for compute-bound rows, copy GB/s for memory-bound "
+            "ones, same device and precision; the bound is the row's own, else the larger share), and the error against the NumPy float64 reference. **FAIL** marks a row "
             "out of tolerance."), ""]  # fmt: skip
     for (work, pas), sec in allrows.groupby(list(tables.SECTION), sort=True):
         out += [f"### {escape(work)} · {escape(pas)}", ""]
@@ -190,7 +200,12 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
     latest = [(rs[-1].label, tables.enrich(rs[-1])) for rs in tables.by_machine(runs).values()]
     results, pngs = results_section(latest, out.parent, out.stem, draw)
     doc = [f"# {escape(title)}", ""] + provenance(argv, runs, verify)
-    doc += headline_section(latest)
+    verified = None
+    if verify:
+        verified = {}
+        for r in (r for rs in verify.values() for r in rs):
+            verified.setdefault(r.impl, Counter())[r.outcome] += 1
+    doc += headline_section(latest, verified)
     doc += ["## Environment", "", table(tables.environment(runs), escape_cells=True)]
     ceil = tables.ceilings_table(runs)
     no_ceiling = "_none in these runs: no ceiling shares can be given._\n"

@@ -2,9 +2,10 @@
 
 Conventions: `median` and `iqr` are pytest-benchmark's per-call seconds. A row's ratio is its median
 over the fastest median of its group (same work, pass, variant, device, precision, sweep and shape).
-Its share of the ceiling is roofline-style: FLOP/s over the run's best `matmul` ceiling of the same
-device and precision, or bytes/s over the best `copy` ceiling of the same device, whichever is larger
-(the larger one is the bound the row is up against: compute for FLOP-heavy rows, memory otherwise).
+Its share of the ceiling: FLOP/s over the run's best `matmul` ceiling of the same device and precision
+for a row whose `bound` is "compute", bytes/s over the best `copy` ceiling of the same device (and
+precision, where measured) for "memory". A row that declares no bound gets the larger of the two
+shares, roofline-style: that is the ceiling it is up against.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import pandas as pd
 
-from .load import KEY, Run
+from .load import CEILING_WORKS, KEY, Run
 
 GROUP = ("work", "pass", "variant", "device", "precision", "sweep", "shape")
 SECTION = ("work", "pass")
@@ -70,7 +71,9 @@ def impl_label(row) -> str:
 def ceiling_rates(run: Run) -> dict[tuple[str, str, str], float]:
     """(work, device, precision) -> best measured rate: FLOP/s for matmul, bytes/s for copy."""
     out: dict[tuple[str, str, str], float] = {}
-    for _, c in run.ceilings.iterrows():
+    if run.ceilings.empty:
+        return out
+    for _, c in run.ceilings[run.ceilings["work"].isin(CEILING_WORKS)].iterrows():
         amount = c["flops"] if c["work"] == "matmul" else c["bytes"]
         if amount is None or not (amount > 0):
             continue
@@ -94,11 +97,16 @@ def enrich(run: Run) -> pd.DataFrame:
         if w == "copy":
             copy_any[dev] = max(copy_any.get(dev, 0.0), v)
     shares, bounds = [], []
-    for _, r in df.iterrows():
+    declared = df["bound"] if "bound" in df else pd.Series([None] * len(df), index=df.index)
+    for (_, r), bound in zip(df.iterrows(), declared):
         mm = rates.get(("matmul", r["device"], r["precision"]))
         cp = rates.get(("copy", r["device"], r["precision"])) or copy_any.get(r["device"])
         f = r["flops_s"] / mm if mm and r["flops_s"] > 0 else None
         b = r["bytes_s"] / cp if cp and r["bytes_s"] > 0 else None
+        if bound == "compute":
+            b = None
+        elif bound == "memory":
+            f = None
         if f is None and b is None:
             shares.append(math.nan), bounds.append("")
         elif b is None or (f is not None and f >= b):
@@ -184,6 +192,8 @@ def headline(df: pd.DataFrame, work: str) -> list[dict]:
             "err": fmt_err(first), "err_ok": first["err_ok"],
             "next": impl_label(nxt) if nxt is not None else None,
             "over_next": nxt["t_median"] / first["t_median"] if nxt is not None else None,
+            "clear": nxt is None or (nxt["t_median"] - first["t_median"]) > max(first["t_iqr"], nxt["t_iqr"]),
+            "impl": first["impl"],
             "slowest": impl_label(last) if len(g) > 1 else None,
             "over_slowest": last["t_median"] / first["t_median"] if len(g) > 1 else None,
             "failed": [impl_label(r) for _, r in bad.iterrows()],
@@ -205,14 +215,15 @@ def environment(runs: list[Run]) -> pd.DataFrame:
         gpu = nn.get("gpu")
         versions = nn.get("versions") or {}
         commit = r.raw.get("commit_info") or {}
-        blas = nn.get("blas")
-        if isinstance(blas, dict):
-            blas = "; ".join(f"{k}: {v}" for k, v in blas.items())
+        blas = _blas(nn.get("blas"))
         return {
             "machine (node)": mi.get("node", "?"),
             "system": f"{mi.get('system', '?')} {mi.get('release', '')} {mi.get('machine', '')}".strip(),
             "CPU": nn.get("cpu_model") or cpu.get("brand_raw") or mi.get("processor") or "not recorded",
-            "cores / threads": f"{nn.get('cores', cpu.get('count', '?'))} / {nn.get('threads', '?')}",
+            "cores / threads": f"{nn.get('cores', cpu.get('count', '?'))} / {nn.get('threads', '?')}"
+                               + (f" (affinity {nn['affinity']})" if nn.get("affinity") else ""),
+            "torch threads": str(nn.get("torch_threads", "not recorded")),
+            "thread variables": ", ".join(f"{k}={v}" for k, v in (nn.get("env") or {}).items()) or "none set",
             "GPU": (", ".join(f"{k} {v}" for k, v in gpu.items() if v is not None) if isinstance(gpu, dict)
                     else "none" if "gpu" in nn else "not recorded"),
             "BLAS": str(blas) if blas else "not recorded",
@@ -232,12 +243,41 @@ def environment(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(cols).rename_axis("").reset_index()
 
 
+def _blas(blas) -> str:
+    """bench/machine.py's {"numpy_build": {...}, "loaded": [threadpoolctl entries]} in one line."""
+    if not isinstance(blas, dict):
+        return str(blas) if blas else ""
+    parts = []
+    build = blas.get("numpy_build")
+    if isinstance(build, dict) and build:
+        parts.append("numpy built with " + " ".join(str(build[k]) for k in ("name", "version") if build.get(k)))
+    for lib in blas.get("loaded") or []:
+        if isinstance(lib, dict):
+            extra = ", ".join(f"{lib[k]}" + (" threads" if k == "num_threads" else "")
+                              for k in ("num_threads", "threading_layer", "architecture") if lib.get(k))  # fmt: skip
+            parts.append(f"{lib.get('internal_api', '?')} {lib.get('version') or ''}".strip() + (f" ({extra})" if extra else ""))
+    rest = {k: v for k, v in blas.items() if k not in ("numpy_build", "loaded")}
+    parts += [f"{k}: {v}" for k, v in rest.items()]
+    return "; ".join(parts)
+
+
 def ceilings_table(runs: list[Run]) -> pd.DataFrame:
+    """The best matmul and copy rate per device and precision, and other ceilings (the harness's own
+    cost, bench's `empty`) as their fastest median, with the library that reached it."""
     recs = []
     for r in runs:
-        for (work, dev, prec), v in sorted(ceiling_rates(r).items()):
+        for (work, dev, prec), g in (r.ceilings.groupby(["work", "device", "precision"], sort=True)
+                                     if not r.ceilings.empty else []):  # fmt: skip
+            amount = pd.to_numeric(g["flops" if work == "matmul" else "bytes"], errors="coerce")
+            rate = amount / g["t_median"]
+            if work in CEILING_WORKS and (rate > 0).any():
+                best = g.loc[rate.idxmax()]
+                value = f"{rate.max() / 1e9:.3g} {'GFLOP/s' if work == 'matmul' else 'GB/s'}"
+            else:
+                best = g.loc[g["t_median"].idxmin()]
+                value = f"{fmt_time(best['t_median'])} per call"
             recs.append({"machine": r.label, "file": r.path, "device": dev, "precision": prec, "ceiling": work,
-                         "best rate": f"{v / 1e9:.3g} {'GFLOP/s' if work == 'matmul' else 'GB/s'}"})  # fmt: skip
+                         "best": value, "by": best["impl"], "shape": best["shape"]})  # fmt: skip
     return pd.DataFrame(recs)
 
 

@@ -45,8 +45,16 @@ def test_headline_names_fastest_and_its_factors(tmp_path):
     assert f"**{fastest} (eager)** is fastest at 10 ms" in line
     assert f"{SEED_MEDIANS[nxt] / SEED_MEDIANS[fastest]:.2f}× faster than the next, {nxt} (eager)" in line
     assert f"{SEED_MEDIANS[slowest] / SEED_MEDIANS[fastest]:.2f}× faster than the slowest, {slowest}" in line
-    assert "Correct: **yes**" in line
+    assert "Correct: **yes**" in line and "not a clear win" not in line
     assert "seed CNN model: not measured" in text
+
+
+def test_headline_says_when_the_lead_is_within_the_spread(tmp_path):
+    rows = [S.row(i, t, spread=0.2 if i == "torch" else 0.02) for i, t in SEED_MEDIANS.items()]
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    line = headline_line(text, "boxA", "seed GRU model")
+    assert S.stats(0.010, 0.2)["iqr"] > 0.013 - 0.010  # the premise: torch's IQR exceeds its lead
+    assert "**torch (eager)** is fastest" in line and "not a clear win" in line
 
 
 def test_headline_says_when_the_fastest_is_wrong(tmp_path):
@@ -226,6 +234,8 @@ def test_verification_summary_per_property_and_implementation(tmp_path):
     fail = S.table_after(text, "Failures (1)")[0]
     assert fail["test"].endswith("[dense-tf-float32-x\\|y]") and fail["message"] == "AssertionError: 3 of 12 elements off"
     assert "6 tests, 3 passed, 1 failed, 0 error, 2 skipped" in text
+    line = headline_line(text, "boxA", "seed GRU model")
+    assert line.endswith("Verification suite for torch: 0 passed, 0 failed, 1 skipped.")
 
 
 def test_parse_name_reads_property_op_and_implementation():
@@ -269,3 +279,32 @@ def test_identical_runs_never_flag_a_change(tmp_path, spread):
         r["stats"] = S.stats(r["stats"]["median"], spread)
     text, _ = build(tmp_path, {"a.json": S.run(rows, when="2026-01-01"), "b.json": S.run(rows, when="2026-01-02")})
     assert {r["change"] for r in _verdicts(text).values()} == {"within spread"}
+
+
+def test_declared_bound_picks_the_ceiling_and_other_ceilings_are_listed(tmp_path):
+    d = {"B": 8, "I": 64, "O": 32}
+    rows = [S.row("torch", 0.01, work="dense", sizes=d, flops=6 * 10**9, bytes_=10**8, bound="memory"),
+            S.row("keras", 0.01, work="dense", sizes=d, flops=6 * 10**9, bytes_=10**8)]  # fmt: skip
+    ceilings = [S.ceiling("matmul", 0.01, flops=8 * 10**9), S.ceiling("copy", 0.01, bytes_=2 * 10**8),
+                S.ceiling("empty", 2e-6)]  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": S.run(rows + ceilings)})
+    t = {r["implementation"]: r for r in S.table_after(text, "#### dense · fwd · cpu · float32")}
+    assert t["torch"]["ceiling share"] == f"{100 * (1e8 / 0.01) / (2e8 / 0.01):.0f}% copy"  # declared: memory
+    assert t["keras"]["ceiling share"] == f"{100 * (6e9 / 0.01) / (8e9 / 0.01):.0f}% matmul"  # the larger share
+    ceil = {r["ceiling"]: r for r in S.table_after(text, "## Measured ceilings")}
+    assert ceil["matmul"]["best"] == "800 GFLOP/s" and ceil["copy"]["best"] == "20 GB/s"
+    assert ceil["empty"]["best"] == "2 µs per call"
+
+
+def test_environment_shows_blas_and_threads_as_bench_records_them(tmp_path):
+    data = S.run(seed_rows())
+    data["machine_info"]["nnparity"].update(
+        blas={"numpy_build": {"name": "scipy-openblas", "version": "0.3.30"},
+              "loaded": [{"internal_api": "openblas", "version": "0.3.30", "num_threads": 2,
+                          "threading_layer": "pthreads", "architecture": "Zen", "prefix": "libscipy"}]},
+        torch_threads=2, affinity=2, env={"OMP_NUM_THREADS": "2"})  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": data})
+    env = {r[""]: r["boxA"] for r in S.table_after(text, "## Environment")}
+    assert env["BLAS"] == "numpy built with scipy-openblas 0.3.30; openblas 0.3.30 (2 threads, pthreads, Zen)"
+    assert env["torch threads"] == "2" and env["thread variables"] == "OMP_NUM_THREADS=2"
+    assert env["cores / threads"] == "2 / 2 (affinity 2)"
