@@ -197,7 +197,7 @@ def provenance(argv: list[str], runs: list[Run], verify: list[str]) -> list[str]
 def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str], title: str,
            draw: bool = True) -> tuple[str, list[tuple[dict, Path]]]:  # fmt: skip
     """The Markdown text and the plots it links (not yet drawn)."""
-    latest = [(rs[-1].label, tables.enrich(rs[-1])) for rs in tables.by_machine(runs).values()]
+    latest = [(rs[-1].label, tables.machine_rows(rs)) for rs in tables.by_machine(runs).values()]
     results, pngs = results_section(latest, out.parent, out.stem, draw)
     doc = [f"# {escape(title)}", ""] + provenance(argv, runs, verify)
     verified = None
@@ -212,10 +212,11 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
     doc += ["## Measured ceilings", "",
             "Best rate of the run's own matmul and copy benchmarks; shares are taken against these.", "",
             table(ceil, escape_cells=True) if not ceil.empty else no_ceiling]  # fmt: skip
+    if len(latest) < len(runs):
+        results[4:4] = [("Where one machine has several runs, tables and plots take each row from the latest run "
+                        "that measured it; the comparison below shows what changed between them."), ""]  # fmt: skip
     doc += results + comparison_section(runs) + verification_section(verify) + seed_audit_section(out.parent)
     warnings = [w for r in runs for w in r.warnings]
-    if len(latest) < len(runs):
-        doc += ["Tables and plots use each machine's latest run; earlier runs appear in the comparison.", ""]
     if warnings:
         doc += ["## Warnings", ""] + [f"- {escape(w)}" for w in warnings] + [""]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(doc)).rstrip() + "\n", pngs

@@ -118,6 +118,16 @@ def enrich(run: Run) -> pd.DataFrame:
     return df
 
 
+def machine_rows(runs: list[Run]) -> pd.DataFrame:
+    """One machine's rows over its runs (oldest first): each row from the latest run that has it, so a
+    quick and a deepbench run of one box make one table; shares stay against each row's own run's
+    ceilings; ratios are recomputed over the union."""
+    frames = [enrich(r).assign(run=r.path) for r in runs]
+    df = pd.concat(frames, ignore_index=True).drop_duplicates(list(KEY), keep="last")
+    df["ratio"] = df["t_median"] / df.groupby(list(GROUP), dropna=False)["t_median"].transform("min")
+    return df.reset_index(drop=True)
+
+
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     def swept(r):
         axis = SWEEP_AXIS.get(r["sweep"])

@@ -308,3 +308,15 @@ def test_environment_shows_blas_and_threads_as_bench_records_them(tmp_path):
     assert env["BLAS"] == "numpy built with scipy-openblas 0.3.30; openblas 0.3.30 (2 threads, pthreads, Zen)"
     assert env["torch threads"] == "2" and env["thread variables"] == "OMP_NUM_THREADS=2"
     assert env["cores / threads"] == "2 / 2 (affinity 2)"
+
+
+def test_two_runs_of_one_machine_union_their_rows_latest_wins(tmp_path):
+    quick = S.run(seed_rows(), when="2026-11-01T10:00:00+00:00")
+    deep = S.run([S.row("torch", 0.004), S.row("torch", 0.5, work="gru", sweep="deepbench", sizes={"B": 4, "T": 187, "H": 1536})],
+                 when="2026-11-02T10:00:00+00:00")  # fmt: skip
+    text, _ = build(tmp_path, {"quick.json": quick, "deep.json": deep})
+    seed = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
+    assert seed["torch"]["median"] == "4 ms" and seed["torch"]["× fastest"] == "1.00×"  # the newer run's
+    assert seed["torch_nn"]["median"] == "13 ms" and seed["torch_nn"]["× fastest"] == f"{0.013 / 0.004:.2f}×"
+    assert S.table_after(text, "#### gru · fwd · cpu · float32")[0]["sweep"] == "deepbench"
+    assert "take each row from the latest run" in text
