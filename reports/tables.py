@@ -39,7 +39,10 @@ def fmt_ratio(x: float) -> str:
 
 
 def fmt_rate(x: float | None, scale: float = 1e9) -> str:
-    return "—" if x is None or not (x > 0) else f"{x / scale:.3g}"
+    if x is None or not (x > 0):
+        return "—"
+    v = x / scale
+    return f"{v:.3g}" if v < 1000 else f"{v:.0f}"  # never "1e+03"
 
 
 def fmt_pct(x: float | None) -> str:

@@ -320,3 +320,12 @@ def test_two_runs_of_one_machine_union_their_rows_latest_wins(tmp_path):
     assert seed["torch_nn"]["median"] == "13 ms" and seed["torch_nn"]["× fastest"] == f"{0.013 / 0.004:.2f}×"
     assert S.table_after(text, "#### gru · fwd · cpu · float32")[0]["sweep"] == "deepbench"
     assert "take each row from the latest run" in text
+
+
+def test_number_formats_stay_readable():
+    from reports.tables import fmt_pct, fmt_rate, fmt_ratio, fmt_time
+
+    assert [fmt_time(x) for x in (2.5, 0.0123, 4.56e-5, 4.11e-7)] == ["2.5 s", "12.3 ms", "45.6 µs", "411 ns"]
+    assert [fmt_rate(x) for x in (1e12, 2.5e9, 1.234e13, 0, None)] == ["1000", "2.5", "12340", "—", "—"]
+    assert [fmt_pct(x) for x in (0.0004, 0.25, 1.25)] == ["0.04%", "25%", "125%"]
+    assert [fmt_ratio(x) for x in (1.0, 1.625, 250.0)] == ["1.00×", "1.62×", "250×"]
