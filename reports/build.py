@@ -109,6 +109,9 @@ def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem:
             "this run's measured ceiling (matmul FLOP/s for compute-bound rows, copy GB/s for memory-bound "
             "ones, same device and precision; the bound is the row's own, else the larger share), and the error against the NumPy float64 reference. **FAIL** marks a row "
             "out of tolerance."), ""]  # fmt: skip
+    if not pngs:
+        why = "--no-plots was given" if not draw else "these runs have no hidden, seq_len or batch sweep"
+        out += [f"No scaling plots: {why} (`pytest bench/ --profile full` measures the sweeps).", ""]
     for (work, pas), sec in allrows.groupby(list(tables.SECTION), sort=True):
         out += [f"### {escape(work)} · {escape(pas)}", ""]
         conv = sorted({str(c) for c in sec["flop_convention"] if c})

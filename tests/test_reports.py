@@ -23,6 +23,7 @@ SEED_MEDIANS = {"numpy": 0.050, "torch": 0.010, "tensorflow": 0.020, "keras": 0.
 
 
 def build(tmp_path: Path, runs: dict[str, dict], *extra: str, plots: bool = False) -> tuple[str, list[str]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     paths = [S.write(tmp_path / name, data) for name, data in runs.items()]
     argv = [*paths, "-o", str(tmp_path / "out" / "report.md"), *extra] + ([] if plots else ["--no-plots"])
     assert cli.main(argv) == 0
@@ -190,6 +191,9 @@ def test_scaling_plots_written_beside_and_linked(tmp_path):
     assert "](report-gru-hidden.png)" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in png.parent.iterdir()) == ["report-gru-hidden.png", "report.md"]
+    assert "No scaling plots" not in text
+    seed_only, _ = build(tmp_path / "seed", {"run.json": S.run(seed_rows())}, plots=True)
+    assert "No scaling plots: these runs have no hidden, seq_len or batch sweep" in seed_only
 
 
 def test_report_states_its_command_and_inputs(tmp_path):
