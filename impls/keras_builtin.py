@@ -32,6 +32,11 @@ KERAS_GRU = {"reset_after": True, "reset_before": False}
 """Canonical variant -> keras.layers.GRU(reset_after=...). The other variants have no Keras layer."""
 
 
+REC_INIT = "zeros"
+"""recurrent_initializer of every GRU built here. The weights are always replaced before use, and Keras'
+default ("orthogonal") runs a QR, which TensorFlow has no bfloat16 kernel for."""
+
+
 def reset_after_flag(variant: str) -> bool:
     """The keras.layers.GRU reset_after flag computing `variant`; ValueError naming the supported ones."""
     if variant not in KERAS_GRU:
@@ -77,7 +82,11 @@ def _native(a, x):
 
 def _gru_layer(I: int, H: int, variant: str, dtype: str):
     ra = reset_after_flag(variant)
-    make = lambda: keras.layers.GRU(H, return_sequences=True, return_state=True, reset_after=ra, dtype=dtype)
+
+    def make():
+        return keras.layers.GRU(H, return_sequences=True, return_state=True, reset_after=ra,
+                                recurrent_initializer=REC_INIT, dtype=dtype)  # fmt: skip
+
     layer = _layer(("gru", I, H, ra, dtype), make, (None, None, I))
     return layer, ra
 
@@ -172,8 +181,9 @@ def build_seed_gru(
     """The seed's GRU model: GRU(128, return_sequences=True) -> GRU(64) -> Dense(10, softmax)."""
     return keras.Sequential([
         keras.Input(shape=(steps, input_size), dtype=dtype),
-        keras.layers.GRU(units[0], return_sequences=True, reset_after=reset_after, dtype=dtype),
-        keras.layers.GRU(units[1], reset_after=reset_after, dtype=dtype),
+        keras.layers.GRU(units[0], return_sequences=True, reset_after=reset_after, recurrent_initializer=REC_INIT,
+                         dtype=dtype),
+        keras.layers.GRU(units[1], reset_after=reset_after, recurrent_initializer=REC_INIT, dtype=dtype),
         keras.layers.Dense(classes, activation="softmax", dtype=dtype),
     ])  # fmt: skip
 
@@ -289,10 +299,21 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
         tape.watch([x, h0])
         y, h_T = layer(x, initial_state=h0)
     gx, gh0, *gw = _pull(tape, [y, h_T], [x, h0, *variables], [dy, dh])
-    g = convert.gru_from_keras(gw, reset_after=ra)
-    b_h = g.b_h if ra else g.b_x  # d loss / d bias = d / d b_x = d / d b_h when bias = b_x + b_h
-    return {"x": gx, "h0": gh0, "W": _native(g.W, x), "U": _native(g.U, x), "b_x": _native(g.b_x, x),
-            "b_h": _native(b_h, x)}  # fmt: skip
+    return {"x": gx, "h0": gh0, **_gru_grads_to_canonical(gw, ra)}
+
+
+def _gru_grads_to_canonical(grads: list, ra: bool) -> dict:
+    """convert.gru_from_keras applied to gradient tensors as one gather, so that it also runs inside
+    tf.function: the converter maps arrays of flat element indices, which say where each canonical
+    element comes from. Without reset_after the converter puts Keras' one bias in b_x (b_h zero); its
+    gradient is the gradient of b_x and of b_h alike (bias = b_x + b_h), so b_h takes b_x's indices."""
+    sizes = [int(np.prod(g.shape)) for g in grads]
+    starts = np.cumsum([0, *sizes])
+    idx = [np.arange(a, a + n).reshape(tuple(g.shape)) for a, n, g in zip(starts, sizes, grads)]
+    where = convert.gru_from_keras(idx, reset_after=ra)
+    flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
+    pick = {"W": where.W, "U": where.U, "b_x": where.b_x, "b_h": where.b_h if ra else where.b_x}
+    return {k: tf.gather(flat, v) for k, v in pick.items()}
 
 
 def _layer_vjp(layer, x, variables: list, names: list, dy, out_shape, what: str) -> dict:

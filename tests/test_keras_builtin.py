@@ -78,11 +78,17 @@ def test_tf_gru_compiled_modes_match_eager_and_reference(tfi, variant):
             assert_close(tfi.to_numpy(g), tfi.to_numpy(ea), "float64", "gru", what=f"{mode} vs eager")
 
 
-def test_keras_gru_inside_tf_function(kb):
-    x, w = random_array((2, 5, 4), 4), init_gru(4, 3, 5)
-    fn = kb.compile(lambda x: kb.gru(x, w, "reset_before"), "tf.function")
-    y, _ = fn(kb.asarray(x, "float64"))
+def test_keras_gru_and_its_vjp_inside_tf_function(kb):
+    """bench compiles the built-in voice too: weights assigned and gradients mapped back inside a trace."""
+    x, w, dy = random_array((2, 5, 4), 4), init_gru(4, 3, 5), random_array((2, 5, 3), 6)
+    fn = kb.compile(
+        lambda x, dy: (kb.gru(x, w, "reset_before")[0], kb.gru_vjp(x, w, "reset_before", dy)), "tf.function"
+    )
+    y, g = fn(kb.asarray(x, "float64"), kb.asarray(dy, "float64"))
     assert_close(kb.to_numpy(y), ref.gru(x, w, "reset_before")[0], "float64", "gru")
+    expected = ref.gru_vjp(x, w, "reset_before", dy)
+    for k, e in expected.items():
+        assert_close(kb.to_numpy(g[k]), e, "float64", "gru_vjp", what=f"d{k}")
 
 
 # --------------------------------------------------------------------------- no state leaks through the cache
