@@ -7,6 +7,7 @@ Also here: parameter and FLOP counts of layers actually built (issue 4) and Adam
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -41,39 +42,61 @@ def check_variant(variant: str) -> str:
 # --------------------------------------------------------------------------- layers
 
 
-def _gru_layer(x: Any, weights: GRUWeights, trainable: bool = False) -> Any:
-    I, H = int(weights.W.shape[0]), int(weights.U.shape[0])
-    layer = nn.GRU(I, H, batch_first=True, device="meta", dtype=x.dtype)
-    return load_layer(layer, convert_tensors(convert.gru_to_torch, as_tensors(weights, x.dtype, x.device)), trainable)
+@functools.lru_cache(maxsize=256)
+def _template(kind: str, *sizes: Any) -> Any:
+    """The layer for one configuration, built once on the meta device: it holds no numbers. Each call lends
+    it the converted weights through torch.func.functional_call, so nothing is initialised per call."""
+    if kind == "gru":
+        return nn.GRU(*sizes, batch_first=True, device="meta")
+    if kind == "conv2d":
+        C, O, KH, KW, st = sizes
+        return nn.Conv2d(C, O, (KH, KW), stride=st, padding=0, device="meta")
+    if kind == "dense":
+        return nn.Linear(*sizes, device="meta")
+    C, K = sizes  # "seed_conv1d": depthwise, one filter per channel
+    return nn.Conv1d(C, C, K, groups=C, device="meta")
 
 
-def _gru(x: Any, weights: GRUWeights, variant: str, h0: Any, trainable: bool) -> tuple[Any, Any, Any]:
-    check_variant(variant)
-    spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    layer = _gru_layer(x, weights, trainable)
-    y, h_n = layer(x) if h0 is None else layer(x, h0.unsqueeze(0))  # h: (layers=1, B, H)
-    return y, h_n[0], layer
+def _call(layer: Any, state: dict[str, Any], *args: Any) -> Any:
+    return torch.func.functional_call(layer, state, args)
+
+
+def _leaves(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().requires_grad_(True) for k, v in state.items()}
+
+
+def _gru_state(x: Any, weights: GRUWeights) -> dict[str, Any]:
+    return convert_tensors(convert.gru_to_torch, as_tensors(weights, x.dtype, x.device))
+
+
+def _gru(x: Any, weights: GRUWeights, h0: Any, state: dict[str, Any]) -> tuple[Any, Any]:
+    layer = _template("gru", int(weights.W.shape[0]), int(weights.U.shape[0]))
+    y, h_n = _call(layer, state, x) if h0 is None else _call(layer, state, x, h0.unsqueeze(0))  # h_n (1, B, H)
+    return y, h_n[0]
 
 
 def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any, Any]:
     """nn.GRU(batch_first=True): x (B, T, I) -> (y (B, T, H), h_T (B, H)). reset_after only."""
-    y, h_T, _ = _gru(x, weights, variant, h0, trainable=False)
-    return y, h_T
+    check_variant(variant)
+    spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    return _gru(x, weights, h0, _gru_state(x, weights))
 
 
-def _conv_layer(x: Any, kernel: Any, bias: Any, stride: Any, padding: str, trainable: bool = False):
-    _, _, _, C, KH, KW, O, st, pads, _, _ = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    layer = nn.Conv2d(C, O, (KH, KW), stride=st, padding=0, device="meta", dtype=x.dtype)
+def _conv_state(x: Any, kernel: Any, bias: Any) -> dict[str, Any]:
     k, b = as_tensors((kernel, bias), x.dtype, x.device)
-    layer = load_layer(layer, {"weight": convert_tensors(convert.hwio_to_oihw, k), "bias": b}, trainable)
-    return layer, pads
+    return {"weight": convert_tensors(convert.hwio_to_oihw, k), "bias": b}
+
+
+def _conv(x: Any, state: dict[str, Any], geometry: tuple) -> Any:
+    _, _, _, C, KH, KW, O, st, (ph0, ph1, pw0, pw1), _, _ = geometry  # spec.check_conv2d's answer
+    xc = F.pad(x.permute(NHWC_TO_NCHW), (pw0, pw1, ph0, ph1))
+    return _call(_template("conv2d", C, O, KH, KW, st), state, xc).permute(NCHW_TO_NHWC)
 
 
 def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: str = "valid") -> Any:
     """nn.Conv2d on NCHW inside; TensorFlow's asymmetric 'same' is an explicit F.pad before a padding=0 conv."""
-    layer, (ph0, ph1, pw0, pw1) = _conv_layer(x, kernel, bias, stride, padding)
-    xc = F.pad(x.permute(NHWC_TO_NCHW), (pw0, pw1, ph0, ph1))
-    return layer(xc).permute(NCHW_TO_NHWC)
+    geometry = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    return _conv(x, _conv_state(x, kernel, bias), geometry)
 
 
 def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: str = "valid") -> Any:
@@ -83,15 +106,15 @@ def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: str = "valid"
     return nn.MaxPool2d(pl, stride=st)(xc).permute(NCHW_TO_NHWC)
 
 
-def _dense_layer(x: Any, kernel: Any, bias: Any, trainable: bool = False) -> Any:
-    spec.check_dense(x.shape, kernel.shape, bias.shape)
-    layer = nn.Linear(int(kernel.shape[0]), int(kernel.shape[1]), device="meta", dtype=x.dtype)
+def _dense_state(x: Any, kernel: Any, bias: Any) -> dict[str, Any]:
     k, b = as_tensors((kernel, bias), x.dtype, x.device)
-    return load_layer(layer, {"weight": convert_tensors(convert.dense_to_torch, k), "bias": b}, trainable)
+    return {"weight": convert_tensors(convert.dense_to_torch, k), "bias": b}
 
 
 def dense(x: Any, kernel: Any, bias: Any) -> Any:
-    return _dense_layer(x, kernel, bias)(x)
+    """nn.Linear: x (..., in) -> (..., out)."""
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    return _call(_template("dense", int(kernel.shape[0]), int(kernel.shape[1])), _dense_state(x, kernel, bias), x)
 
 
 def relu(x: Any) -> Any:
@@ -106,8 +129,8 @@ def seed_conv1d(x: Any, w: Any, b: Any) -> Any:
     """The seed's per-channel 1-D correlation as a depthwise nn.Conv1d(C, C, K, groups=C)."""
     _, _, C, K = spec.check_seed_conv1d(x.shape, w.shape, b.shape)
     w, b = as_tensors((w, b), x.dtype, x.device)
-    layer = load_layer(nn.Conv1d(C, C, K, groups=C, device="meta", dtype=x.dtype), {"weight": w.T.unsqueeze(1), "bias": b})
-    return layer(x.transpose(1, 2)).transpose(1, 2)  # (B, L, C) <-> (B, C, L); weight (C, 1, K)
+    state = {"weight": w.T.unsqueeze(1), "bias": b}  # taps by channel (K, C) -> Conv1d's (C, 1, K)
+    return _call(_template("seed_conv1d", C, K), state, x.transpose(1, 2)).transpose(1, 2)  # (B, L, C) <-> (B, C, L)
 
 
 def seed_pool1d(y: Any) -> Any:
@@ -244,22 +267,22 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
     if dh_T is not None:
         spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
     xl, hl = _leaf(x, x), _leaf(x.new_zeros((B, H)) if h0 is None else h0, x)
+    state = _leaves(_gru_state(x, weights))  # weight_ih_l0, ... in torch's layout and gate order
     with torch.enable_grad():
-        y, h_T, layer = _gru(xl, weights, variant, hl, trainable=True)
+        y, h_T = _gru(xl, weights, hl, state)
         loss = (0 if dy is None else torch.sum(y * dy)) + (0 if dh_T is None else torch.sum(h_T * dh_T))
-        g = _grads(loss, {"x": xl, "h0": hl, **dict(layer.named_parameters())})
+        g = _grads(loss, {"x": xl, "h0": hl, **state})
     w = convert_tensors(convert.gru_from_torch, {k: v for k, v in g.items() if k not in ("x", "h0")})
     return {"x": g["x"], "h0": g["h0"], "W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
 
 
 def conv2d_vjp(x: Any, kernel: Any, bias: Any, dy: Any, stride: Any = 1, padding: str = "valid") -> dict[str, Any]:
-    B, _, _, _, _, _, O, _, _, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    geometry = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+    B, _, _, _, _, _, O, _, _, OH, OW = geometry
     spec.check_dy("conv2d_vjp", dy.shape, (B, OH, OW, O))
-    xl = _leaf(x, x)
+    xl, state = _leaf(x, x), _leaves(_conv_state(x, kernel, bias))
     with torch.enable_grad():
-        layer, (ph0, ph1, pw0, pw1) = _conv_layer(xl, kernel, bias, stride, padding, trainable=True)
-        y = layer(F.pad(xl.permute(NHWC_TO_NCHW), (pw0, pw1, ph0, ph1))).permute(NCHW_TO_NHWC)
-        g = _grads(torch.sum(y * dy), {"x": xl, "weight": layer.weight, "bias": layer.bias})
+        g = _grads(torch.sum(_conv(xl, state, geometry) * dy), {"x": xl, **state})
     return {"x": g["x"], "kernel": convert_tensors(convert.oihw_to_hwio, g["weight"]), "bias": g["bias"]}
 
 
@@ -274,10 +297,10 @@ def max_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: 
 def dense_vjp(x: Any, kernel: Any, bias: Any, dy: Any) -> dict[str, Any]:
     spec.check_dense(x.shape, kernel.shape, bias.shape)
     spec.check_dy("dense_vjp", dy.shape, (*x.shape[:-1], kernel.shape[1]))
-    xl = _leaf(x, x)
+    xl, state = _leaf(x, x), _leaves(_dense_state(x, kernel, bias))
     with torch.enable_grad():
-        layer = _dense_layer(xl, kernel, bias, trainable=True)
-        g = _grads(torch.sum(layer(xl) * dy), {"x": xl, "weight": layer.weight, "bias": layer.bias})
+        y = _call(_template("dense", int(kernel.shape[0]), int(kernel.shape[1])), state, xl)
+        g = _grads(torch.sum(y * dy), {"x": xl, **state})
     return {"x": g["x"], "kernel": convert_tensors(convert.dense_from_torch, g["weight"]), "bias": g["bias"]}
 
 

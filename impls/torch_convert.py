@@ -43,11 +43,12 @@ def _tree_rebuild(tree: Any, leaves) -> Any:
     return next(leaves)
 
 
-_MAPS: dict[tuple, tuple[Any, list[np.ndarray]]] = {}  # (converter, input shapes) -> (output tree, indices)
-_ON_DEVICE: dict[tuple, list[Any]] = {}  # (id of a _MAPS index list, device) -> those indices as tensors
+_MAPS: dict[tuple, tuple[Any, list[tuple[int, np.ndarray]]]] = {}  # (converter, shapes, kw) -> (output tree, sources)
+_ON_DEVICE: dict[tuple, list[tuple[int, Any]]] = {}  # (id of a _MAPS source list, device) -> those indices as tensors
 
 
-def _index_map(fn: Callable, tree: Any, kw: dict[str, Any]) -> tuple[Any, list[np.ndarray]]:
+def _index_map(fn: Callable, tree: Any, kw: dict[str, Any]) -> tuple[Any, list[tuple[int, np.ndarray]]]:
+    """For each output leaf: (input leaf it comes from, or -1 for several; flat indices into that leaf or all)."""
     shapes = [tuple(int(d) for d in a.shape) for a in _tree_leaves(tree)]
     key = (fn, repr(_tree_rebuild(tree, iter(shapes))), repr(sorted(kw.items())))
     if key not in _MAPS:
@@ -63,19 +64,26 @@ def _index_map(fn: Callable, tree: Any, kw: dict[str, Any]) -> tuple[Any, list[n
         # a pure layout change moves elements: shifting every input index by n shifts every output by n
         if not all(i.dtype.kind == "i" and np.array_equal(j, i + n) for i, j in zip(out_idx, shifted)):
             raise ValueError(f"{fn.__name__} is not a pure layout change; it cannot be applied as a gather")
-        _MAPS[key] = (out, out_idx)
+        sources = []
+        for i in out_idx:
+            leaf = np.unique(np.searchsorted(starts, i, side="right") - 1)
+            sources.append((int(leaf[0]), i - starts[leaf[0]]) if leaf.size == 1 else (-1, i))
+        _MAPS[key] = (out, sources)
     return _MAPS[key]
 
 
 def convert_tensors(fn: Callable, tree: Any, **kw: Any) -> Any:
-    """convert.<fn>(tree, **kw) applied to a tree of tensors (same dtype and device) as one gather."""
-    leaves = _tree_leaves(tree)
-    out, out_idx = _index_map(fn, tree, kw)
-    flat = torch.cat([a.reshape(-1) for a in leaves])
-    key = (id(out_idx), flat.device)
+    """convert.<fn>(tree, **kw) applied to a tree of tensors (same dtype and device): one gather per output."""
+    leaves = [a.reshape(-1) for a in _tree_leaves(tree)]
+    out, sources = _index_map(fn, tree, kw)
+    device = leaves[0].device
+    key = (id(sources), device)
     if key not in _ON_DEVICE:  # index tensors stay on the device: no host-to-device copy per call
-        _ON_DEVICE[key] = [torch.as_tensor(i, device=flat.device) for i in out_idx]
-    return _tree_rebuild(out, iter(flat[i] for i in _ON_DEVICE[key]))
+        _ON_DEVICE[key] = [(leaf, torch.as_tensor(i.reshape(-1), device=device), i.shape) for leaf, i in sources]
+    flat = torch.cat(leaves) if any(leaf < 0 for leaf, _, _ in _ON_DEVICE[key]) else None
+    # index_select, not advanced indexing: the same gather, several times faster on the CPU
+    gathered = ((flat if leaf < 0 else leaves[leaf]).index_select(0, i).reshape(shape) for leaf, i, shape in _ON_DEVICE[key])
+    return _tree_rebuild(out, gathered)
 
 
 def _axes(fn: Callable, ndim: int) -> tuple[int, ...]:
