@@ -2,7 +2,8 @@
 
 Canonical weights reach the layers through impls/convert.py, applied to tensors by impls/torch_convert.py
 (as gathers: any device, autograd flows through); activations change layout NHWC <-> NCHW inside each adapter.
-Also here: parameter and FLOP counts of layers actually built (issue 4) and Adam training (issue 3).
+Also here: parameter and FLOP counts of layers actually built (issue 4); the seed models and Adam training
+(issue 3) live in impls/torch_models.py and are re-exported.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from . import convert, frameworks, models, spec
 from .models import SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
-from .torch_convert import NCHW_TO_NHWC, NHWC_TO_NCHW, as_tensors, convert_tensors, load_layer
+from .torch_convert import NCHW_TO_NHWC, NHWC_TO_NCHW, as_tensors, convert_tensors
 from .torch_impl import MODES, asarray, compile, synchronize, to_numpy, torch_dtype
+from .torch_models import SeedCNN, SeedGRU, keras_categorical_crossentropy, train_seed_model
 
 torch = frameworks.load("torch")
 nn, F = torch.nn, torch.nn.functional
@@ -26,7 +26,6 @@ NAME = "torch_nn"
 FRAMEWORK = "torch"
 MODE = "eager"
 SUPPORTED_VARIANTS = ("reset_after",)  # torch.nn.GRU: r multiplies (h U_h + b_hh), one form only
-KERAS_EPSILON = 1e-7  # keras.config.epsilon(), the clip in categorical_crossentropy
 
 
 def check_variant(variant: str) -> str:
@@ -139,80 +138,7 @@ def seed_pool1d(y: Any) -> Any:
     return nn.MaxPool1d(2, stride=1)(y.transpose(1, 2)).transpose(1, 2)
 
 
-# --------------------------------------------------------------------------- the seed models
-
-
-class SeedGRU(nn.Module):
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax); state dict as convert.seed_gru_to_torch."""
-
-    def __init__(self, input_size=models.SEED_GRU_INPUT[1], units=models.SEED_GRU_UNITS, classes=models.SEED_CLASSES, device=None, dtype=None):
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.gru1 = nn.GRU(input_size, units[0], batch_first=True, **kw)
-        self.gru2 = nn.GRU(units[0], units[1], batch_first=True, **kw)
-        self.dense = nn.Linear(units[1], classes, **kw)
-        self.softmax = nn.Softmax(dim=-1)
-
-    def forward(self, x):  # (B, T, I) -> (B, classes) probabilities
-        y1, _ = self.gru1(x)  # (B, T, units[0])
-        _, h2 = self.gru2(y1)  # (1, B, units[1])
-        return self.softmax(self.dense(h2[0]))
-
-    @classmethod
-    def from_params(cls, p: SeedGRUParams, dtype=None, device=None, trainable=False) -> SeedGRU:
-        p = as_tensors(p, dtype, device)
-        x = p.dense.bias
-        m = cls(int(p.gru1.W.shape[0]), (int(p.gru1.U.shape[0]), int(p.gru2.U.shape[0])), int(x.shape[0]), "meta", x.dtype)
-        return load_layer(m, convert_tensors(convert.seed_gru_to_torch, p), trainable)
-
-
-class SeedCNN(nn.Module):
-    """Conv(32,3x3,relu) -> MaxPool 2 -> Conv(64,3x3,relu) -> MaxPool 2 -> Flatten (NCHW) -> Dense(128,relu)
-    -> Dense(10, softmax); input NHWC. State dict as convert.seed_cnn_to_torch (which permutes dense1's rows).
-    pools=False leaves out both MaxPool layers (for the parameter-count comparison)."""
-
-    def __init__(self, c_in=models.SEED_CNN_INPUT[2], filters=models.SEED_CNN_FILTERS, flat_features=None, dense_units=models.SEED_DENSE_UNITS,
-                 classes=models.SEED_CLASSES, pools=True, device=None, dtype=None):  # fmt: skip
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        if flat_features is None:
-            flat_features = int(np.prod(_cnn_flat_shape(models.SEED_CNN_INPUT, filters, pools)))
-        k, pool = models.SEED_CNN_KERNEL, models.SEED_CNN_POOL
-        self.conv1 = nn.Conv2d(c_in, filters[0], k, **kw)
-        self.pool1 = nn.MaxPool2d(pool) if pools else nn.Identity()
-        self.conv2 = nn.Conv2d(filters[0], filters[1], k, **kw)
-        self.pool2 = nn.MaxPool2d(pool) if pools else nn.Identity()
-        self.flatten = nn.Flatten()  # NCHW: (c, h, w) order
-        self.dense1 = nn.Linear(flat_features, dense_units, **kw)
-        self.dense2 = nn.Linear(dense_units, classes, **kw)
-        self.relu = nn.ReLU()
-        self.softmax = nn.Softmax(dim=-1)
-
-    def forward(self, x):  # (B, H, W, C) -> (B, classes) probabilities
-        a = x.permute(NHWC_TO_NCHW)
-        a = self.pool1(self.relu(self.conv1(a)))
-        a = self.pool2(self.relu(self.conv2(a)))
-        a = self.relu(self.dense1(self.flatten(a)))
-        return self.softmax(self.dense2(a))
-
-    @classmethod
-    def from_params(cls, p: SeedCNNParams, dtype=None, device=None, trainable=False, image=None) -> SeedCNN:
-        """image (H, W) of the inputs fixes the (h, w, c) map that Flatten sees; None: the map is square."""
-        p = as_tensors(p, dtype, device)
-        k1, k2, d1, d2 = p.conv1.kernel, p.conv2.kernel, p.dense1.kernel, p.dense2.kernel
-        filters = (int(k1.shape[3]), int(k2.shape[3]))
-        fs = None if image is None else models.cnn_feature_shape((image[0], image[1], int(k1.shape[2])), filters)
-        m = cls(int(k1.shape[2]), filters, int(d1.shape[0]), int(d1.shape[1]), int(d2.shape[1]), True, "meta", d1.dtype)
-        return load_layer(m, convert_tensors(convert.seed_cnn_to_torch, p, feature_shape=fs), trainable)
-
-
-def _cnn_flat_shape(image, filters, pools: bool) -> tuple[int, int, int]:
-    if pools:
-        return models.cnn_feature_shape(image, filters)
-    side = [image[0], image[1]]
-    for _ in filters:
-        side = [spec.out_size(s, models.SEED_CNN_KERNEL, 1, "valid") for s in side]
-    return side[0], side[1], filters[-1]
+# --------------------------------------------------------------------------- the seed models (impls/torch_models.py)
 
 
 def _check_input(x: Any, model: Any) -> Any:
@@ -406,47 +332,6 @@ def flop_count(work: str | Callable, *args: Any, backward: bool = False, **sizes
     with FlopCounterMode(display=False) as counter:
         fn(*args)
     return int(counter.get_total_flops())
-
-
-# --------------------------------------------------------------------------- training (issue 3)
-
-
-def keras_categorical_crossentropy(onehot: Any, probs: Any, eps: float = KERAS_EPSILON) -> Any:
-    """Per-sample loss as keras.losses.categorical_crossentropy(from_logits=False) writes it
-    (keras/src/backend/tensorflow/nn.py): renormalise the probabilities, clip to [eps, 1 - eps], -sum(t log p).
-    (When Keras is handed a softmax output it carries, Keras may use the cached logits instead; the two agree
-    wherever every probability lies inside [eps, 1 - eps].)"""
-    p = probs / torch.sum(probs, dim=-1, keepdim=True)
-    p = torch.clamp(p, eps, 1.0 - eps)
-    return -torch.sum(onehot * torch.log(p), dim=-1)
-
-
-def train_seed_model(model: str, params: Any, batches: list, lr: float = 1e-3, beta_1: float = 0.9,
-                     beta_2: float = 0.999, eps: float | None = None, dtype: str = "float64") -> tuple[list[float], Any]:  # fmt: skip
-    """SeedGRU / SeedCNN + torch.optim.Adam (eps None: torch's default 1e-8) on the mean Keras categorical
-    cross-entropy of the softmax probabilities (keras_categorical_crossentropy). losses[i] is batch i's loss
-    before update i; returns (losses, final canonical NumPy params). Deterministic: no dropout, seeded."""
-    builders = {"gru": (SeedGRU, convert.seed_gru_from_torch), "cnn": (SeedCNN, convert.seed_cnn_from_torch)}
-    if model not in builders:
-        raise ValueError(f"unknown model {model!r}; valid: {', '.join(builders)}")
-    cls, from_torch = builders[model]
-    torch.manual_seed(0)
-    kw = {} if model == "gru" else {"image": batches[0][0].shape[1:3]}
-    net = cls.from_params(params, dtype, "cpu", trainable=True, **kw)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(beta_1, beta_2), eps=1e-8 if eps is None else eps)
-    losses = []
-    for x, onehot in batches:
-        loss = torch.mean(keras_categorical_crossentropy(asarray(onehot, dtype), net(asarray(x, dtype))))
-        losses.append(float(loss.detach()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    state = {k: to_numpy(v) for k, v in net.state_dict().items()}
-    if model == "cnn":
-        image = (*batches[0][0].shape[1:3], int(params.conv1.kernel.shape[2]))
-        fs = models.cnn_feature_shape(image, (int(params.conv1.kernel.shape[3]), int(params.conv2.kernel.shape[3])))
-        return losses, from_torch(state, feature_shape=fs)
-    return losses, from_torch(state)
 
 
 __all__ = [
