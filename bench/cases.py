@@ -1,0 +1,330 @@
+"""The benchmark matrix as data: which rows each profile runs, with readable ids (no framework here).
+
+A Row is one (implementation, mode, work, sizes, pass, precision, device); `rows(profile, devices)` lists
+them in an order that lets consecutive rows share one NumPy float64 reference. Whether a row can run
+(framework installed, mode offered, dtype supported) is decided when it runs, so a missing piece is a
+skip with its reason, never a collection error.
+
+Profiles
+    quick      (default) the seed's shapes, float64 and float32 (plus tf32/bfloat16/float16 on cuda), every
+               implementation in its default mode: NumPy; torch and torch.nn eager; TensorFlow and Keras
+               under tf.function. One eager Keras row (seed GRU model forward, float32), labelled so.
+    full       quick, plus every GRU variant's fwd+bwd, every layer of the seed CNN, sweeps over hidden
+               size, sequence length and batch, and the other modes at the seed's shapes:
+               tf.function(jit_compile=True), eager TensorFlow/Keras, torch.compile (fwd, where it works).
+    deepbench  DeepBench's GRU sizes (baidu-research/DeepBench, kernels/rnn_problems.h; input = hidden,
+               reset_after, FLOPs by DeepBench's 6*T*B*H^2 convention). On cpu a representative subset
+               that runs in minutes on a 2-core machine: (H, B, T) = (512, 32, 1), (512, 1, 1), (512, 4, 1),
+               (1536, 4, 187), (1536, 32, 187). On cuda the whole training set (17 sizes) and a subset
+               of the inference set: batch 1 and 4 at T = 750, every hidden size.
+Ceilings (matmul per precision, memory copy) and the harness-overhead rows are part of every profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
+from impls.models import (
+    SEED_CLASSES,
+    SEED_CNN_FILTERS,
+    SEED_CNN_INPUT,
+    SEED_DENSE_UNITS,
+    SEED_GRU_INPUT,
+    SEED_GRU_UNITS,
+    SEED_GRU_VARIANT,
+)
+
+PROFILES = ("quick", "full", "deepbench")
+PASSES = ("fwd", "fwd+bwd", "train_step")
+OP_WORKS = ("gru", "conv2d", "max_pool2d", "dense")
+MODEL_WORKS = ("seed_gru_model", "seed_cnn_model")
+
+FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "torch_nn": "torch", "keras": "keras"}
+DEFAULT_MODE = {"numpy": "numpy", "torch": "eager", "torch_nn": "eager", "tensorflow": "tf.function", "keras": "tf.function"}
+"""The mode each implementation is benchmarked in by default. TensorFlow and Keras run under tf.function:
+eager Keras is ~35x slower and would misrepresent the framework."""
+MODE_TOKEN = {
+    "numpy": "numpy", "eager": "eager", "tf.function": "tffunc", "tf.function(jit_compile=True)": "xla",
+    "torch.compile": "compiled", "cuda_graph": "cudagraph",
+}  # fmt: skip
+"""Modes as they appear in test ids (ids stay usable with -k)."""
+TRAIN_IMPLS = ("numpy", "torch_nn", "keras")
+"""Implementations with an optimiser step on the seed models (numpy_train, torch.optim, keras.optimizers)."""
+
+STORAGE = {"float64": "float64", "float32": "float32", "tf32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+"""precision -> storage dtype. tf32 stores float32 and rounds matmul inputs to 10-bit mantissas."""
+CUDA_PRECISIONS = {
+    "torch": ("float64", "float32", "tf32", "bfloat16", "float16"),
+    "tensorflow": ("float64", "float32", "tf32", "bfloat16", "float16"),
+    "keras": ("float64", "float32", "tf32", "bfloat16", "float16"),
+}
+CPU_PRECISIONS = ("float64", "float32")
+
+
+def precisions(impl: str, device: str) -> tuple[str, ...]:
+    if device == "cpu":
+        return CPU_PRECISIONS
+    return CUDA_PRECISIONS.get(FRAMEWORK[impl], ())
+
+
+def devices_for(impl: str, devices: tuple[str, ...]) -> tuple[str, ...]:
+    return ("cpu",) if impl == "numpy" else devices
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class Size:
+    work: str
+    label: str  # "B32 T100 I64 H128"
+    sizes: tuple[tuple[str, int], ...]
+    sweep: str  # seed, hidden, seq_len, batch, deepbench, ceiling
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return dict(self.sizes)
+
+    @property
+    def token(self) -> str:
+        return self.label.replace(" ", "").replace("/", "-")
+
+
+def gru_size(B: int, T: int, I: int, H: int, sweep: str) -> Size:
+    return Size("gru", f"B{B} T{T} I{I} H{H}", (("B", B), ("T", T), ("I", I), ("H", H)), sweep)
+
+
+def conv_size(B: int, HI: int, C: int, O: int, sweep: str, K: int = 3) -> Size:
+    OH = HI - K + 1  # valid, stride 1, square, as in the seed's Conv2D(…, (3, 3))
+    dims = (("B", B), ("HI", HI), ("WI", HI), ("C", C), ("KH", K), ("KW", K), ("O", O), ("OH", OH), ("OW", OH))
+    return Size("conv2d", f"B{B} H{HI} W{HI} C{C} K{K}x{K} O{O}", dims, sweep)
+
+
+def pool_size(B: int, HI: int, C: int, sweep: str, P: int = 2) -> Size:
+    OH = HI // P  # valid, stride = pool, as the seed's MaxPooling2D((2, 2))
+    return Size("max_pool2d", f"B{B} H{HI} W{HI} C{C} P{P}",
+                (("B", B), ("HI", HI), ("WI", HI), ("C", C), ("P", P), ("OH", OH), ("OW", OH)), sweep)  # fmt: skip
+
+
+def dense_size(B: int, n_in: int, n_out: int, sweep: str) -> Size:
+    return Size("dense", f"B{B} IN{n_in} OUT{n_out}", (("B", B), ("IN", n_in), ("OUT", n_out)), sweep)
+
+
+def seed_gru_model_size(B: int, sweep: str) -> Size:
+    (T, I), (H1, H2) = SEED_GRU_INPUT, SEED_GRU_UNITS
+    dims = (("B", B), ("T", T), ("I", I), ("H1", H1), ("H2", H2), ("CL", SEED_CLASSES))
+    return Size("seed_gru_model", f"B{B} T{T} I{I} H{H1}/{H2} C{SEED_CLASSES}", dims, sweep)
+
+
+def seed_cnn_model_size(B: int, sweep: str) -> Size:
+    (H, W, C), (F1, F2) = SEED_CNN_INPUT, SEED_CNN_FILTERS
+    dims = (("B", B), ("H", H), ("W", W), ("C", C), ("F1", F1), ("F2", F2), ("D", SEED_DENSE_UNITS), ("CL", SEED_CLASSES))
+    return Size("seed_cnn_model", f"B{B} {H}x{W}x{C} F{F1}/{F2} D{SEED_DENSE_UNITS} C{SEED_CLASSES}", dims, sweep)
+
+
+# The seed's own shapes: its two GRU layers, and the layers of its CNN at batch 32.
+SEED_B = 32
+SEED_GRUS = [gru_size(SEED_B, 100, 64, 128, "seed"), gru_size(SEED_B, 100, 128, 64, "seed")]
+SEED_CONVS = [conv_size(SEED_B, 28, 1, 32, "seed"), conv_size(SEED_B, 13, 32, 64, "seed")]
+SEED_POOLS = [pool_size(SEED_B, 26, 32, "seed"), pool_size(SEED_B, 11, 64, "seed")]
+SEED_DENSES = [dense_size(SEED_B, 5 * 5 * 64, 128, "seed"), dense_size(SEED_B, 128, 10, "seed")]
+QUICK_LAYERS = [SEED_CONVS[1], SEED_POOLS[0], SEED_DENSES[0]]
+"""quick times the heaviest layer of each kind in the seed CNN; full times all of them."""
+
+SWEEP_GRUS = (
+    [gru_size(32, 100, 64, H, "hidden") for H in (32, 256, 512, 1024)]
+    + [gru_size(32, T, 64, 128, "seq_len") for T in (1, 10, 300, 1000)]
+    + [gru_size(B, 100, 64, 128, "batch") for B in (1, 8, 128, 512)]
+)
+SWEEP_LAYERS = [conv_size(B, 13, 32, 64, "batch") for B in (1, 256)] + [
+    pool_size(B, 26, 32, "batch") for B in (1, 256)
+] + [dense_size(B, 1600, 128, "batch") for B in (1, 256)]
+
+# DeepBench GRU problems (hidden, batch, timesteps), kernels/rnn_problems.h. Input size = hidden.
+DEEPBENCH_TRAIN = [
+    (2816, 32, 750), (2816, 32, 375), (2816, 32, 187),
+    (2048, 32, 1500), (2048, 32, 750), (2048, 32, 375), (2048, 32, 187),
+    (1536, 32, 1500), (1536, 32, 750), (1536, 32, 375), (1536, 32, 187),
+    (2560, 32, 1500), (2560, 32, 750), (2560, 32, 375), (2560, 32, 187),
+    (512, 32, 1), (1024, 32, 1500), (1024, 64, 1500),
+]  # fmt: skip
+DEEPBENCH_INFER_GPU = [(H, B, 750) for H in (1536, 2048, 2560, 2816) for B in (1, 4)] + [
+    (512, 1, 1), (512, 4, 1), (1024, 1, 1500), (1024, 4, 1500)
+]
+DEEPBENCH_CPU = [(512, 32, 1), (512, 1, 1), (512, 4, 1), (1536, 4, 187), (1536, 32, 187)]
+
+
+def deepbench_sizes(device: str) -> list[Size]:
+    hbt = DEEPBENCH_CPU if device == "cpu" else DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU
+    return [gru_size(B, T, H, H, "deepbench") for H, B, T in hbt]
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class Row:
+    impl: str
+    mode: str
+    work: str
+    size: Size
+    pass_: str
+    precision: str
+    device: str
+    profile: str
+    variant: str | None = None
+    convention: str = "gemm"
+
+    @property
+    def dtype(self) -> str:
+        return STORAGE[self.precision]
+
+    @property
+    def framework(self) -> str:
+        return FRAMEWORK[self.impl]
+
+    @property
+    def id(self) -> str:
+        parts = [self.work, SHORT[self.impl], MODE_TOKEN[self.mode], self.device, self.precision]
+        return "-".join(parts + ([self.variant] if self.variant else []) + [self.size.token, self.pass_])
+
+
+def _variants(work: str, impl: str, all_variants: bool) -> tuple[str | None, ...]:
+    if work not in ("gru", "seed_gru_model"):
+        return (None,)
+    offered = GRU_VARIANTS[impl]
+    if all_variants:
+        return offered
+    return (SEED_GRU_VARIANT,) if SEED_GRU_VARIANT in offered else ()
+
+
+def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls=None,
+          precisions_=None, convention="gemm") -> list[Row]:  # fmt: skip
+    """Rows ordered size -> variant -> pass -> device -> precision -> impl -> mode, so rows that share a
+    reference run one after another."""
+    out = []
+    for size in sizes:
+        for variant in sorted({v for i in IMPLEMENTATIONS for v in _variants(size.work, i, all_variants)}, key=str):
+            for pass_ in passes:
+                for device in devices:
+                    for prec in precisions_ or ("float64", "float32", "tf32", "bfloat16", "float16"):
+                        for impl in impls or IMPLEMENTATIONS:
+                            if pass_ == "train_step" and impl not in TRAIN_IMPLS:
+                                continue
+                            if variant not in _variants(size.work, impl, all_variants):
+                                continue
+                            if device not in devices_for(impl, devices) or prec not in precisions(impl, device):
+                                continue
+                            for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):
+                                out.append(Row(impl, mode, size.work, size, pass_, prec, device, profile,
+                                               variant, convention))  # fmt: skip
+    return out
+
+
+def _quick(devices: tuple[str, ...], profile: str) -> list[Row]:
+    rows = _rows(SEED_GRUS, ("fwd",), devices, profile, all_variants=True)
+    rows += _rows(SEED_GRUS, ("fwd+bwd",), devices, profile)
+    rows += _rows(QUICK_LAYERS, ("fwd", "fwd+bwd"), devices, profile)
+    models = [seed_gru_model_size(SEED_B, "seed"), seed_cnn_model_size(SEED_B, "seed")]
+    rows += _rows(models, PASSES, devices, profile)
+    # The one eager Keras row: how far eager Keras is from the tf.function rows above.
+    rows += _rows(models[:1], ("fwd",), ("cpu",), profile, modes={"keras": ("eager",)}, impls=("keras",),
+                  precisions_=("float32",))  # fmt: skip
+    return rows
+
+
+def _full(devices: tuple[str, ...]) -> list[Row]:
+    p = "full"
+    rows = _rows(SEED_GRUS, ("fwd", "fwd+bwd"), devices, p, all_variants=True)
+    layers = SEED_CONVS + SEED_POOLS + SEED_DENSES
+    rows += _rows(layers, ("fwd", "fwd+bwd"), devices, p)
+    seed_models = [seed_gru_model_size(SEED_B, "seed"), seed_cnn_model_size(SEED_B, "seed")]
+    batches = (1, 256) + ((1024,) if "cuda" in devices else ())  # 1024 as in the GPU anchors (cuda only)
+    batch_models = [seed_gru_model_size(B, "batch") for B in batches] + [seed_cnn_model_size(B, "batch") for B in batches]
+    rows += _rows(seed_models + batch_models, PASSES, devices, p)
+    rows += _rows(SWEEP_GRUS, ("fwd", "fwd+bwd"), devices, p)
+    rows += _rows(SWEEP_LAYERS, ("fwd", "fwd+bwd"), devices, p)
+    # Other modes at the seed's shapes.
+    xla = {"tensorflow": ("tf.function(jit_compile=True)",), "keras": ("tf.function(jit_compile=True)",)}
+    rows += _rows(SEED_GRUS + layers + seed_models, ("fwd", "fwd+bwd"), devices, p, modes=xla,
+                  impls=("tensorflow", "keras"))  # fmt: skip
+    eager = {"tensorflow": ("eager",), "keras": ("eager",)}
+    rows += _rows(SEED_GRUS[:1] + SEED_CONVS[1:] + seed_models, ("fwd",), devices, p, modes=eager,
+                  impls=("tensorflow", "keras"), precisions_=("float32",))  # fmt: skip
+    # torch.compile: forward only, float32 and float64 (each compile takes tens of seconds on this CPU).
+    compiled = {"torch": ("torch.compile",), "torch_nn": ("torch.compile",)}
+    rows += _rows(SEED_GRUS[:1] + SEED_CONVS[1:] + SEED_DENSES[:1] + seed_models, ("fwd",), devices, p,
+                  modes=compiled, impls=("torch", "torch_nn"), precisions_=("float32", "float64"))  # fmt: skip
+    return rows
+
+
+def _deepbench(devices: tuple[str, ...]) -> list[Row]:
+    rows = []
+    for device in devices:
+        rows += _rows(deepbench_sizes(device), ("fwd", "fwd+bwd"), (device,), "deepbench", convention="deepbench")
+    return rows
+
+
+def rows(profile: str, devices: tuple[str, ...]) -> list[Row]:
+    """Every row of `profile` on `devices` ("cpu", and "cuda" when a GPU is present)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    if profile == "quick":
+        return _quick(devices, profile)
+    if profile == "deepbench":
+        return _deepbench(devices)
+    out = [r for r in _full(devices) if not (r.size.dims["B"] == 1024 and r.device != "cuda")]
+    seen, unique = set(), []
+    for r in out:  # the same row can come from two lists (seed shapes and a sweep point)
+        if r.id not in seen:
+            seen.add(r.id)
+            unique.append(r)
+    return unique
+
+
+# --------------------------------------------------------------------------- ceilings
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    lib: str  # "numpy" or "torch"
+    work: str  # "matmul", "copy" or "empty" (the harness's own overhead: an empty callable + synchronize)
+    device: str
+    precision: str
+    size: Size
+    profile: str
+
+    @property
+    def dtype(self) -> str:
+        return STORAGE[self.precision]
+
+    @property
+    def id(self) -> str:
+        kind = "overhead" if self.work == "empty" else "ceiling"
+        return "-".join([kind, self.work, SHORT.get(self.lib, self.lib), self.device, self.precision, self.size.token])
+
+
+def _matmul_size(n: int) -> Size:
+    return Size("matmul", f"M{n} N{n} K{n}", (("M", n), ("N", n), ("K", n)), "ceiling")
+
+
+def _copy_size(mib: int, itemsize: int = 4) -> Size:
+    return Size("copy", f"{mib}MiB", (("N", mib * 2**20 // itemsize),), "ceiling")
+
+
+def ceilings(profile: str, devices: tuple[str, ...]) -> list[Ceiling]:
+    """A large matmul per precision per device (NumPy and torch on cpu, torch on cuda), a memory copy
+    per device, and the empty-callable overhead row per framework and device."""
+    n_cpu = 2048 if profile == "full" else 1024
+    out = [Ceiling("numpy", "matmul", "cpu", p, _matmul_size(n_cpu), profile) for p in CPU_PRECISIONS]
+    out += [Ceiling("torch", "matmul", "cpu", p, _matmul_size(n_cpu), profile) for p in CPU_PRECISIONS]
+    out += [Ceiling(lib, "copy", "cpu", "float32", _copy_size(256 if profile == "full" else 64), profile)
+            for lib in ("numpy", "torch")]  # fmt: skip
+    empty = Size("empty", "call", (), "ceiling")
+    out += [Ceiling(lib, "empty", "cpu", "float32", empty, profile) for lib in ("numpy", "torch", "tensorflow")]
+    if "cuda" in devices:
+        out += [Ceiling("torch", "matmul", "cuda", p, _matmul_size(8192), profile) for p in CUDA_PRECISIONS["torch"]]
+        out += [Ceiling("torch", "copy", "cuda", "float32", _copy_size(1024), profile)]
+        out += [Ceiling(lib, "empty", "cuda", "float32", empty, profile) for lib in ("torch", "tensorflow")]
+    return out

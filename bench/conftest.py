@@ -1,0 +1,71 @@
+"""pytest options, parametrisation and machine facts of the benchmark suite.
+
+    pytest bench/ --benchmark-json=run.json                 # quick profile, cpu (+ cuda when present)
+    pytest bench/ --profile full|deepbench --bench-device cuda
+
+Rows come from bench/cases.py for the chosen profile and devices (cuda when torch reports a GPU,
+detected through bench/native_torch.py, never by importing torch here). Test bodies call
+bench/harness.py, which times one call + synchronize and fills extra_info per docs/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from impls import BackendUnavailable
+
+from . import cases, harness, machine
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nnparity", "nnparity benchmarks")
+    group.addoption("--profile", choices=cases.PROFILES, default="quick",
+                    help="benchmark profile: quick (default, seed shapes), full (sweeps, all modes), deepbench")  # fmt: skip
+    group.addoption("--bench-device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="auto: cpu, plus cuda when torch sees a GPU; cpu or cuda: only that device")  # fmt: skip
+    group.addoption("--no-cuda-events", action="store_true",
+                    help="skip the CUDA-event cross-check of cuda rows of 1 ms or more")  # fmt: skip
+
+
+def _profile(config) -> str:
+    return config.getoption("profile", default="quick")
+
+
+def _cuda() -> bool:
+    try:
+        from . import native_torch
+    except BackendUnavailable:
+        return False
+    return native_torch.cuda_available()
+
+
+def devices(config) -> tuple[str, ...]:
+    if not hasattr(config, "_nnparity_devices"):
+        choice = config.getoption("bench_device", default="auto")
+        cuda = _cuda() if choice in ("auto", "cuda") else False
+        config._nnparity_devices = {"auto": ("cpu", "cuda") if cuda else ("cpu",), "cpu": ("cpu",),
+                                    "cuda": ("cuda",) if cuda else ()}[choice]  # fmt: skip
+    return config._nnparity_devices
+
+
+def pytest_generate_tests(metafunc):
+    profile, devs = _profile(metafunc.config), devices(metafunc.config)
+    if "op_row" in metafunc.fixturenames:
+        rows = [r for r in cases.rows(profile, devs) if r.work in cases.OP_WORKS]
+        metafunc.parametrize("op_row", rows, ids=[r.id for r in rows])
+    if "model_row" in metafunc.fixturenames:
+        rows = [r for r in cases.rows(profile, devs) if r.work in cases.MODEL_WORKS]
+        metafunc.parametrize("model_row", rows, ids=[r.id for r in rows])
+    if "ceiling" in metafunc.fixturenames:
+        cs = cases.ceilings(profile, devs)
+        metafunc.parametrize("ceiling", cs, ids=[c.id for c in cs])
+
+
+@pytest.fixture
+def bench_opts(request) -> harness.Options:
+    profile = _profile(request.config)
+    return harness.Options(profile, harness.TIMING[profile], not request.config.getoption("no_cuda_events", default=False))
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["nnparity"] = machine.facts(_profile(config))

@@ -1,0 +1,150 @@
+"""Closed-form FLOP and byte counts for every benchmark row (no framework here).
+
+Conventions (the row's `flop_convention` names the one used):
+    gemm       2*m*n*k for every matrix product of the pass (a convolution is the matrix product of its
+               im2col form); elementwise work (gates, activations, bias adds, softmax) is not counted.
+               fwd+bwd = 3 x fwd (the backward pass has two products per forward product: dX and dW);
+               one training step = fwd+bwd (the optimiser's elementwise update is not counted).
+    deepbench  DeepBench's GRU count, the recurrent GEMMs only: 6*T*B*H^2 forward (x3 for fwd+bwd).
+    model      the operation's own count where it has no matrix product: max_pool2d counts one comparison
+               per window element beyond the first (B*OH*OW*C*(ph*pw - 1)); its backward only routes
+               gradients, so fwd+bwd counts the same comparisons again (x2).
+
+Bytes are a lower bound on memory traffic: every input, weight and output read or written once
+(fwd+bwd adds the cotangent dy and one gradient per input and weight). Real traffic is higher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PASS_FACTOR = {"fwd": 1, "fwd+bwd": 3, "train_step": 3}
+
+
+def _factor(pass_: str) -> int:
+    if pass_ not in PASS_FACTOR:
+        raise ValueError(f"unknown pass {pass_!r}; valid: {', '.join(PASS_FACTOR)}")
+    return PASS_FACTOR[pass_]
+
+
+# --------------------------------------------------------------------------- FLOPs of one forward pass
+
+
+def gru_fwd(B: int, T: int, I: int, H: int) -> int:
+    """x W (B*T, I) x (I, 3H) plus h U (B, H) x (H, 3H) per step: 2*B*T*3H*(I + H). Every variant has
+    the same products ((r*h) U_h or r*(h U_h) are both one (B, H) x (H, H) product)."""
+    return 2 * B * T * 3 * H * (I + H)
+
+
+def gru_deepbench(B: int, T: int, H: int) -> int:
+    """DeepBench's GRU forward count: 6*T*B*H^2, the recurrent GEMMs only (input = hidden there)."""
+    return 6 * T * B * H * H
+
+
+def conv2d_fwd(B: int, OH: int, OW: int, KH: int, KW: int, C: int, O: int) -> int:
+    return 2 * B * OH * OW * KH * KW * C * O
+
+
+def dense_fwd(B: int, n_in: int, n_out: int) -> int:
+    return 2 * B * n_in * n_out
+
+
+def max_pool2d_fwd(B: int, OH: int, OW: int, C: int, ph: int, pw: int) -> int:
+    return B * OH * OW * C * (ph * pw - 1)
+
+
+def seed_gru_model_fwd(B: int, T: int, I: int, H1: int, H2: int, C: int) -> int:
+    return gru_fwd(B, T, I, H1) + gru_fwd(B, T, H1, H2) + dense_fwd(B, H2, C)
+
+
+def seed_cnn_conv_shapes(Hin: int, Win: int, Cin: int, F1: int, F2: int) -> list[tuple[int, int, int, int, int]]:
+    """(OH, OW, C_in, C_out, pooled side) of the seed CNN's two valid 3x3 convolutions, each followed by
+    a 2x2 pool: 28 -> 26 -> 13 -> 11 -> 5."""
+    out, h, w, c = [], Hin, Win, Cin
+    for f in (F1, F2):
+        oh, ow = h - 2, w - 2
+        out.append((oh, ow, c, f, oh // 2))
+        h, w, c = oh // 2, ow // 2, f
+    return out
+
+
+def seed_cnn_model_fwd(B: int, Hin: int, Win: int, Cin: int, F1: int, F2: int, D: int, C: int) -> int:
+    convs = seed_cnn_conv_shapes(Hin, Win, Cin, F1, F2)
+    flops = sum(conv2d_fwd(B, oh, ow, 3, 3, ci, co) for oh, ow, ci, co, _ in convs)
+    side = convs[-1][4]
+    return flops + dense_fwd(B, side * side * F2, D) + dense_fwd(B, D, C)
+
+
+# --------------------------------------------------------------------------- per row
+
+
+def gru_params(I: int, H: int) -> int:
+    return I * 3 * H + H * 3 * H + 6 * H
+
+
+def row_flops(work: str, sizes: Mapping[str, int], pass_: str, convention: str = "gemm") -> int:
+    """FLOPs of one call of the row's pass under `convention`."""
+    s, k = sizes, _factor(pass_)
+    if convention == "deepbench":
+        if work != "gru":
+            raise ValueError(f"the deepbench convention counts GRUs only, not {work!r}")
+        return k * gru_deepbench(s["B"], s["T"], s["H"])
+    if work == "gru":
+        return k * gru_fwd(s["B"], s["T"], s["I"], s["H"])
+    if work == "conv2d":
+        return k * conv2d_fwd(s["B"], s["OH"], s["OW"], s["KH"], s["KW"], s["C"], s["O"])
+    if work == "dense":
+        return k * dense_fwd(s["B"], s["IN"], s["OUT"])
+    if work == "max_pool2d":
+        return (2 if pass_ != "fwd" else 1) * max_pool2d_fwd(s["B"], s["OH"], s["OW"], s["C"], s["P"], s["P"])
+    if work == "seed_gru_model":
+        return k * seed_gru_model_fwd(s["B"], s["T"], s["I"], s["H1"], s["H2"], s["CL"])
+    if work == "seed_cnn_model":
+        return k * seed_cnn_model_fwd(s["B"], s["H"], s["W"], s["C"], s["F1"], s["F2"], s["D"], s["CL"])
+    if work == "matmul":
+        return 2 * s["M"] * s["N"] * s["K"]
+    if work in ("copy", "empty"):
+        return 0
+    raise ValueError(f"no FLOP count for work {work!r}")
+
+
+def _elements(work: str, s: Mapping[str, int]) -> tuple[int, int, int]:
+    """(input elements, weight elements, output elements) of one forward call."""
+    if work == "gru":
+        return s["B"] * s["T"] * s["I"], gru_params(s["I"], s["H"]), s["B"] * s["T"] * s["H"] + s["B"] * s["H"]
+    if work == "conv2d":
+        return (s["B"] * s["HI"] * s["WI"] * s["C"], s["KH"] * s["KW"] * s["C"] * s["O"] + s["O"],
+                s["B"] * s["OH"] * s["OW"] * s["O"])  # fmt: skip
+    if work == "dense":
+        return s["B"] * s["IN"], s["IN"] * s["OUT"] + s["OUT"], s["B"] * s["OUT"]
+    if work == "max_pool2d":
+        return s["B"] * s["HI"] * s["WI"] * s["C"], 0, s["B"] * s["OH"] * s["OW"] * s["C"]
+    if work == "seed_gru_model":
+        w = gru_params(s["I"], s["H1"]) + gru_params(s["H1"], s["H2"]) + s["H2"] * s["CL"] + s["CL"]
+        return s["B"] * s["T"] * s["I"], w, s["B"] * s["CL"]
+    if work == "seed_cnn_model":
+        convs = seed_cnn_conv_shapes(s["H"], s["W"], s["C"], s["F1"], s["F2"])
+        w = sum(9 * ci * co + co for _, _, ci, co, _ in convs)
+        n_flat = convs[-1][4] ** 2 * s["F2"]
+        w += n_flat * s["D"] + s["D"] + s["D"] * s["CL"] + s["CL"]
+        return s["B"] * s["H"] * s["W"] * s["C"], w, s["B"] * s["CL"]
+    if work == "matmul":
+        return s["M"] * s["K"] + s["K"] * s["N"], 0, s["M"] * s["N"]
+    if work == "copy":
+        return s["N"], 0, s["N"]
+    if work == "empty":
+        return 0, 0, 0
+    raise ValueError(f"no byte count for work {work!r}")
+
+
+def row_bytes(work: str, sizes: Mapping[str, int], pass_: str, itemsize: int) -> int:
+    """Lower bound on bytes moved by one call: inputs + weights + outputs, and for a backward pass also
+    dy and one gradient per input and weight. A training step adds the optimiser's read and write of
+    the weights and Adam's two moments (4 more weight-sized reads and writes)."""
+    n_in, n_w, n_out = _elements(work, sizes)
+    n = n_in + n_w + n_out
+    if pass_ != "fwd":  # dy, then the gradients; a model's loss takes no gradient for its input
+        n += n_out + n_w + (0 if work.startswith("seed_") else n_in)
+    if pass_ == "train_step":
+        n += 6 * n_w  # read w, m, v; write w, m, v
+    return int(n * itemsize)

@@ -1,0 +1,9 @@
+"""Single layers: every GRU variant, conv2d, max_pool2d and dense, forward and forward+backward."""
+
+from __future__ import annotations
+
+from .harness import run_row
+
+
+def test_op(benchmark, op_row, bench_opts):
+    run_row(benchmark, op_row, bench_opts)
