@@ -210,3 +210,42 @@ def test_gru_bias_gradients_equal_where_only_their_sum_appears(variant):
     H = 5
     np.testing.assert_allclose(g_after["b_x"][: 2 * H], g_after["b_h"][: 2 * H], rtol=1e-13, atol=1e-15)
     assert np.abs(g_after["b_x"][2 * H :] - g_after["b_h"][2 * H :]).max() > 1e-3
+
+
+# --------------------------------------------------------------------------- the seed models' training loss
+
+
+def _small_model(model: str):
+    from impls.models import init_seed_cnn, init_seed_gru
+
+    g = np.random.default_rng(500)
+    if model == "gru":
+        params = init_seed_gru(501, input_size=4, units=(3, 2), classes=4)
+        x = random_array((3, 5, 4), 502, low=-2.0, high=2.0)
+    else:
+        params = init_seed_cnn(501, image=(14, 14, 2), filters=(2, 3), dense_units=5, classes=4)
+        x = random_array((3, 14, 14, 2), 502, low=0.0, high=1.0)
+    return params, x, np.eye(4)[g.integers(0, 4, 3)]
+
+
+@pytest.mark.parametrize("model", ["gru", "cnn"])
+def test_seed_model_loss_gradient_matches_central_differences(model):
+    """numpy_train's whole-model backward (the vjps chained through softmax and Keras' clipped
+    cross-entropy) against central differences of the loss, every parameter, tiny sizes."""
+    from impls import numpy_train
+
+    params, x, onehot = _small_model(model)
+    fn = numpy_train.seed_gru_loss_and_grads if model == "gru" else numpy_train.seed_cnn_loss_and_grads
+    leaves = {str(i): a.copy() for i, a in enumerate(numpy_train.leaves(params))}
+
+    forward = ref.seed_gru_model if model == "gru" else ref.seed_cnn_model
+
+    def loss(a):  # forward only: the model's probabilities, then the loss
+        probs = forward(numpy_train.rebuild(params, [a[str(i)] for i in range(len(a))]))(x)
+        return float(numpy_train.keras_categorical_crossentropy(probs, onehot)[0])
+
+    _, grads = fn(params, x, onehot)
+    for i, g in enumerate(numpy_train.leaves(grads)):
+        fd = central_differences(loss, leaves, str(i))
+        s = error_stats(g, fd)
+        assert s.rel <= FD_BAR, f"{model} parameter {i} {g.shape}: relative error {s.rel:.2e} > {FD_BAR:.0e}"
