@@ -412,24 +412,45 @@ def seed_cnn_formula_layer(c_in: int, c_out: int, k: int, height: int, width: in
     return seed_cnn_formula(c_out, c_in, k, c_out, height, width)
 
 
-def seed_cnn_model_readings(
-    image: tuple[int, int, int] = (28, 28, 1), filters: tuple[int, int] = (32, 64), kernel: int = 3, pool: int = 2
-) -> dict[str, int]:
-    """Every reading of section 6.2 on the seed CNN's convolution layers (section 4.2), summed over them.
-
-    A: height x width = the network's input image (28 x 28) for every layer;
-    B: height x width = each layer's own input map (28 x 28, then 13 x 13);
-    C: height x width = each layer's output map (26 x 26, then 11 x 11)."""
+def _conv_layers(image, filters, kernel, pool) -> list[tuple[int, int, int, int, int, int, int]]:
+    """(c_in, c_out, k, in_h, in_w, out_h, out_w) of each Conv2D layer of the seed CNN."""
     table = seed_cnn_model_table(True, image=image, filters=filters, kernel=kernel, pool=pool)
     h, w, c = image
-    total = {"A: network input image": 0, "B: layer input map": 0, "C: layer output map": 0}
+    layers = []
     for row in table:
         if row.name.startswith("conv"):
             oh, ow, f = row.output_shape
-            total["A: network input image"] += seed_cnn_formula_layer(c, f, kernel, image[0], image[1])
-            total["B: layer input map"] += seed_cnn_formula_layer(c, f, kernel, h, w)
-            total["C: layer output map"] += seed_cnn_formula_layer(c, f, kernel, oh, ow)
+            layers.append((c, f, kernel, h, w, oh, ow))
             c = f
         if len(row.output_shape) == 3:  # conv or pool: the next layer's input map
             h, w = row.output_shape[0], row.output_shape[1]
-    return total
+    return layers
+
+
+def seed_cnn_reading_network_image(image=(28, 28, 1), filters=(32, 64), kernel=3, pool=2) -> int:
+    """Reading A, summed over the seed CNN's Conv2D layers: 输入图像 = the network's input image (28 x 28)
+    for every layer, as the words "input image height / width" say literally."""
+    return sum(seed_cnn_formula_layer(ci, co, k, image[0], image[1]) for ci, co, k, *_ in _conv_layers(image, filters, kernel, pool))
+
+
+def seed_cnn_reading_layer_input(image=(28, 28, 1), filters=(32, 64), kernel=3, pool=2) -> int:
+    """Reading B: 输入图像 = each layer's own input map (28 x 28, then 13 x 13)."""
+    return sum(seed_cnn_formula_layer(ci, co, k, h, w) for ci, co, k, h, w, _, _ in _conv_layers(image, filters, kernel, pool))
+
+
+def seed_cnn_reading_layer_output(image=(28, 28, 1), filters=(32, 64), kernel=3, pool=2) -> int:
+    """Reading C: height x width = each layer's output map (26 x 26, then 11 x 11), the map a compute count
+    would use; then the formula is the multiply-adds plus c_out^2 * OH * OW."""
+    return sum(seed_cnn_formula_layer(ci, co, k, oh, ow) for ci, co, k, _, _, oh, ow in _conv_layers(image, filters, kernel, pool))
+
+
+def seed_cnn_model_readings(
+    image: tuple[int, int, int] = (28, 28, 1), filters: tuple[int, int] = (32, 64), kernel: int = 3, pool: int = 2
+) -> dict[str, int]:
+    """Every reading of section 6.2 on the seed CNN's convolution layers (section 4.2), summed over them."""
+    sizes = {"image": image, "filters": filters, "kernel": kernel, "pool": pool}
+    return {
+        "A: network input image": seed_cnn_reading_network_image(**sizes),
+        "B: layer input map": seed_cnn_reading_layer_input(**sizes),
+        "C: layer output map": seed_cnn_reading_layer_output(**sizes),
+    }
