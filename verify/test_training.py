@@ -30,6 +30,7 @@ FLOAT32_MODELS = ("cnn",)
 @pytest.fixture(scope="module")
 def result() -> dict:
     r = parity(models=MODELS, steps=20, batch=32, float32_models=FLOAT32_MODELS)
+    r["command"] = "pytest verify/test_training.py (python -m reports training runs the full table)"
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(r, indent=1))
     return r
