@@ -535,7 +535,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("gru-candidate-reset", "2.1 vs 4.1",
           "$\\tilde{h_t} = \\tanh(W_h \\cdot [r_t \\cdot h_{t-1}, x_t] + b_h)$",
           "The candidate state is tanh of W_h applied to [r_t * h_{t-1}, x_t] (the reset gate acts before the "
-          "recurrent product), and this is the GRU that the article's Keras code builds.",
+          "recurrent product); section 4.1 then builds 'a GRU network' with keras.layers.GRU, implying this GRU.",
           READING, check_gru_candidate),
     Claim("gru-update-oplus", "2.1",
           "$h_t = (1 - z_t) \\cdot h_{t-1} \\oplus r_t \\cdot \\tilde{h_t}$ ……$\\oplus$表示元素相加后再除以2的操作。",
