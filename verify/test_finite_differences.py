@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from impls import numpy_impl as ref
+from impls import numpy_train
+from impls.models import init_seed_cnn, init_seed_gru
 from impls.spec import VARIANTS, GRUWeights, init_conv, init_dense, init_gru, random_array
 from impls.tolerance import error_stats
 
@@ -216,8 +218,6 @@ def test_gru_bias_gradients_equal_where_only_their_sum_appears(variant):
 
 
 def _small_model(model: str):
-    from impls.models import init_seed_cnn, init_seed_gru
-
     g = np.random.default_rng(500)
     if model == "gru":
         params = init_seed_gru(501, input_size=4, units=(3, 2), classes=4)
@@ -232,8 +232,6 @@ def _small_model(model: str):
 def test_seed_model_loss_gradient_matches_central_differences(model):
     """numpy_train's whole-model backward (the vjps chained through softmax and Keras' clipped
     cross-entropy) against central differences of the loss, every parameter, tiny sizes."""
-    from impls import numpy_train
-
     params, x, onehot = _small_model(model)
     fn = numpy_train.seed_gru_loss_and_grads if model == "gru" else numpy_train.seed_cnn_loss_and_grads
     leaves = {str(i): a.copy() for i, a in enumerate(numpy_train.leaves(params))}
