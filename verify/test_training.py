@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls import numpy_train
+from impls import data, numpy_train
 from impls.training_parity import FLOAT32_TOL, FLOAT64_TOL, MODELS, PAIRS, parity
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "training_parity.json"
@@ -113,3 +113,29 @@ def test_keras_adam_is_torch_adam_with_a_scaled_eps():
     same_eps, _ = numpy_train.adam_update(params, grads, numpy_train.adam_init(params), eps=eps_k, flavour="torch")
     assert max(np.abs(a - b).max() for a, b in zip(same_eps, numpy_train.adam_update(
         params, grads, numpy_train.adam_init(params), eps=eps_k, flavour="keras")[0])) > 1e-6  # fmt: skip
+
+
+def test_digits_are_brought_to_28x28x1_as_documented():
+    from sklearn.datasets import load_digits
+
+    x, y = data.digits_28()
+    d = load_digits()
+    assert x.shape == (1797, 28, 28, 1) and y.shape == (1797, 10) and 0.0 <= x.min() and x.max() == 1.0
+    border = np.ones((28, 28), bool)
+    border[2:26, 2:26] = False
+    assert not x[:, border].any(), "the 2-pixel border must be zero"
+    np.testing.assert_array_equal(x[:, 2:26:3, 2:26:3, 0] * 16.0, d.images)  # every 3x3 block holds one pixel
+    np.testing.assert_array_equal(x[:, 3:27:3, 4:28:3, 0] * 16.0, d.images)
+    np.testing.assert_array_equal(y.argmax(axis=1), d.target)
+
+
+def test_sequence_task_is_seeded_and_its_class_is_the_frequency():
+    x, y = data.sequence_task(200, seed=3)
+    x2, y2 = data.sequence_task(200, seed=3)
+    assert x.shape == (200, 100, 64) and y.shape == (200, 10)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    spectrum = np.abs(np.fft.rfft(x.mean(axis=2), axis=1))  # (200, 51): the shared oscillation
+    cycles_per_100_steps = spectrum[:, 1:].argmax(axis=1) + 1
+    assert np.mean(cycles_per_100_steps == 2 * (y.argmax(axis=1) + 1)) > 0.95
+    assert len(set(y.argmax(axis=1))) == 10
