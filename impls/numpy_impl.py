@@ -241,15 +241,15 @@ def gru_backward(tape: GRUTape, dy: np.ndarray | None, dh_T: np.ndarray | None =
         da_r = dr * r * (1.0 - r)
         dh = dh_prev + da_z @ Uz.T + da_r @ Ur.T
         da[:, t, :H], da[:, t, H : 2 * H], da[:, t, 2 * H :] = da_z, da_r, da_h
-    h_all = tape.h_prev  # (B, T, H)
-    rec_in = h_all if variant == "reset_after" else tape.r * h_all  # what U_h multiplies
-    dU = np.concatenate(
-        [np.einsum("bth,btg->hg", h_all, da[..., : 2 * H]), np.einsum("bth,btg->hg", rec_in, d_rec)], axis=1
-    )
+    # sums over batch and time as one matrix product each: rows are the B*T (b, t) pairs
+    h_all = tape.h_prev.reshape(B * T, H)  # h_{t-1}
+    rec_in = h_all if variant == "reset_after" else (tape.r * tape.h_prev).reshape(B * T, H)  # what U_h multiplies
+    da2 = da.reshape(B * T, 3 * H)
+    dU = np.concatenate([h_all.T @ da2[:, : 2 * H], rec_in.T @ d_rec.reshape(B * T, H)], axis=1)
     return {
         "x": da @ w.W.T,  # (B, T, I)
         "h0": dh,  # (B, H)
-        "W": np.einsum("bti,btg->ig", tape.x, da),  # (I, 3H)
+        "W": tape.x.reshape(B * T, -1).T @ da2,  # (I, 3H)
         "U": dU,  # (H, 3H)
         "b_x": da.sum(axis=(0, 1)),  # (3H,)
         "b_h": np.concatenate([da[..., : 2 * H].sum(axis=(0, 1)), d_rec.sum(axis=(0, 1))]),  # (3H,)
