@@ -11,12 +11,14 @@ Profiles
                under tf.function. One eager Keras row (seed GRU model forward, float32), labelled so.
     full       quick, plus every GRU variant's fwd+bwd, every layer of the seed CNN, sweeps over hidden
                size, sequence length and batch, and the other modes at the seed's shapes:
-               tf.function(jit_compile=True), eager TensorFlow/Keras, torch.compile (fwd, where it works).
+               tf.function(jit_compile=True), eager TensorFlow/Keras, torch.compile (forward; the GRU once, the
+               seed GRU model not: its compile takes minutes on 2 cores).
     deepbench  DeepBench's GRU sizes (baidu-research/DeepBench, kernels/rnn_problems.h; input = hidden,
                reset_after, FLOPs by DeepBench's 6*T*B*H^2 convention). On cpu a representative subset
                that runs in minutes on a 2-core machine: (H, B, T) = (512, 32, 1), (512, 1, 1), (512, 4, 1),
-               (1536, 4, 187), (1536, 32, 187). On cuda the whole training set (17 sizes) and a subset
-               of the inference set: batch 1 and 4 at T = 750, every hidden size.
+               (1536, 1, 187), (1536, 4, 187), and (1536, 32, 187) forward only. On cuda the whole training
+               set (18 sizes) and a subset of the inference set (batch 1 and 4; T = 750 for hidden 1536-2816,
+               T = 1 for 512, T = 1500 for 1024).
 Ceilings (matmul per precision, memory copy) and the harness-overhead rows are part of every profile.
 """
 
@@ -152,11 +154,15 @@ DEEPBENCH_TRAIN = [
 DEEPBENCH_INFER_GPU = [(H, B, 750) for H in (1536, 2048, 2560, 2816) for B in (1, 4)] + [
     (512, 1, 1), (512, 4, 1), (1024, 1, 1500), (1024, 4, 1500)
 ]
-DEEPBENCH_CPU = [(512, 32, 1), (512, 1, 1), (512, 4, 1), (1536, 4, 187), (1536, 32, 187)]
+DEEPBENCH_CPU = [(512, 32, 1), (512, 1, 1), (512, 4, 1), (1536, 1, 187), (1536, 4, 187)]
+DEEPBENCH_CPU_FWD_ONLY = [(1536, 32, 187)]  # its fwd+bwd takes minutes per implementation on 2 cores
 
 
-def deepbench_sizes(device: str) -> list[Size]:
-    hbt = DEEPBENCH_CPU if device == "cpu" else DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU
+def deepbench_sizes(device: str, pass_: str = "fwd") -> list[Size]:
+    if device == "cpu":
+        hbt = DEEPBENCH_CPU + (DEEPBENCH_CPU_FWD_ONLY if pass_ == "fwd" else [])
+    else:
+        hbt = DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU
     return [gru_size(B, T, H, H, "deepbench") for H, B, T in hbt]
 
 
@@ -252,17 +258,31 @@ def _full(devices: tuple[str, ...]) -> list[Row]:
     eager = {"tensorflow": ("eager",), "keras": ("eager",)}
     rows += _rows(SEED_GRUS[:1] + SEED_CONVS[1:] + seed_models, ("fwd",), devices, p, modes=eager,
                   impls=("tensorflow", "keras"), precisions_=("float32",))  # fmt: skip
-    # torch.compile: forward only, float32 and float64 (each compile takes tens of seconds on this CPU).
+    # torch.compile, forward only: compiling the 100-step GRU loop takes ~30 s on the 2-core CPU (the seed GRU
+    # model, two such loops, ~190 s), so the GRU is compiled once (float32, first seed layer) and the model not.
     compiled = {"torch": ("torch.compile",), "torch_nn": ("torch.compile",)}
-    rows += _rows(SEED_GRUS[:1] + SEED_CONVS[1:] + SEED_DENSES[:1] + seed_models, ("fwd",), devices, p,
-                  modes=compiled, impls=("torch", "torch_nn"), precisions_=("float32", "float64"))  # fmt: skip
+    rows += _rows(SEED_GRUS[:1], ("fwd",), devices, p, modes=compiled, impls=("torch", "torch_nn"),
+                  precisions_=("float32",))  # fmt: skip
+    rows += _rows(SEED_CONVS[1:] + SEED_DENSES[:1] + seed_models[1:], ("fwd",), devices, p, modes=compiled,
+                  impls=("torch", "torch_nn"), precisions_=("float32", "float64"))  # fmt: skip
     return rows
 
 
 def _deepbench(devices: tuple[str, ...]) -> list[Row]:
     rows = []
     for device in devices:
-        rows += _rows(deepbench_sizes(device), ("fwd", "fwd+bwd"), (device,), "deepbench", convention="deepbench")
+        for pass_ in ("fwd", "fwd+bwd"):
+            sizes = deepbench_sizes(device, pass_)
+            if device == "cpu":
+                rows += _rows(sizes, (pass_,), (device,), "deepbench", convention="deepbench")
+                continue
+            # cuda: the built-in (cuDNN) layers in float32, TF32 and bfloat16; the loops from primitives in float32,
+            # forward only. float64 and float16 GPU rows are in quick and full. This keeps the GPU run in minutes.
+            rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch_nn", "keras"),
+                          precisions_=("float32", "tf32", "bfloat16"), convention="deepbench")  # fmt: skip
+            if pass_ == "fwd":
+                rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch", "tensorflow"),
+                              precisions_=("float32",), convention="deepbench")  # fmt: skip
     return rows
 
 

@@ -10,6 +10,8 @@ bench/harness.py, which times one call + synchronize and fills extra_info per do
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from impls import BackendUnavailable
@@ -25,6 +27,10 @@ def pytest_addoption(parser):
                     help="auto: cpu, plus cuda when torch sees a GPU; cpu or cuda: only that device")  # fmt: skip
     group.addoption("--no-cuda-events", action="store_true",
                     help="skip the CUDA-event cross-check of cuda rows of 1 ms or more")  # fmt: skip
+    group.addoption("--bench-max-time", type=float, default=None,
+                    help="seconds of timed calls per row (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-min-rounds", type=int, default=None,
+                    help="fewest timed rounds per row (overrides the profile's)")  # fmt: skip
 
 
 def _profile(config) -> str:
@@ -63,8 +69,14 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def bench_opts(request) -> harness.Options:
-    profile = _profile(request.config)
-    return harness.Options(profile, harness.TIMING[profile], not request.config.getoption("no_cuda_events", default=False))
+    config = request.config
+    profile = _profile(config)
+    timing = harness.TIMING[profile]
+    if config.getoption("bench_max_time", default=None) is not None:
+        timing = dataclasses.replace(timing, max_time=config.getoption("bench_max_time"))
+    if config.getoption("bench_min_rounds", default=None) is not None:
+        timing = dataclasses.replace(timing, min_rounds=config.getoption("bench_min_rounds"))
+    return harness.Options(profile, timing, not config.getoption("no_cuda_events", default=False))
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -1,10 +1,11 @@
-"""Closed-form FLOP and byte counts for every benchmark row (no framework here).
+"""FLOP and byte counts of every benchmark row. FLOPs come from impls/formulas.py (the project's one set
+of closed forms); bytes moved are counted here. No framework here.
 
 Conventions (the row's `flop_convention` names the one used):
     gemm       2*m*n*k for every matrix product of the pass (a convolution is the matrix product of its
                im2col form); elementwise work (gates, activations, bias adds, softmax) is not counted.
-               fwd+bwd = 3 x fwd (the backward pass has two products per forward product: dX and dW);
-               one training step = fwd+bwd (the optimiser's elementwise update is not counted).
+               fwd+bwd = 3 x fwd (formulas.fwd_bwd_flops: the backward pass has two products per forward
+               product, dX and dW); one training step = fwd+bwd (the optimiser's update is elementwise).
     deepbench  DeepBench's GRU count, the recurrent GEMMs only: 6*T*B*H^2 forward (x3 for fwd+bwd).
     model      the operation's own count where it has no matrix product: max_pool2d counts one comparison
                per window element beyond the first (B*OH*OW*C*(ph*pw - 1)); its backward only routes
@@ -18,43 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-PASS_FACTOR = {"fwd": 1, "fwd+bwd": 3, "train_step": 3}
+from impls import formulas
+
+PASSES = ("fwd", "fwd+bwd", "train_step")
 
 
-def _factor(pass_: str) -> int:
-    if pass_ not in PASS_FACTOR:
-        raise ValueError(f"unknown pass {pass_!r}; valid: {', '.join(PASS_FACTOR)}")
-    return PASS_FACTOR[pass_]
-
-
-# --------------------------------------------------------------------------- FLOPs of one forward pass
-
-
-def gru_fwd(B: int, T: int, I: int, H: int) -> int:
-    """x W (B*T, I) x (I, 3H) plus h U (B, H) x (H, 3H) per step: 2*B*T*3H*(I + H). Every variant has
-    the same products ((r*h) U_h or r*(h U_h) are both one (B, H) x (H, H) product)."""
-    return 2 * B * T * 3 * H * (I + H)
-
-
-def gru_deepbench(B: int, T: int, H: int) -> int:
-    """DeepBench's GRU forward count: 6*T*B*H^2, the recurrent GEMMs only (input = hidden there)."""
-    return 6 * T * B * H * H
-
-
-def conv2d_fwd(B: int, OH: int, OW: int, KH: int, KW: int, C: int, O: int) -> int:
-    return 2 * B * OH * OW * KH * KW * C * O
-
-
-def dense_fwd(B: int, n_in: int, n_out: int) -> int:
-    return 2 * B * n_in * n_out
-
-
-def max_pool2d_fwd(B: int, OH: int, OW: int, C: int, ph: int, pw: int) -> int:
-    return B * OH * OW * C * (ph * pw - 1)
-
-
-def seed_gru_model_fwd(B: int, T: int, I: int, H1: int, H2: int, C: int) -> int:
-    return gru_fwd(B, T, I, H1) + gru_fwd(B, T, H1, H2) + dense_fwd(B, H2, C)
+def _check_pass(pass_: str) -> str:
+    if pass_ not in PASSES:
+        raise ValueError(f"unknown pass {pass_!r}; valid: {', '.join(PASSES)}")
+    return pass_
 
 
 def seed_cnn_conv_shapes(Hin: int, Win: int, Cin: int, F1: int, F2: int) -> list[tuple[int, int, int, int, int]]:
@@ -68,44 +41,44 @@ def seed_cnn_conv_shapes(Hin: int, Win: int, Cin: int, F1: int, F2: int) -> list
     return out
 
 
-def seed_cnn_model_fwd(B: int, Hin: int, Win: int, Cin: int, F1: int, F2: int, D: int, C: int) -> int:
-    convs = seed_cnn_conv_shapes(Hin, Win, Cin, F1, F2)
-    flops = sum(conv2d_fwd(B, oh, ow, 3, 3, ci, co) for oh, ow, ci, co, _ in convs)
-    side = convs[-1][4]
-    return flops + dense_fwd(B, side * side * F2, D) + dense_fwd(B, D, C)
-
-
-# --------------------------------------------------------------------------- per row
-
-
 def gru_params(I: int, H: int) -> int:
-    return I * 3 * H + H * 3 * H + 6 * H
+    return formulas.gru_param_count(I, H, "canonical")
+
+
+def _fwd_flops(work: str, s: Mapping[str, int]) -> int:
+    if work == "gru":
+        return formulas.gru_matmul_flops(s["B"], s["T"], s["I"], s["H"])
+    if work == "conv2d":
+        return formulas.conv2d_flops(s["B"], s["OH"], s["OW"], s["KH"], s["KW"], s["C"], s["O"])
+    if work == "dense":
+        return formulas.dense_flops(s["B"], s["IN"], s["OUT"])
+    if work == "seed_gru_model":
+        return formulas.seed_gru_model_flops(s["B"], (s["T"], s["I"]), (s["H1"], s["H2"]), s["CL"])
+    if work == "seed_cnn_model":
+        return formulas.seed_cnn_model_flops(s["B"], image=(s["H"], s["W"], s["C"]), filters=(s["F1"], s["F2"]),
+                                             dense_units=s["D"], classes=s["CL"])  # fmt: skip
+    raise ValueError(f"no gemm FLOP count for work {work!r}")
 
 
 def row_flops(work: str, sizes: Mapping[str, int], pass_: str, convention: str = "gemm") -> int:
     """FLOPs of one call of the row's pass under `convention`."""
-    s, k = sizes, _factor(pass_)
+    s, backward = sizes, _check_pass(pass_) != "fwd"
+    if work == "matmul":
+        return formulas.MULTIPLY_ADD_FLOPS * s["M"] * s["N"] * s["K"]
+    if work in ("copy", "empty"):
+        return 0
+    if work == "max_pool2d":  # the "model" convention
+        n = formulas.max_pool2d_comparisons(s["B"], s["OH"], s["OW"], s["C"], s["P"], s["P"])
+        return 2 * n if backward else n
     if convention == "deepbench":
         if work != "gru":
             raise ValueError(f"the deepbench convention counts GRUs only, not {work!r}")
-        return k * gru_deepbench(s["B"], s["T"], s["H"])
-    if work == "gru":
-        return k * gru_fwd(s["B"], s["T"], s["I"], s["H"])
-    if work == "conv2d":
-        return k * conv2d_fwd(s["B"], s["OH"], s["OW"], s["KH"], s["KW"], s["C"], s["O"])
-    if work == "dense":
-        return k * dense_fwd(s["B"], s["IN"], s["OUT"])
-    if work == "max_pool2d":
-        return (2 if pass_ != "fwd" else 1) * max_pool2d_fwd(s["B"], s["OH"], s["OW"], s["C"], s["P"], s["P"])
-    if work == "seed_gru_model":
-        return k * seed_gru_model_fwd(s["B"], s["T"], s["I"], s["H1"], s["H2"], s["CL"])
-    if work == "seed_cnn_model":
-        return k * seed_cnn_model_fwd(s["B"], s["H"], s["W"], s["C"], s["F1"], s["F2"], s["D"], s["CL"])
-    if work == "matmul":
-        return 2 * s["M"] * s["N"] * s["K"]
-    if work in ("copy", "empty"):
-        return 0
-    raise ValueError(f"no FLOP count for work {work!r}")
+        fwd = formulas.deepbench_gru_flops(s["T"], s["B"], s["H"])
+    elif convention == "gemm":
+        fwd = _fwd_flops(work, s)
+    else:
+        raise ValueError(f"unknown FLOP convention {convention!r}; valid: gemm, deepbench")
+    return formulas.fwd_bwd_flops(fwd) if backward else fwd
 
 
 def _elements(work: str, s: Mapping[str, int]) -> tuple[int, int, int]:

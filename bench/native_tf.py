@@ -29,6 +29,12 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def needs_sync(device: str) -> bool:
+    """False on the CPU in TensorFlow's default synchronous execution: an eager op or a tf.function call
+    returns after its kernels ran, and tf.test.experimental.sync_devices would add ~50 us to every call."""
+    return device != "cpu" or not tf.config.experimental.get_synchronous_execution()
+
+
 def on_device(fn: Callable, device: str) -> Callable:
     """fn run with `device` as TensorFlow's default device. Without a GPU every op is on the CPU already,
     and fn is returned as it is (no wrapper cost in the timed call)."""

@@ -40,7 +40,7 @@ def make_inputs(work: str, dims: dict[str, int], pass_: str, label: str) -> dict
             a["dy"] = random_array((d["B"], d["OH"], d["OW"], d["O"]), s + 2)
         return a
     if work == "max_pool2d":
-        a = {"x": random_array((d["B"], d["HI"], d["WI"], d["C"]), s)}
+        a = {"x": pool_input(d["B"], d["HI"], d["WI"], d["C"], d["P"], s)}
         if pass_ != "fwd":
             a["dy"] = random_array((d["B"], d["OH"], d["OW"], d["C"]), s + 2)
         return a
@@ -60,6 +60,20 @@ def make_inputs(work: str, dims: dict[str, int], pass_: str, label: str) -> dict
         x = random_array((d["B"], d["H"], d["W"], d["C"]), s, low=0.0, high=1.0)
         return {"x": x, "params": params, "onehot": onehot(d["B"], d["CL"], s + 2)}
     raise ValueError(f"no inputs for work {work!r}")
+
+
+def pool_input(B: int, HI: int, WI: int, C: int, P: int, seed: int) -> np.ndarray:
+    """Max-pool input whose values inside each window differ by at least 0.25, so they stay distinct after
+    rounding to bfloat16 or float16: with ties, which element receives the gradient is a convention
+    (implementations differ), not an error. The position of each window's maximum is random."""
+    g = np.random.default_rng(seed)
+    OH, OW = HI // P, WI // P
+    base = g.uniform(-1.0, 0.25, (B, OH, OW, C, 1))
+    ranks = np.argsort(g.random((B, OH, OW, C, P * P)), axis=-1)  # a random order inside every window
+    win = (base + 0.25 * ranks).reshape(B, OH, OW, C, P, P)  # (B, OH, OW, C, ph, pw)
+    x = g.uniform(-1.0, 1.0, (B, HI, WI, C))  # rows and columns no window covers stay random
+    x[:, : OH * P, : OW * P] = win.transpose(0, 1, 4, 2, 5, 3).reshape(B, OH * P, OW * P, C)
+    return x
 
 
 def onehot(B: int, classes: int, seed: int) -> np.ndarray:
