@@ -283,13 +283,7 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
     """{"x", "h0", "W", "U", "b_x", "b_h"}. reset_before is GRU(reset_after=False), whose one bias is
     b_x + b_h: its gradient is the gradient of b_x and of b_h alike, and both keys carry it."""
     spec.check_variant(variant)
-    B, T, I, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    if dy is None and dh_T is None:
-        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
-    if dy is not None:
-        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
-    if dh_T is not None:
-        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    B, T, I, H = spec.check_gru_vjp(x, weights, h0, dy, dh_T)
     dy = tf.zeros((B, T, H), dtype=x.dtype) if dy is None else _native(dy, x)  # None: only h_T is used
     layer, ra = _gru_layer(I, H, variant, _dt(x))
     variables = _gru_set(layer, weights, ra)

@@ -269,13 +269,7 @@ def gru_vjp(
     seed and the reset-before variants b_x and b_h only ever appear as b_x + b_h, so their gradients are
     equal."""
     spec.check_variant(variant)
-    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    if dy is None and dh_T is None:
-        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
-    if dy is not None:
-        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
-    if dh_T is not None:
-        spec.check_dy("gru_vjp dh_T", dh_T.shape, (B, H))
+    spec.check_gru_vjp(x, weights, h0, dy, dh_T)
     return gru_backward(gru_forward(x, weights, variant, h0), dy, dh_T)
 
 

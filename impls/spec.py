@@ -213,6 +213,19 @@ def check_seed_pool1d(y_shape) -> tuple[int, int, int]:
     return y_shape
 
 
+def check_gru_vjp(x, weights: GRUWeights, h0, dy, dh_T) -> tuple[int, int, int, int]:
+    """Validate a gru_vjp call (arrays of any backend, or None): the forward's shapes, then the
+    cotangents, at least one of dy (B, T, H) and dh_T (B, H). Returns (B, T, I, H)."""
+    B, T, I, H = check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    if dy is None and dh_T is None:
+        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
+    if dy is not None:
+        check_dy("gru_vjp", dy.shape, (B, T, H))
+    if dh_T is not None:
+        check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    return B, T, I, H
+
+
 def check_dy(name: str, dy_shape, expected_shape) -> None:
     """A cotangent must have exactly the output's shape: no silent broadcasting."""
     dy_shape, expected_shape = tuple(int(d) for d in dy_shape), tuple(int(d) for d in expected_shape)

@@ -256,13 +256,7 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
     {"x", "h0", "W", "U", "b_x", "b_h"}.
     h0=None means zeros, and its gradient is still returned."""
     spec.check_variant(variant)
-    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    if dy is None and dh_T is None:
-        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
-    if dy is not None:
-        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
-    if dh_T is not None:
-        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    B, T, _, H = spec.check_gru_vjp(x, weights, h0, dy, dh_T)
     dy = tf.zeros((B, T, H), dtype=x.dtype) if dy is None else _like(dy, x)  # None: only h_T is used
     h0 = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
     inputs = {"x": x, "h0": h0} | {k: _like(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")}

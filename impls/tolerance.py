@@ -23,8 +23,9 @@ TOLERANCES: dict[str, float] = {
 
 OVERRIDES: dict[tuple[str, str], tuple[float, str]] = {
     # (work, precision): (tolerance, reason)
-    ("adam_step", "float64"): (1e-7, "keras Adam casts beta_1/beta_2 via float32 (tf.cast of a Python float): "
-                               "its float64 step size is off by 6.7e-6 relative, ~7.5e-8 of |p|"),
+    ("adam_step", "float64"): (1e-7, (
+        "keras Adam casts beta_1/beta_2 via float32 (tf.cast of a Python float): "
+        "its float64 step size is off by 6.7e-6 relative, ~7.5e-8 of |p|")),
 }
 
 

@@ -185,13 +185,7 @@ def _leaf(a: Any, x: Any) -> Any:
 def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, dh_T: Any = None) -> dict[str, Any]:
     """Autograd through nn.GRU; weight_*_l0 / bias_*_l0 gradients back to W, U, b_x, b_h by convert.gru_from_torch."""
     check_variant(variant)
-    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    if dy is None and dh_T is None:
-        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
-    if dy is not None:
-        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
-    if dh_T is not None:
-        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    B, _, _, H = spec.check_gru_vjp(x, weights, h0, dy, dh_T)
     xl, hl = _leaf(x, x), _leaf(x.new_zeros((B, H)) if h0 is None else h0, x)
     state = _leaves(_gru_state(x, weights))  # weight_ih_l0, ... in torch's layout and gate order
     with torch.enable_grad():

@@ -232,13 +232,7 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
     """Cotangents of sum(y * dy) + sum(h_T * dh_T) for x, h0 (zeros when None), W, U, b_x, b_h.
     dy=None (or dh_T=None) means zeros; both None is a ValueError."""
     spec.check_variant(variant)
-    B, T, _, H = spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
-    if dy is None and dh_T is None:
-        raise ValueError("gru_vjp needs dy, dh_T or both; got neither (dy=None, dh_T=None)")
-    if dy is not None:
-        spec.check_dy("gru_vjp", dy.shape, (B, T, H))
-    if dh_T is not None:
-        spec.check_dy("gru_vjp (dh_T)", dh_T.shape, (B, H))
+    B, _, _, H = spec.check_gru_vjp(x, weights, h0, dy, dh_T)
     leaves = {"x": _leaf(x, x), "h0": _leaf(x.new_zeros((B, H)) if h0 is None else h0, x)}
     leaves |= {k: _leaf(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")}
     with torch.enable_grad():
