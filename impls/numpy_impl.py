@@ -17,14 +17,15 @@ autograd in verify/test_gradients.py. Conventions the frameworks could disagree 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import spec
-from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from . import models, spec
+from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from .spec import ConvWeights, DenseWeights, GRUWeights
 
 NAME = "numpy"
@@ -378,31 +379,19 @@ def seed_pool1d(y):
 # --------------------------------------------------------------------------- the seed models
 
 
+def flatten(x):
+    """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
+    return x.reshape(x.shape[0], -1)
+
+
 def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax). Returns forward(x) -> probabilities."""
-    spec.check_variant(variant)
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
-
-    def forward(x):
-        y1, _ = gru(x, p.gru1, variant)
-        _, h2 = gru(y1, p.gru2, variant)
-        return softmax(dense(h2, p.dense.kernel, p.dense.bias))
-
-    return forward
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
+    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
 
 
 def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten (h, w, c) -> Dense(relu) -> Dense(softmax)."""
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
-
-    def forward(x):
-        a = max_pool2d(relu(conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
-        a = max_pool2d(relu(conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
-        a = a.reshape(a.shape[0], -1)  # NHWC flatten: (h, w, c) order, as Keras
-        a = relu(dense(a, p.dense1.kernel, p.dense1.bias))
-        return softmax(dense(a, p.dense2.kernel, p.dense2.bias))
-
-    return forward
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
+    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
 
 
 __all__ = [
@@ -415,6 +404,7 @@ __all__ = [
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "flatten",
     "gru",
     "gru_backward",
     "gru_cell",

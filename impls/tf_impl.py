@@ -8,13 +8,14 @@ Every function works eagerly and inside tf.function (with or without XLA): see `
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import frameworks, spec
-from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from . import frameworks, models, spec
+from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
 
 tf = frameworks.load("tensorflow")
@@ -201,33 +202,19 @@ def seed_pool1d(y):
 # --------------------------------------------------------------------------- the seed models
 
 
-def seed_gru_model(
-    params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None
-) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax). Returns forward(x) -> probabilities."""
-    spec.check_variant(variant)
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+def flatten(x):
+    """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
+    return tf.reshape(x, (tf.shape(x)[0], -1))
 
-    def forward(x):
-        y1, _ = gru(x, p.gru1, variant)
-        _, h2 = gru(y1, p.gru2, variant)
-        return softmax(dense(h2, p.dense.kernel, p.dense.bias))
 
-    return forward
+def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
+    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
 
 
 def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten (h, w, c) -> Dense(relu) -> Dense(softmax)."""
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
-
-    def forward(x):
-        a = max_pool2d(relu(conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
-        a = max_pool2d(relu(conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
-        a = tf.reshape(a, (tf.shape(a)[0], -1))  # NHWC flatten: (h, w, c) order, as Keras
-        a = relu(dense(a, p.dense1.kernel, p.dense1.bias))
-        return softmax(dense(a, p.dense2.kernel, p.dense2.bias))
-
-    return forward
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
+    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
 
 
 # --------------------------------------------------------------------------- gradients (GradientTape)
@@ -323,6 +310,7 @@ __all__ = [
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "flatten",
     "gru",
     "gru_vjp",
     "max_pool2d",

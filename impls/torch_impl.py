@@ -7,13 +7,14 @@ Device-agnostic: everything follows x's device ("cpu" or "cuda"); weights move t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import frameworks, spec
-from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from . import frameworks, models, spec
+from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
 
 torch = frameworks.load("torch")
@@ -188,31 +189,19 @@ def seed_pool1d(y: Any) -> Any:
 # --------------------------------------------------------------------------- the seed models
 
 
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax). Returns forward(x) -> probabilities."""
-    spec.check_variant(variant)
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
-
-    def forward(x):
-        y1, _ = gru(x, p.gru1, variant)
-        _, h2 = gru(y1, p.gru2, variant)
-        return softmax(dense(h2, p.dense.kernel, p.dense.bias))
-
-    return forward
+def flatten(x):
+    """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
+    return x.reshape(x.shape[0], -1)
 
 
-def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten (h, w, c) -> Dense(relu) -> Dense(softmax)."""
-    p = params if dtype is None else params.map(lambda a: asarray(a, dtype, device))
+def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
+    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
 
-    def forward(x):
-        a = max_pool2d(relu(conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
-        a = max_pool2d(relu(conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
-        a = a.reshape(a.shape[0], -1)  # NHWC flatten: (h, w, c) order, as Keras
-        a = relu(dense(a, p.dense1.kernel, p.dense1.bias))
-        return softmax(dense(a, p.dense2.kernel, p.dense2.bias))
 
-    return forward
+def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
+    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
 
 
 # --------------------------------------------------------------------------- gradients (autograd)
@@ -296,8 +285,31 @@ def softmax_cross_entropy_vjp(logits: Any, onehot: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "FRAMEWORK", "MODE", "MODES", "NAME", "asarray", "compile", "conv2d", "conv2d_vjp", "dense", "dense_vjp",
-    "gru", "gru_vjp", "max_pool2d", "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d",
-    "seed_gru_model", "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp",
-    "synchronize", "to_numpy", "torch_dtype",
+    "FRAMEWORK",
+    "MODE",
+    "MODES",
+    "NAME",
+    "asarray",
+    "compile",
+    "conv2d",
+    "conv2d_vjp",
+    "dense",
+    "dense_vjp",
+    "flatten",
+    "gru",
+    "gru_vjp",
+    "max_pool2d",
+    "max_pool2d_vjp",
+    "relu",
+    "relu_vjp",
+    "seed_cnn_model",
+    "seed_conv1d",
+    "seed_gru_model",
+    "seed_pool1d",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_vjp",
+    "synchronize",
+    "to_numpy",
+    "torch_dtype",
 ]  # fmt: skip
