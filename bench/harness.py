@@ -438,6 +438,8 @@ def run_row(benchmark, row: Row, opts: Options) -> None:
     mod = load(row.impl)
     if row.impl == "numpy" and row.device != "cpu":
         pytest.skip("NumPy runs on the CPU only")
+    if row.framework in ("tensorflow", "keras") and row.device == "cuda" and not native("tensorflow").gpu_available():
+        pytest.skip("TensorFlow sees no GPU here (it would place the 'cuda' row on the CPU silently)")
     info = row_info(row, mod)
     with ExitStack() as stack:
         stack.enter_context(_context(row.framework, row.precision, row.device))
