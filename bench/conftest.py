@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 
-from impls import BackendUnavailable
+from impls import BackendUnavailable, frameworks
 
 from . import cases, harness, machine
 
@@ -29,8 +29,16 @@ def pytest_addoption(parser):
                     help="skip the CUDA-event cross-check of cuda rows of 1 ms or more")  # fmt: skip
     group.addoption("--bench-max-time", type=float, default=None,
                     help="seconds of timed calls per row (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-threads", type=int, default=None,
+                    help="compute threads for every framework (default: each framework's own, the machine's cores)")  # fmt: skip
     group.addoption("--bench-min-rounds", type=int, default=None,
                     help="fewest timed rounds per row (overrides the profile's)")  # fmt: skip
+
+
+def pytest_configure(config):
+    n = config.getoption("bench_threads", default=None)
+    if n is not None:
+        frameworks.set_threads(n)
 
 
 def _profile(config) -> str:

@@ -78,6 +78,7 @@ def facts(profile: str | None = None) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cores": cores(),
         "threads": os.cpu_count(),
+        "threads_limit": frameworks.threads(),  # --bench-threads, None = each framework's default
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch_threads,
         "blas": blas(),

@@ -16,6 +16,8 @@ class BackendUnavailable(ImportError):
     """A framework or backend cannot be used here; the message says why."""
 
 
+_THREADS: int | None = None  # set_threads(n): every framework's compute threads, None = its default
+
 _PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx"}
 
 
@@ -32,9 +34,51 @@ def load(name: str) -> ModuleType:
         raise ValueError(f"unknown framework {name!r}; known: {', '.join(_PACKAGES)}")
     _prepare(name)
     try:
-        return importlib.import_module(_PACKAGES[name])
+        module = importlib.import_module(_PACKAGES[name])
     except ImportError as e:  # not installed, or a broken install
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
+    if _THREADS is not None:
+        _apply_threads(name, module, _THREADS)
+    return module
+
+
+def _apply_threads(name: str, module: ModuleType, n: int) -> None:
+    if name == "torch" and module.get_num_threads() != n:
+        module.set_num_threads(n)
+    elif name == "tensorflow":
+        threading = module.config.threading
+        if threading.get_intra_op_parallelism_threads() != n:
+            try:  # only possible before TensorFlow's runtime starts
+                threading.set_intra_op_parallelism_threads(n)
+                threading.set_inter_op_parallelism_threads(n)
+            except RuntimeError as e:
+                raise RuntimeError(f"TensorFlow already started with its own thread count; set threads first ({e})") from e
+
+
+def set_threads(n: int | None) -> None:
+    """Limit every framework to n compute threads (None: leave each its default). NumPy's BLAS and
+    OpenMP pools are limited at once through threadpoolctl; torch and TensorFlow when loaded (now,
+    if they already are). On a small shared VM one thread is the stable measurement: a second vCPU
+    comes and goes, and 2-thread timings jump between levels."""
+    global _THREADS
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"threads must be a positive int or None, got {n!r}")
+    _THREADS = n
+    if n is None:
+        return
+    import sys
+
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(n)
+    for name, package in _PACKAGES.items():
+        if package in sys.modules:
+            _apply_threads(name, sys.modules[package], n)
+
+
+def threads() -> int | None:
+    """The thread limit set by set_threads, or None."""
+    return _THREADS
 
 
 def load_attr(module: str, attr: str):

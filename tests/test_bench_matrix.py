@@ -103,3 +103,12 @@ def test_round_to_rounds_weights_inside_dataclasses_and_keeps_float64():
     r = round_to(a, "float16")
     assert r["weights"].W.dtype == np.float64 and not np.array_equal(r["weights"].W, a["weights"].W)
     np.testing.assert_array_equal(r["dy"], a["dy"].astype(np.float16).astype(np.float64))
+
+
+def test_set_threads_rejects_non_positive_counts():
+    from impls import frameworks
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"threads must be a positive int or None"):
+            frameworks.set_threads(bad)
+    assert frameworks.threads() is None
