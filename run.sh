@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nnparity's one entry point. Installs into ./.venv on first use, then:
-#   bash run.sh main   verify, benchmark (quick profile) and write the reports under reports/
+#   bash run.sh main   verify, benchmark (quick profile; extra args go to pytest bench/), report into results/
 #   bash run.sh test   the test command: verification suite, tooling tests, bench bodies run once
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,12 +22,16 @@ case "${1:-}" in
     "$PY" -m pytest bench/ -q --benchmark-disable
     ;;
   main)
+    # A failing check still belongs in the report (marked FAIL), so each step runs whatever the last gave.
     setup
     mkdir -p results
-    "$PY" -m pytest verify/ -q --junitxml=results/verify.xml || echo "verification had failures: see results/verify.xml"
-    "$PY" -m pytest bench/ -q --benchmark-json=results/run.json
-    "$PY" -m reports results/run.json --verify results/verify.xml -o reports/CPU-quick.md
-    "$PY" -m reports audit
+    status=0
+    "$PY" -m pytest verify/ -q --junitxml=results/verify.xml || status=1
+    "$PY" -m pytest bench/ -q --benchmark-json=results/run.json "${@:2}" || status=1
+    "$PY" -m reports results/run.json --verify results/verify.xml -o results/report.md || status=1
+    "$PY" -m reports audit -o results/SEED-AUDIT.md || status=1
+    echo "wrote results/report.md and results/SEED-AUDIT.md (published reports: reports/README.md)"
+    exit $status
     ;;
   *) echo "usage: bash run.sh main|test|setup" >&2; exit 2 ;;
 esac
