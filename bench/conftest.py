@@ -31,11 +31,15 @@ def pytest_addoption(parser):
                     help="seconds of timed calls per row (overrides the profile's)")  # fmt: skip
     group.addoption("--bench-threads", type=int, default=None,
                     help="compute threads for every framework (default: each framework's own, the machine's cores)")  # fmt: skip
+    group.addoption("--bench-sweep", default=None,
+                    help="only rows of these sweeps, comma-separated: seed, hidden, seq_len, batch, deepbench "
+                         "(ceilings and overhead rows always run)")  # fmt: skip
     group.addoption("--bench-min-rounds", type=int, default=None,
                     help="fewest timed rounds per row (overrides the profile's)")  # fmt: skip
 
 
 def pytest_configure(config):
+    _sweeps(config)  # a wrong name stops here, before collection
     n = config.getoption("bench_threads", default=None)
     if n is not None:
         frameworks.set_threads(n)
@@ -62,13 +66,30 @@ def devices(config) -> tuple[str, ...]:
     return config._nnparity_devices
 
 
+def _rows(config) -> list:
+    rows = cases.rows(_profile(config), devices(config))
+    wanted = _sweeps(config)
+    return [r for r in rows if r.size.sweep in wanted] if wanted else rows
+
+
+SWEEPS = ("seed", "hidden", "seq_len", "batch", "deepbench")
+
+
+def _sweeps(config) -> set[str]:
+    given = config.getoption("bench_sweep", default=None)
+    wanted = {s.strip() for s in given.split(",")} if given else set()
+    if not wanted <= set(SWEEPS):
+        raise pytest.UsageError(f"--bench-sweep {given!r}: sweeps are {', '.join(SWEEPS)}")
+    return wanted
+
+
 def pytest_generate_tests(metafunc):
     profile, devs = _profile(metafunc.config), devices(metafunc.config)
     if "op_row" in metafunc.fixturenames:
-        rows = [r for r in cases.rows(profile, devs) if r.work in cases.OP_WORKS]
+        rows = [r for r in _rows(metafunc.config) if r.work in cases.OP_WORKS]
         metafunc.parametrize("op_row", rows, ids=[r.id for r in rows])
     if "model_row" in metafunc.fixturenames:
-        rows = [r for r in cases.rows(profile, devs) if r.work in cases.MODEL_WORKS]
+        rows = [r for r in _rows(metafunc.config) if r.work in cases.MODEL_WORKS]
         metafunc.parametrize("model_row", rows, ids=[r.id for r in rows])
     if "ceiling" in metafunc.fixturenames:
         cs = cases.ceilings(profile, devs)
