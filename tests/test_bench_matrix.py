@@ -112,3 +112,19 @@ def test_set_threads_rejects_non_positive_counts():
         with pytest.raises(ValueError, match=r"threads must be a positive int or None"):
             frameworks.set_threads(bad)
     assert frameworks.threads() is None
+
+
+def test_bench_sweep_option_rejects_unknown_names_and_keeps_known_ones():
+    from bench import conftest
+
+    class Config:
+        def __init__(self, value):
+            self.value = value
+
+        def getoption(self, name, default=None):
+            return self.value
+
+    assert conftest._sweeps(Config("hidden, batch")) == {"hidden", "batch"}
+    assert conftest._sweeps(Config(None)) == set()
+    with pytest.raises(pytest.UsageError, match=r"'hidden,nope': sweeps are seed, hidden, seq_len, batch, deepbench"):
+        conftest._sweeps(Config("hidden,nope"))
