@@ -7,8 +7,9 @@ the frequency task at (100, 64) for the GRU), in NumPy (own Adam), Keras and PyT
 Float64: every step's loss and the final weights agree to 1e-9 relative. Float32 (frameworks only,
 against the NumPy float64 run): within impls.training_parity.FLOAT32_TOL, whose measurement and
 reasons are in FLOAT32_JUSTIFICATION. The difference between the two conventions at their defaults is
-recorded as a number. Every run happens once (module fixture); the table is written to
-results/training_parity.json for the reports. The GRU model runs in float64 only here (its float32 runs
+recorded as a number. Every run happens once (module fixture); its table is written as JSON to a
+temporary folder and read back (`python -m reports training` writes the full one to
+results/training_parity.json, which running the tests no longer overwrites). The GRU model runs in float64 only here (its float32 runs
 are in `python -m reports training`), which keeps this module near 25 s of CPU.
 """
 
@@ -23,16 +24,19 @@ import pytest
 from impls import data, numpy_train
 from impls.training_parity import FLOAT32_TOL, FLOAT64_TOL, MODELS, PAIRS, parity
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "training_parity.json"
 FLOAT32_MODELS = ("cnn",)
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
+def results_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("training") / "training_parity.json"
+
+
+@pytest.fixture(scope="module")
+def result(results_file) -> dict:
     r = parity(models=MODELS, steps=20, batch=32, float32_models=FLOAT32_MODELS)
     r["command"] = "pytest verify/test_training.py (python -m reports training runs the full table)"
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(r, indent=1))
+    results_file.write_text(json.dumps(r, indent=1))
     return r
 
 
@@ -88,11 +92,11 @@ def test_adam_default_conventions_differ_measurably(result, model):
     assert c["max_loss_rel_diff"] > 1e3 * FLOAT64_TOL and c["max_weight_abs_diff"] > 1e-6
 
 
-def test_training_losses_decrease_and_table_is_written(result):
+def test_training_losses_decrease_and_table_is_written(result, results_file):
     """The runs learn (a broken gradient would hardly lower the loss 20 steps in) and the table is on disk."""
     for run in result["runs"]:
         assert run["losses"][-1] < run["losses"][0] - 0.1, f"{run['model']} {run['voice']} {run['dtype']}: {run['losses']}"
-    table = json.loads(RESULTS.read_text())["table"]
+    table = json.loads(results_file.read_text())["table"]
     assert {row["model"] for row in table} == set(MODELS) and len(table) == 20 * len(MODELS)
 
 
