@@ -17,7 +17,6 @@ Everything framework-specific goes through the implementation modules or bench/n
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import time
@@ -35,6 +34,7 @@ import pytest
 
 from impls import BUILTINS, BackendUnavailable, backend, frameworks, numpy_train
 from impls import numpy_impl as ref
+from impls.inputs import round_to, to_native
 from impls.tolerance import error_stats, tolerance
 
 from . import flops
@@ -105,35 +105,6 @@ def version(framework: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- rounding and conversion
-
-
-def round_bf16(a: np.ndarray) -> np.ndarray:
-    """float64 -> bfloat16 -> float64, as torch and TensorFlow cast: via float32, round to nearest even."""
-    b = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
-    return b.astype(np.uint32).view(np.float32).astype(np.float64)
-
-
-def round_to(obj: Any, dtype: str) -> Any:
-    """Inputs as the implementation holds them in `dtype`, back in float64: the reference then computes on
-    exactly the same numbers and input rounding is not counted as error."""
-    if isinstance(obj, np.ndarray):
-        return round_bf16(obj) if dtype == "bfloat16" else obj.astype(dtype).astype(np.float64)
-    if dataclasses.is_dataclass(obj):
-        return obj.map(lambda a: round_to(np.asarray(a), dtype))
-    if isinstance(obj, dict):
-        return {k: round_to(v, dtype) for k, v in obj.items()}
-    return obj
-
-
-def to_native(mod: ModuleType, obj: Any, dtype: str, device: str) -> Any:
-    if isinstance(obj, np.ndarray):
-        return mod.asarray(obj, dtype, device)
-    if dataclasses.is_dataclass(obj):
-        return obj.map(lambda a: mod.asarray(a, dtype, device))
-    if isinstance(obj, dict):
-        return {k: to_native(mod, v, dtype, device) for k, v in obj.items()}
-    return obj
 
 
 def to_np(mod: ModuleType, a: Any) -> np.ndarray:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bench import cases, flops
-from bench.harness import round_bf16, round_to
 from bench.works import make_inputs, pool_input
 from impls import GRU_VARIANTS, IMPLEMENTATIONS
+from impls.inputs import round_bf16, round_to
 
 DEVICE_SETS = [("cpu",), ("cpu", "cuda"), ("cuda",)]
 

@@ -7,7 +7,6 @@ implementation that offers the operation and every dtype, and names each test li
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,29 +34,6 @@ class OpCase:
     def id(self, impl: str, dtype: str) -> str:
         parts = [self.op, SHORT[impl], dtype] + ([self.variant] if self.variant else []) + [self.label]
         return "-".join(parts)
-
-
-def to_native(mod, obj, dtype):
-    """Recursively move NumPy inputs (arrays, weight dataclasses, dicts) into `mod`'s arrays."""
-    if isinstance(obj, np.ndarray):
-        return mod.asarray(obj, dtype)
-    if dataclasses.is_dataclass(obj):
-        return obj.map(lambda a: mod.asarray(a, dtype))
-    if isinstance(obj, dict):
-        return {k: to_native(mod, v, dtype) for k, v in obj.items()}
-    return obj
-
-
-def round_to(obj, dtype):
-    """Inputs as the implementation will see them (rounded to `dtype`), back in float64, so the
-    reference is computed on exactly the same numbers and input rounding is not counted as error."""
-    if isinstance(obj, np.ndarray):
-        return obj.astype(dtype).astype("float64")
-    if dataclasses.is_dataclass(obj):
-        return obj.map(lambda a: np.asarray(a).astype(dtype).astype("float64"))
-    if isinstance(obj, dict):
-        return {k: round_to(v, dtype) for k, v in obj.items()}
-    return obj
 
 
 def outputs(mod, out) -> list[np.ndarray]:

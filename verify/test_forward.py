@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from impls import numpy_impl as ref
+from impls.inputs import round_to, to_native
 from impls.tolerance import assert_close
-from verify.cases import FORWARD_CASES, matrix, outputs, round_to, to_native
+from verify.cases import FORWARD_CASES, matrix, outputs
 from verify.conftest import load
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from impls import IMPLEMENTATIONS, SHORT
 from impls import numpy_impl as ref
+from impls.inputs import round_to, to_native
 from impls.spec import ShapeError, init_conv, init_dense, init_gru, random_array
 from impls.tolerance import assert_close
-from verify.cases import matrix, round_to, to_native
+from verify.cases import matrix
 from verify.conftest import load
 from verify.grad_cases import VJP_CASES
 
