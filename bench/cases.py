@@ -161,8 +161,8 @@ DEEPBENCH_CPU_FWD_ONLY = [(1536, 4, 187)]  # batch 32 at T=187 and any fwd+bwd b
 def deepbench_sizes(device: str, pass_: str = "fwd") -> list[Size]:
     if device == "cpu":
         hbt = DEEPBENCH_CPU + (DEEPBENCH_CPU_FWD_ONLY if pass_ == "fwd" else [])
-    else:
-        hbt = DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU
+    else:  # cheapest first (H^2 * B * T), so a run cut short by --bench-deadline loses the costliest rows
+        hbt = sorted(DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU, key=lambda hbt: (hbt[0] ** 2 * hbt[1] * hbt[2], hbt))
     return [gru_size(B, T, H, H, "deepbench") for H, B, T in hbt]
 
 

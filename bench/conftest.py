@@ -11,6 +11,7 @@ bench/harness.py, which times one call + synchronize and fills extra_info per do
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -36,10 +37,17 @@ def pytest_addoption(parser):
                          "(ceilings and overhead rows always run)")  # fmt: skip
     group.addoption("--bench-min-rounds", type=int, default=None,
                     help="fewest timed rounds per row (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-deadline", type=float, default=None,
+                    help="seconds after the session starts; rows not started by then skip with the reason, so a "
+                         "run on a lent machine still writes its JSON")  # fmt: skip
 
 
 def pytest_configure(config):
+    config._nnparity_t0 = time.monotonic()
     _sweeps(config)  # a wrong name stops here, before collection
+    deadline = config.getoption("bench_deadline", default=None)
+    if deadline is not None and not deadline > 0:
+        raise pytest.UsageError(f"--bench-deadline {deadline}: give a positive number of seconds")
     n = config.getoption("bench_threads", default=None)
     if n is not None:
         frameworks.set_threads(n)
@@ -99,6 +107,11 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def bench_opts(request) -> harness.Options:
     config = request.config
+    deadline = config.getoption("bench_deadline", default=None)
+    if deadline is not None:
+        elapsed = time.monotonic() - config._nnparity_t0
+        if elapsed > deadline:
+            pytest.skip(f"not run: --bench-deadline {deadline:g} s had passed ({elapsed:.0f} s into the session)")
     profile = _profile(config)
     timing = harness.TIMING[profile]
     if config.getoption("bench_max_time", default=None) is not None:
