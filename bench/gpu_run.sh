@@ -5,6 +5,7 @@
 #   bash bench/gpu_run.sh quick        # every cuda row of the quick profile
 #   bash bench/gpu_run.sh deepbench    # DeepBench's GRU sizes on cuDNN and the torch loop, cheapest first
 #   bash bench/gpu_run.sh all          # both, one after the other, each under a deadline (below)
+#   bash bench/gpu_run.sh deepbench -k "bwd or ceiling or overhead"   # further arguments go to pytest
 #
 # QUICK_DEADLINE and DEEPBENCH_DEADLINE (seconds, default 210 and 300 in `all`, none alone) bound each
 # profile: rows not started by then skip with the reason (--bench-deadline), so the JSON is always
@@ -31,18 +32,20 @@ run() {  # profile, deadline in seconds (empty: none), extra pytest arguments...
   local profile=$1 deadline=$2
   shift 2
   local start=$SECONDS
-  "$PY" -m pytest bench/ -q -rs -p no:cacheprovider --profile "$profile" --bench-device cuda \
+  "$PY" -m pytest bench/ -q -rs --durations=15 -p no:cacheprovider --profile "$profile" --bench-device cuda \
     ${deadline:+--bench-deadline "$deadline"} --benchmark-json="$OUT/gpu-$profile.json" \
     --benchmark-columns=median,iqr,rounds "$@" 2>&1 | tee "$OUT/gpu-$profile.log" | grep -v "^SKIPPED" | tail -n 25
   echo "$profile: pytest exit ${PIPESTATUS[0]} after $((SECONDS - start)) s, JSON in $OUT/gpu-$profile.json"
 }
 
-case "${1:-all}" in
-  quick) run quick "${QUICK_DEADLINE:-}" ;;
-  deepbench) run deepbench "${DEEPBENCH_DEADLINE:-}" --bench-max-time 0.3 ;;
+what=${1:-all}
+shift || true
+case "$what" in
+  quick) run quick "${QUICK_DEADLINE:-}" "$@" ;;
+  deepbench) run deepbench "${DEEPBENCH_DEADLINE:-}" --bench-max-time 0.3 "$@" ;;
   all)
-    run quick "${QUICK_DEADLINE:-210}"
-    run deepbench "${DEEPBENCH_DEADLINE:-300}" --bench-max-time 0.3
+    run quick "${QUICK_DEADLINE:-210}" "$@"
+    run deepbench "${DEEPBENCH_DEADLINE:-300}" --bench-max-time 0.3 "$@"
     ;;
   *)
     echo "usage: bash bench/gpu_run.sh quick|deepbench|all" >&2

@@ -78,21 +78,32 @@ def precision(p: str, device: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def cuda_event_median(fn: Callable[[], Any], n: int = 20, warmup: int = 3) -> float:
-    """Median seconds of `fn` measured with CUDA events around each call (the fidelity cross-check of
-    the harness's wall-clock median). `fn` is the same timed callable, synchronize included."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(n):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
-    return float(median(times))
+class EventTimer:
+    """CUDA events around each call the harness times, in the same rounds (not a second window): the
+    fidelity check of the wall-clock median. `wrap(fn)` records a start event, calls fn, records an end
+    event; the caller's synchronize follows, inside its timed region. `median_s()` reads the pairs after
+    the rounds (reading an event's time inside the timed call would add a host round trip)."""
+
+    def __init__(self, n: int):
+        self.pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        self.used = 0
+
+    def wrap(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def call():
+            start, end = self.pairs[self.used % len(self.pairs)]
+            self.used += 1
+            start.record()
+            out = fn()
+            end.record()
+            return out
+
+        return call
+
+    def median_s(self) -> float:
+        if self.used > len(self.pairs):
+            raise RuntimeError(f"{self.used} calls recorded into {len(self.pairs)} event pairs")
+        torch.cuda.synchronize()
+        return float(median(s.elapsed_time(e) for s, e in self.pairs[: self.used])) / 1e3
 
 
 # --------------------------------------------------------------------------- boundary

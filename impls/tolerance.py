@@ -29,6 +29,24 @@ OVERRIDES: dict[tuple[str, str], tuple[float, str]] = {
 }
 
 
+CALIBRATED_FACTOR = 10.0
+"""Where a recurrence is ill-conditioned, float32 itself cannot meet the table: on DeepBench's (H 2048, B 4)
+GRU the NumPy float32 loop is already 1.5e-5 from float64 after 99 steps, and cuDNN 2.0e-5. A float32 row
+over the table's entry then passes when it is within this factor of NumPy's own float32 error on the same
+inputs (`calibrated_tolerance`): as right as float32 allows. Different float32 summation orders were seen
+to differ by up to 6x on such inputs (the torch loop at H 2560, B 4: 1.3e-5 against NumPy's 2.2e-6)."""
+CALIBRATED_WORKS = ("gru", "gru_vjp")
+"""The works where a calibrated bar applies: recurrences, whose rounding error grows with T and conditioning."""
+
+
+def calibrated_tolerance(precision: str, work: str, own_float32_err: float) -> float:
+    """The bar for a float32 row of a recurrence whose table entry is exceeded: max(table,
+    CALIBRATED_FACTOR x NumPy's own float32 error on the same inputs)."""
+    if precision != "float32" or work not in CALIBRATED_WORKS:
+        raise ValueError(f"no calibrated tolerance for {precision} {work}: only float32 {', '.join(CALIBRATED_WORKS)}")
+    return max(tolerance(precision, work), CALIBRATED_FACTOR * float(own_float32_err))
+
+
 def tolerance(precision: str, work: str | None = None) -> float:
     precision = str(np.dtype(precision)) if precision not in TOLERANCES else precision
     if work is not None and (work, precision) in OVERRIDES:
