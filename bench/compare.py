@@ -1,6 +1,7 @@
 """Check the issue's two timing bars on pytest-benchmark JSON files (no framework here).
 
     python -m bench.compare run1.json run2.json   # repeatability: share of rows whose medians agree within 5%
+    python -m bench.compare --stat min run1.json run2.json   # the same on each row's fastest call
     python -m bench.compare gpu-quick.json        # fidelity: cuda rows >= 1 ms, harness median vs CUDA events
 
 Rows are matched by their id (extra_info["id"], else the test name). Prints the share, the worst rows, and
@@ -28,17 +29,17 @@ def load(path: str) -> dict[str, dict]:
         sys.exit(2)
 
 
-def repeatability(a: dict[str, dict], b: dict[str, dict], top: int = 10) -> bool:
+def repeatability(a: dict[str, dict], b: dict[str, dict], top: int = 10, stat: str = "median") -> bool:
     common = sorted(set(a) & set(b))
     if not common:
         print("no rows in common")
         return False
-    dev = {k: b[k]["stats"]["median"] / a[k]["stats"]["median"] - 1.0 for k in common}
+    dev = {k: b[k]["stats"][stat] / a[k]["stats"][stat] - 1.0 for k in common}
     ok = [k for k in common if abs(dev[k]) <= BAR]
     share = len(ok) / len(common)
-    print(f"{len(ok)} of {len(common)} rows ({share:.1%}) have medians within {BAR:.0%} (bar: {SHARE:.0%})")
+    print(f"{len(ok)} of {len(common)} rows ({share:.1%}) have {stat}s within {BAR:.0%} (bar: {SHARE:.0%})")
     for k in sorted(common, key=lambda k: -abs(dev[k]))[:top]:
-        print(f"  {dev[k]:+8.1%}  {a[k]['stats']['median'] * 1e3:10.4f} ms -> {b[k]['stats']['median'] * 1e3:10.4f} ms  {k}")
+        print(f"  {dev[k]:+8.1%}  {a[k]['stats'][stat] * 1e3:10.4f} ms -> {b[k]['stats'][stat] * 1e3:10.4f} ms  {k}")
     return share >= SHARE
 
 
@@ -64,13 +65,15 @@ def overhead(a: dict[str, dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="one JSON (fidelity) or two (repeatability, then fidelity of each)")
+    p.add_argument("--stat", choices=("median", "min", "q1"), default="median",
+                   help="the statistic compared run to run (the bar is on medians; min is the least disturbed call)")
     args = p.parse_args(argv)
     if len(args.runs) > 2:
         p.error("give one or two JSON files")
     runs = [load(r) for r in args.runs]
     ok = True
     if len(runs) == 2:
-        ok = repeatability(*runs)
+        ok = repeatability(*runs, stat=args.stat)
     for path, run in zip(args.runs, runs):
         print(f"{path}:")
         overhead(run)

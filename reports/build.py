@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots, tables, verify_summary
+from . import fidelity, plots, tables, verify_summary
 from .load import Run, load_runs
 from .markdown import atomic_write, code_block, escape, table
 
@@ -115,8 +115,11 @@ def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem:
     for (work, pas), sec in allrows.groupby(list(tables.SECTION), sort=True):
         out += [f"### {escape(work)} · {escape(pas)}", ""]
         conv = sorted({str(c) for c in sec["flop_convention"] if c})
+        if len(conv) > 1:  # say which rows use which
+            by = sec.groupby("flop_convention")["sweep"].agg(lambda v: ", ".join(sorted(set(v))))
+            conv = [f"{c} (sweeps: {by[c]})" for c in conv]
         if conv:
-            out += [f"FLOPs counted as: {escape(', '.join(conv))} (DESIGN.md, 'Benchmark rows').", ""]
+            out += [f"FLOPs counted as: {escape('; '.join(conv))} (DESIGN.md, 'Benchmark rows').", ""]
         for (dev, prec, var), sub in sec.groupby(list(tables.SUBSECTION), sort=True):
             out += [f"#### {' · '.join(escape(x) for x in (work, pas, dev, prec, var) if x)}", ""]
             if len(labels) > 1:
@@ -135,6 +138,22 @@ def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem:
             out += [f"![{escape(i['work'])} {escape(i['sweep'])} sweep]({p.name})" for i, p in links]
             out.append("")
     return out, pngs
+
+
+def fidelity_section(runs: list[Run]) -> list[str]:
+    """Per machine: the harness's cuda medians against CUDA events of the same calls (latest run of each row)."""
+    out = []
+    for rs in tables.by_machine(runs).values():
+        ceil = pd.concat([r.ceilings for r in rs if not r.ceilings.empty] or [pd.DataFrame()], ignore_index=True)
+        timed = pd.concat([tables.machine_rows(rs), ceil[ceil["work"] != "empty"] if not ceil.empty else ceil],
+                          ignore_index=True)  # fmt: skip
+        if "id" in timed:
+            timed = timed.drop_duplicates("id", keep="last")
+        lines = fidelity.section(timed, ceil[ceil["work"] == "empty"] if not ceil.empty else ceil)
+        if lines and len(runs) > len(rs):
+            lines[0] += f" ({escape(rs[-1].label)})"
+        out += lines
+    return out
 
 
 def comparison_section(runs: list[Run]) -> list[str]:
@@ -218,7 +237,8 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
     if len(latest) < len(runs):
         results[4:4] = [("Where one machine has several runs, tables and plots take each row from the latest run "
                         "that measured it; the comparison below shows what changed between them."), ""]  # fmt: skip
-    doc += results + comparison_section(runs) + verification_section(verify) + seed_audit_section(out.parent)
+    doc += results + fidelity_section(runs) + comparison_section(runs) + verification_section(verify)
+    doc += seed_audit_section(out.parent)
     warnings = [w for r in runs for w in r.warnings]
     if warnings:
         doc += ["## Warnings", ""] + [f"- {escape(w)}" for w in warnings] + [""]

@@ -126,7 +126,9 @@ def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
             continue
         rec = {k: info.get(k) for k in (ROW_KEYS if kind == "row" else CEILING_KEYS)}
         rec.update(err_note=info.get("err_note"), bound=info.get("bound"), name=b.get("name"),
-                   fullname=b.get("fullname"))  # fmt: skip
+                   fullname=b.get("fullname"), id=info.get("id"),
+                   cuda_event_median_s=info.get("cuda_event_median_s"),
+                   cuda_event_rounds=info.get("cuda_event_rounds"))  # fmt: skip
         rec.update({f"t_{k}": float(st[k]) for k in ("median", "iqr", "stddev", "q1", "q3", "min", "max", "mean")})
         rec.update(rounds=int(st["rounds"]), iterations=int(st["iterations"]))
         recs.append(rec)

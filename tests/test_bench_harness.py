@@ -96,3 +96,16 @@ def test_compare_fidelity_bar_applies_to_cuda_rows_of_one_ms_or_more(tmp_path, c
     bad = _run(tmp_path / "b.json", [("a", 2e-3, ev(2e-3, 1.02)), ("d", 5e-3, ev(5e-3, 0.93))])
     assert compare.main([good]) == 0 and "1 of 1 cuda rows" in capsys.readouterr().out
     assert compare.main([bad]) == 1 and "1 of 2 cuda rows" in capsys.readouterr().out
+
+
+def test_compare_can_judge_repeatability_on_the_fastest_call(tmp_path, capsys):
+    def run(path, medians, mins):
+        benchmarks = [{"name": f"r{i}", "stats": {"median": m, "min": n}, "extra_info": {"id": f"r{i}"}}
+                      for i, (m, n) in enumerate(zip(medians, mins))]  # fmt: skip
+        path.write_text(json.dumps({"benchmarks": benchmarks}))
+        return str(path)
+
+    a = run(tmp_path / "a.json", [1.0] * 10, [0.9] * 10)
+    b = run(tmp_path / "b.json", [1.2] * 10, [0.91] * 10)
+    assert compare.main([a, b]) == 1 and "0 of 10 rows (0.0%) have medians" in capsys.readouterr().out
+    assert compare.main(["--stat", "min", a, b]) == 0 and "10 of 10 rows (100.0%) have mins" in capsys.readouterr().out

@@ -4,6 +4,7 @@ changes beyond both runs' spread, one column per machine, escaping, plots, prove
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -333,3 +334,23 @@ def test_number_formats_stay_readable():
     assert [fmt_rate(x) for x in (1e12, 2.5e9, 1.234e13, 0, None)] == ["1000", "2.5", "12340", "—", "—"]
     assert [fmt_pct(x) for x in (0.0004, 0.25, 1.25)] == ["0.04%", "25%", "125%"]
     assert [fmt_ratio(x) for x in (1.0, 1.625, 250.0)] == ["1.00×", "1.62×", "250×"]
+
+
+def test_gpu_fidelity_section_counts_rows_of_one_ms_or_more_against_cuda_events(tmp_path):
+    ev = lambda t, ratio: {"cuda_event_median_s": t / ratio, "cuda_event_rounds": 20, "id": f"row-{t}"}
+    rows = [S.row("torch_nn", 2e-3, device="cuda", **ev(2e-3, 1.02)),  # within 5%
+            S.row("torch", 1.2e-3, device="cuda", **ev(1.2e-3, 1.08)),  # 1 ms or more, outside
+            S.row("torch", 7e-4, device="cuda", precision="float64", **ev(7e-4, 1.3)),  # under 1 ms: no bar
+            S.row("torch", 3e-4, device="cuda", precision="bfloat16")]  # too short for events  # fmt: skip
+    text, _ = build(tmp_path, {"gpu.json": S.run(rows, gpu={"name": "H100"})})
+    sec = " ".join(text.split("## GPU timing: the harness against CUDA events")[1].split("\n## ")[0].split(" "))
+    sec = re.sub(r" +", " ", sec)
+    assert "Here **1 of 2** such rows agree." in sec
+    assert "| row-0.0012 | 1.2 ms | 1.11 ms | 1.08× |" in sec and "row-0.002 |" not in sec
+    assert "| 500 µs – 1 ms | 1 | 0 |" in sec and "Not counted" not in sec
+    # events from a separate window (no cuda_event_rounds: an earlier harness) are not compared
+    rows.append(S.row("torch", 4e-3, device="cuda", precision="tf32", cuda_event_median_s=2e-3, id="apart"))
+    text, _ = build(tmp_path / "apart", {"gpu.json": S.run(rows, gpu={"name": "H100"})})
+    assert "Here **1 of 2** such rows agree." in text and "Not counted: 1 rows" in text
+    cpu_only, _ = build(tmp_path / "cpu", {"cpu.json": S.run(seed_rows())})
+    assert "GPU timing" not in cpu_only

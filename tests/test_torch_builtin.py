@@ -241,3 +241,25 @@ def test_seed_model_refuses_an_input_of_another_dtype():
     fwd = nn_.seed_gru_model(init_seed_gru(0, input_size=5, units=(4, 3), classes=2), dtype="float64")
     with pytest.raises(ValueError, match=r"torch.float32.*torch.float64"):
         fwd(nn_.asarray(random_array((2, 3, 5), 1), "float32"))
+
+
+def test_torch_adam_on_float16_parameters_gives_non_finite_steps_for_small_gradients():
+    """What the H100 run flagged (seed models' float16 train_step rows, update_err inf), on the CPU:
+    Adam's eps=1e-8 rounds to 0 in float16 and (1 - beta2) * g**2 underflows, so a zero gradient
+    steps to NaN and a small one to -inf; a float32 copy of the same step stays finite."""
+    from impls import BackendUnavailable, frameworks
+
+    try:
+        torch = frameworks.load("torch")
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+    grads = [0.0, 1e-5, 0.1]
+    out = {}
+    for dtype in (torch.float16, torch.float32):
+        p = torch.nn.Parameter(torch.ones(3, dtype=dtype))
+        opt = torch.optim.Adam([p], lr=1e-3, eps=1e-8)
+        p.grad = torch.tensor(grads, dtype=dtype)
+        opt.step()
+        out[dtype] = p.detach().double().numpy()
+    assert np.isnan(out[torch.float16][0]) and np.isneginf(out[torch.float16][1]) and np.isfinite(out[torch.float16][2])
+    np.testing.assert_allclose(out[torch.float32], [1.0, 1.0 - 1e-3 * 1e-5 / (1e-5 + 1e-8), 1.0 - 1e-3], rtol=1e-6)
