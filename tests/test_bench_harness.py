@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bench import cases, compare, conftest, harness
+from bench import cases, compare, conftest, prepare
 from impls import numpy_impl, tolerance
 
 GRU_ROW = cases.Row("numpy", "numpy", "gru", cases.gru_size(3, 40, 5, 24, "seed"), "fwd", "float32", "cpu",
@@ -19,8 +19,8 @@ GRU_ROW = cases.Row("numpy", "numpy", "gru", cases.gru_size(3, 40, 5, 24, "seed"
 def _check(row, monkeypatch, table: float, scale: float = 1.0):
     """The row's check() with the float32 table entry set to `table` and the output scaled by `scale`."""
     monkeypatch.setitem(tolerance.TOLERANCES, "float32", table)
-    harness._REFS.clear()
-    prep = harness.prepare_op(row, numpy_impl)
+    prepare._REFS.clear()
+    prep = prepare.prepare_op(row, numpy_impl)
     out = prep.fn()
     return prep.check([o * np.float32(scale) for o in out])
 
