@@ -36,7 +36,8 @@ def check_size(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def _sizes(**named: object) -> list[int]:
+def check_sizes(**named: object) -> list[int]:
+    """Each named size as an int >= 1 (check_size), in order: the counts of every voice validate alike."""
     return [check_size(k, v) for k, v in named.items()]
 
 
@@ -71,7 +72,7 @@ def gru_param_count(I: int, H: int, convention: str = "canonical") -> int:
 
     torch nn.GRU, Keras reset_after=True, ONNX (either linear_before_reset), canonical: 3(IH + H^2 + 2H);
     Keras reset_after=False: 3(IH + H^2 + H); the seed's own section 2.1 equations: 3(IH + H^2 + H)."""
-    I, H = _sizes(I=I, H=H)
+    I, H = check_sizes(I=I, H=H)
     _choice("GRU convention", convention, GRU_CONVENTIONS)
     return 3 * (I * H + H * H) + GRU_BIAS_VECTORS[convention] * H
 
@@ -82,7 +83,7 @@ def gru_effective_param_count(I: int, H: int, variant: str) -> int:
     z and r see b_x + b_h only, in every variant (2H). The candidate sees b_xh + b_hh only in
     reset_before, chung and seed (H), but b_xh outside and b_hh inside r * (...) in reset_after (2H),
     which is why Keras can drop a bias vector only when reset_after=False."""
-    I, H = _sizes(I=I, H=H)
+    I, H = check_sizes(I=I, H=H)
     _choice("GRU variant", variant, VARIANTS)
     return 3 * (I * H + H * H) + (4 if variant == "reset_after" else 3) * H
 
@@ -93,21 +94,21 @@ RNN_BIAS_VECTORS: dict[str, int] = {"torch": 2, "keras": 1}  # nn.RNN: b_ih, b_h
 
 def lstm_param_count(I: int, H: int, convention: str = "torch") -> int:
     """One LSTM layer, 4 blocks (i, f, g, o): 4(IH + H^2) + 8H (torch) or + 4H (Keras)."""
-    I, H = _sizes(I=I, H=H)
+    I, H = check_sizes(I=I, H=H)
     _choice("LSTM convention", convention, tuple(LSTM_BIAS_VECTORS))
     return 4 * (I * H + H * H) + LSTM_BIAS_VECTORS[convention] * H
 
 
 def rnn_param_count(I: int, H: int, convention: str = "torch") -> int:
     """One vanilla (Elman) RNN layer, 1 block: IH + H^2 + 2H (torch nn.RNN) or + H (Keras SimpleRNN)."""
-    I, H = _sizes(I=I, H=H)
+    I, H = check_sizes(I=I, H=H)
     _choice("RNN convention", convention, tuple(RNN_BIAS_VECTORS))
     return I * H + H * H + RNN_BIAS_VECTORS[convention] * H
 
 
 def conv2d_param_count(kh: int, kw: int, c_in: int, c_out: int, groups: int = 1, bias: bool = True) -> int:
     """KH * KW * (C_in / groups) * C_out + C_out (bias). groups must divide both channel counts."""
-    kh, kw, c_in, c_out, groups = _sizes(kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups)
+    kh, kw, c_in, c_out, groups = check_sizes(kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups)
     _flag("bias", bias)
     if c_in % groups or c_out % groups:
         raise ShapeError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
@@ -116,7 +117,7 @@ def conv2d_param_count(kh: int, kw: int, c_in: int, c_out: int, groups: int = 1,
 
 def dense_param_count(n_in: int, n_out: int, bias: bool = True) -> int:
     """n_in * n_out + n_out (bias)."""
-    n_in, n_out = _sizes(n_in=n_in, n_out=n_out)
+    n_in, n_out = check_sizes(n_in=n_in, n_out=n_out)
     return n_in * n_out + (n_out if _flag("bias", bias) else 0)
 
 
@@ -142,8 +143,8 @@ def seed_gru_model_table(
     classes: int = 10,
 ) -> list[LayerCount]:
     """Seed section 4.1: GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) on (T, I) = (100, 64)."""
-    T, I = _sizes(T=input_shape[0], I=input_shape[1])
-    h1, h2 = _sizes(units_0=units[0], units_1=units[1])
+    T, I = check_sizes(T=input_shape[0], I=input_shape[1])
+    h1, h2 = check_sizes(units_0=units[0], units_1=units[1])
     return [
         LayerCount("gru1", (T, h1), gru_param_count(I, h1, convention)),
         LayerCount("gru2", (h2,), gru_param_count(h1, h2, convention)),
@@ -167,7 +168,7 @@ def seed_cnn_model_table(
 ) -> list[LayerCount]:
     """Seed section 4.2: Conv2D(32, 3x3) -> MaxPool 2x2 -> Conv2D(64, 3x3) -> MaxPool 2x2 -> Flatten ->
     Dense(128) -> Dense(10). pools=False: the same model without its two MaxPooling2D layers."""
-    h, w, c = _sizes(height=image[0], width=image[1], channels=image[2])
+    h, w, c = check_sizes(height=image[0], width=image[1], channels=image[2])
     k, p = check_size("kernel", kernel), check_size("pool", pool)
     rows: list[LayerCount] = []
     for n, f in enumerate(filters, start=1):
@@ -199,7 +200,7 @@ def seed_cnn_model_param_count(pools: bool = True, **sizes) -> int:
 def gru_matmul_flops(B: int, T: int, I: int, H: int) -> int:
     """Forward matrix products of one GRU layer: per step x_t (B, I) @ (I, 3H) and h (B, H) @ (H, 3H),
     2 * B * T * 3H * (I + H). The same for every variant (the reset gate moves, the shapes do not)."""
-    B, T, I, H = _sizes(B=B, T=T, I=I, H=H)
+    B, T, I, H = check_sizes(B=B, T=T, I=I, H=H)
     return MULTIPLY_ADD_FLOPS * B * T * 3 * H * (I + H)
 
 
@@ -221,7 +222,7 @@ class ElementwiseOps:
 
 def gru_elementwise_ops(B: int, T: int, H: int, variant: str) -> ElementwiseOps:
     """The elementwise work of one GRU layer's forward pass, kept apart from the matrix products."""
-    B, T, H = _sizes(B=B, T=T, H=H)
+    B, T, H = check_sizes(B=B, T=T, H=H)
     arith, trans = GRU_ELEMENTWISE[_choice("GRU variant", variant, VARIANTS)]
     return ElementwiseOps(arith * B * T * H, trans * B * T * H)
 
@@ -243,7 +244,7 @@ def gru_fwd_bwd_matmul_flops(B: int, T: int, I: int, H: int, grad_x: bool = True
     when x needs a gradient, and dG U^T into h_{t-1} at every step but the first unless h0 needs one.
     With both gradients this equals the x3 convention; autograd with h0 not requiring a gradient does
     2 * B * 3H * H fewer."""
-    B, T, I, H = _sizes(B=B, T=T, I=I, H=H)
+    B, T, I, H = check_sizes(B=B, T=T, I=I, H=H)
     _flag("grad_x", grad_x), _flag("grad_h0", grad_h0)
     two = MULTIPLY_ADD_FLOPS
     weights = two * B * T * 3 * H * (I + H)
@@ -261,7 +262,7 @@ def deepbench_gru_flops(T: int, N: int, H: int) -> int:
     cuDNN benchmark (code/nvidia/rnn_bench.cu) builds the layer with CUDNN_SKIP_INPUT and input size =
     hidden size. What is left for a GRU is 3 recurrent (H, H) products per step on N columns:
     3 * 2 * N * H^2 per step. The closed form is derived from that statement, not quoted from DeepBench."""
-    T, N, H = _sizes(T=T, N=N, H=H)
+    T, N, H = check_sizes(T=T, N=N, H=H)
     return 3 * MULTIPLY_ADD_FLOPS * T * N * H * H
 
 
@@ -269,7 +270,7 @@ def conv2d_output_hw(
     height: int, width: int, kh: int, kw: int, stride: int = 1, padding: str = "valid"
 ) -> tuple[int, int]:
     """(OH, OW) of a 2-D convolution or pooling, TensorFlow's 'valid' / 'same' rules."""
-    height, width, kh, kw, stride = _sizes(height=height, width=width, kh=kh, kw=kw, stride=stride)
+    height, width, kh, kw, stride = check_sizes(height=height, width=width, kh=kh, kw=kw, stride=stride)
     check_padding(padding)
     if padding == "valid" and (kh > height or kw > width):
         raise ShapeError(f"kernel {kh}x{kw} larger than the input {height}x{width} with 'valid' padding")
@@ -278,7 +279,7 @@ def conv2d_output_hw(
 
 def conv2d_flops(B: int, OH: int, OW: int, kh: int, kw: int, c_in: int, c_out: int, groups: int = 1) -> int:
     """2 * B * OH * OW * KH * KW * C_in * C_out / groups (products only; the bias add is conv2d_bias_flops)."""
-    B, OH, OW, kh, kw, c_in, c_out, groups = _sizes(
+    B, OH, OW, kh, kw, c_in, c_out, groups = check_sizes(
         B=B, OH=OH, OW=OW, kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups
     )
     if c_in % groups or c_out % groups:
@@ -288,24 +289,24 @@ def conv2d_flops(B: int, OH: int, OW: int, kh: int, kw: int, c_in: int, c_out: i
 
 def conv2d_bias_flops(B: int, OH: int, OW: int, c_out: int) -> int:
     """One add per output element."""
-    B, OH, OW, c_out = _sizes(B=B, OH=OH, OW=OW, c_out=c_out)
+    B, OH, OW, c_out = check_sizes(B=B, OH=OH, OW=OW, c_out=c_out)
     return B * OH * OW * c_out
 
 
 def dense_flops(N: int, n_in: int, n_out: int) -> int:
     """2 * N * n_in * n_out for N rows (products only; the bias add is dense_bias_flops)."""
-    N, n_in, n_out = _sizes(N=N, n_in=n_in, n_out=n_out)
+    N, n_in, n_out = check_sizes(N=N, n_in=n_in, n_out=n_out)
     return MULTIPLY_ADD_FLOPS * N * n_in * n_out
 
 
 def dense_bias_flops(N: int, n_out: int) -> int:
-    N, n_out = _sizes(N=N, n_out=n_out)
+    N, n_out = check_sizes(N=N, n_out=n_out)
     return N * n_out
 
 
 def max_pool2d_comparisons(B: int, OH: int, OW: int, C: int, ph: int, pw: int) -> int:
     """A max over ph * pw values takes ph * pw - 1 comparisons per output element."""
-    B, OH, OW, C, ph, pw = _sizes(B=B, OH=OH, OW=OW, C=C, ph=ph, pw=pw)
+    B, OH, OW, C, ph, pw = check_sizes(B=B, OH=OH, OW=OW, C=C, ph=ph, pw=pw)
     return B * OH * OW * C * (ph * pw - 1)
 
 
@@ -351,7 +352,7 @@ def seed_gru_formula(inputs: int, outputs: int, hidden: int) -> int:
     输出层神经元数 "neurons of the output layer" (outputs); 隐藏层神经元数 "neurons of the hidden layer"
     (hidden). The article does not say which layer is the "output layer" of a GRU: the readings below
     try each one."""
-    inputs, outputs, hidden = _sizes(inputs=inputs, outputs=outputs, hidden=hidden)
+    inputs, outputs, hidden = check_sizes(inputs=inputs, outputs=outputs, hidden=hidden)
     return (3 * inputs + 3 * outputs) * hidden
 
 
@@ -400,7 +401,7 @@ def seed_cnn_formula(kernels: int, in_channels: int, kernel_size: int, out_chann
     输出通道数 "output channels"; 输入图像高度 / 宽度 "input image height / width". The article does not say
     whether the image is the network's input or each layer's own input map: the readings try both, and
     the layer's output map (what a compute count would use)."""
-    kernels, in_channels, kernel_size, out_channels, height, width = _sizes(
+    kernels, in_channels, kernel_size, out_channels, height, width = check_sizes(
         kernels=kernels, in_channels=in_channels, kernel_size=kernel_size, out_channels=out_channels,
         height=height, width=width,
     )  # fmt: skip

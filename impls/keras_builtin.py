@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import convert, frameworks, models, spec, tf_impl
+from .formulas import check_sizes
 from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
 
@@ -374,14 +375,17 @@ def _count(layer, input_shape: tuple) -> int:
 
 def gru_param_count(I: int, H: int, variant: str) -> int:
     """keras.layers.GRU(H, reset_after=...) on I features: 3(IH + H^2 + 2H) or 3(IH + H^2 + H)."""
+    check_sizes(I=I, H=H)
     return _count(keras.layers.GRU(H, reset_after=reset_after_flag(variant)), (None, None, I))
 
 
 def lstm_param_count(I: int, H: int) -> int:
+    check_sizes(I=I, H=H)
     return _count(keras.layers.LSTM(H), (None, None, I))
 
 
 def conv2d_param_count(kh: int, kw: int, c_in: int, c_out: int, groups: int = 1, bias: bool = True) -> int:
+    check_sizes(kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups)
     if groups < 1 or c_in % groups or c_out % groups:
         raise ValueError(f"groups={groups} must be >= 1 and divide c_in={c_in} and c_out={c_out}")
     return _count(
@@ -390,6 +394,7 @@ def conv2d_param_count(kh: int, kw: int, c_in: int, c_out: int, groups: int = 1,
 
 
 def dense_param_count(n_in: int, n_out: int, bias: bool = True) -> int:
+    check_sizes(n_in=n_in, n_out=n_out)
     return _count(keras.layers.Dense(n_out, use_bias=bias), (None, n_in))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import convert, frameworks, models, spec
+from .formulas import check_sizes
 from .models import SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
 from .torch_convert import NCHW_TO_NHWC, NHWC_TO_NCHW, as_tensors, convert_tensors
@@ -260,18 +261,22 @@ def _numel(module: Any) -> int:
 def gru_param_count(I: int, H: int, variant: str = "reset_after") -> int:
     """Parameters of nn.GRU(I, H): the layer exists only for reset_after."""
     check_variant(variant)
+    check_sizes(I=I, H=H)
     return _numel(nn.GRU(I, H, device="meta"))
 
 
 def lstm_param_count(I: int, H: int) -> int:
+    check_sizes(I=I, H=H)
     return _numel(nn.LSTM(I, H, device="meta"))
 
 
 def conv2d_param_count(kh: int, kw: int, c_in: int, c_out: int, groups: int = 1, bias: bool = True) -> int:
+    check_sizes(kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups)
     return _numel(nn.Conv2d(c_in, c_out, (kh, kw), groups=groups, bias=bias, device="meta"))
 
 
 def dense_param_count(n_in: int, n_out: int, bias: bool = True) -> int:
+    check_sizes(n_in=n_in, n_out=n_out)
     return _numel(nn.Linear(n_in, n_out, bias=bias, device="meta"))
 
 

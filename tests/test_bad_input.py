@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import IMPLEMENTATIONS
+from impls import IMPLEMENTATIONS, BackendUnavailable
 from impls.spec import GRUWeights, ShapeError, init_conv, init_dense, init_gru, random_array
 from verify.conftest import load
 
@@ -109,3 +109,23 @@ def test_stride_must_be_positive(impl):
     x = mod.asarray(random_array((1, 6, 6, 2), 1), "float64")
     with pytest.raises(ValueError, match=r"stride must be >= 1, got 0"):
         mod.conv2d(x, mod.asarray(k.kernel, "float64"), mod.asarray(k.bias, "float64"), stride=0)
+
+
+@pytest.mark.parametrize("voice", ["torch_nn", "keras"])
+@pytest.mark.parametrize("count, args, name", [
+    ("gru_param_count", (0, 4, "reset_after"), "I"),
+    ("lstm_param_count", (3, -1), "H"),
+    ("conv2d_param_count", (0, 3, 1, 4), "kh"),
+    ("conv2d_param_count", (3, 3, 2, 4, 0), "groups"),
+    ("dense_param_count", (3, 2.0), "n_out"),
+])  # fmt: skip
+def test_built_layer_counts_refuse_non_positive_sizes_naming_them(voice, count, args, name):
+    """Before: Keras counted a GRU on 0 features as 72 parameters and torch a 0x3 kernel as 4."""
+    from impls import backend
+
+    try:
+        mod = backend(voice)
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+    with pytest.raises(ShapeError, match=rf"{name} must be an int >= 1"):
+        getattr(mod, count)(*args)
