@@ -79,7 +79,7 @@ def render() -> str:
             f"> {c.chinese}\n>\n> {c.english}\n",
             f"{e.summary}\n",
             _table(["Evidence", "Value"], [[escape(label), escape(fmt(v))] for _, label, v in e.numbers]),
-            f"Check `verify.claims.{c.check.__name__}`; settled by {_link(c)}.\n",
+            f"Check `{c.check.__module__}.{c.check.__name__}`; settled by {_link(c)}.\n",
         ]
     out += [
         "## Not settled by computation\n",
