@@ -161,6 +161,10 @@ def comparison_section(runs: list[Run]) -> list[str]:
     for rs in tables.by_machine(runs).values():
         for old, new in itertools.pairwise(rs):
             t, c = tables.compare(old, new)
+            if t.empty:  # e.g. a quick and a deepbench run of one machine: different rows, nothing to compare
+                out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", "",
+                        f"No rows in common ({c['only old']} only in the old run, {c['only new']} only in the new).", ""]  # fmt: skip
+                continue
             out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", "",
                     (f"{c['faster']} faster, {c['slower']} slower, {c['within spread']} within spread "
                      f"(a change counts only where the medians differ by more than both runs' IQR); "

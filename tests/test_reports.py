@@ -354,3 +354,13 @@ def test_gpu_fidelity_section_counts_rows_of_one_ms_or_more_against_cuda_events(
     assert "Here **1 of 2** such rows agree." in text and "Not counted: 1 rows" in text
     cpu_only, _ = build(tmp_path / "cpu", {"cpu.json": S.run(seed_rows())})
     assert "GPU timing" not in cpu_only
+
+
+def test_runs_of_one_machine_with_no_rows_in_common_say_so_instead_of_an_empty_table(tmp_path):
+    quick = S.run(seed_rows(), when="2026-11-01T10:00:00+00:00")
+    deep = S.run([S.row("torch", 0.5, work="gru", sweep="deepbench", sizes={"B": 4, "T": 187, "H": 1536})],
+                 when="2026-11-02T10:00:00+00:00")  # fmt: skip
+    text, _ = build(tmp_path, {"quick.json": quick, "deep.json": deep})
+    sec = text.split("## Comparison with earlier runs of the same machine")[1].split("\n## ")[0]
+    assert "No rows in common (5 only in the old run, 1 only in the new)." in sec
+    assert "_(no rows)_" not in sec and "faster," not in sec
