@@ -4,9 +4,15 @@ Pure NumPy; every fact about a framework's weight layout lives here and nowhere 
 - canonical GRU: W (I, 3H), U (H, 3H), b_x, b_h (3H,), gate order (z, r, h)
 - torch.nn.GRU: weight_ih_l0 (3H, I), weight_hh_l0 (3H, H), bias_ih_l0, bias_hh_l0 (3H,), gate order (r, z, n)
 - keras.layers.GRU: kernel (I, 3H), recurrent_kernel (H, 3H), gate order (z, r, h);
-  bias (2, 3H) = [input bias, recurrent bias] when reset_after=True, a single (3H,) bias when False
+  bias (2, 3H) = [input bias, recurrent bias] when reset_after=True, a single (3H,) bias when False:
+  that layer cannot hold b_x and b_h apart, so the canonical weights it reads back are the stated
+  projection `keras_single_bias` (b_x + b_h, 0), and a gradient goes to it as g_b_x (= g_b_h), never summed
 - ONNX GRU: W (1, 3H, I), R (1, 3H, H), B (1, 6H) = [Wb, Rb], gate order (z, r, h)
-- conv: canonical HWIO kernel, NHWC images; torch OIHW kernel, NCHW images
+- conv: canonical HWIO kernel, NHWC images; torch OIHW kernel, NCHW images; with groups both hold
+  I = C_in / groups and output channel o in group o // (C_out / groups), so one transpose serves every groups;
+  Keras DepthwiseConv2D (KH, KW, C, M) is the grouped kernel (KH, KW, 1, C * M) with output c * M + m
+- padding: canonical (top, bottom, left, right); ONNX pads [top, left, bottom, right]; torch F.pad /
+  nn.ZeroPad2d (left, right, top, bottom)
 - dense: canonical (in, out); torch.nn.Linear weight (out, in)
 - Flatten: Keras flattens NHWC in (h, w, c) order, torch NCHW in (c, h, w) order, so the first Dense
   after a conv stack needs its rows permuted when a model moves between them.
@@ -72,9 +78,25 @@ def gru_to_keras(w: GRUWeights, reset_after: bool) -> list[np.ndarray]:
     return [W.copy(), U.copy(), bias]
 
 
+def keras_single_bias(w: GRUWeights) -> GRUWeights:
+    """What keras.layers.GRU(reset_after=False) can hold of canonical weights, exactly: (W, U, b_x + b_h, 0).
+    The projection changes no output of the variants where the biases only ever add (reset_before, chung,
+    seed); reset_after's b_hh sits inside r * (...), so there it is a different model (verify/ shows both)."""
+    bx, bh = _np(w.b_x), _np(w.b_h)
+    return GRUWeights(_np(w.W), _np(w.U), bx + bh, np.zeros_like(bh))
+
+
+def gru_grads_to_keras(g: GRUWeights, reset_after: bool) -> list[np.ndarray]:
+    """Canonical gradients -> Keras' [kernel, recurrent_kernel, bias] gradients. Without reset_after the one
+    bias c enters as b_x = c, b_h = 0 (keras_single_bias), so dL/dc = g_b_x (which equals g_b_h where only
+    b_x + b_h enters): summing the two, as gru_to_keras sums weights, would double it."""
+    W, U, bx, bh = map(_np, (g.W, g.U, g.b_x, g.b_h))
+    return [W.copy(), U.copy(), np.stack([bx, bh]) if reset_after else bx.copy()]
+
+
 def gru_from_keras(weights: list, reset_after: bool) -> GRUWeights:
     """[kernel, recurrent_kernel, bias] (or their gradients) -> canonical. Without reset_after the single
-    bias goes to b_x and b_h is zero."""
+    bias goes to b_x and b_h is zero: keras_single_bias's projection, read back."""
     kernel, rec, bias = map(_np, weights)
     if reset_after:
         if bias.ndim != 2 or bias.shape[0] != 2:
@@ -109,11 +131,49 @@ def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
 
 
 def hwio_to_oihw(k: np.ndarray) -> np.ndarray:
+    """(KH, KW, I, O) -> (O, I, KH, KW). Grouped kernels too: both layouts hold I = C_in / groups."""
     return np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1)))
 
 
 def oihw_to_hwio(k: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(k, (2, 3, 1, 0)))
+
+
+def depthwise_to_grouped(k: np.ndarray) -> np.ndarray:
+    """Keras DepthwiseConv2D kernel (KH, KW, C, M) -> canonical grouped HWIO (KH, KW, 1, C * M), groups = C:
+    output channel c * M + m is input channel c's m-th filter in both."""
+    k = _np(k)
+    if k.ndim != 4:
+        raise ShapeError(f"a depthwise kernel is (KH, KW, C, M), got shape {k.shape}")
+    kh, kw, c, m = k.shape
+    return np.ascontiguousarray(k.reshape(kh, kw, 1, c * m))
+
+
+def grouped_to_depthwise(k: np.ndarray, groups: int) -> np.ndarray:
+    """Canonical HWIO (KH, KW, 1, C * M) with groups = C -> Keras DepthwiseConv2D kernel (KH, KW, C, M)."""
+    k = _np(k)
+    if k.ndim != 4 or k.shape[2] != 1 or k.shape[3] % groups:
+        raise ShapeError(f"a depthwise (groups = C_in) HWIO kernel is (KH, KW, 1, C * M) with C = groups; "
+                         f"got kernel.shape={k.shape}, groups={groups}")  # fmt: skip
+    return np.ascontiguousarray(k.reshape(k.shape[0], k.shape[1], groups, k.shape[3] // groups))
+
+
+def pads_to_onnx(pads: tuple[int, int, int, int]) -> list[int]:
+    """Canonical (top, bottom, left, right) -> ONNX pads [top, left, bottom, right] (begins, then ends)."""
+    t, b, l, r = pads
+    return [t, l, b, r]
+
+
+def pads_from_onnx(pads) -> tuple[tuple[int, int], tuple[int, int]]:
+    """ONNX pads [top, left, bottom, right] -> canonical explicit padding ((top, bottom), (left, right))."""
+    t, l, b, r = (int(p) for p in pads)
+    return (t, b), (l, r)
+
+
+def pads_to_torch(pads: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Canonical (top, bottom, left, right) -> F.pad / nn.ZeroPad2d order on NCHW (left, right, top, bottom)."""
+    t, b, l, r = pads
+    return l, r, t, b
 
 
 def dense_to_torch(kernel: np.ndarray) -> np.ndarray:

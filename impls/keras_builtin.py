@@ -1,7 +1,8 @@
 """The built-in Keras voice (Keras 3 on the TensorFlow backend): keras.layers fed through impls/convert.py.
 
-Each op is the framework's own layer: GRU(reset_after=True/False), Conv2D, MaxPooling2D, Dense, ReLU,
-Softmax, DepthwiseConv1D (the seed's per-channel 1-D equation), MaxPooling1D(2, stride 1). Layers are
+Each op is the framework's own layer: GRU(reset_after=True/False), Conv2D / DepthwiseConv2D, MaxPooling2D,
+AveragePooling2D (those in impls/keras_conv.py, with the layer cache), Dense, ReLU, Softmax, DepthwiseConv1D
+(the seed's per-channel 1-D equation), MaxPooling1D(2, stride 1). Layers are
 built once per (shape, dtype) and cached; every call assigns the weights it is given, so nothing
 carries over from one call to the next. Seed models are keras.Sequential built like the seed's
 section 4, a fresh one per seed_*_model call. Gradients are tf.GradientTape over the layers, mapped
@@ -17,6 +18,13 @@ import numpy as np
 
 from . import convert, frameworks, models, spec, tf_impl
 from .formulas import check_sizes
+from .keras_conv import assign as _assign
+from .keras_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp  # noqa: F401 (the voice's)
+from .keras_conv import dt as _dt
+from .keras_conv import layer as _layer
+from .keras_conv import layer_vjp as _layer_vjp
+from .keras_conv import native as _native
+from .keras_conv import pull as _pull
 from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from .spec import GRUWeights
 
@@ -48,36 +56,6 @@ def reset_after_flag(variant: str) -> bool:
     return KERAS_GRU[variant]
 
 
-# --------------------------------------------------------------------------- layer cache
-
-_LAYERS: dict[tuple, object] = {}
-
-
-def _layer(key: tuple, make: Callable, input_shape: tuple):
-    """The layer for `key`, built once (outside any tf.function trace) for `input_shape`."""
-    layer = _LAYERS.get(key)
-    if layer is None:
-        with tf.init_scope():
-            layer = make()
-            layer.build(input_shape)
-        _LAYERS[key] = layer
-    return layer
-
-
-def _assign(variables: Sequence, arrays: Sequence) -> None:
-    """Give the layer exactly these weights (NumPy or tensors), cast to the layer's dtype."""
-    for v, a in zip(variables, arrays, strict=True):
-        v.assign(tf.cast(tf.convert_to_tensor(a), v.dtype))
-
-
-def _dt(x) -> str:
-    return x.dtype.name
-
-
-def _native(a, x):
-    return tf.cast(tf.convert_to_tensor(a), x.dtype)
-
-
 # --------------------------------------------------------------------------- forward ops
 
 
@@ -107,26 +85,6 @@ def gru(x, weights: GRUWeights, variant: str, h0=None):
     _gru_set(layer, weights, ra)
     y, h_T = layer(x, initial_state=None if h0 is None else _native(h0, x))
     return y, h_T
-
-
-def _conv_layer(x, kernel, bias, stride, padding):
-    _, _, _, C, KH, KW, O, st, _, _, _ = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    make = lambda: keras.layers.Conv2D(O, (KH, KW), strides=st, padding=padding, dtype=_dt(x))
-    layer = _layer(("conv2d", KH, KW, C, O, st, padding, _dt(x)), make, (None, None, None, C))
-    _assign([layer.kernel, layer.bias], [kernel, bias])  # both HWIO / (O,): the canonical layout is Keras'
-    return layer
-
-
-def conv2d(x, kernel, bias, stride=1, padding="valid"):
-    """keras.layers.Conv2D(C_out, (KH, KW), strides, padding), NHWC / HWIO."""
-    return _conv_layer(x, kernel, bias, stride, padding)(x)
-
-
-def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    """keras.layers.MaxPooling2D(pool_size, strides, padding); stride None = pool."""
-    _, _, _, C, pl, st, _, _, _ = spec.check_pool2d(x.shape, pool, stride, padding)
-    make = lambda: keras.layers.MaxPooling2D(pool_size=pl, strides=st, padding=padding, dtype=_dt(x))
-    return _layer(("max_pool2d", pl, st, padding, _dt(x)), make, (None, None, None, C))(x)
 
 
 def _dense_layer(x, kernel, bias):
@@ -274,12 +232,6 @@ def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
 # --------------------------------------------------------------------------- gradients (GradientTape over the layers)
 
 
-def _pull(tape, out: list, sources: list, dys: list) -> list:
-    return tape.gradient(
-        out, sources, output_gradients=dys, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
-
-
 def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dict:
     """{"x", "h0", "W", "U", "b_x", "b_h"}. reset_before is GRU(reset_after=False), whose one bias is
     b_x + b_h: its gradient is the gradient of b_x and of b_h alike, and both keys carry it."""
@@ -309,30 +261,6 @@ def _gru_grads_to_canonical(grads: list, ra: bool) -> dict:
     flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
     pick = {"W": where.W, "U": where.U, "b_x": where.b_x, "b_h": where.b_h if ra else where.b_x}
     return {k: tf.gather(flat, v) for k, v in pick.items()}
-
-
-def _layer_vjp(layer, x, variables: list, names: list, dy, out_shape, what: str) -> dict:
-    spec.check_dy(what, dy.shape, out_shape)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x)
-    grads = _pull(tape, [y], [x, *variables], [_native(dy, x)])
-    return dict(zip(["x", *names], grads))
-
-
-def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid") -> dict:
-    B, _, _, _, _, _, O, _, _, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    layer = _conv_layer(x, kernel, bias, stride, padding)
-    return _layer_vjp(
-        layer, x, [layer.kernel, layer.bias], ["kernel", "bias"], dy, (B, OH, OW, O), "conv2d_vjp"
-    )
-
-
-def max_pool2d_vjp(x, dy, pool=2, stride=None, padding="valid") -> dict:
-    B, _, _, C, _, _, _, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    return _layer_vjp(
-        lambda x: max_pool2d(x, pool, stride, padding), x, [], [], dy, (B, OH, OW, C), "max_pool2d_vjp"
-    )
 
 
 def dense_vjp(x, kernel, bias, dy) -> dict:

@@ -2,7 +2,8 @@
 
 This is the voice the others are measured against, so it favours the obvious over the fast:
 the GRU is a loop over time whose lines are the equations, conv2d is a strided window view plus
-einsum (JAX lax_reference's way), pooling is a max over the same view.
+einsum (JAX lax_reference's way), pooling is a max or mean over the same view (conv2d and the pools,
+with groups, dilation and explicit padding, live in impls/numpy_conv.py and are re-exported here).
 
 Every forward has its hand-written backward right beside it (micrograd's habit): a vector-Jacobian
 product `<op>_vjp(inputs..., dy) -> {input name: gradient}`, checked against central finite
@@ -22,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import models, spec
 from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from .numpy_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
 from .spec import ConvWeights, DenseWeights, GRUWeights
 
 NAME = "numpy"
@@ -277,71 +278,6 @@ def gru_vjp(
 # --------------------------------------------------------------------------- conv, pool, dense
 
 
-def _pad(x, pads, value=0.0):
-    ph0, ph1, pw0, pw1 = pads
-    return np.pad(x, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)), constant_values=value)
-
-
-def _windows(x, kh, kw, stride, oh, ow):
-    """(B, H, W, C) -> strided view (B, OH, OW, C, KH, KW)."""
-    v = sliding_window_view(x, (kh, kw), axis=(1, 2))
-    return v[:, :: stride[0], :: stride[1]][:, :oh, :ow]
-
-
-def conv2d(x, kernel, bias, stride=1, padding="valid"):
-    """Cross-correlation, NHWC input, HWIO kernel; 'same' pads as TensorFlow (extra pixel after)."""
-    _, _, _, _, KH, KW, _, st, pads, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    cols = _windows(_pad(x, pads), KH, KW, st, OH, OW)  # (B, OH, OW, C, KH, KW)
-    # optimize=True lets einsum hand the contraction to BLAS (a copy of the windows, then one matmul)
-    return np.einsum("bhwcij,ijco->bhwo", cols, kernel.astype(x.dtype), optimize=True) + bias.astype(x.dtype)
-
-
-def _unpad(xp, pads, H, W):
-    """The adjoint of zero padding: the gradient of the padded border is dropped."""
-    return xp[:, pads[0] : pads[0] + H, pads[2] : pads[2] + W, :]
-
-
-def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid") -> dict[str, np.ndarray]:
-    """Gradients of <dy, conv2d(x, kernel, bias)>: dkernel contracts the same window view with dy,
-    dx scatters dy x kernel back onto every window (overlaps add), then drops the padding."""
-    B, H, W, _, KH, KW, O, (sh, sw), pads, OH, OW = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    spec.check_dy("conv2d_vjp", dy.shape, (B, OH, OW, O))
-    k, dy = kernel.astype(x.dtype), dy.astype(x.dtype)
-    xp = _pad(x, pads)
-    cols = _windows(xp, KH, KW, (sh, sw), OH, OW)  # (B, OH, OW, C, KH, KW)
-    dkernel = np.einsum("bhwcij,bhwo->ijco", cols, dy, optimize=True)  # (KH, KW, C, O)
-    dcols = np.einsum("bhwo,ijco->bhwcij", dy, k, optimize=True)  # (B, OH, OW, C, KH, KW)
-    dxp = np.zeros_like(xp)
-    for i in range(KH):  # window tap (i, j) of output (oh, ow) read input (oh*sh + i, ow*sw + j)
-        for j in range(KW):
-            dxp[:, i : i + sh * (OH - 1) + 1 : sh, j : j + sw * (OW - 1) + 1 : sw, :] += dcols[..., i, j]
-    return {"x": _unpad(dxp, pads, H, W), "kernel": dkernel, "bias": dy.sum(axis=(0, 1, 2))}
-
-
-def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    """Max over windows; 'same' padding pads with -inf, so padding never wins."""
-    _, _, _, _, (ph, pw), st, pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    win = _windows(_pad(x, pads, -np.inf), ph, pw, st, OH, OW)  # (B, OH, OW, C, ph, pw)
-    return win.max(axis=(4, 5))
-
-
-def max_pool2d_vjp(x, dy, pool=2, stride=None, padding="valid") -> dict[str, np.ndarray]:
-    """Each window's dy goes to one input: the first maximum in row-major window order (ties go to the
-    top-most, then left-most, as torch and TensorFlow's CPU kernels do; a NaN counts as the maximum,
-    np.argmax's rule). Overlapping windows (stride < pool) add."""
-    B, H, W, C, (ph, pw), (sh, sw), pads, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    spec.check_dy("max_pool2d_vjp", dy.shape, (B, OH, OW, C))
-    xp = _pad(x, pads, -np.inf)
-    win = _windows(xp, ph, pw, (sh, sw), OH, OW).reshape(B, OH, OW, C, ph * pw)
-    i, j = np.divmod(np.argmax(win, axis=-1), pw)  # (B, OH, OW, C): the winner's row and column
-    rows = np.arange(OH)[None, :, None, None] * sh + i
-    cols = np.arange(OW)[None, None, :, None] * sw + j
-    b, c = np.arange(B)[:, None, None, None], np.arange(C)[None, None, None, :]
-    dxp = np.zeros(xp.shape, dtype=x.dtype)
-    np.add.at(dxp, (b, rows, cols, c), dy.astype(x.dtype))
-    return {"x": _unpad(dxp, pads, H, W)}
-
-
 def dense(x, kernel, bias):
     spec.check_dense(x.shape, kernel.shape, bias.shape)
     return x @ kernel.astype(x.dtype) + bias.astype(x.dtype)
@@ -400,6 +336,8 @@ __all__ = [
     "GRUTape",
     "GRUWeights",
     "asarray",
+    "avg_pool2d",
+    "avg_pool2d_vjp",
     "conv2d",
     "conv2d_vjp",
     "dense",

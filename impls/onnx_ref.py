@@ -49,19 +49,35 @@ def gru(x: np.ndarray, weights: GRUWeights, variant: str, h0: np.ndarray | None 
     return Y[:, 0].transpose(1, 0, 2), Y_h[0]  # (T, 1, B, H) -> (B, T, H)
 
 
-def conv2d(x, kernel, bias, stride=1, padding="valid"):
-    """ONNX Conv on NCHW/OIHW; TensorFlow's 'same' is ONNX's auto_pad SAME_UPPER."""
-    spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
+def _pad_attrs(padding, pads) -> dict:
+    """'same' is ONNX's auto_pad SAME_UPPER (the odd pixel after, as TensorFlow); anything else explicit pads."""
+    if padding == "same":
+        return {"auto_pad": "SAME_UPPER"}
+    return {"pads": convert.pads_to_onnx(pads)}
+
+
+def conv2d(x, kernel, bias, stride=1, padding="valid", dilation=1, groups=1):
+    """ONNX Conv on NCHW/OIHW with group and dilations."""
+    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
     (y,) = _run("Conv", {"X": convert.nhwc_to_nchw(x), "W": convert.hwio_to_oihw(kernel), "B": bias.astype(x.dtype)},
-                ["Y"], strides=list(spec.pair(stride, "stride")),
-                auto_pad="SAME_UPPER" if padding == "same" else "VALID")  # fmt: skip
+                ["Y"], strides=list(g.stride), dilations=list(g.dilation), group=g.groups,
+                **_pad_attrs(padding, g.pads))  # fmt: skip
     return convert.nchw_to_nhwc(y)
 
 
 def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    _, _, _, _, kp, st, _, _, _ = spec.check_pool2d(x.shape, pool, stride, padding)
-    (y,) = _run("MaxPool", {"X": convert.nhwc_to_nchw(x)}, ["Y"], kernel_shape=list(kp), strides=list(st),
-                auto_pad="SAME_UPPER" if padding == "same" else "VALID")  # fmt: skip
+    g = spec.check_pool2d(x.shape, pool, stride, padding)
+    (y,) = _run("MaxPool", {"X": convert.nhwc_to_nchw(x)}, ["Y"], kernel_shape=list(g.pool), strides=list(g.stride),
+                **_pad_attrs(padding, g.pads))  # fmt: skip
+    return convert.nchw_to_nhwc(y)
+
+
+def avg_pool2d(x, pool=2, stride=None, padding="valid", count_include_pad=False):
+    """ONNX AveragePool; its count_include_pad attribute is the same flag (0 = TensorFlow's rule)."""
+    spec.check_count_include_pad(count_include_pad)
+    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
+    (y,) = _run("AveragePool", {"X": convert.nhwc_to_nchw(x)}, ["Y"], kernel_shape=list(g.pool),
+                strides=list(g.stride), count_include_pad=int(count_include_pad), **_pad_attrs(padding, g.pads))  # fmt: skip
     return convert.nchw_to_nhwc(y)
 
 

@@ -8,6 +8,7 @@ Layouts (the seed article's Keras layout):
     images      NHWC;  conv kernels HWIO;  dense kernels (in, out)
     GRU         W (I, 3H), U (H, 3H), b_x (3H,), b_h (3H,), gate order (z, r, h) on the last axis
     seed 1-D    x (B, L, C) channels last, w (K, C) taps by channel, b (C,)
+Conv and pool geometry (groups, dilation, explicit padding) lives in impls/conv_spec.py, re-exported here.
 """
 
 from __future__ import annotations
@@ -19,38 +20,33 @@ from typing import Any
 
 import numpy as np
 
+from .conv_spec import (  # noqa: F401  (re-exported: the conv and pool geometry is part of the spec)
+    PADDINGS,
+    ConvGeometry,
+    PoolGeometry,
+    ShapeError,
+    check_conv2d,
+    check_count_include_pad,
+    check_padding,
+    check_pool2d,
+    is_explicit,
+    out_size,
+    padding_label,
+    pair,
+    same_pads,
+)
+
 VARIANTS = ("seed", "reset_before", "reset_after", "chung")
 """GRU variants, see DESIGN.md. Never implied: every GRU call names one."""
 
-PADDINGS = ("valid", "same")
 GATES = ("z", "r", "h")
 """Canonical gate order along the last axis of W, U, b_x, b_h."""
-
-
-class ShapeError(ValueError):
-    """An input whose shape, rank or size does not fit the operation. The message names the shapes."""
 
 
 def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown GRU variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
     return variant
-
-
-def check_padding(padding: str) -> str:
-    if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; valid paddings: {', '.join(PADDINGS)}")
-    return padding
-
-
-def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    """An int or a pair of positive ints, as a pair."""
-    vals = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-        raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value!r}")
-    if min(vals) < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return int(vals[0]), int(vals[1])
 
 
 # --------------------------------------------------------------------------- weights
@@ -136,61 +132,6 @@ def check_dense(x_shape, kernel_shape, bias_shape) -> None:
         raise ShapeError(f"dense bias must be (out,) = ({k[1]},): {msg}")
 
 
-# --------------------------------------------------------------------------- conv and pool geometry
-
-
-def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
-    """TensorFlow's 'same' padding along one axis: output ceil(n/s); the odd pixel goes after."""
-    out = -(-n // s)
-    total = max((out - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
-
-
-def out_size(n: int, k: int, s: int, padding: str) -> int:
-    if padding == "same":
-        return -(-n // s)
-    return (n - k) // s + 1
-
-
-def check_conv2d(x_shape, kernel_shape, bias_shape, stride, padding) -> tuple:
-    """Validate conv2d (NHWC, HWIO). Returns (B, H, W, C, KH, KW, O, (sh, sw), (ph0, ph1, pw0, pw1), OH, OW)."""
-    check_padding(padding)
-    sh, sw = pair(stride, "stride")
-    x_shape, k, b = tuple(int(d) for d in x_shape), tuple(int(d) for d in kernel_shape), tuple(bias_shape)
-    msg = f"x.shape={x_shape}, kernel.shape={k}, bias.shape={b}, stride={(sh, sw)}, padding={padding!r}"
-    if len(x_shape) != 4:
-        raise ShapeError(f"conv2d input must be NHWC, rank 4; got rank {len(x_shape)}: {msg}")
-    if len(k) != 4:
-        raise ShapeError(f"conv2d kernel must be HWIO, rank 4; got rank {len(k)}: {msg}")
-    B, H, W, C = x_shape
-    KH, KW, CI, O = k
-    if CI != C:
-        raise ShapeError(f"conv2d input channels x.shape[3]={C} != kernel.shape[2]={CI}: {msg}")
-    if b != (O,):
-        raise ShapeError(f"conv2d bias must be (C_out,) = ({O},): {msg}")
-    if padding == "valid" and (KH > H or KW > W):
-        raise ShapeError(f"conv2d kernel larger than the input with 'valid' padding: {msg}")
-    pads = (*same_pads(H, KH, sh), *same_pads(W, KW, sw)) if padding == "same" else (0, 0, 0, 0)
-    return B, H, W, C, KH, KW, O, (sh, sw), pads, out_size(H, KH, sh, padding), out_size(W, KW, sw, padding)
-
-
-def check_pool2d(x_shape, pool, stride, padding) -> tuple:
-    """Validate max_pool2d (NHWC). stride None means stride = pool, as Keras and TensorFlow do.
-    Returns (B, H, W, C, (ph, pw), (sh, sw), (ph0, ph1, pw0, pw1), OH, OW)."""
-    check_padding(padding)
-    ph, pw = pair(pool, "pool")
-    sh, sw = pair(stride if stride is not None else (ph, pw), "stride")
-    x_shape = tuple(int(d) for d in x_shape)
-    msg = f"x.shape={x_shape}, pool={(ph, pw)}, stride={(sh, sw)}, padding={padding!r}"
-    if len(x_shape) != 4:
-        raise ShapeError(f"max_pool2d input must be NHWC, rank 4; got rank {len(x_shape)}: {msg}")
-    B, H, W, C = x_shape
-    if padding == "valid" and (ph > H or pw > W):
-        raise ShapeError(f"max_pool2d window larger than the input with 'valid' padding: {msg}")
-    pads = (*same_pads(H, ph, sh), *same_pads(W, pw, sw)) if padding == "same" else (0, 0, 0, 0)
-    return B, H, W, C, (ph, pw), (sh, sw), pads, out_size(H, ph, sh, padding), out_size(W, pw, sw, padding)
-
-
 def check_seed_conv1d(x_shape, w_shape, b_shape) -> tuple[int, int, int, int]:
     """Seed section 2.2, y_ij = sum_k w_ik x_i,j+k-1 + b_i, channels last. Returns (B, L, C, K)."""
     x_shape, w, b = tuple(int(d) for d in x_shape), tuple(int(d) for d in w_shape), tuple(b_shape)
@@ -268,11 +209,12 @@ def init_dense(n_in: int, n_out: int, seed: int = 0, dtype="float64") -> DenseWe
     )
 
 
-def init_conv(kh: int, kw: int, c_in: int, c_out: int, seed: int = 0, dtype="float64") -> ConvWeights:
+def init_conv(kh: int, kw: int, c_in: int, c_out: int, seed: int = 0, dtype="float64", groups: int = 1) -> ConvWeights:
+    """HWIO kernel (kh, kw, c_in / groups, c_out) and a bias of distinct non-zero values."""
     g = rng(seed)
-    lim = math.sqrt(6.0 / (kh * kw * (c_in + c_out)))
+    lim = math.sqrt(6.0 / (kh * kw * (c_in + c_out) / groups))
     return ConvWeights(
-        g.uniform(-lim, lim, (kh, kw, c_in, c_out)).astype(dtype), g.uniform(-0.1, 0.1, c_out).astype(dtype)
+        g.uniform(-lim, lim, (kh, kw, c_in // groups, c_out)).astype(dtype), g.uniform(-0.1, 0.1, c_out).astype(dtype)
     )
 
 

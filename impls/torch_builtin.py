@@ -1,4 +1,5 @@
-"""PyTorch's built-in layers as a voice: nn.GRU, nn.Conv2d, nn.MaxPool2d, nn.Linear, nn.ReLU, nn.Softmax.
+"""PyTorch's built-in layers as a voice: nn.GRU, nn.Conv2d (groups, dilation), nn.MaxPool2d, nn.AvgPool2d,
+nn.ConstantPad2d, nn.Linear, nn.ReLU, nn.Softmax.
 
 Canonical weights reach the layers through impls/convert.py, applied to tensors by impls/torch_convert.py
 (as gathers: any device, autograd flows through); activations change layout NHWC <-> NCHW inside each adapter.
@@ -49,8 +50,8 @@ def _template(kind: str, *sizes: Any) -> Any:
     if kind == "gru":
         return nn.GRU(*sizes, batch_first=True, device="meta")
     if kind == "conv2d":
-        C, O, KH, KW, st = sizes
-        return nn.Conv2d(C, O, (KH, KW), stride=st, padding=0, device="meta")
+        C, O, KH, KW, st, pad, dil, groups = sizes
+        return nn.Conv2d(C, O, (KH, KW), stride=st, padding=pad, dilation=dil, groups=groups, device="meta")
     if kind == "dense":
         return nn.Linear(*sizes, device="meta")
     C, K = sizes  # "seed_conv1d": depthwise, one filter per channel
@@ -87,23 +88,53 @@ def _conv_state(x: Any, kernel: Any, bias: Any) -> dict[str, Any]:
     return {"weight": convert_tensors(convert.hwio_to_oihw, k), "bias": b}
 
 
-def _conv(x: Any, state: dict[str, Any], geometry: tuple) -> Any:
-    _, _, _, C, KH, KW, O, st, (ph0, ph1, pw0, pw1), _, _ = geometry  # spec.check_conv2d's answer
-    xc = F.pad(x.permute(NHWC_TO_NCHW), (pw0, pw1, ph0, ph1))
-    return _call(_template("conv2d", C, O, KH, KW, st), state, xc).permute(NCHW_TO_NHWC)
+def _layer_padding(pads: tuple[int, int, int, int], window: tuple[int, int] | None, value: float) -> tuple[Any, tuple]:
+    """The layer's own symmetric padding where it can hold the pads (at most half the window for the pools),
+    else a padding layer first (nn.ConstantPad2d: asymmetric, as TensorFlow's 'same' or explicit pads)."""
+    t, b, l, r = pads
+    if t == b and l == r and (window is None or (2 * t <= window[0] and 2 * l <= window[1])):
+        return None, (t, l)
+    return nn.ConstantPad2d(convert.pads_to_torch(pads), value), (0, 0)
 
 
-def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: str = "valid") -> Any:
-    """nn.Conv2d on NCHW inside; TensorFlow's asymmetric 'same' is an explicit F.pad before a padding=0 conv."""
-    geometry = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    return _conv(x, _conv_state(x, kernel, bias), geometry)
+def _conv(x: Any, state: dict[str, Any], g: spec.ConvGeometry) -> Any:
+    pre, pad = _layer_padding(g.pads, None, 0.0)
+    xc = x.permute(NHWC_TO_NCHW)
+    xc = xc if pre is None else pre(xc)
+    layer = _template("conv2d", g.C, g.O, g.KH, g.KW, g.stride, pad, g.dilation, g.groups)
+    return _call(layer, state, xc).permute(NCHW_TO_NHWC)
 
 
-def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: str = "valid") -> Any:
-    """nn.MaxPool2d; 'same' pads with -inf first (F.pad), so padding never wins."""
-    _, _, _, _, pl, st, (ph0, ph1, pw0, pw1), _, _ = spec.check_pool2d(x.shape, pool, stride, padding)
-    xc = F.pad(x.permute(NHWC_TO_NCHW), (pw0, pw1, ph0, ph1), value=float("-inf"))
-    return nn.MaxPool2d(pl, stride=st)(xc).permute(NCHW_TO_NHWC)
+def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1) -> Any:
+    """nn.Conv2d(groups, dilation) on NCHW inside; symmetric pads are the layer's own padding, asymmetric
+    ones (TensorFlow's 'same', explicit) an nn.ConstantPad2d before a padding=0 conv."""
+    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
+    return _conv(x, _conv_state(x, kernel, bias), g)
+
+
+def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid") -> Any:
+    """nn.MaxPool2d, whose own padding is -inf; pads it cannot hold go through nn.ConstantPad2d(-inf) first."""
+    g = spec.check_pool2d(x.shape, pool, stride, padding)
+    pre, pad = _layer_padding(g.pads, g.pool, float("-inf"))
+    xc = x.permute(NHWC_TO_NCHW)
+    return nn.MaxPool2d(g.pool, stride=g.stride, padding=pad)(xc if pre is None else pre(xc)).permute(NCHW_TO_NHWC)
+
+
+def avg_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid", count_include_pad: bool = False) -> Any:
+    """nn.AvgPool2d(count_include_pad=...) with its own symmetric padding where it can hold the pads. Elsewhere
+    the port recipe: nn.ZeroPad2d, then AvgPool2d(count_include_pad=True) (the mean over the whole window),
+    and for TensorFlow's rule (count_include_pad=False) that divided by the same pool of a padded ones mask."""
+    spec.check_count_include_pad(count_include_pad)
+    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
+    pre, pad = _layer_padding(g.pads, g.pool, 0.0)
+    xc = x.permute(NHWC_TO_NCHW)
+    if pre is None:
+        return nn.AvgPool2d(g.pool, g.stride, pad, count_include_pad=count_include_pad)(xc).permute(NCHW_TO_NHWC)
+    pool_all = nn.AvgPool2d(g.pool, g.stride, 0, count_include_pad=True)
+    y = pool_all(pre(xc))
+    if not count_include_pad:
+        y = y / pool_all(pre(xc.new_ones((1, 1, g.H, g.W))))  # the share of each window that is input
+    return y.permute(NCHW_TO_NHWC)
 
 
 def _dense_state(x: Any, kernel: Any, bias: Any) -> dict[str, Any]:
@@ -197,22 +228,31 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
     return {"x": g["x"], "h0": g["h0"], "W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
 
 
-def conv2d_vjp(x: Any, kernel: Any, bias: Any, dy: Any, stride: Any = 1, padding: str = "valid") -> dict[str, Any]:
-    geometry = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding)
-    B, _, _, _, _, _, O, _, _, OH, OW = geometry
-    spec.check_dy("conv2d_vjp", dy.shape, (B, OH, OW, O))
+def conv2d_vjp(x: Any, kernel: Any, bias: Any, dy: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1,
+               groups: int = 1) -> dict[str, Any]:  # fmt: skip
+    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
+    spec.check_dy("conv2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.O))
     xl, state = _leaf(x, x), _leaves(_conv_state(x, kernel, bias))
     with torch.enable_grad():
-        g = _grads(torch.sum(_conv(xl, state, geometry) * dy), {"x": xl, **state})
-    return {"x": g["x"], "kernel": convert_tensors(convert.oihw_to_hwio, g["weight"]), "bias": g["bias"]}
+        grads = _grads(torch.sum(_conv(xl, state, g) * dy), {"x": xl, **state})
+    return {"x": grads["x"], "kernel": convert_tensors(convert.oihw_to_hwio, grads["weight"]), "bias": grads["bias"]}
 
 
-def max_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: str = "valid") -> dict[str, Any]:
-    B, _, _, C, _, _, _, OH, OW = spec.check_pool2d(x.shape, pool, stride, padding)
-    spec.check_dy("max_pool2d_vjp", dy.shape, (B, OH, OW, C))
+def max_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid") -> dict[str, Any]:
+    g = spec.check_pool2d(x.shape, pool, stride, padding)
+    spec.check_dy("max_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
     xl = _leaf(x, x)
     with torch.enable_grad():
         return _grads(torch.sum(max_pool2d(xl, pool, stride, padding) * dy), {"x": xl})
+
+
+def avg_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid",
+                   count_include_pad: bool = False) -> dict[str, Any]:  # fmt: skip
+    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
+    spec.check_dy("avg_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
+    xl = _leaf(x, x)
+    with torch.enable_grad():
+        return _grads(torch.sum(avg_pool2d(xl, pool, stride, padding, count_include_pad) * dy), {"x": xl})
 
 
 def dense_vjp(x: Any, kernel: Any, bias: Any, dy: Any) -> dict[str, Any]:
@@ -301,8 +341,11 @@ def _work(work: str, backward: bool = False, **sizes: Any) -> tuple[Callable, tu
         fn, args = (lambda x: layer(x)[0]), (torch.empty(B, T, I, **meta),)
     elif work == "conv2d":
         B, H, W, C, KH, KW, O = (sizes[k] for k in ("B", "H", "W", "C", "KH", "KW", "O"))
-        k, b = torch.empty(KH, KW, C, O, **meta), torch.empty(O, **meta)
-        fn, args = (lambda x: conv2d(x, k, b, sizes.get("stride", 1), sizes.get("padding", "valid"))), (torch.empty(B, H, W, C, **meta),)
+        G = sizes.get("groups", 1)
+        k, b = torch.empty(KH, KW, C // G, O, **meta), torch.empty(O, **meta)
+        opts = {"stride": sizes.get("stride", 1), "padding": sizes.get("padding", "valid"),
+                "dilation": sizes.get("dilation", 1), "groups": G}  # fmt: skip
+        fn, args = (lambda x: conv2d(x, k, b, **opts)), (torch.empty(B, H, W, C, **meta),)
     elif work == "dense":
         layer = nn.Linear(sizes["n_in"], sizes["n_out"], **meta)
         fn, args = layer, (torch.empty(sizes["B"], sizes["n_in"], **meta),)
@@ -323,7 +366,7 @@ def flop_count(work: str | Callable, *args: Any, backward: bool = False, **sizes
     """FLOPs as torch.utils.flop_counter.FlopCounterMode counts them: 2*m*n*k per matrix product (mm, addmm,
     bmm), 2*out*k*c_in per conv output; elementwise ops, bias adds and nonlinearities count 0.
     flop_count(fn, *args) counts the call fn(*args); flop_count("gru", B=.., T=.., I=.., H=..) builds the
-    work from layers on the meta device (also matmul M,K,N; conv2d B,H,W,C,KH,KW,O[,stride,padding];
+    work from layers on the meta device (also matmul M,K,N; conv2d B,H,W,C,KH,KW,O[,stride,padding,dilation,groups];
     dense B,n_in,n_out; seed_gru_model B; seed_cnn_model B); backward=True counts forward + backward."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -334,7 +377,8 @@ def flop_count(work: str | Callable, *args: Any, backward: bool = False, **sizes
 
 
 __all__ = [
-    "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "SeedCNN", "SeedGRU", "asarray", "compile",
+    "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "SeedCNN", "SeedGRU", "asarray", "avg_pool2d",
+    "avg_pool2d_vjp", "compile",
     "conv2d", "conv2d_param_count", "conv2d_vjp", "dense", "dense_param_count", "dense_vjp", "flop_count",
     "gru", "gru_param_count", "gru_vjp", "keras_categorical_crossentropy", "lstm_param_count", "max_pool2d",
     "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_cnn_model_param_count", "seed_conv1d",

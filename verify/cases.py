@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
+from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT, limits
 from impls.models import init_seed_cnn, init_seed_gru
 from impls.spec import VARIANTS, init_conv, init_dense, init_gru, random_array
 
@@ -30,6 +30,7 @@ class OpCase:
     variant: str | None = None
     impls: tuple[str, ...] = tuple(IMPLEMENTATIONS)
     marks: tuple = field(default_factory=tuple)
+    options: dict[str, Any] = field(default_factory=dict)  # stride, padding ...: what impls.limits asks about
 
     def id(self, impl: str, dtype: str) -> str:
         parts = [self.op, SHORT[impl], dtype] + ([self.variant] if self.variant else []) + [self.label]
@@ -42,15 +43,23 @@ def outputs(mod, out) -> list[np.ndarray]:
 
 def matrix(cases: list[OpCase], dtypes=DTYPES, impls=None) -> list:
     """pytest params (case, impl, dtype) with readable ids. NumPy float64 is the reference itself and
-    is left out: comparing it with itself could not fail (verify/test_reference.py checks it instead)."""
+    is left out: comparing it with itself could not fail (verify/test_reference.py checks it instead).
+    So are the pairs a voice declares it cannot compute (impls.limits; verify/test_conv_options.py checks
+    that each of those is refused, not computed)."""
     return [
         pytest.param(c, impl, dt, id=c.id(impl, dt), marks=c.marks)
         for c in cases
         for impl in (impls or c.impls)
-        if impl in c.impls
+        if impl in c.impls and limits.refusal(impl, c.op, **c.options) is None
         for dt in dtypes
         if not (impl == "numpy" and dt == "float64")
     ]
+
+
+def refused(cases: list[OpCase]) -> list:
+    """pytest params (case, impl) of the pairs that impls.limits declares refused."""
+    return [pytest.param(c, impl, id=c.id(impl, "float64")) for c in cases for impl in c.impls
+            if limits.refusal(impl, c.op, **c.options) is not None]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- GRU

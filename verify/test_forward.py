@@ -6,12 +6,13 @@ import pytest
 
 from impls import numpy_impl as ref
 from impls.inputs import round_to, to_native
-from impls.tolerance import assert_close
 from verify.cases import FORWARD_CASES, matrix, outputs
 from verify.conftest import load
+from verify.conv_cases import OPTION_FORWARD_CASES
+from verify.headroom import check
 
 
-@pytest.mark.parametrize("case, impl, dtype", matrix(FORWARD_CASES))
+@pytest.mark.parametrize("case, impl, dtype", matrix(FORWARD_CASES + OPTION_FORWARD_CASES))
 def test_forward_matches_float64_reference(case, impl, dtype):
     mod = load(impl)
     inputs = case.make()
@@ -20,4 +21,4 @@ def test_forward_matches_float64_reference(case, impl, dtype):
     assert len(got) == len(expected)
     for i, (g, e) in enumerate(zip(got, expected)):
         assert g.dtype == dtype, f"{case.id(impl, dtype)}: output {i} has dtype {g.dtype}, asked for {dtype}"
-        assert_close(g, e, dtype, work=case.op, what=f"{case.id(impl, dtype)} output {i}")
+        check(g, e, dtype, impl, work=case.op, what=f"{case.id(impl, dtype)} output {i}")

@@ -17,10 +17,11 @@ from impls import IMPLEMENTATIONS, SHORT
 from impls import numpy_impl as ref
 from impls.inputs import round_to, to_native
 from impls.spec import ShapeError, init_conv, init_dense, init_gru, random_array
-from impls.tolerance import assert_close
 from verify.cases import matrix
 from verify.conftest import load
+from verify.conv_cases import OPTION_VJP_CASES
 from verify.grad_cases import VJP_CASES
+from verify.headroom import check
 
 IMPLS = tuple(IMPLEMENTATIONS)
 
@@ -29,7 +30,7 @@ def _numpy_dict(mod, out: dict) -> dict[str, np.ndarray]:
     return {k: mod.to_numpy(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("case, impl, dtype", matrix(VJP_CASES))
+@pytest.mark.parametrize("case, impl, dtype", matrix(VJP_CASES + OPTION_VJP_CASES))
 def test_vjp_matches_float64_reference(case, impl, dtype):
     mod = load(impl)
     inputs = case.make()
@@ -39,7 +40,7 @@ def test_vjp_matches_float64_reference(case, impl, dtype):
     for name, e in expected.items():
         g = got[name]
         assert g.dtype == dtype, f"{case.id(impl, dtype)}: gradient {name!r} has dtype {g.dtype}, asked for {dtype}"
-        assert_close(g, e, dtype, work=case.op, what=f"{case.id(impl, dtype)} d/d{name}")
+        check(g, e, dtype, impl, work=case.op, what=f"{case.id(impl, dtype)} d/d{name}")
 
 
 # --------------------------------------------------------------------------- max_pool2d: ties on purpose
