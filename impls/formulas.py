@@ -267,18 +267,24 @@ def deepbench_gru_flops(T: int, N: int, H: int) -> int:
 
 
 def conv2d_output_hw(
-    height: int, width: int, kh: int, kw: int, stride: int = 1, padding: str = "valid"
+    height: int, width: int, kh: int, kw: int, stride: int = 1, padding: str = "valid", dilation: int = 1
 ) -> tuple[int, int]:
-    """(OH, OW) of a 2-D convolution or pooling, TensorFlow's 'valid' / 'same' rules."""
-    height, width, kh, kw, stride = check_sizes(height=height, width=width, kh=kh, kw=kw, stride=stride)
-    check_padding(padding)
-    if padding == "valid" and (kh > height or kw > width):
-        raise ShapeError(f"kernel {kh}x{kw} larger than the input {height}x{width} with 'valid' padding")
-    return out_size(height, kh, stride, padding), out_size(width, kw, stride, padding)
+    """(OH, OW) of a 2-D convolution or pooling, TensorFlow's 'valid' / 'same' rules; a dilated kernel
+    spans (k - 1) * dilation + 1 pixels."""
+    height, width, kh, kw, stride, dilation = check_sizes(height=height, width=width, kh=kh, kw=kw, stride=stride,
+                                                          dilation=dilation)  # fmt: skip
+    if padding not in ("valid", "same"):
+        check_padding(padding)
+        raise ShapeError(f"conv2d_output_hw takes 'valid' or 'same', got padding={padding!r}")
+    ekh, ekw = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    if padding == "valid" and (ekh > height or ekw > width):
+        raise ShapeError(f"kernel {kh}x{kw} (dilation {dilation}) larger than the input {height}x{width} with 'valid' padding")
+    return out_size(height, ekh, stride, padding), out_size(width, ekw, stride, padding)
 
 
 def conv2d_flops(B: int, OH: int, OW: int, kh: int, kw: int, c_in: int, c_out: int, groups: int = 1) -> int:
-    """2 * B * OH * OW * KH * KW * C_in * C_out / groups (products only; the bias add is conv2d_bias_flops)."""
+    """2 * B * OH * OW * KH * KW * C_in * C_out / groups (products only; the bias add is conv2d_bias_flops):
+    each output reads C_in / groups channels. Dilation changes OH x OW, not the products per output."""
     B, OH, OW, kh, kw, c_in, c_out, groups = check_sizes(
         B=B, OH=OH, OW=OW, kh=kh, kw=kw, c_in=c_in, c_out=c_out, groups=groups
     )

@@ -88,8 +88,8 @@ def _pre_pad(pads: tuple[int, int, int, int], x) -> Callable:
 
 def _conv(x, kernel, bias, stride, padding, dilation, groups):
     """(forward callable, the layer's variables, canonical kernel from the kernel variable's gradient)."""
-    limits.check(NAME, "conv2d", stride=stride, padding=padding, dilation=dilation, groups=groups)
     g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
+    limits.check(NAME, "conv2d", stride=stride, padding=padding, dilation=dilation, groups=groups)
     explicit = spec.is_explicit(padding)
     kpad = "valid" if explicit else padding
     common = {"strides": g.stride, "padding": kpad, "dilation_rate": g.dilation, "dtype": dt(x)}
@@ -133,8 +133,8 @@ def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid", dilation=1, group
 
 def max_pool2d(x, pool=2, stride=None, padding="valid"):
     """keras.layers.MaxPooling2D(pool_size, strides, padding); stride None = pool."""
-    limits.check(NAME, "max_pool2d", pool=pool, stride=stride, padding=padding)
     g = spec.check_pool2d(x.shape, pool, stride, padding)
+    limits.check(NAME, "max_pool2d", pool=pool, stride=stride, padding=padding)
     make = lambda: keras.layers.MaxPooling2D(pool_size=g.pool, strides=g.stride, padding=padding, dtype=dt(x))
     return layer(("max_pool2d", g.pool, g.stride, padding, dt(x)), make, (None, None, None, g.C))(x)
 
@@ -144,8 +144,8 @@ def avg_pool2d(x, pool=2, stride=None, padding="valid", count_include_pad=False)
     padding (count_include_pad=True) is ZeroPadding2D in front of a 'valid' AveragePooling2D; explicit pads
     without counting them have no Keras layer (limits.REFUSALS)."""
     spec.check_count_include_pad(count_include_pad)
-    limits.check(NAME, "avg_pool2d", pool=pool, stride=stride, padding=padding, count_include_pad=count_include_pad)
     g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
+    limits.check(NAME, "avg_pool2d", pool=pool, stride=stride, padding=padding, count_include_pad=count_include_pad)
     own = padding if padding == "valid" or (padding == "same" and not count_include_pad) else "valid"
     make = lambda: keras.layers.AveragePooling2D(pool_size=g.pool, strides=g.stride, padding=own, dtype=dt(x))
     avg = layer(("avg_pool2d", g.pool, g.stride, own, dt(x)), make, (None, None, None, g.C))

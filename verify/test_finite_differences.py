@@ -18,7 +18,7 @@ import pytest
 from impls import numpy_impl as ref
 from impls import numpy_train
 from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import VARIANTS, GRUWeights, init_conv, init_dense, init_gru, random_array
+from impls.spec import VARIANTS, GRUWeights, init_conv, init_dense, init_gru, padding_label, random_array
 from impls.tolerance import error_stats
 
 FD_BAR = 1e-6  # the bar for finite differences
@@ -92,18 +92,20 @@ GRU_FD = [
 # --------------------------------------------------------------------------- conv, pool, dense, activations
 
 
-def _conv_case(B, H, W, C, KH, KW, O, stride, padding, seed):
+def _conv_case(B, H, W, C, KH, KW, O, stride, padding, seed, dilation=1, groups=1):
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
     def make():
-        k = init_conv(KH, KW, C, O, seed)
+        k = init_conv(KH, KW, C, O, seed, groups=groups)
         x = random_array((B, H, W, C), seed + 1)
-        oh, ow = ref.conv2d(x, k.kernel, k.bias, stride, padding).shape[1:3]
+        oh, ow = ref.conv2d(x, k.kernel, k.bias, **opts).shape[1:3]
         return {"x": x, "kernel": k.kernel, "bias": k.bias, "dy": random_array((B, oh, ow, O), seed + 2)}
 
     return FDCase(
-        f"conv2d-B{B}H{H}W{W}C{C}K{KH}x{KW}O{O}-s{stride}-{padding}",
+        f"conv2d-B{B}H{H}W{W}C{C}K{KH}x{KW}O{O}-s{stride}-{padding_label(padding)}-d{dilation}-g{groups}",
         make,
-        lambda a: float(np.sum(a["dy"] * ref.conv2d(a["x"], a["kernel"], a["bias"], stride, padding))),
-        lambda a: ref.conv2d_vjp(a["x"], a["kernel"], a["bias"], a["dy"], stride, padding),
+        lambda a: float(np.sum(a["dy"] * ref.conv2d(a["x"], a["kernel"], a["bias"], **opts))),
+        lambda a: ref.conv2d_vjp(a["x"], a["kernel"], a["bias"], a["dy"], **opts),
         ("x", "kernel", "bias"),
     )
 
@@ -114,20 +116,24 @@ CONV_FD = [
     _conv_case(1, 8, 6, 2, 3, 3, 2, 2, "valid", 120),  # stride 2: the last row of x is read by no window
     _conv_case(1, 7, 6, 2, 3, 3, 2, 2, "same", 130),
     _conv_case(1, 6, 7, 1, 2, 3, 2, (2, 3), "same", 140),
+    _conv_case(2, 5, 6, 4, 3, 2, 6, 1, "valid", 150, groups=2),  # grouped
+    _conv_case(1, 6, 5, 3, 3, 3, 6, 2, "same", 160, groups=3),  # depthwise, channel multiplier 2
+    _conv_case(1, 7, 8, 2, 3, 2, 3, 1, ((2, 0), (1, 3)), 170, dilation=(2, 3)),  # dilated, asymmetric pads
+    _conv_case(1, 7, 8, 4, 2, 3, 4, (2, 1), ((0, 1), (2, 1)), 180, dilation=(1, 2), groups=2),
 ]
 
 
-def _pool_case(B, H, W, C, pool, stride, padding, seed):
+def _pool_case(B, H, W, C, pool, stride, padding, seed, op="max_pool2d", **flag):
     def make():
         x = random_array((B, H, W, C), seed)  # continuous values: no ties, so L is smooth near x
-        oh, ow = ref.max_pool2d(x, pool, stride, padding).shape[1:3]
+        oh, ow = getattr(ref, op)(x, pool, stride, padding, **flag).shape[1:3]
         return {"x": x, "dy": random_array((B, oh, ow, C), seed + 1)}
 
     return FDCase(
-        f"max_pool2d-B{B}H{H}W{W}C{C}-p{pool}-s{stride}-{padding}",
+        f"{op}-B{B}H{H}W{W}C{C}-p{pool}-s{stride}-{padding_label(padding)}" + "".join(f"-{k}{v}" for k, v in flag.items()),
         make,
-        lambda a: float(np.sum(a["dy"] * ref.max_pool2d(a["x"], pool, stride, padding))),
-        lambda a: ref.max_pool2d_vjp(a["x"], a["dy"], pool, stride, padding),
+        lambda a: float(np.sum(a["dy"] * getattr(ref, op)(a["x"], pool, stride, padding, **flag))),
+        lambda a: getattr(ref, f"{op}_vjp")(a["x"], a["dy"], pool, stride, padding, **flag),
         ("x",),
     )
 
@@ -137,6 +143,11 @@ POOL_FD = [
     _pool_case(1, 5, 7, 2, 2, None, "same", 210),
     _pool_case(1, 6, 5, 2, 3, 1, "valid", 220),  # overlapping windows: one input can win several
     _pool_case(1, 5, 6, 1, 3, 2, "same", 230),
+    _pool_case(1, 6, 7, 2, 3, 2, ((1, 2), (0, 1)), 240),  # explicit pads: -inf never wins
+    _pool_case(1, 5, 7, 2, 3, 2, "same", 250, "avg_pool2d", count_include_pad=False),
+    _pool_case(1, 5, 7, 2, 3, 2, "same", 260, "avg_pool2d", count_include_pad=True),
+    _pool_case(2, 5, 6, 1, (2, 3), 1, ((1, 0), (0, 2)), 270, "avg_pool2d", count_include_pad=False),
+    _pool_case(1, 6, 5, 2, 3, (1, 2), ((1, 1), (2, 0)), 280, "avg_pool2d", count_include_pad=True),
 ]
 
 

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impls import BUILTINS, GRU_VARIANTS, backend, convert, numpy_impl
+from impls import BUILTINS, GRU_VARIANTS, backend, convert, numpy_conv, numpy_impl
 from impls import formulas as F
 from impls.models import init_seed_cnn, init_seed_gru
 from impls.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
@@ -247,21 +247,23 @@ def test_gru_flops_equal_torch_flop_counter(B, T, I, H, backward):
 
 @st.composite
 def conv_problem(draw):
-    kh, kw = draw(tiny), draw(tiny)
-    h, w = draw(st.integers(kh, kh + 5)), draw(st.integers(kw, kw + 5))
-    return (draw(st.integers(1, 2)), h, w, draw(tiny), kh, kw, draw(tiny), draw(st.integers(1, 3)),
-            draw(st.sampled_from(("valid", "same"))))  # fmt: skip
+    kh, kw, groups, dilation = draw(tiny), draw(tiny), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    h, w = draw(st.integers((kh - 1) * dilation + 1, kh + 5)), draw(st.integers((kw - 1) * dilation + 1, kw + 5))
+    return (draw(st.integers(1, 2)), h, w, groups * draw(st.integers(1, 2)), kh, kw, groups * draw(st.integers(1, 2)),
+            draw(st.integers(1, 3)), draw(st.sampled_from(("valid", "same"))), dilation, groups)  # fmt: skip
 
 
 @PROPS
 @given(p=conv_problem(), n_in=st.integers(1, 20), n_out=st.integers(1, 20))
 def test_conv_and_dense_flops_equal_torch_flop_counter(p, n_in, n_out):
     load("torch_nn")
-    B, h, w, c, kh, kw, o, stride, padding = p
-    oh, ow = F.conv2d_output_hw(h, w, kh, kw, stride, padding)
+    B, h, w, c, kh, kw, o, stride, padding, dilation, groups = p
+    if dilation > 1 and stride > 1:
+        stride = 1  # one option at a time is enough for a count
+    oh, ow = F.conv2d_output_hw(h, w, kh, kw, stride, padding, dilation)
     counted = torch_flops("conv2d", False, ("B", B), ("H", h), ("W", w), ("C", c), ("KH", kh), ("KW", kw), ("O", o),
-                          ("stride", stride), ("padding", padding))  # fmt: skip
-    assert counted == F.conv2d_flops(B, oh, ow, kh, kw, c, o)
+                          ("stride", stride), ("padding", padding), ("dilation", dilation), ("groups", groups))  # fmt: skip
+    assert counted == F.conv2d_flops(B, oh, ow, kh, kw, c, o, groups)
     assert torch_flops("dense", False, ("B", B), ("n_in", n_in), ("n_out", n_out)) == F.dense_flops(B, n_in, n_out)
 
 
@@ -360,11 +362,11 @@ def _count_einsum(*args, **kwargs):
 def counting():
     """Run numpy_impl with its `np` swapped for the counting stand-in; yields the book."""
     saved, Counted.book = numpy_impl.np, Counter()
-    numpy_impl.np = _CountingNumpy()
+    numpy_impl.np = numpy_conv.np = _CountingNumpy()  # numpy_conv: conv2d and the pools, re-exported
     try:
         yield Counted.book
     finally:
-        numpy_impl.np = saved
+        numpy_impl.np = numpy_conv.np = saved
 
 
 def _c(a):
@@ -406,17 +408,18 @@ def test_deepbench_flops_are_the_recurrent_products_of_the_reference(B, T, H):
 @PROPS
 @given(p=conv_problem(), ph=st.integers(1, 3), pw=st.integers(1, 3))
 def test_conv_pool_dense_flops_equal_the_counts_in_the_reference(p, ph, pw):
-    B, h, w, c, kh, kw, o, stride, padding = p
-    x, k = random_array((B, h, w, c), 1), init_conv(kh, kw, c, o, seed=2)
-    oh, ow = F.conv2d_output_hw(h, w, kh, kw, stride, padding)
+    B, h, w, c, kh, kw, o, stride, padding, dilation, groups = p
+    x, k = random_array((B, h, w, c), 1), init_conv(kh, kw, c, o, seed=2, groups=groups)
+    oh, ow = F.conv2d_output_hw(h, w, kh, kw, stride, padding, dilation)
     with counting() as book:
-        y = numpy_impl.conv2d(_c(x), _c(k.kernel), _c(k.bias), stride, padding)
+        y = numpy_impl.conv2d(_c(x), _c(k.kernel), _c(k.bias), stride, padding, dilation, groups)
     assert y.shape == (B, oh, ow, o)
-    assert book["flops"] == F.conv2d_flops(B, oh, ow, kh, kw, c, o)
+    fwd = F.conv2d_flops(B, oh, ow, kh, kw, c, o, groups)
+    assert book["flops"] == fwd
     assert book["add"] == F.conv2d_bias_flops(B, oh, ow, o)
     with counting() as book:
-        numpy_impl.conv2d_vjp(_c(x), _c(k.kernel), _c(k.bias), _c(np.ones((B, oh, ow, o))), stride, padding)
-    assert F.conv2d_flops(B, oh, ow, kh, kw, c, o) + book["flops"] == F.fwd_bwd_flops(F.conv2d_flops(B, oh, ow, kh, kw, c, o))
+        numpy_impl.conv2d_vjp(_c(x), _c(k.kernel), _c(k.bias), _c(np.ones((B, oh, ow, o))), stride, padding, dilation, groups)
+    assert fwd + book["flops"] == F.fwd_bwd_flops(fwd)
     if ph <= h and pw <= w:
         poh, pow_ = F.conv2d_output_hw(h, w, ph, pw, stride, "valid")
         with counting() as book:
@@ -451,7 +454,7 @@ def test_the_counting_harness_sees_every_product():
         numpy_impl.dense(_c(a), _c(b), _c(np.zeros(5)))
         numpy_impl.np.einsum("ij,jk->ik", a, b)
     assert book["flops"] == 2 * (2 * 3 * 4 * 5)
-    assert numpy_impl.np is np
+    assert numpy_impl.np is np and numpy_conv.np is np
 
 
 # =========================================================================== bad input

@@ -13,22 +13,27 @@ from impls import numpy_impl as ref
 from impls.spec import GRUWeights, init_conv, init_gru, random_array, same_pads
 
 
-def _naive_conv2d(x, k, b, stride, padding):
-    B, H, W, C = x.shape
-    KH, KW, _, O = k.shape
+def _naive_conv2d(x, k, b, stride, padding, dilation=(1, 1), groups=1):
+    B, H, W, _ = x.shape
+    KH, KW, CG, O = k.shape
     sh, sw = stride
+    dh, dw = dilation
     if padding == "same":
-        (t, bo), (le, r) = same_pads(H, KH, sh), same_pads(W, KW, sw)
-    else:
+        (t, bo), (le, r) = same_pads(H, (KH - 1) * dh + 1, sh), same_pads(W, (KW - 1) * dw + 1, sw)
+    elif padding == "valid":
         t = bo = le = r = 0
-    OH, OW = (H + t + bo - KH) // sh + 1, (W + le + r - KW) // sw + 1
+    else:
+        (t, bo), (le, r) = padding
+    OH, OW = (H + t + bo - (KH - 1) * dh - 1) // sh + 1, (W + le + r - (KW - 1) * dw - 1) // sw + 1
+    per_group = O // groups
     y = np.zeros((B, OH, OW, O))
     for n, i, j, o in itertools.product(range(B), range(OH), range(OW), range(O)):
         acc = b[o]
-        for di, dj, c in itertools.product(range(KH), range(KW), range(C)):
-            hi, wj = i * sh + di - t, j * sw + dj - le
+        first = (o // per_group) * CG  # output o reads the input channels of its group
+        for di, dj, c in itertools.product(range(KH), range(KW), range(CG)):
+            hi, wj = i * sh + di * dh - t, j * sw + dj * dw - le
             if 0 <= hi < H and 0 <= wj < W:
-                acc += x[n, hi, wj, c] * k[di, dj, c, o]
+                acc += x[n, hi, wj, first + c] * k[di, dj, c, o]
         y[n, i, j, o] = acc
     return y
 
@@ -44,6 +49,39 @@ def test_conv2d_matches_scalar_loops(shape, kernel, stride, padding):
     w = init_conv(*kernel, seed=2)
     got = ref.conv2d(x, w.kernel, w.bias, stride=stride, padding=padding)
     np.testing.assert_allclose(got, _naive_conv2d(x, w.kernel, w.bias, stride, padding), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding, dilation, groups",
+    [((2, 7, 8, 4), (3, 2, 4, 6), (1, 1), "valid", (1, 1), 2), ((1, 8, 7, 3), (3, 3, 3, 6), (2, 2), "same", (1, 1), 3),
+     ((1, 9, 8, 2), (3, 2, 2, 3), (1, 2), ((2, 0), (1, 3)), (2, 3), 1),
+     ((2, 9, 10, 4), (3, 2, 4, 4), (2, 3), ((1, 2), (0, 1)), (1, 2), 2), ((1, 9, 8, 4), (3, 2, 4, 4), (1, 1), "same", (2, 1), 4)],
+    ids=["groups2", "depthwise-x2-same", "dilated-explicit", "all-at-once", "depthwise-dilated-same"],
+)  # fmt: skip
+def test_conv2d_options_match_scalar_loops(shape, kernel, stride, padding, dilation, groups):
+    x = random_array(shape, 3)
+    w = init_conv(*kernel, seed=4, groups=groups)
+    got = ref.conv2d(x, w.kernel, w.bias, stride, padding, dilation, groups)
+    want = _naive_conv2d(x, w.kernel, w.bias, stride, padding, dilation, groups)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", ((2, 0), (1, 1))])
+@pytest.mark.parametrize("count_include_pad", [False, True])
+def test_avg_pool2d_matches_scalar_loops(padding, count_include_pad):
+    x = random_array((2, 7, 5, 3), 5)
+    got = ref.avg_pool2d(x, pool=(3, 2), stride=(2, 1), padding=padding, count_include_pad=count_include_pad)
+    if padding == "same":
+        (t, _), (le, _) = same_pads(7, 3, 2), same_pads(5, 2, 1)
+    elif padding == "valid":
+        t = le = 0
+    else:
+        (t, _), (le, _) = padding
+    for n, i, j, c in itertools.product(*(range(d) for d in got.shape)):
+        cells = [(hi, wj) for hi in range(i * 2 - t, i * 2 - t + 3) for wj in range(j - le, j - le + 2)]
+        inside = [x[n, hi, wj, c] for hi, wj in cells if 0 <= hi < 7 and 0 <= wj < 5]
+        want = sum(inside) / (len(cells) if count_include_pad else len(inside))
+        assert abs(got[n, i, j, c] - want) < 1e-14
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
