@@ -94,9 +94,19 @@ def gru_grads_to_keras(g: GRUWeights, reset_after: bool) -> list[np.ndarray]:
     return [W.copy(), U.copy(), np.stack([bx, bh]) if reset_after else bx.copy()]
 
 
+def gru_grads_from_keras(grads: list, reset_after: bool) -> GRUWeights:
+    """Keras' [kernel, recurrent_kernel, bias] gradients -> canonical gradients. Without reset_after the one
+    bias c stands for b_x + b_h, so dL/db_x = dL/db_h = dL/dc: both take it (gru_from_keras, which reads
+    weights, would give b_h's gradient as zero)."""
+    if reset_after:
+        return gru_from_keras(grads, reset_after=True)
+    w = gru_from_keras(grads, reset_after=False)
+    return GRUWeights(w.W, w.U, w.b_x, w.b_x.copy())
+
+
 def gru_from_keras(weights: list, reset_after: bool) -> GRUWeights:
-    """[kernel, recurrent_kernel, bias] (or their gradients) -> canonical. Without reset_after the single
-    bias goes to b_x and b_h is zero: keras_single_bias's projection, read back."""
+    """[kernel, recurrent_kernel, bias] -> canonical weights (gradients: gru_grads_from_keras). Without
+    reset_after the single bias goes to b_x and b_h is zero: keras_single_bias's projection, read back."""
     kernel, rec, bias = map(_np, weights)
     if reset_after:
         if bias.ndim != 2 or bias.shape[0] != 2:

@@ -250,17 +250,15 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
 
 
 def _gru_grads_to_canonical(grads: list, ra: bool) -> dict:
-    """convert.gru_from_keras applied to gradient tensors as one gather, so that it also runs inside
+    """convert.gru_grads_from_keras applied to gradient tensors as one gather, so that it also runs inside
     tf.function: the converter maps arrays of flat element indices, which say where each canonical
-    element comes from. Without reset_after the converter puts Keras' one bias in b_x (b_h zero); its
-    gradient is the gradient of b_x and of b_h alike (bias = b_x + b_h), so b_h takes b_x's indices."""
+    element comes from (without reset_after, b_x and b_h both take the one bias's gradient)."""
     sizes = [int(np.prod(g.shape)) for g in grads]
     starts = np.cumsum([0, *sizes])
     idx = [np.arange(a, a + n).reshape(tuple(g.shape)) for a, n, g in zip(starts, sizes, grads)]
-    where = convert.gru_from_keras(idx, reset_after=ra)
+    where = convert.gru_grads_from_keras(idx, reset_after=ra)
     flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
-    pick = {"W": where.W, "U": where.U, "b_x": where.b_x, "b_h": where.b_h if ra else where.b_x}
-    return {k: tf.gather(flat, v) for k, v in pick.items()}
+    return {k: tf.gather(flat, getattr(where, k)) for k in ("W", "U", "b_x", "b_h")}
 
 
 def dense_vjp(x, kernel, bias, dy) -> dict:
