@@ -195,6 +195,13 @@ class Row:
         parts = [self.work, SHORT[self.impl], MODE_TOKEN[self.mode], self.device, self.precision]
         return "-".join(parts + ([self.variant] if self.variant else []) + [self.size.token, self.pass_])
 
+    @property
+    def group(self) -> str:
+        """The comparison group: the id without implementation and mode, i.e. one work item (work, device,
+        precision, variant, shape, pass) that every implementation and mode is timed on together."""
+        parts = [self.work, self.device, self.precision]
+        return "-".join(parts + ([self.variant] if self.variant else []) + [self.size.token, self.pass_])
+
 
 def _variants(work: str, impl: str, all_variants: bool) -> tuple[str | None, ...]:
     if work not in ("gru", "seed_gru_model"):
@@ -323,6 +330,11 @@ class Ceiling:
     def id(self) -> str:
         kind = "overhead" if self.work == "empty" else "ceiling"
         return "-".join([kind, self.work, SHORT.get(self.lib, self.lib), self.device, self.precision, self.size.token])
+
+    @property
+    def group(self) -> str:
+        """A ceiling is timed alone: a group of one."""
+        return self.id
 
 
 def _matmul_size(n: int) -> Size:

@@ -4,8 +4,9 @@
     pytest bench/ --profile full|deepbench --bench-device cuda
 
 Rows come from bench/cases.py for the chosen profile and devices (cuda when torch reports a GPU,
-detected through bench/native_torch.py, never by importing torch here). Test bodies call
-bench/harness.py, which times one call + synchronize and fills extra_info per docs/DESIGN.md.
+detected through bench/native_torch.py, never by importing torch here). After collection the selected
+rows are sorted into comparison groups (bench/groups.py); a group is timed in interleaved blocks when its
+first row runs, and every row's test records its own share (stats, extra_info per docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from impls import BackendUnavailable, frameworks
 
-from . import cases, harness, machine
+from . import cases, groups, harness, machine
 
 
 def pytest_addoption(parser):
@@ -28,15 +29,22 @@ def pytest_addoption(parser):
                     help="auto: cpu, plus cuda when torch sees a GPU; cpu or cuda: only that device")  # fmt: skip
     group.addoption("--no-cuda-events", action="store_true",
                     help="skip the CUDA-event cross-check of cuda rows of 1 ms or more")  # fmt: skip
-    group.addoption("--bench-max-time", type=float, default=None,
-                    help="seconds of timed calls per row (overrides the profile's)")  # fmt: skip
-    group.addoption("--bench-threads", type=int, default=None,
-                    help="compute threads for every framework (default: each framework's own, the machine's cores)")  # fmt: skip
+    group.addoption("--bench-threads", default=None,
+                    help="compute threads for every framework: a number, or 'default' (each framework's own, the "
+                         "machine's cores); default: the profile's (quick 1, full and deepbench 'default')")  # fmt: skip
     group.addoption("--bench-sweep", default=None,
                     help="only rows of these sweeps, comma-separated: seed, hidden, seq_len, batch, deepbench "
                          "(ceilings and overhead rows always run)")  # fmt: skip
-    group.addoption("--bench-min-rounds", type=int, default=None,
-                    help="fewest timed rounds per row (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-blocks", type=int, default=None,
+                    help="interleaved blocks per comparison group (default: group time / block, clamped to the "
+                         "profile's range)")  # fmt: skip
+    group.addoption("--bench-group-time", type=float, default=None,
+                    help="seconds of timed blocks a comparison group aims at (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-slot", type=float, default=None,
+                    help="seconds each implementation's slot in a block lasts, about (overrides the profile's 0.02)")  # fmt: skip
+    group.addoption("--cuda-wait", choices=("auto", "sync", "spin"), default="auto",
+                    help="how a cuda torch row waits for the GPU: auto (spin on an event's query() for calls under "
+                         "3 ms, else torch.cuda.synchronize), sync, spin")  # fmt: skip
     group.addoption("--bench-deadline", type=float, default=None,
                     help="seconds after the session starts; rows not started by then skip with the reason, so a "
                          "run on a lent machine still writes its JSON")  # fmt: skip
@@ -48,9 +56,27 @@ def pytest_configure(config):
     deadline = config.getoption("bench_deadline", default=None)
     if deadline is not None and not deadline > 0:
         raise pytest.UsageError(f"--bench-deadline {deadline}: give a positive number of seconds")
-    n = config.getoption("bench_threads", default=None)
-    if n is not None:
-        frameworks.set_threads(n)
+    for name in ("bench_blocks", "bench_group_time", "bench_slot"):
+        v = config.getoption(name, default=None)
+        if v is not None and not v > 0:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} {v}: give a positive number")
+    frameworks.set_threads(threads(config))
+
+
+def threads(config) -> int | None:
+    """The run's thread policy: --bench-threads N or 'default', else the profile's (harness.THREADS)."""
+    given = config.getoption("bench_threads", default=None)
+    if given is None:
+        return harness.THREADS[_profile(config)]
+    if str(given) == "default":
+        return None
+    try:
+        n = int(given)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"--bench-threads {given!r}: give a positive number of threads or 'default'")
+    return n
 
 
 def _profile(config) -> str:
@@ -104,22 +130,51 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("ceiling", cs, ids=[c.id for c in cs])
 
 
-@pytest.fixture
-def bench_opts(request) -> harness.Options:
-    config = request.config
-    deadline = config.getoption("bench_deadline", default=None)
-    if deadline is not None:
-        elapsed = time.monotonic() - config._nnparity_t0
-        if elapsed > deadline:
-            pytest.skip(f"not run: --bench-deadline {deadline:g} s had passed ({elapsed:.0f} s into the session)")
+def pytest_collection_finish(session):
+    """Sort the selected rows and ceilings into comparison groups, before the first test runs."""
+    items = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        items += [params[k] for k in ("op_row", "model_row", "ceiling") if k in params]
+    bench_session(session.config).register(items)
+
+
+def options(config) -> harness.Options:
     profile = _profile(config)
-    timing = harness.TIMING[profile]
-    if config.getoption("bench_max_time", default=None) is not None:
-        timing = dataclasses.replace(timing, max_time=config.getoption("bench_max_time"))
-    if config.getoption("bench_min_rounds", default=None) is not None:
-        timing = dataclasses.replace(timing, min_rounds=config.getoption("bench_min_rounds"))
-    return harness.Options(profile, timing, not config.getoption("no_cuda_events", default=False))
+    t = harness.TIMING[profile]
+    changes = {f: config.getoption(o, default=None) for f, o in (("group_time", "bench_group_time"), ("slot", "bench_slot"))}
+    t = dataclasses.replace(t, **{k: v for k, v in changes.items() if v is not None})
+    bs = getattr(config, "_benchmarksession", None)
+    return harness.Options(profile, t, not config.getoption("no_cuda_events", default=False),
+                           blocks=config.getoption("bench_blocks", default=None),
+                           enabled=not (bs is None or bs.disabled), cuda_wait=config.getoption("cuda_wait", default="auto"),
+                           threads=frameworks.threads())  # fmt: skip
+
+
+def bench_session(config) -> groups.Session:
+    if not hasattr(config, "_nnparity_session"):
+        config._nnparity_session = groups.Session(options(config), config.getoption("bench_deadline", default=None),
+                                                  getattr(config, "_nnparity_t0", None))  # fmt: skip
+    return config._nnparity_session
+
+
+@pytest.fixture
+def bench(request) -> groups.Session:
+    return bench_session(request.config)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["nnparity"] = machine.facts(_profile(config))
+    machine_info["nnparity"]["contention"] = bench_session(config).finish()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    v = bench_session(config).finish() if hasattr(config, "_nnparity_session") else None
+    if v is None:
+        return
+    line = ("CONTENDED: " + "; ".join(v["reasons"])) if v["contended"] else "quiet"
+    others = "not readable" if v["others_cores"] is None else f"{v['others_cores']:.2f} cores"
+    terminalreporter.write_line(
+        f"nnparity: machine {line} (matmul {v['start']['matmul_gflops']:.0f} -> {v['end']['matmul_gflops']:.0f} "
+        f"GFLOP/s, other processes {others}; {len(v['groups_contended'])} of {v['groups_timed']} groups timed "
+        f"while others were busy)")

@@ -1,29 +1,27 @@
-"""The benchmark harness: runs one row (or ceiling) with pytest-benchmark and fills its extra_info.
+"""The benchmark harness: prepares each row (or ceiling) as a member of its comparison group and
+turns the group's timing into each row's pytest-benchmark entry.
 
-For every row, in this order:
+For every member, in this order (bench/prepare.py does steps 1-2):
   1. seeded float64 inputs; the implementation's native copies (conversion outside the timed call);
   2. the callable: the contract function (NumPy, torch, TensorFlow from primitives, built-in model
      forwards) or a prepared one from bench/native_*.py (built-in layers, model gradients, optimiser
      steps), given to the implementation's compile(fn, mode);
   3. a first call (compilation, tracing) timed apart as compile_s, whose output is compared with the
      NumPy float64 reference on the same dtype-rounded inputs (tolerance from impls/tolerance.py);
-  4. warm-up calls, then benchmark.pedantic over `timed` = one call + the implementation's
-     synchronize(device), rounds sized to the profile's time budget;
-  5. on cuda, rows of 0.5 ms or more (by the warm-up) also record CUDA events around each of the same timed
-     calls (cuda_event_median_s, cuda_event_ratio: the 5% fidelity bar applies from 1 ms);
-  6. a float64/float32 row over its tolerance fails, a tf32/bfloat16/float16 one is flagged (a warning);
-     either way it is in the JSON with err_ok false.
-Steps 1-3 are bench/prepare.py. Everything framework-specific goes through the implementation modules or
-bench/native_*.py.
+  4. the timed unit: one call + the implementation's synchronize(device) (on cuda, for calls under
+     SPIN_MAX_S, a spin on an event's query() instead, unless --cuda-wait says otherwise).
+bench/groups.py then times every member of a group in interleaved blocks (bench/blocks.py) and computes
+the paired ratios (bench/paired.py); `run_row` replays a row's share into its own benchmark fixture, and
+a float64/float32 row over its tolerance fails, a tf32/bfloat16/float16 one is flagged (a warning);
+either way it is in the JSON with err_ok false.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from statistics import median
 from types import ModuleType
@@ -37,6 +35,7 @@ from impls import numpy_impl as ref
 from impls.tolerance import tolerance
 
 from . import flops
+from .blocks import Member, Timing
 from .cases import Ceiling, Row
 from .prepare import load, max_error, native, prepare_model, prepare_op, tol_work, version
 from .works import seed_of
@@ -53,25 +52,22 @@ class BenchErrorFlag(UserWarning):
 
 
 CUDA_EVENT_MIN_S = 1e-3
-"""The fidelity bar holds for calls of 1 ms or more; events are recorded from half that (by the warm-up median),
+"""The fidelity bar holds for calls of 1 ms or more; events are recorded from half that (by the first calls),
 so a row whose timed median lands just above 1 ms still has them."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    min_rounds: int
-    max_rounds: int
-    max_time: float  # seconds of timed calls per row; rounds = max_time / one call, clamped
-    warmup: int  # warm-up calls after the first (compiling) call, at least
-    warmup_time: float  # and at least this many seconds of them
-
+SPIN_MAX_S = 3e-3
+"""cuda calls shorter than this wait for the GPU by spinning on an event's query() (--cuda-wait auto): the
+H100 runs read 50-190 us more than CUDA events on 1-3 ms calls waited on with torch.cuda.synchronize()."""
 
 TIMING = {
-    "quick": Timing(min_rounds=5, max_rounds=2000, max_time=0.25, warmup=2, warmup_time=0.05),
-    "full": Timing(min_rounds=10, max_rounds=10000, max_time=1.0, warmup=3, warmup_time=0.2),
-    "deepbench": Timing(min_rounds=3, max_rounds=500, max_time=1.0, warmup=1, warmup_time=0.0),
+    "quick": Timing(slot=0.02, min_blocks=12, max_blocks=30, group_time=3.0, warmup=2, warmup_time=0.05),
+    "full": Timing(slot=0.02, min_blocks=12, max_blocks=40, group_time=6.0, warmup=3, warmup_time=0.2),
+    "deepbench": Timing(slot=0.02, min_blocks=5, max_blocks=20, group_time=4.0, warmup=1, warmup_time=0.0),
 }
-"""Per profile; --bench-max-time and --bench-min-rounds override max_time and min_rounds."""
+"""Per profile (bench/blocks.py says what each field does); --bench-slot, --bench-group-time and
+--bench-blocks override them."""
+THREADS = {"quick": 1, "full": None, "deepbench": None}
+"""Each profile's default thread policy (None: every framework's own default, the machine's cores);
+--bench-threads N or `default` overrides it. Why quick runs on one thread: bench/README.md."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +75,17 @@ class Options:
     profile: str
     timing: Timing
     cuda_events: bool = True
+    blocks: int | None = None  # --bench-blocks: a fixed number of blocks per group
+    enabled: bool = True  # False under --benchmark-disable: each member is prepared and checked, not timed
+    cuda_wait: str = "auto"  # auto | sync | spin
+    threads: int | None = None  # the thread policy the run applied (None: frameworks' defaults)
 
 
-# --------------------------------------------------------------------------- timing
+# --------------------------------------------------------------------------- one member of a group
 
 
-def _context(framework: str, precision: str, device: str):
+def context(framework: str, precision: str, device: str):
+    """The framework's precision switches for the row (TF32 on or off on cuda); nothing for NumPy."""
     if framework == "torch":
         return native("torch").precision(precision, device)
     if framework in ("tensorflow", "keras"):
@@ -93,7 +94,7 @@ def _context(framework: str, precision: str, device: str):
 
 
 def _sync(mod: ModuleType, device: str, info: dict[str, Any]) -> Callable[[], None]:
-    """The implementation's synchronize(device), called inside the timed callable; recorded in info["sync"]."""
+    """The implementation's synchronize(device), called inside the timed unit; recorded in info["sync"]."""
     framework = getattr(mod, "FRAMEWORK", "numpy")
     if framework == "numpy":
         info["sync"] = "none (NumPy is synchronous)"
@@ -105,9 +106,29 @@ def _sync(mod: ModuleType, device: str, info: dict[str, Any]) -> Callable[[], No
     return lambda: mod.synchronize(device)
 
 
-def measure(benchmark, fn: Callable[[], Any], sync: Callable[[], None], opts: Options, device: str,
-            info: dict[str, Any], check: Callable[[Any], tuple] | None) -> dict[str, Any]:  # fmt: skip
-    """First call (compile), error check, warm-up, then benchmark.pedantic(one call + synchronize)."""
+def _wait(mod: ModuleType, fn: Callable[[], Any], sync: Callable[[], None], device: str, opts: Options,
+          info: dict[str, Any]) -> Callable[[], None]:  # fmt: skip
+    """On cuda with torch, calls under SPIN_MAX_S (three timed calls decide) wait by spinning on an event's
+    query() instead of torch.cuda.synchronize(), per --cuda-wait; info["sync"] says which."""
+    if device != "cuda" or getattr(mod, "FRAMEWORK", None) != "torch" or opts.cuda_wait == "sync":
+        return sync
+    if opts.cuda_wait == "auto":
+        t = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            t.append(time.perf_counter() - t0)
+        if median(t) >= SPIN_MAX_S:
+            return sync
+    spin = native("torch").SpinWait()
+    info["sync"] = "torch.cuda.Event.record() + spin on query() (calls under 3 ms; --cuda-wait)"
+    return spin
+
+
+def _first_call(fn: Callable[[], Any], sync: Callable[[], None], info: dict[str, Any],
+                check: Callable[[Any], tuple] | None) -> None:  # fmt: skip
+    """The first call (compilation, tracing) timed apart as compile_s, and its output judged."""
     t0 = time.perf_counter()
     out = fn()
     sync()
@@ -120,39 +141,31 @@ def measure(benchmark, fn: Callable[[], Any], sync: Callable[[], None], opts: Op
             info.update(more[1])
         if note:
             info["err_note"] = note
-    del out
-    events = None
 
-    def timed():
+
+@dataclass
+class Entry:
+    """One prepared member of a comparison group: its timed unit, its extra_info so far, and the pieces
+    bench/groups.py wraps in CUDA events (the call apart from its wait)."""
+
+    member: Member
+    info: dict[str, Any]
+    fn: Callable[[], Any]
+    wait: Callable[[], None]
+    device: str
+
+
+def _entry(id_: str, mod: ModuleType, fn: Callable[[], Any], device: str, opts: Options, info: dict[str, Any],
+           check: Callable[[Any], tuple] | None) -> Entry:  # fmt: skip
+    sync = _sync(mod, device, info)
+    _first_call(fn, sync, info, check)
+    wait = _wait(mod, fn, sync, device, opts, info) if opts.enabled else sync
+
+    def unit():
         fn()
-        sync()
+        wait()
 
-    rounds, warm = 1, []
-    if not benchmark.disabled:
-        t = opts.timing
-        start = time.perf_counter()
-        while len(warm) < t.warmup or time.perf_counter() - start < t.warmup_time:
-            t1 = time.perf_counter()
-            timed()
-            warm.append(time.perf_counter() - t1)
-        one = median(warm) if warm else info["compile_s"]
-        rounds = int(min(t.max_rounds, max(t.min_rounds, math.ceil(t.max_time / max(one, 1e-7)))))
-        if device == "cuda" and opts.cuda_events and one >= CUDA_EVENT_MIN_S / 2:
-            events = native("torch").EventTimer(rounds)
-            call = events.wrap(fn)
-
-            def timed():  # the same call, between two CUDA events (a few us, < 1% of a 0.5 ms call)
-                call()
-                sync()
-
-    info["warmup_calls"], info["rounds"] = len(warm), rounds
-    benchmark.extra_info.update(info)
-    benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
-    if events is not None:
-        ev = events.median_s()
-        benchmark.extra_info.update(cuda_event_median_s=ev, cuda_event_ratio=benchmark.stats.stats.median / ev,
-                                    cuda_event_rounds=events.used)  # fmt: skip
-    return info
+    return Entry(Member(id_, unit), info, fn, wait, device)
 
 
 def row_info(row: Row, mod: ModuleType) -> dict[str, Any]:
@@ -177,23 +190,27 @@ def row_info(row: Row, mod: ModuleType) -> dict[str, Any]:
     return info
 
 
-def run_row(benchmark, row: Row, opts: Options) -> None:
+def prepare_row(row: Row, opts: Options) -> Entry:
+    """The row as a member of its group: skips with the reason where it cannot run; the caller has
+    entered the row's precision context (`context`)."""
     mod = load(row.impl)
     if row.impl == "numpy" and row.device != "cpu":
         pytest.skip("NumPy runs on the CPU only")
     if row.framework in ("tensorflow", "keras") and row.device == "cuda" and not native("tensorflow").gpu_available():
         pytest.skip("TensorFlow sees no GPU here (it would place the 'cuda' row on the CPU silently)")
     info = row_info(row, mod)
-    with ExitStack() as stack:
-        stack.enter_context(_context(row.framework, row.precision, row.device))
-        prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense") else prepare_model)(row, mod)
-        info["timed"] = prep.what
-        try:
-            measure(benchmark, prep.fn, _sync(mod, row.device, info), opts, row.device, info, prep.check)
-        except Exception as e:
-            if row.mode == "torch.compile" and "compile_s" not in info:
-                pytest.skip(f"torch.compile failed on this machine: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-            raise
+    prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense") else prepare_model)(row, mod)
+    info["timed"] = prep.what
+    try:
+        return _entry(row.id, mod, prep.fn, row.device, opts, info, prep.check)
+    except Exception as e:
+        if row.mode == "torch.compile" and "compile_s" not in info:
+            pytest.skip(f"torch.compile failed on this machine: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        raise
+
+
+def judge(row: Row, info: dict[str, Any]) -> None:
+    """A strict-precision row over its bar fails; a reduced-precision one is flagged."""
     if info["err_ok"]:
         return
     upd = f"; update_err {info['update_err']:.2e} (allowed {info['update_tolerance']:.1e})" if "update_err" in info else ""
@@ -209,7 +226,7 @@ def run_row(benchmark, row: Row, opts: Options) -> None:
 # --------------------------------------------------------------------------- ceilings and the harness overhead
 
 
-def run_ceiling(benchmark, c: Ceiling, opts: Options) -> None:
+def prepare_ceiling(c: Ceiling, opts: Options) -> Entry:
     seed = seed_of(c.id)
     d = c.size.dims
     info: dict[str, Any] = {
@@ -224,33 +241,31 @@ def run_ceiling(benchmark, c: Ceiling, opts: Options) -> None:
     }  # fmt: skip
     if c.work == "copy":
         info["err_note"] = "bytes = read + write of the buffer"
-    mod = None if c.lib == "numpy" else load(c.lib)
+    mod = ref if c.lib == "numpy" else load(c.lib)
     if c.work == "empty":
         if c.lib == "tensorflow" and c.device == "cuda" and not native("tensorflow").gpu_available():
             pytest.skip("TensorFlow sees no GPU here")
-        sync = _sync(ref if mod is None else mod, c.device, info)
         info["timed"] = "an empty Python callable, then the sync its framework's rows use: the harness's own cost"
         info["err_note"] = "no output to check"
-        measure(benchmark, lambda: None, sync, opts, c.device, info, None)
-        return
+        return _entry(c.id, mod, lambda: None, c.device, opts, info, None)
     info["tolerance"] = tolerance(c.precision, c.work)
-    with _context(c.lib, c.precision, c.device):
-        if c.lib == "numpy":
-            fn, probe = _numpy_ceiling(c.work, d, c.dtype, seed)
-        else:
-            fn, probe = getattr(native("torch"), c.work)(d["M"] if c.work == "matmul" else d["N"], c.dtype, c.device, seed)
+    if c.lib == "numpy":
+        fn, probe = _numpy_ceiling(c.work, d, c.dtype, seed)
+    else:
+        fn, probe = getattr(native("torch"), c.work)(d["M"] if c.work == "matmul" else d["N"], c.dtype, c.device, seed)
 
-        def check(_):
-            if c.work == "matmul":
-                out64, a64, b64 = probe()
-                info["err_note"] = "checked on the first 64 rows of the product"
-                return max_error([out64], [a64 @ b64])[0], info["err_note"]
-            dst, src = probe()  # a copy is exact: equal, or wrong
-            return (0.0 if np.array_equal(dst, src) else float("inf")), info["err_note"]
+    def check(_):
+        if c.work == "matmul":
+            out64, a64, b64 = probe()
+            info["err_note"] = "checked on the first 64 rows of the product"
+            return max_error([out64], [a64 @ b64])[0], info["err_note"]
+        dst, src = probe()  # a copy is exact: equal, or wrong
+        return (0.0 if np.array_equal(dst, src) else float("inf")), info["err_note"]
 
-        info["timed"] = {"matmul": f"{c.lib} matmul into a preallocated output", "copy": f"{c.lib} copy into a preallocated buffer"}[c.work]
-        measure(benchmark, fn, _sync(ref if mod is None else mod, c.device, info), opts, c.device, info, check)
+    info["timed"] = {"matmul": f"{c.lib} matmul into a preallocated output", "copy": f"{c.lib} copy into a preallocated buffer"}[c.work]
+    entry = _entry(c.id, mod, fn, c.device, opts, info, check)
     assert info["err_ok"], f"{c.id}: error {info['max_rel_err']} over {info['tolerance']}"
+    return entry
 
 
 def _numpy_ceiling(work: str, d: dict[str, int], dtype: str, seed: int):

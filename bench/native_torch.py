@@ -79,10 +79,11 @@ def precision(p: str, device: str) -> Iterator[None]:
 
 
 class EventTimer:
-    """CUDA events around each call the harness times, in the same rounds (not a second window): the
-    fidelity check of the wall-clock median. `wrap(fn)` records a start event, calls fn, records an end
-    event; the caller's synchronize follows, inside its timed region. `median_s()` reads the pairs after
-    the rounds (reading an event's time inside the timed call would add a host round trip)."""
+    """CUDA events around each call the blocks time (bench/groups.py sizes it: loops x blocks pairs), in the
+    same blocks, not a second window: the fidelity check of the wall-clock times. `wrap(fn)` records a start
+    event, calls fn, records an end event; the caller's wait follows, inside its timed unit. `median_s()`
+    reads the pairs after the blocks (reading an event's time inside the timed call would add a host round
+    trip)."""
 
     def __init__(self, n: int):
         self.pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
@@ -102,6 +103,20 @@ class EventTimer:
     def median_s(self) -> float:
         torch.cuda.synchronize()
         return float(median(s.elapsed_time(e) for s, e in self.pairs[: self.used])) / 1e3
+
+
+class SpinWait:
+    """Wait for the GPU by recording an event on the current stream and spinning on its query(), instead of
+    torch.cuda.synchronize() (which may sleep and wake late: the H100 runs read 50-190 us more than CUDA
+    events on 1-3 ms calls). One event, re-recorded per call."""
+
+    def __init__(self):
+        self.event = torch.cuda.Event()
+
+    def __call__(self) -> None:
+        self.event.record()
+        while not self.event.query():
+            pass
 
 
 # --------------------------------------------------------------------------- boundary

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .harness import run_row
+from .groups import run_row
 
 
-def test_model(benchmark, model_row, bench_opts):
-    run_row(benchmark, model_row, bench_opts)
+def test_model(benchmark, model_row, bench):
+    run_row(benchmark, model_row, bench)

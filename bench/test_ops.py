@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .harness import run_row
+from .groups import run_row
 
 
-def test_op(benchmark, op_row, bench_opts):
-    run_row(benchmark, op_row, bench_opts)
+def test_op(benchmark, op_row, bench):
+    run_row(benchmark, op_row, bench)

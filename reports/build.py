@@ -16,85 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import fidelity, plots, tables, verify_summary
+from . import fidelity, headline, plots, ranking, tables, verify_summary
 from .load import Run, load_runs
 from .markdown import atomic_write, code_block, escape, table
 
 SEED_AUDIT = "SEED-AUDIT.md"
-PREFER = {"pass": ("fwd", "fwd+bwd", "train_step"), "precision": ("float32", "float64"),
-          "variant": ("reset_after", "", "reset_before")}  # fmt: skip
-
-
 def command_line(argv: list[str]) -> str:
     """The exact command, reconstructed from argv (after `python -m reports`)."""
     return "python -m reports " + shlex.join(argv)
-
-
-def _rank(h: dict) -> tuple:
-    return tuple(PREFER[k].index(h[k]) if h[k] in PREFER[k] else len(PREFER[k]) for k in PREFER)
-
-
-def _sentence(label: str, model: str, h: dict, verified: dict[str, Counter] | None) -> str:
-    where = ", ".join(escape(x) for x in (h["pass"], h["device"], h["precision"], h["variant"], h["shape"]) if x)
-    t = tables.fmt_time(h["median"])
-    s = f"- **{escape(label)}**, {model} ({where}): **{escape(h['fastest'])}** is fastest at {t}"
-    if h["next"] is None:
-        s += " (the only implementation measured)."
-    elif h["n"] == 2:
-        s += f", {tables.fmt_ratio(h['over_next'])} faster than the only other, {escape(h['next'])}."
-    else:
-        s += (f", {tables.fmt_ratio(h['over_next'])} faster than the next, {escape(h['next'])}, and "
-              f"{tables.fmt_ratio(h['over_slowest'])} faster than the slowest, {escape(h['slowest'])} "
-              f"({h['n']} measured).")  # fmt: skip
-    if not h["clear"]:
-        s += " The lead is within the spread (the medians differ by less than an IQR): not a clear win."
-    if h["err_ok"] is True:
-        s += f" Correct: **yes**, max relative error vs float64 {escape(h['err'])}."
-    elif h["err_ok"] is False:
-        s += f" Correct: **NO**, {escape(h['err'])}"
-        if h["fastest_correct"]:
-            s += (f"; the fastest correct one is {escape(h['fastest_correct'])} "
-                  f"({tables.fmt_ratio(h['fastest_correct_over'])} slower).")  # fmt: skip
-        else:
-            s += "; no implementation here was within tolerance."
-    else:
-        s += f" Correct: unknown ({escape(h['err'])})."
-    others = [f for f in h["failed"] if f != h["fastest"]]
-    if others:
-        s += f" Out of tolerance as well: {escape(', '.join(others))}."
-    if verified is not None:
-        c = verified.get(h["impl"], Counter())
-        s += (f" Verification suite for {escape(h['impl'])}: {c['passed']} passed, "
-              f"{c['failed'] + c['error']} failed, {c['skipped']} skipped.")  # fmt: skip
-    return s
-
-
-def headline_section(latest: list[tuple[str, pd.DataFrame]], verified: dict[str, Counter] | None) -> list[str]:
-    out = ["## Headline", ""]
-    recs = []
-    for label, df in latest:
-        for work, model in tables.SEED_MODELS.items():
-            hs = tables.headline(df, work)
-            if not hs:
-                out.append(f"- **{escape(label)}**, {model}: not measured in this run.")
-                continue
-            by_device: dict[str, dict] = {}
-            for h in hs:
-                if h["device"] not in by_device or _rank(h) < _rank(by_device[h["device"]]):
-                    by_device[h["device"]] = h
-                recs.append({"machine": label, "model": model, "pass": h["pass"], "device": h["device"],
-                             "precision": h["precision"], "variant": h["variant"] or "—", "shape": h["shape"],
-                             "fastest": h["fastest"], "median": tables.fmt_time(h["median"]),
-                             "× over next": tables.fmt_ratio(h["over_next"]) if h["next"] else "—",
-                             "× over slowest": tables.fmt_ratio(h["over_slowest"]) if h["next"] else "—",
-                             "slowest": h["slowest"] or "—",
-                             "fastest correct?": ("yes" if h["err_ok"] is True else "**NO**" if h["err_ok"] is False
-                                                  else "not measured"),
-                             "out of tolerance": ", ".join(h["failed"]) or "none"})  # fmt: skip
-            out += [_sentence(label, model, h, verified) for h in by_device.values()]
-    if recs:
-        out += ["", "Every seed-model measurement (seed sizes):", "", table(pd.DataFrame(recs), escape_cells=True)]
-    return out + [""]
 
 
 def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem: str,
@@ -104,8 +33,10 @@ def results_section(latest: list[tuple[str, pd.DataFrame]], out_dir: Path, stem:
     plan = plots.plan(allrows) if draw else []
     pngs = [(item, out_dir / plots.file_name(stem, item)) for item in plan]
     out = ["## Results per work item", "",
-           ("Median per call and its IQR (pytest-benchmark, seconds scaled), × fastest within the same "
-            "shape, device and precision, GFLOP/s and GB/s from each row's FLOP and byte counts, the share of "
+           ("Median per call and its IQR over the blocks (pytest-benchmark's stats: one round per block of "
+            "`loops` calls), × fastest: the paired ratio to the fastest implementation of the same work item "
+            "(shape, device, precision, pass) timed in the same interleaved blocks, with its 95% interval, "
+            "GFLOP/s and GB/s from each row's FLOP and byte counts, the share of "
             "this run's measured ceiling (matmul FLOP/s for compute-bound rows, copy GB/s for memory-bound "
             "ones, same device and precision; the bound is the row's own, else the larger share), and the error against the NumPy float64 reference. **FAIL** marks a row "
             "out of tolerance."), ""]  # fmt: skip
@@ -160,15 +91,20 @@ def comparison_section(runs: list[Run]) -> list[str]:
     out = []
     for rs in tables.by_machine(runs).values():
         for old, new in itertools.pairwise(rs):
-            t, c = tables.compare(old, new)
+            t, c = ranking.compare(old, new)
+            out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", ""]
             if t.empty:  # e.g. a quick and a deepbench run of one machine: different rows, nothing to compare
-                out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", "",
-                        f"No rows in common ({c['only old']} only in the old run, {c['only new']} only in the new).", ""]  # fmt: skip
+                out += [f"No rows in common ({c['only old']} only in the old run, {c['only new']} only in the new).", ""]
                 continue
-            out += [f"### {escape(new.label)}: {escape(old.path)} → {escape(new.path)}", "",
-                    (f"{c['faster']} faster, {c['slower']} slower, {c['within spread']} within spread "
-                     f"(a change counts only where the medians differ by more than both runs' IQR); "
-                     f"{c['only old']} rows only in the old run, {c['only new']} only in the new."), "",
+            judged = c["agree"] + c["differ"]
+            out += [(f"Relative speed: {c['agree']} of {judged} rows keep their ratio to the group's reference "
+                     f"(the two runs' log-ratios within 1.96·√(se₁² + se₂²), on the old run's reference; "
+                     f"{c['reference']} reference rows not counted). Absolute speed: {c['faster']} rows faster, "
+                     f"{c['slower']} slower (Mann-Whitney U on the per-block times, p < 0.002, and more than 10% "
+                     f"apart), {c['unchanged']} unchanged."
+                     + (f" {c['unpaired']} rows come from a run before paired timing and are not judged."
+                        if c["unpaired"] else "")
+                     + f" {c['only old']} rows only in the old run, {c['only new']} only in the new."), "",
                     table(t, escape_cells=True)]  # fmt: skip
     return (["## Comparison with earlier runs of the same machine", ""] + out) if out else []
 
@@ -231,7 +167,7 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
         verified = {}
         for r in (r for rs in verify.values() for r in rs):
             verified.setdefault(r.impl, Counter())[r.outcome] += 1
-    doc += headline_section(latest, verified)
+    doc += headline.section(runs, latest, verified)
     doc += ["## Environment", "", table(tables.environment(runs), escape_cells=True)]
     ceil = tables.ceilings_table(runs)
     no_ceiling = "_none in these runs: no ceiling shares can be given._\n"

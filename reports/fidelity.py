@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
+from .fmt import fmt_ratio, fmt_time
 from .markdown import escape, table
-from .tables import fmt_ratio, fmt_time
 
 BAR = 0.05
 MIN_S = 1e-3

@@ -28,6 +28,9 @@ CEILING_WORKS = ("matmul", "copy")
 cost) are reported as measured times."""
 KEY = ("work", "pass", "variant", "device", "precision", "sweep", "shape", "impl", "mode")
 """What identifies a row across runs and machines."""
+PAIRED_KEYS = ("group", "reference", "ratio", "ci95", "blocks", "log_ratios")
+"""extra_info["paired"] of a row timed in a comparison group (bench/groups.py); optional: runs made before
+paired timing have none, and their ratios are read as unpaired medians."""
 MAX_LISTED = 8
 
 
@@ -64,6 +67,17 @@ class Run:
     @property
     def datetime(self) -> str:
         return str(self.raw.get("datetime", ""))
+
+    @property
+    def contention(self) -> dict | None:
+        """bench/contention.py's verdict for the run (None: not recorded)."""
+        v = self.nnparity.get("contention")
+        return v if isinstance(v, dict) else None
+
+    @property
+    def paired(self) -> bool:
+        """Every row was timed in a comparison group (has extra_info.paired)."""
+        return not self.rows.empty and bool(self.rows["p_ratio"].notna().all())
 
 
 def _fail(path: str, problem: str) -> ReportInputError:
@@ -114,8 +128,29 @@ def _check_benchmark(i: int, b, problems: list[str]) -> None:
             bad.append(f"extra_info.err_ok={info['err_ok']!r} (true, false or null)")
         if info["max_rel_err"] is not None and not isinstance(info["max_rel_err"], (int, float)):
             bad.append(f"extra_info.max_rel_err={info['max_rel_err']!r} (a number or null)")
+    if kind == "row" and "paired" in info:
+        bad += _check_paired(info["paired"])
     if bad:
         problems.append(f"{name}: bad value{'s' if len(bad) > 1 else ''} {', '.join(bad)}")
+
+
+def _check_paired(p) -> list[str]:
+    if not isinstance(p, dict):
+        return [f"extra_info.paired={p!r} (an object)"]
+    missing = [k for k in PAIRED_KEYS if k not in p]
+    if missing:
+        return [f"extra_info.paired lacks {', '.join(missing)}"]
+    bad = []
+    if not (_number(p["ratio"]) and p["ratio"] > 0):
+        bad.append(f"extra_info.paired.ratio={p['ratio']!r} (a positive number)")
+    ci = p["ci95"]
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number(v) and v > 0 for v in ci)
+                               and ci[0] <= ci[1]):  # fmt: skip
+        bad.append(f"extra_info.paired.ci95={ci!r} ([lo, hi] with 0 < lo <= hi, or null)")
+    lr = p["log_ratios"]
+    if not (isinstance(lr, list) and all(_number(v) for v in lr) and isinstance(p["blocks"], int) and len(lr) == p["blocks"]):
+        bad.append(f"extra_info.paired.log_ratios: {p['blocks']!r} blocks need as many finite numbers")
+    return bad
 
 
 def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
@@ -129,6 +164,11 @@ def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
                    fullname=b.get("fullname"), id=info.get("id"),
                    cuda_event_median_s=info.get("cuda_event_median_s"),
                    cuda_event_rounds=info.get("cuda_event_rounds"))  # fmt: skip
+        p = info.get("paired") if isinstance(info.get("paired"), dict) else {}
+        ci = p.get("ci95") or (None, None)
+        rec.update(p_group=p.get("group"), p_ref=p.get("reference"), p_ratio=p.get("ratio"), p_lo=ci[0], p_hi=ci[1],
+                   p_blocks=p.get("blocks"), p_lr=tuple(p["log_ratios"]) if p else None,
+                   p_times=tuple(p.get("times_s") or ()) or None, p_machine=p.get("machine"))  # fmt: skip
         rec.update({f"t_{k}": float(st[k]) for k in ("median", "iqr", "stddev", "q1", "q3", "min", "max", "mean")})
         rec.update(rounds=int(st["rounds"]), iterations=int(st["iterations"]))
         recs.append(rec)

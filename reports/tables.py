@@ -1,7 +1,9 @@
 """The numbers of a report as pandas frames: ceilings, ratios, shares, headline, merge, comparison.
 
-Conventions: `median` and `iqr` are pytest-benchmark's per-call seconds. A row's ratio is its median
-over the fastest median of its group (same work, pass, variant, device, precision, sweep and shape).
+Conventions: `median` and `iqr` are pytest-benchmark's per-call seconds. A row's ratio is its paired ratio to
+its comparison group's fastest, with a 95% interval (extra_info["paired"], bench/groups.py); a row timed
+before paired timing has only its median over the fastest median of its group (same work, pass, variant,
+device, precision, sweep and shape), marked unpaired.
 Its share of the ceiling: FLOP/s over the run's best `matmul` ceiling of the same device and precision
 for a row whose `bound` is "compute", bytes/s over the best `copy` ceiling of the same device (and
 precision, where measured) for "memory". A row that declares no bound gets the larger of the two
@@ -14,58 +16,13 @@ import math
 
 import pandas as pd
 
+from .fmt import fmt_err, fmt_pct, fmt_rate, fmt_time, ratio_cell
 from .load import CEILING_WORKS, KEY, Run
 
 GROUP = ("work", "pass", "variant", "device", "precision", "sweep", "shape")
 SECTION = ("work", "pass")
 SUBSECTION = ("device", "precision", "variant")
 SWEEP_AXIS = {"hidden": "H", "seq_len": "T", "batch": "B"}
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def fmt_time(s: float) -> str:
-    if s is None or not math.isfinite(s):
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
-def fmt_ratio(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.2f}×" if x < 100 else f"{x:.0f}×"
-
-
-def fmt_rate(x: float | None, scale: float = 1e9) -> str:
-    if x is None or not (x > 0):
-        return "—"
-    v = x / scale
-    return f"{v:.3g}" if v < 1000 else f"{v:.0f}"  # never "1e+03"
-
-
-def fmt_pct(x: float | None) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f}%" if x >= 0.1 else f"{100 * x:.2g}%"
-
-
-def fmt_err(row) -> str:
-    """The measured error against float64; a row out of tolerance is marked FAIL, never hidden."""
-    err, tol, ok = row["max_rel_err"], row["tolerance"], row["err_ok"]
-    if err is None or (isinstance(err, float) and math.isnan(err)):
-        note = row.get("err_note")
-        return "not measured" + (f": {note}" if isinstance(note, str) and note else "")
-    tol_s = f"{tol:.0e}" if isinstance(tol, (int, float)) else "?"
-    if ok is False:
-        return f"**FAIL** {err:.1e} > {tol_s}"
-    if ok is None:
-        return f"{err:.1e} (not judged)"
-    return f"{err:.1e} ≤ {tol_s}"
-
-
-def impl_label(row) -> str:
-    same = not row["mode"] or row["mode"] == row["impl"]  # "numpy (numpy)" says nothing twice
-    return str(row["impl"]) if same else f"{row['impl']} ({row['mode']})"
 
 
 # --------------------------------------------------------------------------- ceilings and ratios
@@ -89,7 +46,7 @@ def enrich(run: Run) -> pd.DataFrame:
     """The run's rows with machine, ratio to the fastest, FLOP/s, bytes/s, ceiling share and bound."""
     df = run.rows.copy()
     df["machine"] = run.label
-    df["ratio"] = df["t_median"] / df.groupby(list(GROUP), dropna=False)["t_median"].transform("min")
+    df["ratio"] = ratios(df)
     flops = pd.to_numeric(df["flops"], errors="coerce")
     nbytes = pd.to_numeric(df["bytes"], errors="coerce")
     df["flops_s"] = (flops / df["t_median"]).where(flops > 0)
@@ -126,9 +83,16 @@ def machine_rows(runs: list[Run]) -> pd.DataFrame:
     quick and a deepbench run of one box make one table; shares stay against each row's own run's
     ceilings; ratios are recomputed over the union."""
     frames = [enrich(r).assign(run=r.path) for r in runs]
-    df = pd.concat(frames, ignore_index=True).drop_duplicates(list(KEY), keep="last")
-    df["ratio"] = df["t_median"] / df.groupby(list(GROUP), dropna=False)["t_median"].transform("min")
-    return df.reset_index(drop=True)
+    df = pd.concat(frames, ignore_index=True).drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
+    df["ratio"] = ratios(df)
+    return df
+
+
+def ratios(df: pd.DataFrame) -> pd.Series:
+    """The paired ratio where a row has one, else its median over its group's fastest median (unpaired)."""
+    unpaired = df["t_median"] / df.groupby(list(GROUP), dropna=False)["t_median"].transform("min")
+    p = pd.to_numeric(df["p_ratio"], errors="coerce") if "p_ratio" in df else pd.Series(math.nan, index=df.index)
+    return p.where(p.notna(), unpaired)
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -152,8 +116,8 @@ def detail_table(df: pd.DataFrame) -> pd.DataFrame:
         "mode": df["mode"],
         "median": df["t_median"].map(fmt_time),
         "IQR": df["t_iqr"].map(fmt_time),
-        "rounds": df["rounds"].astype(str),
-        "× fastest": df["ratio"].map(fmt_ratio),
+        "blocks × loops": [f"{r} × {i}" for r, i in zip(df["rounds"], df["iterations"])],
+        "× fastest (95% CI)": [ratio_cell(r) for _, r in df.iterrows()],
         "GFLOP/s": df["flops_s"].map(fmt_rate),
         "GB/s": df["bytes_s"].map(fmt_rate),
         "ceiling share": [fmt_pct(s) + (f" {b}" if b else "") for s, b in zip(df["share"], df["bound"])],
@@ -162,7 +126,7 @@ def detail_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def merged_table(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """One subsection across machines: a column per machine, each cell 'median (× fastest there)'."""
+    """One subsection across machines: a column per machine, each cell 'median (× fastest there, 95% CI)'."""
     base = _ordered(df).drop_duplicates(["sweep", "shape", "impl", "mode"])
     out = {"sweep": list(base["sweep"]), "shape": list(base["shape"]),
            "implementation": list(base["impl"]), "mode": list(base["mode"])}  # fmt: skip
@@ -175,45 +139,10 @@ def merged_table(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
                 cells.append("—")
                 continue
             r = idx.loc[k]
-            cell = f"{fmt_time(r['t_median'])} ({fmt_ratio(r['ratio'])})"
+            cell = f"{fmt_time(r['t_median'])} ({ratio_cell(r)})"
             cells.append(cell + (" **FAIL**" if r["err_ok"] is False else ""))
         out[label] = cells
     return pd.DataFrame(out)
-
-
-# --------------------------------------------------------------------------- headline
-
-
-SEED_MODELS = {"seed_gru_model": "seed GRU model", "seed_cnn_model": "seed CNN model"}
-
-
-def headline(df: pd.DataFrame, work: str) -> list[dict]:
-    """For one machine's enriched rows and one seed model: per (pass, device, precision, variant,
-    shape), the fastest implementation, its factor over the next and the slowest, and correctness."""
-    rows = df[df["work"] == work]
-    if (rows["sweep"] == "seed").any():
-        rows = rows[rows["sweep"] == "seed"]
-    out = []
-    for key, g in rows.groupby(["pass", "device", "precision", "variant", "shape"], sort=True):
-        g = g.sort_values("t_median")
-        first, nxt, last = g.iloc[0], (g.iloc[1] if len(g) > 1 else None), g.iloc[-1]
-        bad = g[[v is False for v in g["err_ok"]]]  # err_ok holds True / False / None
-        correct = g[[v is True for v in g["err_ok"]]]
-        out.append({
-            "pass": key[0], "device": key[1], "precision": key[2], "variant": key[3], "shape": key[4],
-            "n": len(g), "fastest": impl_label(first), "median": first["t_median"],
-            "err": fmt_err(first), "err_ok": first["err_ok"],
-            "next": impl_label(nxt) if nxt is not None else None,
-            "over_next": nxt["t_median"] / first["t_median"] if nxt is not None else None,
-            "clear": nxt is None or (nxt["t_median"] - first["t_median"]) > max(first["t_iqr"], nxt["t_iqr"]),
-            "impl": first["impl"],
-            "slowest": impl_label(last) if len(g) > 1 else None,
-            "over_slowest": last["t_median"] / first["t_median"] if len(g) > 1 else None,
-            "failed": [impl_label(r) for _, r in bad.iterrows()],
-            "fastest_correct": impl_label(correct.iloc[0]) if len(correct) else None,
-            "fastest_correct_over": (correct.iloc[0]["t_median"] / first["t_median"]) if len(correct) else None,
-        })  # fmt: skip
-    return out
 
 
 # --------------------------------------------------------------------------- several runs
@@ -300,37 +229,3 @@ def by_machine(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     for r in runs:
         out.setdefault(r.machine_key, []).append(r)
     return {k: sorted(v, key=lambda r: r.datetime) for k, v in out.items()}
-
-
-def compare(old: Run, new: Run) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Rows of two runs of one machine side by side. A change is flagged only where the difference of
-    medians exceeds both runs' spread (IQR); otherwise it is 'within spread'."""
-    key = list(KEY)
-    a = old.rows[key + ["t_median", "t_iqr", "err_ok"]]
-    b = new.rows[key + ["t_median", "t_iqr", "err_ok"]]
-    m = a.merge(b, on=key, how="outer", suffixes=("_old", "_new"), indicator=True)
-    both = m[m["_merge"] == "both"].copy()
-    diff = both["t_median_new"] - both["t_median_old"]
-    spread = both[["t_iqr_old", "t_iqr_new"]].max(axis=1)
-    beyond = diff.abs() > spread
-    both["verdict"] = ["faster" if (x and d < 0) else "**slower**" if x else "within spread"
-                       for x, d in zip(beyond, diff)]  # fmt: skip
-    counts = {
-        "faster": int((beyond & (diff < 0)).sum()),
-        "slower": int((beyond & (diff > 0)).sum()),
-        "within spread": int((~beyond).sum()),
-        "only old": int((m["_merge"] == "left_only").sum()),
-        "only new": int((m["_merge"] == "right_only").sum()),
-    }
-    both = both.sort_values(key)
-    table = pd.DataFrame({
-        "work": both["work"], "pass": both["pass"], "variant": both["variant"], "device": both["device"],
-        "precision": both["precision"], "shape": both["shape"], "implementation": both["impl"],
-        "mode": both["mode"],
-        "old median ± IQR": [f"{fmt_time(x)} ± {fmt_time(y)}" for x, y in zip(both["t_median_old"], both["t_iqr_old"])],
-        "new median ± IQR": [f"{fmt_time(x)} ± {fmt_time(y)}" for x, y in zip(both["t_median_new"], both["t_iqr_new"])],
-        "speed-up": (both["t_median_old"] / both["t_median_new"]).map(fmt_ratio),
-        "change": both["verdict"],
-        "new error": ["**FAIL**" if e is False else "" for e in both["err_ok_new"]],
-    })  # fmt: skip
-    return table, counts

@@ -183,3 +183,41 @@ def table_after(text: str, heading: str, nth: int = 0) -> list[dict[str, str]]:
                 return [dict(zip(header, cells(b))) for b in block[2:]]
         i += 1
     raise AssertionError(f"no table #{nth} after {heading!r}")
+
+
+def paired_rows(medians: dict[str, float], *, noise: float = 0.01, blocks: int = 20, seed: int = 0,
+                drift: float = 0.2, **kw) -> list[dict]:  # fmt: skip
+    """Rows of one comparison group timed in paired blocks, as bench/groups.py writes them: block b gives
+    implementation i the per-call time medians[i] * d_b * (1 + noise * e_ib), with a machine drift d_b shared
+    by the block (spread `drift`) and independent noise e_ib ~ N(0, 1). stats and extra_info["paired"] come
+    from those times (pytest-benchmark's Stats; bench.paired), so the intervals are what the harness gives."""
+    import numpy as np
+
+    from bench import paired
+
+    g = np.random.default_rng(seed)
+    d = np.exp(g.normal(0.0, drift, blocks))
+    times = {i: (m * d * (1 + noise * g.standard_normal(blocks))).tolist() for i, m in medians.items()}
+    ids = {i: f"{kw.get('work', 'seed_gru_model')}-{i}-{kw.get('precision', 'float32')}-{kw.get('pass_', 'fwd')}" for i in medians}
+    ref, ratios = paired.group({ids[i]: t for i, t in times.items()})
+    out = []
+    for i, t in times.items():
+        r = row(i, medians[i], id=ids[i], **kw)
+        s = Stats()
+        for v in t:
+            s.update(v)
+        r["stats"] = s.as_dict() | {"data": list(t), "iterations": 1}
+        q = ratios[ids[i]]
+        r["extra_info"]["paired"] = {
+            "group": f"{kw.get('work', 'seed_gru_model')}-{kw.get('precision', 'float32')}-{kw.get('pass_', 'fwd')}",
+            "reference": ref, "ratio": q.ratio, "ci95": list(q.ci95), "blocks": blocks,
+            "log_ratios": list(q.log_ratios), "half_width": q.half_width, "times_s": t}  # fmt: skip
+        out.append(r)
+    return out
+
+
+def contended(run_: dict, reasons: list[str], groups: list[str] | None = None) -> dict:
+    """The run with bench/contention.py's verdict in machine_info (contended when `reasons` is non-empty)."""
+    run_["machine_info"]["nnparity"]["contention"] = {
+        "contended": bool(reasons), "reasons": reasons, "groups_timed": 12, "groups_contended": groups or []}
+    return run_

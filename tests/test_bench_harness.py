@@ -1,16 +1,20 @@
 """The harness's judgement, framework-free (NumPy rows): the calibrated float32 bar of a recurrence, the
-deadline that bounds a run on a lent machine, and bench.compare's two timing bars on synthetic JSON."""
+deadline that bounds a run on a lent machine, a session timing a group, and bench.compare's bars on
+synthetic JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 
-from bench import cases, compare, conftest, prepare
+from bench import cases, compare, groups, harness, prepare
 from impls import numpy_impl, tolerance
+from tests import reports_synth as S
 
 GRU_ROW = cases.Row("numpy", "numpy", "gru", cases.gru_size(3, 40, 5, 24, "seed"), "fwd", "float32", "cpu",
                     "quick", "reset_after")  # fmt: skip
@@ -56,38 +60,72 @@ def test_a_dense_row_over_the_table_is_not_recalibrated(monkeypatch):
     assert err > 1e-12 and more == []  # judged by the table: measure() fails it
 
 
-class _Config:
-    def __init__(self, deadline, started):
-        self.deadline, self._nnparity_t0 = deadline, started
-
-    def getoption(self, name, default=None):
-        return self.deadline if name == "bench_deadline" else default
-
-
-class _Request:
-    def __init__(self, config):
-        self.config = config
-
-
 def test_rows_after_the_deadline_skip_with_the_reason():
-    late = _Config(5.0, time.monotonic() - 10)
-    with pytest.raises(pytest.skip.Exception, match=r"--bench-deadline 5 s had passed \(1\d s into the session\)"):
-        conftest.bench_opts.__wrapped__(_Request(late))
-    assert conftest.bench_opts.__wrapped__(_Request(_Config(60.0, time.monotonic()))).profile == "quick"
+    opts = harness.Options("quick", harness.TIMING["quick"])
+    late = groups.Session(opts, deadline=5.0, t0=time.monotonic() - 10)
+    out = late.outcome(GRU_ROW)
+    assert re.fullmatch(r"not run: --bench-deadline 5 s had passed \(1\d s into the session\)", out.skip)
+    on_time = groups.Session(dataclasses.replace(opts, enabled=False), deadline=60.0)
+    assert on_time.outcome(GRU_ROW).info["err_ok"] is True  # prepared and checked, not timed
+
+
+def test_a_session_times_a_group_together_and_each_row_takes_its_own_share():
+    opts = harness.Options("quick", dataclasses.replace(harness.TIMING["quick"], slot=0.002, group_time=0.05),
+                           blocks=4)  # fmt: skip
+    rows = [GRU_ROW, dataclasses.replace(GRU_ROW, precision="float64")]  # two groups of one (numpy only)
+    dense = [cases.Row("numpy", "numpy", "dense", cases.dense_size(4, 30, 7, "seed"), "fwd", p, "cpu", "quick")
+             for p in ("float32", "float64")]  # fmt: skip
+    s = groups.Session(opts)
+    s.register(rows + dense)
+    assert set(s.pending) == {r.group for r in rows + dense} and len(s.pending) == 4
+    out = s.outcome(dense[0])
+    p = out.info["paired"]
+    assert len(out.times) == 4 == p["blocks"] == out.info["rounds"] and p["reference"] == dense[0].id
+    assert p["ratio"] == 1.0 and p["ci95"] == [1.0, 1.0] and p["threads"] == "framework defaults"
+    assert s.start is not None and s.groups[0]["group"] == dense[0].group
+    with pytest.raises(KeyError):  # taken: a row's outcome is handed out once
+        s.outcomes[dense[0].id]
+    v = s.finish()
+    assert v["groups_timed"] == 1 and "contended" in v and v["end"]["matmul_gflops"] > 0
+
+
+def _paired_run(path, medians, seed, **kw):
+    path.write_text(json.dumps(S.run(S.paired_rows(medians, seed=seed, **kw))))
+    return str(path)
+
+
+MED = {"torch_nn": 0.010, "keras": 0.012, "tensorflow": 0.015, "numpy": 0.03, "torch": 0.05}
+
+
+def test_compare_prints_the_three_figures_of_the_paired_bar(tmp_path, capsys):
+    a = _paired_run(tmp_path / "a.json", MED, seed=1)
+    b = _paired_run(tmp_path / "b.json", MED, seed=2)
+    assert compare.main([a, b]) == 0
+    out = capsys.readouterr().out
+    assert "1. agreement: 4 of 4 rows (100.0%)" in out and "2. median half-width of the 95% intervals: 0." in out
+    assert "3. headline order: 1 of 1 seed-model groups keep their order" in out
+
+
+def test_compare_fails_a_reversed_order_and_a_moved_ratio(tmp_path, capsys):
+    a = _paired_run(tmp_path / "a.json", MED, seed=1)
+    b = _paired_run(tmp_path / "b.json", dict(MED, keras=0.020), seed=2)  # keras now behind tensorflow
+    assert compare.main([a, b]) == 1
+    out = capsys.readouterr().out
+    assert "1. agreement: 3 of 4 rows (75.0%)" in out and "seed_gru_model-keras" in out
+    assert "0 of 1 seed-model groups keep their order" in out and "vs" in out
+    assert "raw times: 1 rows moved" in out
+
+
+def test_compare_fails_wide_intervals(tmp_path, capsys):
+    a = _paired_run(tmp_path / "a.json", MED, seed=1, noise=0.3)
+    b = _paired_run(tmp_path / "b.json", MED, seed=2, noise=0.3)
+    assert compare.main([a, b]) == 1 and "(bar: 5%)" in capsys.readouterr().out
 
 
 def _run(path, rows):
     benchmarks = [{"name": k, "stats": {"median": m}, "extra_info": {"id": k, **e}} for k, m, e in rows]
     path.write_text(json.dumps({"benchmarks": benchmarks}))
     return str(path)
-
-
-def test_compare_repeatability_bar_counts_rows_within_five_percent(tmp_path, capsys):
-    a = _run(tmp_path / "a.json", [(f"r{i}", 1.0, {}) for i in range(10)])
-    b9 = _run(tmp_path / "b9.json", [(f"r{i}", 1.04 if i else 1.2, {}) for i in range(10)])
-    b8 = _run(tmp_path / "b8.json", [(f"r{i}", 1.04 if i > 1 else 0.9, {}) for i in range(10)])
-    assert compare.main([a, b9]) == 0 and "9 of 10 rows (90.0%)" in capsys.readouterr().out
-    assert compare.main([a, b8]) == 1 and "8 of 10 rows (80.0%)" in capsys.readouterr().out
 
 
 def test_compare_fidelity_bar_applies_to_cuda_rows_of_one_ms_or_more(tmp_path, capsys):
@@ -98,14 +136,6 @@ def test_compare_fidelity_bar_applies_to_cuda_rows_of_one_ms_or_more(tmp_path, c
     assert compare.main([bad]) == 1 and "1 of 2 cuda rows" in capsys.readouterr().out
 
 
-def test_compare_can_judge_repeatability_on_the_fastest_call(tmp_path, capsys):
-    def run(path, medians, mins):
-        benchmarks = [{"name": f"r{i}", "stats": {"median": m, "min": n}, "extra_info": {"id": f"r{i}"}}
-                      for i, (m, n) in enumerate(zip(medians, mins))]  # fmt: skip
-        path.write_text(json.dumps({"benchmarks": benchmarks}))
-        return str(path)
-
-    a = run(tmp_path / "a.json", [1.0] * 10, [0.9] * 10)
-    b = run(tmp_path / "b.json", [1.2] * 10, [0.91] * 10)
-    assert compare.main([a, b]) == 1 and "0 of 10 rows (0.0%) have medians" in capsys.readouterr().out
-    assert compare.main(["--stat", "min", a, b]) == 0 and "10 of 10 rows (100.0%) have mins" in capsys.readouterr().out
+def test_compare_says_when_runs_carry_no_paired_data(tmp_path, capsys):
+    a = _run(tmp_path / "a.json", [("r", 1.0, {})])
+    assert compare.main([a, a]) == 1 and "no paired rows in common" in capsys.readouterr().out

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import paired
 from reports import __main__ as cli
+from reports.fmt import fmt_r
 from reports.markdown import escape
 from reports.verify_summary import parse_name
 from tests import reports_synth as S
@@ -51,12 +53,58 @@ def test_headline_names_fastest_and_its_factors(tmp_path):
     assert "seed CNN model: not measured" in text
 
 
-def test_headline_says_when_the_lead_is_within_the_spread(tmp_path):
-    rows = [S.row(i, t, spread=0.2 if i == "torch" else 0.02) for i, t in SEED_MEDIANS.items()]
+def _lr(rows: list[dict]) -> dict[str, list[float]]:
+    return {r["extra_info"]["impl"]: r["extra_info"]["paired"]["log_ratios"] for r in rows}
+
+
+def test_paired_headline_states_each_ratio_with_its_interval(tmp_path):
+    rows = S.paired_rows(SEED_MEDIANS, noise=0.01)
     text, _ = build(tmp_path, {"run.json": S.run(rows)})
     line = headline_line(text, "boxA", "seed GRU model")
-    assert S.stats(0.010, 0.2)["iqr"] > 0.013 - 0.010  # the premise: torch's IQR exceeds its lead
-    assert "**torch (eager)** is fastest" in line and "not a clear win" in line
+    lr = _lr(rows)
+    over_next, over_slowest = paired.between(lr["torch_nn"], lr["torch"]), paired.between(lr["numpy"], lr["torch"])
+    assert "**torch (eager)** is fastest at" in line
+    assert f"{fmt_r(over_next)} faster than the next, torch_nn (eager)" in line
+    assert f"{fmt_r(over_slowest)} faster than the slowest, numpy (5 measured)" in line
+    assert over_next.ci95[0] < 1.3 < over_next.ci95[1] and re.search(r"1\.\d\d× \(1\.\d\d–1\.\d\d\)", line)
+    summary = S.table_after(text, "Every seed-model measurement")[0]
+    assert summary["order, fastest first ([ties])"] == ("torch (eager) > torch_nn (eager) > tensorflow (tf.function) "
+                                                        "> keras (tf.function) > numpy")  # fmt: skip
+    assert summary["× over next (95% CI)"] == fmt_r(over_next)
+    t = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
+    assert t["torch"]["× fastest (95% CI)"] == "1.00× (reference)"
+    assert t["keras"]["× fastest (95% CI)"] == fmt_r(paired.between(lr["keras"], lr["torch"]))
+
+
+@pytest.mark.parametrize("medians", [{"torch": 0.010, "torch_nn": 0.010, "numpy": 0.05},  # the interval includes 1
+                                     {"torch": 0.010, "torch_nn": 0.0101, "numpy": 0.05}])  # 1%: within +-3%
+def test_an_indistinguishable_lead_is_never_called_fastest(tmp_path, medians):
+    rows = S.paired_rows(medians, noise=0.002 if medians["torch_nn"] != 0.010 else 0.03)
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    line = headline_line(text, "boxA", "seed GRU model")
+    assert "is fastest" not in line and "are indistinguishable at the top" in line and "no fastest is claimed" in line
+    summary = S.table_after(text, "Every seed-model measurement")[0]
+    assert summary["order, fastest first ([ties])"].startswith("[") and summary["order, fastest first ([ties])"].endswith("] > numpy")
+    cells = {r["implementation"]: r["× fastest (95% CI)"] for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
+    assert sum(c.endswith("indistinguishable") for c in cells.values()) == 1 and "(reference)" in "".join(cells.values())
+
+
+def test_a_contended_run_says_so_in_the_headline_first_line(tmp_path):
+    data = S.contended(S.run(S.paired_rows(SEED_MEDIANS)), ["other processes used 0.98 cores on average (bar 0.25)"])
+    text, _ = build(tmp_path, {"run.json": data})
+    first = text.split("## Headline\n\n", 1)[1].splitlines()[0]
+    assert first.startswith("- **Contended run: ") and "0.98 cores" in first
+    quiet = S.contended(S.run(S.paired_rows(SEED_MEDIANS)), [], groups=["seed_gru_model-cpu-float32-fwd"])
+    text, _ = build(tmp_path / "q", {"run.json": quiet})
+    first = text.split("## Headline\n\n", 1)[1].splitlines()[0]
+    assert "Contended" not in text and first.endswith("while other processes used the CPU: seed_gru_model-cpu-float32-fwd.")
+
+
+def test_unpaired_runs_still_read_and_say_their_ratios_have_no_interval(tmp_path):
+    text, _ = build(tmp_path, {"run.json": S.run(seed_rows())})
+    assert "these ratios have no interval" in headline_line(text, "boxA", "seed GRU model")
+    t = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
+    assert t["numpy"]["× fastest (95% CI)"] == f"{0.050 / 0.010:.2f}× (unpaired)"
 
 
 def test_headline_says_when_the_fastest_is_wrong(tmp_path):
@@ -64,7 +112,7 @@ def test_headline_says_when_the_fastest_is_wrong(tmp_path):
     text, _ = build(tmp_path, {"run.json": S.run(rows)})
     line = headline_line(text, "boxA", "seed GRU model")
     assert "Correct: **NO**, **FAIL** 1.0e-03 > 2e-05" in line
-    assert f"fastest correct one is torch_nn (eager) ({0.013 / 0.010:.2f}× slower)" in line
+    assert f"fastest correct one is torch_nn (eager) ({0.013 / 0.010:.2f}× slower)" in line  # unpaired: no interval
     summary = S.table_after(text, "Every seed-model measurement")
     assert summary[0]["fastest correct?"] == "**NO**" and summary[0]["out of tolerance"] == "torch (eager)"
 
@@ -83,7 +131,8 @@ def test_ratio_gflops_and_ceiling_shares(tmp_path):
     text, _ = build(tmp_path, {"run.json": S.run(rows + ceilings)})
 
     f32 = {r["implementation"]: r for r in S.table_after(text, "#### gru · fwd · cpu · float32")}
-    assert f32["torch"]["× fastest"] == "1.00×" and f32["numpy"]["× fastest"] == f"{0.025 / 0.010:.2f}×"
+    assert f32["torch"]["× fastest (95% CI)"] == "1.00× (unpaired)"
+    assert f32["numpy"]["× fastest (95% CI)"] == f"{0.025 / 0.010:.2f}× (unpaired)"
     assert f32["torch"]["GFLOP/s"] == f"{2e9 / 0.010 / 1e9:.3g}"  # 200
     assert f32["torch"]["ceiling share"] == f"{100 * (2e9 / 0.010) / (8e9 / 0.01):.0f}% matmul"  # 25%
     assert f32["numpy"]["ceiling share"] == f"{100 * (2e9 / 0.025) / (8e9 / 0.01):.0f}% matmul"  # 10%
@@ -112,26 +161,30 @@ def _verdicts(text: str) -> dict[str, dict]:
     return {r["implementation"]: r for r in S.table_after(text, "## Comparison with earlier runs")}
 
 
-def test_comparison_flags_only_changes_beyond_both_spreads(tmp_path):
-    # (old median, old spread, new median, new spread); IQR = 2.5 * spread * median (see reports_synth)
-    cases = {
-        "torch": (0.010, 0.02, 0.007, 0.02),  # 3 ms faster, IQRs 0.5 / 0.35 ms
-        "numpy": (0.010, 0.04, 0.0108, 0.04),  # 0.8 ms slower, IQRs 1.0 / 1.08 ms: within
-        "tensorflow": (0.010, 0.004, 0.0108, 0.004),  # 0.8 ms slower, IQRs 0.1 / 0.108 ms: slower
-        "keras": (0.010, 0.002, 0.0105, 0.05),  # beyond the old IQR only: within
-    }
-    old = S.run([S.row(i, c[0], spread=c[1]) for i, c in cases.items()], when="2026-11-01T10:00:00+00:00")
-    new = S.run([S.row(i, c[2], spread=c[3]) for i, c in cases.items()], when="2026-11-20T10:00:00+00:00")
+def test_comparison_judges_ratios_by_their_intervals_and_raw_times_by_mann_whitney(tmp_path):
+    med = {"torch": 0.010, "torch_nn": 0.013, "keras": 0.020, "numpy": 0.050}
+    old = S.run(S.paired_rows(med, seed=1), when="2026-11-01T10:00:00+00:00")
+    moved = dict(med, keras=0.026)  # keras 30% slower, the rest as before (a new drift draw)
+    new = S.run(S.paired_rows(moved, seed=2, drift=0.0), when="2026-11-20T10:00:00+00:00")
     text, _ = build(tmp_path, {"new.json": new, "old.json": old})  # newest first: order is by datetime
     v = _verdicts(text)
-    for impl, (m0, s0, m1, s1) in cases.items():
-        iqr0 = S.stats(m0, s0)["iqr"]
-        iqr1 = S.stats(m1, s1)["iqr"]
-        beyond = abs(m1 - m0) > max(iqr0, iqr1)
-        expected = ("faster" if m1 < m0 else "**slower**") if beyond else "within spread"
-        assert v[impl]["change"] == expected, impl
-        assert v[impl]["speed-up"] == f"{m0 / m1:.2f}×"
-    assert "old.json → " in text and "1 faster, 1 slower, 2 within spread" in text
+    assert v["torch"]["ratio"] == "reference" and v["keras"]["ratio"] == "**differs**"
+    assert v["torch_nn"]["ratio"] == v["numpy"]["ratio"] == "agrees"
+    assert v["keras"]["raw time"].endswith(": **slower**")
+    assert "old.json → " in text and "Relative speed: 2 of 3 rows keep their ratio" in text
+
+
+def test_comparison_rebases_the_new_run_on_the_old_runs_reference(tmp_path):
+    old = S.run(S.paired_rows({"torch": 0.0100, "keras": 0.0101, "numpy": 0.05}, seed=3, noise=0.03), when="2026-01-01")
+    new = S.run(S.paired_rows({"torch": 0.0101, "keras": 0.0100, "numpy": 0.05}, seed=4, noise=0.03), when="2026-01-02")
+    assert old["benchmarks"][0]["extra_info"]["paired"]["reference"].startswith("seed_gru_model-torch")  # premise
+    assert new["benchmarks"][1]["extra_info"]["paired"]["reference"].startswith("seed_gru_model-keras")  # premise
+    text, _ = build(tmp_path, {"a.json": old, "b.json": new})
+    v = _verdicts(text)
+    assert v["torch"]["ratio"] == "reference" and v["torch"]["new × reference"] == "reference"
+    lr = {r["extra_info"]["id"]: r["extra_info"]["paired"]["log_ratios"] for r in new["benchmarks"]}
+    rebased = paired.rebase(lr, next(k for k in lr if "-torch-" in k))[next(k for k in lr if "-keras-" in k)]
+    assert rebased.ratio < 1 and v["keras"]["ratio"] == "agrees" and v["keras"]["new × reference"] == fmt_r(rebased)
 
 
 def test_runs_of_different_machines_merge_with_a_column_each(tmp_path):
@@ -142,8 +195,8 @@ def test_runs_of_different_machines_merge_with_a_column_each(tmp_path):
     text, _ = build(tmp_path, {"a.json": a, "b.json": b})
     merged = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
     assert {"cpubox", "gpubox"} <= set(next(iter(merged.values())))
-    assert merged["torch"]["cpubox"] == "10 ms (1.00×)" and merged["torch"]["gpubox"] == "2 ms (1.00×)"
-    assert merged["keras"]["gpubox"] == "4 ms (2.00×)" and merged["numpy"]["gpubox"] == "—"
+    assert merged["torch"]["cpubox"] == "10 ms (1.00× (unpaired))" and merged["torch"]["gpubox"] == "2 ms (1.00× (unpaired))"
+    assert merged["keras"]["gpubox"] == "4 ms (2.00× (unpaired))" and merged["numpy"]["gpubox"] == "—"
     env = S.table_after(text, "## Environment")
     assert {"cpubox", "gpubox"} <= set(env[0])
     gpu_row = next(r for r in env if r[""] == "GPU")
@@ -277,13 +330,18 @@ def test_cli_usage_error(capsys):
     assert e.value.code == 2 and "RUN.json" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("spread", [0.0, 0.3])
-def test_identical_runs_never_flag_a_change(tmp_path, spread):
-    rows = seed_rows()
-    for r in rows:
-        r["stats"] = S.stats(r["stats"]["median"], spread)
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_identical_runs_never_flag_a_change(tmp_path, noise):
+    rows = S.paired_rows(SEED_MEDIANS, noise=noise)
     text, _ = build(tmp_path, {"a.json": S.run(rows, when="2026-01-01"), "b.json": S.run(rows, when="2026-01-02")})
-    assert {r["change"] for r in _verdicts(text).values()} == {"within spread"}
+    v = _verdicts(text).values()
+    assert {r["ratio"] for r in v} == {"agrees", "reference"} and not any("**" in r["raw time"] for r in v)
+
+
+def test_runs_before_paired_timing_are_counted_not_judged(tmp_path):
+    text, _ = build(tmp_path, {"a.json": S.run(seed_rows(), when="2026-01-01"), "b.json": S.run(seed_rows(), when="2026-01-02")})
+    assert {r["ratio"] for r in _verdicts(text).values()} == {"not judged"}
+    assert "5 rows come from a run before paired timing and are not judged" in text
 
 
 def test_declared_bound_picks_the_ceiling_and_other_ceilings_are_listed(tmp_path):
@@ -321,19 +379,20 @@ def test_two_runs_of_one_machine_union_their_rows_latest_wins(tmp_path):
                  when="2026-11-02T10:00:00+00:00")  # fmt: skip
     text, _ = build(tmp_path, {"quick.json": quick, "deep.json": deep})
     seed = {r["implementation"]: r for r in S.table_after(text, "#### seed_gru_model · fwd · cpu · float32")}
-    assert seed["torch"]["median"] == "4 ms" and seed["torch"]["× fastest"] == "1.00×"  # the newer run's
-    assert seed["torch_nn"]["median"] == "13 ms" and seed["torch_nn"]["× fastest"] == f"{0.013 / 0.004:.2f}×"
+    assert seed["torch"]["median"] == "4 ms" and seed["torch"]["× fastest (95% CI)"] == "1.00× (unpaired)"  # the newer run's
+    assert seed["torch_nn"]["median"] == "13 ms" and seed["torch_nn"]["× fastest (95% CI)"] == f"{0.013 / 0.004:.2f}× (unpaired)"
     assert S.table_after(text, "#### gru · fwd · cpu · float32")[0]["sweep"] == "deepbench"
     assert "take each row from the latest run" in text
 
 
 def test_number_formats_stay_readable():
-    from reports.tables import fmt_pct, fmt_rate, fmt_ratio, fmt_time
+    from reports.fmt import fmt_ci, fmt_pct, fmt_rate, fmt_ratio, fmt_time
 
     assert [fmt_time(x) for x in (2.5, 0.0123, 4.56e-5, 4.11e-7)] == ["2.5 s", "12.3 ms", "45.6 µs", "411 ns"]
     assert [fmt_rate(x) for x in (1e12, 2.5e9, 1.234e13, 0, None)] == ["1000", "2.5", "12340", "—", "—"]
     assert [fmt_pct(x) for x in (0.0004, 0.25, 1.25)] == ["0.04%", "25%", "125%"]
     assert [fmt_ratio(x) for x in (1.0, 1.625, 250.0)] == ["1.00×", "1.62×", "250×"]
+    assert [fmt_ci(c) for c in ((1.12, 1.224), (70.2, 75.6), (150.2, 160.7))] == ["1.12–1.22", "70.20–75.60", "150–161"]
 
 
 def test_gpu_fidelity_section_counts_rows_of_one_ms_or_more_against_cuda_events(tmp_path):

@@ -48,6 +48,17 @@ def _bad_value() -> dict:
     return data
 
 
+def _bad_paired(**change) -> dict:
+    data = S.run(S.paired_rows({"torch": 0.01, "numpy": 0.02}))
+    p = data["benchmarks"][1]["extra_info"]["paired"]
+    for k, v in change.items():
+        if v is None and k != "ci95":
+            del p[k]
+        else:
+            p[k] = v
+    return data
+
+
 # name -> (files to write: {name: JSON data or raw text}, substrings the message must contain)
 CASES = {
     "not-json": ({"a.json": "{not json"}, ["a.json: not JSON"]),
@@ -66,6 +77,9 @@ CASES = {
     "different-schemas": ({"a.json": _good(), "b.json": _schema(2)},
                           ["different schema versions", "a.json (schema 1)", "b.json (schema 2)"]),
     "missing-file": ({}, ["nope.json: cannot read"]),
+    "paired-missing-log-ratios": ({"a.json": _bad_paired(log_ratios=None)}, ["extra_info.paired lacks log_ratios"]),
+    "paired-inverted-interval": ({"a.json": _bad_paired(ci95=[1.3, 1.2])}, ["extra_info.paired.ci95=[1.3, 1.2]"]),
+    "paired-blocks-mismatch": ({"a.json": _bad_paired(blocks=3)}, ["3 blocks need as many finite numbers"]),
 }  # fmt: skip
 
 
