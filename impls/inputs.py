@@ -26,11 +26,18 @@ def map_arrays(obj: Any, fn: Callable[[np.ndarray], Any]) -> Any:
     return obj
 
 
+def round_mantissa(a: np.ndarray, bits: int) -> np.ndarray:
+    """float64 -> float32 with `bits` fraction bits kept (round to nearest even) -> float64: bfloat16 is 7
+    bits, TF32 10 (the float32 exponent range of both). As torch and TensorFlow cast: via float32."""
+    drop = 23 - bits
+    b = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    b = (b + ((1 << (drop - 1)) - 1) + ((b >> drop) & 1)) & (0xFFFFFFFF ^ ((1 << drop) - 1))
+    return b.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
 def round_bf16(a: np.ndarray) -> np.ndarray:
     """float64 -> bfloat16 -> float64, as torch and TensorFlow cast: via float32, round to nearest even."""
-    b = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
-    return b.astype(np.uint32).view(np.float32).astype(np.float64)
+    return round_mantissa(a, 7)
 
 
 def round_to(obj: Any, dtype: str) -> Any:

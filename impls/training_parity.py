@@ -50,6 +50,13 @@ FLOAT32_JUSTIFICATION = (
     "gradients take full-size Adam steps, and relu/max-pool decisions amplify those chaotically. "
     "The bars leave ~5x margin over the worst measurement; float64 (1e-9) is where agreement is proven."
 )
+FLOAT64_CALIBRATION = 10.0
+"""FLOAT64_TOL is at most this many times the table's float64 bar (impls.tolerance): 20 Adam steps, each
+within the table's bar, the losses measured to ~3e-16 apart."""
+FLOAT32_CALIBRATION = 20.0
+"""Each FLOAT32_TOL entry is at most this many times the worst difference the same run measures (the bars were
+set ~5x over seed 0's worst; verify/test_training.py checks it on the run it makes)."""
+
 @dataclass(frozen=True)
 class Run:
     model: str

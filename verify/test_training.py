@@ -22,7 +22,16 @@ import numpy as np
 import pytest
 
 from impls import data, numpy_train
-from impls.training_parity import FLOAT32_TOL, FLOAT64_TOL, MODELS, PAIRS, parity
+from impls.tolerance import tolerance
+from impls.training_parity import (
+    FLOAT32_CALIBRATION,
+    FLOAT32_TOL,
+    FLOAT64_CALIBRATION,
+    FLOAT64_TOL,
+    MODELS,
+    PAIRS,
+    parity,
+)
 
 FLOAT32_MODELS = ("cnn",)
 
@@ -80,6 +89,20 @@ def test_float32_training_within_stated_tolerance(result, model, reference, fram
         f"{model}: {framework} float32 final weights differ by {c['max_weight_rel_diff']:.2e} of max |w|; "
         f"stated tolerance {weight_tol:.0e}"
     )
+
+
+@pytest.mark.parametrize("model", FLOAT32_MODELS)
+def test_training_bars_are_no_looser_than_their_calibration(result, model):
+    """A bar looser than its calibration hides drift it was set to catch: float64 against the table's bar,
+    float32 against the worst difference this same run measures (impls.training_parity says how each was set)."""
+    assert FLOAT64_TOL <= FLOAT64_CALIBRATION * tolerance("float64")
+    cs = [c for c in result["comparisons"] if c["model"] == model and c["other"].endswith("/float32")]
+    if not cs:
+        pytest.skip(f"no float32 run of {model} here: {result['unavailable']}")
+    for bar, key in zip(FLOAT32_TOL[model], ("max_loss_rel_diff", "max_weight_rel_diff")):
+        worst = max(c[key] for c in cs)
+        assert bar <= FLOAT32_CALIBRATION * worst, (
+            f"{model} float32 {key}: bar {bar:.1e} > {FLOAT32_CALIBRATION:g} x the worst measured {worst:.1e}")
 
 
 @pytest.mark.parametrize("model", MODELS)
