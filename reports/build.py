@@ -126,6 +126,7 @@ def verification_section(verify: dict[str, list]) -> list[str]:
     fails, n = verify_summary.failures(results)
     if n:
         out += [f"Failures ({n}{', first 50 listed' if n > 50 else ''}):", "", table(fails, escape_cells=True)]
+    out += verify_summary.headroom_section(paths)
     return out
 
 

@@ -1,6 +1,6 @@
 """Markdown helpers: escaping of names taken from JSON/XML, tables through pandas + tabulate, and an
 atomic write (temporary file in the same directory, then os.replace), so a failed build leaves no
-half-written report behind."""
+half-written report behind, and the written file has the permissions a plain write would give it."""
 
 from __future__ import annotations
 
@@ -48,11 +48,29 @@ def slug(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", s).strip("._") or "x"
 
 
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it: set and restore at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(path: Path) -> int:
+    """The permissions a plain write would leave `path` with: an existing file keeps its own, a new one gets
+    0o666 less the umask (mkstemp's temporary file is 0o600, which would make reports private)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | str | bytes) -> None:
     """Write `path` all at once: `write` is the content or a callable given a temporary path in the
-    same directory. The temporary file is removed on any failure; `path` is replaced only on success."""
+    same directory. The temporary file is removed on any failure; `path` is replaced only on success,
+    with the permissions a plain write would have given it (file_mode)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -62,6 +80,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None] | str | b
             data = write.encode() if isinstance(write, str) else write
             with open(tmp, "wb") as f:
                 f.write(data)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -3,10 +3,12 @@ failed / skipped, with skip reasons and the failures by name.
 
 A test id `test_forward_matches_float64_reference[gru-tf-float32-reset_after-B3T7I5H4]` in module
 `verify.test_forward` reads as property `forward` (the module, less `test_`), op `gru`, implementation
-`tensorflow` (the id's short name, impls.SHORT)."""
+`tensorflow` (the id's short name, impls.SHORT). Testsuite properties `headroom|<precision>|<implementation>`
+(verify/headroom.py) give each bar's headroom: the worst observed error against the bar."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pandas as pd
 from impls import IMPLEMENTATIONS, SHORT
 
 from .load import ReportInputError
+from .markdown import table
 
 _IMPL_BY_TOKEN = {**{v: k for k, v in SHORT.items()}, **{k: k for k in IMPLEMENTATIONS}}
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
@@ -102,3 +105,64 @@ def failures(results: list[TestResult], limit: int = 50) -> tuple[pd.DataFrame, 
 
 def totals(results: list[TestResult]) -> Counter:
     return Counter(r.outcome for r in results)
+
+
+# --------------------------------------------------------------------------- each bar's headroom
+
+HEADROOM_PREFIX = "headroom|"
+"""junit testsuite properties `headroom|<precision>|<implementation>` written by verify/headroom.py."""
+
+
+def read_headroom(path: str) -> list[dict]:
+    """The headroom rows of one junit XML: precision, implementation, worst, bar, work, test, n."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as e:
+        raise ReportInputError(f"{path}: cannot read junit XML ({e})") from e
+    rows = []
+    for prop in root.iter("property"):
+        name = prop.get("name", "")
+        if not name.startswith(HEADROOM_PREFIX):
+            continue
+        _, precision, impl = name.split("|", 2)
+        try:
+            v = json.loads(prop.get("value", ""))
+            rows.append({"precision": precision, "implementation": impl, "worst": float(v["worst"]),
+                         "bar": float(v["bar"]), "work": str(v.get("work", "")), "test": str(v.get("test", "")),
+                         "n": int(v.get("n", 0))})  # fmt: skip
+        except (ValueError, KeyError, TypeError) as e:
+            raise ReportInputError(f"{path}: property {name!r} is not a headroom record ({e})") from e
+    return rows
+
+
+def headroom_table(paths: list[str]) -> pd.DataFrame:
+    """Per (precision, implementation) over every file: the comparison closest to its bar (worst error / bar),
+    the bar, the headroom (bar / worst), the work and test it came from, and how many comparisons were made."""
+    best: dict[tuple[str, str], dict] = {}
+    for path in paths:
+        for r in read_headroom(path):
+            key = (r["precision"], r["implementation"])
+            ratio = r["worst"] / r["bar"] if r["bar"] else float("inf")
+            n = best.get(key, {}).get("n", 0) + r["n"]
+            if key not in best or ratio > best[key]["ratio"]:
+                best[key] = {**r, "ratio": ratio}
+            best[key]["n"] = n
+    order = {p: i for i, p in enumerate(("float64", "float32", "tf32", "bfloat16", "float16"))}
+    rows = [{"precision": p, "implementation": i, "worst error": f"{r['worst']:.2g}", "bar": f"{r['bar']:.0e}",
+             "worst / bar": f"{r['ratio']:.2g}", "headroom": "none" if r["ratio"] >= 1 else
+             (f"{1 / r['ratio']:.3g}x" if r["ratio"] > 0 else "all (exact)"), "closest": f"{r['work']}: {r['test']}",
+             "comparisons": str(r["n"])}
+            for (p, i), r in sorted(best.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0]))]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def headroom_section(paths: list[str]) -> list[str]:
+    """Markdown lines for the report's verification section: each bar's headroom per precision and voice."""
+    df = headroom_table(paths)
+    if df.empty:
+        return ["Headroom: this junit XML carries no headroom records (they come from `pytest verify/`).", ""]
+    return [("Each bar's headroom: per precision and implementation, the comparison that came closest to its bar "
+            "(the normwise relative error against NumPy float64, impls/tolerance.py), and how far under the bar "
+            "it stayed. A bar with little headroom is one a change may trip; one with 1e5x is one that would not "
+            "notice a small bug (verify/test_bars.py shows what each still rejects)."), "",
+            table(df, escape_cells=True)]  # fmt: skip
