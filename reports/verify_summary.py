@@ -150,7 +150,7 @@ def headroom_table(paths: list[str]) -> pd.DataFrame:
     order = {p: i for i, p in enumerate(("float64", "float32", "tf32", "bfloat16", "float16"))}
     rows = [{"precision": p, "implementation": i, "worst error": f"{r['worst']:.2g}", "bar": f"{r['bar']:.0e}",
              "worst / bar": f"{r['ratio']:.2g}", "headroom": "none" if r["ratio"] >= 1 else
-             (f"{1 / r['ratio']:.3g}x" if r["ratio"] > 0 else "all (exact)"), "closest": f"{r['work']}: {r['test']}",
+             (f"{1 / r['ratio']:.3g}x" if r["ratio"] > 0 else "all (exact)"), "closest": f"{r['work']}: {r['test']}" if r["work"] else r["test"],
              "comparisons": str(r["n"])}
             for (p, i), r in sorted(best.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0]))]  # fmt: skip
     return pd.DataFrame(rows)

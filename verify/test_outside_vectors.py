@@ -1,0 +1,71 @@
+"""Outside test vectors in every voice: ONNX's shipped backend data for Conv (groups, depthwise with and without
+a channel multiplier, dilation, explicit and asymmetric pads, SAME_LOWER), AveragePool (with and without
+counting padded cells) and MaxPool, as verify/outside_vectors.py reads them. The expected outputs were
+computed by PyTorch (pytorch-converted) and by ONNX's own NumPy (node cases), in float32, so the suite
+cannot tune to them: every voice must reproduce them within the float32 bar, the NumPy reference in float64,
+the others in float32. Cases the contract cannot express, and pairs a voice declares refused
+(impls/limits.py), are listed as skips with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from impls import IMPLEMENTATIONS, SHORT, BackendUnavailable, limits
+from impls.inputs import to_native
+from verify.conftest import load
+from verify.headroom import check
+
+
+def _cases():
+    try:
+        from verify import outside_vectors as ov
+
+        return list(ov.converted_cases() + ov.node_cases()), None
+    except BackendUnavailable as e:
+        return [], str(e)
+
+
+CASES, UNAVAILABLE = _cases()
+
+
+def _params() -> list:
+    if UNAVAILABLE:
+        return [pytest.param(None, "numpy", "float64", marks=pytest.mark.skip(reason=UNAVAILABLE), id="onnx-unavailable")]
+    out = []
+    for c in CASES:
+        for impl in IMPLEMENTATIONS:
+            dtype = "float64" if impl == "numpy" else "float32"
+            marks = ()
+            if c.unsupported:
+                marks = pytest.mark.skip(reason=f"not in the contract: {c.unsupported}")
+            elif (why := limits.refusal(impl, c.op, **c.options)) is not None:
+                marks = pytest.mark.skip(reason=f"declared refusal: {why}")
+            out.append(pytest.param(c, impl, dtype, marks=marks, id=f"{c.name}-{SHORT[impl]}-{dtype}"))
+    return out
+
+
+@pytest.mark.parametrize("case, impl, dtype", _params())
+def test_outside_vector_agrees(case, impl, dtype):
+    mod = load(impl)
+    native = to_native(mod, {k: v.astype(np.float64) for k, v in case.inputs.items()}, dtype)
+    got = mod.to_numpy(case.call(mod, native))
+    check(got, case.expected, "float32", impl, f"outside_{case.op}", f"{case.name} in {impl} {dtype}")
+
+
+def test_the_outside_vectors_reach_every_new_option():
+    """Guard for the data: groups, depthwise with a multiplier, dilation, asymmetric explicit pads, average
+    pooling with either rule, among the cases that run."""
+    if UNAVAILABLE:
+        pytest.skip(UNAVAILABLE)
+    run = [c for c in CASES if not c.unsupported]
+    conv = [c.options for c in run if c.op == "conv2d"]
+    x_channels = {c.name: c.inputs["x"].shape[3] for c in run}
+    assert any(1 < o["groups"] < x_channels[c.name] for c, o in zip([c for c in run if c.op == "conv2d"], conv))
+    assert any(o["groups"] == x_channels[c.name] and c.inputs["kernel"].shape[3] > o["groups"]
+               for c, o in zip([c for c in run if c.op == "conv2d"], conv))  # fmt: skip
+    assert any(max(o["dilation"]) > 1 for o in conv)
+    assert any(not isinstance(o["padding"], str) and o["padding"][0] != o["padding"][1] for o in conv)
+    avg = [c.options for c in run if c.op == "avg_pool2d"]
+    assert {o["count_include_pad"] for o in avg if not isinstance(o["padding"], str) or o["padding"] == "same"} == {False, True}
+    assert len(run) >= 40, f"only {len(run)} outside cases run"
