@@ -25,6 +25,7 @@ from impls import data, numpy_train
 from impls.tolerance import tolerance
 from impls.training_parity import (
     FLOAT32_CALIBRATION,
+    FLOAT32_MEASURED,
     FLOAT32_TOL,
     FLOAT64_CALIBRATION,
     FLOAT64_TOL,
@@ -96,6 +97,9 @@ def test_training_bars_are_no_looser_than_their_calibration(result, model):
     """A bar looser than its calibration hides drift it was set to catch: float64 against the table's bar,
     float32 against the worst difference this same run measures (impls.training_parity says how each was set)."""
     assert FLOAT64_TOL <= FLOAT64_CALIBRATION * tolerance("float64")
+    for m in MODELS:
+        for bar, measured in zip(FLOAT32_TOL[m], FLOAT32_MEASURED[m]):
+            assert bar <= FLOAT32_CALIBRATION * measured, f"{m}: float32 bar {bar:.1e} > {FLOAT32_CALIBRATION:g} x {measured:.1e}"
     cs = [c for c in result["comparisons"] if c["model"] == model and c["other"].endswith("/float32")]
     if not cs:
         pytest.skip(f"no float32 run of {model} here: {result['unavailable']}")
