@@ -42,6 +42,11 @@ def pytest_addoption(parser):
                     help="seconds of timed blocks a comparison group aims at (overrides the profile's)")  # fmt: skip
     group.addoption("--bench-slot", type=float, default=None,
                     help="seconds each implementation's slot in a block lasts, about (overrides the profile's 0.02)")  # fmt: skip
+    group.addoption("--bench-malloc", choices=("steady", "default"), default="steady",
+                    help="steady (default): fix glibc malloc's mmap/trim thresholds so per-call temporaries reuse the "
+                         "heap in every process alike (bench/machine.py); default: leave glibc adaptive")  # fmt: skip
+    group.addoption("--bench-pin", choices=("auto", "yes", "no"), default="auto",
+                    help="confine the run to one CPU: auto (when every framework has one thread), yes, no")  # fmt: skip
     group.addoption("--cuda-wait", choices=("auto", "sync", "spin"), default="auto",
                     help="how a cuda torch row waits for the GPU: auto (spin on an event's query() for calls under "
                          "3 ms, else torch.cuda.synchronize), sync, spin")  # fmt: skip
@@ -61,6 +66,13 @@ def pytest_configure(config):
         if v is not None and not v > 0:
             raise pytest.UsageError(f"--{name.replace('_', '-')} {v}: give a positive number")
     frameworks.set_threads(threads(config))
+    pinning = config.getoption("bench_pin", default="no")
+    if pinning == "yes" or (pinning == "auto" and frameworks.threads() == 1):
+        config._nnparity_pin = machine.pin()
+    else:
+        config._nnparity_pin = {"policy": "unpinned"}
+    malloc = config.getoption("bench_malloc", default="default")
+    config._nnparity_malloc = machine.steady_malloc() if malloc == "steady" else {"policy": "default"}
 
 
 def threads(config) -> int | None:
@@ -166,6 +178,8 @@ def bench(request) -> groups.Session:
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["nnparity"] = machine.facts(_profile(config))
     machine_info["nnparity"]["contention"] = bench_session(config).finish()
+    machine_info["nnparity"]["malloc"] = getattr(config, "_nnparity_malloc", None)
+    machine_info["nnparity"]["pin"] = getattr(config, "_nnparity_pin", None)
 
 
 def pytest_terminal_summary(terminalreporter, config):

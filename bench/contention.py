@@ -6,7 +6,7 @@ A run records a snapshot when its first group starts and another at its end (mac
 (extra_info["paired"]["machine"]). A run is *contended* when any of these holds:
 
   - the matmul ceiling at the end is more than 15% below the one at the start (CEILING_DROP);
-  - the 1-minute load average at the start, before any timing, exceeds the cores (LOAD);
+  - the 1-minute load average at the start, before any timing, exceeds the machine's CPUs;
   - other processes used more than OTHERS_CORES cores on average over the run: /proc/stat's busy time
     minus this process's own CPU time (getrusage, every thread) over the wall time;
   - the hypervisor stole more than STEAL of the CPU time (/proc/stat's steal column).
@@ -34,7 +34,8 @@ _FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"
 
 
 def cpus() -> int:
-    """Logical CPUs this process may run on (what a load average is measured against)."""
+    """Logical CPUs this process may run on (the probe's threads; a load average is machine-wide and is
+    measured against os.cpu_count())."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

@@ -42,10 +42,10 @@ what=${1:-all}
 shift || true
 case "$what" in
   quick) run quick "${QUICK_DEADLINE:-}" "$@" ;;
-  deepbench) run deepbench "${DEEPBENCH_DEADLINE:-}" --bench-max-time 0.3 "$@" ;;
+  deepbench) run deepbench "${DEEPBENCH_DEADLINE:-}" "$@" ;;
   all)
     run quick "${QUICK_DEADLINE:-210}" "$@"
-    run deepbench "${DEEPBENCH_DEADLINE:-300}" --bench-max-time 0.3 "$@"
+    run deepbench "${DEEPBENCH_DEADLINE:-300}" "$@"
     ;;
   *)
     echo "usage: bash bench/gpu_run.sh quick|deepbench|all" >&2

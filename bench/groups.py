@@ -19,6 +19,7 @@ raises fails with its own exception; the rest of its group is timed without it.
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from contextlib import ExitStack
@@ -144,7 +145,7 @@ class Session:
             return None
         if not hasattr(self, "_verdict"):
             end = contention.probe()
-            v = contention.verdict(self.start, end, contention.cpus())
+            v = contention.verdict(self.start, end, os.cpu_count() or 1)  # load is machine-wide
             v["start"], v["end"] = self.start, end
             busy = [g["group"] for g in self.groups if g["contended"]]
             v["groups_timed"], v["groups_contended"] = len(self.groups), busy

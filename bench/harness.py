@@ -59,7 +59,7 @@ SPIN_MAX_S = 3e-3
 H100 runs read 50-190 us more than CUDA events on 1-3 ms calls waited on with torch.cuda.synchronize()."""
 
 TIMING = {
-    "quick": Timing(slot=0.02, min_blocks=12, max_blocks=30, group_time=3.0, warmup=2, warmup_time=0.05),
+    "quick": Timing(slot=0.02, min_blocks=12, max_blocks=30, group_time=3.0, warmup=2, warmup_time=0.25),
     "full": Timing(slot=0.02, min_blocks=12, max_blocks=40, group_time=6.0, warmup=3, warmup_time=0.2),
     "deepbench": Timing(slot=0.02, min_blocks=5, max_blocks=20, group_time=4.0, warmup=1, warmup_time=0.0),
 }

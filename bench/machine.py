@@ -92,3 +92,44 @@ def facts(profile: str | None = None) -> dict[str, Any]:
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                "TF_NUM_INTRAOP_THREADS", "CUDA_VISIBLE_DEVICES") if k in os.environ},
     }  # fmt: skip
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
+TRIM_THRESHOLD = 2**30
+
+
+def steady_malloc() -> dict[str, Any]:
+    """Fix glibc malloc's mmap and trim thresholds for this process (mallopt), so that blocks of up to 32 MiB
+    come from the heap and freed memory stays there. glibc's default adapts the mmap threshold to the sizes
+    freed so far, so whether a framework's per-call temporaries are fresh, page-faulting mmaps or reused heap
+    depends on the process's history: measured here, NumPy and torch.nn rows of the seed CNN's training step
+    ran 10-20% slower with 2-3x the block-to-block spread in some processes and not in others. Returns what
+    was set, or why nothing was (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    except (OSError, AttributeError, TypeError) as e:
+        return {"policy": "default", "why": f"mallopt unavailable ({type(e).__name__}: {e})"}
+    if not ok:
+        return {"policy": "default", "why": f"{name}: mallopt refused the thresholds"}
+    return {"policy": "steady", "mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD, "libc": name}
+
+
+def pin(cpu: int | None = None) -> dict[str, Any]:
+    """Confine this process (and every thread it starts later: framework pools inherit it) to one CPU, the
+    highest it may use unless `cpu` says which. With one compute thread per framework, TensorFlow's executor
+    thread, torch's and OpenBLAS's pools then share the core the Python thread runs on instead of waking
+    each other across cores. Returns what was done, or why not."""
+    if not hasattr(os, "sched_setaffinity"):
+        return {"policy": "unpinned", "why": "no sched_setaffinity on this system"}
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = allowed[-1] if cpu is None else cpu
+    if cpu not in allowed:
+        raise ValueError(f"CPU {cpu} is not one this process may use ({allowed})")
+    os.sched_setaffinity(0, {cpu})
+    return {"policy": "pinned", "cpu": cpu, "of": allowed}
