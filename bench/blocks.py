@@ -1,7 +1,7 @@
 """Interleaved block timing of one comparison group (no framework here; bench/groups.py feeds it).
 
-    plan = calibrate(members, timing)      # warm-up calls, loops per slot, number of blocks
-    times = run(members, plan, seed)       # {id: [per-call seconds in block 1, ..., block k]}
+    plan, errors = calibrate(members, timing)  # warm-up calls, loops per slot, number of blocks
+    times, errors = run(members, plan, seed)   # {id: [per-call seconds in block 1, ..., block k]}
 
 Each member is one implementation's timed unit (the call plus its synchronize). Calibration, once per
 member: warm-up calls (at least `warmup` of them and `warmup_time` seconds), whose median sets the loop
@@ -71,11 +71,16 @@ def _warm(call: Callable[[], object], n: int, seconds: float) -> list[float]:
     return out
 
 
-def calibrate(members: list[Member], timing: Timing, blocks: int | None = None) -> Plan:
-    """Warm every member up, set its loops, and the group's number of blocks (`blocks` fixes it)."""
-    loops, est, warm = {}, {}, {}
+def calibrate(members: list[Member], timing: Timing, blocks: int | None = None) -> tuple[Plan, dict[str, Exception]]:
+    """Warm every member up, set its loops, and the group's number of blocks (`blocks` fixes it). A member
+    whose call raises is left out of the plan, with its exception."""
+    loops, est, warm, errors = {}, {}, {}, {}
     for m in members:
-        w = _warm(m.call, max(1, timing.warmup), timing.warmup_time)
+        try:
+            w = _warm(m.call, max(1, timing.warmup), timing.warmup_time)
+        except Exception as e:  # noqa: BLE001 - the member's own test re-raises it
+            errors[m.id] = e
+            continue
         est[m.id], warm[m.id] = median(w), len(w)
         loops[m.id] = max(1, round(timing.slot / max(est[m.id], 1e-9)))
     block_s = sum(loops[k] * est[k] for k in loops)
@@ -84,7 +89,7 @@ def calibrate(members: list[Member], timing: Timing, blocks: int | None = None) 
         blocks = int(min(timing.max_blocks, max(timing.min_blocks, want)))
     if blocks < 1:
         raise ValueError(f"blocks must be >= 1, got {blocks}")
-    return Plan(loops, est, warm, blocks, block_s)
+    return Plan(loops, est, warm, blocks, block_s), errors
 
 
 def orders(n: int, blocks: int, seed: int) -> list[list[int]]:
@@ -105,7 +110,7 @@ def run(members: list[Member], plan: Plan, seed: int) -> tuple[dict[str, list[fl
         for b, order in enumerate(orders(len(members), plan.blocks, seed)):
             for i in order:
                 m = members[i]
-                if m.id in errors:
+                if m.id in errors or m.id not in plan.loops:
                     continue
                 try:
                     if b == 0:  # burn-in: one plain call each, untimed
@@ -121,4 +126,4 @@ def run(members: list[Member], plan: Plan, seed: int) -> tuple[dict[str, list[fl
     finally:
         if was_enabled:
             gc.enable()
-    return {k: v for k, v in times.items() if k not in errors}, errors
+    return {k: v for k, v in times.items() if k not in errors and k in plan.loops}, errors

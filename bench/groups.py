@@ -103,10 +103,11 @@ class Session:
 
     def _time(self, group: str, entries: dict[str, harness.Entry]) -> None:
         opts, members = self.opts, [e.member for e in entries.values()]
-        plan = blocks.calibrate(members, opts.timing, opts.blocks)
+        plan, failed = blocks.calibrate(members, opts.timing, opts.blocks)
+        self.outcomes.update({k: Outcome(error=err) for k, err in failed.items()})
         events = {}
         for k, e in entries.items():
-            if e.device == "cuda" and opts.cuda_events and plan.estimate[k] >= harness.CUDA_EVENT_MIN_S / 2:
+            if k in plan.loops and e.device == "cuda" and opts.cuda_events and plan.estimate[k] >= harness.CUDA_EVENT_MIN_S / 2:
                 timer = native("torch").EventTimer(plan.loops[k] * plan.blocks)
                 call, wait = timer.wrap(e.fn), e.wait
                 e.member.timed = lambda call=call, wait=wait: (call(), wait())
@@ -125,7 +126,8 @@ class Session:
             info.update(rounds=plan.blocks, warmup_calls=plan.warmup_calls[k], loops=plan.loops[k])
             info["paired"] = {
                 "group": group, "reference": ref, "ratio": r.ratio, "ci95": list(r.ci95) if r.ci95 else None,
-                "blocks": r.blocks, "log_ratios": list(r.log_ratios), "half_width": r.half_width,
+                "blocks": r.blocks, "log_ratios": list(r.log_ratios),
+                "half_width": r.half_width if r.ci95 else None,
                 "members": sorted(times), "loops": plan.loops[k], "slot_s": opts.timing.slot,
                 "order": f"shuffled per block (numpy default_rng seed {seed(group)}), after one untimed block",
                 "threads": opts.threads if opts.threads is not None else "framework defaults",

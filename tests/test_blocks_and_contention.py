@@ -4,6 +4,7 @@ rules (bench/contention.py) on synthetic facts, plus one real burner (framework-
 from __future__ import annotations
 
 import gc
+import math
 import os
 import subprocess
 import sys
@@ -27,23 +28,24 @@ def spin(seconds: float):
 
 def test_loops_fill_the_slot_and_blocks_fill_the_group_time():
     members = [blocks.Member("a", spin(1e-3)), blocks.Member("b", spin(2e-3)), blocks.Member("c", spin(1e-2))]
-    plan = blocks.calibrate(members, T)
-    assert plan.loops == {"a": 4, "b": 2, "c": 1}  # a call longer than the slot gets one loop
-    assert plan.block_s == pytest.approx(0.018, rel=0.2)
-    assert plan.blocks == 17  # ceil(0.3 / ~0.018), inside [6, 40]
-    assert blocks.calibrate(members, T, blocks=3).blocks == 3
+    plan, errors = blocks.calibrate(members, T)
+    assert not errors
+    assert 3 <= plan.loops["a"] <= 4 and plan.loops["b"] == 2 and plan.loops["c"] == 1  # one loop: longer than the slot
+    assert plan.block_s == pytest.approx(sum(plan.loops[k] * plan.estimate[k] for k in "abc"))
+    assert plan.blocks == math.ceil(0.3 / plan.block_s) and 14 <= plan.blocks <= 20  # inside [6, 40]
+    assert blocks.calibrate(members, T, blocks=3)[0].blocks == 3
 
 
 def test_blocks_are_clamped():
     slow = [blocks.Member("a", spin(0.1))]
-    assert blocks.calibrate(slow, T).blocks == T.min_blocks
+    assert blocks.calibrate(slow, T)[0].blocks == T.min_blocks
     fast = [blocks.Member("a", spin(1e-5))]
-    assert blocks.calibrate(fast, T).blocks == T.max_blocks
+    assert blocks.calibrate(fast, T)[0].blocks == T.max_blocks
 
 
 def test_per_call_times_and_the_paired_ratio_match_the_known_costs():
     members = [blocks.Member("a", spin(1e-3)), blocks.Member("b", spin(2e-3))]
-    plan = blocks.calibrate(members, T, blocks=8)
+    plan, _ = blocks.calibrate(members, T, blocks=8)
     times, errors = blocks.run(members, plan, seed=1)
     assert not errors and {k: len(v) for k, v in times.items()} == {"a": 8, "b": 8}
     assert min(times["a"]) >= 1e-3 and min(times["b"]) >= 2e-3
@@ -61,6 +63,16 @@ def test_every_block_runs_every_member_once_in_a_seeded_shuffled_order():
     blocks.run(members, plan, seed=3)
     expected = [["abc"[i] for i in o] for o in blocks.orders(3, 5, seed=3)]
     assert [seen[i:i + 3] for i in range(0, 18, 3)] == expected  # burn-in block first, then the 5 timed ones
+
+
+def test_a_member_that_raises_in_its_warm_up_is_left_out_of_the_plan():
+    def broken():
+        raise RuntimeError("no kernel image")
+
+    plan, errors = blocks.calibrate([blocks.Member("ok", spin(1e-4)), blocks.Member("bad", broken)], T, blocks=3)
+    assert list(plan.loops) == ["ok"] and str(errors["bad"]) == "no kernel image"
+    times, errors = blocks.run([blocks.Member("ok", spin(1e-4)), blocks.Member("bad", broken)], plan, seed=0)
+    assert list(times) == ["ok"] and not errors  # not called again
 
 
 def test_a_member_that_raises_is_dropped_with_its_error_and_the_rest_finish():
