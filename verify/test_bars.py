@@ -129,6 +129,20 @@ def test_the_adam_override_is_no_looser_than_its_calibration():
     assert numpy_train.DEFAULT_EPS["keras"] < 1e-6  # the step is m / (sqrt(v) + eps) ~ 1 in size at step 1
 
 
+def test_the_error_measure_is_normwise_and_relative_to_the_reference():
+    """max|actual - expected| / max|expected|, the expected being the float64 reference: an output 3x too large
+    is off by 2 (not 2/3, as scaling by the actual would say), one too small by 2/3; NaN where the reference
+    has none is infinitely off."""
+    y = reference("float64")
+    assert error_stats(3 * y, y).rel == pytest.approx(2.0, rel=1e-12)
+    assert error_stats(y / 3, y).rel == pytest.approx(2 / 3, rel=1e-12)
+    off = y.copy()
+    off[0, 3, 5] = np.nan
+    assert error_stats(off, y).rel == float("inf")
+    with pytest.raises(AssertionError, match="shape mismatch"):
+        error_stats(y[:, :-1], y)
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_the_comparison_rejects_ten_times_the_bar_and_accepts_a_tenth(precision):
     """The measure is sharp at the bar: one element off by 10x the bar (relative to max|ref|) fails, 0.1x passes."""
