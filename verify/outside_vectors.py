@@ -7,6 +7,11 @@ Two sources, both in the installed `onnx` package (nothing is downloaded):
 - the node cases of `onnx.backend.test.case.node.conv`, `.averagepool`, `.maxpool`: the inputs and expected
   outputs ONNX generates its backend data from (hand-written arrays for Conv, ONNX's NumPy pooling for the
   pools).
+- TensorFlow's depthwise-convolution tests (`tensorflow/python/kernel_tests/nn_ops/depthwise_conv_op_base.py`):
+  their shape configurations (SAME, VALID and explicit pads, strides, dilations, channel multipliers, each with
+  the output shape TensorFlow's test expects), evaluated by that file's own NumPy reference
+  (`_DepthwiseConv2dNumpy`) on seeded inputs, plus its hand-computed `testConv2D2x2Filter` values, read from
+  the file's source.
 Each becomes an `OutsideCase`: NHWC inputs, canonical weights and options through impls/convert.py (OIHW
 kernels, ONNX's [top, left, bottom, right] pads; SAME_LOWER, which puts the odd pixel before, as explicit
 pads), and the expected output in NHWC. 1-D cases run as 2-D with a height of 1. A case needing what the
@@ -16,7 +21,9 @@ so the test can say what it skipped.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,11 +32,13 @@ from typing import Any
 import numpy as np
 
 from impls import convert, frameworks
-from impls.spec import same_pads
+from impls.spec import random_array, same_pads
 
 OPS = {"Conv": "conv2d", "AveragePool": "avg_pool2d", "MaxPool": "max_pool2d"}
 CONVERTED = ("test_Conv1d", "test_Conv2d", "test_AvgPool1d", "test_AvgPool2d", "test_MaxPool1d", "test_MaxPool2d")
 NODE_MODULES = ("conv", "averagepool", "maxpool")
+TF_DEPTHWISE = "tensorflow.python.kernel_tests.nn_ops.depthwise_conv_op_base"
+TF_MAX_OUTPUTS = 40_000  # TensorFlow's reference loops in Python over output pixels and channels: small configs only
 
 
 @dataclass
@@ -153,3 +162,49 @@ def node_cases() -> tuple[OutsideCase, ...]:
             inputs, outputs = c.data_sets[0]
             out.append(_case(f"node/{c.name}", n.op_type, _attrs(onnx, n), list(inputs), outputs[0]))
     return tuple(out)
+
+
+def _tf_depthwise(name: str) -> Any:
+    return frameworks.load_attr(TF_DEPTHWISE, name)
+
+
+@cache
+def tf_depthwise_cases() -> tuple[OutsideCase, ...]:
+    """TensorFlow's depthwise conv test configurations, evaluated by its own NumPy reference; each checks the
+    output shape TensorFlow's test states too (OutsideCase.expected has it)."""
+    reference = _tf_depthwise("_DepthwiseConv2dNumpy")
+    configs = [("", c) for c in _tf_depthwise("ConfigsToTest")()]
+    configs += [("explicit-", c) for c in _tf_depthwise("ConfigsToTestExplicit")()]
+    cases = []
+    for n, (kind, (in_size, f_size, out_size, stride, padding, dilations)) in enumerate(configs):
+        name = f"tf-depthwise/{kind}{'x'.join(map(str, in_size))}-f{'x'.join(map(str, f_size))}"
+        if int(np.prod(out_size[1:])) * in_size[0] > TF_MAX_OUTPUTS:
+            cases.append(OutsideCase(name, "conv2d", unsupported="too large for TensorFlow's Python-loop reference here"))
+            continue
+        x, f = random_array(tuple(in_size), 3000 + n), random_array(tuple(f_size), 3100 + n)
+        tf_pad = padding if isinstance(padding, str) else [(0, 0), *map(tuple, padding), (0, 0)]
+        expected = reference(x, f, [1, stride, stride, 1], tf_pad, "NHWC", dilations)
+        if list(expected.shape) != list(out_size):
+            raise AssertionError(f"{name}: TensorFlow's reference gives {expected.shape}, its test states {out_size}")
+        bias = random_array((out_size[3],), 3200 + n)
+        ours = padding.lower() if isinstance(padding, str) else tuple(tuple(p) for p in padding)
+        cases.append(OutsideCase(name, "conv2d",
+                                 {"x": x, "kernel": convert.depthwise_to_grouped(f), "bias": bias},
+                                 {"stride": stride, "padding": ours, "dilation": tuple(dilations or (1, 1)),
+                                  "groups": in_size[3]}, expected + bias))  # fmt: skip
+    return tuple(cases)
+
+
+@cache
+def tf_hand_values_case() -> OutsideCase:
+    """testConv2D2x2Filter: a [1, 2, 3, 2] input and [2, 2, 2, 2] filter of 1, 2, 3, ... and the outputs
+    TensorFlow's authors worked out by hand (read from the test's source)."""
+    test = _tf_depthwise("DepthwiseConv2DBase").testConv2D2x2Filter
+    tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(test)))
+    expected = next(ast.literal_eval(node.value) for node in ast.walk(tree)
+                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "expected_output")  # fmt: skip
+    x = np.arange(1.0, 13.0).reshape(1, 2, 3, 2)
+    f = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
+    return OutsideCase("tf-depthwise/testConv2D2x2Filter", "conv2d",
+                       {"x": x, "kernel": convert.depthwise_to_grouped(f), "bias": np.zeros(4)},
+                       {"padding": "valid", "groups": 2}, np.asarray(expected, dtype=np.float64).reshape(1, 1, 2, 4))  # fmt: skip

@@ -1,8 +1,9 @@
 """Outside test vectors in every voice: ONNX's shipped backend data for Conv (groups, depthwise with and without
 a channel multiplier, dilation, explicit and asymmetric pads, SAME_LOWER), AveragePool (with and without
-counting padded cells) and MaxPool, as verify/outside_vectors.py reads them. The expected outputs were
-computed by PyTorch (pytorch-converted) and by ONNX's own NumPy (node cases), in float32, so the suite
-cannot tune to them: every voice must reproduce them within the float32 bar, the NumPy reference in float64,
+counting padded cells) and MaxPool, and TensorFlow's depthwise-convolution test configurations, as
+verify/outside_vectors.py reads them. The expected outputs were computed by PyTorch (pytorch-converted), by
+ONNX's own NumPy (node cases, in float32) and by TensorFlow's test reference (or by hand), so the suite cannot
+tune to them: every voice must reproduce them within the float32 bar, the NumPy reference in float64,
 the others in float32. Cases the contract cannot express, and pairs a voice declares refused
 (impls/limits.py), are listed as skips with the reason."""
 
@@ -17,22 +18,27 @@ from verify.conftest import load
 from verify.headroom import check
 
 
-def _cases():
-    try:
-        from verify import outside_vectors as ov
+def _cases() -> tuple[list, dict[str, str]]:
+    """Every source's cases, and why a source is unavailable here (its framework is missing)."""
+    from verify import outside_vectors as ov
 
-        return list(ov.converted_cases() + ov.node_cases()), None
-    except BackendUnavailable as e:
-        return [], str(e)
+    sources = {"onnx": lambda: ov.converted_cases() + ov.node_cases(),
+               "tensorflow": lambda: ov.tf_depthwise_cases() + (ov.tf_hand_values_case(),)}  # fmt: skip
+    cases, unavailable = [], {}
+    for name, get in sources.items():
+        try:
+            cases += list(get())
+        except BackendUnavailable as e:
+            unavailable[name] = str(e)
+    return cases, unavailable
 
 
 CASES, UNAVAILABLE = _cases()
 
 
 def _params() -> list:
-    if UNAVAILABLE:
-        return [pytest.param(None, "numpy", "float64", marks=pytest.mark.skip(reason=UNAVAILABLE), id="onnx-unavailable")]
-    out = []
+    out = [pytest.param(None, "numpy", "float64", marks=pytest.mark.skip(reason=why), id=f"{src}-unavailable")
+           for src, why in UNAVAILABLE.items()]  # fmt: skip
     for c in CASES:
         for impl in IMPLEMENTATIONS:
             dtype = "float64" if impl == "numpy" else "float32"
@@ -57,7 +63,7 @@ def test_the_outside_vectors_reach_every_new_option():
     """Guard for the data: groups, depthwise with a multiplier, dilation, asymmetric explicit pads, average
     pooling with either rule, among the cases that run."""
     if UNAVAILABLE:
-        pytest.skip(UNAVAILABLE)
+        pytest.skip("; ".join(UNAVAILABLE.values()))
     run = [c for c in CASES if not c.unsupported]
     conv = [c.options for c in run if c.op == "conv2d"]
     x_channels = {c.name: c.inputs["x"].shape[3] for c in run}
