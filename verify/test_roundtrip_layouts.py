@@ -152,6 +152,14 @@ def test_keras_single_bias_gradients_are_one_bias_never_two():
     assert_same(convert.gru_grads_from_keras(k, reset_after=False), cg, "keras single-bias gradients round trip")
 
 
+def test_seed_gru_model_through_keras_reset_before_is_the_projection_per_layer():
+    """The whole seed GRU model in Keras' GRU(reset_after=False): each layer reads back as keras_single_bias."""
+    p = init_seed_gru(17, **GRU_SMALL)
+    back = convert.seed_gru_from_keras(convert.seed_gru_to_keras(p, reset_after=False), reset_after=False)
+    want = SeedGRUParams(convert.keras_single_bias(p.gru1), convert.keras_single_bias(p.gru2), p.dense)
+    assert_same(back, want, "seed GRU through keras reset_before")
+
+
 def test_seed_models_round_trip_through_both_frameworks_at_full_size():
     """The seed's own sizes (square 5x5x64 features: the converters infer them)."""
     g, c = init_seed_gru(seed=1), init_seed_cnn(seed=2)
