@@ -9,9 +9,11 @@ count so that a slot of `loops` calls lasts about `slot` seconds (one call where
 Then k blocks: every member runs its slot once per block, in an order shuffled from block to block
 (numpy's seeded generator, so a run can be replayed), and its per-call time in that block is the slot's
 wall time over its loops. k = group_time / (one block's estimated time), clamped to [min_blocks,
-max_blocks]: fast groups get many blocks, slow ones at least min_blocks. One untimed block first lets
-every member see the others' cache and frequency footprint before the first timed one. Python's garbage
-collector is off during the blocks (as timeit does), so a collection never lands in one member's slot.
+max_blocks] (a group of one: min_blocks), split evenly over `epochs` calls of `run` that bench/groups.py
+spreads over the run. Each `run` starts with one untimed call of every member, so the first timed slot
+does not pay for the caches another group left. Python's garbage collector is off during the blocks (as
+timeit does), so a collection never lands in one member's slot; the caller collects before (bench/groups.py:
+once per epoch, since one collection costs ~0.25 s once TensorFlow and torch are loaded).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ class Timing:
     group_time: float  # seconds of timed blocks a group aims at; k = group_time / block, clamped
     warmup: int  # warm-up calls per member, at least
     warmup_time: float  # and at least this many seconds of them
+    epochs: int = 1  # the blocks are spread over the run in this many epochs (bench/groups.py)
 
     def __post_init__(self):
         if not (self.slot > 0 and self.group_time >= 0 and self.warmup_time >= 0):
             raise ValueError(f"slot must be > 0, group_time and warmup_time >= 0: {self}")
-        if not 1 <= self.min_blocks <= self.max_blocks or self.warmup < 0:
-            raise ValueError(f"need 1 <= min_blocks <= max_blocks and warmup >= 0: {self}")
+        if not 1 <= self.min_blocks <= self.max_blocks or self.warmup < 0 or self.epochs < 1:
+            raise ValueError(f"need 1 <= min_blocks <= max_blocks, warmup >= 0 and epochs >= 1: {self}")
 
 
 @dataclass
@@ -57,8 +60,13 @@ class Plan:
     loops: dict[str, int]
     estimate: dict[str, float]  # seconds per call, median of the warm-up calls
     warmup_calls: dict[str, int]
-    blocks: int
+    blocks: int  # per epoch
     block_s: float = field(default=0.0)  # estimated seconds of one block
+    epochs: int = 1
+
+    @property
+    def total(self) -> int:
+        return self.blocks * self.epochs
 
 
 def _warm(call: Callable[[], object], n: int, seconds: float) -> list[float]:
@@ -72,8 +80,9 @@ def _warm(call: Callable[[], object], n: int, seconds: float) -> list[float]:
 
 
 def calibrate(members: list[Member], timing: Timing, blocks: int | None = None) -> tuple[Plan, dict[str, Exception]]:
-    """Warm every member up, set its loops, and the group's number of blocks (`blocks` fixes it). A member
-    whose call raises is left out of the plan, with its exception."""
+    """Warm every member up, set its loops, and the group's blocks (`blocks` fixes how many in all), split
+    over the timing's epochs (plan.blocks is per epoch, rounded up). A member whose call raises is left out
+    of the plan, with its exception."""
     loops, est, warm, errors = {}, {}, {}, {}
     for m in members:
         try:
@@ -84,12 +93,13 @@ def calibrate(members: list[Member], timing: Timing, blocks: int | None = None) 
         est[m.id], warm[m.id] = median(w), len(w)
         loops[m.id] = max(1, round(timing.slot / max(est[m.id], 1e-9)))
     block_s = sum(loops[k] * est[k] for k in loops)
-    if blocks is None:
-        want = math.ceil(timing.group_time / block_s) if block_s > 0 else timing.max_blocks
-        blocks = int(min(timing.max_blocks, max(timing.min_blocks, want)))
+    if blocks is None:  # in all; a group of one has nothing to pair and gets the fewest
+        want = math.ceil(timing.group_time / block_s) if block_s > 0 and len(members) > 1 else timing.min_blocks
+        blocks = min(timing.max_blocks, max(timing.min_blocks, want))
     if blocks < 1:
         raise ValueError(f"blocks must be >= 1, got {blocks}")
-    return Plan(loops, est, warm, blocks, block_s), errors
+    blocks = math.ceil(blocks / timing.epochs)  # per epoch
+    return Plan(loops, est, warm, blocks, block_s, timing.epochs), errors
 
 
 def orders(n: int, blocks: int, seed: int) -> list[list[int]]:
@@ -99,13 +109,12 @@ def orders(n: int, blocks: int, seed: int) -> list[list[int]]:
 
 
 def run(members: list[Member], plan: Plan, seed: int) -> tuple[dict[str, list[float]], dict[str, Exception]]:
-    """Per-call seconds of every member in every timed block (plan.blocks of them), and the members whose
-    call raised (left out of the later blocks and of the times, with their exception)."""
+    """One epoch: per-call seconds of every member in every timed block (plan.blocks of them), and the
+    members whose call raised (left out of the later blocks and of the times, with their exception)."""
     times: dict[str, list[float]] = {m.id: [] for m in members}
     errors: dict[str, Exception] = {}
     was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
+    gc.disable()  # the caller collects beforehand: a full collection costs ~0.25 s with TF and torch loaded
     try:
         for b, order in enumerate(orders(len(members), plan.blocks, seed)):
             for i in order:

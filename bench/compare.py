@@ -5,7 +5,7 @@
 
 Run to run prints the three figures of the paired-timing bar:
   1. agreement: the share of rows whose log-ratio to their group's reference agrees between the runs,
-     |log r1 - log r2| <= 1.96 sqrt(se1^2 + se2^2) (bar: 90%). Both runs are put on the first run's
+     |log r1 - log r2| <= 1.96 sqrt(se1^2 + se2^2) (bar: 90%; se over the epochs, bench/paired.py). Both runs are put on the first run's
      reference (bench.paired.rebase), and the reference rows themselves are not counted;
   2. the median half-width of the 95% intervals in each run (bar: 5%);
   3. the headline's order: for every seed-model group, no two implementations that one run orders
@@ -52,8 +52,9 @@ def groups(run: dict) -> dict[str, dict[str, dict]]:
     return out
 
 
-def _log_ratios(g: dict[str, dict]) -> dict[str, list[float]]:
-    return {k: p["log_ratios"] for k, p in g.items()}
+def _epochs(g: dict[str, dict]) -> list[int] | None:
+    """The group's epoch of every block (one list for all its rows), None for a group timed in one stretch."""
+    return next(iter(g.values())).get("epochs")
 
 
 def agreement(a: dict, b: dict) -> list[tuple[str, bool, paired.Ratio, paired.Ratio]]:
@@ -66,8 +67,8 @@ def agreement(a: dict, b: dict) -> list[tuple[str, bool, paired.Ratio, paired.Ra
         ref = next(iter(ga[name].values()))["reference"]
         if ref not in common:
             continue
-        ra = paired.rebase({k: ga[name][k]["log_ratios"] for k in common}, ref)
-        rb = paired.rebase({k: gb[name][k]["log_ratios"] for k in common}, ref)
+        ra = paired.rebase({k: ga[name][k]["log_ratios"] for k in common}, ref, _epochs(ga[name]))
+        rb = paired.rebase({k: gb[name][k]["log_ratios"] for k in common}, ref, _epochs(gb[name]))
         out += [(k, paired.agree(ra[k], rb[k]), ra[k], rb[k]) for k in common if k != ref]
     return out
 
@@ -88,9 +89,10 @@ def headline(a: dict, b: dict) -> list[tuple[str, list[tuple[str, str]], bool]]:
         common = sorted(set(ga[name]) & set(gb[name]))
         la = {k: ga[name][k]["log_ratios"] for k in common}
         lb = {k: gb[name][k]["log_ratios"] for k in common}
-        ra, rb = paired.relations(la), paired.relations(lb)
+        ea, eb = _epochs(ga[name]), _epochs(gb[name])
+        ra, rb = paired.relations(la, ea), paired.relations(lb, eb)
         reversed_ = [pair for pair in ra if ra[pair] * rb[pair] == -1]
-        out.append((name, reversed_, paired.tie_classes(la) == paired.tie_classes(lb)))
+        out.append((name, reversed_, paired.tie_classes(la, ea) == paired.tie_classes(lb, eb)))
     return out
 
 

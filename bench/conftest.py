@@ -36,10 +36,13 @@ def pytest_addoption(parser):
                     help="only rows of these sweeps, comma-separated: seed, hidden, seq_len, batch, deepbench "
                          "(ceilings and overhead rows always run)")  # fmt: skip
     group.addoption("--bench-blocks", type=int, default=None,
-                    help="interleaved blocks per comparison group (default: group time / block, clamped to the "
-                         "profile's range)")  # fmt: skip
+                    help="interleaved blocks per comparison group, split over its epochs (default: group time / "
+                         "block, clamped to the profile's range)")  # fmt: skip
     group.addoption("--bench-group-time", type=float, default=None,
                     help="seconds of timed blocks a comparison group aims at (overrides the profile's)")  # fmt: skip
+    group.addoption("--bench-epochs", type=int, default=None,
+                    help="how many times over the run each group's blocks are split (overrides the profile's; 1: "
+                         "each group timed alone when its first row runs)")  # fmt: skip
     group.addoption("--bench-slot", type=float, default=None,
                     help="seconds each implementation's slot in a block lasts, about (overrides the profile's 0.02)")  # fmt: skip
     group.addoption("--bench-malloc", choices=("steady", "default"), default="steady",
@@ -61,7 +64,7 @@ def pytest_configure(config):
     deadline = config.getoption("bench_deadline", default=None)
     if deadline is not None and not deadline > 0:
         raise pytest.UsageError(f"--bench-deadline {deadline}: give a positive number of seconds")
-    for name in ("bench_blocks", "bench_group_time", "bench_slot"):
+    for name in ("bench_blocks", "bench_group_time", "bench_slot", "bench_epochs"):
         v = config.getoption(name, default=None)
         if v is not None and not v > 0:
             raise pytest.UsageError(f"--{name.replace('_', '-')} {v}: give a positive number")
@@ -154,7 +157,8 @@ def pytest_collection_finish(session):
 def options(config) -> harness.Options:
     profile = _profile(config)
     t = harness.TIMING[profile]
-    changes = {f: config.getoption(o, default=None) for f, o in (("group_time", "bench_group_time"), ("slot", "bench_slot"))}
+    changes = {f: config.getoption(o, default=None)
+               for f, o in (("group_time", "bench_group_time"), ("slot", "bench_slot"), ("epochs", "bench_epochs"))}
     t = dataclasses.replace(t, **{k: v for k, v in changes.items() if v is not None})
     bs = getattr(config, "_benchmarksession", None)
     return harness.Options(profile, t, not config.getoption("no_cuda_events", default=False),

@@ -59,12 +59,13 @@ SPIN_MAX_S = 3e-3
 H100 runs read 50-190 us more than CUDA events on 1-3 ms calls waited on with torch.cuda.synchronize()."""
 
 TIMING = {
-    "quick": Timing(slot=0.02, min_blocks=12, max_blocks=30, group_time=3.0, warmup=2, warmup_time=0.25),
-    "full": Timing(slot=0.02, min_blocks=12, max_blocks=40, group_time=6.0, warmup=3, warmup_time=0.2),
+    "quick": Timing(slot=0.02, min_blocks=15, max_blocks=30, group_time=3.0, warmup=2, warmup_time=0.1, epochs=5),
+    "full": Timing(slot=0.02, min_blocks=16, max_blocks=40, group_time=6.0, warmup=3, warmup_time=0.2, epochs=4),
     "deepbench": Timing(slot=0.02, min_blocks=5, max_blocks=20, group_time=4.0, warmup=1, warmup_time=0.0),
 }
-"""Per profile (bench/blocks.py says what each field does); --bench-slot, --bench-group-time and
---bench-blocks override them."""
+"""Per profile (bench/blocks.py says what each field does); --bench-slot, --bench-group-time, --bench-blocks
+and --bench-epochs override them. deepbench keeps one epoch: its groups' inputs (up to ~0.5 GB each on cuda)
+are not all held at once, so each group is timed alone when its first row runs."""
 THREADS = {"quick": 1, "full": None, "deepbench": None}
 """Each profile's default thread policy (None: every framework's own default, the machine's cores);
 --bench-threads N or `default` overrides it. Why quick runs on one thread: bench/README.md."""

@@ -72,7 +72,8 @@ def row_ratio(row) -> paired.Ratio | None:
     if not isinstance(row.get("p_lr"), tuple):
         return None
     ci = None if _missing(row.get("p_lo")) else (float(row["p_lo"]), float(row["p_hi"]))
-    return paired.Ratio(float(row["p_ratio"]), ci, row["p_lr"])
+    ep = row.get("p_epochs")
+    return paired.Ratio(float(row["p_ratio"]), ci, row["p_lr"], ep if isinstance(ep, tuple) else None)
 
 
 def ratio_cell(row) -> str:

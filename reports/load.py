@@ -150,6 +150,9 @@ def _check_paired(p) -> list[str]:
     lr = p["log_ratios"]
     if not (isinstance(lr, list) and all(_number(v) for v in lr) and isinstance(p["blocks"], int) and len(lr) == p["blocks"]):
         bad.append(f"extra_info.paired.log_ratios: {p['blocks']!r} blocks need as many finite numbers")
+    ep = p.get("epochs")
+    if ep is not None and not (isinstance(ep, list) and len(ep) == len(lr) and all(isinstance(e, int) for e in ep)):
+        bad.append(f"extra_info.paired.epochs: one epoch number per block ({len(lr) if isinstance(lr, list) else '?'})")
     return bad
 
 
@@ -168,6 +171,7 @@ def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
         ci = p.get("ci95") or (None, None)
         rec.update(p_group=p.get("group"), p_ref=p.get("reference"), p_ratio=p.get("ratio"), p_lo=ci[0], p_hi=ci[1],
                    p_blocks=p.get("blocks"), p_lr=tuple(p["log_ratios"]) if p else None,
+                   p_epochs=tuple(p["epochs"]) if p.get("epochs") else None,
                    p_times=tuple(p.get("times_s") or ()) or None, p_machine=p.get("machine"))  # fmt: skip
         rec.update({f"t_{k}": float(st[k]) for k in ("median", "iqr", "stddev", "q1", "q3", "min", "max", "mean")})
         rec.update(rounds=int(st["rounds"]), iterations=int(st["iterations"]))

@@ -39,14 +39,15 @@ def _group(key: tuple, g: pd.DataFrame) -> dict:
     # paired: every row from one group's blocks (same reference and block count), else medians only
     is_paired = (all(isinstance(v, tuple) for v in lr.values()) and g["p_ref"].nunique() == 1
                  and len({len(v) for v in lr.values()}) == 1)  # fmt: skip
-    classes = paired.tie_classes(lr) if is_paired else [[lab] for lab in g.index]
+    ep = g["p_epochs"].iloc[0] if is_paired and "p_epochs" in g and isinstance(g["p_epochs"].iloc[0], tuple) else None
+    classes = paired.tie_classes(lr, ep) if is_paired else [[lab] for lab in g.index]
     g = g.loc[[lab for c in classes for lab in c]]
     labels, first, top = list(g.index), g.iloc[0], classes[0]
     nxt = classes[1][0] if len(classes) > 1 else None
 
     def rel(a: str) -> paired.Ratio:  # a over the first
         if is_paired:
-            return paired.between(lr[a], lr[labels[0]])
+            return paired.between(lr[a], lr[labels[0]], ep)
         return paired.Ratio(g.at[a, "t_median"] / first["t_median"], None, ())
 
     correct = [lab for lab in labels if g.at[lab, "err_ok"] is True]
@@ -74,7 +75,7 @@ def compare(old: Run, new: Run) -> tuple[pd.DataFrame, dict[str, int]]:
       10% apart (asv's rule; bench.paired.shift).
     Rows without paired data (runs before paired timing) are counted, not judged."""
     key = list(KEY)
-    cols = key + ["id", "t_median", "err_ok", "p_group", "p_ref", "p_lr", "p_times"]
+    cols = key + ["id", "t_median", "err_ok", "p_group", "p_ref", "p_lr", "p_epochs", "p_times"]
     m = old.rows[cols].merge(new.rows[cols], on=key, how="outer", suffixes=("_old", "_new"), indicator=True)
     both = m[m["_merge"] == "both"].sort_values(key).reset_index(drop=True)
     counts = {"agree": 0, "differ": 0, "reference": 0, "faster": 0, "slower": 0, "unchanged": 0, "unpaired": 0,
@@ -119,8 +120,9 @@ def _rebased(both: pd.DataFrame) -> dict[int, tuple[paired.Ratio, paired.Ratio, 
         ref = g["p_ref_old"].iloc[0]
         if ref not in set(g["id_old"]):
             continue
-        r_old = paired.rebase(dict(zip(g["id_old"], g["p_lr_old"])), ref)
-        r_new = paired.rebase(dict(zip(g["id_old"], g["p_lr_new"])), ref)
+        ep = [e if isinstance(e, tuple) else None for e in (g["p_epochs_old"].iloc[0], g["p_epochs_new"].iloc[0])]
+        r_old = paired.rebase(dict(zip(g["id_old"], g["p_lr_old"])), ref, ep[0])
+        r_new = paired.rebase(dict(zip(g["id_old"], g["p_lr_new"])), ref, ep[1])
         for i, k in zip(g.index, g["id_old"]):
             out[i] = (r_old[k], r_new[k], k == ref)
     return out

@@ -70,8 +70,8 @@ def test_rows_after_the_deadline_skip_with_the_reason():
 
 
 def test_a_session_times_a_group_together_and_each_row_takes_its_own_share():
-    opts = harness.Options("quick", dataclasses.replace(harness.TIMING["quick"], slot=0.002, group_time=0.05),
-                           blocks=4)  # fmt: skip
+    timing = dataclasses.replace(harness.TIMING["quick"], slot=0.002, group_time=0.05, epochs=2)
+    opts = harness.Options("quick", timing, blocks=4)
     rows = [GRU_ROW, dataclasses.replace(GRU_ROW, precision="float64")]  # two groups of one (numpy only)
     dense = [cases.Row("numpy", "numpy", "dense", cases.dense_size(4, 30, 7, "seed"), "fwd", p, "cpu", "quick")
              for p in ("float32", "float64")]  # fmt: skip
@@ -81,12 +81,14 @@ def test_a_session_times_a_group_together_and_each_row_takes_its_own_share():
     out = s.outcome(dense[0])
     p = out.info["paired"]
     assert len(out.times) == 4 == p["blocks"] == out.info["rounds"] and p["reference"] == dense[0].id
+    assert p["epochs"] == [0, 0, 1, 1] and p["interval_units"] == "epochs"
+    assert set(s.outcomes) == {r.id for r in rows + dense[1:]}  # every group was timed: epochs span them all
     assert p["ratio"] == 1.0 and p["ci95"] == [1.0, 1.0] and p["threads"] == "framework defaults"
-    assert s.start is not None and s.groups[0]["group"] == dense[0].group
+    assert s.start is not None and {g["group"] for g in s.groups} == {r.group for r in rows + dense}
     with pytest.raises(KeyError):  # taken: a row's outcome is handed out once
         s.outcomes[dense[0].id]
     v = s.finish()
-    assert v["groups_timed"] == 1 and "contended" in v and v["end"]["matmul_gflops"] > 0
+    assert v["groups_timed"] == 4 and "contended" in v and v["end"]["matmul_gflops"] > 0
 
 
 def _paired_run(path, medians, seed, **kw):

@@ -24,7 +24,7 @@ def run_json(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("paired") / "run.json"
     cmd = [sys.executable, "-m", "pytest", "bench/", "-q", "-p", "no:cacheprovider",
            "-k", "dense and fwd and not bwd and float32 and not tf and not keras",
-           "--bench-blocks", "5", "--bench-slot", "0.002", f"--benchmark-json={out}"]  # fmt: skip
+           "--bench-blocks", "6", "--bench-epochs", "3", "--bench-slot", "0.002", f"--benchmark-json={out}"]  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -42,9 +42,10 @@ def test_each_row_keeps_its_own_stats_and_its_paired_ratio(run_json):
     assert len(refs) == 1
     for b in rows.values():
         p, st = b["extra_info"]["paired"], b["stats"]
-        assert p["blocks"] == st["rounds"] == 5 == len(p["log_ratios"]) == len(p["times_s"])
+        assert p["blocks"] == st["rounds"] == 6 == len(p["log_ratios"]) == len(p["times_s"])
+        assert p["epochs"] == [0, 0, 1, 1, 2, 2] and p["interval_units"] == "epochs"
         assert st["iterations"] == p["loops"] >= 1 and p["threads"] == 1  # the quick profile's one thread
-        assert st["median"] == pytest.approx(sorted(p["times_s"])[2], rel=1e-9)
+        assert st["median"] == pytest.approx(sum(sorted(p["times_s"])[2:4]) / 2, rel=1e-9)
         if b["extra_info"]["id"] in refs:
             assert p["ratio"] == 1.0 and p["ci95"] == [1.0, 1.0]
         else:

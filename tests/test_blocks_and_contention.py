@@ -3,6 +3,7 @@ rules (bench/contention.py) on synthetic facts, plus one real burner (framework-
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import os
@@ -36,11 +37,16 @@ def test_loops_fill_the_slot_and_blocks_fill_the_group_time():
     assert blocks.calibrate(members, T, blocks=3)[0].blocks == 3
 
 
-def test_blocks_are_clamped():
-    slow = [blocks.Member("a", spin(0.1))]
+def test_blocks_are_clamped_split_over_epochs_and_a_group_of_one_gets_the_fewest():
+    slow = [blocks.Member("a", spin(0.1)), blocks.Member("b", spin(0.1))]
     assert blocks.calibrate(slow, T)[0].blocks == T.min_blocks
-    fast = [blocks.Member("a", spin(1e-5))]
-    assert blocks.calibrate(fast, T)[0].blocks == T.max_blocks
+    fast = [blocks.Member("a", spin(1e-5)), blocks.Member("b", spin(1e-5))]
+    long = dataclasses.replace(T, group_time=60.0)
+    assert blocks.calibrate(fast, long)[0].blocks == T.max_blocks
+    plan = blocks.calibrate(fast, dataclasses.replace(long, epochs=3))[0]
+    assert plan.blocks == math.ceil(T.max_blocks / 3) and plan.total == 3 * plan.blocks and plan.epochs == 3
+    assert blocks.calibrate(fast[:1], long)[0].blocks == T.min_blocks  # nothing to pair: no more than needed
+    assert blocks.calibrate(fast, dataclasses.replace(T, epochs=4), blocks=10)[0].total == 12  # 3 per epoch
 
 
 def test_per_call_times_and_the_paired_ratio_match_the_known_costs():
@@ -89,7 +95,7 @@ def test_a_member_that_raises_is_dropped_with_its_error_and_the_rest_finish():
     assert list(times) == ["ok"] and len(times["ok"]) == 6 and str(errors["bad"]) == "device lost"
 
 
-def test_the_garbage_collector_is_off_inside_blocks_and_back_on_after():
+def test_the_garbage_collector_is_off_inside_blocks_and_back_on_after():  # the caller collects before
     states: list[bool] = []
     members = [blocks.Member("a", lambda: states.append(gc.isenabled()))]
     blocks.run(members, blocks.Plan({"a": 2}, {"a": 1e-6}, {"a": 1}, blocks=3), seed=0)

@@ -105,3 +105,30 @@ def test_raw_times_move_only_with_mann_whitney_and_a_ten_percent_factor():
     assert s.changed and s.ratio == pytest.approx(np.median(slower) / np.median(base))
     assert s.p == pytest.approx(stats.mannwhitneyu(base, slower).pvalue)
     assert paired.shift(base, slightly).p < 0.002 and not paired.shift(base, slightly).changed
+
+
+def test_with_epochs_the_interval_is_a_t_interval_over_the_epoch_means():
+    g = np.random.default_rng(5)
+    epochs = np.repeat(np.arange(5), 4)
+    drift = np.log([1.20, 1.24, 1.18, 1.26, 1.22])  # the ratio itself moves from epoch to epoch
+    lr = drift[epochs] + g.normal(0, 0.005, epochs.size)
+    r = paired.log_ratio_interval(lr, epochs.tolist())
+    means = np.array([lr[epochs == e].mean() for e in range(5)])
+    lo, hi = stats.t.interval(0.95, 4, loc=means.mean(), scale=stats.sem(means))
+    assert r.ratio == pytest.approx(math.exp(lr.mean())) and r.ci95 == pytest.approx((math.exp(lo), math.exp(hi)))
+    assert r.se == pytest.approx(stats.sem(means))
+    blockwise = paired.log_ratio_interval(lr)  # blocks as units would claim +-1% where the ratio moves by 3%
+    assert blockwise.half_width < 0.5 * r.half_width and r.ci95[0] < 1.20 and r.ci95[1] > 1.24
+    with pytest.raises(ValueError, match="one epoch per block"):
+        paired.log_ratio_interval(lr, [0, 1])
+
+
+def test_group_between_and_rebase_carry_the_epochs():
+    t = _times({"a": 1.0, "b": 1.3, "c": 1.6}, blocks=12)
+    ep = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    ref, r = paired.group(t, ep)
+    assert r["a"].ci95 == (1.0, 1.0) and r["b"].epochs == tuple(ep)
+    lr = {k: v.log_ratios for k, v in r.items()}
+    assert paired.between(lr["c"], lr["b"], ep).se == pytest.approx(
+        stats.sem([np.mean(np.subtract(lr["c"], lr["b"])[i:i + 3]) for i in range(0, 12, 3)]))
+    assert paired.rebase(lr, "b", ep)["c"].ci95 == paired.between(lr["c"], lr["b"], ep).ci95
