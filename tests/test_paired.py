@@ -127,6 +127,7 @@ def test_group_between_and_rebase_carry_the_epochs():
     t = _times({"a": 1.0, "b": 1.3, "c": 1.6}, blocks=12)
     ep = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     ref, r = paired.group(t, ep)
+    assert ref == "a"
     assert r["a"].ci95 == (1.0, 1.0) and r["b"].epochs == tuple(ep)
     lr = {k: v.log_ratios for k, v in r.items()}
     assert paired.between(lr["c"], lr["b"], ep).se == pytest.approx(
