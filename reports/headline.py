@@ -53,15 +53,17 @@ def sentence(label: str, model: str, h: dict, verified: dict[str, Counter] | Non
     if len(top) > 1:
         names = ", ".join(f"**{escape(x)}**" for x in top[:-1]) + f" and **{escape(top[-1])}**"
         s += (f"{names} are indistinguishable at the top ({escape(top[-1])} takes {fmt_r(h['tie'])} the time "
-              f"of {escape(top[0])}, {t}); no fastest is claimed")  # fmt: skip
+              f"of {escape(top[0])}, {t}), so no fastest is claimed")  # fmt: skip
+        lead = f"; {escape(top[0])} is"
     else:
         s += f"**{escape(h['fastest'])}** is fastest at {t}"
+        lead = ","
     if h["next"] is None and len(top) == 1:
         s += " (the only implementation measured)."
     elif h["next"] is None:
         s += "."
     else:
-        s += f", {fmt_r(h['over_next'])} faster than the next, {escape(h['next'])}"
+        s += f"{lead} {fmt_r(h['over_next'])} faster than the next, {escape(h['next'])}"
         if h["slowest"] != h["next"]:
             s += f", and {fmt_r(h['over_slowest'])} faster than the slowest, {escape(h['slowest'])}"
         s += f" ({h['n']} measured)."
