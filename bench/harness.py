@@ -66,9 +66,11 @@ TIMING = {
 """Per profile (bench/blocks.py says what each field does); --bench-slot, --bench-group-time, --bench-blocks
 and --bench-epochs override them. deepbench keeps one epoch: its groups' inputs (up to ~0.5 GB each on cuda)
 are not all held at once, so each group is timed alone when its first row runs."""
-THREADS = {"quick": 1, "full": None, "deepbench": None}
+THREADS = {"quick": 1, "full": 1, "deepbench": None}
 """Each profile's default thread policy (None: every framework's own default, the machine's cores);
---bench-threads N or `default` overrides it. Why quick runs on one thread: bench/README.md."""
+--bench-threads N or `default` overrides it. The CPU profiles run one thread per framework, pinned to one
+CPU: on the project's 2-vCPU VM that gave median 95% half-widths of 1.1-2.7% against 15% with both
+threads (reports/README.md has the runs). deepbench, mostly a GPU profile, keeps the frameworks' own."""
 
 
 @dataclass(frozen=True)
