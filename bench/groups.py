@@ -241,14 +241,14 @@ def record(benchmark, out: Outcome) -> dict[str, Any]:
     (extra_info, and stats from the per-block per-call times). Returns the row's extra_info."""
     if out.skip is not None:
         pytest.skip(out.skip)
-    if out.error is not None:
-        raise out.error
-    benchmark.extra_info.update(out.info)
     # pytest-benchmark 5 has no public way to hand it samples measured elsewhere: its own Metadata/Stats (the
     # fixture's _make_stats), filled as pedantic() fills them, one update per round of `loops` calls; _mode
     # says the fixture was used (as pedantic() does), so it does not warn. tests/test_bench_paired_run.py
     # checks the JSON this gives.
     benchmark._mode = "nnparity paired blocks (bench/groups.py)"
+    if out.error is not None:
+        raise out.error
+    benchmark.extra_info.update(out.info)
     if out.times is not None and not benchmark.disabled:
         stats = benchmark._make_stats(out.loops)
         for t in out.times:
