@@ -127,7 +127,7 @@ class Session:
             if t is not None:
                 timed[group] = t
         done = 0
-        for e in range(self.opts.timing.epochs):
+        for e in range(self.opts.timing.epochs if timed else 0):
             gc.collect()  # once per epoch, not per group: ~0.25 s each with TensorFlow and torch loaded
             order = [list(timed)[i] for i in blocks.orders(len(timed), 0, seed(f"epoch {e}"))[0]]
             for group in order:

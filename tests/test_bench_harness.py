@@ -69,6 +69,14 @@ def test_rows_after_the_deadline_skip_with_the_reason():
     assert on_time.outcome(GRU_ROW).info["err_ok"] is True  # prepared and checked, not timed
 
 
+def test_with_timing_off_no_epoch_runs(monkeypatch):
+    collected = []
+    monkeypatch.setattr(groups.gc, "collect", lambda: collected.append(1))  # ~0.25 s each with TF loaded
+    off = groups.Session(harness.Options("quick", harness.TIMING["quick"], enabled=False))
+    off.register([GRU_ROW])
+    assert off.outcome(GRU_ROW).times is None and collected == [] and off.start is None
+
+
 def test_a_session_times_a_group_together_and_each_row_takes_its_own_share():
     timing = dataclasses.replace(harness.TIMING["quick"], slot=0.002, group_time=0.05, epochs=2)
     opts = harness.Options("quick", timing, blocks=4)
