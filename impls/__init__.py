@@ -20,12 +20,13 @@ IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
     "numpy": ("impls.numpy_impl", None),
     "torch": ("impls.torch_impl", "torch"),
     "tensorflow": ("impls.tf_impl", "tensorflow"),
+    "jax": ("impls.jax_impl", "jax"),
     "torch_nn": ("impls.torch_builtin", "torch"),
     "keras": ("impls.keras_builtin", "keras"),
 }
-BACKENDS = ("numpy", "torch", "tensorflow")
+BACKENDS = ("numpy", "torch", "tensorflow", "jax")
 BUILTINS = ("torch_nn", "keras")
-SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "torch_nn": "torch_nn", "keras": "keras"}
+SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "jax": "jax", "torch_nn": "torch_nn", "keras": "keras"}
 """Short names for test ids: gru-tf-float32-reset_after-B3T7I5H4."""
 
 # What each implementation computes, known without importing its framework (pytest collects the
@@ -35,6 +36,7 @@ GRU_VARIANTS: dict[str, tuple[str, ...]] = {
     "numpy": VARIANTS,
     "torch": VARIANTS,
     "tensorflow": VARIANTS,
+    "jax": VARIANTS,
     "torch_nn": ("reset_after",),  # torch.nn.GRU: r applied after the recurrent product, one form only
     "keras": ("reset_before", "reset_after"),  # keras.layers.GRU(reset_after=False / True)
 }

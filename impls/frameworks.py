@@ -1,4 +1,5 @@
-"""The one place that imports PyTorch, TensorFlow, Keras and ONNX, lazily, with the environment they need.
+"""The one place that imports PyTorch, TensorFlow, Keras, JAX, Flax, ONNX and ONNX Runtime, lazily, with the
+environment they need.
 
 Every other module gets a framework through `load(name)`. A framework that is not installed raises
 `BackendUnavailable` naming the package and the import error, so callers (and pytest) can skip
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 
 
@@ -18,7 +20,16 @@ class BackendUnavailable(ImportError):
 
 _THREADS: int | None = None  # set_threads(n): every framework's compute threads, None = its default
 
-_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx"}
+_PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx", "jax": "jax",
+             "flax": "flax.linen", "onnxruntime": "onnxruntime"}
+_VERSION_OF = {"flax": "flax"}  # where a name's __version__ lives, when not in the module load() returns
+
+JAX_CONFIG = {
+    "jax_enable_x64": True,  # float64 arrays stay float64 (JAX's default silently makes them float32)
+    "jax_default_matmul_precision": "highest",  # float32 matmuls in full float32, never TF32 or bf16 passes
+}
+"""Set once, here, when JAX is first loaded: the float64 reference bar needs float64 arrays, and the float32 bar
+needs float32 products on GPUs too (JAX's default there rounds float32 matmul inputs to TF32)."""
 
 
 def _prepare(name: str) -> None:
@@ -26,10 +37,25 @@ def _prepare(name: str) -> None:
         # Before the first TensorFlow import: silence oneDNN/absl start-up lines, keep Keras on TF.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if name in ("jax", "flax") and _THREADS == 1 and "jax" not in sys.modules:
+        # XLA's CPU thread pool is fixed when JAX starts: one thread means no Eigen multi-threading.
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    if name == "flax":
+        load("jax")  # flax computes with jax: its configuration first
+
+
+def _configure(name: str, module: ModuleType) -> None:
+    if name == "jax":
+        for key, value in JAX_CONFIG.items():
+            if getattr(module.config, key) != value:
+                module.config.update(key, value)
 
 
 def load(name: str) -> ModuleType:
-    """Import and return the framework `name` ("torch", "tensorflow", "keras" or "onnx")."""
+    """Import and return the framework `name` ("torch", "tensorflow", "keras", "onnx", "jax", "flax" (its
+    flax.linen) or "onnxruntime")."""
     if name not in _PACKAGES:
         raise ValueError(f"unknown framework {name!r}; known: {', '.join(_PACKAGES)}")
     _prepare(name)
@@ -37,6 +63,7 @@ def load(name: str) -> ModuleType:
         module = importlib.import_module(_PACKAGES[name])
     except ImportError as e:  # not installed, or a broken install
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
+    _configure(name, module)
     if _THREADS is not None:
         _apply_threads(name, module, _THREADS)
     return module
@@ -66,8 +93,6 @@ def set_threads(n: int | None) -> None:
     _THREADS = n
     if n is None:
         return
-    import sys
-
     import threadpoolctl
 
     threadpoolctl.threadpool_limits(n)
@@ -90,6 +115,7 @@ def load_attr(module: str, attr: str):
 def version(name: str) -> str | None:
     """The framework's version, or None where it is not installed (never raises)."""
     try:
-        return str(load(name).__version__)
+        module = load(name)
+        return str(importlib.import_module(_VERSION_OF[name]).__version__ if name in _VERSION_OF else module.__version__)
     except BackendUnavailable:
         return None

@@ -4,6 +4,7 @@ and PyTorch, from the same canonical weights on the same batches, compared step 
 Voices and the pairs compared (each pair shares its Adam convention and its epsilon):
     numpy-keras  vs keras    eps 1e-7 (keras.optimizers.Adam's default)
     numpy-torch  vs torch    eps 1e-8 (torch.optim.Adam's default)
+    numpy-keras  vs jax      eps 1e-7 (JAX's loss and gradients through the NumPy reference's own Adam)
 Float64 runs are compared with each other; a framework's float32 run is compared with the NumPy float64
 run of its convention (the reference), as everywhere in nnparity. The two NumPy float64 runs compared
 with each other give the effect of the frameworks' different Adam defaults (convention and eps).
@@ -30,8 +31,9 @@ VOICES: dict[str, tuple[str, str | None]] = {  # voice: (implementation, Adam fl
     "numpy-torch": ("numpy", "torch"),
     "keras": ("keras", None),
     "torch": ("torch_nn", None),
+    "jax": ("jax", None),  # JAX's loss and gradients, numpy_train's Adam (Keras convention): impls/jax_train.py
 }
-PAIRS = (("numpy-keras", "keras"), ("numpy-torch", "torch"))  # (reference, framework)
+PAIRS = (("numpy-keras", "keras"), ("numpy-torch", "torch"), ("numpy-keras", "jax"))  # (reference, framework)
 MODELS = ("gru", "cnn")
 INIT = {"gru": init_seed_gru, "cnn": init_seed_cnn}
 FLOAT64_TOL = 1e-9  # the issue's bar, on every step's loss and on the final weights (relative)

@@ -61,6 +61,7 @@ TIE_ROUTING = {  # how each voice routes a window's dy among tied maxima, with t
     "keras": "first",  # TensorFlow's MaxPoolGrad (CPU) sends dy to the first maximum in the window
     "torch": "split",  # built from torch.amax, whose backward divides dy evenly among the tied maxima
     "tensorflow": "split",  # built from tf.reduce_max, whose gradient divides dy evenly among tied maxima
+    "jax": "first",  # lax.reduce_window(max)'s transpose is select_and_scatter_add with >=: the first maximum
 }
 
 
@@ -110,6 +111,7 @@ RELU_AT_ZERO = {  # relu's gradient at exactly 0 (and -0.0): "0", "dy" or "dy/2"
     "keras": "0",  # keras ReLU -> tf.nn.relu -> ReluGrad: dy * (x > 0)
     "torch": "dy/2",  # built as torch.maximum(x, 0), whose backward splits dy evenly between tied arguments
     "tensorflow": "dy",  # built as tf.maximum(x, 0), whose gradient goes to x wherever x >= 0
+    "jax": "dy/2",  # built as jnp.maximum(x, 0), whose JVP splits evenly between tied arguments
 }
 
 
@@ -198,6 +200,7 @@ RELU_AT_NAN = {  # relu's gradient where x is NaN: "0" (dy * (x > 0)) or "dy" (p
     "keras": "0",  # keras ReLU -> tf.nn.relu -> ReluGrad
     "torch": "dy",  # threshold_backward zeroes where x <= 0, and NaN <= 0 is False
     "torch_nn": "dy",  # nn.ReLU: the same threshold_backward
+    "jax": "0",  # jnp.maximum(x, 0)'s JVP selects by comparisons, and every comparison with NaN is false
 }
 POOL_AT_NAN = {  # max_pool2d over a window [[1, NaN], [NaN, 2]] (forward value -> where dy goes)
     "numpy": "nan->first NaN",  # np.max propagates NaN; np.argmax picks the first NaN
@@ -205,6 +208,7 @@ POOL_AT_NAN = {  # max_pool2d over a window [[1, NaN], [NaN, 2]] (forward value 
     "keras": "2->the 2",  # TensorFlow's MaxPool ignores NaN here: the window's max is 2 and dy goes there
     "torch": "nan->NaN everywhere",  # torch.amax is NaN; its backward, dy * (x == max) / count, is 0/0 = NaN
     "tensorflow": "nan->NaN everywhere",  # tf.reduce_max is NaN; its gradient divides by a count of 0: NaN
+    "jax": "nan->the 2",  # reduce_window's max is NaN, but select_and_scatter_add's >= is false for NaN: the 2
 }
 
 

@@ -1,0 +1,324 @@
+"""JAX from primitives: the contract written with jnp.matmul, lax.logistic, jnp.tanh, lax.scan, strided slices,
+jnp.pad, lax.reduce_window, jnp.exp and jnp.log only.
+
+No flax module, no jax.nn layer helper and no lax.conv_general_dilated here: those are (or sit under) the built-in
+voice (impls/flax_builtin.py). conv2d is patches (strided slices) + one batched matmul, like the torch and
+TensorFlow voices; pooling is lax.reduce_window; the GRU is one lax.scan over the timesteps. Gradients are
+jax.vjp over these same functions. Every contract function runs as one jax.jit-compiled XLA computation, cached
+per configuration (jax.jit itself caches per shape and dtype), so a call compiles once per shape and then
+dispatches. float64 needs `jax_enable_x64`, which impls/frameworks.py sets when it loads JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import frameworks, models, spec
+from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from .spec import GRUWeights
+
+jax = frameworks.load("jax")
+jnp, lax = jax.numpy, jax.lax
+
+NAME = "jax"
+FRAMEWORK = "jax"
+MODE = "jit"
+MODES = ("jit",)
+"""Every call is already a jax.jit computation; `compile(fn, "jit")` adds block_until_ready on its outputs."""
+
+_DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+_DEVICES = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu"}
+
+# --------------------------------------------------------------------------- boundary
+
+
+def jax_dtype(dtype: Any) -> Any:
+    """A NumPy dtype or its name, or "bfloat16" -> the jnp dtype (float64, float32, bfloat16, float16 only)."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name not in _DTYPES:
+        raise ValueError(f"unsupported dtype {dtype!r}; supported: {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def jax_device(name: str | None) -> Any:
+    """"cpu" or "cuda"/"gpu" -> the first such jax device (ValueError naming what exists where there is none)."""
+    if name is None:
+        return None
+    if name not in _DEVICES:
+        raise ValueError(f"unknown device {name!r}; valid devices: {', '.join(_DEVICES)}")
+    try:
+        return jax.devices(_DEVICES[name])[0]
+    except RuntimeError as e:
+        raise ValueError(f"no jax {name} device here ({e}); devices: {jax.devices()}") from None
+
+
+def asarray(a: Any, dtype: Any = "float64", device: str | None = None) -> Any:
+    """NumPy (or a jax array) -> a jax array of `dtype` on `device` (default: JAX's default device)."""
+    dev = jax_device(device)
+    out = jnp.asarray(a if isinstance(a, jax.Array) else np.asarray(a), dtype=jax_dtype(dtype))
+    return out if dev is None else jax.device_put(out, dev)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A jax array -> NumPy on the host; bfloat16 (which NumPy lacks) comes back as float32."""
+    out = np.asarray(a)
+    return out.astype(np.float32) if out.dtype == jnp.bfloat16 else out
+
+
+def synchronize(device: Any = None) -> None:
+    """JAX dispatches asynchronously and has no global barrier: `compile` blocks on each call's outputs
+    (block_until_ready). This waits for effects only."""
+    jax.effects_barrier()
+
+
+def compile(fn: Callable, mode: str = MODE) -> Callable:
+    """fn as run in `mode`: its calls are jax.jit computations already; the result blocks until its outputs
+    are ready, so a timed call includes the device work."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r} for {NAME}; valid modes: {', '.join(MODES)}")
+    return lambda *a, **k: jax.block_until_ready(fn(*a, **k))
+
+
+def _like(a: Any, x: Any) -> Any:
+    return jnp.asarray(a, dtype=x.dtype)
+
+
+def _jit(fn: Callable, *static: str) -> Callable:
+    return jax.jit(fn, static_argnames=static)
+
+
+def register_pytrees(*classes: type) -> None:
+    """Make the spec's weight dataclasses jax pytrees (their fields are the leaves), once."""
+    for cls in classes:
+        try:
+            jax.tree_util.register_dataclass(cls)
+        except ValueError:  # already registered
+            pass
+
+
+register_pytrees(spec.GRUWeights, spec.DenseWeights, spec.ConvWeights, SeedGRUParams, SeedCNNParams)
+
+# --------------------------------------------------------------------------- activations
+
+
+def _relu(x):
+    return jnp.maximum(x, jnp.zeros((), x.dtype))
+
+
+def _softmax(x, axis=-1):
+    e = jnp.exp(x - lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True)))  # shifted: exp never overflows
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+relu = _jit(_relu)
+softmax = _jit(_softmax, "axis")
+
+# --------------------------------------------------------------------------- GRU
+
+
+def _gru(x, W, U, b_x, b_h, h0, variant):
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H)): one input matmul for every step, then lax.scan over time."""
+    H = U.shape[0]
+    xp = jnp.matmul(x, W) + (b_x if variant == "reset_after" else b_x + b_h)  # (B, T, 3H), gates z, r, h
+    U_zr, U_h = U[:, : 2 * H], U[:, 2 * H :]
+
+    def step(h, xp_t):  # h (B, H), xp_t (B, 3H)
+        if variant == "reset_after":  # cuDNN, torch.nn.GRU, Keras default: r multiplies (h U_h + b_hh)
+            hp = jnp.matmul(h, U) + b_h
+            z = lax.logistic(xp_t[:, :H] + hp[:, :H])
+            r = lax.logistic(xp_t[:, H : 2 * H] + hp[:, H : 2 * H])
+            h_tilde = jnp.tanh(xp_t[:, 2 * H :] + r * hp[:, 2 * H :])
+        else:  # seed, reset_before, chung: r before the recurrent product
+            hp = jnp.matmul(h, U_zr)
+            z = lax.logistic(xp_t[:, :H] + hp[:, :H])
+            r = lax.logistic(xp_t[:, H : 2 * H] + hp[:, H:])
+            h_tilde = jnp.tanh(xp_t[:, 2 * H :] + jnp.matmul(r * h, U_h))
+        if variant == "seed":  # (1 - z) * h (+) r * h~, with a (+) b = (a + b) / 2
+            h = ((1.0 - z) * h + r * h_tilde) / 2.0
+        elif variant == "chung":
+            h = (1.0 - z) * h + z * h_tilde
+        else:
+            h = z * h + (1.0 - z) * h_tilde
+        return h, h
+
+    h_T, ys = lax.scan(step, h0, jnp.swapaxes(xp, 0, 1))  # ys (T, B, H)
+    return jnp.swapaxes(ys, 0, 1), h_T
+
+
+_gru_jit = _jit(_gru, "variant")
+
+
+def _gru_args(x, weights: GRUWeights, h0):
+    B, H = x.shape[0], weights.U.shape[0]
+    h = jnp.zeros((B, H), x.dtype) if h0 is None else _like(h0, x)
+    return (x, *(_like(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")), h)
+
+
+def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any, Any]:
+    spec.check_variant(variant)
+    spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
+    return _gru_jit(*_gru_args(x, weights, h0), variant=variant)
+
+
+# --------------------------------------------------------------------------- conv, pool, dense
+
+
+def _pad(x, pads, value=0.0):
+    t, b, l, r = pads
+    return jnp.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+
+
+def _windows(x, kh, kw, stride, oh, ow, dilation=(1, 1)):
+    """(B, H, W, C) -> kh*kw strided slices (B, OH, OW, C), tap (i, j) starting at (i * dh, j * dw)."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return [x[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
+            for i in range(kh) for j in range(kw)]  # fmt: skip
+
+
+def _conv2d(x, kernel, bias, g: spec.ConvGeometry):
+    G, Cg, Og, N, KK = g.groups, g.C // g.groups, g.O // g.groups, g.B * g.OH * g.OW, g.KH * g.KW
+    cols = jnp.stack(_windows(_pad(x, g.pads), g.KH, g.KW, g.stride, g.OH, g.OW, g.dilation), axis=3)  # (B, OH, OW, KK, C)
+    cols = jnp.transpose(cols.reshape(N, KK, G, Cg), (2, 0, 1, 3)).reshape(G, N, KK * Cg)  # rows (i, j, c') as HWI
+    k = jnp.transpose(kernel.reshape(KK, Cg, G, Og), (2, 0, 1, 3)).reshape(G, KK * Cg, Og)  # (G, KK*Cg, Og)
+    y = jnp.matmul(cols, k)  # (G, N, Og)
+    return jnp.transpose(y, (1, 0, 2)).reshape(g.B, g.OH, g.OW, g.O) + bias  # output o = group * Og + o'
+
+
+def _max_pool2d(x, g: spec.PoolGeometry):
+    """lax.reduce_window pads with its initial value, -inf: padding never wins."""
+    t, b, l, r = g.pads
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, *g.pool, 1), (1, *g.stride, 1), ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def _avg_pool2d(x, g: spec.PoolGeometry, count_include_pad: bool):
+    t, b, l, r = g.pads
+    window = ((1, *g.pool, 1), (1, *g.stride, 1), ((0, 0), (t, b), (l, r), (0, 0)))
+    zero = np.zeros((), x.dtype)  # concrete: lax recognises a sum (and differentiates it)
+    sums = lax.reduce_window(x, zero, lax.add, *window)
+    if count_include_pad:
+        return sums / (g.pool[0] * g.pool[1])
+    counts = lax.reduce_window(jnp.ones((1, g.H, g.W, 1), x.dtype), zero, lax.add, *window)
+    return sums / counts  # the input cells each window covers
+
+
+def _dense(x, kernel, bias):
+    return jnp.matmul(x, kernel) + bias
+
+
+_conv_jit = _jit(_conv2d, "g")
+_max_pool_jit = _jit(_max_pool2d, "g")
+_avg_pool_jit = _jit(_avg_pool2d, "g", "count_include_pad")
+_dense_jit = _jit(_dense)
+
+
+def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1) -> Any:
+    """Cross-correlation as patches + one batched matmul over the groups. NHWC input, HWIO kernel (I = C_in / groups)."""
+    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
+    return _conv_jit(x, _like(kernel, x), _like(bias, x), g=g)
+
+
+def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid") -> Any:
+    return _max_pool_jit(x, g=spec.check_pool2d(x.shape, pool, stride, padding))
+
+
+def avg_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid", count_include_pad: bool = False) -> Any:
+    """Window sums over the window size (count_include_pad=True) or the input cells it covers (False)."""
+    flag = spec.check_count_include_pad(count_include_pad)
+    return _avg_pool_jit(x, g=spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d"), count_include_pad=flag)
+
+
+def dense(x: Any, kernel: Any, bias: Any) -> Any:
+    spec.check_dense(x.shape, kernel.shape, bias.shape)
+    return _dense_jit(x, _like(kernel, x), _like(bias, x))
+
+
+# --------------------------------------------------------------------------- the seed's 1-D equations
+
+
+@jax.jit
+def _seed_conv1d(x, w, b):
+    K, L = w.shape[0], x.shape[1]
+    y = b + w[0] * x[:, : L - K + 1, :]
+    for k in range(1, K):  # k is the seed's k - 1
+        y = y + w[k] * x[:, k : k + L - K + 1, :]
+    return y
+
+
+def seed_conv1d(x: Any, w: Any, b: Any) -> Any:
+    """Seed section 2.2: y_ij = sum_k w_ik x_i,j+k-1 + b_i per channel. (B, L, C) -> (B, L-K+1, C)."""
+    spec.check_seed_conv1d(x.shape, w.shape, b.shape)
+    return _seed_conv1d(x, _like(w, x), _like(b, x))
+
+
+@jax.jit
+def _seed_pool1d(y):
+    return jnp.maximum(y[:, :-1, :], y[:, 1:, :])
+
+
+def seed_pool1d(y: Any) -> Any:
+    """Seed section 2.2: x_ij = max(y_ij, y_i,j+1). (B, L, C) -> (B, L-1, C)."""
+    spec.check_seed_pool1d(y.shape)
+    return _seed_pool1d(y)
+
+
+# --------------------------------------------------------------------------- the seed models
+
+
+def flatten(x: Any) -> Any:
+    """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
+    return x.reshape(x.shape[0], -1)
+
+
+@functools.cache
+def _model(kind: str, variant: str | None) -> Callable:
+    """The whole seed model as one jitted function of (params, x): the parameters are arguments, never
+    constants folded into the computation."""
+    ops = sys.modules[__name__]
+    if kind == "gru":
+        return jax.jit(lambda p, x: models.seed_gru_model(ops, p, variant)(x))
+    return jax.jit(lambda p, x: models.seed_cnn_model(ops, p)(x))
+
+
+def _params(params: Any, dtype: Any, device: Any) -> Any:
+    return params.map(lambda a: asarray(a, "float64" if dtype is None else dtype, device))
+
+
+def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops, jitted as a whole."""
+    spec.check_variant(variant)
+    p, fn = _params(params, dtype, device), _model("gru", variant)
+    return lambda x: fn(p.map(lambda a: _like(a, x)), x)
+
+
+def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
+    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax), jitted as a whole."""
+    p, fn = _params(params, dtype, device), _model("cnn", None)
+    return lambda x: fn(p.map(lambda a: _like(a, x)), x)
+
+
+# --------------------------------------------------------------------------- gradients (jax.vjp): impls/jax_grads.py
+
+from .jax_grads import (
+    avg_pool2d_vjp,
+    conv2d_vjp,
+    dense_vjp,
+    gru_vjp,
+    max_pool2d_vjp,
+    relu_vjp,
+    softmax_cross_entropy,
+    softmax_cross_entropy_vjp,
+)
+from .jax_train import train_seed_model
+
+__all__ = [
+    "FRAMEWORK", "MODE", "MODES", "NAME", "asarray", "avg_pool2d", "avg_pool2d_vjp", "compile", "conv2d",
+    "conv2d_vjp", "dense", "dense_vjp", "flatten", "gru", "gru_vjp", "jax_device", "jax_dtype", "max_pool2d",
+    "max_pool2d_vjp", "register_pytrees", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model",
+    "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
+    "train_seed_model",
+]  # fmt: skip
