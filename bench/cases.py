@@ -42,13 +42,15 @@ PASSES = ("fwd", "fwd+bwd", "train_step")
 OP_WORKS = ("gru", "conv2d", "max_pool2d", "dense")
 MODEL_WORKS = ("seed_gru_model", "seed_cnn_model")
 
-FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "torch_nn": "torch", "keras": "keras"}
-DEFAULT_MODE = {"numpy": "numpy", "torch": "eager", "torch_nn": "eager", "tensorflow": "tf.function", "keras": "tf.function"}
+FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "torch_nn": "torch",
+             "keras": "keras", "flax": "flax", "onnxruntime": "onnxruntime"}  # fmt: skip
+DEFAULT_MODE = {"numpy": "numpy", "torch": "eager", "torch_nn": "eager", "tensorflow": "tf.function", "keras": "tf.function",
+                "jax": "jit", "flax": "jit", "onnxruntime": "ort"}  # fmt: skip
 """The mode each implementation is benchmarked in by default. TensorFlow and Keras run under tf.function:
 eager Keras is ~35x slower and would misrepresent the framework."""
 MODE_TOKEN = {
     "numpy": "numpy", "eager": "eager", "tf.function": "tffunc", "tf.function(jit_compile=True)": "xla",
-    "torch.compile": "compiled", "cuda_graph": "cudagraph",
+    "torch.compile": "compiled", "cuda_graph": "cudagraph", "jit": "jit", "ort": "ort",
 }  # fmt: skip
 """Modes as they appear in test ids (ids stay usable with -k)."""
 TRAIN_IMPLS = ("numpy", "torch_nn", "keras")

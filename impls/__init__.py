@@ -23,10 +23,14 @@ IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
     "jax": ("impls.jax_impl", "jax"),
     "torch_nn": ("impls.torch_builtin", "torch"),
     "keras": ("impls.keras_builtin", "keras"),
+    "onnxruntime": ("impls.ort_impl", "onnxruntime"),
 }
 BACKENDS = ("numpy", "torch", "tensorflow", "jax")
 BUILTINS = ("torch_nn", "keras")
-SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "jax": "jax", "torch_nn": "torch_nn", "keras": "keras"}
+RUNTIMES = ("onnxruntime",)
+"""Voices that run a graph built from canonical weights: ONNX Runtime on hand-built ONNX graphs."""
+SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "jax": "jax", "torch_nn": "torch_nn", "keras": "keras",
+         "onnxruntime": "ort"}
 """Short names for test ids: gru-tf-float32-reset_after-B3T7I5H4."""
 
 # What each implementation computes, known without importing its framework (pytest collects the
@@ -39,9 +43,10 @@ GRU_VARIANTS: dict[str, tuple[str, ...]] = {
     "jax": VARIANTS,
     "torch_nn": ("reset_after",),  # torch.nn.GRU: r applied after the recurrent product, one form only
     "keras": ("reset_before", "reset_after"),  # keras.layers.GRU(reset_after=False / True)
+    "onnxruntime": ("reset_before", "reset_after"),  # the ONNX GRU operator, linear_before_reset = 0 / 1
 }
 
-__all__ = ["BACKENDS", "BUILTINS", "GRU_VARIANTS", "IMPLEMENTATIONS", "SHORT", "BackendUnavailable", "backend", "unavailable_reason"]
+__all__ = ["BACKENDS", "BUILTINS", "GRU_VARIANTS", "IMPLEMENTATIONS", "RUNTIMES", "SHORT", "BackendUnavailable", "backend", "unavailable_reason"]
 
 
 def backend(name: str) -> ModuleType:

@@ -1,9 +1,11 @@
-"""What a built-in layer cannot compute, declared as data, framework-free (pytest reads it at collection).
+"""What a built-in voice cannot compute, declared as data, framework-free (pytest reads it at collection).
 
 A voice asked for one of these raises `Refused` with the reason below instead of computing something
-else; verify/test_conv_options.py checks that every declared refusal is raised, and the matrix
-(verify/cases.py) leaves those (case, voice) pairs out. The primitives voices refuse nothing.
-Op names are the forward ones; a `_vjp` asks the same question as its forward.
+else; verify/ checks that every declared refusal is raised, and the matrix (verify/cases.py) leaves those
+(case, voice, dtype) triples out. The primitives voices refuse nothing. Three kinds:
+- REFUSALS: options a layer cannot hold (op names are the forward ones; a `_vjp` asks as its forward);
+- DTYPE_REFUSALS: dtypes a runtime has no kernel for (forward and vjp alike);
+- GRADIENT_REFUSALS: voices with no gradients at all (every `_vjp`, and the loss that comes with them).
 """
 
 from __future__ import annotations
@@ -43,17 +45,47 @@ REFUSALS: dict[tuple[str, str], tuple[tuple[Callable[[dict[str, Any]], bool], st
 }  # fmt: skip
 
 
-def refusal(impl: str, op: str, **options: Any) -> str | None:
-    """The reason `impl` cannot compute `op` with these options, or None."""
-    for applies, reason in REFUSALS.get((impl, op.removesuffix("_vjp")), ()):
+_ORT_FLOAT_ONLY = ("ONNX Runtime 1.31's CPU kernel for {} is registered for float32 only (measured: GRU raises "
+                   "'GRU operator does not support double yet', Conv and AveragePool 'Could not find an "
+                   "implementation'); computing it in float32 and widening would be another precision")
+DTYPE_REFUSALS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("onnxruntime", "gru"): (("float64",), _ORT_FLOAT_ONLY.format("GRU")),
+    ("onnxruntime", "conv2d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv")),
+    ("onnxruntime", "avg_pool2d"): (("float64",), _ORT_FLOAT_ONLY.format("AveragePool")),
+    ("onnxruntime", "seed_conv1d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv (the depthwise 1-D Conv)")),
+    ("onnxruntime", "seed_gru_model"): (("float64",), _ORT_FLOAT_ONLY.format("GRU (in both of the model's layers)")),
+    ("onnxruntime", "seed_cnn_model"): (("float64",), _ORT_FLOAT_ONLY.format("Conv (in both of the model's layers)")),
+}
+"""(voice, forward op): (dtypes refused, reason)."""
+
+GRADIENT_REFUSALS: dict[str, str] = {
+    "onnxruntime": ("an ONNX Runtime InferenceSession computes forward only: gradients need onnxruntime-training "
+                    "(a separate build, not installed beside onnxruntime), and ONNX's Gradient operator is a "
+                    "preview-training op no inference provider runs"),
+}
+"""voice: why it has no vector-Jacobian products (nor softmax_cross_entropy, which exists for its vjp)."""
+
+
+def _needs_gradients(op: str) -> bool:
+    return op.endswith("_vjp") or op.startswith("softmax_cross_entropy")
+
+
+def refusal(impl: str, op: str, dtype: str | None = None, **options: Any) -> str | None:
+    """The reason `impl` cannot compute `op` with these options (in `dtype`, when given), or None."""
+    if _needs_gradients(op) and impl in GRADIENT_REFUSALS:
+        return GRADIENT_REFUSALS[impl]
+    forward = op.removesuffix("_vjp")
+    if dtype is not None and str(dtype) in DTYPE_REFUSALS.get((impl, forward), ((), ""))[0]:
+        return DTYPE_REFUSALS[(impl, forward)][1]
+    for applies, reason in REFUSALS.get((impl, forward), ()):
         if applies(options):
             return reason
     return None
 
 
-def check(impl: str, op: str, **options: Any) -> None:
+def check(impl: str, op: str, dtype: str | None = None, **options: Any) -> None:
     """Raise Refused (naming the options) where `impl` declares it cannot compute `op` so."""
-    reason = refusal(impl, op, **options)
+    reason = refusal(impl, op, dtype, **options)
     if reason is not None:
-        opts = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        opts = ", ".join([f"{k}={v!r}" for k, v in options.items()] + ([f"dtype={dtype!s}"] if dtype else []))
         raise Refused(f"{impl} {op}({opts}): {reason}")

@@ -44,16 +44,26 @@ def outputs(mod, out) -> list[np.ndarray]:
 def matrix(cases: list[OpCase], dtypes=DTYPES, impls=None) -> list:
     """pytest params (case, impl, dtype) with readable ids. NumPy float64 is the reference itself and
     is left out: comparing it with itself could not fail (verify/test_reference.py checks it instead).
-    So are the pairs a voice declares it cannot compute (impls.limits; verify/test_conv_options.py checks
-    that each of those is refused, not computed)."""
+    So are the triples a voice declares it cannot compute (impls.limits: options, dtypes, gradients;
+    verify/test_conv_options.py and verify/test_limits.py check that each of those is refused, not computed)."""
     return [
         pytest.param(c, impl, dt, id=c.id(impl, dt), marks=c.marks)
         for c in cases
         for impl in (impls or c.impls)
-        if impl in c.impls and limits.refusal(impl, c.op, **c.options) is None
+        if impl in c.impls
         for dt in dtypes
-        if not (impl == "numpy" and dt == "float64")
+        if not (impl == "numpy" and dt == "float64") and limits.refusal(impl, c.op, dt, **c.options) is None
     ]
+
+
+def voices(op: str, dtype: str = "float64", impls=None) -> list:
+    """pytest params, one per voice, for a test of `op` outside the matrix; a voice that declares it cannot
+    compute `op` (impls.limits) is a skip with its reason."""
+    out = []
+    for impl in impls or IMPLEMENTATIONS:
+        why = limits.refusal(impl, op, dtype)
+        out.append(pytest.param(impl, id=SHORT[impl], marks=() if why is None else pytest.mark.skip(reason=f"declared: {why}")))
+    return out
 
 
 def refused(cases: list[OpCase]) -> list:

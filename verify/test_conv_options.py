@@ -11,7 +11,7 @@ from impls import IMPLEMENTATIONS, SHORT, limits
 from impls import numpy_impl as ref
 from impls.inputs import to_native
 from impls.spec import ShapeError, init_conv, random_array
-from verify.cases import refused
+from verify.cases import refused, voices
 from verify.conftest import load, load_framework
 from verify.conv_cases import OPTION_FORWARD_CASES, OPTION_VJP_CASES
 from verify.headroom import check
@@ -21,7 +21,7 @@ IDS = [SHORT[i] for i in IMPLS]
 
 
 @pytest.mark.parametrize("B, L, C, K", [(2, 11, 3, 4), (1, 5, 1, 5), (3, 6, 4, 1)])
-@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("impl", voices("seed_conv1d"))
 def test_seed_conv1d_is_a_depthwise_conv2d_with_groups_c(impl, B, L, C, K):
     """y_ij = sum_k w_ik x_i,j+k-1 + b_i is conv2d on a 1-pixel-high image with the kernel (1, K, 1, C)
     (HWIO, I = C / groups = 1) and groups = C: a depthwise conv with channel multiplier 1."""

@@ -13,17 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import IMPLEMENTATIONS, SHORT
 from impls import numpy_impl as ref
 from impls.inputs import round_to, to_native
 from impls.spec import ShapeError, init_conv, init_dense, init_gru, random_array
-from verify.cases import matrix
+from verify.cases import matrix, voices
 from verify.conftest import load
 from verify.conv_cases import OPTION_VJP_CASES
 from verify.grad_cases import VJP_CASES
 from verify.headroom import check
-
-IMPLS = tuple(IMPLEMENTATIONS)
 
 
 def _numpy_dict(mod, out: dict) -> dict[str, np.ndarray]:
@@ -89,7 +86,7 @@ def tie_routing(x: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> str:
     return rules.pop() if len(rules) == 1 else "mixed: " + ", ".join(sorted(rules))
 
 
-@pytest.mark.parametrize("impl", IMPLS, ids=[SHORT[i] for i in IMPLS])
+@pytest.mark.parametrize("impl", voices("max_pool2d_vjp"))
 def test_max_pool2d_ties_route_as_declared(impl):
     mod = load(impl)
     dy = np.arange(1.0, 7.0).reshape(1, 2, 3, 1)  # a distinct cotangent per window
@@ -115,7 +112,7 @@ RELU_AT_ZERO = {  # relu's gradient at exactly 0 (and -0.0): "0", "dy" or "dy/2"
 }
 
 
-@pytest.mark.parametrize("impl", IMPLS, ids=[SHORT[i] for i in IMPLS])
+@pytest.mark.parametrize("impl", voices("relu_vjp"))
 def test_relu_gradient_at_zero_follows_declared_convention(impl):
     """relu is not differentiable at 0; each voice picks a subgradient (declared above, checked here).
     Away from 0, even at +-1e-300, every voice gives dy * (x > 0)."""
@@ -180,7 +177,7 @@ def _expected_nan_pattern(op: str, g: dict[str, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("op", list(NAN_CASES))
-@pytest.mark.parametrize("impl", IMPLS, ids=[SHORT[i] for i in IMPLS])
+@pytest.mark.parametrize("impl", voices("gru_vjp"))
 def test_nan_input_propagates_to_nan_gradients(impl, op):
     """NaN in the input propagates to NaN in exactly the gradient entries that read it, in every voice."""
     mod = load(impl)
@@ -221,7 +218,7 @@ def _pool_nan_rule(y: float, dx: np.ndarray) -> str:
     return ("nan" if np.isnan(y) else f"{y:g}") + "->" + (", ".join(hit) if hit else "nowhere")
 
 
-@pytest.mark.parametrize("impl", IMPLS, ids=[SHORT[i] for i in IMPLS])
+@pytest.mark.parametrize("impl", voices("relu_vjp"))
 def test_relu_and_max_pool2d_at_nan_follow_declared_conventions(impl):
     """The two ops whose gradient only compares x's values: with a NaN input, the built-in kernels and our
     NumPy do not produce NaN gradients; the NaN decides where dy goes, and the voices disagree. The
@@ -270,7 +267,7 @@ BAD_DY = _bad_dy_calls()
 
 
 @pytest.mark.parametrize("what", list(BAD_DY))
-@pytest.mark.parametrize("impl", IMPLS, ids=[SHORT[i] for i in IMPLS])
+@pytest.mark.parametrize("impl", voices("relu_vjp"))
 def test_wrong_dy_shape_is_a_shape_error_naming_both_shapes(impl, what):
     mod = load(impl)
     inputs, bad, right, call = BAD_DY[what]

@@ -45,7 +45,7 @@ def _params() -> list:
             marks = ()
             if c.unsupported:
                 marks = pytest.mark.skip(reason=f"not in the contract: {c.unsupported}")
-            elif (why := limits.refusal(impl, c.op, **c.options)) is not None:
+            elif (why := limits.refusal(impl, c.op, dtype, **c.options)) is not None:
                 marks = pytest.mark.skip(reason=f"declared refusal: {why}")
             out.append(pytest.param(c, impl, dtype, marks=marks, id=f"{c.name}-{SHORT[impl]}-{dtype}"))
     return out
