@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from impls import BUILTINS, BackendUnavailable, backend, frameworks, numpy_train
+from impls import LAYER_COUNTS, BackendUnavailable, backend, frameworks, numpy_train
 from impls import numpy_impl as ref
 from impls.inputs import round_to, to_native
 from impls.tolerance import CALIBRATED_FACTOR, CALIBRATED_WORKS, calibrated_tolerance, error_stats, tolerance
@@ -133,7 +133,7 @@ def compile_for(mod: ModuleType, fn: Callable, mode: str, device: str, framework
 
 
 def _op_prepare(row: Row, mod: ModuleType, a: dict[str, Any]) -> tuple[Callable, Callable, str]:
-    if row.impl in BUILTINS:
+    if row.impl in LAYER_COUNTS:  # torch.nn and Keras rows time layers built once (bench/native_*.py)
         return native(row.framework).builtin_op(row.work, row.pass_, a, row.variant, row.dtype, row.device)
     fname = OP_FUNCTIONS[(row.work, row.pass_)]
     if not hasattr(mod, fname):

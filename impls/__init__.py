@@ -23,14 +23,17 @@ IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
     "jax": ("impls.jax_impl", "jax"),
     "torch_nn": ("impls.torch_builtin", "torch"),
     "keras": ("impls.keras_builtin", "keras"),
+    "flax": ("impls.flax_builtin", "flax"),
     "onnxruntime": ("impls.ort_impl", "onnxruntime"),
 }
 BACKENDS = ("numpy", "torch", "tensorflow", "jax")
-BUILTINS = ("torch_nn", "keras")
+BUILTINS = ("torch_nn", "keras", "flax")
+LAYER_COUNTS = ("torch_nn", "keras")
+"""Built-in voices that also count the parameters and FLOPs of layers they build (issue 4); Flax's are not offered."""
 RUNTIMES = ("onnxruntime",)
 """Voices that run a graph built from canonical weights: ONNX Runtime on hand-built ONNX graphs."""
 SHORT = {"numpy": "np", "torch": "torch", "tensorflow": "tf", "jax": "jax", "torch_nn": "torch_nn", "keras": "keras",
-         "onnxruntime": "ort"}
+         "flax": "flax", "onnxruntime": "ort"}
 """Short names for test ids: gru-tf-float32-reset_after-B3T7I5H4."""
 
 # What each implementation computes, known without importing its framework (pytest collects the
@@ -43,6 +46,7 @@ GRU_VARIANTS: dict[str, tuple[str, ...]] = {
     "jax": VARIANTS,
     "torch_nn": ("reset_after",),  # torch.nn.GRU: r applied after the recurrent product, one form only
     "keras": ("reset_before", "reset_after"),  # keras.layers.GRU(reset_after=False / True)
+    "flax": ("reset_after",),  # flax.linen.GRUCell: reset_after with the z and r biases folded (convert.gru_to_flax)
     "onnxruntime": ("reset_before", "reset_after"),  # the ONNX GRU operator, linear_before_reset = 0 / 1
 }
 

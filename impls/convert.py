@@ -8,6 +8,14 @@ Pure NumPy; every fact about a framework's weight layout lives here and nowhere 
   that layer cannot hold b_x and b_h apart, so the canonical weights it reads back are the stated
   projection `keras_single_bias` (b_x + b_h, 0), and a gradient goes to it as g_b_x (= g_b_h), never summed
 - ONNX GRU: W (1, 3H, I), R (1, 3H, H), B (1, 6H) = [Wb, Rb], gate order (z, r, h)
+- flax.linen.GRUCell: one Dense per gate and side, ir/iz/in {kernel (I, H), bias (H,)}, hr/hz {kernel (H, H)}
+  without bias, hn {kernel (H, H), bias (H,)}: r = sig(x W_ir + b_ir + h W_hr), z likewise, n = tanh(x W_in + b_in
+  + r * (h W_hn + b_hn)), h' = (1 - z) n + z h. That is reset_after with the z and r biases folded into one each:
+  it holds every reset_after weight set (b_iz = b_xz + b_hz, b_ir = b_xr + b_hr) and reads back as the stated
+  projection `flax_folded_bias` (b_x = (b_iz, b_ir, b_in), b_h = (0, 0, b_hn)); gradients go to a folded bias as
+  g_b_x (= g_b_h), never summed. flax.nnx.GRUCell differs again: its recurrent Dense has no bias at all (no b_hn,
+  though its docstring writes one), so it holds reset_after only where b_hh of the candidate is zero
+- conv, dense in Flax: HWIO kernels on NHWC images and (in, out) kernels, the canonical layouts themselves
 - conv: canonical HWIO kernel, NHWC images; torch OIHW kernel, NCHW images; with groups both hold
   I = C_in / groups and output channel o in group o // (C_out / groups), so one transpose serves every groups;
   Keras DepthwiseConv2D (KH, KW, C, M) is the grouped kernel (KH, KW, 1, C * M) with output c * M + m
@@ -127,6 +135,57 @@ def gru_from_onnx(W: np.ndarray, R: np.ndarray, B: np.ndarray) -> GRUWeights:
     W, R, B = _np(W)[0], _np(R)[0], _np(B)[0]
     H = R.shape[1]
     return GRUWeights(W.T, R.T, B[: 3 * H], B[3 * H :])
+
+
+FLAX_GATES = ("iz", "ir", "in")  # flax.linen.GRUCell's input Dense per canonical gate z, r, h
+FLAX_RECURRENT = ("hz", "hr", "hn")  # and its recurrent Dense; only hn has a bias
+
+
+def flax_folded_bias(w: GRUWeights) -> GRUWeights:
+    """What flax.linen.GRUCell can hold of canonical weights, exactly: the z and r gates' b_x + b_h in b_x, b_h
+    zero there; the candidate's b_xh and b_hh apart (b_hh sits inside r * (...)). Changes no reset_after output."""
+    bx, bh = _np(w.b_x), _np(w.b_h)
+    H = bh.shape[0] // 3
+    return GRUWeights(_np(w.W), _np(w.U), np.concatenate([bx[: 2 * H] + bh[: 2 * H], bx[2 * H :]]),
+                      np.concatenate([np.zeros(2 * H, bh.dtype), bh[2 * H :]]))  # fmt: skip
+
+
+def gru_to_flax(w: GRUWeights) -> dict:
+    """Canonical -> flax.linen.GRUCell params {"ir": {"kernel", "bias"}, ..., "hn": {"kernel", "bias"}}; the z and r
+    biases folded (flax_folded_bias). Exact for reset_after, the one variant the cell computes."""
+    f = flax_folded_bias(w)
+    Wb, Ub, bx, bh = (_blocks(_np(a), _np(w.U).shape[0]) for a in (f.W, f.U, f.b_x, f.b_h))
+    out = {name: {"kernel": Wb[g].copy(), "bias": bx[g].copy()} for g, name in enumerate(FLAX_GATES)}
+    out |= {name: {"kernel": Ub[g].copy()} for g, name in enumerate(FLAX_RECURRENT)}
+    out["hn"]["bias"] = bh[2].copy()
+    return out
+
+
+def gru_from_flax(params: dict) -> GRUWeights:
+    """flax.linen.GRUCell params -> canonical weights (the projection flax_folded_bias, read back exactly)."""
+    H = _np(params["hn"]["kernel"]).shape[0]
+    bias_h = _np(params["hn"]["bias"])
+    return GRUWeights(
+        W=np.concatenate([_np(params[n]["kernel"]) for n in FLAX_GATES], axis=1),
+        U=np.concatenate([_np(params[n]["kernel"]) for n in FLAX_RECURRENT], axis=1),
+        b_x=np.concatenate([_np(params[n]["bias"]) for n in FLAX_GATES]),
+        b_h=np.concatenate([np.zeros(2 * H, bias_h.dtype), bias_h]),
+    )
+
+
+def gru_grads_to_flax(g: GRUWeights) -> dict:
+    """Canonical gradients -> flax.linen.GRUCell gradients. A folded bias c enters as b_x = c, b_h = 0, so
+    dL/dc = g_b_x of its gate (which equals g_b_h where only the sum enters): carried over, never summed."""
+    H = _np(g.U).shape[0]
+    return gru_to_flax(GRUWeights(g.W, g.U, g.b_x, np.concatenate([np.zeros(2 * H, _np(g.b_h).dtype), _np(g.b_h)[2 * H :]])))
+
+
+def gru_grads_from_flax(grads: dict) -> GRUWeights:
+    """flax.linen.GRUCell gradients -> canonical: a folded bias stands for b_x + b_h of its gate, so both take its
+    gradient (gru_from_flax, which reads weights, would give b_hz and b_hr zero)."""
+    w = gru_from_flax(grads)
+    H = _np(w.U).shape[0]
+    return GRUWeights(w.W, w.U, w.b_x, np.concatenate([w.b_x[: 2 * H], w.b_h[2 * H :]]))
 
 
 # --------------------------------------------------------------------------- conv, dense, layouts
@@ -288,6 +347,31 @@ def seed_gru_from_keras(weights: list, reset_after: bool = True) -> SeedGRUParam
         gru_from_keras(weights[3:6], reset_after),
         DenseWeights(_np(weights[6]), _np(weights[7])),
     )
+
+
+def seed_gru_to_flax(p: SeedGRUParams) -> dict:
+    """Params of flax_builtin.SeedGRU: {"gru1": cell, "gru2": cell, "dense": {kernel, bias}}."""
+    return {"gru1": gru_to_flax(p.gru1), "gru2": gru_to_flax(p.gru2),
+            "dense": {"kernel": _np(p.dense.kernel).copy(), "bias": _np(p.dense.bias).copy()}}  # fmt: skip
+
+
+def seed_gru_from_flax(params: dict) -> SeedGRUParams:
+    d = params["dense"]
+    return SeedGRUParams(gru_from_flax(params["gru1"]), gru_from_flax(params["gru2"]),
+                         DenseWeights(_np(d["kernel"]), _np(d["bias"])))  # fmt: skip
+
+
+def seed_cnn_to_flax(p: SeedCNNParams) -> dict:
+    """Params of flax_builtin.SeedCNN: Flax keeps HWIO kernels, NHWC images and the (h, w, c) flatten, so every
+    array is the canonical one (no permutation, unlike torch)."""
+    return {n: {"kernel": _np(getattr(p, n).kernel).copy(), "bias": _np(getattr(p, n).bias).copy()}
+            for n in ("conv1", "conv2", "dense1", "dense2")}  # fmt: skip
+
+
+def seed_cnn_from_flax(params: dict) -> SeedCNNParams:
+    c1, c2, d1, d2 = (params[n] for n in ("conv1", "conv2", "dense1", "dense2"))
+    return SeedCNNParams(ConvWeights(_np(c1["kernel"]), _np(c1["bias"])), ConvWeights(_np(c2["kernel"]), _np(c2["bias"])),
+                         DenseWeights(_np(d1["kernel"]), _np(d1["bias"])), DenseWeights(_np(d2["kernel"]), _np(d2["bias"])))  # fmt: skip
 
 
 def seed_cnn_to_keras(p: SeedCNNParams) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ class BackendUnavailable(ImportError):
 _THREADS: int | None = None  # set_threads(n): every framework's compute threads, None = its default
 
 _PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx", "jax": "jax",
-             "flax": "flax.linen", "onnxruntime": "onnxruntime"}
+             "flax": "flax.linen", "optax": "optax", "onnxruntime": "onnxruntime"}
 _VERSION_OF = {"flax": "flax"}  # where a name's __version__ lives, when not in the module load() returns
 
 JAX_CONFIG = {
@@ -37,12 +37,12 @@ def _prepare(name: str) -> None:
         # Before the first TensorFlow import: silence oneDNN/absl start-up lines, keep Keras on TF.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if name in ("jax", "flax") and _THREADS == 1 and "jax" not in sys.modules:
+    if name in ("jax", "flax", "optax") and _THREADS == 1 and "jax" not in sys.modules:
         # XLA's CPU thread pool is fixed when JAX starts: one thread means no Eigen multi-threading.
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_cpu_multi_thread_eigen" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    if name == "flax":
+    if name in ("flax", "optax"):
         load("jax")  # flax computes with jax: its configuration first
 
 

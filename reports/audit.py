@@ -46,11 +46,11 @@ def _link(claim) -> str:
 
 def render() -> str:
     """The whole document, as text."""
-    from impls import BUILTINS, unavailable_reason
+    from impls import LAYER_COUNTS, unavailable_reason
     from verify.claims import CLAIMS, NOT_COMPUTABLE, NOT_MEASURED, READING, evidence
 
     results = [(c, evidence(c.id)) for c in CLAIMS]
-    loaded = [b for b in BUILTINS if unavailable_reason(b) is None]
+    loaded = [b for b in LAYER_COUNTS if unavailable_reason(b) is None]
     counts = {v: sum(e.verdict == v for _, e in results) for v in ("holds", "fails", READING)}
     out = [
         "# Seed audit: the article's checkable claims, settled by computation\n",
@@ -62,7 +62,7 @@ def render() -> str:
         "NumPy float64 reference (`impls/numpy_impl.py`), the closed forms in `impls/formulas.py` and the "
         "frameworks' built-in layers (`impls/torch_builtin.py`, `impls/keras_builtin.py`) on seeded data. "
         f"Built-in layers measured for this file: {', '.join(loaded) if loaded else 'none'}"
-        f"{'' if len(loaded) == len(BUILTINS) else f' (numbers marked {NOT_MEASURED!r} need the others)'}. "
+        f"{'' if len(loaded) == len(LAYER_COUNTS) else f' (numbers marked {NOT_MEASURED!r} need the others)'}. "
         "Differences are max |a - b| in float64; values below 1e-12 print as \"< 1e-12\".\n"),
         (f"**{len(results)} claims: {counts['holds']} hold, {counts['fails']} fail, {counts[READING]} hold only "
         "under a stated reading.**\n"),

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impls import BUILTINS, GRU_VARIANTS, backend, convert, numpy_conv, numpy_impl
+from impls import GRU_VARIANTS, LAYER_COUNTS, backend, convert, numpy_conv, numpy_impl
 from impls import formulas as F
 from impls.models import init_seed_cnn, init_seed_gru
 from impls.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
@@ -48,7 +48,7 @@ def built(impl: str, fn: str, *args) -> int:
 # Built layers: torch builds on the meta device in ~0.3 ms, so it gets 200 random sizes from a wide range; a Keras
 # layer takes ~5-10 ms to build, so Keras runs over every size of a small range instead (each built once, cached).
 LAYER_SIZE = {"torch_nn": st.integers(1, 64), "keras": small}
-BUILT_GRU = {i: tuple(v for v in GRU_VARIANTS[i] if v in ("reset_before", "reset_after")) for i in BUILTINS}
+BUILT_GRU = {i: tuple(v for v in GRU_VARIANTS[i] if v in ("reset_before", "reset_after")) for i in LAYER_COUNTS}
 LSTM_CONVENTION = {"torch_nn": "torch", "keras": "keras"}
 
 # =========================================================================== parameter counts
@@ -71,7 +71,7 @@ def test_gru_count_is_the_size_of_every_layout(I, H):
         assert F.gru_param_count(I, H) - F.gru_effective_param_count(I, H, v) == (2 if v == "reset_after" else 3) * H
 
 
-@pytest.mark.parametrize("impl", BUILTINS)
+@pytest.mark.parametrize("impl", LAYER_COUNTS)
 @PROPS
 @given(data=st.data())
 def test_gru_count_equals_the_built_layer_and_the_seed_formula_misses_its_biases(impl, data):
@@ -84,7 +84,7 @@ def test_gru_count_equals_the_built_layer_and_the_seed_formula_misses_its_biases
         assert F.seed_gru_formula_own_units(I, H) - count == -(3 if variant == "reset_before" else 6) * H
 
 
-@pytest.mark.parametrize("impl", BUILTINS)
+@pytest.mark.parametrize("impl", LAYER_COUNTS)
 @PROPS
 @given(data=st.data())
 def test_lstm_count_equals_the_built_layer_and_a_gru_is_three_quarters_of_it(impl, data):
@@ -108,7 +108,7 @@ def conv_sizes(draw, wide: bool):
     return (draw(n), draw(n), g * draw(n if wide else st.integers(1, 2)), g * draw(n), g, draw(st.booleans()))
 
 
-@pytest.mark.parametrize("impl", BUILTINS)
+@pytest.mark.parametrize("impl", LAYER_COUNTS)
 @PROPS
 @given(data=st.data())
 def test_conv2d_count_equals_the_built_layer(impl, data):
@@ -129,7 +129,7 @@ def test_conv_and_dense_counts_are_the_canonical_weight_sizes(kh, kw, c_in, c_ou
     assert F.dense_param_count(n_in, n_out, bias=False) == d.kernel.size
 
 
-@pytest.mark.parametrize("impl", BUILTINS)
+@pytest.mark.parametrize("impl", LAYER_COUNTS)
 @PROPS
 @given(data=st.data(), bias=st.booleans())
 def test_dense_count_equals_the_built_layer(impl, data, bias):
@@ -138,7 +138,7 @@ def test_dense_count_equals_the_built_layer(impl, data, bias):
     assert built(impl, "dense_param_count", n_in, n_out, bias) == F.dense_param_count(n_in, n_out, bias=bias)
 
 
-@pytest.mark.parametrize("impl", BUILTINS)
+@pytest.mark.parametrize("impl", LAYER_COUNTS)
 def test_seed_model_counts_equal_the_built_models(impl):
     """The seed's own models (section 4): 112,394 and 225,034 are what Keras' model.summary() prints."""
     mod = load(impl)

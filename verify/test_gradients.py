@@ -59,6 +59,7 @@ TIE_ROUTING = {  # how each voice routes a window's dy among tied maxima, with t
     "torch": "split",  # built from torch.amax, whose backward divides dy evenly among the tied maxima
     "tensorflow": "split",  # built from tf.reduce_max, whose gradient divides dy evenly among tied maxima
     "jax": "first",  # lax.reduce_window(max)'s transpose is select_and_scatter_add with >=: the first maximum
+    "flax": "first",  # nn.max_pool is that same lax.reduce_window
 }
 
 
@@ -109,6 +110,7 @@ RELU_AT_ZERO = {  # relu's gradient at exactly 0 (and -0.0): "0", "dy" or "dy/2"
     "torch": "dy/2",  # built as torch.maximum(x, 0), whose backward splits dy evenly between tied arguments
     "tensorflow": "dy",  # built as tf.maximum(x, 0), whose gradient goes to x wherever x >= 0
     "jax": "dy/2",  # built as jnp.maximum(x, 0), whose JVP splits evenly between tied arguments
+    "flax": "0",  # nn.relu is jax.nn.relu, whose custom JVP is dy * (x > 0)
 }
 
 
@@ -198,6 +200,7 @@ RELU_AT_NAN = {  # relu's gradient where x is NaN: "0" (dy * (x > 0)) or "dy" (p
     "torch": "dy",  # threshold_backward zeroes where x <= 0, and NaN <= 0 is False
     "torch_nn": "dy",  # nn.ReLU: the same threshold_backward
     "jax": "0",  # jnp.maximum(x, 0)'s JVP selects by comparisons, and every comparison with NaN is false
+    "flax": "0",  # jax.nn.relu's custom JVP: dy * (x > 0), false for NaN
 }
 POOL_AT_NAN = {  # max_pool2d over a window [[1, NaN], [NaN, 2]] (forward value -> where dy goes)
     "numpy": "nan->first NaN",  # np.max propagates NaN; np.argmax picks the first NaN
@@ -206,6 +209,7 @@ POOL_AT_NAN = {  # max_pool2d over a window [[1, NaN], [NaN, 2]] (forward value 
     "torch": "nan->NaN everywhere",  # torch.amax is NaN; its backward, dy * (x == max) / count, is 0/0 = NaN
     "tensorflow": "nan->NaN everywhere",  # tf.reduce_max is NaN; its gradient divides by a count of 0: NaN
     "jax": "nan->the 2",  # reduce_window's max is NaN, but select_and_scatter_add's >= is false for NaN: the 2
+    "flax": "nan->the 2",  # nn.max_pool: the same reduce_window
 }
 
 
