@@ -30,7 +30,8 @@ case "${1:-}" in
     "$PY" -m pytest bench/ -q --benchmark-json=results/run.json "${@:2}" || status=1
     "$PY" -m reports results/run.json --verify results/verify.xml -o results/report.md || status=1
     "$PY" -m reports audit -o results/SEED-AUDIT.md || status=1
-    echo "wrote results/report.md and results/SEED-AUDIT.md (published reports: reports/README.md)"
+    "$PY" -m reports porting -o results/PORTING.md || status=1
+    echo "wrote results/report.md, results/SEED-AUDIT.md and results/PORTING.md (published reports: reports/README.md)"
     exit $status
     ;;
   *) echo "usage: bash run.sh main|test|setup" >&2; exit 2 ;;

@@ -3,6 +3,7 @@
     python -m reports RUN.json [MORE.json ...] [--verify RESULTS.xml] -o reports/NAME.md
     python -m reports audit [args]       -> reports.audit:main(args)
     python -m reports training [args]    -> reports.training:main(args)
+    python -m reports porting [args]     -> reports.porting:main(args)
 
 Exit status: 0 written; 2 bad input or usage (the message names the file and the problem, and no
 report is written); 1 an unexpected failure.
@@ -14,7 +15,8 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = {"audit": "the seed audit (reports/audit.py)", "training": "training curves (reports/training.py)"}
+SUBCOMMANDS = {"audit": "the seed audit (reports/audit.py)", "training": "training curves (reports/training.py)",
+               "porting": "what the ONNX exporters emit (reports/porting.py)"}
 
 
 def _subcommand(name: str, args: list[str]) -> int:

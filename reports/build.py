@@ -21,6 +21,7 @@ from .load import Run, load_runs
 from .markdown import atomic_write, code_block, escape, table
 
 SEED_AUDIT = "SEED-AUDIT.md"
+PORTING = "PORTING.md"
 def command_line(argv: list[str]) -> str:
     """The exact command, reconstructed from argv (after `python -m reports`)."""
     return "python -m reports " + shlex.join(argv)
@@ -130,13 +131,14 @@ def verification_section(verify: dict[str, list]) -> list[str]:
     return out
 
 
-def seed_audit_section(out_dir: Path) -> list[str]:
-    here = [out_dir / SEED_AUDIT, Path(__file__).resolve().parent / SEED_AUDIT]
+def embedded_section(out_dir: Path, name: str, title: str, command: str) -> list[str]:
+    """A published Markdown file (beside the report, else in reports/) under `title`, its headings demoted."""
+    here = [out_dir / name, Path(__file__).resolve().parent / name]
     found = next((p for p in here if p.is_file()), None)
     if found is None:
-        return ["## Seed audit", "", f"No {SEED_AUDIT} exists yet (`python -m reports audit` writes it).", ""]
+        return [f"## {title}", "", f"No {name} exists yet (`{command}` writes it).", ""]
     rel = os.path.relpath(found, out_dir.resolve())
-    out = ["## Seed audit", "", f"From [{SEED_AUDIT}]({Path(rel).as_posix()}):", ""]
+    out = [f"## {title}", "", f"From [{name}]({Path(rel).as_posix()}):", ""]
     fence = None
     for line in found.read_text(encoding="utf-8").splitlines():
         stripped = line.lstrip()
@@ -144,6 +146,14 @@ def seed_audit_section(out_dir: Path) -> list[str]:
             fence = None if fence else stripped[:3]
         out.append("##" + line if (fence is None and line.startswith("#")) else line)  # demote its headings
     return out + [""]
+
+
+def seed_audit_section(out_dir: Path) -> list[str]:
+    return embedded_section(out_dir, SEED_AUDIT, "Seed audit", "python -m reports audit")
+
+
+def porting_section(out_dir: Path) -> list[str]:
+    return embedded_section(out_dir, PORTING, "Porting: what the ONNX exporters emit", "python -m reports porting")
 
 
 def provenance(argv: list[str], runs: list[Run], verify: list[str]) -> list[str]:
@@ -179,7 +189,7 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
         results[4:4] = [("Where one machine has several runs, tables and plots take each row from the latest run "
                         "that measured it; the comparison below shows what changed between them."), ""]  # fmt: skip
     doc += results + fidelity_section(runs) + comparison_section(runs) + verification_section(verify)
-    doc += seed_audit_section(out.parent)
+    doc += seed_audit_section(out.parent) + porting_section(out.parent)
     warnings = [w for r in runs for w in r.warnings]
     if warnings:
         doc += ["## Warnings", ""] + [f"- {escape(w)}" for w in warnings] + [""]
