@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
+from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT, limits
 from impls.models import (
     SEED_CLASSES,
     SEED_CNN_FILTERS,
@@ -54,7 +54,11 @@ MODE_TOKEN = {
 }  # fmt: skip
 """Modes as they appear in test ids (ids stay usable with -k)."""
 TRAIN_IMPLS = ("numpy", "torch_nn", "keras")
-"""Implementations with an optimiser step on the seed models (numpy_train, torch.optim, keras.optimizers)."""
+"""Implementations with an optimiser step on the seed models (numpy_train, torch.optim, keras.optimizers). JAX trains
+through numpy_train's Adam on the host (impls/jax_train.py), not a jitted step: it has no train_step row."""
+QUICK_FLOAT32_ONLY = ("jax", "flax", "onnxruntime")
+"""issue 11's voices run float32 only in the quick profile (float64 in full): their rows would otherwise take the
+CPU quick profile past its 5-minute bar. float64 agreement is verify/'s, at 1e-10."""
 
 STORAGE = {"float64": "float64", "float32": "float32", "tf32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 """precision -> storage dtype. tf32 stores float32 and rounds matmul inputs to 10-bit mantissas."""
@@ -62,6 +66,9 @@ CUDA_PRECISIONS = {
     "torch": ("float64", "float32", "tf32", "bfloat16", "float16"),
     "tensorflow": ("float64", "float32", "tf32", "bfloat16", "float16"),
     "keras": ("float64", "float32", "tf32", "bfloat16", "float16"),
+    "jax": ("float64", "float32", "bfloat16", "float16"),  # float32 matmuls at "highest" (impls.frameworks): no TF32 row
+    "flax": ("float64", "float32", "bfloat16", "float16"),
+    "onnxruntime": ("float32",),  # CUDAExecutionProvider, where onnxruntime-gpu is installed
 }
 CPU_PRECISIONS = ("float64", "float32")
 
@@ -205,6 +212,11 @@ class Row:
         return "-".join(parts + ([self.variant] if self.variant else []) + [self.size.token, self.pass_])
 
 
+def contract_op(work: str, pass_: str) -> str:
+    """The contract function a row of (work, pass) exercises, as impls.limits names it."""
+    return work if pass_ == "fwd" else f"{work}_vjp"  # a model's gradients: refused wherever gradients are
+
+
 def _variants(work: str, impl: str, all_variants: bool) -> tuple[str | None, ...]:
     if work not in ("gru", "seed_gru_model"):
         return (None,)
@@ -231,6 +243,10 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
                                 continue
                             if device not in devices_for(impl, devices) or prec not in precisions(impl, device):
                                 continue
+                            if profile == "quick" and impl in QUICK_FLOAT32_ONLY and prec == "float64":
+                                continue
+                            if limits.refusal(impl, contract_op(size.work, pass_), STORAGE[prec]) is not None:
+                                continue  # declared (impls/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
                             for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):
                                 out.append(Row(impl, mode, size.work, size, pass_, prec, device, profile,
                                                variant, convention))  # fmt: skip

@@ -102,6 +102,12 @@ def _sync(mod: ModuleType, device: str, info: dict[str, Any]) -> Callable[[], No
     if framework == "numpy":
         info["sync"] = "none (NumPy is synchronous)"
         return lambda: None
+    if framework in ("jax", "flax"):
+        info["sync"] = "jax.block_until_ready on the call's outputs, inside the call (the module's compile)"
+        return lambda: None
+    if framework == "onnxruntime":
+        info["sync"] = "none (InferenceSession.run returns its outputs on the host)"
+        return lambda: None
     if framework in ("tensorflow", "keras") and not native("tensorflow").needs_sync(device):
         info["sync"] = "none (TensorFlow runs synchronously on the CPU; sync_devices would cost ~50 us a call)"
         return lambda: None

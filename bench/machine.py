@@ -85,7 +85,7 @@ def facts(profile: str | None = None) -> dict[str, Any]:
         "versions": {
             "python": sys.version.split()[0],
             "numpy": np.__version__,
-            **{name: frameworks.version(name) for name in ("torch", "tensorflow", "keras")},
+            **{name: frameworks.version(name) for name in ("torch", "tensorflow", "keras", "jax", "flax", "onnxruntime")},
         },
         "gpu": gpu,
         "profile": profile,

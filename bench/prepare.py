@@ -43,8 +43,9 @@ def load(impl: str) -> ModuleType:
 
 
 def native(framework: str) -> ModuleType:
-    """bench.native_torch for torch rows, bench.native_tf for tensorflow/keras rows (skip if missing)."""
-    name = "bench.native_torch" if framework == "torch" else "bench.native_tf"
+    """bench.native_torch for torch rows, bench.native_jax for jax/flax rows, bench.native_tf for tensorflow/keras
+    rows (skip if missing)."""
+    name = {"torch": "bench.native_torch", "jax": "bench.native_jax", "flax": "bench.native_jax"}.get(framework, "bench.native_tf")
     try:
         return importlib.import_module(name)
     except BackendUnavailable as e:

@@ -208,18 +208,23 @@ def _model(params: Any, dtype: Any, device: Any, to_flax: Callable, module: Any)
     return lambda x: apply(_tree(tree, x), x)
 
 
+def seed_module(params: SeedGRUParams | SeedCNNParams) -> Any:
+    """The linen Module of the seed model `params` belong to, sized from them."""
+    if isinstance(params, SeedGRUParams):
+        return SeedGRU((int(params.gru1.U.shape[0]), int(params.gru2.U.shape[0])), int(params.dense.bias.shape[0]))
+    filters = (int(params.conv1.kernel.shape[3]), int(params.conv2.kernel.shape[3]))
+    return SeedCNN(filters, int(params.dense1.bias.shape[0]), int(params.dense2.bias.shape[0]))
+
+
 def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
     """SeedGRU built from canonical params -> forward(x (B, T, I)) -> probabilities. reset_after only."""
     check_variant(variant)
-    units = (int(params.gru1.U.shape[0]), int(params.gru2.U.shape[0]))
-    return _model(params, dtype, device, convert.seed_gru_to_flax, SeedGRU(units, int(params.dense.bias.shape[0])))
+    return _model(params, dtype, device, convert.seed_gru_to_flax, seed_module(params))
 
 
 def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
     """SeedCNN built from canonical params -> forward(x NHWC) -> probabilities."""
-    filters = (int(params.conv1.kernel.shape[3]), int(params.conv2.kernel.shape[3]))
-    module = SeedCNN(filters, int(params.dense1.bias.shape[0]), int(params.dense2.bias.shape[0]))
-    return _model(params, dtype, device, convert.seed_cnn_to_flax, module)
+    return _model(params, dtype, device, convert.seed_cnn_to_flax, seed_module(params))
 
 
 # --------------------------------------------------------------------------- gradients: impls/flax_grads.py
@@ -238,6 +243,6 @@ from .flax_grads import (
 __all__ = [
     "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "SeedCNN", "SeedGRU", "asarray", "avg_pool2d",
     "avg_pool2d_vjp", "compile", "conv2d", "conv2d_vjp", "dense", "dense_vjp", "gru", "gru_vjp", "max_pool2d",
-    "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model", "seed_pool1d",
+    "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model", "seed_module", "seed_pool1d",
     "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
 ]  # fmt: skip

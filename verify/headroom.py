@@ -51,6 +51,21 @@ def check(actual, expected, precision: str, impl: str, work: str | None = None, 
     return assert_close(actual, expected, precision, work=work, what=what)
 
 
+def dump() -> list[dict]:
+    """The book as JSON-able rows: what an xdist worker hands the controller (verify/conftest.py)."""
+    return [{"precision": p, "impl": i, **vars(w)} for (p, i), w in BOOK.items()]
+
+
+def merge(rows: list[dict]) -> None:
+    """Fold a worker's dump() into this process's book: counts add up, the closest call to its bar wins."""
+    for r in rows:
+        w = BOOK.setdefault((r["precision"], r["impl"]), Worst())
+        other = Worst(r["worst"], r["bar"], r["work"], r["test"], r["n"])
+        if w.n == 0 or other.ratio > w.ratio:
+            w.worst, w.bar, w.work, w.test = other.worst, other.bar, other.work, other.test
+        w.n += other.n
+
+
 def properties() -> list[tuple[str, str]]:
     """(name, JSON value) per (precision, voice), sorted: what the session writes into the junit XML."""
     return [
