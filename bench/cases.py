@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT, limits
-from impls.models import (
+from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
+from impls.contract import limits
+from impls.contract.models import (
     SEED_CLASSES,
     SEED_CNN_FILTERS,
     SEED_CNN_INPUT,
@@ -55,7 +56,7 @@ MODE_TOKEN = {
 """Modes as they appear in test ids (ids stay usable with -k)."""
 TRAIN_IMPLS = ("numpy", "torch_nn", "keras")
 """Implementations with an optimiser step on the seed models (numpy_train, torch.optim, keras.optimizers). JAX trains
-through numpy_train's Adam on the host (impls/jax_train.py), not a jitted step: it has no train_step row."""
+through numpy_train's Adam on the host (impls/train/jax_train.py), not a jitted step: it has no train_step row."""
 QUICK_FLOAT32_ONLY = ("jax", "flax", "onnxruntime")
 """issue 11's voices run float32 only in the quick profile (float64 in full): their rows would otherwise take the
 CPU quick profile past its 5-minute bar. float64 agreement is verify/'s, at 1e-10."""
@@ -213,7 +214,7 @@ class Row:
 
 
 def contract_op(work: str, pass_: str) -> str:
-    """The contract function a row of (work, pass) exercises, as impls.limits names it."""
+    """The contract function a row of (work, pass) exercises, as impls.contract.limits names it."""
     return work if pass_ == "fwd" else f"{work}_vjp"  # a model's gradients: refused wherever gradients are
 
 
@@ -246,7 +247,7 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
                             if profile == "quick" and impl in QUICK_FLOAT32_ONLY and prec == "float64":
                                 continue
                             if limits.refusal(impl, contract_op(size.work, pass_), STORAGE[prec]) is not None:
-                                continue  # declared (impls/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
+                                continue  # declared (impls/contract/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
                             for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):
                                 out.append(Row(impl, mode, size.work, size, pass_, prec, device, profile,
                                                variant, convention))  # fmt: skip

@@ -69,6 +69,7 @@ def pytest_configure(config):
         if v is not None and not v > 0:
             raise pytest.UsageError(f"--{name.replace('_', '-')} {v}: give a positive number")
     frameworks.set_threads(threads(config))
+    frameworks.use_jax_compile_cache(config.rootpath / ".cache" / "jax")  # compile time is outside every timed call
     pinning = config.getoption("bench_pin", default="no")
     if pinning == "yes" or (pinning == "auto" and frameworks.threads() == 1):
         config._nnparity_pin = machine.pin()

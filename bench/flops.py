@@ -1,4 +1,4 @@
-"""FLOP and byte counts of every benchmark row. FLOPs come from impls/formulas.py (the project's one set
+"""FLOP and byte counts of every benchmark row. FLOPs come from impls/contract/formulas.py (the project's one set
 of closed forms); bytes moved are counted here. No framework here.
 
 Conventions (the row's `flop_convention` names the one used):
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from impls import formulas
+from impls.contract import formulas
 
 PASSES = ("fwd", "fwd+bwd", "train_step")
 

@@ -7,7 +7,7 @@ For every member, in this order (bench/prepare.py does steps 1-2):
      forwards) or a prepared one from bench/native_*.py (built-in layers, model gradients, optimiser
      steps), given to the implementation's compile(fn, mode);
   3. a first call (compilation, tracing) timed apart as compile_s, whose output is compared with the
-     NumPy float64 reference on the same dtype-rounded inputs (tolerance from impls/tolerance.py);
+     NumPy float64 reference on the same dtype-rounded inputs (tolerance from impls/contract/tolerance.py);
   4. the timed unit: one call + the implementation's synchronize(device) (on cuda, for calls under
      SPIN_MAX_S, a spin on an event's query() instead, unless --cuda-wait says otherwise).
 bench/groups.py then times every member of a group in interleaved blocks (bench/blocks.py) and computes
@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 
 from impls import frameworks
-from impls import numpy_impl as ref
-from impls.tolerance import tolerance
+from impls.contract.tolerance import tolerance
+from impls.primitives import numpy_impl as ref
 
 from . import flops
 from .blocks import Member, Timing

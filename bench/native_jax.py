@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from impls import backend, convert, frameworks, numpy_train
-from impls.models import SeedGRUParams
+from impls import backend, convert, frameworks
+from impls.contract.models import SeedGRUParams
+from impls.train import numpy_train
 
 jax = frameworks.load("jax")
 
@@ -27,7 +28,7 @@ def _flax_grads_to_canonical(work: str, g: dict) -> Any:
 def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str, device: str
                 ) -> tuple[Callable, Callable, str]:  # fmt: skip
     """Loss and gradients of every parameter of a seed model: (fn, post -> [loss, *canonical grads], what)."""
-    from impls.jax_train import keras_categorical_crossentropy as xent
+    from impls.train.jax_train import keras_categorical_crossentropy as xent
 
     j = backend("jax")
     x, onehot = j.asarray(a["x"], dtype, device), j.asarray(a["onehot"], dtype, device)

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from impls import convert, frameworks, numpy_train
-from impls.models import SeedCNNParams, SeedGRUParams
+from impls import convert, frameworks
+from impls.contract.models import SeedCNNParams, SeedGRUParams
+from impls.train import numpy_train
 
 tf = frameworks.load("tensorflow")
 keras = frameworks.load("keras")
@@ -175,7 +176,7 @@ def xent(probs: Any, onehot: Any) -> Any:
 
 def _keras_model(work: str, params: SeedGRUParams | SeedCNNParams, variant: str, dtype: str, device: str,
                  input_shape: tuple[int, ...]) -> Any:  # fmt: skip
-    from impls import keras_builtin  # the seed's keras.Sequential builders of the built-in voice
+    from impls.builtin import keras_builtin  # the seed's keras.Sequential builders of the built-in voice
 
     with tf.device(_DEVICES[device]):
         if work == "seed_gru_model":
@@ -224,7 +225,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
 
         return fn, post, "keras.Sequential(x, training=True) + loss + GradientTape.gradient"
     if impl == "tensorflow":
-        from impls import tf_impl
+        from impls.primitives import tf_impl
 
         leaves_p = a["params"].map(lambda v: tensor(v, dtype, device))
         flat = numpy_train.leaves(leaves_p)

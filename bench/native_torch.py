@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from impls import convert, frameworks, numpy_train
-from impls.models import SeedCNNParams, SeedGRUParams
+from impls import convert, frameworks
+from impls.contract.models import SeedCNNParams, SeedGRUParams
+from impls.train import numpy_train
 
 torch = frameworks.load("torch")
 nn = torch.nn
@@ -263,7 +264,7 @@ def _from_torch(work: str) -> Callable:
 
 
 def _net(work: str, params: SeedGRUParams | SeedCNNParams, dtype: str, device: str, trainable: bool) -> Any:
-    from impls import torch_builtin  # the nn.Module classes of the built-in voice
+    from impls.builtin import torch_builtin  # the nn.Module classes of the built-in voice
 
     cls = torch_builtin.SeedGRU if work == "seed_gru_model" else torch_builtin.SeedCNN
     state = (convert.seed_gru_to_torch if work == "seed_gru_model" else convert.seed_cnn_to_torch)(params)
@@ -300,7 +301,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
 
         return fn, post, "nn.Module forward + loss + torch.autograd.grad(parameters)"
     if impl == "torch":
-        from impls import torch_impl
+        from impls.primitives import torch_impl
 
         leaves_p = a["params"].map(lambda v: tensor(v, dtype, device).requires_grad_(True))
         flat = numpy_train.leaves(leaves_p)

@@ -18,10 +18,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from impls import LAYER_COUNTS, BackendUnavailable, backend, frameworks, numpy_train
-from impls import numpy_impl as ref
-from impls.inputs import round_to, to_native
-from impls.tolerance import CALIBRATED_FACTOR, CALIBRATED_WORKS, calibrated_tolerance, error_stats, tolerance
+from impls import LAYER_COUNTS, BackendUnavailable, backend, frameworks
+from impls.contract.inputs import round_to, to_native
+from impls.contract.tolerance import (
+    CALIBRATED_FACTOR,
+    CALIBRATED_WORKS,
+    calibrated_tolerance,
+    error_stats,
+    tolerance,
+)
+from impls.primitives import numpy_impl as ref
+from impls.train import numpy_train
 
 from . import flops
 from .cases import Row

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from impls.models import SeedCNNParams, SeedGRUParams, init_seed_cnn, init_seed_gru
-from impls.spec import init_conv, init_dense, init_gru, random_array
+from impls.contract.models import SeedCNNParams, SeedGRUParams, init_seed_cnn, init_seed_gru
+from impls.contract.spec import init_conv, init_dense, init_gru, random_array
 
 
 def seed_of(label: str) -> int:

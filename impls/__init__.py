@@ -11,20 +11,20 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .contract.spec import VARIANTS
 from .frameworks import BackendUnavailable
-from .spec import VARIANTS
 
 # name -> (module, framework it needs or None). The first three compute from primitives;
 # the last two wrap the frameworks' built-in layers, fed through impls.convert.
 IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
-    "numpy": ("impls.numpy_impl", None),
-    "torch": ("impls.torch_impl", "torch"),
-    "tensorflow": ("impls.tf_impl", "tensorflow"),
-    "jax": ("impls.jax_impl", "jax"),
-    "torch_nn": ("impls.torch_builtin", "torch"),
-    "keras": ("impls.keras_builtin", "keras"),
-    "flax": ("impls.flax_builtin", "flax"),
-    "onnxruntime": ("impls.ort_impl", "onnxruntime"),
+    "numpy": ("impls.primitives.numpy_impl", None),
+    "torch": ("impls.primitives.torch_impl", "torch"),
+    "tensorflow": ("impls.primitives.tf_impl", "tensorflow"),
+    "jax": ("impls.primitives.jax_impl", "jax"),
+    "torch_nn": ("impls.builtin.torch_builtin", "torch"),
+    "keras": ("impls.builtin.keras_builtin", "keras"),
+    "flax": ("impls.builtin.flax_builtin", "flax"),
+    "onnxruntime": ("impls.runtime.ort_impl", "onnxruntime"),
 }
 BACKENDS = ("numpy", "torch", "tensorflow", "jax")
 BUILTINS = ("torch_nn", "keras", "flax")

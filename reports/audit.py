@@ -59,8 +59,8 @@ def render() -> str:
         "(`pytest verify/test_claims.py`), which also checks that regenerating this file reproduces it byte "
         "for byte.\n"),
         ("The article is `seed/000_3cf6938aa79ec2e4.txt` (Chinese, formulas in LaTeX). Evidence comes from the "
-        "NumPy float64 reference (`impls/numpy_impl.py`), the closed forms in `impls/formulas.py` and the "
-        "frameworks' built-in layers (`impls/torch_builtin.py`, `impls/keras_builtin.py`) on seeded data. "
+        "NumPy float64 reference (`impls/primitives/numpy_impl.py`), the closed forms in `impls/contract/formulas.py` and the "
+        "frameworks' built-in layers (`impls/builtin/torch_builtin.py`, `impls/builtin/keras_builtin.py`) on seeded data. "
         f"Built-in layers measured for this file: {', '.join(loaded) if loaded else 'none'}"
         f"{'' if len(loaded) == len(LAYER_COUNTS) else f' (numbers marked {NOT_MEASURED!r} need the others)'}. "
         "Differences are max |a - b| in float64; values below 1e-12 print as \"< 1e-12\".\n"),

@@ -1,5 +1,5 @@
 """The porting section: what the ONNX exporters emit for the seed models, and whether the exported function is
-the source model's at the float32 bar (impls/onnx_export.py measures; verify/test_onnx_export.py asserts).
+the source model's at the float32 bar (impls/runtime/onnx_export.py measures; verify/test_onnx_export.py asserts).
 
     python -m reports porting [-o reports/PORTING.md] [--json porting.json] [--small]
 
@@ -22,14 +22,15 @@ from .markdown import atomic_write, code_block, table
 
 EXPORTERS = ("torch-dynamo", "torch-torchscript", "keras-tf2onnx")
 MODELS = ("seed_gru_model", "seed_cnn_model")
-BAR = 2e-5  # impls.tolerance's float32 bar, restated so that rendering needs no framework (a test keeps them equal)
+BAR = 2e-5  # impls.contract.tolerance's float32 bar, restated so that rendering needs no framework (a test keeps them equal)
 
 
 def collect(small: bool = False, seed: int = 0) -> list[dict]:
     """Measure every exporter on both seed models (the seed's sizes, batch 2; small=True: tiny models)."""
-    from impls import BackendUnavailable, onnx_export
-    from impls.models import init_seed_cnn, init_seed_gru
-    from impls.spec import random_array
+    from impls import BackendUnavailable
+    from impls.contract.models import init_seed_cnn, init_seed_gru
+    from impls.contract.spec import random_array
+    from impls.runtime import onnx_export
 
     if small:
         params = {"seed_gru_model": init_seed_gru(seed, input_size=7, units=(6, 5), classes=4),
@@ -86,8 +87,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def render(rows: list[dict], command: str) -> str:
     lines = ["# Porting: what the ONNX exporters emit", "",
-             ("Each seed model (weights from `impls.models`, float32) exported and run in ONNX Runtime "
-              f"(CPUExecutionProvider). Errors are normwise relative (impls/tolerance.py); the float32 bar is {BAR:g}. "
+             ("Each seed model (weights from `impls.contract.models`, float32) exported and run in ONNX Runtime "
+              f"(CPUExecutionProvider). Errors are normwise relative (impls/contract/tolerance.py); the float32 bar is {BAR:g}. "
               "`vs source` compares with the exporting framework's own model on the same input; `vs NumPy float64` "
               "with the reference on the float32-rounded inputs. A planted wrong `linear_before_reset` is the same "
               "exported graph with the attribute flipped."), "",

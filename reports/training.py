@@ -1,4 +1,4 @@
-"""The training-parity report: trains both seed models in NumPy, Keras and PyTorch (impls/training_parity.py),
+"""The training-parity report: trains both seed models in NumPy, Keras and PyTorch (impls/train/training_parity.py),
 writes the table as JSON (results/training_parity.json) and as Markdown (reports/TRAINING-PARITY.md).
 
     python -m reports training [--steps 20] [--batch 32] [-o reports/TRAINING-PARITY.md] [--json PATH]
@@ -45,9 +45,9 @@ def render(result: dict, command: str) -> str:
         (f"{s['steps']} Adam steps (lr {s['lr']:g}, betas {s['beta_1']:g}/{s['beta_2']:g}) of each seed model, "
         f"batch {s['batch']}, from the same canonical weights (seed {s['seed']}) on the same batches: "
         "sklearn's digits brought to 28x28x1 for the CNN, the frequency task at (100, 64) for the GRU "
-        f"(impls/data.py); GRU variant {s['gru_variant']}. The loss is Keras' categorical cross-entropy "
+        f"(impls/contract/data.py); GRU variant {s['gru_variant']}. The loss is Keras' categorical cross-entropy "
         "on the softmax probabilities, mean over the batch; losses[i] is batch i's loss before update i. "
-        "NumPy runs its own Adam in each framework's convention (impls/numpy_train.py) with that "
+        "NumPy runs its own Adam in each framework's convention (impls/train/numpy_train.py) with that "
         "framework's default eps: Keras 1e-7, torch 1e-8.\n"),
     ]
     if "versions" in result:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot render {args.from_json}: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
     else:
-        from impls.training_parity import parity
+        from impls.train.training_parity import parity
 
         result = parity(models=tuple(args.models), steps=args.steps, batch=args.batch,
                         float32_models=tuple(args.models), eps_breakdown=not args.no_eps_breakdown)  # fmt: skip

@@ -162,7 +162,7 @@ def headroom_section(paths: list[str]) -> list[str]:
     if df.empty:
         return ["Headroom: this junit XML carries no headroom records (they come from `pytest verify/`).", ""]
     return [("Each bar's headroom: per precision and implementation, the comparison that came closest to its bar "
-            "(the normwise relative error against NumPy float64, impls/tolerance.py), and how far under the bar "
+            "(the normwise relative error against NumPy float64, impls/contract/tolerance.py), and how far under the bar "
             "it stayed. A bar with little headroom is one a change may trip; one with 1e5x is one that would not "
             "notice a small bug (verify/test_bars.py shows what each still rejects)."), "",
             table(df, escape_cells=True)]  # fmt: skip

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from impls import IMPLEMENTATIONS
-from impls.spec import GRUWeights, ShapeError, init_conv, init_dense, init_gru, random_array
+from impls.contract.spec import GRUWeights, ShapeError, init_conv, init_dense, init_gru, random_array
 from verify.conftest import load
 
 IMPLS = list(IMPLEMENTATIONS)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from bench import cases, compare, groups, harness, prepare
-from impls import numpy_impl, tolerance
+from impls.contract import tolerance
+from impls.primitives import numpy_impl
 from tests import reports_synth as S
 
 GRU_ROW = cases.Row("numpy", "numpy", "gru", cases.gru_size(3, 40, 5, 24, "seed"), "fwd", "float32", "cpu",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from impls import convert
-from impls import numpy_impl as ref
-from impls.models import cnn_feature_shape, init_seed_cnn, init_seed_gru
-from impls.spec import ShapeError, init_conv, init_gru, random_array
+from impls.contract.models import cnn_feature_shape, init_seed_cnn, init_seed_gru
+from impls.contract.spec import ShapeError, init_conv, init_gru, random_array
+from impls.primitives import numpy_impl as ref
 
 W = init_gru(5, 4, seed=3)  # I=5, H=4
 H = 4

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import numpy_impl as ref
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import ShapeError, init_gru, random_array
-from impls.tolerance import assert_close
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import ShapeError, init_gru, random_array
+from impls.contract.tolerance import assert_close
+from impls.primitives import numpy_impl as ref
 from verify.conftest import load
 
 

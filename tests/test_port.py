@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from impls import convert
-from impls.models import SeedCNNParams
-from impls.spec import DenseWeights, random_array
-from impls.tolerance import assert_close, error_stats
+from impls.contract.models import SeedCNNParams
+from impls.contract.spec import DenseWeights, random_array
+from impls.contract.tolerance import assert_close, error_stats
 from verify.conftest import load
 
 

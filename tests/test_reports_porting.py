@@ -4,7 +4,7 @@ restated bar is the tolerance table's."""
 
 from __future__ import annotations
 
-from impls.tolerance import tolerance
+from impls.contract.tolerance import tolerance
 from reports import porting
 
 FACTS = {"opset": 20, "operators": ["GRU", "Gemm"], "loops": 0, "transposes": [[1, 0, 2]],

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from impls import convert
-from impls import numpy_impl as ref
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import VARIANTS, init_gru, random_array
-from impls.tolerance import assert_close
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import VARIANTS, init_gru, random_array
+from impls.contract.tolerance import assert_close
+from impls.primitives import numpy_impl as ref
 from verify.conftest import load
 
 GRU_SIZES = [(2, 5, 3, 4), (3, 7, 9, 6), (1, 1, 6, 2)]  # (B, T, I, H), I != H

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT, limits
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import VARIANTS, init_conv, init_dense, init_gru, random_array
+from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
+from impls.contract import limits
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import VARIANTS, init_conv, init_dense, init_gru, random_array
 
 DTYPES = ("float64", "float32")
 
@@ -30,7 +31,7 @@ class OpCase:
     variant: str | None = None
     impls: tuple[str, ...] = tuple(IMPLEMENTATIONS)
     marks: tuple = field(default_factory=tuple)
-    options: dict[str, Any] = field(default_factory=dict)  # stride, padding ...: what impls.limits asks about
+    options: dict[str, Any] = field(default_factory=dict)  # stride, padding ...: what impls.contract.limits asks about
 
     def id(self, impl: str, dtype: str) -> str:
         parts = [self.op, SHORT[impl], dtype] + ([self.variant] if self.variant else []) + [self.label]
@@ -44,7 +45,7 @@ def outputs(mod, out) -> list[np.ndarray]:
 def matrix(cases: list[OpCase], dtypes=DTYPES, impls=None) -> list:
     """pytest params (case, impl, dtype) with readable ids. NumPy float64 is the reference itself and
     is left out: comparing it with itself could not fail (verify/test_reference.py checks it instead).
-    So are the triples a voice declares it cannot compute (impls.limits: options, dtypes, gradients;
+    So are the triples a voice declares it cannot compute (impls.contract.limits: options, dtypes, gradients;
     verify/test_conv_options.py and verify/test_limits.py check that each of those is refused, not computed)."""
     return [
         pytest.param(c, impl, dt, id=c.id(impl, dt), marks=c.marks)
@@ -58,7 +59,7 @@ def matrix(cases: list[OpCase], dtypes=DTYPES, impls=None) -> list:
 
 def voices(op: str, dtype: str = "float64", impls=None) -> list:
     """pytest params, one per voice, for a test of `op` outside the matrix; a voice that declares it cannot
-    compute `op` (impls.limits) is a skip with its reason."""
+    compute `op` (impls.contract.limits) is a skip with its reason."""
     out = []
     for impl in impls or IMPLEMENTATIONS:
         why = limits.refusal(impl, op, dtype)
@@ -67,7 +68,7 @@ def voices(op: str, dtype: str = "float64", impls=None) -> list:
 
 
 def refused(cases: list[OpCase]) -> list:
-    """pytest params (case, impl) of the pairs that impls.limits declares refused."""
+    """pytest params (case, impl) of the pairs that impls.contract.limits declares refused."""
     return [pytest.param(c, impl, id=c.id(impl, "float64")) for c in cases for impl in c.impls
             if limits.refusal(impl, c.op, **c.options) is not None]  # fmt: skip
 

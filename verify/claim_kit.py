@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from impls import BackendUnavailable, backend
-from impls.models import SEED_GRU_INPUT, SEED_GRU_UNITS
-from impls.spec import GRUWeights, init_gru, random_array
+from impls.contract.models import SEED_GRU_INPUT, SEED_GRU_UNITS
+from impls.contract.spec import GRUWeights, init_gru, random_array
 
 HOLDS, FAILS, READING = "holds", "fails", "holds only under a stated reading"
 VERDICTS = (HOLDS, FAILS, READING)

@@ -2,7 +2,7 @@
 
 Each Claim holds the original sentence (Chinese), an English rendering, the verdict it must reach and a
 check that computes the evidence from the project's own code: the NumPy reference (always), the
-formulas of impls/formulas.py, and the frameworks' built-in layers (torch.nn, Keras) where they load.
+formulas of impls/contract/formulas.py, and the frameworks' built-in layers (torch.nn, Keras) where they load.
 verify/test_claims.py runs every check and asserts its verdict and key numbers; reports/audit.py turns
 the same evidence into reports/SEED-AUDIT.md. Claims no computation can settle are listed in
 NOT_COMPUTABLE, with the reason.

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls import formulas as F
-from impls import numpy_impl
-from impls.models import SEED_CNN_INPUT, SEED_GRU_UNITS, init_seed_cnn
-from impls.spec import init_conv, random_array
+from impls.contract import formulas as F
+from impls.contract.models import SEED_CNN_INPUT, SEED_GRU_UNITS, init_seed_cnn
+from impls.contract.spec import init_conv, random_array
+from impls.primitives import numpy_impl
 
 # --------------------------------------------------------------------------- section 2.2 vs 4.2: the CNN
 from .claim_kit import (

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 
-from impls import formulas as F
-from impls import numpy_impl
-from impls.models import SEED_GRU_INPUT, SEED_GRU_UNITS
-from impls.reparam import flip_update_gate
-from impls.spec import GRUWeights
+from impls.contract import formulas as F
+from impls.contract.models import SEED_GRU_INPUT, SEED_GRU_UNITS
+from impls.contract.reparam import flip_update_gate
+from impls.contract.spec import GRUWeights
+from impls.primitives import numpy_impl
 
 # --------------------------------------------------------------------------- section 2.1: the GRU
 from .claim_kit import (

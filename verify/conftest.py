@@ -12,6 +12,12 @@ from impls import BackendUnavailable, backend, frameworks
 from verify import headroom
 
 
+def pytest_configure(config) -> None:
+    # JAX's compiled programs kept between runs: the same program, options and version load instead of compiling
+    # (DESIGN.md, "Verification time"). The first run on a clone compiles everything.
+    frameworks.use_jax_compile_cache(config.rootpath / ".cache" / "jax")
+
+
 def load(name: str):
     """The implementation `name`, or a skip that says why it cannot run here."""
     try:

@@ -5,12 +5,12 @@ Forward and vector-Jacobian cases in the shape of verify/cases.py (OpCase; ids s
 `conv2d-keras-float32-B1H8W7C3K3x3O6-s2-same-d1-g3`). Every case has C_in != C_out or a channel
 multiplier, non-square images and kernels, and asymmetric pads whose top differs from their left, so a
 swapped axis, a swapped pad side or a wrong group split changes the numbers. A voice that declares it
-cannot compute a case (impls/limits.py) is left out of the matrix and checked to refuse it instead.
+cannot compute a case (impls/contract/limits.py) is left out of the matrix and checked to refuse it instead.
 """
 
 from __future__ import annotations
 
-from impls.spec import check_conv2d, check_pool2d, init_conv, padding_label, random_array
+from impls.contract.spec import check_conv2d, check_pool2d, init_conv, padding_label, random_array
 from verify.cases import OpCase, _st
 
 # (B, H, W, C, KH, KW, O, stride, padding, dilation, groups)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from impls import GRU_VARIANTS
-from impls.spec import VARIANTS, init_conv, init_dense, init_gru, out_size, pair, random_array
+from impls.contract.spec import VARIANTS, init_conv, init_dense, init_gru, out_size, pair, random_array
 from verify.cases import CONV_SIZES, POOL_SIZES, OpCase, _st
 
 # --------------------------------------------------------------------------- GRU

@@ -1,6 +1,6 @@
 """Each bar's headroom: the worst observed error against its bar, per dtype and voice, over a verify run.
 
-Test bodies compare through `check` (impls.tolerance.assert_close plus a note of the error); at the end
+Test bodies compare through `check` (impls.contract.tolerance.assert_close plus a note of the error); at the end
 of the session verify/conftest.py writes one junit testsuite property per (dtype, voice),
 
     name  headroom|float32|tensorflow
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from impls.tolerance import ErrorStats, assert_close, error_stats, tolerance
+from impls.contract.tolerance import ErrorStats, assert_close, error_stats, tolerance
 
 PREFIX = "headroom|"
 

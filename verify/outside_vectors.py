@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from impls import convert, frameworks
-from impls.spec import random_array, same_pads
+from impls.contract.spec import random_array, same_pads
 
 OPS = {"Conv": "conv2d", "AveragePool": "avg_pool2d", "MaxPool": "max_pool2d"}
 CONVERTED = ("test_Conv1d", "test_Conv2d", "test_AvgPool1d", "test_AvgPool2d", "test_MaxPool1d", "test_MaxPool2d")

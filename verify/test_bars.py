@@ -1,4 +1,4 @@
-"""Bars that bite: for every precision in impls/tolerance.py, the comparison rejects an error of the size the
+"""Bars that bite: for every precision in impls/contract/tolerance.py, the comparison rejects an error of the size the
 bar exists to catch and accepts an honest computation in that precision; and no bar is looser than its own
 documented calibration (tolerance.CALIBRATION, read here, never copied).
 
@@ -17,11 +17,9 @@ from functools import cache
 import numpy as np
 import pytest
 
-from impls import numpy_impl as ref
-from impls import numpy_train
-from impls.inputs import round_mantissa, round_to
-from impls.spec import GRUWeights, init_gru, random_array
-from impls.tolerance import (
+from impls.contract.inputs import round_mantissa, round_to
+from impls.contract.spec import GRUWeights, init_gru, random_array
+from impls.contract.tolerance import (
     CALIBRATED_FACTOR,
     CALIBRATED_FACTOR_MEASURED,
     CALIBRATION,
@@ -33,6 +31,8 @@ from impls.tolerance import (
     error_stats,
     tolerance,
 )
+from impls.primitives import numpy_impl as ref
+from impls.train import numpy_train
 from verify.conftest import load, load_framework
 from verify.headroom import check
 

@@ -1,5 +1,5 @@
 """The conv options beyond the matrix: the seed's 1-D convolution as a depthwise conv2d, shapes that cannot
-work (a ShapeError naming every shape), the refusals impls/limits.py declares, and which rule each
+work (a ShapeError naming every shape), the refusals impls/contract/limits.py declares, and which rule each
 framework's average pooling follows by default."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import IMPLEMENTATIONS, SHORT, limits
-from impls import numpy_impl as ref
-from impls.inputs import to_native
-from impls.spec import ShapeError, init_conv, random_array
+from impls import IMPLEMENTATIONS, SHORT
+from impls.contract import limits
+from impls.contract.inputs import to_native
+from impls.contract.spec import ShapeError, init_conv, random_array
+from impls.primitives import numpy_impl as ref
 from verify.cases import refused, voices
 from verify.conftest import load, load_framework
 from verify.conv_cases import OPTION_FORWARD_CASES, OPTION_VJP_CASES

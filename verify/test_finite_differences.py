@@ -15,11 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from impls import numpy_impl as ref
-from impls import numpy_train
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import VARIANTS, GRUWeights, init_conv, init_dense, init_gru, padding_label, random_array
-from impls.tolerance import error_stats
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import (
+    VARIANTS,
+    GRUWeights,
+    init_conv,
+    init_dense,
+    init_gru,
+    padding_label,
+    random_array,
+)
+from impls.contract.tolerance import error_stats
+from impls.primitives import numpy_impl as ref
+from impls.train import numpy_train
 
 FD_BAR = 1e-6  # the bar for finite differences
 EPS = 1e-6

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from impls import GRU_VARIANTS, convert, frameworks
-from impls import numpy_impl as ref
-from impls.spec import GRUWeights, init_conv, init_gru, random_array
+from impls.contract.spec import GRUWeights, init_conv, init_gru, random_array
+from impls.primitives import numpy_impl as ref
 from verify.conftest import load, load_framework
 from verify.headroom import check
 

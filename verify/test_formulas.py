@@ -1,4 +1,4 @@
-"""Property tests of impls/formulas.py over random sizes: parameter counts against the layers PyTorch and
+"""Property tests of impls/contract/formulas.py over random sizes: parameter counts against the layers PyTorch and
 Keras build and the canonical weights' sizes; the seed's section 6 formulas against the truth, with the
 exact difference as a closed form; FLOP counts against torch.utils.flop_counter and against multiply-adds
 counted while the NumPy reference runs. Plus bad input.
@@ -26,10 +26,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impls import GRU_VARIANTS, LAYER_COUNTS, backend, convert, numpy_conv, numpy_impl
-from impls import formulas as F
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
+from impls import GRU_VARIANTS, LAYER_COUNTS, backend, convert
+from impls.contract import formulas as F
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
+from impls.primitives import numpy_conv, numpy_impl
 from verify.conftest import load
 
 N = 200  # examples per formula family (the issue's bar)

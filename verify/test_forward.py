@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from impls import numpy_impl as ref
-from impls.inputs import round_to, to_native
+from impls.contract.inputs import round_to, to_native
+from impls.primitives import numpy_impl as ref
 from verify.cases import FORWARD_CASES, matrix, outputs
 from verify.conftest import load
 from verify.conv_cases import OPTION_FORWARD_CASES

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import numpy_impl as ref
-from impls.inputs import round_to, to_native
-from impls.spec import ShapeError, init_conv, init_dense, init_gru, random_array
+from impls.contract.inputs import round_to, to_native
+from impls.contract.spec import ShapeError, init_conv, init_dense, init_gru, random_array
+from impls.primitives import numpy_impl as ref
 from verify.cases import matrix, voices
 from verify.conftest import load
 from verify.conv_cases import OPTION_VJP_CASES

@@ -1,4 +1,4 @@
-"""The dtype and gradient refusals impls/limits.py declares (the option refusals are in test_conv_options.py):
+"""The dtype and gradient refusals impls/contract/limits.py declares (the option refusals are in test_conv_options.py):
 each is raised with its reason, never computed in another precision, and a dtype refusal is a true limit of the
 runtime (the same op in float32 computes, and the runtime itself fails in the refused dtype)."""
 
@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import convert, limits
-from impls.inputs import to_native
+from impls import convert
+from impls.contract import limits
+from impls.contract.inputs import to_native
 from verify.cases import FORWARD_CASES, refused
 from verify.conftest import load
 from verify.conv_cases import OPTION_FORWARD_CASES
@@ -34,7 +35,7 @@ def test_dtype_refusals_are_raised_and_float32_computes(impl, op):
 def test_onnxruntime_itself_has_no_float64_gru_kernel():
     """The declared reason, measured: the same graph the voice builds fails in ONNX Runtime in float64."""
     mod = load("onnxruntime")
-    from impls import onnx_graphs
+    from impls.runtime import onnx_graphs
 
     a = DTYPE_CASES[("onnxruntime", "gru")].make()
     feeds = {"x": a["x"]} | convert.gru_to_onnx(a["weights"])

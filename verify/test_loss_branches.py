@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import convert, numpy_train
-from impls import numpy_impl as ref
-from impls.inputs import round_to, to_native
-from impls.models import cnn_feature_shape, init_seed_cnn
-from impls.spec import random_array
-from impls.tolerance import error_stats
+from impls import convert
+from impls.contract.inputs import round_to, to_native
+from impls.contract.models import cnn_feature_shape, init_seed_cnn
+from impls.contract.spec import random_array
+from impls.contract.tolerance import error_stats
+from impls.primitives import numpy_impl as ref
+from impls.train import numpy_train
 from verify.cases import OpCase, matrix, outputs
 from verify.conftest import load, load_framework
 from verify.headroom import check

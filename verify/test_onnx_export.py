@@ -1,7 +1,7 @@
 """Exported graphs in ONNX Runtime: the torch.nn seed models through both torch.onnx exporters and the Keras seed
 models through keras.Model.export(format="onnx") (tf2onnx) compute the source model's function at the float32 bar;
 what each exporter emits (linear_before_reset, gate order, layouts, opset) is stated and checked; and a wrong
-linear_before_reset planted into an exported graph is caught. Small seed-shaped models (impls/onnx_export.py;
+linear_before_reset planted into an exported graph is caught. Small seed-shaped models (impls/runtime/onnx_export.py;
 `python -m reports porting` runs the seed's full sizes and writes reports/PORTING.md)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from impls import BackendUnavailable
-from impls import numpy_impl as ref
-from impls.models import init_seed_cnn, init_seed_gru
-from impls.spec import random_array
-from impls.tolerance import assert_close, tolerance
+from impls.contract.models import init_seed_cnn, init_seed_gru
+from impls.contract.spec import random_array
+from impls.contract.tolerance import assert_close, tolerance
+from impls.primitives import numpy_impl as ref
 from verify import headroom
 from verify.conftest import load
 
@@ -34,7 +34,7 @@ EMITS = {  # what each exporter writes for the seed GRU model, stated (and check
 @pytest.fixture(scope="module")
 def onnx_export():
     load("onnxruntime")
-    from impls import onnx_export
+    from impls.runtime import onnx_export
 
     return onnx_export
 

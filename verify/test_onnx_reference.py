@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from impls import BackendUnavailable
-from impls import numpy_impl as ref
-from impls.spec import is_explicit, pair
-from impls.tolerance import assert_close
+from impls.contract.spec import is_explicit, pair
+from impls.contract.tolerance import assert_close
+from impls.primitives import numpy_impl as ref
 from verify.cases import CONV_CASES, DENSE_CASES, GRU_CASES, POOL_CASES
 from verify.conv_cases import OPTION_FORWARD_CASES
 
@@ -17,7 +17,7 @@ from verify.conv_cases import OPTION_FORWARD_CASES
 @pytest.fixture(scope="module")
 def onnx_ref():
     try:
-        from impls import onnx_ref
+        from impls.runtime import onnx_ref
     except BackendUnavailable as e:
         pytest.skip(str(e))
     return onnx_ref

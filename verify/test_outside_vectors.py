@@ -5,15 +5,16 @@ verify/outside_vectors.py reads them. The expected outputs were computed by PyTo
 ONNX's own NumPy (node cases, in float32) and by TensorFlow's test reference (or by hand), so the suite cannot
 tune to them: every voice must reproduce them within the float32 bar, the NumPy reference in float64,
 the others in float32. Cases the contract cannot express, and pairs a voice declares refused
-(impls/limits.py), are listed as skips with the reason."""
+(impls/contract/limits.py), are listed as skips with the reason."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from impls import IMPLEMENTATIONS, SHORT, BackendUnavailable, limits
-from impls.inputs import to_native
+from impls import IMPLEMENTATIONS, SHORT, BackendUnavailable
+from impls.contract import limits
+from impls.contract.inputs import to_native
 from verify.conftest import load
 from verify.headroom import check
 

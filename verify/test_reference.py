@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from impls import numpy_impl as ref
-from impls.spec import GRUWeights, init_conv, init_gru, random_array, same_pads
+from impls.contract.spec import GRUWeights, init_conv, init_gru, random_array, same_pads
+from impls.primitives import numpy_impl as ref
 
 
 def _naive_conv2d(x, k, b, stride, padding, dilation=(1, 1), groups=1):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from impls import BackendUnavailable, convert
-from impls import numpy_impl as ref
-from impls.spec import GRUWeights, random_array
+from impls.contract.spec import GRUWeights, random_array
+from impls.primitives import numpy_impl as ref
 from verify.conftest import load_framework
 from verify.headroom import check
 
@@ -38,7 +38,7 @@ def keras():
 @pytest.fixture(scope="module")
 def onnx_ref():
     try:
-        from impls import onnx_ref
+        from impls.runtime import onnx_ref
     except BackendUnavailable as e:
         pytest.skip(str(e))
     return onnx_ref

@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 
 from impls import convert
-from impls import numpy_impl as ref
-from impls.models import SeedCNNParams, SeedGRUParams, cnn_feature_shape, init_seed_cnn, init_seed_gru
-from impls.spec import GRUWeights, init_conv, init_dense, init_gru, random_array
+from impls.contract.models import (
+    SeedCNNParams,
+    SeedGRUParams,
+    cnn_feature_shape,
+    init_seed_cnn,
+    init_seed_gru,
+)
+from impls.contract.spec import GRUWeights, init_conv, init_dense, init_gru, random_array
+from impls.primitives import numpy_impl as ref
 
 I, H = 5, 4
 W = init_gru(I, H, seed=3)

@@ -1,6 +1,6 @@
 """The seed models' converters through the frameworks' own models, both ways, on weights and gradients.
 
-A torch.nn model (impls.torch_models) and a keras.Sequential (impls.keras_builtin's builders) each start
+A torch.nn model (impls.builtin.torch_models) and a keras.Sequential (impls.builtin.keras_builtin's builders) each start
 from their framework's own initialisation (Keras' zero biases replaced by distinct values), are read back
 to canonical, and must compute the same in NumPy and in the other framework; the gradients of the training
 loss (Keras' clipped categorical cross-entropy of the probabilities), in each framework's own layout, read
@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import convert, numpy_train
-from impls import numpy_impl as ref
-from impls.models import cnn_feature_shape
-from impls.spec import random_array
+from impls import convert
+from impls.contract.models import cnn_feature_shape
+from impls.contract.spec import random_array
+from impls.primitives import numpy_impl as ref
+from impls.train import numpy_train
 from verify.conftest import load, load_framework
 from verify.headroom import check
 

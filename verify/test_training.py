@@ -1,11 +1,11 @@
 """Training parity of the two seed models (issue 3): 20 Adam steps at the seed's shapes, batch 32, from
-the same canonical weights on the same batches (impls/data.py: sklearn's digits at 28x28x1 for the CNN,
+the same canonical weights on the same batches (impls/contract/data.py: sklearn's digits at 28x28x1 for the CNN,
 the frequency task at (100, 64) for the GRU), in NumPy (own Adam), Keras and PyTorch.
 
     NumPy, Keras convention (eps 1e-7)  vs  keras.Sequential + keras.optimizers.Adam
     NumPy, torch convention (eps 1e-8)  vs  torch nn.Module + torch.optim.Adam
 Float64: every step's loss and the final weights agree to 1e-9 relative. Float32 (frameworks only,
-against the NumPy float64 run): within impls.training_parity.FLOAT32_TOL, whose measurement and
+against the NumPy float64 run): within impls.train.training_parity.FLOAT32_TOL, whose measurement and
 reasons are in FLOAT32_JUSTIFICATION. The difference between the two conventions at their defaults is
 recorded as a number. Every run happens once (module fixture); its table is written as JSON to a
 temporary folder and read back (`python -m reports training` writes the full one to
@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls import data, numpy_train
-from impls.tolerance import tolerance
-from impls.training_parity import (
+from impls.contract import data
+from impls.contract.tolerance import tolerance
+from impls.train import numpy_train
+from impls.train.training_parity import (
     FLOAT32_CALIBRATION,
     FLOAT32_MEASURED,
     FLOAT32_TOL,
@@ -95,7 +96,7 @@ def test_float32_training_within_stated_tolerance(result, model, reference, fram
 @pytest.mark.parametrize("model", FLOAT32_MODELS)
 def test_training_bars_are_no_looser_than_their_calibration(result, model):
     """A bar looser than its calibration hides drift it was set to catch: float64 against the table's bar,
-    float32 against the worst difference this same run measures (impls.training_parity says how each was set)."""
+    float32 against the worst difference this same run measures (impls.train.training_parity says how each was set)."""
     assert FLOAT64_TOL <= FLOAT64_CALIBRATION * tolerance("float64")
     for m in MODELS:
         for bar, measured in zip(FLOAT32_TOL[m], FLOAT32_MEASURED[m]):
@@ -128,7 +129,7 @@ def test_training_losses_decrease_and_table_is_written(result, results_file):
 
 
 def test_keras_adam_is_torch_adam_with_a_scaled_eps():
-    """The two conventions in impls/numpy_train.py: Keras with eps_k equals torch with
+    """The two conventions in impls/train/numpy_train.py: Keras with eps_k equals torch with
     eps_t = eps_k / sqrt(1 - beta_2^t) at every step t (float64, synthetic gradients)."""
     g = np.random.default_rng(0)
     params = [g.standard_normal((3, 4)), g.standard_normal(5)]

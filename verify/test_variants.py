@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from impls import BACKENDS
-from impls.reparam import flip_update_gate
-from impls.spec import init_gru, random_array
-from impls.tolerance import error_stats
+from impls.contract.reparam import flip_update_gate
+from impls.contract.spec import init_gru, random_array
+from impls.contract.tolerance import error_stats
 from verify.conftest import load
 
 X = random_array((4, 20, 6), 11)

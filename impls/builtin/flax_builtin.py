@@ -4,7 +4,7 @@ nn.relu, nn.softmax, and the seed models as linen Modules built from them.
 
 Canonical weights reach the layers through impls/convert.py (`gru_to_flax`: Flax's GRUCell keeps four biases, not
 six, and computes reset_after only; its conv and dense layouts are the canonical HWIO and (in, out)). Arrays are
-the JAX voice's (impls/jax_impl.py's asarray/to_numpy: boundary, not math). Every layer call is one jax.jit
+the JAX voice's (impls/primitives/jax_impl.py's asarray/to_numpy: boundary, not math). Every layer call is one jax.jit
 computation per configuration; gradients are jax.vjp over the layers, read back through the converters.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks, models, spec
-from .jax_impl import MODE, MODES, asarray, compile, synchronize, to_numpy
-from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import convert, frameworks
+from ..contract import models, spec
+from ..contract.models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
+from ..primitives.jax_impl import MODE, MODES, asarray, compile, synchronize, to_numpy
 
 nn = frameworks.load("flax")  # flax.linen
 jax = frameworks.load("jax")
@@ -227,7 +228,7 @@ def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None)
     return _model(params, dtype, device, convert.seed_cnn_to_flax, seed_module(params))
 
 
-# --------------------------------------------------------------------------- gradients: impls/flax_grads.py
+# --------------------------------------------------------------------------- gradients: impls/builtin/flax_grads.py
 
 from .flax_grads import (
     avg_pool2d_vjp,

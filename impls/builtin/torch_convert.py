@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks
-from .torch_impl import asarray, torch_dtype
+from .. import convert, frameworks
+from ..primitives.torch_impl import asarray, torch_dtype
 
 torch = frameworks.load("torch")
 nn = torch.nn

@@ -1,13 +1,14 @@
-"""The JAX voice's vector-Jacobian products: jax.vjp over impls/jax_impl.py's own forwards, each jitted per
+"""The JAX voice's vector-Jacobian products: jax.vjp over impls/primitives/jax_impl.py's own forwards, each jitted per
 configuration. Same names and dicts as every voice (DESIGN.md, "Gradients"); re-exported by jax_impl."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import frameworks, spec
+from .. import frameworks
+from ..contract import spec
+from ..contract.spec import GRUWeights
 from .jax_impl import _avg_pool2d, _conv2d, _dense, _gru, _gru_args, _jit, _like, _max_pool2d, _relu
-from .spec import GRUWeights
 
 jax = frameworks.load("jax")
 jnp, lax = jax.numpy, jax.lax

@@ -1,10 +1,10 @@
 """PyTorch's built-in layers as a voice: nn.GRU, nn.Conv2d (groups, dilation), nn.MaxPool2d, nn.AvgPool2d,
 nn.ConstantPad2d, nn.Linear, nn.ReLU, nn.Softmax.
 
-Canonical weights reach the layers through impls/convert.py, applied to tensors by impls/torch_convert.py
+Canonical weights reach the layers through impls/convert.py, applied to tensors by impls/builtin/torch_convert.py
 (as gathers: any device, autograd flows through); activations change layout NHWC <-> NCHW inside each adapter.
 Also here: parameter and FLOP counts of layers actually built (issue 4); the seed models and Adam training
-(issue 3) live in impls/torch_models.py and are re-exported.
+(issue 3) live in impls/builtin/torch_models.py and are re-exported.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from . import convert, frameworks, models, spec
-from .formulas import check_sizes
-from .models import SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import convert, frameworks
+from ..contract import models, spec
+from ..contract.formulas import check_sizes
+from ..contract.models import SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
+from ..primitives.torch_impl import MODES, asarray, compile, synchronize, to_numpy, torch_dtype
 from .torch_convert import NCHW_TO_NHWC, NHWC_TO_NCHW, as_tensors, convert_tensors
-from .torch_impl import MODES, asarray, compile, synchronize, to_numpy, torch_dtype
 from .torch_models import SeedCNN, SeedGRU, keras_categorical_crossentropy, train_seed_model
 
 torch = frameworks.load("torch")
@@ -170,7 +171,7 @@ def seed_pool1d(y: Any) -> Any:
     return nn.MaxPool1d(2, stride=1)(y.transpose(1, 2)).transpose(1, 2)
 
 
-# --------------------------------------------------------------------------- the seed models (impls/torch_models.py)
+# --------------------------------------------------------------------------- the seed models (impls/builtin/torch_models.py)
 
 
 def _check_input(x: Any, model: Any) -> Any:

@@ -8,7 +8,7 @@ Layouts (the seed article's Keras layout):
     images      NHWC;  conv kernels HWIO;  dense kernels (in, out)
     GRU         W (I, 3H), U (H, 3H), b_x (3H,), b_h (3H,), gate order (z, r, h) on the last axis
     seed 1-D    x (B, L, C) channels last, w (K, C) taps by channel, b (C,)
-Conv and pool geometry (groups, dilation, explicit padding) lives in impls/conv_spec.py, re-exported here.
+Conv and pool geometry (groups, dilation, explicit padding) lives in impls/contract/conv_spec.py, re-exported here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 State-dict names are exactly those of convert.seed_gru_to_torch / seed_cnn_to_torch: gru1.*, gru2.*, dense.*;
 conv1.*, conv2.*, dense1.*, dense2.*. SeedCNN takes NHWC images and flattens NCHW (the converter permutes
-dense1's rows to match). impls/torch_builtin.py builds its seed_*_model from these and re-exports them.
+dense1's rows to match). impls/builtin/torch_builtin.py builds its seed_*_model from these and re-exports them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks, models, spec
-from .models import SeedCNNParams, SeedGRUParams
+from .. import convert, frameworks
+from ..contract import models, spec
+from ..contract.models import SeedCNNParams, SeedGRUParams
+from ..primitives.torch_impl import asarray, to_numpy
 from .torch_convert import NHWC_TO_NCHW, as_tensors, convert_tensors, load_layer
-from .torch_impl import asarray, to_numpy
 
 torch = frameworks.load("torch")
 nn = torch.nn

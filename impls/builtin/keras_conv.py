@@ -1,8 +1,8 @@
-"""The built-in Keras voice's layer cache and its convolution and pools (re-exported by impls/keras_builtin.py).
+"""The built-in Keras voice's layer cache and its convolution and pools (re-exported by impls/builtin/keras_builtin.py).
 
 Each op is Keras' own layer: Conv2D(groups, dilation_rate), DepthwiseConv2D for groups = C_in (its kernel
 through convert.grouped_to_depthwise), MaxPooling2D, AveragePooling2D, and ZeroPadding2D in front where
-the pads are explicit. What no Keras layer computes is refused as declared in impls/limits.py. Layers are
+the pads are explicit. What no Keras layer computes is refused as declared in impls/contract/limits.py. Layers are
 built once per configuration and dtype and cached; every call assigns the weights it is given. Layout
 changes of tensors go through convert.py applied to index arrays, then one tf.gather (`convert_native`), so
 they also run inside tf.function.
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks, limits, spec
+from .. import convert, frameworks
+from ..contract import limits, spec
 
 keras = frameworks.load("keras")
 tf = frameworks.load("tensorflow")

@@ -3,7 +3,7 @@
 This is the voice the others are measured against, so it favours the obvious over the fast:
 the GRU is a loop over time whose lines are the equations, conv2d is a strided window view plus
 einsum (JAX lax_reference's way), pooling is a max or mean over the same view (conv2d and the pools,
-with groups, dilation and explicit padding, live in impls/numpy_conv.py and are re-exported here).
+with groups, dilation and explicit padding, live in impls/primitives/numpy_conv.py and are re-exported here).
 
 Every forward has its hand-written backward right beside it (micrograd's habit): a vector-Jacobian
 product `<op>_vjp(inputs..., dy) -> {input name: gradient}`, checked against central finite
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models, spec
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import models, spec
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
 from .numpy_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
-from .spec import ConvWeights, DenseWeights, GRUWeights
 
 NAME = "numpy"
 FRAMEWORK = "numpy"

@@ -4,7 +4,7 @@
 Images enter and leave NHWC, sequences (B, T, F): the graphs carry the Transposes to ONNX's NCHW and (T, B, F)
 layouts themselves, so a graph computes exactly the contract's function. Op graphs take their weights as graph
 inputs (one session serves any values); the seed models hold theirs as initializers, as an exported model does.
-Framework-free but for onnx (loaded through impls.frameworks); impls/ort_impl.py runs them.
+Framework-free but for onnx (loaded through impls.frameworks); impls/runtime/ort_impl.py runs them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks, spec
-from .models import SeedCNNParams, SeedGRUParams
+from .. import convert, frameworks
+from ..contract import spec
+from ..contract.models import SeedCNNParams, SeedGRUParams
 
 onnx = frameworks.load("onnx")
 helper, numpy_helper = onnx.helper, onnx.numpy_helper

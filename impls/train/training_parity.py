@@ -23,15 +23,17 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import BackendUnavailable, backend, data, numpy_train
-from .models import init_seed_cnn, init_seed_gru
+from .. import BackendUnavailable, backend
+from ..contract import data
+from ..contract.models import init_seed_cnn, init_seed_gru
+from . import numpy_train
 
 VOICES: dict[str, tuple[str, str | None]] = {  # voice: (implementation, Adam flavour of a NumPy run)
     "numpy-keras": ("numpy", "keras"),
     "numpy-torch": ("numpy", "torch"),
     "keras": ("keras", None),
     "torch": ("torch_nn", None),
-    "jax": ("jax", None),  # JAX's loss and gradients, numpy_train's Adam (Keras convention): impls/jax_train.py
+    "jax": ("jax", None),  # JAX's loss and gradients, numpy_train's Adam (Keras convention): impls/train/jax_train.py
 }
 PAIRS = (("numpy-keras", "keras"), ("numpy-torch", "torch"), ("numpy-keras", "jax"))  # (reference, framework)
 MODELS = ("gru", "cnn")
@@ -53,7 +55,7 @@ FLOAT32_JUSTIFICATION = (
     "The bars leave ~5x margin over the worst measurement; float64 (1e-9) is where agreement is proven."
 )
 FLOAT64_CALIBRATION = 10.0
-"""FLOAT64_TOL is at most this many times the table's float64 bar (impls.tolerance): 20 Adam steps, each
+"""FLOAT64_TOL is at most this many times the table's float64 bar (impls.contract.tolerance): 20 Adam steps, each
 within the table's bar, the losses measured to ~3e-16 apart."""
 FLOAT32_MEASURED = {"gru": (1.8e-7, 2.6e-6), "cnn": (3.6e-5, 1.4e-3)}
 """The worst float32 differences of FLOAT32_JUSTIFICATION's runs (loss, final weights): the bars' calibration."""

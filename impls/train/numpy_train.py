@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import numpy_impl as ref
-from .models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import ConvWeights, DenseWeights, GRUWeights
+from ..contract.models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
+from ..primitives import numpy_impl as ref
 
 FLAVOURS = ("keras", "torch")
 DEFAULT_EPS = {"keras": 1e-7, "torch": 1e-8}  # keras.optimizers.Adam and torch.optim.Adam defaults

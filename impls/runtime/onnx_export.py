@@ -1,8 +1,8 @@
 """Exported graphs: the seed models leave their framework through its ONNX exporter and run in ONNX Runtime.
 
-- torch.nn models (impls/torch_models.py) through torch.onnx.export, both exporters: "dynamo" (torch.export +
+- torch.nn models (impls/builtin/torch_models.py) through torch.onnx.export, both exporters: "dynamo" (torch.export +
   onnxscript, the default since torch 2.9) and "torchscript" (dynamo=False, the legacy tracer);
-- keras.Sequential models (impls/keras_builtin.py) through keras.Model.export(format="onnx"), which on the
+- keras.Sequential models (impls/builtin/keras_builtin.py) through keras.Model.export(format="onnx"), which on the
   TensorFlow backend is tf2onnx.
 
 `facts(model)` reads what an exporter emitted (opset, operators, each GRU node's linear_before_reset, layout and
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, convert, frameworks
-from .models import SeedCNNParams, SeedGRUParams
+from .. import backend, convert, frameworks
+from ..contract.models import SeedCNNParams, SeedGRUParams
 
 onnx = frameworks.load("onnx")
 EXPORTERS = ("torch-dynamo", "torch-torchscript", "keras-tf2onnx")
@@ -136,12 +136,12 @@ SOURCE = {"torch-dynamo": "torch_nn", "torch-torchscript": "torch_nn", "keras-tf
 
 
 def measure(exporter: str, params: SeedGRUParams | SeedCNNParams, x: np.ndarray) -> dict[str, Any]:
-    """Export, read the facts, run in ONNX Runtime: the relative error (impls.tolerance's measure) against the
+    """Export, read the facts, run in ONNX Runtime: the relative error (impls.contract.tolerance's measure) against the
     source model's own float32 forward and against the NumPy float64 reference on the float32-rounded inputs, and,
     where there are GRU nodes, that of the same graph with a planted wrong linear_before_reset. "onnx" holds the
     exported ModelProto."""
-    from . import numpy_impl as ref
-    from .tolerance import error_stats
+    from ..contract.tolerance import error_stats
+    from ..primitives import numpy_impl as ref
 
     gru = isinstance(params, SeedGRUParams)
     x32 = np.asarray(x, np.float32)

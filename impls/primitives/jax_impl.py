@@ -2,7 +2,7 @@
 jnp.pad, lax.reduce_window, jnp.exp and jnp.log only.
 
 No flax module, no jax.nn layer helper and no lax.conv_general_dilated here: those are (or sit under) the built-in
-voice (impls/flax_builtin.py). conv2d is patches (strided slices) + one batched matmul, like the torch and
+voice (impls/builtin/flax_builtin.py). conv2d is patches (strided slices) + one batched matmul, like the torch and
 TensorFlow voices; pooling is lax.reduce_window; the GRU is one lax.scan over the timesteps. Gradients are
 jax.vjp over these same functions. Every contract function runs as one jax.jit-compiled XLA computation, cached
 per configuration (jax.jit itself caches per shape and dtype), so a call compiles once per shape and then
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import frameworks, models, spec
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import frameworks
+from ..contract import models, spec
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
 
 jax = frameworks.load("jax")
 jnp, lax = jax.numpy, jax.lax
@@ -301,8 +302,9 @@ def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None)
     return lambda x: fn(p.map(lambda a: _like(a, x)), x)
 
 
-# --------------------------------------------------------------------------- gradients (jax.vjp): impls/jax_grads.py
+# --------------------------------------------------------------------------- gradients (jax.vjp): impls/primitives/jax_grads.py
 
+from ..train.jax_train import train_seed_model
 from .jax_grads import (
     avg_pool2d_vjp,
     conv2d_vjp,
@@ -313,7 +315,6 @@ from .jax_grads import (
     softmax_cross_entropy,
     softmax_cross_entropy_vjp,
 )
-from .jax_train import train_seed_model
 
 __all__ = [
     "FRAMEWORK", "MODE", "MODES", "NAME", "asarray", "avg_pool2d", "avg_pool2d_vjp", "compile", "conv2d",

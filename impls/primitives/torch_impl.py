@@ -1,7 +1,7 @@
 """PyTorch from primitives: the contract written with matmul, sigmoid, tanh, maximum, exp, pad and unfold.
 
 No torch.nn layer and no fused op (nn.GRU, F.conv2d, F.max_pool2d, F.linear, F.softmax) appears here:
-those are the built-in voice (impls/torch_builtin.py). Gradients are autograd over these primitives.
+those are the built-in voice (impls/builtin/torch_builtin.py). Gradients are autograd over these primitives.
 Device-agnostic: everything follows x's device ("cpu" or "cuda"); weights move to x's dtype and device.
 """
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from . import frameworks, models, spec
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import frameworks
+from ..contract import models, spec
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
 
 torch = frameworks.load("torch")
 F = torch.nn.functional  # F.pad only: padding is data movement, not the math under test

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import convert, frameworks, spec
-from .spec import GRUWeights
+from .. import convert, frameworks
+from ..contract import spec
+from ..contract.spec import GRUWeights
 
 onnx = frameworks.load("onnx")
 _helper = onnx.helper

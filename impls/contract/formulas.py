@@ -1,8 +1,8 @@
 """Parameter and FLOP counts as closed forms, and the seed article's own formulas exactly as printed.
 
 No framework here: these are the formulas that verify/test_formulas.py checks against layers the
-frameworks build (impls/torch_builtin.py, impls/keras_builtin.py), against the sizes of the canonical
-weights (impls/spec.py) and against multiply-adds counted while the NumPy reference runs.
+frameworks build (impls/builtin/torch_builtin.py, impls/builtin/keras_builtin.py), against the sizes of the canonical
+weights (impls/contract/spec.py) and against multiply-adds counted while the NumPy reference runs.
 
 FLOP convention: one multiply-add is 2 FLOPs (as torch.utils.flop_counter, and DeepBench, count a
 matrix product: 2*m*n*k). Matrix products are counted apart from elementwise work (bias adds, gates,

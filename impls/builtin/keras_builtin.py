@@ -1,7 +1,7 @@
 """The built-in Keras voice (Keras 3 on the TensorFlow backend): keras.layers fed through impls/convert.py.
 
 Each op is the framework's own layer: GRU(reset_after=True/False), Conv2D / DepthwiseConv2D, MaxPooling2D,
-AveragePooling2D (those in impls/keras_conv.py, with the layer cache), Dense, ReLU, Softmax, DepthwiseConv1D
+AveragePooling2D (those in impls/builtin/keras_conv.py, with the layer cache), Dense, ReLU, Softmax, DepthwiseConv1D
 (the seed's per-channel 1-D equation), MaxPooling1D(2, stride 1). Layers are
 built once per (shape, dtype) and cached; every call assigns the weights it is given, so nothing
 carries over from one call to the next. Seed models are keras.Sequential built like the seed's
@@ -16,8 +16,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import convert, frameworks, models, spec, tf_impl
-from .formulas import check_sizes
+from .. import convert, frameworks
+from ..contract import models, spec
+from ..contract.formulas import check_sizes
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
+from ..primitives import tf_impl
 from .keras_conv import assign as _assign
 from .keras_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp  # noqa: F401 (the voice's)
 from .keras_conv import dt as _dt
@@ -25,8 +29,6 @@ from .keras_conv import layer as _layer
 from .keras_conv import layer_vjp as _layer_vjp
 from .keras_conv import native as _native
 from .keras_conv import pull as _pull
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
 
 keras = frameworks.load("keras")
 tf = frameworks.load("tensorflow")

@@ -1,8 +1,8 @@
 """The NumPy reference's 2-D convolution and pools, each forward with its hand-written backward beside it.
 
-Re-exported by impls/numpy_impl.py (the reference voice); kept apart so each module stays readable.
+Re-exported by impls/primitives/numpy_impl.py (the reference voice); kept apart so each module stays readable.
 Geometry (groups, dilation, 'valid' / 'same' / explicit padding) comes from spec.check_conv2d /
-check_pool2d (impls/conv_spec.py). Conv2d is a strided, dilated window view plus one einsum per call
+check_pool2d (impls/contract/conv_spec.py). Conv2d is a strided, dilated window view plus one einsum per call
 (JAX lax_reference's way), grouped by splitting the channel axis into (groups, C_in / groups).
 
 Conventions decided here (verify/ checks each voice against them):
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import spec
+from ..contract import spec
 
 
 def _pad(x, pads, value=0.0):

@@ -2,7 +2,7 @@
 slices, tf.add_n, tf.reduce_max and tf.reduce_logsumexp only.
 
 No tf.nn.conv2d, tf.nn.max_pool2d, tf.nn.avg_pool2d, tf.nn.softmax, Keras layers or tf.keras here: those are the built-in
-voice (impls/keras_builtin.py). Gradients are tf.GradientTape over these same primitives.
+voice (impls/builtin/keras_builtin.py). Gradients are tf.GradientTape over these same primitives.
 Every function works eagerly and inside tf.function (with or without XLA): see `compile`.
 """
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import frameworks, models, spec
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import frameworks
+from ..contract import models, spec
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
 
 tf = frameworks.load("tensorflow")
 

@@ -1,8 +1,8 @@
-"""ONNX Runtime as a voice: every contract function is a hand-built ONNX graph (impls/onnx_graphs.py) run by an
+"""ONNX Runtime as a voice: every contract function is a hand-built ONNX graph (impls/runtime/onnx_graphs.py) run by an
 InferenceSession, CPUExecutionProvider (CUDAExecutionProvider first where device="cuda" and onnxruntime-gpu
 is present). Arrays are NumPy arrays: that is what a session takes and gives.
 
-What ONNX Runtime cannot compute is declared in impls/limits.py and refused with the reason: GRU, Conv and
+What ONNX Runtime cannot compute is declared in impls/contract/limits.py and refused with the reason: GRU, Conv and
 AveragePool in float64 (its CPU kernels are float32 only), and every gradient (an InferenceSession has none).
 Sessions are cached per graph (op, attributes, shapes, dtype): a graph is built and optimised once.
 """
@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from . import convert, frameworks, limits, onnx_graphs, spec
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from .spec import GRUWeights
+from .. import convert, frameworks
+from ..contract import limits, spec
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract.spec import GRUWeights
+from . import onnx_graphs
 
 ort = frameworks.load("onnxruntime")
 
@@ -215,7 +217,7 @@ def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None)
     return _model_runner(lambda shape, dt: onnx_graphs.seed_cnn_model(params, shape, dt), "seed_cnn_model", dtype, device)
 
 
-# --------------------------------------------------------------------------- gradients: declared refused (impls/limits.py)
+# --------------------------------------------------------------------------- gradients: declared refused (impls/contract/limits.py)
 
 
 def _no_gradients(op: str) -> Callable:

@@ -1,4 +1,4 @@
-"""Training the seed models with JAX: the loss and its gradients by jax.value_and_grad over impls/jax_impl.py's
+"""Training the seed models with JAX: the loss and its gradients by jax.value_and_grad over impls/primitives/jax_impl.py's
 models (one jitted step), the update by the NumPy reference's own Adam (impls/numpy_train.adam_update), so a
 JAX run differs from numpy_train's only where JAX's loss and gradients do.
 
@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import frameworks, numpy_train
-from .jax_impl import _model, asarray, to_numpy
-from .models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from .. import frameworks
+from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..primitives.jax_impl import _model, asarray, to_numpy
+from . import numpy_train
 
 jax = frameworks.load("jax")
 jnp = jax.numpy
