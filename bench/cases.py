@@ -302,12 +302,13 @@ def _deepbench(devices: tuple[str, ...]) -> list[Row]:
             if device == "cpu":
                 rows += _rows(sizes, (pass_,), (device,), "deepbench", convention="deepbench")
                 continue
-            # cuda: the built-in (cuDNN) layers in float32, TF32 and bfloat16; the loops from primitives in float32,
-            # forward only. float64 and float16 GPU rows are in quick and full. This keeps the GPU run in minutes.
-            rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch_nn", "keras"),
+            # cuda: the built-in layers (cuDNN, Flax's, ONNX Runtime's) in float32, TF32 and bfloat16 where each has
+            # them; the GRUs from primitives in float32, forward only (jax's one lax.scan beside torch's and TF's
+            # loops, as in shared/anchors). float64 and float16 GPU rows are in quick and full. The run stays minutes.
+            rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch_nn", "keras", "flax", "onnxruntime"),
                           precisions_=("float32", "tf32", "bfloat16"), convention="deepbench")  # fmt: skip
             if pass_ == "fwd":
-                rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch", "tensorflow"),
+                rows += _rows(sizes, (pass_,), (device,), "deepbench", impls=("torch", "tensorflow", "jax"),
                               precisions_=("float32",), convention="deepbench")  # fmt: skip
     return rows
 

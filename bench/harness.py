@@ -199,14 +199,30 @@ def row_info(row: Row, mod: ModuleType) -> dict[str, Any]:
     return info
 
 
+def cuda_missing(framework: str) -> str | None:
+    """Why `framework` cannot run a "cuda" row here, or None (torch decides whether there are cuda rows at all)."""
+    if framework in ("tensorflow", "keras") and not native("tensorflow").gpu_available():
+        return "TensorFlow sees no GPU here (it would place the 'cuda' row on the CPU silently)"
+    if framework in ("jax", "flax"):
+        try:
+            frameworks.load("jax").devices("gpu")
+        except RuntimeError as e:
+            return f"JAX sees no GPU here (this jaxlib has no CUDA backend: {str(e).splitlines()[0][:200]})"
+    if framework == "onnxruntime":
+        providers = frameworks.load("onnxruntime").get_available_providers()
+        if "CUDAExecutionProvider" not in providers:
+            return f"this onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu is not installed; it has {providers})"
+    return None
+
+
 def prepare_row(row: Row, opts: Options) -> Entry:
     """The row as a member of its group: skips with the reason where it cannot run; the caller has
     entered the row's precision context (`context`)."""
     mod = load(row.impl)
     if row.impl == "numpy" and row.device != "cpu":
         pytest.skip("NumPy runs on the CPU only")
-    if row.framework in ("tensorflow", "keras") and row.device == "cuda" and not native("tensorflow").gpu_available():
-        pytest.skip("TensorFlow sees no GPU here (it would place the 'cuda' row on the CPU silently)")
+    if row.device == "cuda" and (why := cuda_missing(row.framework)):
+        pytest.skip(why)
     info = row_info(row, mod)
     prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense") else prepare_model)(row, mod)
     info["timed"] = prep.what

@@ -150,3 +150,26 @@ def test_compare_fidelity_bar_applies_to_cuda_rows_of_one_ms_or_more(tmp_path, c
 def test_compare_says_when_runs_carry_no_paired_data(tmp_path, capsys):
     a = _run(tmp_path / "a.json", [("r", 1.0, {})])
     assert compare.main([a, a]) == 1 and "no paired rows in common" in capsys.readouterr().out
+
+
+def test_a_cuda_row_of_a_framework_without_a_gpu_says_why():
+    """jax and onnxruntime cuda rows skip with the reason where their install has no GPU backend, as TensorFlow's
+    do; torch has no such case (it decides whether there are cuda rows at all)."""
+    from impls import frameworks
+
+    for framework, words in (("jax", "JAX sees no GPU"), ("flax", "JAX sees no GPU"),
+                             ("onnxruntime", "no CUDAExecutionProvider")):  # fmt: skip
+        try:
+            frameworks.load(framework)
+        except frameworks.BackendUnavailable as e:
+            pytest.skip(str(e))
+        gpu = (framework != "onnxruntime" and any(d.platform == "gpu" for d in frameworks.load("jax").devices())) or (
+            framework == "onnxruntime" and "CUDAExecutionProvider" in frameworks.load("onnxruntime").get_available_providers())
+        why = harness.cuda_missing(framework)
+        assert (why is None) == gpu, (framework, why)
+        if not gpu:
+            assert words in why
+    assert harness.cuda_missing("torch") is None
+    rows = cases.rows("deepbench", ("cpu", "cuda"))
+    cuda_impls = {r.impl for r in rows if r.device == "cuda"}
+    assert {"jax", "flax", "onnxruntime", "torch", "torch_nn"} <= cuda_impls  # jax beside torch on the GPU
