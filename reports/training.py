@@ -33,14 +33,14 @@ def _versions() -> dict[str, str | None]:
 
     from impls import frameworks
 
-    return {"numpy": np.__version__} | {n: frameworks.version(n) for n in ("torch", "tensorflow", "keras")}
+    return {"numpy": np.__version__} | {n: frameworks.version(n) for n in ("torch", "tensorflow", "keras", "jax")}
 
 
 def render(result: dict, command: str) -> str:
     s = result["settings"]
     f64, f32 = s["float64_tolerance"], s["float32_tolerance"]
     out = [
-        "# Training parity of the seed models: NumPy vs Keras vs PyTorch\n",
+        "# Training parity of the seed models: NumPy vs Keras vs PyTorch vs JAX\n",
         f"Produced by `{command}` (it also wrote the same numbers as JSON to `results/training_parity.json`).\n",
         (f"{s['steps']} Adam steps (lr {s['lr']:g}, betas {s['beta_1']:g}/{s['beta_2']:g}) of each seed model, "
         f"batch {s['batch']}, from the same canonical weights (seed {s['seed']}) on the same batches: "
@@ -48,7 +48,9 @@ def render(result: dict, command: str) -> str:
         f"(impls/contract/data.py); GRU variant {s['gru_variant']}. The loss is Keras' categorical cross-entropy "
         "on the softmax probabilities, mean over the batch; losses[i] is batch i's loss before update i. "
         "NumPy runs its own Adam in each framework's convention (impls/train/numpy_train.py) with that "
-        "framework's default eps: Keras 1e-7, torch 1e-8.\n"),
+        "framework's default eps: Keras 1e-7, torch 1e-8. JAX's loss and gradients (jax.value_and_grad over "
+        "impls/primitives/jax_impl.py's models) step through numpy_train's own Adam, in Keras' convention "
+        "(impls/train/jax_train.py).\n"),
     ]
     if "versions" in result:
         out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".\n")

@@ -98,3 +98,27 @@ def test_rewriting_a_report_keeps_its_permissions(tmp_path):
     atomic_write(target, "new")
     assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_verify_on_two_workers_writes_the_same_headroom_as_one_process(tmp_path):
+    """`pytest verify/ -n auto`: each xdist worker hands its book to the controller, which writes the properties;
+    the closest call per (precision, voice) and the count of comparisons match a run in one process."""
+    pytest.importorskip("xdist", reason="pytest-xdist is what `pytest verify/ -n auto` needs")
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
+    select = ["verify/test_forward.py", "-k", "dense and (numpy or torch) and not torch_nn"]
+    books = []
+    for extra, name in (([], "one.xml"), (["-n", "2"], "two.xml")):
+        cmd = [sys.executable, "-m", "pytest", *select, "-q", "-p", "no:cacheprovider", *extra,
+               f"--junitxml={tmp_path / name}"]  # fmt: skip
+        r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300, env=env, check=False)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        books.append({(x["precision"], x["implementation"]): (x["worst"], x["n"])
+                      for x in verify_summary.read_headroom(str(tmp_path / name))})  # fmt: skip
+    one, two = books
+    assert set(one) >= {("float64", "torch"), ("float32", "torch")}
+    assert two == one
