@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from impls import GRU_VARIANTS, convert, frameworks
+from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import GRUWeights, init_conv, init_gru, random_array
 from impls.primitives import numpy_impl as ref
 from verify.conftest import load, load_framework
@@ -150,3 +151,54 @@ def test_flax_avg_pool_promotes_float32_to_float64_under_x64(nn):
     assert nn.avg_pool(x, (2, 2), padding="SAME", count_include_pad=False).dtype == jnp.float64
     assert nn.avg_pool(x, (2, 2), padding="SAME", count_include_pad=True).dtype == jnp.float32
     assert load("flax").avg_pool2d(x, 2, 1, "same").dtype == jnp.float32
+
+
+def _tree_leaves(tree) -> list[tuple[str, np.ndarray]]:
+    """(path, array) for every array of a nested dict (a Flax params tree), sorted by path."""
+    if isinstance(tree, dict):
+        return [(f"{k}/{p}", a) for k in sorted(tree) for p, a in _tree_leaves(tree[k])]
+    return [("", np.asarray(tree))]
+
+
+def _fresh_like(tree, seed: int):
+    """A tree shaped like `tree` with new random values: not produced by our to-converter."""
+    g = np.random.default_rng(seed)
+
+    def walk(t):
+        return {k: walk(v) for k, v in t.items()} if isinstance(t, dict) else g.uniform(-1, 1, np.shape(t))
+
+    return walk(tree)
+
+
+def _same_tree(a, b, what: str) -> None:
+    la, lb = _tree_leaves(a), _tree_leaves(b)
+    assert [p for p, _ in la] == [p for p, _ in lb], what
+    for (p, x), (_, y) in zip(la, lb):
+        np.testing.assert_array_equal(x, y, err_msg=f"{what}: {p}")
+
+
+def test_seed_cnn_round_trips_through_flax_layouts_both_ways():
+    """canonical -> Flax -> canonical and Flax -> canonical -> Flax are exact: Flax keeps HWIO, NHWC and the (h, w, c)
+    flatten, so the seed CNN's converters only rename (a swapped layer would show here)."""
+    p = init_seed_cnn(11, image=(14, 12, 2), filters=(3, 4), dense_units=5, classes=6)
+    back = convert.seed_cnn_from_flax(convert.seed_cnn_to_flax(p))
+    for name in ("conv1", "conv2", "dense1", "dense2"):
+        for k in ("kernel", "bias"):
+            np.testing.assert_array_equal(getattr(getattr(back, name), k), getattr(getattr(p, name), k), err_msg=name)
+    fresh = _fresh_like(convert.seed_cnn_to_flax(p), 12)
+    _same_tree(convert.seed_cnn_to_flax(convert.seed_cnn_from_flax(fresh)), fresh, "Flax seed CNN -> canonical -> Flax")
+
+
+def test_seed_gru_round_trips_through_flax_layouts_both_ways():
+    """canonical -> Flax -> canonical is each GRU layer's folded projection (and the Dense exactly); a Flax tree ->
+    canonical -> Flax is exact, since a Flax cell has no z or r recurrent bias to lose."""
+    p = init_seed_gru(13, input_size=5, units=(4, 3), classes=6)
+    back = convert.seed_gru_from_flax(convert.seed_gru_to_flax(p))
+    for layer in ("gru1", "gru2"):
+        f = convert.flax_folded_bias(getattr(p, layer))
+        for k in ("W", "U", "b_x", "b_h"):
+            np.testing.assert_array_equal(getattr(getattr(back, layer), k), getattr(f, k), err_msg=f"{layer}.{k}")
+    np.testing.assert_array_equal(back.dense.kernel, p.dense.kernel)
+    np.testing.assert_array_equal(back.dense.bias, p.dense.bias)
+    fresh = _fresh_like(convert.seed_gru_to_flax(p), 14)
+    _same_tree(convert.seed_gru_to_flax(convert.seed_gru_from_flax(fresh)), fresh, "Flax seed GRU -> canonical -> Flax")
