@@ -268,8 +268,8 @@ def prepare_ceiling(c: Ceiling, opts: Options) -> Entry:
         info["err_note"] = "bytes = read + write of the buffer"
     mod = ref if c.lib == "numpy" else load(c.lib)
     if c.work == "empty":
-        if c.lib == "tensorflow" and c.device == "cuda" and not native("tensorflow").gpu_available():
-            pytest.skip("TensorFlow sees no GPU here")
+        if c.device == "cuda" and (why := cuda_missing(c.lib)):
+            pytest.skip(why)
         info["timed"] = "an empty Python callable, then the sync its framework's rows use: the harness's own cost"
         info["err_note"] = "no output to check"
         return _entry(c.id, mod, lambda: None, c.device, opts, info, None)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench import cases, compare, groups, harness, prepare
+from impls import frameworks
 from impls.contract import tolerance
 from impls.primitives import numpy_impl
 from tests import reports_synth as S
@@ -155,7 +156,11 @@ def test_compare_says_when_runs_carry_no_paired_data(tmp_path, capsys):
 def test_a_cuda_row_of_a_framework_without_a_gpu_says_why():
     """jax and onnxruntime cuda rows skip with the reason where their install has no GPU backend, as TensorFlow's
     do; torch has no such case (it decides whether there are cuda rows at all)."""
-    from impls import frameworks
+
+    def has_gpu(framework: str) -> bool:
+        if framework == "onnxruntime":
+            return "CUDAExecutionProvider" in frameworks.load("onnxruntime").get_available_providers()
+        return any(d.platform == "gpu" for d in frameworks.load("jax").devices())
 
     for framework, words in (("jax", "JAX sees no GPU"), ("flax", "JAX sees no GPU"),
                              ("onnxruntime", "no CUDAExecutionProvider")):  # fmt: skip
@@ -163,8 +168,7 @@ def test_a_cuda_row_of_a_framework_without_a_gpu_says_why():
             frameworks.load(framework)
         except frameworks.BackendUnavailable as e:
             pytest.skip(str(e))
-        gpu = (framework != "onnxruntime" and any(d.platform == "gpu" for d in frameworks.load("jax").devices())) or (
-            framework == "onnxruntime" and "CUDAExecutionProvider" in frameworks.load("onnxruntime").get_available_providers())
+        gpu = has_gpu(framework)
         why = harness.cuda_missing(framework)
         assert (why is None) == gpu, (framework, why)
         if not gpu:

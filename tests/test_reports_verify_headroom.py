@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,9 +106,6 @@ def test_verify_on_two_workers_writes_the_same_headroom_as_one_process(tmp_path)
     """`pytest verify/ -n auto`: each xdist worker hands its book to the controller, which writes the properties;
     the closest call per (precision, voice) and the count of comparisons match a run in one process."""
     pytest.importorskip("xdist", reason="pytest-xdist is what `pytest verify/ -n auto` needs")
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
