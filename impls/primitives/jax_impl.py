@@ -117,6 +117,8 @@ def _softmax(x, axis=-1):
 
 
 relu = _jit(_relu)
+tanh = _jit(jnp.tanh)
+sigmoid = _jit(jax.nn.sigmoid)
 softmax = _jit(_softmax, "axis")
 
 # --------------------------------------------------------------------------- GRU
@@ -270,6 +272,16 @@ def seed_pool1d(y: Any) -> Any:
 # --------------------------------------------------------------------------- the seed models
 
 
+def jit_model(chain: Callable) -> Callable:
+    """A whole model description's chain of (weights, x) as one jitted program (impls/model/compose.py)."""
+    return jax.jit(chain)
+
+
+def zero_pad2d(x: Any, pads: tuple[int, int, int, int]) -> Any:
+    """NHWC zeros around each image: pads (top, bottom, left, right)."""
+    return _pad(x, tuple(int(p) for p in pads))
+
+
 def flatten(x: Any) -> Any:
     """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
     return x.reshape(x.shape[0], -1)
@@ -321,5 +333,5 @@ __all__ = [
     "conv2d_vjp", "dense", "dense_vjp", "flatten", "gru", "gru_vjp", "jax_device", "jax_dtype", "max_pool2d",
     "max_pool2d_vjp", "register_pytrees", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model",
     "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
-    "train_seed_model",
+    "train_seed_model", "tanh", "sigmoid", "zero_pad2d", "jit_model",
 ]  # fmt: skip

@@ -67,6 +67,12 @@ def tanh(x: np.ndarray) -> np.ndarray:
     return np.tanh(x)
 
 
+def zero_pad2d(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    """NHWC zeros around each image: pads (top, bottom, left, right)."""
+    t, b, l, r = pads
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+
+
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
@@ -363,4 +369,5 @@ __all__ = [
     "softmax_vjp",
     "synchronize",
     "to_numpy",
+    "zero_pad2d",
 ]  # fmt: skip

@@ -98,6 +98,19 @@ def relu(x):
     return tf.maximum(x, tf.zeros_like(x))
 
 
+def tanh(x):
+    return tf.tanh(x)
+
+
+def sigmoid(x):
+    return tf.sigmoid(x)
+
+
+def zero_pad2d(x, pads: tuple[int, int, int, int]):
+    """NHWC zeros around each image: pads (top, bottom, left, right)."""
+    return _pad(x, pads)
+
+
 def softmax(x, axis: int = -1):
     return tf.exp(x - tf.reduce_logsumexp(x, axis=axis, keepdims=True))
 
@@ -351,4 +364,7 @@ __all__ = [
     "softmax_cross_entropy_vjp",
     "synchronize",
     "to_numpy",
+    "tanh",
+    "sigmoid",
+    "zero_pad2d",
 ]  # fmt: skip

@@ -90,6 +90,19 @@ def relu(x: Any) -> Any:
     return torch.maximum(x, x.new_zeros(()))
 
 
+def tanh(x: Any) -> Any:
+    return torch.tanh(x)
+
+
+def sigmoid(x: Any) -> Any:
+    return torch.sigmoid(x)
+
+
+def zero_pad2d(x: Any, pads: tuple[int, int, int, int]) -> Any:
+    """NHWC zeros around each image: pads (top, bottom, left, right)."""
+    return _pad_nhwc(x, pads)
+
+
 def softmax(x: Any, axis: int = -1) -> Any:
     e = torch.exp(x - torch.amax(x, dim=axis, keepdim=True))  # shifted: exp never overflows
     return e / torch.sum(e, dim=axis, keepdim=True)
@@ -340,5 +353,8 @@ __all__ = [
     "softmax_cross_entropy_vjp",
     "synchronize",
     "to_numpy",
+    "tanh",
+    "sigmoid",
+    "zero_pad2d",
     "torch_dtype",
 ]  # fmt: skip

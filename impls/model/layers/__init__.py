@@ -1,0 +1,27 @@
+"""The layer kinds a model description may hold, one small module each; the registry is keyed by kind.
+
+Adding a kind means adding one module here and registering its spec; the description, the reference and every
+voice ask `spec_of(kind)` and never change. A kind that is not here is refused with the supported list."""
+
+from __future__ import annotations
+
+from .. import description
+from . import activation, conv2d, dense, depthwise_conv2d, dropout, flatten, gru, pool2d, zero_pad2d
+from .base import ACTIVATIONS, LayerSpec
+
+KINDS: dict[str, LayerSpec] = {
+    s.KIND: s
+    for s in (gru.SPEC, conv2d.SPEC, depthwise_conv2d.SPEC, pool2d.MAX, pool2d.AVG, zero_pad2d.SPEC, flatten.SPEC,
+              dense.SPEC, activation.SPEC, dropout.SPEC)
+}
+
+
+def spec_of(kind: str, where: str = "") -> LayerSpec:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise description.ModelError(f"{where + ': ' if where else ''}layer kind {kind!r} is not supported; "
+                                     f"supported: {', '.join(KINDS)}") from None
+
+
+__all__ = ["ACTIVATIONS", "KINDS", "LayerSpec", "spec_of"]

@@ -1,0 +1,57 @@
+"""The seed article's two Keras models (section 4) as model descriptions: two instances of the general path.
+
+    seed_gru():  GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax)                        on (B, 100, 64)
+    seed_cnn():  Conv2D(32, 3x3, relu) -> MaxPool 2x2 -> Conv2D(64, 3x3, relu) -> MaxPool 2x2 -> Flatten
+                 -> Dense(128, relu) -> Dense(10, softmax)                                           on (B, 28, 28, 1)
+
+The weights are impls/contract/models.py's seeded ones (init_seed_gru / init_seed_cnn), so every figure measured
+before the general path existed is measured on the same numbers now. Layer names are those of the seed's code.
+"""
+
+from __future__ import annotations
+
+from ..contract import models
+from ..contract.models import SEED_GRU_VARIANT
+from .description import Layer, Model
+
+
+def _w(obj) -> dict:
+    return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+
+
+def seed_gru(seed: int = 0, dtype: str = "float64", variant: str = SEED_GRU_VARIANT, input_size: int = models.SEED_GRU_INPUT[1],
+             units: tuple[int, int] = models.SEED_GRU_UNITS, classes: int = models.SEED_CLASSES,
+             seq_len: int = models.SEED_GRU_INPUT[0]) -> Model:  # fmt: skip
+    p = models.init_seed_gru(seed, dtype, input_size, units, classes)
+    return Model(
+        name="seed_gru",
+        input_shape=(seq_len, input_size),
+        layers=(
+            Layer("gru", "gru1", {"units": units[0], "variant": variant, "return_sequences": True}, _w(p.gru1)),
+            Layer("gru", "gru2", {"units": units[1], "variant": variant, "return_sequences": False}, _w(p.gru2)),
+            Layer("dense", "dense", {"units": classes, "activation": "softmax"}, _w(p.dense)),
+        ),
+    )
+
+
+def seed_cnn(seed: int = 0, dtype: str = "float64", image: tuple[int, int, int] = models.SEED_CNN_INPUT,
+             filters: tuple[int, int] = models.SEED_CNN_FILTERS, dense_units: int = models.SEED_DENSE_UNITS,
+             classes: int = models.SEED_CLASSES) -> Model:  # fmt: skip
+    p = models.init_seed_cnn(seed, dtype, image, filters, dense_units, classes)
+    k, pool = models.SEED_CNN_KERNEL, models.SEED_CNN_POOL
+    return Model(
+        name="seed_cnn",
+        input_shape=image,
+        layers=(
+            Layer("conv2d", "conv1", {"filters": filters[0], "kernel_size": [k, k], "activation": "relu"}, _w(p.conv1)),
+            Layer("max_pool2d", "pool1", {"pool_size": [pool, pool]}),
+            Layer("conv2d", "conv2", {"filters": filters[1], "kernel_size": [k, k], "activation": "relu"}, _w(p.conv2)),
+            Layer("max_pool2d", "pool2", {"pool_size": [pool, pool]}),
+            Layer("flatten", "flatten"),
+            Layer("dense", "dense1", {"units": dense_units, "activation": "relu"}, _w(p.dense1)),
+            Layer("dense", "dense2", {"units": classes, "activation": "softmax"}, _w(p.dense2)),
+        ),
+    )
+
+
+__all__ = ["seed_cnn", "seed_gru"]
