@@ -28,21 +28,50 @@ def _plan(model: Model) -> list[tuple[Any, dict, dict]]:
             for la in model.layers for opts in (spec_of(la.kind).options(la.options),)]
 
 
-def compose(ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None) -> Callable:
+class Composed:
+    """A model over `ops`: `chain(weights, x)` is the whole forward as a function of its weights (what autograd
+    differentiates), `weights` the model's op weights in the backend's arrays, `__call__(x)` the forward."""
+
+    def __init__(self, ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None):
+        self.ops, self.model, self.dtype = ops, model, dtype
+        plan = _plan(model)
+        self.weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w in plan]
+
+        def chain(ws, x):
+            for (kind, opts, _), w in zip(plan, ws, strict=True):
+                x = kind.forward(ops, x, opts, w)
+            return x
+
+        self.chain = chain
+        jit = getattr(ops, "jit_model", None)
+        self._forward = jit(chain) if jit is not None else chain
+
+    def __call__(self, x):
+        return self._forward(self.weights, x)
+
+    def vjp(self, x, dy) -> tuple[Any, dict[tuple[str, str], Any]]:
+        """(dL/dx, {(layer, weight): dL/dweight}) in the backend's arrays, by its own autograd (`ops.chain_vjp`).
+        A layer without a bias computes with a zero one; that zero's gradient is not a parameter's, and is left out."""
+        dx, gw = self.ops.chain_vjp(self.chain, self.weights, x, dy)
+        params = self.model.parameters()
+        grads = {(la.name, k): g for la, w in zip(self.model.layers, gw, strict=True) for k, g in w.items()}
+        return dx, {k: _back_to_canonical(self.model, k, grads) for k in params}
+
+
+def _back_to_canonical(model: Model, key: tuple[str, str], grads: dict) -> Any:
+    """An op weight's gradient as the canonical weight's: the same array except for a depthwise kernel, which the op
+    contract takes grouped (KH, KW, 1, C * M) and the description keeps as (KH, KW, C, M)."""
+    layer = model.layers[model.layer_index(key[0])]
+    g = grads[key]
+    if layer.kind == "depthwise_conv2d" and key[1] == "kernel":
+        kh, kw, c, m = layer.weights["kernel"].shape
+        return g.reshape(kh, kw, c, m)
+    return g
+
+
+def compose(ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None) -> Composed:
     """model's forward with `ops`' operations only; weights in `dtype` on `device`."""
-    plan = _plan(model)
-    weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w in plan]
-
-    def chain(ws, x):
-        for (kind, opts, _), w in zip(plan, ws, strict=True):
-            x = kind.forward(ops, x, opts, w)
-        return x
-
-    jit = getattr(ops, "jit_model", None)
-    if jit is not None:
-        fn = jit(chain)
-        return lambda x: fn(weights, x)
-    return lambda x: chain(weights, x)
+    return Composed(ops, model, dtype, device)
 
 
 def layer_forwards(ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None) -> list[Callable]:
@@ -78,4 +107,4 @@ def reference_vjp(model: Model, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarr
     return g, {k: grads[k] for k in model.parameters()}
 
 
-__all__ = ["compose", "layer_forwards", "reference_forward", "reference_outputs", "reference_vjp"]
+__all__ = ["Composed", "compose", "layer_forwards", "reference_forward", "reference_outputs", "reference_vjp"]

@@ -34,6 +34,17 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
     return _gru_vjp_jit(*_gru_args(x, weights, h0), dy, dh, variant=variant)
 
 
+def chain_vjp(chain, weights: list[dict[str, Any]], x: Any, dy: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """jax.vjp of <dy, chain(weights, x)>, jitted once per chain: (dx, the weights' gradients). For any model."""
+    fn = _CHAIN_VJPS.get(chain)
+    if fn is None:
+        fn = _CHAIN_VJPS[chain] = jax.jit(lambda ws, x, dy: jax.vjp(chain, ws, x)[1](dy)[::-1])
+    return fn(weights, x, _like(dy, x))
+
+
+_CHAIN_VJPS: dict = {}
+
+
 def _conv_vjp(x, kernel, bias, dy, g):
     _, pull = jax.vjp(lambda x, k, b: _conv2d(x, k, b, g), x, kernel, bias)
     return dict(zip(("x", "kernel", "bias"), pull(dy)))

@@ -319,6 +319,7 @@ def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None)
 from ..train.jax_train import train_seed_model
 from .jax_grads import (
     avg_pool2d_vjp,
+    chain_vjp,
     conv2d_vjp,
     dense_vjp,
     gru_vjp,
@@ -333,5 +334,5 @@ __all__ = [
     "conv2d_vjp", "dense", "dense_vjp", "flatten", "gru", "gru_vjp", "jax_device", "jax_dtype", "max_pool2d",
     "max_pool2d_vjp", "register_pytrees", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model",
     "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
-    "train_seed_model", "tanh", "sigmoid", "zero_pad2d", "jit_model",
+    "train_seed_model", "tanh", "sigmoid", "zero_pad2d", "jit_model", "chain_vjp",
 ]  # fmt: skip

@@ -268,6 +268,17 @@ def _vjp(fn, inputs: dict, outputs_dy: list | None) -> dict:
     return dict(zip(keys, grads))
 
 
+def chain_vjp(chain: Callable, weights: list[dict], x, dy) -> tuple:
+    """GradientTape over <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model."""
+    inputs = {"x": x, **{f"{i}/{k}": v for i, w in enumerate(weights) for k, v in w.items()}}
+
+    def fn(**kw):
+        return chain([{k: kw[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)], kw["x"])
+
+    g = _vjp(fn, inputs, [_like(dy, x)])
+    return g["x"], [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
+
+
 def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dict:
     """Cotangents dy of y (B, T, H) and dh_T of h_T (B, H), either None = zeros (not both) ->
     {"x", "h0", "W", "U", "b_x", "b_h"}.
@@ -364,6 +375,7 @@ __all__ = [
     "softmax_cross_entropy_vjp",
     "synchronize",
     "to_numpy",
+    "chain_vjp",
     "tanh",
     "sigmoid",
     "zero_pad2d",

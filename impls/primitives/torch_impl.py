@@ -247,6 +247,17 @@ def _vjp(out: Any, dy: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: (torch.zeros_like(v) if g is None else g) for (k, v), g in zip(inputs.items(), grads)}
 
 
+def chain_vjp(chain: Callable, weights: list[dict[str, Any]], x: Any, dy: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Autograd of <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model."""
+    leaves = {"x": _leaf(x, x)}
+    for i, w in enumerate(weights):
+        leaves.update({f"{i}/{k}": _leaf(v, v) for k, v in w.items()})
+    with torch.enable_grad():
+        ws = [{k: leaves[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
+        g = _vjp(chain(ws, leaves["x"]), _like(dy, x), leaves)
+    return g["x"], [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
+
+
 def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, dh_T: Any = None) -> dict[str, Any]:
     """Cotangents of sum(y * dy) + sum(h_T * dh_T) for x, h0 (zeros when None), W, U, b_x, b_h.
     dy=None (or dh_T=None) means zeros; both None is a ValueError."""
@@ -353,6 +364,7 @@ __all__ = [
     "softmax_cross_entropy_vjp",
     "synchronize",
     "to_numpy",
+    "chain_vjp",
     "tanh",
     "sigmoid",
     "zero_pad2d",

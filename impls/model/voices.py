@@ -1,0 +1,107 @@
+"""Every voice builds any model description: `build(voice, model, dtype) -> Built`.
+
+    built = build("keras", model, "float32")
+    y = built.forward(x)                    # NumPy in (canonical layout), NumPy out
+    dx, grads = built.vjp(x, dy)            # {(layer name, weight name): canonical gradient}; Refused without gradients
+
+The from-primitives voices (numpy, torch, tensorflow, jax) compose the model from their own operations
+(impls/model/compose.py). The built-in voices build the frameworks' own whole models, and those are exactly what
+`nnparity port` writes: torch_nn -> impls/ports/torch_port.py, keras -> keras_port.py, flax -> flax_port.py,
+onnxruntime -> onnx_port.py. Each port module offers `refusal(model, dtype) -> str | None` (what it cannot express,
+with the reason), `build(model, dtype) -> Built` and `write(model, out, native_layout=False)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..contract.limits import Refused
+from .compose import compose, reference_vjp
+from .description import Model
+
+PRIMITIVES = ("numpy", "torch", "tensorflow", "jax")
+PORTS: dict[str, str] = {
+    "torch_nn": "impls.ports.torch_port",
+    "keras": "impls.ports.keras_port",
+    "flax": "impls.ports.flax_port",
+    "onnxruntime": "impls.ports.onnx_port",
+}
+VOICES = (*PRIMITIVES, *PORTS)
+
+
+@dataclass
+class Built:
+    """One voice's build of one model, in one dtype.
+
+    to_native / call / to_numpy: the timed path (call takes and returns the voice's own arrays and has finished
+    computing when it returns). vjp: NumPy in, (dx, {(layer, weight): canonical gradient}) out, or None where the voice
+    has no gradients. step: the timed forward + backward, (native x, native dy) -> anything, or None."""
+
+    voice: str
+    dtype: str
+    to_native: Callable[[np.ndarray], Any]
+    call: Callable[[Any], Any]
+    to_numpy: Callable[[Any], np.ndarray]
+    vjp: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]] | None = None
+    step: Callable[[Any, Any], Any] | None = None
+    mode: str = ""  # how it runs, as bench labels rows: eager, jit, tf.function, ort ...
+    notes: list[str] = field(default_factory=list)  # what the build translated (a folded bias, a layout)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.to_numpy(self.call(self.to_native(x)))
+
+
+def port_module(voice: str):
+    try:
+        return importlib.import_module(PORTS[voice])
+    except KeyError:
+        raise ValueError(f"{voice!r} has no port; ports: {', '.join(PORTS)}") from None
+
+
+def refusal(voice: str, model: Model, dtype: str) -> str | None:
+    """Why `voice` cannot build `model` in `dtype`, or None."""
+    if voice in PRIMITIVES:
+        return None
+    if voice not in PORTS:
+        raise ValueError(f"unknown voice {voice!r}; voices: {', '.join(VOICES)}")
+    return port_module(voice).refusal(model, dtype)
+
+
+def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Built:
+    ops = backend(voice)
+    composed = compose(ops, model, dtype, device)
+    asarray = (lambda x: ops.asarray(x, dtype, device))
+    if voice == "numpy":
+        def vjp(x, dy):
+            x, dy = np.asarray(x, dtype), np.asarray(dy, dtype)
+            return reference_vjp(model.astype(dtype), x, dy)
+    else:
+        def vjp(x, dy):
+            dx, g = composed.vjp(asarray(x), asarray(dy))
+            return ops.to_numpy(dx), {k: ops.to_numpy(v) for k, v in g.items()}
+
+    def step(x, dy):
+        return composed.vjp(x, dy)
+
+    mode = {"jax": "jit", "numpy": "numpy"}.get(voice, "eager")
+    call = composed if voice != "jax" else ops.compile(composed, "jit")
+    return Built(voice, dtype, asarray, call, ops.to_numpy, vjp, step, mode)
+
+
+def build(voice: str, model: Model, dtype: str = "float32", device: str | None = None) -> Built:
+    """`voice`'s build of `model`. Raises limits.Refused with the reason where the voice cannot express it."""
+    why = refusal(voice, model, dtype)
+    if why is not None:
+        raise Refused(f"{voice}: {why}")
+    if voice in PRIMITIVES:
+        return _primitive(voice, model, dtype, device)
+    return port_module(voice).build(model, dtype)
+
+
+__all__ = ["PORTS", "PRIMITIVES", "VOICES", "Built", "build", "port_module", "refusal"]
