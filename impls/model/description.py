@@ -42,6 +42,11 @@ class Layer:
         return f"layer {position} {self.name!r} ({self.kind})"
 
 
+BOUNDARIES = ("channels_last", "channels_first")
+"""How the source takes and returns images: NHWC (Keras, Flax) or NCHW (torch, ONNX). The description itself is
+always canonical (NHWC); a port that keeps the source's boundary transposes there, `--native-layout` drops them."""
+
+
 @dataclass(frozen=True)
 class Model:
     name: str
@@ -49,8 +54,11 @@ class Model:
     layers: tuple[Layer, ...]
     input_dtype: str = "float32"  # the source's input dtype; integer inputs (token ids) keep theirs
     source: str = "nnparity"  # where it came from: keras, torch, onnx, nnparity
+    boundary: str = "channels_last"  # the source's layout of 4-D inputs and outputs: a drop-in port keeps it
 
     def __post_init__(self):
+        if self.boundary not in BOUNDARIES:
+            raise ModelError(f"model {self.name!r}: boundary {self.boundary!r} is not one of {BOUNDARIES}")
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
 
@@ -144,4 +152,4 @@ class Model:
         return {(la.name, w): a for la in self.layers for w, a in la.weights.items()}
 
 
-__all__ = ["Layer", "Model", "ModelError", "ShapeError"]
+__all__ = ["BOUNDARIES", "Layer", "Model", "ModelError", "ShapeError"]

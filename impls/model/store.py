@@ -15,7 +15,7 @@ FORMAT = "nnparity.model/1"
 
 def to_json(model: Model) -> dict:
     return {"format": FORMAT, "name": model.name, "input_shape": list(model.input_shape), "input_dtype": model.input_dtype,
-            "source": model.source,
+            "source": model.source, "boundary": model.boundary,
             "layers": [{"kind": la.kind, "name": la.name, "options": dict(la.options)} for la in model.layers]}
 
 
@@ -43,7 +43,8 @@ def load(path: str | Path) -> Model:
         prefix = f"{i}/{la['name']}/"
         layers.append(Layer(la["kind"], la["name"], la["options"],
                             {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
-    return Model(meta["name"], tuple(meta["input_shape"]), tuple(layers), meta["input_dtype"], meta.get("source", "nnparity"))
+    return Model(meta["name"], tuple(meta["input_shape"]), tuple(layers), meta["input_dtype"], meta.get("source", "nnparity"),
+                 meta.get("boundary", "channels_last"))
 
 
 __all__ = ["FORMAT", "load", "save", "to_json", "weights_dict"]
