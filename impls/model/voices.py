@@ -52,6 +52,8 @@ class Built:
     step: Callable[[Any, Any], Any] | None = None
     mode: str = ""  # how it runs, as bench labels rows: eager, jit, tf.function, ort ...
     notes: list[str] = field(default_factory=list)  # what the build translated (a folded bias, a layout)
+    eager: Callable[[Any], Any] | None = None  # the same forward uncompiled, where `call` is compiled (bench compiles it per mode)
+    native_model: Any = None  # the framework's own object: an nn.Module, a keras.Model, (linen module, variables), a ModelProto
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.to_numpy(self.call(self.to_native(x)))
