@@ -1,0 +1,480 @@
+"""The Flax port: a model description -> `OUT/model.py` (readable flax.linen code that imports only jax, flax and
+numpy) and `OUT/variables.npz` (the params, flat, read with allow_pickle=False). The voice "flax" of the general
+path is that very code, imported from a temporary folder and run under jax.jit.
+
+    files = write(model, Path("out"))        # out/model.py, out/variables.npz
+    from model import load                   # (with out/ on the path; no nnparity needed)
+    module, variables = load()
+    y = module.apply(variables, x)
+
+Each layer kind is one line of linen (`_CODE`): GRU as nn.RNN(nn.GRUCell) (reset_after only, the z and r biases
+folded: convert.gru_to_flax), Conv2D as nn.Conv (strides, padding incl. explicit pairs, kernel_dilation,
+feature_group_count), DepthwiseConv2D as nn.Conv with feature_group_count = C on the grouped kernel, pools as
+nn.max_pool / nn.avg_pool, zero padding as jnp.pad, Flatten as a reshape (NHWC order, the canonical one), Dense as
+nn.Dense (2-D or the last axis of 3-D), Dropout left out (identity at inference). Flax is NHWC: a model whose
+`boundary` is channels_first gets its NCHW <-> NHWC transposes written at the port's boundary, unless
+native_layout, which takes and returns NHWC and says so in the docstring.
+
+Training (`train_step`) is optax.adam with its defaults (eps 1e-8 after the bias-corrected sqrt(v), eps_root 0:
+optax/_src/transform.py's scale_by_adam, torch's convention), which is exact for every layer but a GRU: the cell
+holds b_x + b_h of the z and r gates as one parameter, so Adam moves their sum by one step where six separate
+biases move by one step each. `train_step` returns that in its notes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import GRU_VARIANTS, convert, frameworks
+from ..contract import limits
+from ..contract.spec import GRUWeights
+from ..model import training
+from ..model.description import Model
+from ..model.layers import spec_of
+from ..model.voices import Built
+
+VOICE = "flax"
+DTYPES = ("float32", "float64")
+NOT_TRAINING_EXACT = (
+    "not training-exact: flax.linen.GRUCell holds the z and r gates' b_x + b_h as one bias each (four biases, not "
+    "six), so one Adam step moves each folded sum by one step (~lr) where the reference moves b_x and b_h by one "
+    "step each (~2 lr on the sum); the GRU biases returned are the cell's, read back as convert.flax_folded_bias "
+    "(b_h of z and r zero)")
+_ACTIVATION = {"relu": "nn.relu(x)", "softmax": "nn.softmax(x, axis=-1)", "tanh": "jnp.tanh(x)",
+               "sigmoid": "nn.sigmoid(x)"}
+
+
+# --------------------------------------------------------------------------- what the port can express
+
+
+def refusal(model: Model, dtype: str) -> str | None:
+    """Why the Flax port cannot express `model` in `dtype`, naming the layer; None when it can."""
+    if str(dtype) not in DTYPES:
+        return f"the Flax port builds float32 or float64 (float64 under jax_enable_x64), not {dtype}"
+    for i, layer in enumerate(model.layers):
+        if layer.kind not in _CODE:
+            return f"{layer.label(i)}: the Flax port has no layer for kind {layer.kind!r}; it writes {', '.join(_CODE)}"
+        opts = spec_of(layer.kind).options(layer.options)
+        if layer.kind == "gru" and opts["variant"] not in GRU_VARIANTS[VOICE]:
+            return (f"{layer.label(i)}: GRU variant {opts['variant']!r}: flax.linen.GRUCell computes "
+                    f"{', '.join(GRU_VARIANTS[VOICE])} only (n = tanh(x W_in + b_in + r * (h W_hn + b_hn))); the "
+                    "'jax' voice from primitives computes every variant")
+        op = {"depthwise_conv2d": "conv2d"}.get(layer.kind, layer.kind)
+        declared = limits.refusal(VOICE, op, dtype, **_limit_options(layer.kind, opts))
+        if declared is not None:
+            return f"{layer.label(i)}: {declared}"
+    return None
+
+
+def _limit_options(kind: str, opts: dict) -> dict:
+    """The options as impls/contract/limits.py names them (the op contract's keywords)."""
+    if kind in ("conv2d", "depthwise_conv2d"):
+        return {"stride": opts["strides"], "padding": opts["padding"], "dilation": opts["dilation"]}
+    if kind in ("max_pool2d", "avg_pool2d"):
+        return {"stride": opts["strides"], "padding": opts["padding"],
+                **({"count_include_pad": opts["count_include_pad"]} if kind == "avg_pool2d" else {})}
+    return {}
+
+
+# --------------------------------------------------------------------------- the generated code, one kind a function
+
+
+def _pad(padding: Any) -> str:
+    return f'"{padding.upper()}"' if isinstance(padding, str) else repr(tuple(tuple(p) for p in padding))
+
+
+def _pair(v: list[int]) -> str:
+    return repr(tuple(v))
+
+
+def _act(opts: dict) -> list[str]:
+    a = opts.get("activation", "linear")
+    return [] if a == "linear" else [f"x = {_ACTIVATION[a]}"]
+
+
+def _gru(name, opts, in_shape):
+    cell = f'nn.GRUCell({opts["units"]}, param_dtype=x.dtype, name="{name}")'
+    if opts["return_sequences"]:
+        return [f"x = nn.RNN({cell})(x)  # the sequence of states"]
+    return [f"x, _ = nn.RNN({cell}, return_carry=True)(x)  # the last state h_T (the carry)"]
+
+
+def _conv2d(name, opts, in_shape, groups=None, filters=None, note=""):
+    groups = opts["groups"] if groups is None else groups
+    filters = opts["filters"] if filters is None else filters
+    return [f"x = nn.Conv({filters}, {_pair(opts['kernel_size'])}, strides={_pair(opts['strides'])}, "
+            f"padding={_pad(opts['padding'])}, kernel_dilation={_pair(opts['dilation'])},{note}",
+            f'            feature_group_count={groups}, use_bias={opts["use_bias"]}, name="{name}")(x)', *_act(opts)]
+
+
+def _depthwise(name, opts, in_shape):
+    c = in_shape[3]
+    return _conv2d(name, opts, in_shape, groups=c, filters=c * opts["depth_multiplier"],
+                   note=f"  # depthwise: groups = C = {c}, kernel (KH, KW, 1, C * M)")
+
+
+def _max_pool(name, opts, in_shape):
+    return [f"x = nn.max_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
+            f"padding={_pad(opts['padding'])})"]
+
+
+def _avg_pool(name, opts, in_shape):
+    return ["# avg_pool divides by a count in JAX's default float dtype (float64 under x64): keep the input's",
+            f"x = nn.avg_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
+            f"padding={_pad(opts['padding'])}, count_include_pad={opts['count_include_pad']}).astype(x.dtype)"]
+
+
+def _zero_pad(name, opts, in_shape):
+    (t, b), (l, r) = opts["padding"]
+    return [f"x = jnp.pad(x, ((0, 0), ({t}, {b}), ({l}, {r}), (0, 0)))  # zeros: (top, bottom), (left, right)"]
+
+
+def _flatten(name, opts, in_shape):
+    return ["x = x.reshape((x.shape[0], -1))  # NHWC flattened in (h, w, c) order"]
+
+
+def _dense(name, opts, in_shape):
+    return [f'x = nn.Dense({opts["units"]}, use_bias={opts["use_bias"]}, name="{name}")(x)', *_act(opts)]
+
+
+def _activation(name, opts, in_shape):
+    return _act(opts) or ["pass  # linear: the identity"]
+
+
+def _dropout(name, opts, in_shape):
+    return [f"# dropout (rate {opts['rate']}): the identity at inference, so the port leaves it out"]
+
+
+_CODE: dict[str, Callable[[str, dict, tuple], list[str]]] = {
+    "gru": _gru, "conv2d": _conv2d, "depthwise_conv2d": _depthwise, "max_pool2d": _max_pool, "avg_pool2d": _avg_pool,
+    "zero_pad2d": _zero_pad, "flatten": _flatten, "dense": _dense, "activation": _activation, "dropout": _dropout,
+}  # fmt: skip
+
+
+def flax_names(model: Model) -> list[str]:
+    """Each layer's name in the Flax tree: the source's name made an identifier, unique."""
+    out: list[str] = []
+    for layer in model.layers:
+        base = re.sub(r"\W", "_", layer.name) or layer.kind
+        base = f"_{base}" if base[0].isdigit() else base
+        name = base
+        for n in itertools.count(1):
+            if name not in out:
+                break
+            name = f"{base}_{n}"
+        out.append(name)
+    return out
+
+
+def _transposes(model: Model, native_layout: bool) -> tuple[bool, bool]:
+    """(transpose the input NCHW -> NHWC, transpose the output NHWC -> NCHW) at the port's boundary."""
+    if native_layout or model.boundary != "channels_first":
+        return False, False
+    shapes = model.shapes(1)
+    return len(shapes[0]) == 4, len(shapes[-1]) == 4
+
+
+def _boundary_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, ...]:
+    return (shape[0], shape[3], shape[1], shape[2]) if transposed else tuple(shape)
+
+
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return "(B, " + ", ".join(str(d) for d in shape[1:]) + ")"
+
+
+def port_dtype(model: Model) -> str:
+    """The dtype the port loads its params in by default: the source's input dtype where it is a float."""
+    return model.input_dtype if model.input_dtype in DTYPES else "float32"
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, 110)
+
+
+def source(model: Model, native_layout: bool = False) -> str:
+    """The text of model.py."""
+    shapes = model.shapes(1)
+    t_in, t_out = _transposes(model, native_layout)
+    x_shape, y_shape = _boundary_shape(shapes[0], t_in), _boundary_shape(shapes[-1], t_out)
+    if native_layout:
+        layout = ("Native layout (--native-layout): it takes and returns Flax's own layout, images NHWC and "
+                  "sequences (B, T, F), with no transposes at its boundary.")
+    elif t_in or t_out:
+        layout = ("It keeps the source's layout: images NCHW at its boundary (the source is channels_first), "
+                  "transposed to Flax's NHWC inside.")
+    else:
+        layout = "It keeps the source's layout (images NHWC, sequences (B, T, F)), which is Flax's own."
+    notes = []
+    if any(la.kind == "gru" for la in model.layers):
+        notes.append("GRU layers are flax.linen.GRUCell (reset_after) under nn.RNN, zero initial state. The cell has "
+                     "four biases: each of the z and r gates' two biases (input and recurrent) is held folded as one "
+                     "sum, which computes the same forward exactly; a training step then sees four biases instead "
+                     "of six.")
+    if any(la.kind == "dropout" for la in model.layers):
+        notes.append("Dropout is the identity at inference and is left out.")
+    lines = [
+        '"""' + f"Flax port of the model {model.name!r} (source: {model.source}), written by nnparity.",
+        "",
+        *_wrap(f"Input x {_fmt_shape(x_shape)}, output {_fmt_shape(y_shape)}. {layout}"),
+        *(line for note in notes for line in ("", *_wrap(note))),
+        "",
+        "    from model import load",
+        "    module, variables = load()          # params in DTYPE; load(dtype=\"float64\") needs jax_enable_x64",
+        "    y = module.apply(variables, x)",
+        "",
+        'Imports only jax, flax and numpy; the params are variables.npz beside this file, read with allow_pickle=False.',
+        '"""',
+        "",
+        "from pathlib import Path",
+        "",
+        "import flax.linen as nn",
+        "import jax.numpy as jnp",
+        "import numpy as np",
+        "",
+        f"INPUT_SHAPE = {tuple(x_shape[1:])!r}  # one sample, batch left out, in this port's layout",
+        f"OUTPUT_SHAPE = {tuple(y_shape[1:])!r}",
+        f'DTYPE = "{port_dtype(model)}"',
+        "",
+        "",
+        "class Model(nn.Module):",
+        "    @nn.compact",
+        "    def __call__(self, x):",
+    ]
+    body = []
+    if t_in:
+        body.append("x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC: Flax's layout inside")
+    for i, (layer, name) in enumerate(zip(model.layers, flax_names(model), strict=True)):
+        opts = spec_of(layer.kind).options(layer.options)
+        body.append(f"# {i} {layer.name!r} ({layer.kind}) -> {_fmt_shape(shapes[i + 1])}")
+        body.extend(_CODE[layer.kind](name, opts, shapes[i]))
+    if t_out:
+        body.append("x = jnp.transpose(x, (0, 3, 1, 2))  # NHWC -> NCHW: the source's layout out")
+    body.append("return x")
+    lines += ["        " + b for b in body]
+    lines += [
+        "",
+        "",
+        "def load(path=None, dtype=DTYPE):",
+        '    """(module, variables), so that module.apply(variables, x) runs the model. path: the params\' .npz or its',
+        '    folder (default: variables.npz beside this file); dtype: the params\' dtype."""',
+        "    path = Path(__file__).with_name(\"variables.npz\") if path is None else Path(path)",
+        "    path = path / \"variables.npz\" if path.is_dir() else path",
+        "    params = {}",
+        "    with np.load(path, allow_pickle=False) as arrays:",
+        "        for key in arrays.files:  # 'layer/weight' or 'layer/gate/weight'",
+        "            *parents, leaf = key.split(\"/\")",
+        "            node = params",
+        "            for p in parents:",
+        "                node = node.setdefault(p, {})",
+        "            node[leaf] = jnp.asarray(arrays[key], dtype=dtype)",
+        "    return Model(), {\"params\": params}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- weights both ways
+
+
+def params(model: Model) -> dict[str, dict]:
+    """The Flax params tree of `model`'s canonical weights (NumPy): {flax layer name: {...}}."""
+    out: dict[str, dict] = {}
+    for layer, name in zip(model.layers, flax_names(model), strict=True):
+        w = {k: np.asarray(v) for k, v in layer.weights.items()}
+        if layer.kind == "gru":
+            out[name] = convert.gru_to_flax(GRUWeights(w["W"], w["U"], w["b_x"], w["b_h"]))
+        elif layer.kind == "depthwise_conv2d":
+            out[name] = {**w, "kernel": convert.depthwise_to_grouped(w["kernel"])}
+        elif w:
+            out[name] = dict(w)  # conv2d HWIO, dense (in, out): the canonical layouts themselves
+    return out
+
+
+def canonical(model: Model, tree: dict, gradients: bool) -> dict[tuple[str, str], np.ndarray]:
+    """A Flax params tree (weights, or their gradients when `gradients`) -> {(layer, weight): canonical array}.
+    A folded GRU bias's gradient goes to both b_x and b_h of its gate (convert.gru_grads_from_flax)."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for layer, name in zip(model.layers, flax_names(model), strict=True):
+        if not layer.weights:
+            continue
+        node = {k: (dict(v) if isinstance(v, dict) else np.asarray(v)) for k, v in tree[name].items()}
+        if layer.kind == "gru":
+            read = convert.gru_grads_from_flax if gradients else convert.gru_from_flax
+            g = read({k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in node.items()})
+            out |= {(layer.name, k): np.asarray(getattr(g, k)) for k in ("W", "U", "b_x", "b_h")}
+            continue
+        if layer.kind == "depthwise_conv2d":
+            node["kernel"] = convert.grouped_to_depthwise(node["kernel"], int(np.shape(layer.weights["kernel"])[2]))
+        out |= {(layer.name, k): np.asarray(node[k]) for k in layer.weights}
+    return out
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}/")
+        else:
+            out[f"{prefix}{k}"] = np.asarray(v)
+    return out
+
+
+# --------------------------------------------------------------------------- write, build, train
+
+
+def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
+    """Write the port at `out` (a folder): model.py and variables.npz. Returns the files written."""
+    model.check(1)
+    why = refusal(model, port_dtype(model))
+    if why is not None:
+        raise limits.Refused(f"{VOICE}: {why}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    code, npz = out / "model.py", out / "variables.npz"
+    code.write_text(source(model, native_layout))
+    np.savez(npz, **_flat(params(model)))
+    return [code, npz]
+
+
+_COUNTER = itertools.count()
+
+
+def _import(folder: Path) -> Any:
+    """The generated model.py as a fresh module of its own name (ports of different models never collide)."""
+    name = f"nnparity_flax_port_{next(_COUNTER)}"
+    spec = importlib.util.spec_from_file_location(name, folder / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # flax's dataclass transform looks the module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_port(model: Model, dtype: str, native_layout: bool = False) -> tuple[Any, dict]:
+    """(module, variables in `dtype`): what write() writes, written to a temporary folder and loaded by its own load()."""
+    frameworks.load("flax")  # JAX configured first (x64: float64 stays float64)
+    with tempfile.TemporaryDirectory(prefix="nnparity-flax-") as tmp:
+        write(model, Path(tmp) / "port", native_layout)
+        code = _import(Path(tmp) / "port")
+        return code.load(Path(tmp) / "port", dtype=dtype)
+
+
+class _Layout:
+    """Canonical <-> the port's boundary layout (NCHW where the source is channels_first)."""
+
+    def __init__(self, model: Model):
+        self.t_in, self.t_out = _transposes(model, native_layout=False)
+
+    def x(self, a: np.ndarray) -> np.ndarray:
+        return convert.nhwc_to_nchw(a) if self.t_in else np.asarray(a)
+
+    def dx(self, a: np.ndarray) -> np.ndarray:
+        return convert.nchw_to_nhwc(a) if self.t_in else np.asarray(a)
+
+    def y(self, a: np.ndarray) -> np.ndarray:
+        return convert.nhwc_to_nchw(a) if self.t_out else np.asarray(a)
+
+    def dy(self, a: np.ndarray) -> np.ndarray:
+        return convert.nchw_to_nhwc(a) if self.t_out else np.asarray(a)
+
+
+def _notes(model: Model) -> list[str]:
+    notes = []
+    if any(la.kind == "gru" for la in model.layers):
+        notes.append("GRU: flax.linen.GRUCell's four biases, the z and r gates' b_x + b_h folded "
+                     "(convert.gru_to_flax): exact for the forward; gradients go to both b_x and b_h")
+    if model.boundary == "channels_first" and len(model.input_shape) == 3:
+        notes.append("the port takes NCHW and transposes to NHWC inside (timed with it)")
+    if any(la.kind == "dropout" for la in model.layers):
+        notes.append("dropout left out (identity at inference)")
+    return notes
+
+
+def build(model: Model, dtype: str) -> Built:
+    """The port itself (the code write() writes, imported), under jax.jit; canonical layout in and out."""
+    why = refusal(model, dtype)
+    if why is not None:
+        raise limits.Refused(f"{VOICE}: {why}")
+    jax = frameworks.load("jax")
+    jnp = jax.numpy
+    module, variables = load_port(model, dtype)
+    layout = _Layout(model)
+    apply = jax.jit(module.apply)
+    pull = jax.jit(lambda v, x, dy: jax.vjp(module.apply, v, x)[1](dy))
+
+    def to_native(x: np.ndarray) -> Any:
+        return jnp.asarray(layout.x(np.asarray(x)), dtype=dtype)
+
+    def call(x: Any) -> Any:
+        return jax.block_until_ready(apply(variables, x))
+
+    def to_numpy(y: Any) -> np.ndarray:
+        return layout.dy(np.asarray(y))
+
+    def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
+        gv, gx = pull(variables, to_native(x), jnp.asarray(layout.y(np.asarray(dy)), dtype=dtype))
+        grads = canonical(model, jax.tree_util.tree_map(np.asarray, gv["params"]), gradients=True)
+        return layout.dx(np.asarray(gx)), {k: grads[k] for k in model.parameters()}
+
+    def step(x: Any, dy: Any) -> Any:
+        return jax.block_until_ready(pull(variables, x, dy))
+
+    return Built(VOICE, dtype, to_native, call, to_numpy, vjp, step, "jit", _notes(model))
+
+
+class TrainStep(tuple):
+    """(loss before the step, {(layer, weight): canonical weight after it}), unpacking as that pair; `.exact` says
+    whether the step is the reference's exactly, and `.notes` what differs where it is not."""
+
+    exact: bool
+    notes: list[str]
+
+    def __new__(cls, loss: float, weights: dict, notes: list[str]):
+        self = super().__new__(cls, (loss, weights))
+        self.exact, self.notes = not notes, list(notes)
+        return self
+
+
+def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> TrainStep:
+    """One optax.adam(training.LR) step (its defaults: eps 1e-8, torch's convention) of the port on the loss
+    training.loss_kind(model) names, with optax's own losses: cross-entropy as optax.softmax_cross_entropy on the
+    log of the softmax output (log_softmax(log p) = log p where p sums to 1), else optax.squared_error's mean.
+    Returns (loss before the step, every canonical weight after it), with `.notes` where it is not exact."""
+    why = refusal(model, dtype)
+    if why is not None:
+        raise limits.Refused(f"{VOICE}: {why}")
+    jax = frameworks.load("jax")
+    optax = frameworks.load("optax")
+    jnp = jax.numpy
+    module, variables = load_port(model, dtype)
+    layout, kind = _Layout(model), training.loss_kind(model)
+
+    def loss_fn(p, x, t):
+        y = module.apply({"params": p}, x)
+        if kind == "categorical_crossentropy":
+            return jnp.mean(optax.softmax_cross_entropy(jnp.log(y), t))
+        return jnp.mean(optax.squared_error(y, t))
+
+    opt = optax.adam(training.LR)
+    p = variables["params"]
+    xn = jnp.asarray(layout.x(np.asarray(x)), dtype=dtype)
+    tn = jnp.asarray(layout.y(np.asarray(t)), dtype=dtype)
+    loss, grads = jax.jit(jax.value_and_grad(loss_fn))(p, xn, tn)
+    updates, _ = opt.update(grads, opt.init(p), p)
+    new = jax.tree_util.tree_map(np.asarray, optax.apply_updates(p, updates))
+    weights = canonical(model, new, gradients=False)
+    notes = [NOT_TRAINING_EXACT] if any(la.kind == "gru" for la in model.layers) else []
+    return TrainStep(float(loss), {k: weights[k] for k in model.parameters()}, notes)
+
+
+__all__ = ["DTYPES", "NOT_TRAINING_EXACT", "TrainStep", "build", "canonical", "flax_names", "load_port", "params",
+           "port_dtype", "refusal", "source", "train_step", "write"]
