@@ -13,7 +13,10 @@ import numpy as np
 
 from impls import backend, convert, frameworks
 from impls.contract.models import SeedGRUParams
+from impls.model.compose import compose
 from impls.train import numpy_train
+
+from . import works
 
 jax = frameworks.load("jax")
 
@@ -34,12 +37,12 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
     x, onehot = j.asarray(a["x"], dtype, device), j.asarray(a["onehot"], dtype, device)
     gru = work == "seed_gru_model"
     if impl == "jax":
-        forward = j._model("gru" if gru else "cnn", variant if gru else None)
-        p = a["params"].map(lambda v: j.asarray(v, dtype, device))
-        step = jax.jit(jax.value_and_grad(lambda p, x, t: xent(forward(p, x), t)))
+        composed = compose(j, works.description(work, a, variant), dtype, device)
+        p = composed.weights
+        step = jax.jit(jax.value_and_grad(lambda p, x, t: xent(composed.chain(p, x), t)))
 
-        def post(out):
-            return [np.asarray(out[0]), *(np.asarray(g) for g in numpy_train.leaves(out[1]))]
+        def post(out):  # the description's parameters() order (jax rebuilds each dict with its keys sorted)
+            return [np.asarray(out[0]), *(np.asarray(g[k]) for w, g in zip(p, out[1]) for k in w)]
 
         return (lambda: step(p, x, onehot)), post, "jax.jit(jax.value_and_grad(loss of the whole model))"
     if impl == "flax":

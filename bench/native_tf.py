@@ -17,7 +17,10 @@ import numpy as np
 
 from impls import convert, frameworks
 from impls.contract.models import SeedCNNParams, SeedGRUParams
+from impls.model.compose import compose
 from impls.train import numpy_train
+
+from . import works
 
 tf = frameworks.load("tensorflow")
 keras = frameworks.load("keras")
@@ -227,10 +230,9 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
     if impl == "tensorflow":
         from impls.primitives import tf_impl
 
-        leaves_p = a["params"].map(lambda v: tensor(v, dtype, device))
-        flat = numpy_train.leaves(leaves_p)
-        forward = (tf_impl.seed_gru_model(leaves_p, variant) if work == "seed_gru_model"
-                   else tf_impl.seed_cnn_model(leaves_p))  # fmt: skip
+        composed = compose(tf_impl, works.description(work, a, variant), dtype, device)
+        flat = [v for w in composed.weights for v in w.values()]  # the description's parameters() order
+        forward = lambda x: composed(x)
 
         def fn():
             with tf.GradientTape() as tape:

@@ -20,7 +20,10 @@ import numpy as np
 
 from impls import convert, frameworks
 from impls.contract.models import SeedCNNParams, SeedGRUParams
+from impls.model.compose import compose
 from impls.train import numpy_train
+
+from . import works
 
 torch = frameworks.load("torch")
 nn = torch.nn
@@ -303,10 +306,10 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
     if impl == "torch":
         from impls.primitives import torch_impl
 
-        leaves_p = a["params"].map(lambda v: tensor(v, dtype, device).requires_grad_(True))
-        flat = numpy_train.leaves(leaves_p)
-        build = torch_impl.seed_gru_model if work == "seed_gru_model" else torch_impl.seed_cnn_model
-        forward = build(leaves_p, variant) if work == "seed_gru_model" else build(leaves_p)
+        composed = compose(torch_impl, works.description(work, a, variant), dtype, device)
+        ws = [{k: v.requires_grad_(True) for k, v in w.items()} for w in composed.weights]
+        flat = [v for w in ws for v in w.values()]  # the description's parameters() order: numpy_train.leaves'
+        forward = lambda x: composed.chain(ws, x)
 
         def fn():
             loss = xent(forward(x), onehot)

@@ -27,6 +27,9 @@ from impls.contract.tolerance import (
     error_stats,
     tolerance,
 )
+from impls.model import compose
+from impls.model import seed as seed_models
+from impls.model import voices as model_voices
 from impls.primitives import numpy_impl as ref
 from impls.train import numpy_train
 
@@ -194,29 +197,34 @@ def prepare_op(row: Row, mod: ModuleType) -> Prepared:
     return Prepared(compiled, check, what)
 
 
+def _description(row: Row, params: Any):
+    """The row's seed model as a model description, holding `params`."""
+    if row.work == "seed_gru_model":
+        return seed_models.from_gru_params(params, row.variant, row.size.dims["T"])
+    d = row.size.dims
+    return seed_models.from_cnn_params(params, (d["H"], d["W"], d["C"]))
+
+
 def prepare_model(row: Row, mod: ModuleType) -> Prepared:
     a = inputs(row)
     r = round_to(a, row.dtype)
-    gru_model = row.work == "seed_gru_model"
     grads_key = (row.work, row.size.label, row.variant, "grads", row.dtype)
 
     def ref_grads():
         return reference(grads_key, lambda: _flat_grads(*_model_loss_and_grads(row.work, r["params"], r["x"], r["onehot"], row.variant)))
 
     if row.pass_ == "fwd":
-        build = mod.seed_gru_model if gru_model else mod.seed_cnn_model
-        forward = build(a["params"], row.variant, dtype=row.dtype, device=row.device) if gru_model else build(
-            a["params"], dtype=row.dtype, device=row.device)  # fmt: skip
-        x = mod.asarray(a["x"], row.dtype, row.device)
+        built = model_voices.build(row.impl, _description(row, a["params"]), row.dtype, row.device)
+        forward = built.eager or built.call  # compiled below in the row's mode, as every row is
+        x = built.to_native(a["x"])
         fn = lambda: forward(x)
         key = (row.work, row.size.label, row.variant, "fwd", row.dtype)
 
         def check(out):
-            model = (ref.seed_gru_model(r["params"], row.variant) if gru_model else ref.seed_cnn_model(r["params"]))
-            expected = reference(key, lambda: [model(r["x"])])
-            return max_error([to_np(mod, out)], expected)[0], None
+            expected = reference(key, lambda: [compose.reference_forward(_description(row, r["params"]), r["x"])])
+            return max_error([built.to_numpy(out)], expected)[0], None
 
-        what = f"{row.impl}.{build.__name__}(params)(x), the model built outside"
+        what = f"voices.build({row.impl!r}, the {row.work} description).call(x), the model built outside"
         return Prepared(compile_for(mod, fn, row.mode, row.device, row.framework), check, what)
 
     if row.pass_ == "fwd+bwd":

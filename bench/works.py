@@ -131,5 +131,15 @@ def truncate_gru(inputs: dict[str, Any], steps: int) -> dict[str, Any]:
     return out
 
 
+def description(work: str, inputs: dict[str, Any], variant: str | None):
+    """A seed-model row's model description (impls/model/seed.py), holding the row's parameters."""
+    from impls.model import seed as seed_models
+
+    x = inputs["x"]
+    if work == "seed_gru_model":
+        return seed_models.from_gru_params(inputs["params"], variant, int(x.shape[1]))
+    return seed_models.from_cnn_params(inputs["params"], tuple(int(d) for d in x.shape[1:]))
+
+
 def model_params(inputs: dict[str, Any]) -> SeedGRUParams | SeedCNNParams:
     return inputs["params"]

@@ -9,6 +9,7 @@ import pytest
 from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import ShapeError, init_gru, random_array
 from impls.contract.tolerance import assert_close
+from impls.model import seed as seed_models
 from impls.primitives import numpy_impl as ref
 from verify.conftest import load
 
@@ -109,10 +110,10 @@ def test_keras_seed_models_keep_their_own_weights(kb):
     x = random_array((2, 9, 7), 9)
     f1, f2 = kb.seed_gru_model(p1), kb.seed_gru_model(p2)
     assert_close(
-        kb.to_numpy(f1(kb.asarray(x, "float64"))), ref.seed_gru_model(p1)(x), "float64", "seed_gru_model"
+        kb.to_numpy(f1(kb.asarray(x, "float64"))), seed_models.reference_model(p1)(x), "float64", "seed_gru_model"
     )
     assert_close(
-        kb.to_numpy(f2(kb.asarray(x, "float64"))), ref.seed_gru_model(p2)(x), "float64", "seed_gru_model"
+        kb.to_numpy(f2(kb.asarray(x, "float64"))), seed_models.reference_model(p2)(x), "float64", "seed_gru_model"
     )
 
 
@@ -175,7 +176,7 @@ def test_train_seed_gru_three_steps(kb):
     g = np.random.default_rng(16)
     params = init_seed_gru(17, input_size=7, units=(6, 5), classes=4)
     batches = [(random_array((3, 9, 7), 18 + i), np.eye(4)[g.integers(0, 4, 3)]) for i in range(3)]
-    _check_training(kb, "gru", params, batches, ref.seed_gru_model, lambda p: p.gru1.W)
+    _check_training(kb, "gru", params, batches, seed_models.reference_model, lambda p: p.gru1.W)
 
 
 def test_train_seed_cnn_three_steps_is_deterministic(kb):
@@ -185,7 +186,7 @@ def test_train_seed_cnn_three_steps_is_deterministic(kb):
         (random_array((4, 14, 12, 2), 23 + i, low=0.0, high=1.0), np.eye(5)[g.integers(0, 5, 4)])
         for i in range(3)
     ]
-    losses, final = _check_training(kb, "cnn", params, batches, ref.seed_cnn_model, lambda p: p.conv1.kernel)
+    losses, final = _check_training(kb, "cnn", params, batches, seed_models.reference_model, lambda p: p.conv1.kernel)
     losses2, final2 = kb.train_seed_model("cnn", params, batches)
     assert losses2 == losses and np.array_equal(final2.dense1.kernel, final.dense1.kernel)
 

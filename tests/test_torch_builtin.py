@@ -11,7 +11,7 @@ from impls import convert
 from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import VARIANTS, init_gru, random_array
 from impls.contract.tolerance import assert_close
-from impls.primitives import numpy_impl as ref
+from impls.model import seed as seed_models
 from verify.conftest import load
 
 GRU_SIZES = [(2, 5, 3, 4), (3, 7, 9, 6), (1, 1, 6, 2)]  # (B, T, I, H), I != H
@@ -110,10 +110,10 @@ def _cnn_batches(n, B=6, image=(16, 18, 2), classes=5):
 
 
 SMALL = {
-    "gru": (lambda: init_seed_gru(3, input_size=7, units=(6, 5), classes=4), _gru_batches, ref.seed_gru_model),
+    "gru": (lambda: init_seed_gru(3, input_size=7, units=(6, 5), classes=4), _gru_batches, seed_models.reference_model),
     # 16x18 images: a non-square (2, 3, 4) map enters Flatten, so the NCHW row permutation is exercised
     "cnn": (lambda: init_seed_cnn(4, image=(16, 18, 2), filters=(3, 4), dense_units=6, classes=5), _cnn_batches,
-            ref.seed_cnn_model),
+            seed_models.reference_model),
 }  # fmt: skip
 
 

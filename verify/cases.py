@@ -16,8 +16,9 @@ import pytest
 
 from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
 from impls.contract import limits
-from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import VARIANTS, init_conv, init_dense, init_gru, random_array
+from impls.model import seed as seed_models
+from impls.model import voices as model_voices
 
 DTYPES = ("float64", "float32")
 
@@ -206,18 +207,27 @@ SEED1D_CASES = _seed1d_cases(2, 11, 3, 4, 500) + _seed1d_cases(1, 5, 1, 5, 510) 
 # --------------------------------------------------------------------------- the seed models
 
 
+def model_call(m, a) -> Any:
+    """A model description through the general path: `m`'s voice builds a["model"] (its weights arrive as m's arrays,
+    read back to NumPy) in x's dtype and runs it on a["x"]; the output comes back as m's array."""
+    x = m.to_numpy(a["x"])
+    model = a["model"].map(lambda w: np.asarray(m.to_numpy(w)))
+    y = model_voices.build(m.NAME, model, str(x.dtype)).forward(x)
+    return m.asarray(y, str(x.dtype))
+
+
 def _seed_gru_model_case(B, variant, seed, small=False):
-    kw = {"input_size": 7, "units": (6, 5), "classes": 4} if small else {}
+    kw = {"input_size": 7, "units": (6, 5), "classes": 4, "seq_len": 9} if small else {}
     T, I = (9, 7) if small else (100, 64)
 
     def make():
-        return {"x": random_array((B, T, I), seed), "params": init_seed_gru(seed + 1, **kw)}
+        return {"x": random_array((B, T, I), seed), "model": seed_models.seed_gru(seed + 1, variant=variant, **kw)}
 
     return OpCase(
         op="seed_gru_model",
         label=f"B{B}" + ("-small" if small else "-seed"),
         make=make,
-        call=lambda m, a: m.seed_gru_model(a["params"], variant)(a["x"]),
+        call=model_call,
         variant=variant,
         impls=tuple(i for i, vs in GRU_VARIANTS.items() if variant in vs),
     )
@@ -228,14 +238,9 @@ def _seed_cnn_model_case(B, seed, small=False):
     shape = kw.get("image", (28, 28, 1))
 
     def make():
-        return {"x": random_array((B, *shape), seed, low=0.0, high=1.0), "params": init_seed_cnn(seed + 1, **kw)}
+        return {"x": random_array((B, *shape), seed, low=0.0, high=1.0), "model": seed_models.seed_cnn(seed + 1, **kw)}
 
-    return OpCase(
-        op="seed_cnn_model",
-        label=f"B{B}" + ("-small" if small else "-seed"),
-        make=make,
-        call=lambda m, a: m.seed_cnn_model(a["params"])(a["x"]),
-    )
+    return OpCase(op="seed_cnn_model", label=f"B{B}" + ("-small" if small else "-seed"), make=make, call=model_call)
 
 
 MODEL_CASES = (

@@ -26,6 +26,7 @@ from impls.contract.spec import (
     random_array,
 )
 from impls.contract.tolerance import error_stats
+from impls.model import seed as seed_models
 from impls.primitives import numpy_impl as ref
 from impls.train import numpy_train
 
@@ -255,7 +256,7 @@ def test_seed_model_loss_gradient_matches_central_differences(model):
     fn = numpy_train.seed_gru_loss_and_grads if model == "gru" else numpy_train.seed_cnn_loss_and_grads
     leaves = {str(i): a.copy() for i, a in enumerate(numpy_train.leaves(params))}
 
-    forward = ref.seed_gru_model if model == "gru" else ref.seed_cnn_model
+    forward = seed_models.reference_model
 
     def loss(a):  # forward only: the model's probabilities, then the loss
         probs = forward(numpy_train.rebuild(params, [a[str(i)] for i in range(len(a))]))(x)

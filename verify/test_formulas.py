@@ -30,6 +30,7 @@ from impls import GRU_VARIANTS, LAYER_COUNTS, backend, convert
 from impls.contract import formulas as F
 from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
+from impls.model import seed as seed_models
 from impls.primitives import numpy_conv, numpy_impl
 from verify.conftest import load
 
@@ -439,12 +440,12 @@ def test_conv_pool_dense_flops_equal_the_counts_in_the_reference(p, ph, pw):
 def test_seed_model_flops_equal_the_counts_in_the_reference(B, T, I, h1, h2, classes, side, c, f1, f2):
     x = random_array((B, T, I), 1)
     with counting() as book:
-        numpy_impl.seed_gru_model(init_seed_gru(2, input_size=I, units=(h1, h2), classes=classes))(_c(x))
+        seed_models.reference_model(init_seed_gru(2, input_size=I, units=(h1, h2), classes=classes))(_c(x))
     assert book["flops"] == F.seed_gru_model_flops(B, (T, I), (h1, h2), classes)
     sizes = {"image": (side, side + 1, c), "filters": (f1, f2), "dense_units": h1, "classes": classes}
     img = random_array((B, side, side + 1, c), 3)
     with counting() as book:
-        numpy_impl.seed_cnn_model(init_seed_cnn(4, **sizes))(_c(img))
+        seed_models.reference_model(init_seed_cnn(4, **sizes))(_c(img))
     assert book["flops"] == F.seed_cnn_model_flops(B, **sizes)
 
 

@@ -19,6 +19,7 @@ from impls.contract.inputs import round_to, to_native
 from impls.contract.models import cnn_feature_shape, init_seed_cnn
 from impls.contract.spec import random_array
 from impls.contract.tolerance import error_stats
+from impls.model import seed as seed_models
 from impls.primitives import numpy_impl as ref
 from impls.train import numpy_train
 from verify.cases import OpCase, matrix, outputs
@@ -129,7 +130,7 @@ def test_seed_model_gradient_with_saturated_probabilities_matches_torch():
     p = init_seed_cnn(30, **sizes)
     p = p.__class__(p.conv1, p.conv2, p.dense1, p.dense2.map(lambda a: a * 200.0))
     x, onehot = random_array((4, 12, 12, 1), 31, low=0.0, high=1.0), np.eye(4)[[0, 3, 1, 2]]
-    probs = ref.seed_cnn_model(p)(x)
+    probs = seed_models.reference_model(p)(x)
     q = probs[np.arange(4), onehot.argmax(1)]
     assert ((q < LO) | (q > HI)).any() and not ((q < LO) | (q > HI)).all(), f"need saturated and unsaturated rows: {q}"
     loss, grads = numpy_train.seed_cnn_loss_and_grads(p, x, onehot)

@@ -13,7 +13,7 @@ from impls import BackendUnavailable
 from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import random_array
 from impls.contract.tolerance import assert_close, tolerance
-from impls.primitives import numpy_impl as ref
+from impls.model import seed as seed_models
 from verify import headroom
 from verify.conftest import load
 
@@ -88,7 +88,7 @@ def test_a_planted_wrong_linear_before_reset_is_caught(measured, onnx_export, ex
     assert planted["linear_before_reset"] == 0
     assert planted["err_vs_reference"] > 100 * tolerance("float32"), planted
     p64 = PARAMS["seed_gru_model"].map(lambda a: np.asarray(a, np.float32).astype(np.float64))
-    want = ref.seed_gru_model(p64, "reset_after")(X["seed_gru_model"].astype(np.float32).astype(np.float64))
+    want = seed_models.reference_model(p64, "reset_after")(X["seed_gru_model"].astype(np.float32).astype(np.float64))
     assert_close(onnx_export.run(m["onnx"], X["seed_gru_model"]), want, "float32", what=f"{exporter} as exported")
     with pytest.raises(AssertionError, match="differ: relative error"):  # the suite's own comparison rejects it
         assert_close(onnx_export.run(onnx_export.plant(m["onnx"], 0), X["seed_gru_model"]), want, "float32",

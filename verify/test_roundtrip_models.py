@@ -16,7 +16,7 @@ import pytest
 from impls import convert
 from impls.contract.models import cnn_feature_shape
 from impls.contract.spec import random_array
-from impls.primitives import numpy_impl as ref
+from impls.model import seed as seed_models
 from impls.train import numpy_train
 from verify.conftest import load, load_framework
 from verify.headroom import check
@@ -71,7 +71,7 @@ def _to_keras(model: str, params) -> list:
 
 
 def _numpy_forward(model: str, params):
-    return (ref.seed_gru_model if model == "gru" else ref.seed_cnn_model)(params)(X[model])
+    return seed_models.reference_model(params)(X[model])
 
 
 def _numpy_grads(model: str, params):

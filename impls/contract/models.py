@@ -4,21 +4,19 @@
     CNN model:  Conv2D(32, 3x3, relu) -> MaxPool 2x2 -> Conv2D(64, 3x3, relu) -> MaxPool 2x2
                 -> Flatten (NHWC order, as Keras) -> Dense(128, relu) -> Dense(10, softmax)  on (B, 28, 28, 1)
 
-Every backend realises them from these parameters (`seed_gru_model(params)`, `seed_cnn_model(params)`);
-smaller sizes are allowed so that tests stay fast, the defaults are the seed's.
+These are the seeded weights; the models themselves are model descriptions (impls/model/seed.py), which every
+voice builds through the general path (impls/model/voices.py). Smaller sizes are allowed so that tests stay fast,
+the defaults are the seed's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 
 from .spec import (
     ConvWeights,
     DenseWeights,
     GRUWeights,
-    check_variant,
     init_conv,
     init_dense,
     init_gru,
@@ -96,34 +94,3 @@ def init_seed_cnn(
         dense1=init_dense(fh * fw * fc, dense_units, seed=seed + 2, dtype=dtype),
         dense2=init_dense(dense_units, classes, seed=seed + 3, dtype=dtype),
     )
-
-
-# --------------------------------------------------------------------------- the models over a backend's ops
-
-
-def seed_gru_model(ops: ModuleType, params: SeedGRUParams, variant: str, dtype=None, device=None) -> Callable:
-    """The seed GRU model realised with `ops` (a from-primitives backend: its gru, dense, softmax, asarray).
-    The layer sequence is written once, here; every operation in it is the backend's own."""
-    check_variant(variant)
-    p = params if dtype is None else params.map(lambda a: ops.asarray(a, dtype, device))
-
-    def forward(x):
-        y1, _ = ops.gru(x, p.gru1, variant)  # GRU(128, return_sequences=True): (B, T, 128)
-        _, h2 = ops.gru(y1, p.gru2, variant)  # GRU(64): last state (B, 64)
-        return ops.softmax(ops.dense(h2, p.dense.kernel, p.dense.bias))  # Dense(10, softmax)
-
-    return forward
-
-
-def seed_cnn_model(ops: ModuleType, params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """The seed CNN realised with `ops`: conv2d, relu, max_pool2d, flatten, dense, softmax of one backend."""
-    p = params if dtype is None else params.map(lambda a: ops.asarray(a, dtype, device))
-
-    def forward(x):
-        a = ops.max_pool2d(ops.relu(ops.conv2d(x, p.conv1.kernel, p.conv1.bias)), SEED_CNN_POOL)
-        a = ops.max_pool2d(ops.relu(ops.conv2d(a, p.conv2.kernel, p.conv2.bias)), SEED_CNN_POOL)
-        a = ops.flatten(a)  # NHWC flatten: (h, w, c) order, as Keras
-        a = ops.relu(ops.dense(a, p.dense1.kernel, p.dense1.bias))
-        return ops.softmax(ops.dense(a, p.dense2.kernel, p.dense2.bias))
-
-    return forward

@@ -71,7 +71,7 @@ def _python_object(path: Path, name: str) -> Any:
         namespace = runpy.run_path(str(path), run_name="__nnparity_import__")
     except SyntaxError as e:
         raise BadInput(f"{path}: not valid Python (line {e.lineno}: {e.msg})") from None
-    except Exception as e:  # the user's file failed while it ran
+    except Exception as e:  # noqa: BLE001 (the user's file failed while it ran: any error is bad input)
         raise BadInput(f"{path}: running it raised {type(e).__name__}: {e}") from None
     if name not in namespace:
         names = sorted(k for k in namespace if not k.startswith("_"))

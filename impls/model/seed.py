@@ -22,10 +22,15 @@ def _w(obj) -> dict:
 def seed_gru(seed: int = 0, dtype: str = "float64", variant: str = SEED_GRU_VARIANT, input_size: int = models.SEED_GRU_INPUT[1],
              units: tuple[int, int] = models.SEED_GRU_UNITS, classes: int = models.SEED_CLASSES,
              seq_len: int = models.SEED_GRU_INPUT[0]) -> Model:  # fmt: skip
-    p = models.init_seed_gru(seed, dtype, input_size, units, classes)
+    return from_gru_params(models.init_seed_gru(seed, dtype, input_size, units, classes), variant, seq_len)
+
+
+def from_gru_params(p: models.SeedGRUParams, variant: str = SEED_GRU_VARIANT, seq_len: int = models.SEED_GRU_INPUT[0]) -> Model:
+    """The seed GRU model holding the weights `p` (impls/contract/models.py's dataclass)."""
+    units, classes = (int(p.gru1.U.shape[0]), int(p.gru2.U.shape[0])), int(p.dense.bias.shape[0])
     return Model(
         name="seed_gru",
-        input_shape=(seq_len, input_size),
+        input_shape=(seq_len, int(p.gru1.W.shape[0])),
         layers=(
             Layer("gru", "gru1", {"units": units[0], "variant": variant, "return_sequences": True}, _w(p.gru1)),
             Layer("gru", "gru2", {"units": units[1], "variant": variant, "return_sequences": False}, _w(p.gru2)),
@@ -37,7 +42,13 @@ def seed_gru(seed: int = 0, dtype: str = "float64", variant: str = SEED_GRU_VARI
 def seed_cnn(seed: int = 0, dtype: str = "float64", image: tuple[int, int, int] = models.SEED_CNN_INPUT,
              filters: tuple[int, int] = models.SEED_CNN_FILTERS, dense_units: int = models.SEED_DENSE_UNITS,
              classes: int = models.SEED_CLASSES) -> Model:  # fmt: skip
-    p = models.init_seed_cnn(seed, dtype, image, filters, dense_units, classes)
+    return from_cnn_params(models.init_seed_cnn(seed, dtype, image, filters, dense_units, classes), image)
+
+
+def from_cnn_params(p: models.SeedCNNParams, image: tuple[int, int, int] = models.SEED_CNN_INPUT) -> Model:
+    """The seed CNN holding the weights `p` on images of `image` (H, W, C)."""
+    filters = (int(p.conv1.kernel.shape[3]), int(p.conv2.kernel.shape[3]))
+    dense_units, classes = int(p.dense1.bias.shape[0]), int(p.dense2.bias.shape[0])
     k, pool = models.SEED_CNN_KERNEL, models.SEED_CNN_POOL
     return Model(
         name="seed_cnn",
@@ -54,4 +65,14 @@ def seed_cnn(seed: int = 0, dtype: str = "float64", image: tuple[int, int, int] 
     )
 
 
-__all__ = ["seed_cnn", "seed_gru"]
+def reference_model(params: models.SeedGRUParams | models.SeedCNNParams, variant: str = SEED_GRU_VARIANT):
+    """x -> the NumPy reference's output of the seed model holding `params`, sized from x (the general path:
+    compose.reference_forward of the description)."""
+    from .compose import reference_forward
+
+    if isinstance(params, models.SeedGRUParams):
+        return lambda x: reference_forward(from_gru_params(params, variant, int(x.shape[1])), x)
+    return lambda x: reference_forward(from_cnn_params(params, tuple(int(d) for d in x.shape[1:])), x)
+
+
+__all__ = ["from_cnn_params", "from_gru_params", "reference_model", "seed_cnn", "seed_gru"]

@@ -93,7 +93,7 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
 
     mode = {"jax": "jit", "numpy": "numpy"}.get(voice, "eager")
     call = composed if voice != "jax" else ops.compile(composed, "jit")
-    return Built(voice, dtype, asarray, call, ops.to_numpy, vjp, step, mode)
+    return Built(voice, dtype, asarray, call, ops.to_numpy, vjp, step, mode, eager=composed)
 
 
 def build(voice: str, model: Model, dtype: str = "float32", device: str | None = None) -> Built:

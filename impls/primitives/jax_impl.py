@@ -11,16 +11,14 @@ dispatches. float64 needs `jax_enable_x64`, which impls/frameworks.py sets when 
 
 from __future__ import annotations
 
-import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import frameworks
-from ..contract import models, spec
-from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import spec
+from ..contract.models import SeedCNNParams, SeedGRUParams
 from ..contract.spec import GRUWeights
 
 jax = frameworks.load("jax")
@@ -287,33 +285,6 @@ def flatten(x: Any) -> Any:
     return x.reshape(x.shape[0], -1)
 
 
-@functools.cache
-def _model(kind: str, variant: str | None) -> Callable:
-    """The whole seed model as one jitted function of (params, x): the parameters are arguments, never
-    constants folded into the computation."""
-    ops = sys.modules[__name__]
-    if kind == "gru":
-        return jax.jit(lambda p, x: models.seed_gru_model(ops, p, variant)(x))
-    return jax.jit(lambda p, x: models.seed_cnn_model(ops, p)(x))
-
-
-def _params(params: Any, dtype: Any, device: Any) -> Any:
-    return params.map(lambda a: asarray(a, "float64" if dtype is None else dtype, device))
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops, jitted as a whole."""
-    spec.check_variant(variant)
-    p, fn = _params(params, dtype, device), _model("gru", variant)
-    return lambda x: fn(p.map(lambda a: _like(a, x)), x)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax), jitted as a whole."""
-    p, fn = _params(params, dtype, device), _model("cnn", None)
-    return lambda x: fn(p.map(lambda a: _like(a, x)), x)
-
-
 # --------------------------------------------------------------------------- gradients (jax.vjp): impls/primitives/jax_grads.py
 
 from ..train.jax_train import train_seed_model
@@ -330,9 +301,39 @@ from .jax_grads import (
 )
 
 __all__ = [
-    "FRAMEWORK", "MODE", "MODES", "NAME", "asarray", "avg_pool2d", "avg_pool2d_vjp", "compile", "conv2d",
-    "conv2d_vjp", "dense", "dense_vjp", "flatten", "gru", "gru_vjp", "jax_device", "jax_dtype", "max_pool2d",
-    "max_pool2d_vjp", "register_pytrees", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model",
-    "seed_pool1d", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
-    "train_seed_model", "tanh", "sigmoid", "zero_pad2d", "jit_model", "chain_vjp",
+    "FRAMEWORK",
+    "MODE",
+    "MODES",
+    "NAME",
+    "asarray",
+    "avg_pool2d",
+    "avg_pool2d_vjp",
+    "chain_vjp",
+    "compile",
+    "conv2d",
+    "conv2d_vjp",
+    "dense",
+    "dense_vjp",
+    "flatten",
+    "gru",
+    "gru_vjp",
+    "jax_device",
+    "jax_dtype",
+    "jit_model",
+    "max_pool2d",
+    "max_pool2d_vjp",
+    "register_pytrees",
+    "relu",
+    "relu_vjp",
+    "seed_conv1d",
+    "seed_pool1d",
+    "sigmoid",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_vjp",
+    "synchronize",
+    "tanh",
+    "to_numpy",
+    "train_seed_model",
+    "zero_pad2d",
 ]  # fmt: skip

@@ -18,14 +18,11 @@ autograd in verify/test_gradients.py. Conventions the frameworks could disagree 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..contract import models, spec
-from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import spec
 from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
 from .numpy_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
 
@@ -318,22 +315,12 @@ def seed_pool1d(y):
     return np.maximum(y[:, :-1, :], y[:, 1:, :])
 
 
-# --------------------------------------------------------------------------- the seed models
+# --------------------------------------------------------------------------- shapes
 
 
 def flatten(x):
     """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
     return x.reshape(x.shape[0], -1)
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
-    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
-    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
 
 
 __all__ = [
@@ -358,9 +345,7 @@ __all__ = [
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
-    "seed_cnn_model",
     "seed_conv1d",
-    "seed_gru_model",
     "seed_pool1d",
     "sigmoid",
     "softmax",

@@ -8,15 +8,13 @@ Every function works eagerly and inside tf.function (with or without XLA): see `
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import frameworks
-from ..contract import models, spec
-from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import spec
 from ..contract.spec import GRUWeights
 
 tf = frameworks.load("tensorflow")
@@ -237,16 +235,6 @@ def flatten(x):
     return tf.reshape(x, (tf.shape(x)[0], -1))
 
 
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
-    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
-    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
-
-
 # --------------------------------------------------------------------------- gradients (GradientTape)
 
 
@@ -354,6 +342,7 @@ __all__ = [
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
+    "chain_vjp",
     "compile",
     "conv2d",
     "conv2d_vjp",
@@ -366,17 +355,14 @@ __all__ = [
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
-    "seed_cnn_model",
     "seed_conv1d",
-    "seed_gru_model",
     "seed_pool1d",
+    "sigmoid",
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_vjp",
     "synchronize",
-    "to_numpy",
-    "chain_vjp",
     "tanh",
-    "sigmoid",
+    "to_numpy",
     "zero_pad2d",
 ]  # fmt: skip

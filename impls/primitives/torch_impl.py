@@ -7,15 +7,13 @@ Device-agnostic: everything follows x's device ("cpu" or "cuda"); weights move t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import frameworks
-from ..contract import models, spec
-from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import spec
 from ..contract.spec import GRUWeights
 
 torch = frameworks.load("torch")
@@ -224,16 +222,6 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None) -> Callable:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax) with this module's ops -> forward(x)."""
-    return models.seed_gru_model(sys.modules[__name__], params, variant, dtype, device)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """Conv(relu) -> pool -> Conv(relu) -> pool -> Flatten -> Dense(relu) -> Dense(softmax) with this module's ops."""
-    return models.seed_cnn_model(sys.modules[__name__], params, dtype, device)
-
-
 # --------------------------------------------------------------------------- gradients (autograd)
 
 
@@ -343,6 +331,7 @@ __all__ = [
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
+    "chain_vjp",
     "compile",
     "conv2d",
     "conv2d_vjp",
@@ -355,18 +344,15 @@ __all__ = [
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
-    "seed_cnn_model",
     "seed_conv1d",
-    "seed_gru_model",
     "seed_pool1d",
+    "sigmoid",
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_vjp",
     "synchronize",
-    "to_numpy",
-    "chain_vjp",
     "tanh",
-    "sigmoid",
-    "zero_pad2d",
+    "to_numpy",
     "torch_dtype",
+    "zero_pad2d",
 ]  # fmt: skip

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import backend, convert, frameworks
 from ..contract.models import SeedCNNParams, SeedGRUParams
+from ..model import seed as seed_models
 
 onnx = frameworks.load("onnx")
 EXPORTERS = ("torch-dynamo", "torch-torchscript", "keras-tf2onnx")
@@ -141,7 +142,6 @@ def measure(exporter: str, params: SeedGRUParams | SeedCNNParams, x: np.ndarray)
     where there are GRU nodes, that of the same graph with a planted wrong linear_before_reset. "onnx" holds the
     exported ModelProto."""
     from ..contract.tolerance import error_stats
-    from ..primitives import numpy_impl as ref
 
     gru = isinstance(params, SeedGRUParams)
     x32 = np.asarray(x, np.float32)
@@ -151,7 +151,7 @@ def measure(exporter: str, params: SeedGRUParams | SeedCNNParams, x: np.ndarray)
     build = src.seed_gru_model if gru else src.seed_cnn_model
     source = src.to_numpy(build(params, dtype="float32")(src.asarray(x32, "float32")))
     p64 = params.map(lambda a: np.asarray(a, np.float32).astype(np.float64))
-    want = (ref.seed_gru_model(p64, "reset_after") if gru else ref.seed_cnn_model(p64))(x32.astype(np.float64))
+    want = seed_models.reference_model(p64, "reset_after")(x32.astype(np.float64))
     out = {"exporter": exporter, "model": "seed_gru_model" if gru else "seed_cnn_model", "shape": list(x32.shape),
            "onnx": model, "facts": facts(model, params), "err_vs_source": error_stats(got, source).rel,
            "err_vs_reference": error_stats(got, want).rel}  # fmt: skip

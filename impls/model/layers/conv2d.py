@@ -3,6 +3,8 @@ dilation and groups, then `activation`. The geometry's rules are impls/contract/
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...contract import formulas, spec
 from ...primitives import numpy_impl as ref
 from ..description import ShapeError
@@ -20,7 +22,7 @@ def geometry_kwargs(opts) -> dict:
 class Conv2D(LayerSpec):
     KIND = "conv2d"
     REQUIRED = ("filters", "kernel_size")
-    DEFAULTS = {"strides": [1, 1], "padding": "valid", "dilation": [1, 1], "groups": 1, "activation": "linear",
+    DEFAULTS: ClassVar[dict] = {"strides": [1, 1], "padding": "valid", "dilation": [1, 1], "groups": 1, "activation": "linear",
                 "use_bias": True}
 
     def validate(self, opts):

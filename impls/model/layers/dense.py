@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ...contract import formulas
@@ -14,7 +16,7 @@ from .base import LayerSpec, flag, positive_int
 class Dense(LayerSpec):
     KIND = "dense"
     REQUIRED = ("units",)
-    DEFAULTS = {"activation": "linear", "use_bias": True}
+    DEFAULTS: ClassVar[dict] = {"activation": "linear", "use_bias": True}
 
     def validate(self, opts):
         opts["units"] = positive_int(self.KIND, "units", opts["units"])

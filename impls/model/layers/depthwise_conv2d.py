@@ -4,6 +4,8 @@ the grouped HWIO kernel (KH, KW, 1, C * M) (convert.depthwise_to_grouped): a fac
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ... import convert
 from ...contract import formulas
 from ...primitives import numpy_impl as ref
@@ -16,7 +18,7 @@ from .dense import with_bias
 class DepthwiseConv2D(Conv2D):
     KIND = "depthwise_conv2d"
     REQUIRED = ("kernel_size",)
-    DEFAULTS = {"depth_multiplier": 1, "strides": [1, 1], "padding": "valid", "dilation": [1, 1],
+    DEFAULTS: ClassVar[dict] = {"depth_multiplier": 1, "strides": [1, 1], "padding": "valid", "dilation": [1, 1],
                 "activation": "linear", "use_bias": True}
 
     def validate(self, opts):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..description import ModelError
 from .base import LayerSpec
 
 
 class Dropout(LayerSpec):
     KIND = "dropout"
-    DEFAULTS = {"rate": 0.5}
+    DEFAULTS: ClassVar[dict] = {"rate": 0.5}
 
     def validate(self, opts):
         rate = opts["rate"]

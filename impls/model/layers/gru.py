@@ -5,6 +5,8 @@ Which variants a framework's layer computes is impls.GRU_VARIANTS; the importers
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...contract import formulas, spec
 from ...contract.spec import GRUWeights
 from ...primitives import numpy_impl as ref
@@ -19,7 +21,7 @@ def weights(w: dict) -> GRUWeights:
 class GRU(LayerSpec):
     KIND = "gru"
     REQUIRED = ("units",)
-    DEFAULTS = {"variant": "reset_after", "return_sequences": False}
+    DEFAULTS: ClassVar[dict] = {"variant": "reset_after", "return_sequences": False}
 
     def validate(self, opts):
         opts["units"] = positive_int(self.KIND, "units", opts["units"])

@@ -3,6 +3,8 @@ average pooling counts padded cells only when count_include_pad is true (Keras' 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...contract import spec
 from ...primitives import numpy_impl as ref
 from ..description import ShapeError
@@ -15,7 +17,7 @@ def pool_kwargs(opts) -> dict:
 
 class MaxPool2D(LayerSpec):
     KIND = "max_pool2d"
-    DEFAULTS = {"pool_size": [2, 2], "strides": None, "padding": "valid"}
+    DEFAULTS: ClassVar[dict] = {"pool_size": [2, 2], "strides": None, "padding": "valid"}
 
     def validate(self, opts):
         opts["pool_size"] = int_pair(self.KIND, "pool_size", opts["pool_size"])
@@ -38,7 +40,7 @@ class MaxPool2D(LayerSpec):
 
 class AvgPool2D(MaxPool2D):
     KIND = "avg_pool2d"
-    DEFAULTS = {**MaxPool2D.DEFAULTS, "count_include_pad": False}
+    DEFAULTS: ClassVar[dict] = {**MaxPool2D.DEFAULTS, "count_include_pad": False}
 
     def validate(self, opts):
         opts = super().validate(opts)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..description import ModelError, ShapeError
 from .base import LayerSpec
 
 
 class ZeroPad2D(LayerSpec):
     KIND = "zero_pad2d"
-    DEFAULTS = {"padding": [[1, 1], [1, 1]]}
+    DEFAULTS: ClassVar[dict] = {"padding": [[1, 1], [1, 1]]}
 
     def validate(self, opts):
         try:
