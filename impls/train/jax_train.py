@@ -1,5 +1,5 @@
-"""Training the seed models with JAX: the loss and its gradients by jax.value_and_grad over impls/primitives/jax_impl.py's
-models (one jitted step), the update by the NumPy reference's own Adam (impls/numpy_train.adam_update), so a
+"""Training the seed models with JAX: the loss and its gradients by jax.value_and_grad over the model description
+composed from impls/primitives/jax_impl.py's operations (impls/model/compose.py; one jitted step), the update by the NumPy reference's own Adam (impls/numpy_train.adam_update), so a
 JAX run differs from numpy_train's only where JAX's loss and gradients do.
 
 The loss is Keras' categorical cross-entropy on the softmax probabilities, as numpy_train writes it:
@@ -8,14 +8,16 @@ renormalise p / sum(p), clip to [1e-7, 1 - 1e-7], -sum(t log p), mean over the b
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import frameworks
 from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
-from ..primitives.jax_impl import _model, asarray, to_numpy
+from ..model import seed as seed_models
+from ..model.compose import compose
+from ..primitives import jax_impl
+from ..primitives.jax_impl import asarray, to_numpy
 from . import numpy_train
 
 jax = frameworks.load("jax")
@@ -30,10 +32,18 @@ def keras_categorical_crossentropy(p, onehot):
     return jnp.mean(-jnp.sum(onehot * jnp.log(qc), axis=-1))
 
 
-@functools.cache
-def _step(model: str, variant: str | None):
-    forward = _model(model, variant)
-    return jax.jit(jax.value_and_grad(lambda p, x, t: keras_categorical_crossentropy(forward(p, x), t)))
+def _step(description, dtype: str):
+    """One jitted (loss, gradients) of the description's weights, nested as compose's weights: [{name: array}]."""
+    composed = compose(jax_impl, description, dtype)
+    keys = [list(w) for w in composed.weights]
+    step = jax.jit(jax.value_and_grad(lambda ws, x, t: keras_categorical_crossentropy(composed.chain(ws, x), t)))
+
+    def run(leaves: list, x, t) -> tuple:
+        it = iter(leaves)
+        loss, grads = step([{k: next(it) for k in ks} for ks in keys], x, t)
+        return loss, [g[k] for g, ks in zip(grads, keys) for k in ks]  # parameters() order: numpy_train.leaves'
+
+    return run
 
 
 def train_seed_model(
@@ -53,14 +63,17 @@ def train_seed_model(
     Returns (losses, final canonical NumPy params of `dtype`)."""
     if model not in ("gru", "cnn"):
         raise ValueError(f"unknown seed model {model!r}; valid: 'gru', 'cnn'")
-    step = _step(model, variant if model == "gru" else None)
+    x0 = batches[0][0]
+    description = (seed_models.from_gru_params(params, variant, int(x0.shape[1])) if model == "gru"
+                   else seed_models.from_cnn_params(params, tuple(int(d) for d in x0.shape[1:])))  # fmt: skip
+    step = _step(description, dtype)
     p = params.map(lambda a: np.asarray(a, dtype=dtype).copy())
     state = numpy_train.adam_init(numpy_train.leaves(p))
     losses = []
     for x, y in batches:
-        loss, grads = step(p.map(lambda a: asarray(a, dtype)), asarray(x, dtype), asarray(y, dtype))
+        loss, grads = step([asarray(a, dtype) for a in numpy_train.leaves(p)], asarray(x, dtype), asarray(y, dtype))
         losses.append(float(loss))
-        g = [to_numpy(v) for v in numpy_train.leaves(grads)]
+        g = [to_numpy(v) for v in grads]
         arrays, state = numpy_train.adam_update(numpy_train.leaves(p), g, state, lr, beta_1, beta_2, eps, flavour)
         p = numpy_train.rebuild(p, arrays)
     return losses, p
