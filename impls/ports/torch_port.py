@@ -1,0 +1,173 @@
+"""The torch port (voice "torch_nn"): a model description -> a folder with model.py (an nn.Module that imports only
+torch) and weights.pt (its state dict of plain tensors), `from model import load; m = load()`.
+
+    why = refusal(model, "float32")          # None, or what torch.nn cannot express, naming the layer
+    files = write(model, Path("out"))        # [out/model.py, out/weights.pt]
+    built = build(model, "float64")          # that same port, imported: forward, vjp, step
+    loss, weights = train_step(model, x, t)  # one torch.optim.Adam step on the port, weights back to canonical
+
+`build` writes the port to a temporary folder and imports it with its own `load()`, so the voice the certificate
+measures is the file a user gets. The code itself is impls/ports/torch_code.py's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import GRU_VARIANTS, frameworks
+from ..model import training
+from ..model.description import Model
+from ..model.voices import Built
+from . import torch_code
+from .torch_code import DTYPES, Code, generate, port_dtype
+
+VOICE = "torch_nn"
+FILES = ("model.py", "weights.pt")
+_COUNTER = itertools.count()
+
+
+def refusal(model: Model, dtype: str) -> str | None:
+    """Why the torch port cannot express `model` in `dtype`, naming the layer; None when it can."""
+    if str(dtype) not in DTYPES:
+        return f"the torch port computes in {' or '.join(DTYPES)}, not {dtype}"
+    for i, layer in enumerate(model.layers):
+        if layer.kind == "gru":
+            variant = layer.options.get("variant", "reset_after")
+            if variant not in GRU_VARIANTS[VOICE]:
+                return (f"{layer.label(i)}: torch.nn.GRU computes only {', '.join(GRU_VARIANTS[VOICE])} (r multiplies "
+                        f"h U_h + b_hh); the variant {variant!r} has no torch.nn layer")  # fmt: skip
+    return None
+
+
+def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
+    """Write the port at `out` (a folder): model.py and weights.pt, in the weights' own dtype (port_dtype)."""
+    return _write(model, Path(out), native_layout, None)[0]
+
+
+def _write(model: Model, out: Path, native_layout: bool, dtype: str | None) -> tuple[list[Path], Code]:
+    torch = frameworks.load("torch")
+    code = generate(model, dtype, native_layout)
+    out.mkdir(parents=True, exist_ok=True)
+    src, weights = out / FILES[0], out / FILES[1]
+    src.write_text(code.source)
+    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in code.state.items()}, weights)
+    return [src, weights], code
+
+
+def _import(folder: Path) -> Any:
+    """The written model.py as a module of its own (a unique name: several ports live side by side)."""
+    name = f"nnparity_torch_port_{next(_COUNTER)}"
+    spec = importlib.util.spec_from_file_location(name, folder / FILES[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_port(model: Model, dtype: str, native_layout: bool = False) -> tuple[Any, Code]:
+    """(the nn.Module that `write` writes for `model` in `dtype`, loaded by the port's own load(), and its Code)."""
+    with tempfile.TemporaryDirectory(prefix="nnparity-torch-port-") as tmp:
+        _, code = _write(model, Path(tmp), native_layout, dtype)
+        net = _import(Path(tmp)).load()
+    return net, code
+
+
+def _grad_map(code: Code, model: Model, named: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+    """{state key: torch-layout array} -> {(layer, weight): canonical array} for every parameter of the model."""
+    out = {}
+    for layer in model.layers:
+        if layer.weights:
+            out |= {(layer.name, k): v for k, v in code.back(layer.name, named).items()}
+    return {k: out[k] for k in model.parameters()}
+
+
+def build(model: Model, dtype: str = "float32") -> Built:
+    """The port of `model` in `dtype`, in process; to_native / to_numpy convert canonical <-> the port's boundary."""
+    why = refusal(model, dtype)
+    if why is not None:
+        from ..contract.limits import Refused
+
+        raise Refused(f"{VOICE}: {why}")
+    torch = frameworks.load("torch")
+    from ..primitives.torch_impl import asarray, to_numpy
+
+    net, code = load_port(model, dtype)
+    params = dict(net.named_parameters())
+
+    def to_native(x: np.ndarray) -> Any:
+        return asarray(code.inputs.to_torch(np.asarray(x)), dtype)
+
+    def call(x: Any) -> Any:
+        with torch.no_grad():
+            return net(x)
+
+    def to_numpy_(y: Any) -> np.ndarray:
+        return code.outputs.to_canonical(to_numpy(y))
+
+    def step(x: Any, dy: Any) -> Any:
+        xl = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return torch.autograd.grad(net(xl), [xl, *params.values()], dy)
+
+    def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
+        xn = to_native(x)
+        dyn = asarray(code.outputs.to_torch(np.asarray(dy)), dtype)
+        dx, *gs = step(xn, dyn)
+        named = {k: to_numpy(g) for k, g in zip(params, gs, strict=True)}
+        return code.inputs.to_canonical(to_numpy(dx)), _grad_map(code, model, named)
+
+    notes = [f"torch.nn module {code.class_name} from the generated model.py, {dtype}, in eval mode"]
+    if len(model.input_shape) == 3:
+        notes.append("images NCHW inside the module; a Linear after a flatten of a map has its rows in (c, h, w) order")
+    return Built(VOICE, dtype, to_native, call, to_numpy_, vjp, step, "eager", notes, native_model=net)
+
+
+def _loss(torch: Any, kind: str, y: Any, t: Any) -> Any:
+    """torch's own loss functions on the canonical-layout output: NLL of the log-probabilities against the one-hot
+    targets' classes (the mean over every other axis), or the mean squared error."""
+    F = torch.nn.functional
+    if kind == "categorical_crossentropy":
+        c = y.shape[-1]
+        flat = t.reshape(-1, c)
+        if not bool(torch.all((flat == 0) | (flat == 1))) or not bool(torch.all(flat.sum(-1) == 1)):
+            raise ValueError(f"torch port train_step: cross-entropy targets must be one-hot over the last axis ({c} classes)")
+        return F.nll_loss(torch.log(y).reshape(-1, c), flat.argmax(-1))
+    if kind == "mse":
+        return F.mse_loss(y, t)
+    raise ValueError(f"unknown loss {kind!r}; losses: {training.LOSSES}")
+
+
+def _canonical_torch(torch: Any, code: Code, y: Any) -> Any:
+    """The port's output as a tensor in the canonical layout (autograd flows through)."""
+    if code.outputs.kind == "nchw":
+        return y.permute(0, 2, 3, 1)
+    if code.outputs.kind == "chw":
+        h, w, c = code.outputs.feature
+        return y.reshape(-1, c, h, w).permute(0, 2, 3, 1).reshape(y.shape[0], -1)
+    return y
+
+
+def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:
+    """One torch.optim.Adam step (torch's defaults, eps 1e-8; lr training.LR) on the port, dropout off, on the loss
+    training.loss_kind names. Returns (the loss before the step, every canonical weight after it)."""
+    torch = frameworks.load("torch")
+    from ..primitives.torch_impl import asarray, to_numpy
+
+    net, code = load_port(model, dtype)
+    net.eval()  # dropout off: every voice's step computes the same function
+    opt = torch.optim.Adam(net.parameters(), lr=training.LR)
+    y = _canonical_torch(torch, code, net(asarray(code.inputs.to_torch(np.asarray(x)), dtype)))
+    loss = _loss(torch, training.loss_kind(model), y, asarray(t, dtype))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    named = {k: to_numpy(v) for k, v in net.state_dict().items()}
+    return float(loss.detach()), _grad_map(code, model, named)
+
+
+__all__ = ["FILES", "VOICE", "build", "load_port", "port_dtype", "refusal", "torch_code", "train_step", "write"]
