@@ -11,21 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from impls import backend, convert, frameworks
-from impls.contract.models import SeedGRUParams
+from impls import backend, frameworks
 from impls.model.compose import compose
-from impls.train import numpy_train
 
 from . import works
 
 jax = frameworks.load("jax")
-
-
-def _flax_grads_to_canonical(work: str, g: dict) -> Any:
-    if work == "seed_gru_model":  # folded z and r biases: their gradient goes to b_x and b_h alike
-        return SeedGRUParams(convert.gru_grads_from_flax(g["gru1"]), convert.gru_grads_from_flax(g["gru2"]),
-                             convert.seed_gru_from_flax(g).dense)  # fmt: skip
-    return convert.seed_cnn_from_flax(g)
 
 
 def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str, device: str
@@ -35,7 +26,6 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
 
     j = backend("jax")
     x, onehot = j.asarray(a["x"], dtype, device), j.asarray(a["onehot"], dtype, device)
-    gru = work == "seed_gru_model"
     if impl == "jax":
         composed = compose(j, works.description(work, a, variant), dtype, device)
         p = composed.weights
@@ -46,17 +36,16 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
 
         return (lambda: step(p, x, onehot)), post, "jax.jit(jax.value_and_grad(loss of the whole model))"
     if impl == "flax":
-        fb = backend("flax")
-        if gru:
-            fb.check_variant(variant)
-        module = fb.seed_module(a["params"])
-        to_flax = convert.seed_gru_to_flax if gru else convert.seed_cnn_to_flax
-        tree = jax.tree_util.tree_map(lambda v: j.asarray(v, dtype, device), to_flax(a["params"]))
+        from impls.ports import flax_port
+
+        description = works.description(work, a, variant)
+        module, variables = flax_port.load_port(description, dtype)  # the port nnparity writes, loaded by its load()
+        tree = jax.tree_util.tree_map(lambda v: j.asarray(v, dtype, device), variables["params"])
         step = jax.jit(jax.value_and_grad(lambda t, x, y: xent(module.apply({"params": t}, x), y)))
 
         def post(out):
-            g = _flax_grads_to_canonical(work, jax.tree_util.tree_map(np.asarray, out[1]))
-            return [np.asarray(out[0]), *numpy_train.leaves(g)]
+            g = flax_port.canonical(description, jax.tree_util.tree_map(np.asarray, out[1]), gradients=True)
+            return [np.asarray(out[0]), *(g[k] for k in description.parameters())]
 
-        return (lambda: step(tree, x, onehot)), post, "jax.jit(jax.value_and_grad(linen Module.apply + loss))"
+        return (lambda: step(tree, x, onehot)), post, "jax.jit(jax.value_and_grad(the Flax port's apply + loss))"
     raise ValueError(f"no jax gradient adapter for implementation {impl!r}")

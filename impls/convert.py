@@ -349,31 +349,6 @@ def seed_gru_from_keras(weights: list, reset_after: bool = True) -> SeedGRUParam
     )
 
 
-def seed_gru_to_flax(p: SeedGRUParams) -> dict:
-    """Params of flax_builtin.SeedGRU: {"gru1": cell, "gru2": cell, "dense": {kernel, bias}}."""
-    return {"gru1": gru_to_flax(p.gru1), "gru2": gru_to_flax(p.gru2),
-            "dense": {"kernel": _np(p.dense.kernel).copy(), "bias": _np(p.dense.bias).copy()}}  # fmt: skip
-
-
-def seed_gru_from_flax(params: dict) -> SeedGRUParams:
-    d = params["dense"]
-    return SeedGRUParams(gru_from_flax(params["gru1"]), gru_from_flax(params["gru2"]),
-                         DenseWeights(_np(d["kernel"]), _np(d["bias"])))  # fmt: skip
-
-
-def seed_cnn_to_flax(p: SeedCNNParams) -> dict:
-    """Params of flax_builtin.SeedCNN: Flax keeps HWIO kernels, NHWC images and the (h, w, c) flatten, so every
-    array is the canonical one (no permutation, unlike torch)."""
-    return {n: {"kernel": _np(getattr(p, n).kernel).copy(), "bias": _np(getattr(p, n).bias).copy()}
-            for n in ("conv1", "conv2", "dense1", "dense2")}  # fmt: skip
-
-
-def seed_cnn_from_flax(params: dict) -> SeedCNNParams:
-    c1, c2, d1, d2 = (params[n] for n in ("conv1", "conv2", "dense1", "dense2"))
-    return SeedCNNParams(ConvWeights(_np(c1["kernel"]), _np(c1["bias"])), ConvWeights(_np(c2["kernel"]), _np(c2["bias"])),
-                         DenseWeights(_np(d1["kernel"]), _np(d1["bias"])), DenseWeights(_np(d2["kernel"]), _np(d2["bias"])))  # fmt: skip
-
-
 def seed_cnn_to_keras(p: SeedCNNParams) -> list[np.ndarray]:
     return [_np(a).copy() for layer in (p.conv1, p.conv2, p.dense1, p.dense2) for a in (layer.kernel, layer.bias)]
 

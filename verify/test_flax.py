@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from impls import GRU_VARIANTS, convert, frameworks
-from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import GRUWeights, init_conv, init_gru, random_array
+from impls.model import seed as seed_models
+from impls.ports import flax_port
 from impls.primitives import numpy_impl as ref
 from verify.conftest import load, load_framework
 from verify.headroom import check
@@ -179,26 +180,28 @@ def _same_tree(a, b, what: str) -> None:
 
 def test_seed_cnn_round_trips_through_flax_layouts_both_ways():
     """canonical -> Flax -> canonical and Flax -> canonical -> Flax are exact: Flax keeps HWIO, NHWC and the (h, w, c)
-    flatten, so the seed CNN's converters only rename (a swapped layer would show here)."""
-    p = init_seed_cnn(11, image=(14, 12, 2), filters=(3, 4), dense_units=5, classes=6)
-    back = convert.seed_cnn_from_flax(convert.seed_cnn_to_flax(p))
-    for name in ("conv1", "conv2", "dense1", "dense2"):
-        for k in ("kernel", "bias"):
-            np.testing.assert_array_equal(getattr(getattr(back, name), k), getattr(getattr(p, name), k), err_msg=name)
-    fresh = _fresh_like(convert.seed_cnn_to_flax(p), 12)
-    _same_tree(convert.seed_cnn_to_flax(convert.seed_cnn_from_flax(fresh)), fresh, "Flax seed CNN -> canonical -> Flax")
+    flatten, so the seed CNN's converters (the Flax port's) only rename (a swapped layer would show here)."""
+    m = seed_models.seed_cnn(11, image=(14, 12, 2), filters=(3, 4), dense_units=5, classes=6)
+    back = flax_port.canonical(m, flax_port.params(m), gradients=False)
+    for key, a in m.parameters().items():
+        np.testing.assert_array_equal(back[key], a, err_msg=str(key))
+    fresh = _fresh_like(flax_port.params(m), 12)
+    again = flax_port.params(m.with_parameters(flax_port.canonical(m, fresh, gradients=False)))
+    _same_tree(again, fresh, "Flax seed CNN -> canonical -> Flax")
 
 
 def test_seed_gru_round_trips_through_flax_layouts_both_ways():
     """canonical -> Flax -> canonical is each GRU layer's folded projection (and the Dense exactly); a Flax tree ->
     canonical -> Flax is exact, since a Flax cell has no z or r recurrent bias to lose."""
-    p = init_seed_gru(13, input_size=5, units=(4, 3), classes=6)
-    back = convert.seed_gru_from_flax(convert.seed_gru_to_flax(p))
+    m = seed_models.seed_gru(13, input_size=5, units=(4, 3), classes=6, seq_len=4)
+    back = flax_port.canonical(m, flax_port.params(m), gradients=False)
     for layer in ("gru1", "gru2"):
-        f = convert.flax_folded_bias(getattr(p, layer))
+        w = m.layers[m.layer_index(layer)].weights
+        f = convert.flax_folded_bias(GRUWeights(w["W"], w["U"], w["b_x"], w["b_h"]))
         for k in ("W", "U", "b_x", "b_h"):
-            np.testing.assert_array_equal(getattr(getattr(back, layer), k), getattr(f, k), err_msg=f"{layer}.{k}")
-    np.testing.assert_array_equal(back.dense.kernel, p.dense.kernel)
-    np.testing.assert_array_equal(back.dense.bias, p.dense.bias)
-    fresh = _fresh_like(convert.seed_gru_to_flax(p), 14)
-    _same_tree(convert.seed_gru_to_flax(convert.seed_gru_from_flax(fresh)), fresh, "Flax seed GRU -> canonical -> Flax")
+            np.testing.assert_array_equal(back[(layer, k)], getattr(f, k), err_msg=f"{layer}.{k}")
+    for k in ("kernel", "bias"):
+        np.testing.assert_array_equal(back[("dense", k)], m.parameters()[("dense", k)])
+    fresh = _fresh_like(flax_port.params(m), 14)
+    again = flax_port.params(m.with_parameters(flax_port.canonical(m, fresh, gradients=False)))
+    _same_tree(again, fresh, "Flax seed GRU -> canonical -> Flax")

@@ -1,6 +1,6 @@
 """Flax's built-in layers as a voice: flax.linen.GRUCell driven over the sequence by flax.linen.RNN, nn.Conv
 (feature_group_count, kernel_dilation, explicit padding), nn.max_pool, nn.avg_pool (count_include_pad), nn.Dense,
-nn.relu, nn.softmax, and the seed models as linen Modules built from them.
+nn.relu, nn.softmax. Whole models (the seed models among them) are the Flax port's (impls/ports/flax_port.py).
 
 Canonical weights reach the layers through impls/convert.py (`gru_to_flax`: Flax's GRUCell keeps four biases, not
 six, and computes reset_after only; its conv and dense layouts are the canonical HWIO and (in, out)). Arrays are
@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import convert, frameworks
-from ..contract import models, spec
-from ..contract.models import SEED_CNN_POOL, SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
+from ..contract import spec
 from ..contract.spec import GRUWeights
 from ..primitives.jax_impl import MODE, MODES, asarray, compile, synchronize, to_numpy
 
@@ -168,66 +167,6 @@ def seed_pool1d(y: Any) -> Any:
     return _pool("max", (2,), (1,), "VALID")(y)
 
 
-# --------------------------------------------------------------------------- the seed models (linen Modules)
-
-
-class SeedGRU(nn.Module):
-    """RNN(GRUCell(128)) -> RNN(GRUCell(64)), last state -> Dense(10) -> softmax; params as convert.seed_gru_to_flax
-    (the cells, created here, own their parameters: {"gru1": cell, "gru2": cell, "dense": ...})."""
-
-    units: tuple[int, int] = models.SEED_GRU_UNITS
-    classes: int = models.SEED_CLASSES
-
-    @nn.compact
-    def __call__(self, x):
-        y1 = nn.RNN(nn.GRUCell(self.units[0], param_dtype=x.dtype, name="gru1"))(x)  # (B, T, 128)
-        h2, _ = nn.RNN(nn.GRUCell(self.units[1], param_dtype=x.dtype, name="gru2"), return_carry=True)(y1)
-        return nn.softmax(nn.Dense(self.classes, name="dense")(h2))
-
-
-class SeedCNN(nn.Module):
-    """Conv(32, 3x3) -> relu -> max_pool 2 -> Conv(64, 3x3) -> relu -> max_pool 2 -> Flatten (NHWC, as Keras) ->
-    Dense(128) -> relu -> Dense(10) -> softmax; params as convert.seed_cnn_to_flax (the canonical arrays)."""
-
-    filters: tuple[int, int] = models.SEED_CNN_FILTERS
-    dense_units: int = models.SEED_DENSE_UNITS
-    classes: int = models.SEED_CLASSES
-
-    @nn.compact
-    def __call__(self, x):
-        k, p = (models.SEED_CNN_KERNEL,) * 2, (SEED_CNN_POOL,) * 2
-        a = nn.max_pool(nn.relu(nn.Conv(self.filters[0], k, padding="VALID", name="conv1")(x)), p, p)
-        a = nn.max_pool(nn.relu(nn.Conv(self.filters[1], k, padding="VALID", name="conv2")(a)), p, p)
-        a = nn.relu(nn.Dense(self.dense_units, name="dense1")(a.reshape(a.shape[0], -1)))
-        return nn.softmax(nn.Dense(self.classes, name="dense2")(a))
-
-
-def _model(params: Any, dtype: Any, device: Any, to_flax: Callable, module: Any) -> Callable:
-    p = params.map(lambda a: np.asarray(to_numpy(a) if not isinstance(a, np.ndarray) else a))
-    tree = jax.tree_util.tree_map(lambda a: asarray(a, "float64" if dtype is None else dtype, device), to_flax(p))
-    apply = jax.jit(lambda t, x: module.apply({"params": t}, x))
-    return lambda x: apply(_tree(tree, x), x)
-
-
-def seed_module(params: SeedGRUParams | SeedCNNParams) -> Any:
-    """The linen Module of the seed model `params` belong to, sized from them."""
-    if isinstance(params, SeedGRUParams):
-        return SeedGRU((int(params.gru1.U.shape[0]), int(params.gru2.U.shape[0])), int(params.dense.bias.shape[0]))
-    filters = (int(params.conv1.kernel.shape[3]), int(params.conv2.kernel.shape[3]))
-    return SeedCNN(filters, int(params.dense1.bias.shape[0]), int(params.dense2.bias.shape[0]))
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
-    """SeedGRU built from canonical params -> forward(x (B, T, I)) -> probabilities. reset_after only."""
-    check_variant(variant)
-    return _model(params, dtype, device, convert.seed_gru_to_flax, seed_module(params))
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
-    """SeedCNN built from canonical params -> forward(x NHWC) -> probabilities."""
-    return _model(params, dtype, device, convert.seed_cnn_to_flax, seed_module(params))
-
-
 # --------------------------------------------------------------------------- gradients: impls/builtin/flax_grads.py
 
 from .flax_grads import (
@@ -242,8 +181,8 @@ from .flax_grads import (
 )
 
 __all__ = [
-    "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "SeedCNN", "SeedGRU", "asarray", "avg_pool2d",
+    "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "asarray", "avg_pool2d",
     "avg_pool2d_vjp", "compile", "conv2d", "conv2d_vjp", "dense", "dense_vjp", "gru", "gru_vjp", "max_pool2d",
-    "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model", "seed_module", "seed_pool1d",
+    "max_pool2d_vjp", "relu", "relu_vjp", "seed_conv1d", "seed_pool1d",
     "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize", "to_numpy",
 ]  # fmt: skip

@@ -122,6 +122,14 @@ class Model:
         return dataclasses.replace(self, name=f"{self.name}[{start}:{stop}]", input_shape=shape,
                                    layers=self.layers[start:stop], input_dtype=self.input_dtype if start == 0 else "float32")
 
+    def with_parameters(self, params: Mapping[tuple[str, str], Any]) -> Model:
+        """The same model holding `params` ({(layer name, weight name): array}, every one of parameters()' keys)."""
+        missing = sorted(set(self.parameters()) - set(params))
+        if missing:
+            raise ModelError(f"model {self.name!r}: parameters missing: {missing}")
+        return dataclasses.replace(self, layers=tuple(
+            dataclasses.replace(la, weights={w: params[(la.name, w)] for w in la.weights}) for la in self.layers))
+
     def replace_layer(self, index: int, layer: Layer) -> Model:
         layers = list(self.layers)
         layers[index] = layer
