@@ -1,0 +1,356 @@
+"""The Keras port (voice "keras"): a model description as a keras.Sequential of Keras' own built-in layers.
+
+    net = keras_model(model, "float32")          # the port itself, weights set through impls/convert.py
+    write(model, Path("net.keras"))              # keras.saving.load_model("net.keras") loads it, no custom objects
+    built = build(model, "float64")              # the same net, canonical arrays in and out, tf.function
+
+One description layer is one Keras layer named after it, except where Keras needs a ZeroPadding2D in front
+(explicit conv pads; average pools that count their pads), named "<layer>_pad". GRU(reset_after=True) computes
+reset_after, GRU(reset_after=False) reset_before with its one bias b_x + b_h (convert.gru_to_keras); the other
+variants and the options impls/contract/limits.py declares have no Keras layer and are refused. A model whose source
+takes NCHW images (model.boundary "channels_first") starts with Permute((2, 3, 1)) and, where it returns a 4-D map,
+ends with Permute((3, 1, 2)); native_layout=True leaves them out (Keras' own NHWC) and says so in the model name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import GRU_VARIANTS, convert, frameworks
+from ..builtin.keras_builtin import KERAS_GRU, REC_INIT
+from ..contract import limits, spec
+from ..contract.limits import Refused
+from ..model import training
+from ..model.description import Layer, Model
+from ..model.layers import spec_of
+from ..model.layers.base import spec_padding
+from ..model.layers.gru import weights as gru_weights
+from ..model.voices import Built
+from ..primitives import tf_impl
+
+keras = frameworks.load("keras")
+tf = frameworks.load("tensorflow")
+
+VOICE = "keras"
+DTYPES = ("float32", "float64")
+WEIGHTED = ("gru", "conv2d", "depthwise_conv2d", "dense")
+TO_NHWC, TO_NCHW = (2, 3, 1), (3, 1, 2)  # keras.layers.Permute's dims (batch excluded)
+
+
+# --------------------------------------------------------------------------- what Keras cannot express
+
+
+def _conv_limits(opts: dict) -> str | None:
+    return limits.refusal(VOICE, "conv2d", stride=tuple(opts["strides"]), dilation=tuple(opts["dilation"]))
+
+
+def _layer_refusal(layer: Layer, opts: dict) -> str | None:
+    kind = layer.kind
+    if kind == "gru" and opts["variant"] not in GRU_VARIANTS[VOICE]:
+        return (f"keras.layers.GRU computes {' and '.join(GRU_VARIANTS[VOICE])} only "
+                f"({', '.join(f'{v}: reset_after={f}' for v, f in KERAS_GRU.items())}); variant {opts['variant']!r} "
+                "has no Keras layer")  # fmt: skip
+    if kind in ("conv2d", "depthwise_conv2d"):
+        return _conv_limits(opts)
+    if kind == "max_pool2d":
+        return limits.refusal(VOICE, "max_pool2d", padding=opts["padding"])
+    if kind == "avg_pool2d":
+        return limits.refusal(VOICE, "avg_pool2d", padding=opts["padding"], count_include_pad=opts["count_include_pad"])
+    return None
+
+
+def refusal(model: Model, dtype: str) -> str | None:
+    """Why Keras' built-in layers cannot compute `model` in `dtype`, naming the layer; None when they can."""
+    if str(dtype) not in DTYPES:
+        return f"the Keras port builds {' and '.join(DTYPES)} models; {dtype!r} is not one of them"
+    for i, layer in enumerate(model.layers):
+        why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options))
+        if why is not None:
+            return f"{layer.label(i)}: {why}"
+    return None
+
+
+def _check(model: Model, dtype: str) -> None:
+    why = refusal(model, dtype)
+    if why is not None:
+        raise Refused(f"{VOICE}: {why}")
+
+
+# --------------------------------------------------------------------------- one description layer -> Keras layers
+
+
+def _pads(padding: list) -> tuple:
+    (t, b), (l, r) = padding
+    return ((t, b), (l, r))
+
+
+def _conv_layers(layer: Layer, opts: dict, dt: str, pad_name: str) -> list:
+    explicit = not isinstance(opts["padding"], str)
+    common = {"strides": tuple(opts["strides"]), "padding": "valid" if explicit else opts["padding"],
+              "dilation_rate": tuple(opts["dilation"]), "activation": opts["activation"],
+              "use_bias": opts["use_bias"], "dtype": dt, "name": layer.name}  # fmt: skip
+    if layer.kind == "depthwise_conv2d":
+        main = keras.layers.DepthwiseConv2D(tuple(opts["kernel_size"]), depth_multiplier=opts["depth_multiplier"], **common)
+    else:
+        main = keras.layers.Conv2D(opts["filters"], tuple(opts["kernel_size"]), groups=opts["groups"], **common)
+    pre = [keras.layers.ZeroPadding2D(_pads(opts["padding"]), dtype=dt, name=pad_name)] if explicit else []
+    return [*pre, main]
+
+
+def _avg_pool_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: str) -> list:
+    """AveragePooling2D divides by the input cells only ('same' as TensorFlow): count_include_pad=False with
+    'same' is its own padding; counting pads is ZeroPadding2D (the 'same' or explicit pads) then 'valid'."""
+    padding, cip = opts["padding"], opts["count_include_pad"]
+    own = padding if padding == "valid" or (padding == "same" and not cip) else "valid"
+    pool = keras.layers.AveragePooling2D(tuple(opts["pool_size"]), tuple(opts["strides"]), padding=own, dtype=dt,
+                                         name=layer.name)  # fmt: skip
+    if own == padding:
+        return [pool]
+    g = spec.check_pool2d(in_shape, tuple(opts["pool_size"]), tuple(opts["strides"]), spec_padding(padding), op="avg_pool2d")
+    t, b, l, r = g.pads
+    return [keras.layers.ZeroPadding2D(((t, b), (l, r)), dtype=dt, name=pad_name), pool]
+
+
+def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: str) -> list:
+    """The Keras layers computing one description layer; the last one holds its weights."""
+    kind, name, L = layer.kind, layer.name, keras.layers
+    if kind == "gru":
+        return [L.GRU(opts["units"], return_sequences=opts["return_sequences"], reset_after=KERAS_GRU[opts["variant"]],
+                      recurrent_initializer=REC_INIT, dtype=dt, name=name)]  # fmt: skip
+    if kind in ("conv2d", "depthwise_conv2d"):
+        return _conv_layers(layer, opts, dt, pad_name)
+    if kind == "max_pool2d":
+        return [L.MaxPooling2D(tuple(opts["pool_size"]), tuple(opts["strides"]), padding=opts["padding"], dtype=dt, name=name)]
+    if kind == "avg_pool2d":
+        return _avg_pool_layers(layer, opts, in_shape, dt, pad_name)
+    if kind == "zero_pad2d":
+        return [L.ZeroPadding2D(_pads(opts["padding"]), dtype=dt, name=name)]
+    if kind == "flatten":
+        return [L.Flatten(dtype=dt, name=name)]
+    if kind == "dense":
+        return [L.Dense(opts["units"], activation=opts["activation"], use_bias=opts["use_bias"], dtype=dt, name=name)]
+    if kind == "activation":
+        return [L.Activation(opts["activation"], dtype=dt, name=name)]
+    if kind == "dropout":
+        return [L.Dropout(opts["rate"], dtype=dt, name=name)]
+    raise Refused(f"{VOICE}: layer kind {kind!r} ({name!r}) has no Keras layer here")
+
+
+# --------------------------------------------------------------------------- weights both ways
+
+
+def _variables(kind: str, main: Any) -> list:
+    """The Keras variables of a weighted layer, in the order _to_keras gives their arrays."""
+    if kind == "gru":
+        cell = main.cell
+        return [cell.kernel, cell.recurrent_kernel, cell.bias]
+    return [main.kernel, *([main.bias] if main.use_bias else [])]
+
+
+def _to_keras(layer: Layer, opts: dict) -> list[np.ndarray]:
+    if layer.kind == "gru":
+        return convert.gru_to_keras(gru_weights(layer.weights), reset_after=KERAS_GRU[opts["variant"]])
+    # conv2d HWIO, depthwise (KH, KW, C, M) and dense (in, out) kernels are Keras' own layouts
+    return [layer.weights["kernel"], *([layer.weights["bias"]] if opts["use_bias"] else [])]
+
+
+def _from_keras(layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool) -> dict[str, np.ndarray]:
+    """Keras' arrays of one layer -> canonical weights, or canonical gradients (grads=True: the one bias of
+    GRU(reset_after=False) is the gradient of b_x and of b_h alike)."""
+    if layer.kind == "gru":
+        ra = KERAS_GRU[opts["variant"]]
+        w = convert.gru_grads_from_keras(arrays, ra) if grads else convert.gru_from_keras(arrays, ra)
+        return {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+    return dict(zip(["kernel", "bias"], arrays))
+
+
+# --------------------------------------------------------------------------- the whole model
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    out, n = name, 1
+    while out in used:
+        out, n = f"{name}_{n}", n + 1
+    used.add(out)
+    return out
+
+
+def permutes(model: Model, native_layout: bool) -> tuple[bool, bool]:
+    """(a Permute to NHWC at the input, a Permute back to NCHW at the output): the boundary's transposes."""
+    cf = model.boundary == "channels_first" and not native_layout
+    shapes = model.shapes(1)
+    return cf and len(shapes[0]) == 4, cf and len(shapes[-1]) == 4
+
+
+def model_name(model: Model, native_layout: bool) -> str:
+    """The Keras model's name, which says what layout it takes: native_layout is Keras' own NHWC."""
+    if not native_layout:
+        return _safe(model.name)
+    return _safe(f"{model.name}_native_layout_NHWC" if model.boundary == "channels_first" else f"{model.name}_native_layout")
+
+
+def keras_model(model: Model, dtype: str = "float32", native_layout: bool = False):
+    """The port: a keras.Sequential of built-in layers holding the model's weights in `dtype`. What write()
+    saves and build() runs."""
+    return _assemble(model, dtype, native_layout)[0]
+
+
+Mains = list  # [(description layer, its options, the Keras layer holding its weights)] for the weighted layers
+
+
+def _assemble(model: Model, dtype: str, native_layout: bool) -> tuple[Any, Mains]:
+    _check(model, dtype)
+    shapes = model.shapes(1)
+    perm_in, perm_out = permutes(model, native_layout)
+    used = {layer.name for layer in model.layers}
+    in_shape = tuple(model.input_shape[i - 1] for i in TO_NCHW) if perm_in else tuple(model.input_shape)
+    stack: list = [keras.Input(shape=in_shape, dtype=dtype, name=_unique("input", used))]
+    if perm_in:
+        stack.append(keras.layers.Permute(TO_NHWC, dtype=dtype, name=_unique("to_nhwc", used)))
+    mains = []
+    for i, layer in enumerate(model.layers):
+        opts = spec_of(layer.kind, layer.label(i)).options(layer.options)
+        pad_name = _unique(f"{layer.name}_pad", used)
+        pieces = _keras_layers(layer, opts, shapes[i], dtype, pad_name)
+        stack.extend(pieces)
+        mains.append((layer, opts, pieces[-1]))
+    if perm_out:
+        stack.append(keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_nchw", used)))
+    net = keras.Sequential(stack, name=model_name(model, native_layout))
+    for layer, opts, main in mains:
+        if layer.kind in WEIGHTED:
+            for v, a in zip(_variables(layer.kind, main), _to_keras(layer, opts), strict=True):
+                v.assign(np.asarray(a, dtype=dtype))
+    return net, [(la, o, m) for la, o, m in mains if la.kind in WEIGHTED]
+
+
+def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """The Keras layers' weights (or `grads`, one per variable in _variables' order) as canonical
+    {(layer, weight): array}."""
+    out, k = {}, 0
+    for layer, opts, main in mains:
+        vs = _variables(layer.kind, main)
+        arrays = [np.asarray(v) for v in vs] if grads is None else [np.asarray(g) for g in grads[k : k + len(vs)]]
+        k += len(vs)
+        for name, a in _from_keras(layer, opts, arrays, grads is not None).items():
+            out[(layer.name, name)] = a
+    return out
+
+
+def _all_variables(mains: Mains) -> list:
+    return [v for layer, _, main in mains for v in _variables(layer.kind, main)]
+
+
+def _finished(fn):
+    """fn, synchronised where TensorFlow may return before its kernels ran (a GPU, async execution)."""
+    if not tf.config.list_physical_devices("GPU") and tf.config.experimental.get_synchronous_execution():
+        return fn
+
+    def call(*a):
+        out = fn(*a)
+        tf_impl.synchronize()
+        return out
+
+    return call
+
+
+def build(model: Model, dtype: str = "float32") -> Built:
+    """The port (keras_model(model, dtype), as write() saves it) run under tf.function; canonical arrays in and
+    out: NHWC images are transposed to the port's NCHW boundary in to_native and back in to_numpy."""
+    net, mains = _assemble(model, dtype, native_layout=False)
+    cf = model.boundary == "channels_first"
+    variables = _all_variables(mains)
+
+    def to_native(a):
+        a = np.asarray(a, dtype=dtype)
+        return tf.convert_to_tensor(convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else a)
+
+    def to_numpy(t) -> np.ndarray:
+        a = tf_impl.to_numpy(t)
+        return convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else a
+
+    def eager(x):
+        return net(x, training=False)
+
+    def grads(x, dy):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = net(x, training=False)
+        return tape.gradient(y, [x, *variables], output_gradients=dy, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def vjp(x, dy):  # eager: one call, no trace to pay for
+        gx, *gw = grads(to_native(x), to_native(dy))
+        return to_numpy(gx), canonical_weights(mains, gw)
+
+    perm_in, perm_out = permutes(model, False)
+    notes = [f"{la.label(i)}: keras.layers.GRU(reset_after=False) holds one bias b_x + b_h" for i, la in enumerate(model.layers)
+             if la.kind == "gru" and la.options.get("variant") == "reset_before"]  # fmt: skip
+    notes += ["takes NCHW through Permute((2, 3, 1))"] if perm_in else []
+    notes += ["returns NCHW through Permute((3, 1, 2))"] if perm_out else []
+    return Built(VOICE, dtype, to_native, _finished(tf.function(eager)), to_numpy, vjp, _finished(tf.function(grads)),
+                 "tf.function", notes, eager=eager, native_model=net)  # fmt: skip
+
+
+def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
+    """Save the port at exactly `out` with model.save (a Keras 3 .keras zip whatever out's suffix), in the
+    source's input dtype where it is float64, else float32. Returns [out]."""
+    out = Path(out)
+    dtype = model.input_dtype if model.input_dtype in DTYPES else "float32"
+    net = keras_model(model, dtype, native_layout)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".keras_port_") as d:
+        tmp = Path(d) / "model.keras"  # model.save insists on the .keras suffix
+        net.save(tmp)
+        os.replace(tmp, out)
+    return [out]
+
+
+# --------------------------------------------------------------------------- one training step
+
+
+def _adam(dtype: str):
+    """keras.optimizers.Adam with its own defaults and lr = training.LR, its hyper-parameters handed over as
+    tensors of `dtype`: Keras turns Python floats into float32 before casting them (ops.cast(0.999, "float64")
+    rounds through float32), which would put its float64 step ~7e-6 (relative) off its own formula."""
+    d = keras.optimizers.Adam()
+    lr, b1, b2 = (tf.constant(float(v), dtype=dtype) for v in (training.LR, d.beta_1, d.beta_2))
+    return keras.optimizers.Adam(learning_rate=lambda: lr, beta_1=b1, beta_2=b2, epsilon=d.epsilon)
+
+
+def train_notes(model: Model) -> list[str]:
+    """What Keras' step cannot do as the canonical one does: a GRU(reset_after=False) has one bias c = b_x + b_h,
+    stepped once by Adam, where the canonical model steps b_x and b_h apart; its b_h reads back as 0 and its b_x
+    as c (compare with reference_step on convert.keras_single_bias's projection, b_h left out)."""
+    return [f"{la.label(i)}: Keras' single GRU bias b_x + b_h is one Adam parameter; b_h reads back 0"
+            for i, la in enumerate(model.layers) if la.kind == "gru" and la.options.get("variant") == "reset_before"]
+
+
+def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:
+    """One keras.optimizers.Adam step (eps 1e-7, lr training.LR) on training.loss_kind's loss computed by
+    keras.losses (CategoricalCrossentropy on the softmax output / MeanSquaredError, the mean over the batch),
+    Dropout off, in Keras' own NHWC layout. Returns (loss before the step, canonical weights after it)."""
+    net, mains = _assemble(model, dtype, native_layout=True)
+    kind = training.loss_kind(model)
+    loss_fn = (keras.losses.CategoricalCrossentropy(dtype=dtype) if kind == "categorical_crossentropy"
+               else keras.losses.MeanSquaredError(dtype=dtype))  # fmt: skip
+    variables = _all_variables(mains)
+    opt = _adam(dtype)
+    opt.build(variables)
+    xt, tt = (tf.convert_to_tensor(np.asarray(a, dtype=dtype)) for a in (x, t))
+    with tf.GradientTape() as tape:
+        loss = loss_fn(tt, net(xt, training=False))
+    opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return float(loss), canonical_weights(mains)
+
+
+__all__ = ["DTYPES", "build", "canonical_weights", "keras_model", "model_name", "permutes", "refusal", "train_notes",
+           "train_step", "write"]
