@@ -112,9 +112,10 @@ def _gru(name, opts, in_shape):
 def _conv2d(name, opts, in_shape, groups=None, filters=None, note=""):
     groups = opts["groups"] if groups is None else groups
     filters = opts["filters"] if filters is None else filters
-    return [f"x = nn.Conv({filters}, {_pair(opts['kernel_size'])}, strides={_pair(opts['strides'])}, "
-            f"padding={_pad(opts['padding'])}, kernel_dilation={_pair(opts['dilation'])},{note}",
-            f'            feature_group_count={groups}, use_bias={opts["use_bias"]}, name="{name}")(x)', *_act(opts)]
+    first = (f"x = nn.Conv({filters}, {_pair(opts['kernel_size'])}, strides={_pair(opts['strides'])}, "
+             f"padding={_pad(opts['padding'])}, kernel_dilation={_pair(opts['dilation'])},{note}")
+    second = f'            feature_group_count={groups}, use_bias={opts["use_bias"]}, name="{name}")(x)'
+    return [first, second, *_act(opts)]
 
 
 def _depthwise(name, opts, in_shape):
@@ -124,14 +125,14 @@ def _depthwise(name, opts, in_shape):
 
 
 def _max_pool(name, opts, in_shape):
-    return [f"x = nn.max_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
-            f"padding={_pad(opts['padding'])})"]
+    return [(f"x = nn.max_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
+             f"padding={_pad(opts['padding'])})")]
 
 
 def _avg_pool(name, opts, in_shape):
     return ["# avg_pool divides by a count in JAX's default float dtype (float64 under x64): keep the input's",
-            f"x = nn.avg_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
-            f"padding={_pad(opts['padding'])}, count_include_pad={opts['count_include_pad']}).astype(x.dtype)"]
+            (f"x = nn.avg_pool(x, {_pair(opts['pool_size'])}, strides={_pair(opts['strides'])}, "
+             f"padding={_pad(opts['padding'])}, count_include_pad={opts['count_include_pad']}).astype(x.dtype)")]
 
 
 def _zero_pad(name, opts, in_shape):
@@ -465,12 +466,17 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
         return jnp.mean(optax.squared_error(y, t))
 
     opt = optax.adam(training.LR)
-    p = variables["params"]
+
+    @jax.jit
+    def step(p, x, t):
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, t)
+        updates, _ = opt.update(grads, opt.init(p), p)
+        return loss, optax.apply_updates(p, updates)
+
     xn = jnp.asarray(layout.x(np.asarray(x)), dtype=dtype)
     tn = jnp.asarray(layout.y(np.asarray(t)), dtype=dtype)
-    loss, grads = jax.jit(jax.value_and_grad(loss_fn))(p, xn, tn)
-    updates, _ = opt.update(grads, opt.init(p), p)
-    new = jax.tree_util.tree_map(np.asarray, optax.apply_updates(p, updates))
+    loss, new = step(variables["params"], xn, tn)
+    new = jax.tree_util.tree_map(np.asarray, new)
     weights = canonical(model, new, gradients=False)
     notes = [NOT_TRAINING_EXACT] if any(la.kind == "gru" for la in model.layers) else []
     return TrainStep(float(loss), {k: weights[k] for k in model.parameters()}, notes)
