@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from impls import convert, frameworks
-from impls.contract.models import SeedCNNParams, SeedGRUParams
 from impls.model.compose import compose
 from impls.train import numpy_train
 
@@ -262,26 +261,23 @@ def xent(probs: Any, onehot: Any) -> Any:
     return torch.mean(-torch.sum(onehot * torch.log(p), dim=-1))
 
 
-def _from_torch(work: str) -> Callable:
-    return convert.seed_gru_from_torch if work == "seed_gru_model" else convert.seed_cnn_from_torch
+def _net(work: str, a: dict[str, Any], variant: str, dtype: str, device: str) -> tuple[Any, Callable]:
+    """The torch port of the row's seed model (the nn.Module nnparity writes, loaded by its own load()), trainable on
+    `device`, and the map of its parameters' arrays {state key: array} back to the canonical leaves."""
+    from impls.ports import torch_port
 
-
-def _net(work: str, params: SeedGRUParams | SeedCNNParams, dtype: str, device: str, trainable: bool) -> Any:
-    from impls.builtin import torch_builtin  # the nn.Module classes of the built-in voice
-
-    cls = torch_builtin.SeedGRU if work == "seed_gru_model" else torch_builtin.SeedCNN
-    state = (convert.seed_gru_to_torch if work == "seed_gru_model" else convert.seed_cnn_to_torch)(params)
-    if work == "seed_gru_model":
-        net = cls(params.gru1.W.shape[0], (params.gru1.U.shape[0], params.gru2.U.shape[0]), params.dense.kernel.shape[1])
-    else:
-        net = cls(params.conv1.kernel.shape[2], (params.conv1.kernel.shape[3], params.conv2.kernel.shape[3]),
-                  params.dense1.kernel.shape[0], params.dense1.kernel.shape[1], params.dense2.kernel.shape[1])  # fmt: skip
-    net = net.to(device=device, dtype=_dtype(dtype))
-    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+    description = works.description(work, a, variant)
+    net, code = torch_port.load_port(description, dtype)
+    net = net.to(device=device).requires_grad_(True)
     for m in net.modules():
         if isinstance(m, nn.RNNBase):
             m.flatten_parameters()
-    return net.requires_grad_(trainable)
+
+    def back(named: dict[str, np.ndarray]) -> list[np.ndarray]:
+        canonical = torch_port._grad_map(code, description, named)
+        return [canonical[k] for k in description.parameters()]
+
+    return net, back
 
 
 def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str, device: str
@@ -291,7 +287,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
     if impl == "torch_nn":
         if variant != "reset_after" and work == "seed_gru_model":
             raise ValueError(f"torch.nn.GRU computes only reset_after, not {variant!r}")
-        net = _net(work, a["params"], dtype, device, trainable=True)
+        net, back = _net(work, a, variant, dtype, device)
         names, params = zip(*net.named_parameters())
 
         def fn():
@@ -299,8 +295,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
             return loss, torch.autograd.grad(loss, params)
 
         def post(out):
-            g = _from_torch(work)({k: to_np(v) for k, v in zip(names, out[1])})
-            return [to_np(out[0]), *numpy_train.leaves(g)]
+            return [to_np(out[0]), *back({k: to_np(v) for k, v in zip(names, out[1])})]
 
         return fn, post, "nn.Module forward + loss + torch.autograd.grad(parameters)"
     if impl == "torch":
@@ -328,7 +323,7 @@ def train_step(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str
     if variant != "reset_after" and work == "seed_gru_model":
         raise ValueError(f"torch.nn.GRU computes only reset_after, not {variant!r}")
     x, onehot = tensor(a["x"], dtype, device), tensor(a["onehot"], dtype, device)
-    net = _net(work, a["params"], dtype, device, trainable=True)
+    net, back = _net(work, a, variant, dtype, device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=TORCH_ADAM_EPS)
 
     def fn():
@@ -339,12 +334,12 @@ def train_step(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str
         return loss
 
     def observe(loss):
-        back = _from_torch(work)
         named = dict(net.named_parameters())
+        rebuild = lambda arrays: numpy_train.rebuild(a["params"], arrays)  # the canonical params dataclass
         return {
             "loss": to_np(loss),
-            "grads": back({k: to_np(p.grad) for k, p in named.items()}),
-            "params": back({k: to_np(p) for k, p in named.items()}),
+            "grads": rebuild(back({k: to_np(p.grad) for k, p in named.items()})),
+            "params": rebuild(back({k: to_np(p) for k, p in named.items()})),
         }
 
     return fn, observe, "zero_grad + forward + loss + backward + torch.optim.Adam.step", {
