@@ -287,8 +287,10 @@ def _update_difference(before: dict, a: dict, b: dict) -> dict[str, Any]:
 
 
 def training_section(model: Model, ref: Reference, available: list[str], settings: Settings) -> dict[str, Any]:
-    """One Adam step per framework (torch_nn, keras, flax: impls/ports/*.train_step) against
-    impls.model.training.reference_step in that framework's own convention, in float64, Dropout off."""
+    """One Adam step per framework (torch_nn, keras, flax: impls/ports/*.train_step) against the reference step in
+    that framework's own convention and parametrization (trainref.py), in float64, Dropout off."""
+    from . import trainref
+
     kind = training.loss_kind(model)
     t = training.targets(model, ref.outs[-1], SEEDS["targets"])
     out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
@@ -323,12 +325,19 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
             out["voices"][voice] = {**row, "unavailable": f"{voices.PORTS[voice]} has no train_step"}
             continue
         settings.progress(f"{voice}: one training step")
-        got, problem = attempt(module.train_step, model, ref.x, t)
+        got, problem = attempt(module.train_step, ref.model, ref.x, t)  # float64 weights: a fold is exact
         if problem:
             out["voices"][voice] = {**row, **problem}
             continue
         loss, weights = got
-        want_loss, want = steps[flavour]
+        want_loss, want, notes = trainref.reference_step(voice, model, ref.x, t)
+        if notes:
+            canonical = _update_difference(before, want, steps[flavour][1])
+            row["parametrization"] = notes
+            out["differences"].append(
+                f"{voice}: its GRU biases are fewer parameters than the canonical ones ({'; '.join(notes)}); its "
+                f"step differs from the canonical {flavour}-convention step by {canonical['relative_to_update']:.2e} of "
+                f"the update's size (largest in {canonical['largest_in']})")  # fmt: skip
         work = "adam_step" if voice == "keras" else None
         row["loss_check"] = compare(np.float64(loss), np.float64(want_loss), "float64")
         row["weights"] = [{"tensor": "/".join(k), **(compare(weights[k], want[k], "float64", work) if k in weights else
@@ -337,6 +346,7 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
                           for k in want]  # fmt: skip
         if work:
             row["bar_reason"] = OVERRIDES[(work, "float64")][1]
+        row["port_notes"] = list(getattr(got, "notes", []))
         row["loss_value"], row["reference_loss"] = float(loss), float(want_loss)
         row["pass"] = row["loss_check"]["pass"] and all(w["pass"] for w in row["weights"])
         out["voices"][voice] = row
