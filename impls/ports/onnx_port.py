@@ -253,6 +253,7 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
         g.apply("Identity")
     g.nodes[-1].output[list(g.nodes[-1].output).index(g.value)] = OUTPUT
 
+    g.nodes = live_nodes(g.nodes, [OUTPUT])  # gru_nodes squeezes both Y and Y_h: the unused one goes
     m = onnx_graphs.model(g.nodes, {INPUT: (g.dtype, _symbolic(shapes[0], in_layout))}, {OUTPUT: g.dtype}, model.name, g.init)
     m.graph.output[0].CopyFrom(helper.make_tensor_value_info(
         OUTPUT, helper.np_dtype_to_tensor_dtype(g.dtype), list(_symbolic(shapes[-1], out_layout))))
@@ -262,6 +263,16 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
         f"{_layout_words(len(shapes[0]), in_layout)}, returns {_layout_words(out_rank, out_layout)}; batch symbolic.")
     onnx.checker.check_model(m)
     return m, g.notes
+
+
+def live_nodes(nodes: list, outputs: list[str]) -> list:
+    """The nodes that `outputs` depend on, in their order (dead nodes dropped)."""
+    need, keep = set(outputs), []
+    for n in reversed(nodes):
+        if need.intersection(n.output):
+            keep.append(n)
+            need.update(t for t in n.input if t)
+    return keep[::-1]
 
 
 def _symbolic(shape: tuple, layout: str) -> tuple:
@@ -326,4 +337,4 @@ def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
     return [out]
 
 
-__all__ = ["DTYPES", "INPUT", "LAYERS", "OUTPUT", "boundary_transforms", "build", "graph", "port_dtype", "refusal", "write"]
+__all__ = ["DTYPES", "INPUT", "LAYERS", "OUTPUT", "boundary_transforms", "build", "graph", "live_nodes", "port_dtype", "refusal", "write"]

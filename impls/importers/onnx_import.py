@@ -1,0 +1,740 @@
+"""The ONNX importer: an .onnx file whose nodes are in the supported set -> a model description, and the file itself
+run by ONNX Runtime as the user's own model.
+
+    imported = load_file(Path("net.onnx"), None)       # or (3, 1, 28, 28): the graph's own layout, batch first
+
+Three steps. (1) onnx.load and onnx.checker (a missing, truncated or corrupt file is one BadInput line). (2) Constant
+subgraphs are folded, as the exporters emit them (Shape -> Gather -> Concat -> Reshape, ConstantOfShape for a GRU's
+zero state, Transposes of initializers): every node whose inputs are all initializers or constants, and every Shape of
+a tensor whose shape is static once the input's shape is, is evaluated once (onnx.reference.ReferenceEvaluator)
+and becomes an initializer. (3) What is left must be one chain, walked by a registry of small converters keyed by
+op_type (onnx2torch's @add_converter style). A miss is UnsupportedLayer naming the node, its op_type, its position
+and the supported list.
+
+The graph computes in its own layouts; the description is canonical. The chain's value is tracked as a `_Value`:
+which canonical axis each of the tensor's axes holds (None for an inserted size-1 axis), so Transposes, Squeezes and
+Unsqueezes are bookkeeping, not layers. Images enter NCHW (boundary channels_first) unless the graph opens with a
+Transpose from NHWC, as tf2onnx writes Keras models (boundary channels_last). A Flatten of an NCHW map flattens
+(c, h, w): the next Dense's rows are permuted to the canonical (h, w, c) order (convert.flatten_rows_nchw_to_nhwc).
+A Conv whose group is its input channels, one input channel per group, is a depthwise_conv2d.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError  # what onnx.load raises on a truncated or corrupt file
+
+from .. import convert, frameworks
+from ..contract import spec
+from ..contract.spec import ShapeError
+from ..model.description import Layer, Model
+from ..ports.onnx_port import live_nodes
+from . import BadInput, Imported, UnsupportedLayer
+
+onnx = frameworks.load("onnx")
+helper, numpy_helper = onnx.helper, onnx.numpy_helper
+
+ANALYSIS_BATCH = 3  # the batch the folding assumes where the graph's batch is symbolic (no --input-shape)
+_NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
+_LOOP_REASON = ("is a loop: this is how Keras' ONNX export (tf2onnx) writes a GRU; import the Keras model itself "
+                "(its .keras file) instead")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the chain's value
+
+
+@dataclass(frozen=True)
+class _Value:
+    """The chain's value as the graph holds it: tensor `name`, whose axis k holds canonical axis axes[k] (None for an
+    inserted size-1 axis). `rows`: (h, w, c) where the value is an NCHW map flattened in (c, h, w) order."""
+
+    name: str
+    axes: tuple[int | None, ...]
+    rows: tuple[int, int, int] | None = None
+
+    @property
+    def rank(self) -> int:  # the canonical rank
+        return sum(a is not None for a in self.axes)
+
+    def to_canonical(self, a: np.ndarray) -> np.ndarray:
+        real = [k for k, ax in enumerate(self.axes) if ax is not None]
+        a = np.asarray(a).reshape([a.shape[k] for k in real])
+        a = np.transpose(a, np.argsort([self.axes[k] for k in real]))
+        if self.rows is not None:  # (c, h, w) columns -> (h, w, c): the rows' converter on the transpose
+            a = convert.flatten_rows_nchw_to_nhwc(a.T, self.rows).T
+        return np.ascontiguousarray(a)
+
+    def from_canonical(self, x: np.ndarray) -> np.ndarray:
+        """A canonical input in this value's layout (for the graph's input: no singleton axes, no rows)."""
+        return np.ascontiguousarray(np.transpose(x, [a for a in self.axes if a is not None]))
+
+
+class _Context:
+    """The walk over the folded graph: the nodes left, the constants, the concrete shapes, the layers so far."""
+
+    def __init__(self, path: Path, nodes: list, consts: dict, shapes: dict, opset: int, value: _Value, output: str):
+        self.path, self.nodes, self.consts, self.shapes, self.opset = path, nodes, consts, shapes, opset
+        self.value, self.output = value, output
+        self.layers: list[Layer] = []
+        self.scopes: list[str] = []  # the scope of the node each layer came from (fusing activations into it)
+        self.ends: list[_Value] = []  # the tensor that ends each layer, as the graph holds it
+        self.i = 0
+        self.notes: list[str] = []
+
+    # ---- reading nodes
+
+    def refuse(self, pos: int, node: Any, why: str) -> UnsupportedLayer:
+        return UnsupportedLayer(f"{self.path}: node {pos} {node.name or '(unnamed)'!r} ({node.op_type}) {why}; "
+                                f"supported ops: {supported()}")  # fmt: skip
+
+    def const(self, pos: int, node: Any, k: int, default: Any = None) -> Any:
+        """Input k of the node as a constant array (default where it is absent)."""
+        if k >= len(node.input) or not node.input[k]:
+            return default
+        if node.input[k] not in self.consts:
+            raise self.refuse(pos, node, f"takes its input {k} ({node.input[k]!r}) from a computed tensor, not a constant")
+        return self.consts[node.input[k]]
+
+    def consumers(self, tensor: str) -> list[tuple[int, Any]]:
+        return [(p, n) for p, n in self.nodes[self.i :] if tensor in n.input]
+
+    def used(self, tensor: str) -> bool:
+        return tensor == self.output or bool(self.consumers(tensor))
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.shapes[tensor]
+
+    # ---- writing the description
+
+    def emit(self, kind: str, node: Any, options: dict, weights: dict | None = None) -> None:
+        name = _layer_name(node, len(self.layers), {la.name for la in self.layers})
+        self.layers.append(Layer(kind, name, options, weights or {}))
+        self.scopes.append(_scope(node))
+        self.ends.append(self.value)
+
+    def set(self, value: _Value) -> None:
+        self.value = value
+        if self.ends:
+            self.ends[-1] = value
+
+    def amend(self, **options: Any) -> None:
+        last = self.layers[-1]
+        self.layers[-1] = replace(last, options={**last.options, **options})
+
+
+def supported() -> str:
+    """The registry's ops as a refusal lists them (an Add only as a MatMul's bias)."""
+    return ", ".join("MatMul (+ Add of a bias)" if op == "MatMul" else op for op in sorted(CONVERTERS) if op != "Add")
+
+
+def _scope(node: Any) -> str:
+    """torch.onnx.export's module scope of a node: "/fc/Gemm" -> "fc"; "" for a top-level or unnamed node."""
+    parts = node.name.strip("/").split("/")
+    return parts[-2] if node.name.startswith("/") and len(parts) >= 2 else ""
+
+
+def _layer_name(node: Any, position: int, taken: set[str]) -> str:
+    base = _scope(node) or f"{node.op_type.lower()}_{position}"
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    return name
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+# --------------------------------------------------------------------------- the converters
+
+CONVERTERS: dict[str, Callable[[_Context, int, Any], None]] = {}
+"""op_type -> converter(ctx, position, node): reads the node (and any it fuses), emits layers, moves the value."""
+
+
+def converter(*op_types: str) -> Callable:
+    def register(fn: Callable) -> Callable:
+        for op in op_types:
+            CONVERTERS[op] = fn
+        return fn
+
+    return register
+
+
+_NCHW = (0, 3, 1, 2)
+
+
+def _spatial(ctx: _Context, pos: int, node: Any) -> None:
+    if ctx.value.axes != _NCHW:
+        raise ctx.refuse(pos, node, f"takes an image in another layout than NCHW (axes {ctx.value.axes} of NHWC)")
+
+
+def _padding(ctx: _Context, pos: int, node: Any, a: dict, window: tuple[int, int], strides: tuple[int, int]) -> Any:
+    """The node's pads or auto_pad as the description's padding: 'valid', 'same' or [[t, b], [l, r]]."""
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "VALID":
+        return "valid"
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if auto == "SAME_UPPER":
+            return "same"  # TensorFlow's 'same': the odd pixel after
+        _, _, h, w = ctx.shape(node.input[0])
+        (t, b), (l, r) = (spec.same_pads(n, k, s) for n, k, s in zip((h, w), window, strides))
+        return [[b, t], [r, l]]  # SAME_LOWER: the odd pixel before
+    pads = a.get("pads", [0, 0, 0, 0])
+    if len(pads) != 4 or min(pads) < 0:
+        raise ctx.refuse(pos, node, f"has pads {list(pads)}: 2-D non-negative pads only")
+    if not any(pads):
+        return "valid"
+    (t, b), (l, r) = convert.pads_from_onnx(pads)
+    return [[t, b], [l, r]]
+
+
+@converter("Conv")
+def _conv(ctx: _Context, pos: int, node: Any) -> None:
+    _spatial(ctx, pos, node)
+    a = _attrs(node)
+    W = ctx.const(pos, node, 1)
+    if W.ndim != 4:
+        raise ctx.refuse(pos, node, f"is a {W.ndim - 2}-D convolution (W.shape={W.shape}): 2-D only")
+    bias = ctx.const(pos, node, 2)
+    O, Ig, KH, KW = W.shape
+    groups, C = int(a.get("group", 1)), ctx.shape(node.input[0])[1]
+    strides, dil = tuple(a.get("strides", [1, 1])), tuple(a.get("dilations", [1, 1]))
+    window = ((KH - 1) * dil[0] + 1, (KW - 1) * dil[1] + 1)
+    opts = {"kernel_size": [KH, KW], "strides": list(strides), "dilation": list(dil),
+            "padding": _padding(ctx, pos, node, a, window, strides), "use_bias": bias is not None}  # fmt: skip
+    hwio = convert.oihw_to_hwio(W)
+    weights = {"bias": np.asarray(bias)} if bias is not None else {}
+    if groups == C and groups > 1 and Ig == 1:  # one input channel per group: Keras' DepthwiseConv2D
+        ctx.emit("depthwise_conv2d", node, {**opts, "depth_multiplier": O // C},
+                 {"kernel": convert.grouped_to_depthwise(hwio, C), **weights})  # fmt: skip
+    else:
+        ctx.emit("conv2d", node, {**opts, "filters": int(O), "groups": groups}, {"kernel": hwio, **weights})
+    ctx.set(_Value(node.output[0], _NCHW))
+
+
+@converter("MaxPool", "AveragePool")
+def _pool(ctx: _Context, pos: int, node: Any) -> None:
+    _spatial(ctx, pos, node)
+    a = _attrs(node)
+    if a.get("ceil_mode", 0):
+        raise ctx.refuse(pos, node, "has ceil_mode=1: the description's pools floor their output size (ceil_mode=0)")
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise ctx.refuse(pos, node, f"has dilations {a['dilations']}: pools without dilation only")
+    if len(node.output) > 1 and node.output[1] and ctx.used(node.output[1]):
+        raise ctx.refuse(pos, node, "uses its Indices output: a chain takes the pooled values only")
+    window = tuple(a["kernel_shape"])
+    if len(window) != 2:
+        raise ctx.refuse(pos, node, f"pools {len(window)}-D (kernel_shape {list(window)}): 2-D only")
+    strides = tuple(a.get("strides", [1, 1]))  # ONNX's default stride is 1, not the window
+    opts = {"pool_size": list(window), "strides": list(strides), "padding": _padding(ctx, pos, node, a, window, strides)}
+    if node.op_type == "AveragePool":
+        ctx.emit("avg_pool2d", node, {**opts, "count_include_pad": bool(a.get("count_include_pad", 0))})
+    else:
+        ctx.emit("max_pool2d", node, opts)
+    ctx.set(_Value(node.output[0], _NCHW))
+
+
+@converter("Pad")
+def _pad(ctx: _Context, pos: int, node: Any) -> None:
+    a = _attrs(node)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pads = a["pads"] if ctx.opset < 11 else ctx.const(pos, node, 1)
+    value = a.get("value", 0.0) if ctx.opset < 11 else ctx.const(pos, node, 2, np.zeros(()))
+    rank = len(ctx.value.axes)
+    axes = ctx.const(pos, node, 3, np.arange(rank))
+    if mode != "constant" or np.any(np.asarray(value) != 0):
+        raise ctx.refuse(pos, node, f"pads in mode {mode!r} with value {np.asarray(value).tolist()}: zero padding only")
+    per_axis = {int(ax) % rank: (int(pads[k]), int(pads[k + len(axes)])) for k, ax in enumerate(np.asarray(axes).ravel())}
+    canon = {ctx.value.axes[k]: p for k, p in per_axis.items() if any(p)}
+    if ctx.value.rank != 4 or set(canon) - {1, 2} or any(min(p) < 0 for p in canon.values()):
+        raise ctx.refuse(pos, node, f"pads {np.asarray(pads).tolist()} on axes {np.asarray(axes).tolist()}: "
+                         "zeros on an image's H and W only")  # fmt: skip
+    ctx.emit("zero_pad2d", node, {"padding": [list(canon.get(1, (0, 0))), list(canon.get(2, (0, 0)))]})
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+def _flatten_value(ctx: _Context, pos: int, node: Any) -> None:
+    v = ctx.value
+    real = [ax for ax in v.axes if ax is not None]
+    if not real or real[0] != 0 or v.rows is not None:
+        raise ctx.refuse(pos, node, f"flattens a tensor whose first axis is not the batch (axes {v.axes})")
+    rows = None
+    if real[1:] == [3, 1, 2]:  # NCHW flattens (c, h, w): the next Dense's rows are permuted back
+        rows = tuple(ctx.shape(v.name)[k] for k, ax in enumerate(v.axes) if ax in (1, 2, 3))
+        rows = (rows[1], rows[2], rows[0])
+    elif real[1:] != sorted(real[1:]):
+        raise ctx.refuse(pos, node, f"flattens axes in the order {real} of the canonical layout: (h, w, c) or (c, h, w) only")
+    ctx.emit("flatten", node, {})
+    ctx.set(_Value(node.output[0], (0, 1), rows))
+
+
+@converter("Flatten")
+def _flatten(ctx: _Context, pos: int, node: Any) -> None:
+    if _attrs(node).get("axis", 1) != 1:
+        raise ctx.refuse(pos, node, f"flattens from axis {_attrs(node)['axis']}: Flatten(axis=1) only")
+    _flatten_value(ctx, pos, node)
+
+
+@converter("Reshape")
+def _reshape(ctx: _Context, pos: int, node: Any) -> None:
+    v, src, out = ctx.value, ctx.shape(ctx.value.name), ctx.shape(node.output[0])
+    if len(out) == 2 and v.axes and v.axes[0] == 0 and out[0] == src[0]:  # (B, -1): a Flatten
+        return _flatten_value(ctx, pos, node)
+    axes = _singletons_only(v.axes, src, out)
+    if axes is None:
+        raise ctx.refuse(pos, node, f"reshapes {src} to {out}: only a flatten to (batch, -1) or adding and removing size-1 axes")
+    ctx.set(replace(v, name=node.output[0], axes=axes))
+
+
+def _singletons_only(axes: tuple, src: tuple, out: tuple) -> tuple | None:
+    """The axes after a reshape from `src` to `out` that only adds or removes size-1 axes; None if it does more."""
+    real = [(ax, n) for ax, n in zip(axes, src, strict=True) if ax is not None]
+    new, k = [], 0
+    for n in out:
+        if k < len(real) and real[k][1] == n:
+            new.append(real[k][0])
+            k += 1
+        elif n == 1:
+            new.append(None)
+        else:
+            return None
+    return tuple(new) if k == len(real) else None
+
+
+@converter("Transpose")
+def _transpose(ctx: _Context, pos: int, node: Any) -> None:
+    v = ctx.value
+    perm = _attrs(node).get("perm", list(range(len(v.axes)))[::-1])
+    if v.rows is not None:
+        raise ctx.refuse(pos, node, "transposes a flattened vector")
+    ctx.set(replace(v, name=node.output[0], axes=tuple(v.axes[p] for p in perm)))
+
+
+def _axes_arg(ctx: _Context, pos: int, node: Any) -> list[int] | None:
+    if ctx.opset < 13:
+        return _attrs(node).get("axes")
+    a = ctx.const(pos, node, 1)
+    return None if a is None else [int(x) for x in np.asarray(a).ravel()]
+
+
+@converter("Squeeze")
+def _squeeze(ctx: _Context, pos: int, node: Any) -> None:
+    v, src = ctx.value, ctx.shape(ctx.value.name)
+    axes = _axes_arg(ctx, pos, node)
+    drop = {a % len(src) for a in axes} if axes is not None else {k for k, n in enumerate(src) if n == 1}
+    if any(v.axes[k] is not None for k in drop):
+        raise ctx.refuse(pos, node, f"squeezes axes {sorted(drop)} of {src}, which hold data axes, not inserted ones")
+    ctx.set(replace(v, name=node.output[0], axes=tuple(ax for k, ax in enumerate(v.axes) if k not in drop)))
+
+
+@converter("Unsqueeze")
+def _unsqueeze(ctx: _Context, pos: int, node: Any) -> None:
+    v = ctx.value
+    axes = _axes_arg(ctx, pos, node) or []
+    rank = len(v.axes) + len(axes)
+    new, it = [], iter(v.axes)
+    for k in range(rank):
+        new.append(None if k in {a % rank for a in axes} else next(it))
+    ctx.set(replace(v, name=node.output[0], axes=tuple(new)))
+
+
+def _last_step(ctx: _Context, pos: int, node: Any, axis: int, index: int, keep: bool) -> None:
+    """out[:, -1] after a GRU's sequence: the layer returns its last state instead."""
+    v = ctx.value
+    T = ctx.shape(v.name)[axis]
+    gru = ctx.layers[-1] if ctx.layers else None
+    if (v.axes[axis] != 1 or v.rank != 3 or index not in (-1, T - 1) or gru is None or gru.kind != "gru"
+            or not gru.options["return_sequences"]):  # fmt: skip
+        raise ctx.refuse(pos, node, "selects something other than the last step of a GRU's sequence (out[:, -1])")
+    ctx.amend(return_sequences=False)
+    axes = [None if k == axis else ax for k, ax in enumerate(v.axes)] if keep else [ax for k, ax in enumerate(v.axes) if k != axis]
+    ctx.set(_Value(node.output[0], tuple(ax if ax is None or ax < 1 else ax - 1 for ax in axes)))
+
+
+@converter("Gather")
+def _gather(ctx: _Context, pos: int, node: Any) -> None:
+    idx = np.asarray(ctx.const(pos, node, 1))
+    if idx.ndim != 0:
+        raise ctx.refuse(pos, node, f"gathers indices of shape {idx.shape}: a scalar index (out[:, -1]) only")
+    axis = _attrs(node).get("axis", 0) % len(ctx.value.axes)
+    if ctx.value.axes[axis] is None and int(idx) in (0, -1):  # h[-1] of Y_h (1, B, H): the one layer's state
+        v = ctx.value
+        return ctx.set(replace(v, name=node.output[0], axes=tuple(ax for k, ax in enumerate(v.axes) if k != axis)))
+    _last_step(ctx, pos, node, axis, int(idx), keep=False)
+
+
+@converter("Slice")
+def _slice(ctx: _Context, pos: int, node: Any) -> None:
+    src = ctx.shape(ctx.value.name)
+    starts, ends = (np.asarray(ctx.const(pos, node, k)).ravel() for k in (1, 2))
+    axes = np.asarray(ctx.const(pos, node, 3, np.arange(len(starts)))).ravel()
+    steps = np.asarray(ctx.const(pos, node, 4, np.ones(len(starts)))).ravel()
+    cut = [(int(ax) % len(src), int(s), int(e)) for ax, s, e, st in zip(axes, starts, ends, steps)
+           if not (s == 0 and e >= src[int(ax)] and st == 1)]  # fmt: skip
+    if not cut:
+        return ctx.set(replace(ctx.value, name=node.output[0]))
+    if len(cut) != 1 or np.any(steps != 1) or cut[0][2] < src[cut[0][0]]:
+        raise ctx.refuse(pos, node, "slices something other than the last step of a GRU's sequence (out[:, -1:])")
+    _last_step(ctx, pos, node, cut[0][0], cut[0][1], keep=True)
+
+
+@converter("GRU")
+def _gru(ctx: _Context, pos: int, node: Any) -> None:
+    a = _attrs(node)
+    direction = a.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    acts = [x.decode() if isinstance(x, bytes) else x for x in a.get("activations", [])]
+    if direction != "forward":
+        raise ctx.refuse(pos, node, f"runs direction={direction!r}: forward GRUs only")
+    if "clip" in a or acts not in ([], ["Sigmoid", "Tanh"]):
+        raise ctx.refuse(pos, node, f"has clip or activations {acts}: the GRU's defaults (Sigmoid, Tanh, no clip) only")
+    if ctx.const(pos, node, 4) is not None:
+        raise ctx.refuse(pos, node, "has sequence_lens: every sequence runs its full length in the description")
+    h0 = ctx.const(pos, node, 5)
+    if h0 is not None and np.any(h0 != 0):
+        raise ctx.refuse(pos, node, "starts from a non-zero initial_h: the description's GRU starts from zeros")
+    layout = int(a.get("layout", 0))
+    want = (1, 0, 2) if layout == 0 else (0, 1, 2)
+    if ctx.value.axes != want:
+        raise ctx.refuse(pos, node, f"(layout {layout}) takes its input in axes {ctx.value.axes} of (B, T, F), not {want}")
+    W, R = ctx.const(pos, node, 1), ctx.const(pos, node, 2)
+    H = int(a.get("hidden_size", R.shape[-1]))
+    B = ctx.const(pos, node, 3, np.zeros((1, 6 * H), W.dtype))
+    w = convert.gru_from_onnx(W, R, B)
+    y, y_h = node.output[0] if node.output else "", node.output[1] if len(node.output) > 1 else ""
+    seq, last = bool(y) and ctx.used(y), bool(y_h) and ctx.used(y_h)
+    if seq == last:
+        raise ctx.refuse(pos, node, "uses both Y and Y_h (a branch), or neither: a chain takes one of them")
+    variant = "reset_after" if a.get("linear_before_reset", 0) else "reset_before"
+    ctx.emit("gru", node, {"units": H, "variant": variant, "return_sequences": seq},
+             {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h})  # fmt: skip
+    if seq:  # Y (T, 1, B, H) in layout 0, (B, T, 1, H) in layout 1
+        ctx.set(_Value(y, (1, None, 0, 2) if layout == 0 else (0, 1, None, 2)))
+    else:  # Y_h (1, B, H) / (B, 1, H)
+        ctx.set(_Value(y_h, (None, 0, 1) if layout == 0 else (0, None, 1)))
+
+
+def _dense(ctx: _Context, pos: int, node: Any, kernel: np.ndarray, bias: np.ndarray | None, out: str) -> None:
+    v = ctx.value
+    if v.rows is not None:
+        kernel = convert.flatten_rows_nchw_to_nhwc(kernel, v.rows)
+    opts = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
+    ctx.emit("dense", node, opts, {"kernel": kernel, **({"bias": bias} if bias is not None else {})})
+    ctx.set(replace(v, name=out, rows=None))
+
+
+@converter("Gemm")
+def _gemm(ctx: _Context, pos: int, node: Any) -> None:
+    a = _attrs(node)
+    if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or ctx.value.axes != (0, 1):
+        raise ctx.refuse(pos, node, f"has transA/alpha/beta {a} or a transposed input: x @ B + C on (batch, in) only")
+    B = ctx.const(pos, node, 1)
+    C = ctx.const(pos, node, 2)
+    kernel = np.ascontiguousarray(B.T if a.get("transB", 0) else B)
+    if C is not None and np.size(C) != kernel.shape[1]:
+        raise ctx.refuse(pos, node, f"adds C of shape {np.shape(C)}: a bias of one value per output only")
+    _dense(ctx, pos, node, kernel, None if C is None else np.asarray(C).reshape(-1), node.output[0])
+
+
+@converter("MatMul")
+def _matmul(ctx: _Context, pos: int, node: Any) -> None:
+    v = ctx.value
+    kernel = ctx.const(pos, node, 1)
+    if kernel.ndim != 2 or v.rank not in (2, 3) or [ax for ax in v.axes if ax is not None][-1] != v.rank - 1 \
+            or v.axes[-1] is None:  # fmt: skip
+        raise ctx.refuse(pos, node, f"multiplies axes {v.axes} by {kernel.shape}: a Dense on the last axis only")
+    out, bias = node.output[0], None
+    nxt = ctx.consumers(out)
+    if len(nxt) == 1 and nxt[0][1].op_type == "Add" and ctx.i < len(ctx.nodes) and ctx.nodes[ctx.i][1] is nxt[0][1]:
+        add = nxt[0][1]
+        other = [t for t in add.input if t != out]
+        if len(other) == 1 and other[0] in ctx.consts and np.size(ctx.consts[other[0]]) == kernel.shape[1]:
+            bias, out = np.asarray(ctx.consts[other[0]]).reshape(-1), add.output[0]
+            ctx.i += 1  # the Add is this Dense's bias
+    _dense(ctx, pos, node, kernel, bias, out)
+
+
+@converter("Add")
+def _add(ctx: _Context, pos: int, node: Any) -> None:
+    if all(t not in ctx.consts for t in node.input):
+        raise ctx.refuse(pos, node, "adds two computed tensors (a branch, as a residual connection): a chain has none; "
+                         "branches are a later step")  # fmt: skip
+    raise ctx.refuse(pos, node, "adds a constant that follows no MatMul: a bias only as a Dense's")
+
+
+_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+
+
+@converter(*_ACTIVATIONS)
+def _activation(ctx: _Context, pos: int, node: Any) -> None:
+    v, act = ctx.value, _ACTIVATIONS[node.op_type]
+    if act == "softmax":
+        axis = _attrs(node).get("axis", -1 if ctx.opset >= 13 else 1) % len(v.axes)
+        last_only = ctx.opset >= 13 or axis == len(v.axes) - 1  # before opset 13 Softmax flattens from `axis`
+        if v.axes[axis] != v.rank - 1 or not last_only:
+            raise ctx.refuse(pos, node, f"normalises axis {axis} of axes {v.axes}: softmax over the last (feature) axis only")
+    last = ctx.layers[-1] if ctx.layers else None
+    if (last is not None and last.kind in ("conv2d", "depthwise_conv2d", "dense") and ctx.scopes[-1]
+            and ctx.scopes[-1] == _scope(node) and last.options.get("activation", "linear") == "linear"):  # fmt: skip
+        ctx.amend(activation=act)  # the same module's activation: Keras' Dense(activation=...)
+    else:
+        ctx.emit("activation", node, {"activation": act})
+    ctx.set(replace(v, name=node.output[0]))
+
+
+@converter("Dropout")
+def _dropout(ctx: _Context, pos: int, node: Any) -> None:
+    if len(node.output) > 1 and node.output[1] and ctx.used(node.output[1]):
+        raise ctx.refuse(pos, node, "uses its mask output")
+    ratio = _attrs(node).get("ratio", 0.5) if ctx.opset < 12 else float(np.asarray(ctx.const(pos, node, 1, 0.5)))
+    ctx.emit("dropout", node, {"rate": float(ratio)})
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+@converter("Identity")
+def _identity(ctx: _Context, pos: int, node: Any) -> None:
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+REFUSED: dict[str, str] = {
+    "Loop": _LOOP_REASON, "Scan": _LOOP_REASON,
+    "LSTM": "is an LSTM: the description's recurrent layer is the GRU",
+    "RNN": "is a plain RNN: the description's recurrent layer is the GRU",
+    "BatchNormalization": "is a batch normalisation: not in the description's layer set (fold it into the Conv first)",
+}  # fmt: skip
+"""Ops users meet that are refused with their own reason (a lookup miss gives the supported list alone)."""
+
+
+# --------------------------------------------------------------------------- loading and folding
+
+
+def _read(path: Path) -> Any:
+    try:
+        model = onnx.load(str(path))
+    except (DecodeError, OSError, ValueError) as e:  # a truncated or corrupt file: protobuf's DecodeError
+        raise BadInput(f"{path}: not a readable ONNX file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise BadInput(f"{path}: not a valid ONNX model ({str(e).strip().splitlines()[0]})") from None
+    if not model.graph.node:
+        raise BadInput(f"{path}: the ONNX graph has no nodes")
+    return model
+
+
+def _dims(vi: Any) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
+
+
+def _concrete(model: Any, dims: tuple[int, ...]) -> Any:
+    m = copy.deepcopy(model)
+    for d, n in zip(m.graph.input[0].type.tensor_type.shape.dim, dims, strict=True):
+        d.Clear()
+        d.dim_value = int(n)
+    return m
+
+
+def _rebuild(model: Any, nodes: list, consts: dict) -> Any:
+    used = {t for _, n in nodes for t in n.input}
+    g = helper.make_graph([n for _, n in nodes], model.graph.name, list(model.graph.input), list(model.graph.output),
+                          [numpy_helper.from_array(np.asarray(a), k) for k, a in consts.items() if k in used])  # fmt: skip
+    m = helper.make_model(g, opset_imports=list(model.opset_import))
+    m.ir_version = model.ir_version
+    return m
+
+
+def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 -- best effort: a graph inference cannot follow leaves shapes unknown, and the converters refuse what they cannot see
+        inferred = model
+    g = inferred.graph
+    out = {}
+    for vi in (*g.input, *g.value_info, *g.output):
+        d = _dims(vi)
+        if d and all(isinstance(n, int) and n > 0 for n in d) or (vi.type.tensor_type.HasField("shape") and not d):
+            out[vi.name] = tuple(d)
+    return out
+
+
+def _fold(model: Any, opset: int) -> tuple[list, dict, dict]:
+    """(nodes left as (position, node), constants, concrete shapes): every node computable from constants (and every
+    Shape of a static shape) evaluated once, until nothing more folds."""
+    from onnx.reference import ReferenceEvaluator
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = list(enumerate(model.graph.node))
+    for _ in range(len(nodes) + 1):
+        shapes = _shapes(_rebuild(model, nodes, consts))
+        left, folded = [], False
+        for pos, n in nodes:
+            value = None
+            if n.domain not in ("", "ai.onnx") or n.op_type in _NEVER_FOLD:
+                pass
+            elif n.op_type == "Shape" and n.input[0] in shapes and n.input[0] not in consts:
+                a = _attrs(n)
+                full = np.asarray(shapes[n.input[0]], np.int64)
+                value = [full[a.get("start", 0) : a.get("end", len(full))]]
+            elif all(not t or t in consts for t in n.input):
+                feeds = {t: consts[t] for t in n.input if t}
+                value = ReferenceEvaluator(n, opsets={"": opset}).run(None, feeds)
+            if value is None:
+                left.append((pos, n))
+                continue
+            consts |= {o: np.asarray(v) for o, v in zip(n.output, value, strict=False) if o}
+            folded = True
+        nodes = left
+        if not folded:
+            break
+    live = {id(n) for n in live_nodes([n for _, n in nodes], [o.name for o in model.graph.output])}
+    nodes = [(p, n) for p, n in nodes if id(n) in live]  # dead ends (an unused Squeeze of a GRU's Y_h) go
+    return nodes, consts, _shapes(_rebuild(model, nodes, consts))
+
+
+def _input(path: Path, model: Any, input_shape: tuple | None) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(model.graph.output) != 1:
+        raise UnsupportedLayer(f"{path}: the graph has {len(inputs)} inputs and {len(model.graph.output)} outputs "
+                               f"({[i.name for i in inputs]} -> {[o.name for o in model.graph.output]}): a chain takes "
+                               "one input and returns one output")  # fmt: skip
+    vi = inputs[0]
+    dims = _dims(vi)
+    axes = _input_axes([n for n in model.graph.node if n.op_type != "Shape"], vi.name, len(dims))
+    batch = axes.index(0) if axes else 0
+    if input_shape is not None:
+        given = tuple(int(n) for n in input_shape)
+        if len(given) != len(dims) or any(isinstance(d, int) and d > 0 and d != n for d, n in zip(dims, given)):
+            raise ShapeError(f"{path}: --input-shape {given} does not fit the graph's input {vi.name!r} of shape "
+                             f"{tuple(d if isinstance(d, int) and d > 0 else d or '?' for d in dims)}")  # fmt: skip
+        return vi, given, axes
+    symbolic = [k for k, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
+    if not dims or set(symbolic) - {batch}:
+        raise BadInput(f"{path}: input {vi.name!r} has shape {dims} with symbolic dimensions beyond the batch: give "
+                       "--input-shape (in the graph's own layout, the batch first, for example 3,1,28,28)")  # fmt: skip
+    return vi, tuple(ANALYSIS_BATCH if k in symbolic else d for k, d in enumerate(dims)), axes
+
+
+_DTYPES = {1: "float32", 11: "float64"}
+
+
+def _input_axes(nodes: list, name: str, rank: int) -> tuple[int, ...]:
+    """Which canonical axis each of the graph input's axes holds: images NCHW unless the first consumer
+    transposes from NHWC (tf2onnx); sequences (B, T, F) unless a layout-0 GRU takes the input itself (time-major,
+    as a native-layout port). A graph that feeds (T, B, F) to a Dense first cannot say so: it reads as (B, T, F)."""
+    first = next((n for n in nodes if name in n.input), None)
+    if rank == 4:
+        nhwc = first is not None and first.op_type == "Transpose" and list(_attrs(first).get("perm", [])) == list(_NCHW)
+        return (0, 1, 2, 3) if nhwc else _NCHW
+    if rank == 3 and first is not None and first.op_type == "GRU" and not _attrs(first).get("layout", 0):
+        return (1, 0, 2)
+    return tuple(range(rank))
+
+
+def load_file(path: Path, input_shape: tuple | None) -> Imported:
+    """The .onnx file at `path` as a description and as ONNX Runtime runs it. `input_shape` is the graph input's
+    shape in its own layout, the batch first (needed only where a dimension past the batch is symbolic). Raises
+    BadInput (unreadable file, symbolic shape), ShapeError (a shape that does not fit) or UnsupportedLayer."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    model = _read(path)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    vi, dims, axes = _input(path, model, input_shape)
+    elem = vi.type.tensor_type.elem_type
+    if elem not in _DTYPES:
+        raise UnsupportedLayer(f"{path}: input {vi.name!r} is {onnx.TensorProto.DataType.Name(elem)}: the supported "
+                               "layers take float32 or float64 inputs")  # fmt: skip
+    nodes, consts, shapes = _fold(_concrete(model, dims), opset)
+    out_name = model.graph.output[0].name
+    ctx = _Context(path, nodes, consts, shapes, opset, _Value(vi.name, axes), out_name)
+    while ctx.i < len(ctx.nodes):
+        pos, node = ctx.nodes[ctx.i]
+        ctx.i += 1
+        computed = [t for t in node.input if t and t not in consts]
+        if ctx.value.name not in computed:
+            raise ctx.refuse(pos, node, f"does not take the chain's tensor {ctx.value.name!r} (it takes {computed}): "
+                             "a side branch that does not fold to a constant")  # fmt: skip
+        if len(computed) > 1 and node.op_type != "Add":
+            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: a branch; a chain has none")
+        later = [(p, n) for p, n in ctx.nodes[ctx.i - 1 :] if ctx.value.name in n.input]
+        if len(later) > 1:  # the chain's tensor feeds two nodes: a branch, named by the node that joins it again
+            joins = [(p, n) for p, n in later if n.op_type in ("Add", "Concat", "Mul", "Sub")]
+            p, n = joins[0] if joins else later[1]
+            raise ctx.refuse(p, n, f"takes the tensor {ctx.value.name!r} that node {later[0][0]} takes too: a branch "
+                             "(a residual or parallel path); a chain has none, branches are a later step")  # fmt: skip
+        if node.op_type in REFUSED:
+            raise ctx.refuse(pos, node, REFUSED[node.op_type])
+        conv = CONVERTERS.get(node.op_type)
+        if conv is None:
+            raise ctx.refuse(pos, node, "is not supported")
+        conv(ctx, pos, node)
+    if ctx.value.name != out_name or not ctx.layers:
+        raise UnsupportedLayer(f"{path}: the graph's output {out_name!r} is not the end of one chain of supported "
+                               f"layers from {vi.name!r} (the chain ends at {ctx.value.name!r})")  # fmt: skip
+    out = ctx.value
+    if out.rows is not None:
+        raise UnsupportedLayer(f"{path}: the graph's output is an NCHW map flattened (c, h, w) with no Dense after it; "
+                               "the description flattens (h, w, c)")  # fmt: skip
+    if 4 in (len(axes), len(out.axes)) and len(axes) == len(out.axes) == 4 and axes != out.axes:
+        raise UnsupportedLayer(f"{path}: the graph takes images in axes {axes} and returns them in {out.axes}: "
+                               "a drop-in port keeps one layout")  # fmt: skip
+    dtype = _DTYPES[elem]
+    batch_axis = axes.index(0)
+    canon_in = tuple(dims[axes.index(j)] for j in range(len(axes)) if j != 0)
+    described = Model(path.stem, canon_in, tuple(ctx.layers), input_dtype=dtype, source="onnx",
+                      boundary="channels_first" if axes == _NCHW else "channels_last")  # images NCHW or not  # fmt: skip
+    described.check(dims[batch_axis])
+    runner = _Runner(model, _Value(vi.name, axes), out, ctx.ends, dtype)
+    notes = ctx.notes + [f"{n} folded constant nodes" for n in [len(model.graph.node) - len(nodes)] if n]
+    return Imported(described, "onnx", str(path), runner.forward, runner.layer_outputs, None, dtype, notes)
+
+
+class _Runner:
+    """The original file in ONNX Runtime: canonical in (transposed to the graph's layout), canonical out.
+    layer_call is None: a layer of an ONNX graph is not a unit ONNX Runtime can call alone (its nodes share the
+    graph with folded constants and layout Transposes); the certificate's isolated check of an ONNX source runs
+    the description's own onnxruntime voice (impls/ports/onnx_port.py) instead."""
+
+    def __init__(self, model: Any, inp: _Value, out: _Value, ends: list[_Value], dtype: str):
+        self.model, self.inp, self.out, self.ends, self.dtype = model, inp, out, ends, dtype
+        self._session = self._probe = None
+
+    def _run(self, session: Any, x: np.ndarray) -> list[np.ndarray]:
+        return session.run(None, {self.inp.name: self.inp.from_canonical(np.asarray(x, self.dtype))})
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        from ..runtime import ort_impl
+
+        if self._session is None:
+            self._session = ort_impl.session(self.model)
+        return self.out.to_canonical(self._run(self._session, x)[0])
+
+    def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every description layer's output for one input, in one run: each layer's end tensor added to the
+        graph's outputs."""
+        from ..runtime import ort_impl
+
+        if self._probe is None:
+            m = copy.deepcopy(self.model)
+            names = [o.name for o in m.graph.output]
+            elem = m.graph.input[0].type.tensor_type.elem_type
+            for e in self.ends:
+                if e.name not in names:
+                    m.graph.output.append(helper.make_tensor_value_info(e.name, elem, None))
+                    names.append(e.name)
+            self._probe = (ort_impl.session(m), names)
+        session, names = self._probe
+        outs = dict(zip(names, self._run(session, x), strict=True))
+        return [e.to_canonical(outs[e.name]) for e in self.ends]
+
+
+__all__ = ["CONVERTERS", "REFUSED", "load_file", "supported"]
