@@ -10,12 +10,12 @@ import pytest
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-from impls.contract.spec import ShapeError  # noqa: E402
-from impls.contract.tolerance import assert_close, error_stats  # noqa: E402
-from impls.importers import BadInput, UnsupportedLayer, torch_import  # noqa: E402
-from impls.model.compose import reference_forward, reference_outputs  # noqa: E402
-from impls.ports import torch_code, torch_port  # noqa: E402
-from tests.test_port_torch import run_port  # noqa: E402
+from impls.contract.spec import ShapeError
+from impls.contract.tolerance import assert_close, error_stats
+from impls.importers import BadInput, UnsupportedLayer, torch_import
+from impls.model.compose import reference_forward, reference_outputs
+from impls.ports import torch_code, torch_port
+from tests.test_port_torch import run_port
 
 
 def seeded(module: nn.Module, seed: int) -> nn.Module:
@@ -118,7 +118,7 @@ def check_import(net: nn.Module, shape: tuple, dtype: str = "float32"):
 
 
 def test_small_cnn_imports_and_matches():
-    imported, x, ref = check_import(seeded(SmallCNN(), 1), (3, 2, 13, 11))
+    imported, x, _ = check_import(seeded(SmallCNN(), 1), (3, 2, 13, 11))
     kinds = [la.kind for la in imported.model.layers]
     assert kinds == ["conv2d", "activation", "conv2d", "activation", "zero_pad2d", "max_pool2d", "avg_pool2d",
                      "conv2d", "activation", "flatten", "dropout", "dense", "activation"]  # fmt: skip
@@ -137,7 +137,7 @@ def test_small_cnn_imports_and_matches():
 
 @pytest.mark.parametrize("flatten", ["torch.flatten", "reshape", "view"])
 def test_functional_calls_import_like_their_layers(flatten):
-    imported, x, ref = check_import(seeded(FunctionalCNN(flatten), 2), (3, 3, 6, 5))
+    imported, x, _ = check_import(seeded(FunctionalCNN(flatten), 2), (3, 3, 6, 5))
     model = imported.model
     assert [la.kind for la in model.layers] == ["conv2d", "activation", "avg_pool2d", "flatten", "dropout", "dense",
                                                 "activation", "dense", "activation", "activation"]  # fmt: skip
@@ -161,7 +161,7 @@ def test_without_the_flatten_row_permutation_the_description_is_wrong(monkeypatc
 
 @pytest.mark.parametrize("pick", ["out[:, -1]", "h[-1]", "h[0]", "h.squeeze(0)"])
 def test_gru_classifier_patterns_import(pick):
-    imported, _, _ = check_import(seeded(GRUClassifier(pick), 4), (3, 7, 4))
+    imported = check_import(seeded(GRUClassifier(pick), 4), (3, 7, 4))[0]
     gru = imported.model.layers[0]
     assert gru.kind == "gru" and gru.options == {"units": 5, "variant": "reset_after", "return_sequences": False}
     assert [la.kind for la in imported.model.layers] == ["gru", "dense", "activation"]
@@ -303,3 +303,19 @@ def test_round_trip_through_the_torch_port_in_a_clean_process(case, tmp_path):
         own = net(torch.from_numpy(x)).numpy()
     got = run_port(out, x, tmp_path)  # the source's own layout in, the source's out
     assert_close(got, own, "float32", what=f"{case}: torch -> description -> torch port vs the original module")
+
+
+def test_a_python_file_imports_through_the_dispatcher(tmp_path):
+    from impls.importers import load
+
+    src = tmp_path / "net.py"
+    src.write_text("import torch\nfrom torch import nn\n\n"
+                   "def make():\n    torch.manual_seed(0)\n"
+                   "    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 3, 2))\n")
+    imported = load(f"{src}:make", (3, 1, 6, 5))
+    assert imported.source == "torch" and imported.path == f"{src}:make"
+    assert [la.name for la in imported.model.layers] == ["0", "1", "2", "3"]
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (3, 6, 5, 1)).astype("float32")
+    assert_close(imported.forward(x), reference_forward(imported.model, x.astype("float64")), "float32")
+    with pytest.raises(BadInput, match="needs --input-shape"):
+        load(f"{src}:make")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import convert, frameworks
-from ..contract.spec import GRUWeights, ShapeError, same_pads
+from ..contract.spec import ShapeError, same_pads
 from ..model.description import Layer, Model
 from ..ports.torch_code import PLAIN, Layout
 from . import BadInput, Imported, UnsupportedLayer
@@ -529,7 +529,7 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
     module.eval()  # inference: dropout off, as every description computes
     try:
         gm = fx.symbolic_trace(module)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the user's forward failed under tracing (control flow on a tensor, ...)
         raise BadInput(f"{where}: torch.fx cannot trace the module ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     shapes = _shapes(gm, module, input_shape, dtype, where)
     ctx = _Ctx(gm, where, shapes, dtype, {n: i for i, n in enumerate(gm.graph.nodes)},

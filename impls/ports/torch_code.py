@@ -144,7 +144,7 @@ def _act_comment(name: str, rank: int) -> str:
 def _tshape(canonical: tuple, layout: Layout) -> tuple:
     """A canonical shape (batch first) as torch holds it, with B for the batch."""
     if layout.kind == "nchw":
-        b, h, w, c = canonical
+        _, h, w, c = canonical
         return ("B", c, h, w)
     return ("B", *canonical[1:])
 
@@ -163,8 +163,8 @@ def _gru(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
 
     init = f"nn.GRU({I}, {H}, batch_first=True)  # gates r, z, n; reset_after"
     if opts["return_sequences"]:
-        return _Piece(init, ["x, _ = self.{a}(x)  # (B, %d, %d): every step's state" % (T, H)], state, back, ("B", T, H), PLAIN)
-    lines = ["_, h = self.{a}(x)  # h: (1, B, %d), the last state" % H, "x = h[0]  # (B, %d)" % H]
+        return _Piece(init, [f"x, _ = self.{{a}}(x)  # (B, {T}, {H}): every step's state"], state, back, ("B", T, H), PLAIN)
+    lines = [f"_, h = self.{{a}}(x)  # h: (1, B, {H}), the last state", f"x = h[0]  # (B, {H})"]
     return _Piece(init, lines, state, back, ("B", H), PLAIN)
 
 
@@ -195,7 +195,7 @@ def _conv(layer: Layer, opts: dict, shape: tuple, layout: Layout, depthwise: boo
         args.append(f"groups={groups}")
     if not opts["use_bias"]:
         args.append("bias=False")
-    expr = "self.{a}(x)" if own_pad else "self.{a}(%s)" % _pad_call(g.pads, "x")
+    expr = "self.{a}(x)" if own_pad else "self.{a}(" + _pad_call(g.pads, "x") + ")"
     out = ("B", o, g.OH, g.OW)
     comment = _shape(out) + ("" if own_pad else "; " + _pad_reason(opts["padding"])) + _act_comment(opts["activation"], 4)
     state = {"weight": convert.hwio_to_oihw(kernel)}
@@ -235,8 +235,8 @@ def _pool(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
     elif opts["count_include_pad"]:
         lines = [f"x = self.{{a}}({_pad_call(g.pads, 'x')})  # {_shape(out)}; {why}, the zeros counted in the mean"]
     else:  # the mean over the cells inside the image: the zero-padded window sum over the share of real cells
-        lines = [f"inside = self.{{a}}({_pad_call(g.pads, 'torch.ones_like(x[:1, :1])')})  # each window's share of "
-                 "cells inside the image",
+        lines = [(f"inside = self.{{a}}({_pad_call(g.pads, 'torch.ones_like(x[:1, :1])')})  # each window's share of "
+                  "cells inside the image"),
                  f"x = self.{{a}}({_pad_call(g.pads, 'x')}) / inside  # {_shape(out)}; {why}, pads not counted"]  # fmt: skip
     return _Piece(init, lines, {}, lambda a: {}, out, Layout("nchw"), True)
 
@@ -346,7 +346,7 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
 
 def _describe(shape: tuple, layout: Layout) -> str:
     if len(shape) == 4:
-        b, h, w, c = shape
+        _, h, w, c = shape
         return f"(B, {c}, {h}, {w}) NCHW" if layout.kind == "nchw" else f"(B, {h}, {w}, {c}) NHWC"
     if layout.kind == "chw":
         h, w, c = layout.feature
@@ -366,8 +366,8 @@ def _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_la
     else:
         layout_note = ["Drop-in for the source: the same inputs and outputs, in the same layouts."]
     n_layers = len(model.layers)
-    origin = "written by nnparity from its model description" if model.source == "nnparity" else \
-        f"ported from {model.source} by nnparity"
+    origin = ("written by nnparity from its model description" if model.source == "nnparity"
+              else f"ported from {model.source} by nnparity")
     doc = [f'"""{model.name}: {n_layers} layer{"s" * (n_layers != 1)}, {origin}.', "",
            f"Takes x {x_text} ({dtype}) and returns {y_text}.", *layout_note, "",
            "    from model import load", "    m = load()  # the module with weights.pt loaded, in eval mode", "    y = m(x)",
