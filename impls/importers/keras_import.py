@@ -1,0 +1,435 @@
+"""The Keras importer: a Keras 3 .keras file (loaded with safe_mode on) or a keras.Model -> a model description.
+
+    imported = load_file(Path("mnist.keras"), None)       # the model's own input shape
+    imported = from_model(net, (3, 100, 64), "net.py:net")  # --input-shape, batch first
+
+A model imports when it is a chain: a keras.Sequential, or a functional model whose every layer is fed by exactly
+the previous one (one input, one output). Branches (Add, Concatenate, several inputs or outputs, a shared layer)
+are a later step and refused with that reason. Each layer goes through one small converter, registered by its exact
+class in CONVERTERS; a class that is not there (LSTM, BatchNormalization, Conv1D, a custom or subclassed layer) is
+UnsupportedLayer naming the layer, its class, its position and the supported list. Weights are read in Keras' own
+layouts, which are the canonical ones except for the GRU (convert.gru_from_keras: its one bias without reset_after
+becomes b_x, with b_h = 0).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import convert, frameworks
+from ..contract.spec import ShapeError
+from ..model.description import Layer, Model, ModelError
+from ..model.layers import ACTIVATIONS, spec_of
+from . import BadInput, Imported, UnsupportedLayer
+
+keras = frameworks.load("keras")
+Functional = frameworks.load_attr("keras.src.models.functional", "Functional")
+L = keras.layers
+
+Converted = tuple[str, dict, dict] | None  # (kind, options, canonical weights); None: the layer is skipped
+CONVERTERS: dict[type, Callable[[Context], Converted]] = {}
+
+
+def converter(*classes: type) -> Callable:
+    """Register fn as the converter of these exact Keras layer classes (a subclass is not the same layer)."""
+
+    def register(fn):
+        for cls in classes:
+            CONVERTERS[cls] = fn
+        return fn
+
+    return register
+
+
+def supported() -> str:
+    return ", ".join(f"keras.layers.{c.__name__}" for c in CONVERTERS)
+
+
+class Context:
+    """One Keras layer being converted: its config, its input shape (batch first) and how to refuse it."""
+
+    def __init__(self, layer: Any, position: int, in_shape: tuple[int, ...], where: str):
+        self.layer, self.position, self.in_shape, self.where = layer, position, in_shape, where
+        self.config = layer.get_config()
+        self.notes: list[str] = []
+
+    @property
+    def label(self) -> str:
+        return f"layer {self.position} {self.layer.name!r} (keras.layers.{type(self.layer).__name__})"
+
+    def refuse(self, why: str) -> UnsupportedLayer:
+        return UnsupportedLayer(f"{self.where}: {self.label}: {why}")
+
+    def activation(self, key: str = "activation") -> str:
+        act = self.config.get(key, "linear")
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            raise self.refuse(f"{key}={act!r} is not one of {', '.join(ACTIVATIONS)}")
+        return act
+
+    def channels_last(self) -> None:
+        if self.config.get("data_format", "channels_last") != "channels_last":
+            raise self.refuse(f"data_format={self.config['data_format']!r}: the description's images are NHWC; "
+                              "only channels_last Keras layers import")  # fmt: skip
+
+    def padding(self) -> str:
+        pad = str(self.config["padding"]).lower()
+        if pad not in ("valid", "same"):
+            raise self.refuse(f"padding={pad!r} is not 'valid' or 'same'")
+        return pad
+
+    def weight(self, name: str) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(getattr(self.layer, name)))
+
+    def kernel_and_bias(self) -> dict[str, np.ndarray]:
+        w = {"kernel": self.weight("kernel")}
+        if self.config["use_bias"]:
+            w["bias"] = self.weight("bias")
+        return w
+
+
+def _pair(v: Any) -> list[int]:
+    return [int(a) for a in v] if isinstance(v, (list, tuple)) else [int(v), int(v)]
+
+
+# --------------------------------------------------------------------------- the converters, one per layer class
+
+
+@converter(L.InputLayer)
+def _input(c: Context) -> Converted:
+    return None
+
+
+@converter(L.Dense)
+def _dense(c: Context) -> Converted:
+    return "dense", {"units": int(c.config["units"]), "activation": c.activation(), "use_bias": bool(c.config["use_bias"])}, c.kernel_and_bias()
+
+
+@converter(L.Conv2D)
+def _conv2d(c: Context) -> Converted:
+    c.channels_last()
+    cfg = c.config
+    opts = {"filters": int(cfg["filters"]), "kernel_size": _pair(cfg["kernel_size"]), "strides": _pair(cfg["strides"]),
+            "padding": c.padding(), "dilation": _pair(cfg["dilation_rate"]), "groups": int(cfg.get("groups", 1)),
+            "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
+    return "conv2d", opts, c.kernel_and_bias()  # HWIO (KH, KW, C / groups, F): the canonical layout
+
+
+@converter(L.DepthwiseConv2D)
+def _depthwise(c: Context) -> Converted:
+    c.channels_last()
+    cfg = c.config
+    opts = {"kernel_size": _pair(cfg["kernel_size"]), "depth_multiplier": int(cfg["depth_multiplier"]),
+            "strides": _pair(cfg["strides"]), "padding": c.padding(), "dilation": _pair(cfg["dilation_rate"]),
+            "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
+    return "depthwise_conv2d", opts, c.kernel_and_bias()  # (KH, KW, C, M): the canonical layout
+
+
+@converter(L.MaxPooling2D)
+def _max_pool(c: Context) -> Converted:
+    c.channels_last()
+    pool = _pair(c.config["pool_size"])
+    strides = pool if c.config["strides"] is None else _pair(c.config["strides"])
+    return "max_pool2d", {"pool_size": pool, "strides": strides, "padding": c.padding()}, {}
+
+
+@converter(L.AveragePooling2D)
+def _avg_pool(c: Context) -> Converted:
+    _, opts, _ = _max_pool(c)
+    # Keras divides by the input cells a window covers ('same' as TensorFlow): padded cells are not counted
+    return "avg_pool2d", {**opts, "count_include_pad": False}, {}
+
+
+@converter(L.ZeroPadding2D)
+def _zero_pad(c: Context) -> Converted:
+    c.channels_last()
+    (t, b), (l, r) = c.config["padding"]
+    return "zero_pad2d", {"padding": [[int(t), int(b)], [int(l), int(r)]]}, {}
+
+
+@converter(L.Flatten)
+def _flatten(c: Context) -> Converted:
+    if len(c.in_shape) > 3:
+        c.channels_last()  # channels_first would flatten (c, h, w)
+    return "flatten", {}, {}
+
+
+@converter(L.Reshape)
+def _reshape(c: Context) -> Converted:
+    target = tuple(int(d) for d in c.config["target_shape"])
+    flat = int(np.prod(c.in_shape[1:]))
+    if len(target) != 1 or target[0] not in (-1, flat):
+        raise c.refuse(f"target_shape={target}: only a Reshape to a flat vector ((-1,) or ({flat},)) imports, as a Flatten")
+    c.notes.append(f"{c.label}: Reshape({target}) imported as a Flatten")
+    return "flatten", {}, {}
+
+
+@converter(L.Dropout)
+def _dropout(c: Context) -> Converted:
+    return "dropout", {"rate": float(c.config["rate"])}, {}
+
+
+@converter(L.Activation)
+def _activation(c: Context) -> Converted:
+    return "activation", {"activation": c.activation()}, {}
+
+
+@converter(L.ReLU)
+def _relu(c: Context) -> Converted:
+    cfg = c.config
+    if cfg.get("max_value") is not None or float(cfg.get("negative_slope", 0.0)) != 0.0 or float(cfg.get("threshold", 0.0)) != 0.0:
+        raise c.refuse(f"ReLU(max_value={cfg.get('max_value')}, negative_slope={cfg.get('negative_slope')}, "
+                       f"threshold={cfg.get('threshold')}): only the default ReLU() is the relu activation")  # fmt: skip
+    return "activation", {"activation": "relu"}, {}
+
+
+@converter(L.Softmax)
+def _softmax(c: Context) -> Converted:
+    axis = c.config.get("axis", -1)
+    if axis not in (-1, len(c.in_shape) - 1, [-1], [len(c.in_shape) - 1]):
+        raise c.refuse(f"Softmax(axis={axis}): only the softmax over the last axis imports")
+    return "activation", {"activation": "softmax"}, {}
+
+
+_GRU_DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "go_backwards": False,
+                 "stateful": False, "return_state": False}  # fmt: skip
+_GRU_WHY = {
+    "activation": "the candidate's activation must be tanh, as every GRU variant defines it",
+    "recurrent_activation": "the gates' activation must be sigmoid, as every GRU variant defines it",
+    "use_bias": "use_bias=False: the description's GRU always holds b_x and b_h",
+    "go_backwards": "go_backwards=True reads the sequence reversed: not a layer the description has",
+    "stateful": "stateful=True carries the state between calls: a certificate's calls must be independent",
+    "return_state": "return_state=True returns several tensors: a chain passes one",
+}
+
+
+@converter(L.GRU)
+def _gru(c: Context) -> Converted:
+    cfg = c.config
+    for key, default in _GRU_DEFAULTS.items():
+        if cfg.get(key, default) != default:
+            raise c.refuse(f"{key}={cfg[key]!r}: {_GRU_WHY[key]}")
+    ra = bool(cfg["reset_after"])
+    cell = c.layer.cell
+    w = convert.gru_from_keras([keras.ops.convert_to_numpy(v) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)], ra)
+    if not ra:
+        c.notes.append(f"{c.label}: reset_after=False holds one bias; imported as b_x, with b_h = 0")
+    if cfg.get("dropout", 0.0) or cfg.get("recurrent_dropout", 0.0):
+        c.notes.append(f"{c.label}: dropout and recurrent_dropout are off at inference, as everything here runs")
+    opts = {"units": int(cfg["units"]), "variant": "reset_after" if ra else "reset_before",
+            "return_sequences": bool(cfg["return_sequences"])}  # fmt: skip
+    return "gru", opts, {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+def _branches(where: str, why: str) -> UnsupportedLayer:
+    return UnsupportedLayer(f"{where}: {why}; only a chain of layers, each fed by the previous one, imports "
+                            "(branches such as Add and Concatenate are a later step)")  # fmt: skip
+
+
+def _graph(net: Any) -> Any:
+    """The functional graph a model runs: a Sequential's own (Keras builds one), or the model itself."""
+    return net._functional if isinstance(net, keras.Sequential) else net
+
+
+def _chain(net: Any, where: str) -> list[tuple[Any, Any]]:
+    """[(layer, its output tensor in this model)] in order, InputLayer left out, after checking the model's graph
+    is one chain. The graph's own nodes are read (Keras' _nodes_by_depth), not layer.input: a layer keeps the
+    nodes of every call it ever had (a loaded Sequential's first layer has two), and layer.input is the first."""
+    graph = _graph(net)
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
+    nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
+    calls = [n.operation for n in nodes]
+    prev, chain = graph.inputs[0], []
+    for node in nodes:
+        layer = node.operation
+        if isinstance(layer, L.InputLayer):
+            continue
+        label = f"layer {len(chain)} {layer.name!r} (keras.layers.{type(layer).__name__})"
+        if isinstance(layer, keras.Model):
+            raise UnsupportedLayer(f"{where}: {label} is a nested model; nnparity imports one flat chain of layers "
+                                   f"(rebuild it with the inner layers in place); supported: {supported()}")  # fmt: skip
+        if sum(c is layer for c in calls) != 1:
+            raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)")
+        if len(node.input_tensors) != 1:
+            raise _branches(where, f"{label} takes {len(node.input_tensors)} inputs")
+        if node.input_tensors[0] is not prev:
+            raise _branches(where, f"{label} is not fed by the layer before it")
+        prev = node.output_tensors[0]  # a layer with several outputs (return_state) is refused by its converter
+        chain.append((layer, prev))
+    if graph.outputs[0] is not prev:
+        raise _branches(where, "the model's output is not its last layer's")
+    return chain
+
+
+def _input_shape(net: Any, given: tuple[int, ...] | None, where: str) -> tuple[int, ...]:
+    """The batch-first input shape: `given` (--input-shape), checked against the model's known dimensions."""
+    known = tuple(_graph(net).inputs[0].shape)
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if len(given) != len(known) or any(k is not None and k != g for k, g in zip(known[1:], given[1:], strict=False)):
+            raise ShapeError(f"{where}: --input-shape {given} does not fit the model's input shape {known} "
+                             "(batch first; None is any size)")  # fmt: skip
+        return given
+    if any(d is None for d in known[1:]):
+        raise BadInput(f"{where}: the model's input shape {known} leaves a dimension besides the batch unknown; "
+                       f"give --input-shape, batch first (for example 3,{','.join(str(d or 100) for d in known[1:])})")
+    return (1, *known[1:])
+
+
+def _built(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Any:
+    if not isinstance(net, keras.Model):
+        raise BadInput(f"{where}: a {type(net).__module__}.{type(net).__name__}, not a keras.Model")
+    if not isinstance(net, (keras.Sequential, Functional)):
+        raise UnsupportedLayer(f"{where}: a subclassed keras.Model ({type(net).__name__}) with its own call(); "
+                               "only keras.Sequential and functional models import")  # fmt: skip
+    try:
+        _ = net.inputs
+    except AttributeError:  # a Sequential never built: no input, and no weights yet
+        if input_shape is None:
+            raise BadInput(f"{where}: the Sequential model {net.name!r} has no input yet; give it a keras.Input or "
+                           "pass --input-shape") from None
+        net.build((None, *input_shape[1:]))
+    return net
+
+
+def _check_output(out: Any, shape: tuple[int, ...], where: str, label: str) -> None:
+    """The description's shape for this layer against Keras' own (where Keras knows each dimension)."""
+    keras_shape = tuple(out.shape) if hasattr(out, "shape") else None
+    if keras_shape is None or len(keras_shape) != len(shape) or any(
+            k is not None and k != s for k, s in zip(keras_shape[1:], shape[1:], strict=True)):  # fmt: skip
+        raise ModelError(f"{where}: {label}: Keras gives output shape {keras_shape}, the description {shape}")
+
+
+def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imported:
+    """A keras.Model (Sequential or a functional chain) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
+    or ModelError, each naming `where`."""
+    net = _built(net, input_shape, where)
+    chain = _chain(net, where)
+    full = _input_shape(net, input_shape, where)
+    shape = full
+    layers, notes = [], []
+    for position, (klayer, out) in enumerate(chain):
+        conv = CONVERTERS.get(type(klayer))
+        label = f"layer {position} {klayer.name!r} (keras.layers.{type(klayer).__name__})"
+        if conv is None:
+            cls = type(klayer)
+            raise UnsupportedLayer(f"{where}: {label} (class {cls.__module__}.{cls.__qualname__}) is not supported; "
+                                   f"supported: {supported()}")  # fmt: skip
+        ctx = Context(klayer, position, shape, where)
+        converted = conv(ctx)
+        if converted is None:
+            continue
+        kind, opts, weights = converted
+        layer = Layer(kind, klayer.name, opts, weights)
+        try:
+            shape = tuple(spec_of(kind).output_shape(spec_of(kind).options(opts), shape))
+        except (ShapeError, ModelError) as e:
+            raise type(e)(f"{where}: {label} does not fit its input {ctx.in_shape}: {e}") from None
+        _check_output(out, shape, where, label)
+        layers.append(layer)
+        notes += ctx.notes
+    model = Model(net.name, full[1:], tuple(layers), input_dtype=str(_graph(net).inputs[0].dtype), source="keras",
+                  boundary="channels_last")  # fmt: skip
+    try:
+        model.check(full[0])
+    except (ShapeError, ModelError) as e:
+        raise type(e)(f"{where}: {e}") from None
+    return _imported(net, chain, model, where, notes)
+
+
+def _imported(net: Any, chain: list, model: Model, where: str, notes: list[str]) -> Imported:
+    inputs = _graph(net).inputs
+    dtype = str(inputs[0].dtype)
+    to_np = keras.ops.convert_to_numpy
+    probe: list = []
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(to_np(net(np.asarray(x, dtype=dtype), training=False)))
+
+    def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
+        if not probe:  # the user's model with every layer's output exposed: its own chain, accumulated
+            probe.append(keras.Model(inputs[0], [out for _, out in chain]))
+        outs = probe[0](np.asarray(x, dtype=dtype), training=False)
+        return [np.asarray(to_np(o)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+
+    def layer_call(i: int, x: np.ndarray) -> np.ndarray:
+        layer = chain[i][0]
+        return np.asarray(to_np(layer(np.asarray(x, dtype=layer.compute_dtype), training=False)))
+
+    return Imported(model, "keras", where, forward, layer_outputs, layer_call, dtype=chain[0][0].compute_dtype, notes=notes)
+
+
+# --------------------------------------------------------------------------- .keras files
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def _config(path: Path) -> dict:
+    """config.json of a .keras zip; BadInput where the file is not one (truncated, garbage, no config)."""
+    if not zipfile.is_zipfile(path):
+        raise BadInput(f"{path}: not a Keras 3 .keras file: not a zip archive (truncated or corrupt?)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "config.json" not in z.namelist():
+                raise BadInput(f"{path}: not a Keras 3 .keras file: the zip has no config.json (it holds {z.namelist()[:5]})")
+            bad = z.testzip()
+            if bad is not None:
+                raise BadInput(f"{path}: corrupt .keras file: {bad} fails its CRC check")
+            config = json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, BadInput):
+            raise
+        raise BadInput(f"{path}: corrupt .keras file ({_one_line(e)})") from None
+    if not isinstance(config, dict):
+        raise BadInput(f"{path}: not a Keras 3 .keras file: config.json is not a model config")
+    return config
+
+
+def _unsupported_in_config(config: dict, path: Path) -> UnsupportedLayer | None:
+    """The first layer in the file's config whose class nnparity does not import (a custom layer, a Lambda...)."""
+    names = {c.__name__ for c in CONVERTERS}
+    layers = (config.get("config") or {}).get("layers") or []
+    position = 0
+    for la in layers:
+        cls = la.get("class_name") if isinstance(la, dict) else None
+        if cls == "InputLayer":
+            continue
+        if cls not in names or la.get("module") not in ("keras.layers", "keras"):
+            name = ((la.get("config") or {}) if isinstance(la, dict) else {}).get("name")
+            registered = la.get("registered_name") if isinstance(la, dict) else None
+            return UnsupportedLayer(f"{path}: layer {position} {name!r} (class {cls}, module {la.get('module')}"
+                                    f"{', registered as ' + str(registered) if registered else ''}) is not supported; "
+                                    f"supported: {supported()}")  # fmt: skip
+        position += 1
+    return None
+
+
+def load_file(path: Path, input_shape: tuple[int, ...] | None) -> Imported:
+    """A Keras 3 .keras file through keras.saving.load_model(path, compile=False, safe_mode=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    config = _config(path)
+    try:
+        net = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - Keras' own reasons: an unknown class, safe_mode refusing a Lambda, a bad weights file
+        unsupported = _unsupported_in_config(config, path)
+        if unsupported is not None:
+            raise unsupported from None
+        raise BadInput(f"{path}: keras.saving.load_model failed ({_one_line(e)})") from None
+    return from_model(net, input_shape, str(path))
+
+
+__all__ = ["CONVERTERS", "converter", "from_model", "load_file", "supported"]
