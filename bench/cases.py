@@ -37,6 +37,7 @@ from impls.contract.models import (
     SEED_GRU_UNITS,
     SEED_GRU_VARIANT,
 )
+from impls.model import seed as seed_models
 
 PROFILES = ("quick", "full", "deepbench")
 PASSES = ("fwd", "fwd+bwd", "train_step")
@@ -246,7 +247,8 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
                                 continue
                             if profile == "quick" and impl in QUICK_FLOAT32_ONLY and prec == "float64":
                                 continue
-                            if limits.refusal(impl, contract_op(size.work, pass_), STORAGE[prec]) is not None:
+                            inside = (contract_op(size.work, pass_), *seed_models.OPS.get(size.work, ()))
+                            if any(limits.refusal(impl, op, STORAGE[prec]) is not None for op in inside):
                                 continue  # declared (impls/contract/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
                             for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):
                                 out.append(Row(impl, mode, size.work, size, pass_, prec, device, profile,

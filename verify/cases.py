@@ -33,6 +33,7 @@ class OpCase:
     impls: tuple[str, ...] = tuple(IMPLEMENTATIONS)
     marks: tuple = field(default_factory=tuple)
     options: dict[str, Any] = field(default_factory=dict)  # stride, padding ...: what impls.contract.limits asks about
+    ops_inside: tuple[str, ...] = ()  # a model's layers' ops: the model is refused where one of them is
 
     def id(self, impl: str, dtype: str) -> str:
         parts = [self.op, SHORT[impl], dtype] + ([self.variant] if self.variant else []) + [self.label]
@@ -55,6 +56,7 @@ def matrix(cases: list[OpCase], dtypes=DTYPES, impls=None) -> list:
         if impl in c.impls
         for dt in dtypes
         if not (impl == "numpy" and dt == "float64") and limits.refusal(impl, c.op, dt, **c.options) is None
+        and all(limits.refusal(impl, op, dt) is None for op in c.ops_inside)
     ]
 
 
@@ -229,6 +231,7 @@ def _seed_gru_model_case(B, variant, seed, small=False):
         make=make,
         call=model_call,
         variant=variant,
+        ops_inside=seed_models.OPS["seed_gru_model"],
         impls=tuple(i for i, vs in GRU_VARIANTS.items() if variant in vs),
     )
 
@@ -240,7 +243,8 @@ def _seed_cnn_model_case(B, seed, small=False):
     def make():
         return {"x": random_array((B, *shape), seed, low=0.0, high=1.0), "model": seed_models.seed_cnn(seed + 1, **kw)}
 
-    return OpCase(op="seed_cnn_model", label=f"B{B}" + ("-small" if small else "-seed"), make=make, call=model_call)
+    return OpCase(op="seed_cnn_model", label=f"B{B}" + ("-small" if small else "-seed"), make=make, call=model_call,
+                  ops_inside=seed_models.OPS["seed_cnn_model"])
 
 
 MODEL_CASES = (

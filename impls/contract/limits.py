@@ -53,10 +53,9 @@ DTYPE_REFUSALS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("onnxruntime", "conv2d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv")),
     ("onnxruntime", "avg_pool2d"): (("float64",), _ORT_FLOAT_ONLY.format("AveragePool")),
     ("onnxruntime", "seed_conv1d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv (the depthwise 1-D Conv)")),
-    ("onnxruntime", "seed_gru_model"): (("float64",), _ORT_FLOAT_ONLY.format("GRU (in both of the model's layers)")),
-    ("onnxruntime", "seed_cnn_model"): (("float64",), _ORT_FLOAT_ONLY.format("Conv (in both of the model's layers)")),
 }
-"""(voice, forward op): (dtypes refused, reason)."""
+"""(voice, forward op): (dtypes refused, reason). A whole model is refused where one of its layers' ops is
+(the ports say which layer: impls/ports/*.refusal)."""
 
 GRADIENT_REFUSALS: dict[str, str] = {
     "onnxruntime": ("an ONNX Runtime InferenceSession computes forward only: gradients need onnxruntime-training "

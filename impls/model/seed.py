@@ -14,6 +14,10 @@ from ..contract import models
 from ..contract.models import SEED_GRU_VARIANT
 from .description import Layer, Model
 
+OPS = {"seed_gru_model": ("gru", "dense"), "seed_cnn_model": ("conv2d", "max_pool2d", "dense")}
+"""The op-contract operations inside each seed model: a voice that refuses one (impls/contract/limits.py) refuses
+the model, and verify's matrix and bench's rows leave those out."""
+
 
 def _w(obj) -> dict:
     return {k: getattr(obj, k) for k in obj.__dataclass_fields__}

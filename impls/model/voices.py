@@ -103,6 +103,8 @@ def build(voice: str, model: Model, dtype: str = "float32", device: str | None =
         raise Refused(f"{voice}: {why}")
     if voice in PRIMITIVES:
         return _primitive(voice, model, dtype, device)
+    if device not in (None, "cpu"):
+        raise Refused(f"{voice}: the port builds its model on the CPU only, not on {device!r} (a later step)")
     return port_module(voice).build(model, dtype)
 
 

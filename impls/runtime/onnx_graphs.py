@@ -1,9 +1,10 @@
 """ONNX graphs built by hand with onnx.helper, from canonical weights through impls/convert.py: the GRU operator
-(either linear_before_reset), Conv, MaxPool, AveragePool, Gemm / MatMul, Relu, Softmax, and both seed models.
+(either linear_before_reset), Conv, MaxPool, AveragePool, Gemm / MatMul, Relu, Softmax, the seed's 1-D equations.
+Whole models (the seed models among them) are the ONNX port's graphs (impls/ports/onnx_port.py).
 
 Images enter and leave NHWC, sequences (B, T, F): the graphs carry the Transposes to ONNX's NCHW and (T, B, F)
 layouts themselves, so a graph computes exactly the contract's function. Op graphs take their weights as graph
-inputs (one session serves any values); the seed models hold theirs as initializers, as an exported model does.
+inputs (one session serves any values).
 Framework-free but for onnx (loaded through impls.frameworks); impls/runtime/ort_impl.py runs them.
 """
 
@@ -15,7 +16,6 @@ import numpy as np
 
 from .. import convert, frameworks
 from ..contract import spec
-from ..contract.models import SeedCNNParams, SeedGRUParams
 
 onnx = frameworks.load("onnx")
 helper, numpy_helper = onnx.helper, onnx.numpy_helper
@@ -135,47 +135,3 @@ def seed_pool1d(shape: tuple, dtype: Any) -> Any:
     nodes = _nchw("MaxPool", [], {"kernel_shape": [2], "strides": [1]}, (0, 2, 1), (0, 2, 1))
     return model(nodes, {"x": (dtype, shape)}, {"y": dtype}, "seed_pool1d")
 
-
-# --------------------------------------------------------------------------- the seed models
-
-
-def _cast(a: Any, dtype: Any) -> np.ndarray:
-    return np.asarray(a, dtype=dtype)
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str, shape: tuple, dtype: Any) -> Any:
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10) (Gemm) -> Softmax, weights as initializers."""
-    init: dict[str, np.ndarray] = {}
-    for name, w in (("g1_", params.gru1), ("g2_", params.gru2)):
-        init |= {name + k: _cast(v, dtype) for k, v in convert.gru_to_onnx(w).items()}
-    init |= {"dense_kernel": _cast(params.dense.kernel, dtype), "dense_bias": _cast(params.dense.bias, dtype)}
-    n1, y1, _ = gru_nodes("xt", "g1_", "g1_W", "g1_R", "g1_B", None, spec._shape(params.gru1.U)[0], variant)
-    n2, _, h2 = gru_nodes(y1, "g2_", "g2_W", "g2_R", "g2_B", None, spec._shape(params.gru2.U)[0], variant)
-    nodes = [_t("x", "xt", BTF_TO_TBF), *n1, *n2, helper.make_node("Gemm", [h2, "dense_kernel", "dense_bias"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["y"], axis=-1)]  # fmt: skip
-    return model(nodes, {"x": (dtype, shape)}, {"y": dtype}, "seed_gru_model", init)
-
-
-def seed_cnn_model(params: SeedCNNParams, shape: tuple, dtype: Any) -> Any:
-    """Conv -> Relu -> MaxPool -> Conv -> Relu -> MaxPool -> Flatten (NCHW) -> Gemm -> Relu -> Gemm -> Softmax.
-    The port a user writes: torch's layouts (convert.seed_cnn_to_torch permutes dense1's rows for the NCHW
-    flatten), Gemm with transB = 1 on nn.Linear's (out, in) weights."""
-    fh, fw = shape[1], shape[2]
-    for conv in (params.conv1, params.conv2):  # two (valid conv, 2x2 pool) stages
-        kh, kw = spec._shape(conv.kernel)[:2]
-        fh, fw = (fh - kh + 1) // 2, (fw - kw + 1) // 2
-    c = spec._shape(params.conv2.kernel)[3]
-    state = convert.seed_cnn_to_torch(params, (fh, fw, c))
-    init = {k.replace(".", "_"): _cast(v, dtype) for k, v in state.items()}
-    nodes = [_t("x", "a0", NHWC_TO_NCHW)]
-    for i, src, conv in ((1, "a0", params.conv1), (2, "p1", params.conv2)):
-        kernel_shape = list(spec._shape(conv.kernel)[:2])
-        nodes += [helper.make_node("Conv", [src, f"conv{i}_weight", f"conv{i}_bias"], [f"c{i}"], kernel_shape=kernel_shape),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
-                  helper.make_node("MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2])]  # fmt: skip
-    nodes += [helper.make_node("Flatten", ["p2"], ["f"], axis=1),
-              helper.make_node("Gemm", ["f", "dense1_weight", "dense1_bias"], ["d1"], transB=1),
-              helper.make_node("Relu", ["d1"], ["r3"]),
-              helper.make_node("Gemm", ["r3", "dense2_weight", "dense2_bias"], ["d2"], transB=1),
-              helper.make_node("Softmax", ["d2"], ["y"], axis=-1)]  # fmt: skip
-    return model(nodes, {"x": (dtype, shape)}, {"y": dtype}, "seed_cnn_model", init)

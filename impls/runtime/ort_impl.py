@@ -17,7 +17,6 @@ import numpy as np
 
 from .. import convert, frameworks
 from ..contract import limits, spec
-from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from ..contract.spec import GRUWeights
 from . import onnx_graphs
 
@@ -186,37 +185,6 @@ def flatten(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-# --------------------------------------------------------------------------- the seed models
-
-
-def _model_runner(build: Callable[[tuple], Any], op: str, dtype: Any, device: Any) -> Callable:
-    """forward(x): the whole model as one session, built for x's shape on first sight."""
-    sessions: dict[tuple, Any] = {}
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        limits.check(NAME, op, _dtype(x))
-        if dtype is not None and x.dtype != np.dtype(dtype):
-            raise ValueError(f"input dtype {x.dtype} != the model's {np.dtype(dtype)}; pass dtype=")
-        if x.shape not in sessions:
-            sessions[x.shape] = session(build(x.shape, _dtype(x)), device)
-        return sessions[x.shape].run(None, {"x": x})[0]
-
-    return forward
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
-    """The seed GRU model as one hand-built graph (onnx_graphs.seed_gru_model) -> forward(x) -> probabilities."""
-    check_variant(variant)
-    providers(device)
-    return _model_runner(lambda shape, dt: onnx_graphs.seed_gru_model(params, variant, shape, dt), "seed_gru_model", dtype, device)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
-    """The seed CNN as one hand-built graph (onnx_graphs.seed_cnn_model) -> forward(x NHWC) -> probabilities."""
-    providers(device)
-    return _model_runner(lambda shape, dt: onnx_graphs.seed_cnn_model(params, shape, dt), "seed_cnn_model", dtype, device)
-
-
 # --------------------------------------------------------------------------- gradients: declared refused (impls/contract/limits.py)
 
 
@@ -242,7 +210,7 @@ softmax_cross_entropy_vjp = _no_gradients("softmax_cross_entropy_vjp")
 __all__ = [
     "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "asarray", "avg_pool2d", "avg_pool2d_vjp",
     "compile", "conv2d", "conv2d_vjp", "dense", "dense_vjp", "flatten", "gru", "gru_vjp", "max_pool2d",
-    "max_pool2d_vjp", "providers", "relu", "relu_vjp", "seed_cnn_model", "seed_conv1d", "seed_gru_model",
+    "max_pool2d_vjp", "providers", "relu", "relu_vjp", "seed_conv1d",
     "seed_pool1d", "session", "softmax", "softmax_cross_entropy", "softmax_cross_entropy_vjp", "synchronize",
     "to_numpy",
 ]  # fmt: skip
