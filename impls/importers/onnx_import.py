@@ -22,6 +22,7 @@ A Conv whose group is its input channels, one input channel per group, is a dept
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,7 +42,8 @@ onnx = frameworks.load("onnx")
 helper, numpy_helper = onnx.helper, onnx.numpy_helper
 
 ANALYSIS_BATCH = 3  # the batch the folding assumes where the graph's batch is symbolic (no --input-shape)
-_NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
+_NEVER_FOLD = (  # random ops, and (below) nodes with subgraphs (Loop, Scan, If), whose bodies read outer tensors
+"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
 _LOOP_REASON = ("is a loop: this is how Keras' ONNX export (tf2onnx) writes a GRU; import the Keras model itself "
                 "(its .keras file) instead")  # fmt: skip
 
@@ -134,9 +136,10 @@ def supported() -> str:
 
 
 def _scope(node: Any) -> str:
-    """torch.onnx.export's module scope of a node: "/fc/Gemm" -> "fc"; "" for a top-level or unnamed node."""
+    """The module or layer a node came from: torch.onnx.export's "/fc/Gemm" -> "fc", tf2onnx's
+    "sequential/conv2d_1/BiasAdd" -> "conv2d_1"; "" for a top-level or unnamed node."""
     parts = node.name.strip("/").split("/")
-    return parts[-2] if node.name.startswith("/") and len(parts) >= 2 else ""
+    return parts[-2] if len(parts) >= 2 else ""
 
 
 def _layer_name(node: Any, position: int, taken: set[str]) -> str:
@@ -294,19 +297,30 @@ def _reshape(ctx: _Context, pos: int, node: Any) -> None:
     ctx.set(replace(v, name=node.output[0], axes=axes))
 
 
+_KNOWN_ORDERS = ((0, 3, 1, 2), (0, 1, 2, 3), (0, 1, 2), (1, 0, 2), (0, 1))
+
+
 def _singletons_only(axes: tuple, src: tuple, out: tuple) -> tuple | None:
-    """The axes after a reshape from `src` to `out` that only adds or removes size-1 axes; None if it does more."""
-    real = [(ax, n) for ax, n in zip(axes, src, strict=True) if ax is not None]
-    new, k = [], 0
-    for n in out:
-        if k < len(real) and real[k][1] == n:
-            new.append(real[k][0])
-            k += 1
-        elif n == 1:
-            new.append(None)
-        else:
-            return None
-    return tuple(new) if k == len(real) else None
+    """The axes after a reshape from `src` to `out` that only adds, removes or moves size-1 axes (tf2onnx writes
+    NHWC -> NCHW of a one-channel image as a Reshape); None if it does more. A size-1 axis holds no order, so
+    where it goes is free: the placement that gives a known layout is chosen."""
+    big = [(ax, n) for ax, n in zip(axes, src, strict=True) if ax is not None and n != 1]
+    ones = [ax for ax, n in zip(axes, src, strict=True) if ax is not None and n == 1]
+    slots = [k for k, n in enumerate(out) if n == 1]
+    if [n for n in out if n != 1] != [n for _, n in big] or len(slots) < len(ones):
+        return None
+    candidates = []
+    for chosen in itertools.permutations(slots, len(ones)):
+        new: list[int | None] = [None] * len(out)
+        it = iter(big)
+        for k, n in enumerate(out):
+            if n != 1:
+                new[k] = next(it)[0]
+        for ax, k in zip(ones, chosen, strict=True):
+            new[k] = ax
+        candidates.append(tuple(new))
+    known = [c for c in candidates if tuple(a for a in c if a is not None) in _KNOWN_ORDERS]
+    return (known or candidates)[0]
 
 
 @converter("Transpose")
@@ -577,7 +591,7 @@ def _fold(model: Any, opset: int) -> tuple[list, dict, dict]:
         left, folded = [], False
         for pos, n in nodes:
             value = None
-            if n.domain not in ("", "ai.onnx") or n.op_type in _NEVER_FOLD:
+            if n.domain not in ("", "ai.onnx") or n.op_type in _NEVER_FOLD or any(a.type in (5, 10) for a in n.attribute):
                 pass
             elif n.op_type == "Shape" and n.input[0] in shapes and n.input[0] not in consts:
                 a = _attrs(n)
@@ -608,7 +622,8 @@ def _input(path: Path, model: Any, input_shape: tuple | None) -> tuple[Any, tupl
                                "one input and returns one output")  # fmt: skip
     vi = inputs[0]
     dims = _dims(vi)
-    axes = _input_axes([n for n in model.graph.node if n.op_type != "Shape"], vi.name, len(dims))
+    axes = _input_axes([n for n in model.graph.node if n.op_type != "Shape"], vi.name, len(dims), dims,
+                       tuple(model.graph.initializer))  # fmt: skip
     batch = axes.index(0) if axes else 0
     if input_shape is not None:
         given = tuple(int(n) for n in input_shape)
@@ -626,13 +641,16 @@ def _input(path: Path, model: Any, input_shape: tuple | None) -> tuple[Any, tupl
 _DTYPES = {1: "float32", 11: "float64"}
 
 
-def _input_axes(nodes: list, name: str, rank: int) -> tuple[int, ...]:
+def _input_axes(nodes: list, name: str, rank: int, dims: list | None = None, inits: tuple = ()) -> tuple[int, ...]:
     """Which canonical axis each of the graph input's axes holds: images NCHW unless the first consumer
     transposes from NHWC (tf2onnx); sequences (B, T, F) unless a layout-0 GRU takes the input itself (time-major,
     as a native-layout port). A graph that feeds (T, B, F) to a Dense first cannot say so: it reads as (B, T, F)."""
     first = next((n for n in nodes if name in n.input), None)
     if rank == 4:
         nhwc = first is not None and first.op_type == "Transpose" and list(_attrs(first).get("perm", [])) == list(_NCHW)
+        if first is not None and first.op_type == "Reshape" and dims is not None:  # tf2onnx's NHWC -> NCHW of C = 1
+            target = next((numpy_helper.to_array(i) for i in inits if i.name == first.input[1]), None)
+            nhwc = target is not None and dims[3] == 1 and [int(t) for t in target[1:]] == [1, dims[1], dims[2]]
         return (0, 1, 2, 3) if nhwc else _NCHW
     if rank == 3 and first is not None and first.op_type == "GRU" and not _attrs(first).get("layout", 0):
         return (1, 0, 2)
@@ -659,6 +677,8 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     while ctx.i < len(ctx.nodes):
         pos, node = ctx.nodes[ctx.i]
         ctx.i += 1
+        if node.op_type in REFUSED:
+            raise ctx.refuse(pos, node, REFUSED[node.op_type])
         computed = [t for t in node.input if t and t not in consts]
         if ctx.value.name not in computed:
             raise ctx.refuse(pos, node, f"does not take the chain's tensor {ctx.value.name!r} (it takes {computed}): "
@@ -671,8 +691,6 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
             p, n = joins[0] if joins else later[1]
             raise ctx.refuse(p, n, f"takes the tensor {ctx.value.name!r} that node {later[0][0]} takes too: a branch "
                              "(a residual or parallel path); a chain has none, branches are a later step")  # fmt: skip
-        if node.op_type in REFUSED:
-            raise ctx.refuse(pos, node, REFUSED[node.op_type])
         conv = CONVERTERS.get(node.op_type)
         if conv is None:
             raise ctx.refuse(pos, node, "is not supported")
