@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from impls import convert, frameworks
-from impls.contract.models import SeedCNNParams, SeedGRUParams
 from impls.model.compose import compose
 from impls.train import numpy_train
 
@@ -177,35 +176,22 @@ def xent(probs: Any, onehot: Any) -> Any:
     return tf.reduce_mean(-tf.reduce_sum(onehot * tf.math.log(p), axis=-1))
 
 
-def _keras_model(work: str, params: SeedGRUParams | SeedCNNParams, variant: str, dtype: str, device: str,
-                 input_shape: tuple[int, ...]) -> Any:  # fmt: skip
-    from impls.builtin import keras_builtin  # the seed's keras.Sequential builders of the built-in voice
+def _keras_model(work: str, a: dict[str, Any], variant: str, dtype: str, device: str) -> tuple[Any, list, Callable]:
+    """The Keras port of the row's seed model (the keras.Sequential nnparity writes) on `device`, the variables that
+    hold its weights, and the map of arrays (weights or their gradients, in those variables' order) back to the
+    canonical leaves (impls/ports/keras_port.py owns Keras' single GRU bias for reset_before)."""
+    from impls.ports import keras_port
 
+    description = works.description(work, a, variant)
     with tf.device(_DEVICES[device]):
-        if work == "seed_gru_model":
-            ra = keras_builtin.reset_after_flag(variant)
-            p = params
-            net = keras_builtin.build_seed_gru(p.gru1.W.shape[0], (p.gru1.U.shape[0], p.gru2.U.shape[0]),
-                                               p.dense.kernel.shape[1], reset_after=ra, dtype=dtype, steps=input_shape[0])  # fmt: skip
-            net.set_weights(convert.seed_gru_to_keras(p, reset_after=ra))
-            back = lambda ws: convert.seed_gru_from_keras(ws, reset_after=ra)
-        else:
-            p = params
-            net = keras_builtin.build_seed_cnn(tuple(int(d) for d in input_shape), (p.conv1.kernel.shape[3], p.conv2.kernel.shape[3]),
-                                               p.dense1.kernel.shape[1], p.dense2.kernel.shape[1], dtype=dtype)  # fmt: skip
-            net.set_weights(convert.seed_cnn_to_keras(p))
-            back = convert.seed_cnn_from_keras
-    return net, back
+        net, mains = keras_port._assemble(description, dtype, False)
+    variables = keras_port._all_variables(mains)
 
+    def back(arrays: list[np.ndarray], grads: bool) -> Any:
+        canonical = keras_port.canonical_weights(mains, arrays if grads else None)
+        return numpy_train.rebuild(a["params"], [canonical[k] for k in description.parameters()])
 
-def _keras_back(work: str, variant: str, back: Callable, arrays: list[np.ndarray], grads: bool) -> Any:
-    """Keras gradient or weight arrays (trainable_variables order) -> canonical params. reset_before's one
-    bias stands for b_x + b_h: its gradient is the gradient of both."""
-    c = back(arrays)
-    if grads and work == "seed_gru_model" and variant == "reset_before":
-        c = type(c)(c.gru1.__class__(c.gru1.W, c.gru1.U, c.gru1.b_x, c.gru1.b_x),
-                    c.gru2.__class__(c.gru2.W, c.gru2.U, c.gru2.b_x, c.gru2.b_x), c.dense)  # fmt: skip
-    return c
+    return net, variables, back
 
 
 def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str, device: str
@@ -213,9 +199,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
     """Loss and gradients of every parameter of a seed model: (fn, post -> [loss, *canonical grads], what)."""
     x, onehot = tensor(a["x"], dtype, device), tensor(a["onehot"], dtype, device)
     if impl == "keras":
-        shape = tuple(a["x"].shape[1:])
-        net, back = _keras_model(work, a["params"], variant, dtype, device, shape)
-        variables = net.trainable_variables
+        net, variables, back = _keras_model(work, a, variant, dtype, device)
 
         def fn():
             with tf.GradientTape() as tape:
@@ -223,8 +207,7 @@ def model_grads(impl: str, work: str, a: dict[str, Any], variant: str, dtype: st
             return loss, tape.gradient(loss, variables)
 
         def post(out):
-            g = _keras_back(work, variant, back, [to_np(v) for v in out[1]], grads=True)
-            return [to_np(out[0]), *numpy_train.leaves(g)]
+            return [to_np(out[0]), *numpy_train.leaves(back([to_np(v) for v in out[1]], grads=True))]
 
         return fn, post, "keras.Sequential(x, training=True) + loss + GradientTape.gradient"
     if impl == "tensorflow":
@@ -251,9 +234,7 @@ def train_step(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str
     if impl != "keras":
         raise ValueError(f"no TensorFlow training adapter for implementation {impl!r}")
     x, onehot = tensor(a["x"], dtype, device), tensor(a["onehot"], dtype, device)
-    shape = tuple(a["x"].shape[1:])
-    net, back = _keras_model(work, a["params"], variant, dtype, device, shape)
-    variables = net.trainable_variables
+    net, variables, back = _keras_model(work, a, variant, dtype, device)
     lr = tf.constant(1e-3, dtype=dtype)  # a callable keeps the learning rate in the model's dtype
     with tf.device(_DEVICES[device]):
         opt = keras.optimizers.Adam(learning_rate=lambda: lr, epsilon=KERAS_ADAM_EPS)
@@ -270,8 +251,8 @@ def train_step(impl: str, work: str, a: dict[str, Any], variant: str, dtype: str
     def observe(out):
         return {
             "loss": to_np(out[0]),
-            "grads": _keras_back(work, variant, back, [to_np(g) for g in out[1]], grads=True),
-            "params": _keras_back(work, variant, back, [to_np(v) for v in variables], grads=False),
+            "grads": back([to_np(g) for g in out[1]], grads=True),
+            "params": back([to_np(v) for v in variables], grads=False),
         }
 
     return fn, observe, "GradientTape(forward + loss) + keras.optimizers.Adam.apply_gradients", {
