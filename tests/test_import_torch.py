@@ -33,7 +33,7 @@ class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # must not overwrite the conv's output
             nn.Conv2d(6, 6, 3, dilation=2, padding=2, groups=6), nn.Tanh(),  # depthwise
             nn.ZeroPad2d((1, 0, 2, 1)),
             nn.MaxPool2d(2, stride=1, padding=1),

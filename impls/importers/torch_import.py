@@ -483,6 +483,21 @@ def _walk(ctx: _Ctx) -> list[Step]:
     return steps
 
 
+class _Recorder(fx.Interpreter):
+    """The module's own chain, run node by node; the node that ends each description layer is copied the moment it
+    is computed (a later in-place op, nn.ReLU(inplace=True), would otherwise overwrite it)."""
+
+    def __init__(self, gm: Any, ends: dict):
+        super().__init__(gm)
+        self.ends, self.recorded = ends, {}
+
+    def run_node(self, n: Node) -> Any:
+        out = super().run_node(n)
+        if n in self.ends:
+            self.recorded[self.ends[n]] = out.detach().clone().numpy()
+        return out
+
+
 def _run_step(gm: Any, step: Step, t: Any, shapes: dict) -> Any:
     """The step's own modules / functions on t (fed where the chain fed step.input). A size read off a tensor
     outside the step (`b = x.size(0)` at the top of forward) comes from a stand-in of that tensor's shape, t's batch."""
@@ -558,11 +573,13 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
         with torch.no_grad():
             return out_layout.to_canonical(module(tensor(x, in_layout)).numpy())
 
+    ends = {s.nodes[-1]: i for i, s in enumerate(layer_steps)}
+
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
-        interp = fx.Interpreter(gm, garbage_collect_values=False)
+        interp = _Recorder(gm, ends)
         with torch.no_grad():
             interp.run(tensor(x, in_layout))
-        return [s.layout.to_canonical(interp.env[s.nodes[-1]].numpy()) for s in layer_steps]
+        return [s.layout.to_canonical(interp.recorded[i]) for i, s in enumerate(layer_steps)]
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import GRU_VARIANTS, frameworks
+from ..contract.limits import Refused
 from ..model import training
 from ..model.description import Model
 from ..model.voices import Built
@@ -90,8 +91,6 @@ def build(model: Model, dtype: str = "float32") -> Built:
     """The port of `model` in `dtype`, in process; to_native / to_numpy convert canonical <-> the port's boundary."""
     why = refusal(model, dtype)
     if why is not None:
-        from ..contract.limits import Refused
-
         raise Refused(f"{VOICE}: {why}")
     torch = frameworks.load("torch")
     from ..primitives.torch_impl import asarray, to_numpy
