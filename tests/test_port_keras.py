@@ -200,6 +200,14 @@ def test_each_refusal_is_raised_with_its_reason(case, tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_names_keras_forbids_are_made_keras_names():
+    model = chain("onnx_like", (6, 4), [("dense", "/fc/Gemm", {"units": 3}), ("dense", "_fc_Gemm", {"units": 2})])
+    net = keras_port.keras_model(model)
+    assert [la.name for la in net.layers] == ["_fc_Gemm", "_fc_Gemm_1"]
+    x = data(model)
+    assert_close(keras_port.build(model, "float64").forward(x), reference_forward(model, x), "float64")
+
+
 def test_a_dtype_without_a_port_is_refused():
     why = keras_port.refusal(gru_model("reset_after"), "float16")
     assert why is not None and "float16" in why

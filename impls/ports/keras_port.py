@@ -4,7 +4,7 @@
     write(model, Path("net.keras"))              # keras.saving.load_model("net.keras") loads it, no custom objects
     built = build(model, "float64")              # the same net, canonical arrays in and out, tf.function
 
-One description layer is one Keras layer named after it, except where Keras needs a ZeroPadding2D in front
+One description layer is one Keras layer named after it ('/', which Keras forbids in a name, as '_'), except where Keras needs a ZeroPadding2D in front
 (explicit conv pads; average pools that count their pads), named "<layer>_pad". GRU(reset_after=True) computes
 reset_after, GRU(reset_after=False) reset_before with its one bias b_x + b_h (convert.gru_to_keras); the other
 variants and the options impls/contract/limits.py declares have no Keras layer and are refused. A model whose source
@@ -14,6 +14,7 @@ ends with Permute((3, 1, 2)); native_layout=True leaves them out (Keras' own NHW
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -212,16 +213,17 @@ def _assemble(model: Model, dtype: str, native_layout: bool) -> tuple[Any, Mains
     _check(model, dtype)
     shapes = model.shapes(1)
     perm_in, perm_out = permutes(model, native_layout)
-    used = {layer.name for layer in model.layers}
+    used: set[str] = set()
+    knames = [_unique(layer.name.replace("/", "_"), used) for layer in model.layers]  # Keras forbids '/' in a name
     in_shape = tuple(model.input_shape[i - 1] for i in TO_NCHW) if perm_in else tuple(model.input_shape)
     stack: list = [keras.Input(shape=in_shape, dtype=dtype, name=_unique("input", used))]
     if perm_in:
         stack.append(keras.layers.Permute(TO_NHWC, dtype=dtype, name=_unique("to_nhwc", used)))
     mains = []
-    for i, layer in enumerate(model.layers):
+    for i, (layer, kname) in enumerate(zip(model.layers, knames, strict=True)):
         opts = spec_of(layer.kind, layer.label(i)).options(layer.options)
-        pad_name = _unique(f"{layer.name}_pad", used)
-        pieces = _keras_layers(layer, opts, shapes[i], dtype, pad_name)
+        pad_name = _unique(f"{kname}_pad", used)
+        pieces = _keras_layers(dataclasses.replace(layer, name=kname), opts, shapes[i], dtype, pad_name)
         stack.extend(pieces)
         mains.append((layer, opts, pieces[-1]))
     if perm_out:
