@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import frameworks
 from ..primitives import numpy_impl as ref
 from .description import Model
 from .layers import spec_of
@@ -65,6 +66,8 @@ def _back_to_canonical(model: Model, key: tuple[str, str], grads: dict) -> Any:
     g = grads[key]
     if layer.kind == "depthwise_conv2d" and key[1] == "kernel":
         kh, kw, c, m = layer.weights["kernel"].shape
+        if not hasattr(g, "reshape"):  # a TensorFlow tensor has no .reshape method
+            return frameworks.load("tensorflow").reshape(g, (kh, kw, c, m))
         return g.reshape(kh, kw, c, m)
     return g
 
