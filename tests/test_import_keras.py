@@ -207,6 +207,7 @@ UNSUPPORTED = {
     "gru no bias": (lambda: seq(L.GRU(3, use_bias=False, name="g"), shape=(5, 3)), r"'g'.*use_bias=False"),
     "reshape": (lambda: seq(L.Reshape((4, 48), name="rs")), r"'rs'.*target_shape=\(4, 48\)"),
     "channels_first": (lambda: seq(L.Conv2D(2, 3, data_format="channels_first", name="cf")), r"'cf'.*channels_first"),
+    "flatten channels_first": (lambda: seq(L.Flatten(data_format="channels_first", name="fl")), r"'fl'.*channels_first"),
 }  # fmt: skip
 
 

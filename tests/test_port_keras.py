@@ -222,7 +222,7 @@ LOADER = textwrap.dedent("""
     import keras
     jobs = json.loads(sys.argv[1])
     for path, x_path, y_path in jobs:
-        m = keras.saving.load_model(path)  # no custom objects; safe_mode is on by default
+        m = keras.saving.load_model(path, safe_mode=True)  # no custom objects
         np.save(y_path, np.asarray(m(np.load(x_path, allow_pickle=False), training=False)))
         print(os.path.basename(path), m.name)
     assert "impls" not in sys.modules and "nnparity" not in sys.modules, "the port imported nnparity"

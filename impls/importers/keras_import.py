@@ -154,8 +154,8 @@ def _zero_pad(c: Context) -> Converted:
 
 @converter(L.Flatten)
 def _flatten(c: Context) -> Converted:
-    if len(c.in_shape) > 3:
-        c.channels_last()  # channels_first would flatten (c, h, w)
+    if len(c.in_shape) > 2:
+        c.channels_last()  # channels_first moves axis 1 last before flattening: (c, h, w) would become (h, w, c)
     return "flatten", {}, {}
 
 
