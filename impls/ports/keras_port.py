@@ -203,13 +203,14 @@ def model_name(model: Model, native_layout: bool) -> str:
 def keras_model(model: Model, dtype: str = "float32", native_layout: bool = False):
     """The port: a keras.Sequential of built-in layers holding the model's weights in `dtype`. What write()
     saves and build() runs."""
-    return _assemble(model, dtype, native_layout)[0]
+    return assemble(model, dtype, native_layout)[0]
 
 
 Mains = list  # [(description layer, its options, the Keras layer holding its weights)] for the weighted layers
 
 
-def _assemble(model: Model, dtype: str, native_layout: bool) -> tuple[Any, Mains]:
+def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) -> tuple[Any, Mains]:
+    """(keras_model's net, its Mains): what canonical_weights reads weights or gradients back through."""
     _check(model, dtype)
     shapes = model.shapes(1)
     perm_in, perm_out = permutes(model, native_layout)
@@ -234,6 +235,9 @@ def _assemble(model: Model, dtype: str, native_layout: bool) -> tuple[Any, Mains
             for v, a in zip(_variables(layer.kind, main), _to_keras(layer, opts), strict=True):
                 v.assign(np.asarray(a, dtype=dtype))
     return net, [(la, o, m) for la, o, m in mains if la.kind in WEIGHTED]
+
+
+_assemble = assemble  # the name bench's first callers used
 
 
 def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str, str], np.ndarray]:
@@ -269,7 +273,7 @@ def _finished(fn):
 def build(model: Model, dtype: str = "float32") -> Built:
     """The port (keras_model(model, dtype), as write() saves it) run under tf.function; canonical arrays in and
     out: NHWC images are transposed to the port's NCHW boundary in to_native and back in to_numpy."""
-    net, mains = _assemble(model, dtype, native_layout=False)
+    net, mains = assemble(model, dtype, native_layout=False)
     cf = model.boundary == "channels_first"
     variables = _all_variables(mains)
 
@@ -340,7 +344,7 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     """One keras.optimizers.Adam step (eps 1e-7, lr training.LR) on training.loss_kind's loss computed by
     keras.losses (CategoricalCrossentropy on the softmax output / MeanSquaredError, the mean over the batch),
     Dropout off, in Keras' own NHWC layout. Returns (loss before the step, canonical weights after it)."""
-    net, mains = _assemble(model, dtype, native_layout=True)
+    net, mains = assemble(model, dtype, native_layout=True)
     kind = training.loss_kind(model)
     loss_fn = (keras.losses.CategoricalCrossentropy(dtype=dtype) if kind == "categorical_crossentropy"
                else keras.losses.MeanSquaredError(dtype=dtype))  # fmt: skip
@@ -354,5 +358,5 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     return float(loss), canonical_weights(mains)
 
 
-__all__ = ["DTYPES", "build", "canonical_weights", "keras_model", "model_name", "permutes", "refusal", "train_notes",
+__all__ = ["DTYPES", "assemble", "build", "canonical_weights", "keras_model", "model_name", "permutes", "refusal", "train_notes",
            "train_step", "write"]
