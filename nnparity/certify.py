@@ -313,6 +313,9 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
     for voice in training.FRAMEWORK_ADAM:
         flavour, eps = training.FRAMEWORK_ADAM[voice]
         row: dict[str, Any] = {"voice": voice, "convention": flavour, "eps": eps}
+        if voice not in settings.voices:
+            out["voices"][voice] = {**row, "not_computed": "not among this run's voices"}
+            continue
         if voice not in available:
             out["voices"][voice] = {**row, "unavailable": "the voice is not available here (see its entry)"}
             continue
