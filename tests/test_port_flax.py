@@ -6,7 +6,8 @@ its own load() in a fresh interpreter that has no nnparity, with and without nat
 Models: a CNN with every conv option (strides 2 with 'same', dilation, groups, explicit pads, depthwise, zero
 padding, max and avg pools with both count_include_pad, relu/tanh/sigmoid/softmax, dropout, flatten, dense), once
 with an NHWC boundary and once NCHW (a torch-like source); a GRU model (return_sequences True then False, Dense
-on the 3-D sequence's last axis, softmax); a small squared-error CNN for the other loss.
+on the 3-D sequence's last axis, softmax); a small squared-error CNN for the other loss; an NCHW conv model whose
+output is an image too (transposed back at the boundary).
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ MODELS = {
     "cnn-nchw": make("cnn", (9, 10, 4), CNN_LAYERS, boundary="channels_first"),
     "gru": make("gru", (6, 5), GRU_LAYERS, seed=3),
     "mse": make("mse", (5, 6, 2), MSE_LAYERS, seed=5),
+    "conv-nchw": make("conv", (6, 7, 3), [  # an image out: the port transposes it back to NCHW
+        ("zero_pad2d", "pad", {"padding": [[0, 1], [2, 0]]}),
+        ("conv2d", "conv", {"filters": 4, "kernel_size": [2, 3], "strides": [1, 2], "activation": "sigmoid"}),
+        ("max_pool2d", "max", {"pool_size": [2, 2], "strides": [1, 1], "padding": [[1, 0], [0, 1]]}),
+    ], boundary="channels_first", seed=9),
 }
 
 
@@ -110,7 +116,7 @@ def built():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", ["cnn-nhwc", "cnn-nchw", "gru"])
+@pytest.mark.parametrize("name", ["cnn-nhwc", "cnn-nchw", "gru", "conv-nchw"])
 def test_forward_matches_the_float64_reference(built, name, dtype):
     m, b = MODELS[name], built(name, dtype)
     x = data(m, 11).astype(dtype)
@@ -119,7 +125,8 @@ def test_forward_matches_the_float64_reference(built, name, dtype):
     assert_close(y, compose.reference_forward(m, x.astype("float64")), dtype, what=f"flax port {name} {dtype} forward")
 
 
-@pytest.mark.parametrize("name, dtype", [("cnn-nchw", "float32"), ("cnn-nchw", "float64"), ("gru", "float64")])
+@pytest.mark.parametrize("name, dtype", [("cnn-nchw", "float32"), ("cnn-nchw", "float64"), ("gru", "float64"),
+                                         ("conv-nchw", "float64")])
 def test_vjp_matches_the_reference_for_the_input_and_every_parameter(built, name, dtype):
     m, b = MODELS[name], built(name, dtype)
     x = data(m, 12).astype(dtype)
@@ -284,7 +291,7 @@ _LOADER = textwrap.dedent("""
     np.save(sys.argv[2], y)
 """)
 
-PORTS = [("cnn-nchw", False), ("cnn-nchw", True), ("gru", False)]  # an NHWC source's port is its native one
+PORTS = [("cnn-nchw", False), ("cnn-nchw", True), ("gru", False), ("conv-nchw", False)]  # an NHWC source's port is its native one
 
 
 def test_the_written_ports_load_with_only_flax_and_give_the_reference(tmp_path):
@@ -299,7 +306,8 @@ def test_the_written_ports_load_with_only_flax_and_give_the_reference(tmp_path):
         expected = compose.reference_forward(m, x.astype("float64"))
         nchw = m.boundary == "channels_first" and not native
         if nchw:
-            x, expected = convert.nhwc_to_nchw(x), convert.nhwc_to_nchw(expected) if expected.ndim == 4 else expected
+            x = convert.nhwc_to_nchw(x)
+            expected = convert.nhwc_to_nchw(expected) if expected.ndim == 4 else expected
         np.save(tmp_path / f"x{i}.npy", x)
         cwd = tmp_path / f"elsewhere{i}"
         cwd.mkdir()
@@ -312,6 +320,8 @@ def test_the_written_ports_load_with_only_flax_and_give_the_reference(tmp_path):
         assert proc.returncode == 0, f"{name} native_layout={native}: {log[-3000:]}"
         if name == "cnn-nchw":
             assert shape[1:] == ((9, 10, 4) if native else (4, 9, 10))
+        if name == "conv-nchw":
+            assert expected.shape == (B, 4, 6, 4)  # NCHW out
         assert_close(np.load(tmp_path / f"y{i}.npy"), expected, "float32", what=f"{name} native_layout={native} loaded")
 
 
