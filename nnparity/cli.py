@@ -105,6 +105,9 @@ def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], Non
     if not args.no_bench:  # one thread per framework while timing: set before any framework starts
         try:
             frameworks.set_threads(timing.THREADS)
+            frameworks.load("tensorflow")  # now, before an importer's Keras starts TensorFlow's pools at their default
+        except frameworks.BackendUnavailable:
+            pass
         except RuntimeError as e:  # TensorFlow already started in this process: timing.py reports its real count
             say(f"threads: {e}")
     shape = parse_input_shape(args.input_shape)
