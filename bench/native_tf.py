@@ -184,8 +184,8 @@ def _keras_model(work: str, a: dict[str, Any], variant: str, dtype: str, device:
 
     description = works.description(work, a, variant)
     with tf.device(_DEVICES[device]):
-        net, mains = keras_port._assemble(description, dtype, False)
-    variables = keras_port._all_variables(mains)
+        net, mains = keras_port.assemble(description, dtype, False)
+    variables = keras_port.variables(mains)
 
     def back(arrays: list[np.ndarray], grads: bool) -> Any:
         canonical = keras_port.canonical_weights(mains, arrays if grads else None)

@@ -274,7 +274,7 @@ def _net(work: str, a: dict[str, Any], variant: str, dtype: str, device: str) ->
             m.flatten_parameters()
 
     def back(named: dict[str, np.ndarray]) -> list[np.ndarray]:
-        canonical = torch_port._grad_map(code, description, named)
+        canonical = torch_port.canonical(description, named, code)
         return [canonical[k] for k in description.parameters()]
 
     return net, back

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract.models import SeedCNNParams, SeedGRUParams
-from .contract.spec import ConvWeights, DenseWeights, GRUWeights, ShapeError
+from .contract.spec import GRUWeights, ShapeError
 
 _TORCH_FROM_CANON = (1, 0, 2)  # torch block i holds canonical gate _TORCH_FROM_CANON[i]: r, z, n
 
@@ -269,92 +268,3 @@ def flatten_rows_nchw_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int,
     if kernel.shape[0] != h * w * c:
         raise ShapeError(f"dense kernel.shape={kernel.shape} does not follow a flatten of {feature_shape}")
     return kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
-
-
-# --------------------------------------------------------------------------- the seed models
-
-
-def _feature_shape(p: SeedCNNParams) -> tuple[int, int, int]:
-    c = _np(p.conv2.kernel).shape[3]
-    hw = _np(p.dense1.kernel).shape[0] // c
-    side = round(hw**0.5)
-    if side * side * c != _np(p.dense1.kernel).shape[0]:
-        raise ShapeError(f"dense1.kernel.shape={_np(p.dense1.kernel).shape} is not a square feature map x {c}")
-    return side, side, c
-
-
-def seed_gru_to_torch(p: SeedGRUParams) -> dict[str, np.ndarray]:
-    """State dict for torch_builtin.SeedGRU: gru1.*, gru2.*, dense.weight, dense.bias."""
-    out = {f"gru1.{k}": v for k, v in gru_to_torch(p.gru1).items()}
-    out |= {f"gru2.{k}": v for k, v in gru_to_torch(p.gru2).items()}
-    out |= {"dense.weight": dense_to_torch(p.dense.kernel), "dense.bias": _np(p.dense.bias).copy()}
-    return out
-
-
-def seed_gru_from_torch(state: dict) -> SeedGRUParams:
-    def sub(prefix):
-        return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-    return SeedGRUParams(
-        gru_from_torch(sub("gru1.")),
-        gru_from_torch(sub("gru2.")),
-        DenseWeights(dense_from_torch(state["dense.weight"]), _np(state["dense.bias"])),
-    )
-
-
-def seed_cnn_to_torch(p: SeedCNNParams, feature_shape: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
-    """State dict for torch_builtin.SeedCNN, whose Flatten sees NCHW: dense1's rows are permuted.
-    feature_shape (h, w, c) entering Flatten; None infers a square map (non-square images must pass it)."""
-    fs = feature_shape or _feature_shape(p)
-    return {
-        "conv1.weight": hwio_to_oihw(p.conv1.kernel), "conv1.bias": _np(p.conv1.bias).copy(),
-        "conv2.weight": hwio_to_oihw(p.conv2.kernel), "conv2.bias": _np(p.conv2.bias).copy(),
-        "dense1.weight": dense_to_torch(flatten_rows_nhwc_to_nchw(p.dense1.kernel, fs)),
-        "dense1.bias": _np(p.dense1.bias).copy(),
-        "dense2.weight": dense_to_torch(p.dense2.kernel), "dense2.bias": _np(p.dense2.bias).copy(),
-    }  # fmt: skip
-
-
-def seed_cnn_from_torch(state: dict, feature_shape: tuple[int, int, int] | None = None) -> SeedCNNParams:
-    c = _np(state["conv2.weight"]).shape[0]
-    n = _np(state["dense1.weight"]).shape[1]
-    side = round((n // c) ** 0.5)
-    fs = feature_shape or (side, side, c)
-    return SeedCNNParams(
-        ConvWeights(oihw_to_hwio(state["conv1.weight"]), _np(state["conv1.bias"])),
-        ConvWeights(oihw_to_hwio(state["conv2.weight"]), _np(state["conv2.bias"])),
-        DenseWeights(
-            flatten_rows_nchw_to_nhwc(dense_from_torch(state["dense1.weight"]), fs),
-            _np(state["dense1.bias"]),
-        ),
-        DenseWeights(dense_from_torch(state["dense2.weight"]), _np(state["dense2.bias"])),
-    )
-
-
-def seed_gru_to_keras(p: SeedGRUParams, reset_after: bool = True) -> list[np.ndarray]:
-    """model.set_weights() order for the seed's keras.Sequential GRU model."""
-    return [
-        *gru_to_keras(p.gru1, reset_after), *gru_to_keras(p.gru2, reset_after),
-        _np(p.dense.kernel).copy(), _np(p.dense.bias).copy(),
-    ]  # fmt: skip
-
-
-def seed_gru_from_keras(weights: list, reset_after: bool = True) -> SeedGRUParams:
-    if len(weights) != 8:
-        raise ShapeError(f"the seed GRU model has 8 weight arrays in Keras, got {len(weights)}")
-    return SeedGRUParams(
-        gru_from_keras(weights[0:3], reset_after),
-        gru_from_keras(weights[3:6], reset_after),
-        DenseWeights(_np(weights[6]), _np(weights[7])),
-    )
-
-
-def seed_cnn_to_keras(p: SeedCNNParams) -> list[np.ndarray]:
-    return [_np(a).copy() for layer in (p.conv1, p.conv2, p.dense1, p.dense2) for a in (layer.kernel, layer.bias)]
-
-
-def seed_cnn_from_keras(weights: list) -> SeedCNNParams:
-    if len(weights) != 8:
-        raise ShapeError(f"the seed CNN model has 8 weight arrays in Keras, got {len(weights)}")
-    w = [_np(a) for a in weights]
-    return SeedCNNParams(ConvWeights(w[0], w[1]), ConvWeights(w[2], w[3]), DenseWeights(w[4], w[5]), DenseWeights(w[6], w[7]))

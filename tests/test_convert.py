@@ -85,21 +85,6 @@ def test_flatten_permutation_rejects_wrong_feature_shape():
         convert.flatten_rows_nhwc_to_nchw(np.zeros((10, 2)), (2, 2, 3))
 
 
-def test_seed_models_round_trip_through_torch_and_keras():
-    g = init_seed_gru(seed=1)
-    c = init_seed_cnn(seed=2)
-    for back in (convert.seed_gru_from_torch(convert.seed_gru_to_torch(g)),
-                 convert.seed_gru_from_keras(convert.seed_gru_to_keras(g))):  # fmt: skip
-        _same(back.gru1, g.gru1)
-        _same(back.gru2, g.gru2)
-        np.testing.assert_array_equal(back.dense.kernel, g.dense.kernel)
-    for back in (convert.seed_cnn_from_torch(convert.seed_cnn_to_torch(c)),
-                 convert.seed_cnn_from_keras(convert.seed_cnn_to_keras(c))):  # fmt: skip
-        for layer in ("conv1", "conv2", "dense1", "dense2"):
-            np.testing.assert_array_equal(getattr(back, layer).kernel, getattr(c, layer).kernel, err_msg=layer)
-            np.testing.assert_array_equal(getattr(back, layer).bias, getattr(c, layer).bias, err_msg=layer)
-
-
 def test_seed_cnn_feature_shape_and_parameter_total():
     """28 -> 26 -> 13 -> 11 -> 5: Flatten sees 5x5x64; the canonical weights hold 225,034 numbers."""
     assert cnn_feature_shape() == (5, 5, 64)

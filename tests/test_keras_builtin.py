@@ -104,19 +104,6 @@ def test_keras_cached_layers_take_each_calls_weights(kb):
     assert_close(first, ref.gru(random_array((2, 4, 5), 6), w1, "reset_after")[0], "float64", "gru")
 
 
-def test_keras_seed_models_keep_their_own_weights(kb):
-    kw = {"input_size": 7, "units": (6, 5), "classes": 4}
-    p1, p2 = init_seed_gru(1, **kw), init_seed_gru(2, **kw)
-    x = random_array((2, 9, 7), 9)
-    f1, f2 = kb.seed_gru_model(p1), kb.seed_gru_model(p2)
-    assert_close(
-        kb.to_numpy(f1(kb.asarray(x, "float64"))), seed_models.reference_model(p1)(x), "float64", "seed_gru_model"
-    )
-    assert_close(
-        kb.to_numpy(f2(kb.asarray(x, "float64"))), seed_models.reference_model(p2)(x), "float64", "seed_gru_model"
-    )
-
-
 # --------------------------------------------------------------------------- VJP spot check: primitives vs layers
 
 
@@ -199,7 +186,6 @@ def test_keras_unsupported_gru_variant_names_the_supported_ones(kb):
     for call in (
         lambda: kb.gru(x, w, "chung"),
         lambda: kb.gru_param_count(3, 2, "seed"),
-        lambda: kb.seed_gru_model(init_seed_gru(0, input_size=3, units=(2, 2), classes=2), "chung"),
     ):
         with pytest.raises(ValueError, match="reset_after.*reset_before"):
             call()

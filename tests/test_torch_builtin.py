@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from impls import convert
+from impls.contract.limits import Refused
 from impls.contract.models import init_seed_cnn, init_seed_gru
-from impls.contract.spec import VARIANTS, init_gru, random_array
+from impls.contract.spec import VARIANTS, init_dense, init_gru, random_array
 from impls.contract.tolerance import assert_close
 from impls.model import seed as seed_models
+from impls.model import voices as model_voices
 from verify.conftest import load
 
 GRU_SIZES = [(2, 5, 3, 4), (3, 7, 9, 6), (1, 1, 6, 2)]  # (B, T, I, H), I != H
@@ -184,14 +186,14 @@ def test_gru_vjp_builtin_matches_primitives(B, T, I, H, with_h0):
 
 def test_convert_tensors_equals_the_numpy_converters():
     nn_ = load("torch_nn")
-    w, p = init_gru(5, 4, seed=1), init_seed_cnn(2, image=(16, 18, 2), filters=(3, 4), dense_units=6, classes=5)
+    w = init_gru(5, 4, seed=1)
     got = nn_.convert_tensors(convert.gru_to_torch, w.map(nn_.asarray))
     for k, v in convert.gru_to_torch(w).items():
         np.testing.assert_array_equal(nn_.to_numpy(got[k]), v)
-    fs = (2, 3, 4)
-    got = nn_.convert_tensors(convert.seed_cnn_to_torch, p.map(nn_.asarray), feature_shape=fs)
-    for k, v in convert.seed_cnn_to_torch(p, feature_shape=fs).items():
-        np.testing.assert_array_equal(nn_.to_numpy(got[k]), v)
+    fs = (2, 3, 4)  # a flatten of a non-square map: the row permutation as one gather
+    kernel = init_dense(24, 5, seed=2).kernel
+    got = nn_.convert_tensors(convert.flatten_rows_nhwc_to_nchw, nn_.asarray(kernel), feature_shape=fs)
+    np.testing.assert_array_equal(nn_.to_numpy(got), convert.flatten_rows_nhwc_to_nchw(kernel, fs))
     with pytest.raises(ValueError, match="not a pure layout change"):  # folds b_x + b_h: arithmetic
         nn_.convert_tensors(convert.gru_to_keras, w.map(nn_.asarray), reset_after=False)
 
@@ -217,8 +219,8 @@ def test_builtin_rejects_variants_nn_gru_does_not_compute(variant):
         nn_.gru(x, w, variant)
     with pytest.raises(ValueError, match=msg):
         nn_.gru_vjp(x, w, variant, nn_.asarray(np.ones((2, 3, 4)), "float64"))
-    with pytest.raises(ValueError, match=msg):
-        nn_.seed_gru_model(init_seed_gru(0, input_size=5, units=(4, 3), classes=2), variant)
+    with pytest.raises(Refused, match=rf"torch.nn.GRU computes only reset_after.*{variant!r}"):  # its whole models too
+        model_voices.build("torch_nn", seed_models.seed_gru(0, variant=variant, input_size=5, units=(4, 3), classes=2))
     with pytest.raises(ValueError, match=msg):
         nn_.gru_param_count(5, 4, variant)
 
@@ -234,13 +236,6 @@ def test_vjp_dy_of_the_wrong_shape_is_refused(impl):
         mod.gru_vjp(x, w, "reset_after", None)
     with pytest.raises(ValueError, match=r"logits\.shape=\(2, 3\), onehot\.shape=\(2, 4\)"):
         mod.softmax_cross_entropy(mod.asarray(np.ones((2, 3)), "float64"), mod.asarray(np.eye(4)[:2], "float64"))
-
-
-def test_seed_model_refuses_an_input_of_another_dtype():
-    nn_ = load("torch_nn")
-    fwd = nn_.seed_gru_model(init_seed_gru(0, input_size=5, units=(4, 3), classes=2), dtype="float64")
-    with pytest.raises(ValueError, match=r"torch.float32.*torch.float64"):
-        fwd(nn_.asarray(random_array((2, 3, 5), 1), "float32"))
 
 
 def test_torch_adam_on_float16_parameters_gives_non_finite_steps_for_small_gradients():

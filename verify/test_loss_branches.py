@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls import convert
 from impls.contract.inputs import round_to, to_native
-from impls.contract.models import cnn_feature_shape, init_seed_cnn
+from impls.contract.models import init_seed_cnn
 from impls.contract.spec import random_array
 from impls.contract.tolerance import error_stats
 from impls.model import seed as seed_models
+from impls.ports import torch_port
 from impls.primitives import numpy_impl as ref
 from impls.train import numpy_train
 from verify.cases import OpCase, matrix, outputs
@@ -134,13 +134,14 @@ def test_seed_model_gradient_with_saturated_probabilities_matches_torch():
     q = probs[np.arange(4), onehot.argmax(1)]
     assert ((q < LO) | (q > HI)).any() and not ((q < LO) | (q > HI)).all(), f"need saturated and unsaturated rows: {q}"
     loss, grads = numpy_train.seed_cnn_loss_and_grads(p, x, onehot)
-    net = tb.SeedCNN.from_params(p, "float64", "cpu", trainable=True, image=(12, 12))
+    description = seed_models.from_cnn_params(p, sizes["image"])
+    net, code = torch_port.load_port(description, "float64")  # the torch port of the seed CNN
+    net.requires_grad_(True)
     t_loss = torch.mean(tb.keras_categorical_crossentropy(torch.from_numpy(onehot), net(torch.from_numpy(x))))
     t_loss.backward()
     check(float(t_loss.detach()), float(loss), "float64", "torch_nn", "seed_cnn_model", "saturated seed CNN loss")
-    features = cnn_feature_shape(sizes["image"], sizes["filters"])
-    back = convert.seed_cnn_from_torch({k: v.grad.numpy() for k, v in net.named_parameters()}, features)
-    for i, (a, b) in enumerate(zip(numpy_train.leaves(back), numpy_train.leaves(grads))):
+    back = torch_port.canonical(description, {k: v.grad.numpy() for k, v in net.named_parameters()}, code)
+    for i, (a, b) in enumerate(zip([back[k] for k in description.parameters()], numpy_train.leaves(grads))):
         check(a, b, "float64", "torch_nn", "seed_cnn_model", f"saturated seed CNN gradient {i}")
 
 

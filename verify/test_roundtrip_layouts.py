@@ -13,19 +13,16 @@ import numpy as np
 import pytest
 
 from impls import convert
-from impls.contract.models import (
-    SeedCNNParams,
-    SeedGRUParams,
-    cnn_feature_shape,
-    init_seed_cnn,
-    init_seed_gru,
-)
+from impls.contract.models import cnn_feature_shape
 from impls.contract.spec import GRUWeights, init_conv, init_dense, init_gru, random_array
+from impls.model import seed as seed_models
+from impls.ports import torch_port
 from impls.primitives import numpy_impl as ref
+from verify.conftest import load
 
 I, H = 5, 4
 W = init_gru(I, H, seed=3)
-GRU_SMALL = {"input_size": 5, "units": (4, 3), "classes": 6}
+GRU_SMALL = {"input_size": 5, "units": (4, 3), "classes": 6, "seq_len": 7}
 CNN_SMALL = {"image": (14, 12, 2), "filters": (3, 4), "dense_units": 5, "classes": 6}
 CNN_FEATURES = cnn_feature_shape(CNN_SMALL["image"], CNN_SMALL["filters"])  # (2, 1, 4): not square, on purpose
 
@@ -63,6 +60,23 @@ def _framework_like(arrays: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return [g.uniform(-1.0, 1.0, a.shape) for a in arrays]
 
 
+def _torch_port(model):
+    """The torch port's array converters of a whole model (impls/ports/torch_port.state_dict / canonical: no torch)."""
+    return model, torch_port.state_dict, lambda state: model.with_parameters(torch_port.canonical(model, state))
+
+
+def _keras_port(model, grads: bool = False):
+    """The Keras port's array converters of a whole model (impls/ports/keras_port.arrays / canonical)."""
+
+    def kp():
+        load("keras")  # skips with the reason where Keras is not importable
+        from impls.ports import keras_port
+
+        return keras_port
+
+    return (model, lambda m: kp().arrays(m), lambda a: model.with_parameters(kp().canonical(model, a, grads)))
+
+
 # name: (canonical value, canonical -> framework, framework -> canonical)
 ROUND_TRIPS: dict[str, tuple[object, Callable, Callable]] = {
     "gru-torch": (W, convert.gru_to_torch, convert.gru_from_torch),
@@ -79,11 +93,10 @@ ROUND_TRIPS: dict[str, tuple[object, Callable, Callable]] = {
     "flatten-rows": (random_array((5 * 4 * 6, 7), 6), lambda k: convert.flatten_rows_nhwc_to_nchw(k, (5, 4, 6)),
                      lambda k: convert.flatten_rows_nchw_to_nhwc(k, (5, 4, 6))),
     "pads-onnx": (((1, 2), (3, 0)), lambda p: convert.pads_to_onnx((1, 2, 3, 0)), convert.pads_from_onnx),
-    "seed-gru-torch": (init_seed_gru(7, **GRU_SMALL), convert.seed_gru_to_torch, convert.seed_gru_from_torch),
-    "seed-gru-keras": (init_seed_gru(8, **GRU_SMALL), convert.seed_gru_to_keras, convert.seed_gru_from_keras),
-    "seed-cnn-torch": (init_seed_cnn(9, **CNN_SMALL), lambda p: convert.seed_cnn_to_torch(p, CNN_FEATURES),
-                       lambda s: convert.seed_cnn_from_torch(s, CNN_FEATURES)),
-    "seed-cnn-keras": (init_seed_cnn(10, **CNN_SMALL), convert.seed_cnn_to_keras, convert.seed_cnn_from_keras),
+    "seed-gru-torch": _torch_port(seed_models.seed_gru(7, **GRU_SMALL)),
+    "seed-gru-keras": _keras_port(seed_models.seed_gru(8, **GRU_SMALL)),
+    "seed-cnn-torch": _torch_port(seed_models.seed_cnn(9, **CNN_SMALL)),
+    "seed-cnn-keras": _keras_port(seed_models.seed_cnn(10, **CNN_SMALL)),
 }  # fmt: skip
 
 
@@ -160,19 +173,18 @@ def test_keras_single_bias_gradients_are_one_bias_never_two():
 
 def test_seed_gru_model_through_keras_reset_before_is_the_projection_per_layer():
     """The whole seed GRU model in Keras' GRU(reset_after=False): each layer reads back as keras_single_bias."""
-    p = init_seed_gru(17, **GRU_SMALL)
-    back = convert.seed_gru_from_keras(convert.seed_gru_to_keras(p, reset_after=False), reset_after=False)
-    want = SeedGRUParams(convert.keras_single_bias(p.gru1), convert.keras_single_bias(p.gru2), p.dense)
-    assert_same(back, want, "seed GRU through keras reset_before")
+    m, to, back = _keras_port(seed_models.seed_gru(17, variant="reset_before", **GRU_SMALL))
+    got = back(to(m))
+    for name in ("gru1", "gru2"):
+        w = m.layers[m.layer_index(name)].weights
+        want = convert.keras_single_bias(GRUWeights(w["W"], w["U"], w["b_x"], w["b_h"]))
+        got_w = got.layers[got.layer_index(name)].weights
+        assert_same(GRUWeights(got_w["W"], got_w["U"], got_w["b_x"], got_w["b_h"]), want, f"seed GRU {name} through keras reset_before")
+    assert_same(got.layers[2].weights, m.layers[2].weights, "the dense layer")
 
 
 def test_seed_models_round_trip_through_both_frameworks_at_full_size():
-    """The seed's own sizes (square 5x5x64 features: the converters infer them)."""
-    g, c = init_seed_gru(seed=1), init_seed_cnn(seed=2)
-    for back in (convert.seed_gru_from_torch(convert.seed_gru_to_torch(g)),
-                 convert.seed_gru_from_keras(convert.seed_gru_to_keras(g))):  # fmt: skip
-        assert isinstance(back, SeedGRUParams)
-        assert_same(back, g, "seed GRU")
-    for back in (convert.seed_cnn_from_torch(convert.seed_cnn_to_torch(c)), convert.seed_cnn_from_keras(convert.seed_cnn_to_keras(c))):
-        assert isinstance(back, SeedCNNParams)
-        assert_same(back, c, "seed CNN")
+    """The seed's own sizes (square 5x5x64 features)."""
+    for m in (seed_models.seed_gru(seed=1), seed_models.seed_cnn(seed=2)):
+        for _, to, back in (_torch_port(m), _keras_port(m)):
+            assert_same(back(to(m)), m, m.name)

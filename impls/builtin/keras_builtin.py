@@ -12,7 +12,7 @@ Tensors cross the boundary through tf_impl.asarray / to_numpy (boundary only, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,7 +21,9 @@ from ..contract import models, spec
 from ..contract.formulas import check_sizes
 from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from ..contract.spec import GRUWeights
+from ..model import seed as seed_models
 from ..primitives import tf_impl
+from ..train import numpy_train
 from .keras_conv import assign as _assign
 from .keras_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp  # noqa: F401 (the voice's)
 from .keras_conv import dt as _dt
@@ -128,7 +130,7 @@ def seed_pool1d(y):
     return _layer(("seed_pool1d", _dt(y)), make, (None, None, C))(y)
 
 
-# --------------------------------------------------------------------------- the seed models (section 4)
+# --------------------------------------------------------------------------- the seed's own Keras code (section 4)
 
 
 def build_seed_gru(
@@ -139,7 +141,9 @@ def build_seed_gru(
     dtype: str = "float32",
     steps: int | None = models.SEED_GRU_INPUT[0],
 ):
-    """The seed's GRU model: GRU(128, return_sequences=True) -> GRU(64) -> Dense(10, softmax)."""
+    """The seed's GRU model as its section 4 writes it: GRU(128, return_sequences=True) -> GRU(64) -> Dense(10,
+    softmax), with Keras' own initialisation. A source model (the audit counts it; tests import it): canonical
+    weights reach Keras through the Keras port (impls/ports/keras_port.py), never through this."""
     return keras.Sequential([
         keras.Input(shape=(steps, input_size), dtype=dtype),
         keras.layers.GRU(units[0], return_sequences=True, reset_after=reset_after, recurrent_initializer=REC_INIT,
@@ -172,63 +176,6 @@ def build_seed_cnn(
         keras.layers.Dense(dense_units, activation="relu", dtype=dtype),
         keras.layers.Dense(classes, activation="softmax", dtype=dtype),
     ])  # fmt: skip
-
-
-def _gru_sizes(p: SeedGRUParams) -> dict:
-    return {
-        "input_size": int(p.gru1.W.shape[0]),
-        "units": (int(p.gru1.U.shape[0]), int(p.gru2.U.shape[0])),
-        "classes": int(p.dense.kernel.shape[1]),
-    }
-
-
-def _cnn_sizes(p: SeedCNNParams) -> dict:
-    return {
-        "filters": (int(p.conv1.kernel.shape[3]), int(p.conv2.kernel.shape[3])),
-        "dense_units": int(p.dense1.kernel.shape[1]),
-        "classes": int(p.dense2.kernel.shape[1]),
-    }
-
-
-def _params_dtype(p: SeedGRUParams | SeedCNNParams, dtype) -> str:
-    """The dtype asked for, else the dtype the params' last kernel is stored in."""
-    last = p.dense if isinstance(p, SeedGRUParams) else p.dense2
-    return tf_impl.tf_dtype(dtype if dtype is not None else last.kernel.dtype).name
-
-
-def seed_gru_model(
-    params: SeedGRUParams, variant: str = SEED_GRU_VARIANT, dtype=None, device=None
-) -> Callable:
-    """A fresh keras.Sequential seed GRU model holding `params`; forward(x) -> probabilities (B, classes).
-    dtype None: the params' dtype."""
-    ra = reset_after_flag(variant)
-    dt = _params_dtype(params, dtype)
-    with tf.device(tf_impl.device_name(device) or ""):
-        model = build_seed_gru(**_gru_sizes(params), reset_after=ra, dtype=dt, steps=None)
-        model.set_weights([to_numpy(a) for a in convert.seed_gru_to_keras(params, reset_after=ra)])
-
-    def forward(x):
-        return model(x, training=False)
-
-    return forward
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype=None, device=None) -> Callable:
-    """A keras.Sequential seed CNN holding `params`, built on the first forward(x) for x's image size
-    (the weights do not say it); forward(x) -> probabilities (B, classes)."""
-    dt = _params_dtype(params, dtype)
-    weights = [to_numpy(a) for a in convert.seed_cnn_to_keras(params)]
-    models: dict[tuple, object] = {}
-
-    def forward(x):
-        image = tuple(int(d) for d in x.shape[1:])
-        if image not in models:
-            with tf.init_scope(), tf.device(tf_impl.device_name(device) or ""):
-                models[image] = build_seed_cnn(image, **_cnn_sizes(params), dtype=dt)
-                models[image].set_weights(weights)
-        return models[image](x, training=False)
-
-    return forward
 
 
 # --------------------------------------------------------------------------- gradients (GradientTape over the layers)
@@ -356,13 +303,13 @@ def train_seed_model(
         raise ValueError(f"unknown seed model {model!r}; valid: gru, cnn")
     if not batches:
         raise ValueError("train_seed_model needs at least one (x, onehot) batch")
+    from ..ports import keras_port
+
     dt = tf_impl.tf_dtype(dtype).name
-    if model == "gru":
-        net = build_seed_gru(**_gru_sizes(params), dtype=dt, steps=int(batches[0][0].shape[1]))
-        net.set_weights(convert.seed_gru_to_keras(params, reset_after=True))
-    else:
-        net = build_seed_cnn(tuple(int(d) for d in batches[0][0].shape[1:]), **_cnn_sizes(params), dtype=dt)
-        net.set_weights(convert.seed_cnn_to_keras(params))
+    x0 = batches[0][0]
+    description = (seed_models.from_gru_params(params, SEED_GRU_VARIANT, int(x0.shape[1])) if model == "gru"
+                   else seed_models.from_cnn_params(params, tuple(int(d) for d in x0.shape[1:])))  # fmt: skip
+    net, mains = keras_port.assemble(description, dt, False)  # the Keras port nnparity writes
     # Keras keeps a float learning rate in a floatx (float32) variable and turns the Python floats beta_1,
     # beta_2 into float32 before casting them (ops.cast(0.999, "float64") rounds through float32): in
     # float64 its bias corrections would be off by ~7e-6 relative. Handing it the hyper-parameters as
@@ -381,10 +328,5 @@ def train_seed_model(
         return loss
 
     losses = [float(step(asarray(x, dt), asarray(y, dt))) for x, y in batches]
-    final = [np.asarray(w) for w in net.get_weights()]
-    back = (
-        convert.seed_gru_from_keras(final, reset_after=True)
-        if model == "gru"
-        else convert.seed_cnn_from_keras(final)
-    )
-    return losses, back
+    final = keras_port.canonical_weights(mains)
+    return losses, numpy_train.rebuild(params, [final[k] for k in description.parameters()])

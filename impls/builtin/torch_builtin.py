@@ -16,7 +16,6 @@ from typing import Any
 from .. import convert, frameworks
 from ..contract import models, spec
 from ..contract.formulas import check_sizes
-from ..contract.models import SeedCNNParams, SeedGRUParams
 from ..contract.spec import GRUWeights
 from ..primitives.torch_impl import MODES, asarray, compile, synchronize, to_numpy, torch_dtype
 from .torch_convert import NCHW_TO_NHWC, NHWC_TO_NCHW, as_tensors, convert_tensors
@@ -169,38 +168,6 @@ def seed_pool1d(y: Any) -> Any:
     """The seed's x_ij = max(y_ij, y_i,j+1) as nn.MaxPool1d(2, stride=1)."""
     spec.check_seed_pool1d(y.shape)
     return nn.MaxPool1d(2, stride=1)(y.transpose(1, 2)).transpose(1, 2)
-
-
-# --------------------------------------------------------------------------- the seed models (impls/builtin/torch_models.py)
-
-
-def _check_input(x: Any, model: Any) -> Any:
-    p = next(model.parameters())
-    if x.dtype != p.dtype or x.device != p.device:
-        raise ValueError(f"input dtype/device {x.dtype}/{x.device} != the model's {p.dtype}/{p.device}; pass dtype=/device=")
-    return model(x)
-
-
-def seed_gru_model(params: SeedGRUParams, variant: str = models.SEED_GRU_VARIANT, dtype: Any = None, device: Any = None) -> Callable:
-    """SeedGRU built from canonical params. Returns forward(x (B, T, I)) -> probabilities."""
-    check_variant(variant)
-    model = SeedGRU.from_params(params, dtype, device)
-    return lambda x: _check_input(x, model)
-
-
-def seed_cnn_model(params: SeedCNNParams, dtype: Any = None, device: Any = None) -> Callable:
-    """SeedCNN built from canonical params. Returns forward(x NHWC) -> probabilities. The NCHW flatten
-    order depends on the image size, so a model is built per input (H, W), on first sight."""
-    p = as_tensors(params, dtype, device)
-    built: dict[tuple[int, int], SeedCNN] = {}
-
-    def forward(x):
-        image = (int(x.shape[1]), int(x.shape[2]))
-        if image not in built:
-            built[image] = SeedCNN.from_params(p, image=image)
-        return _check_input(x, built[image])
-
-    return forward
 
 
 # --------------------------------------------------------------------------- gradients (autograd over the layers)
@@ -382,7 +349,7 @@ __all__ = [
     "avg_pool2d_vjp", "compile",
     "conv2d", "conv2d_param_count", "conv2d_vjp", "dense", "dense_param_count", "dense_vjp", "flop_count",
     "gru", "gru_param_count", "gru_vjp", "keras_categorical_crossentropy", "lstm_param_count", "max_pool2d",
-    "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model", "seed_cnn_model_param_count", "seed_conv1d",
-    "seed_gru_model", "seed_gru_model_param_count", "seed_pool1d", "softmax", "softmax_cross_entropy",
+    "max_pool2d_vjp", "relu", "relu_vjp", "seed_cnn_model_param_count", "seed_conv1d",
+    "seed_gru_model_param_count", "seed_pool1d", "softmax", "softmax_cross_entropy",
     "softmax_cross_entropy_vjp", "synchronize", "to_numpy", "torch_dtype", "train_seed_model",
 ]  # fmt: skip

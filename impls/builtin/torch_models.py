@@ -1,8 +1,10 @@
-"""The seed's two models as torch.nn Modules (SeedGRU, SeedCNN) and their training with torch.optim.Adam.
+"""The seed's two models written by hand as torch.nn Modules (SeedGRU, SeedCNN), the way a user writes them, and
+the seed models' training with torch.optim.Adam.
 
-State-dict names are exactly those of convert.seed_gru_to_torch / seed_cnn_to_torch: gru1.*, gru2.*, dense.*;
-conv1.*, conv2.*, dense1.*, dense2.*. SeedCNN takes NHWC images and flattens NCHW (the converter permutes
-dense1's rows to match). impls/builtin/torch_builtin.py builds its seed_*_model from these and re-exports them.
+The hand-written modules are outside-style models: torch_builtin counts their parameters and FLOPs, the torch
+importer and the exporters' tests read them. They hold their own initialisation; canonical weights reach torch
+through the torch port (impls/ports/torch_port.py), which is also what train_seed_model trains. SeedCNN takes NHWC
+images and flattens NCHW (so an importer must permute dense1's rows).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import convert, frameworks
+from .. import frameworks
 from ..contract import models, spec
-from ..contract.models import SeedCNNParams, SeedGRUParams
 from ..primitives.torch_impl import asarray, to_numpy
-from .torch_convert import NHWC_TO_NCHW, as_tensors, convert_tensors, load_layer
+from .torch_convert import NHWC_TO_NCHW
 
 torch = frameworks.load("torch")
 nn = torch.nn
@@ -26,7 +27,7 @@ __all__ = ["KERAS_EPSILON", "SeedCNN", "SeedGRU", "keras_categorical_crossentrop
 
 
 class SeedGRU(nn.Module):
-    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax); state dict as convert.seed_gru_to_torch."""
+    """GRU(128, return_sequences) -> GRU(64) -> Dense(10, softmax)."""
 
     def __init__(self, input_size=models.SEED_GRU_INPUT[1], units=models.SEED_GRU_UNITS, classes=models.SEED_CLASSES, device=None, dtype=None):
         super().__init__()
@@ -41,17 +42,11 @@ class SeedGRU(nn.Module):
         _, h2 = self.gru2(y1)  # (1, B, units[1])
         return self.softmax(self.dense(h2[0]))
 
-    @classmethod
-    def from_params(cls, p: SeedGRUParams, dtype=None, device=None, trainable=False) -> SeedGRU:
-        p = as_tensors(p, dtype, device)
-        x = p.dense.bias
-        m = cls(int(p.gru1.W.shape[0]), (int(p.gru1.U.shape[0]), int(p.gru2.U.shape[0])), int(x.shape[0]), "meta", x.dtype)
-        return load_layer(m, convert_tensors(convert.seed_gru_to_torch, p), trainable)
 
 
 class SeedCNN(nn.Module):
     """Conv(32,3x3,relu) -> MaxPool 2 -> Conv(64,3x3,relu) -> MaxPool 2 -> Flatten (NCHW) -> Dense(128,relu)
-    -> Dense(10, softmax); input NHWC. State dict as convert.seed_cnn_to_torch (which permutes dense1's rows).
+    -> Dense(10, softmax); input NHWC, flattened NCHW ((c, h, w) order).
     pools=False leaves out both MaxPool layers (for the parameter-count comparison)."""
 
     def __init__(self, c_in=models.SEED_CNN_INPUT[2], filters=models.SEED_CNN_FILTERS, flat_features=None, dense_units=models.SEED_DENSE_UNITS,
@@ -78,15 +73,6 @@ class SeedCNN(nn.Module):
         a = self.relu(self.dense1(self.flatten(a)))
         return self.softmax(self.dense2(a))
 
-    @classmethod
-    def from_params(cls, p: SeedCNNParams, dtype=None, device=None, trainable=False, image=None) -> SeedCNN:
-        """image (H, W) of the inputs fixes the (h, w, c) map that Flatten sees; None: the map is square."""
-        p = as_tensors(p, dtype, device)
-        k1, k2, d1, d2 = p.conv1.kernel, p.conv2.kernel, p.dense1.kernel, p.dense2.kernel
-        filters = (int(k1.shape[3]), int(k2.shape[3]))
-        fs = None if image is None else models.cnn_feature_shape((image[0], image[1], int(k1.shape[2])), filters)
-        m = cls(int(k1.shape[2]), filters, int(d1.shape[0]), int(d1.shape[1]), int(d2.shape[1]), True, "meta", d1.dtype)
-        return load_layer(m, convert_tensors(convert.seed_cnn_to_torch, p, feature_shape=fs), trainable)
 
 
 def _cnn_flat_shape(image, filters, pools: bool) -> tuple[int, int, int]:
@@ -113,16 +99,21 @@ def keras_categorical_crossentropy(onehot: Any, probs: Any, eps: float = KERAS_E
 
 def train_seed_model(model: str, params: Any, batches: list, lr: float = 1e-3, beta_1: float = 0.9,
                      beta_2: float = 0.999, eps: float | None = None, dtype: str = "float64") -> tuple[list[float], Any]:  # fmt: skip
-    """SeedGRU / SeedCNN + torch.optim.Adam (eps None: torch's default 1e-8) on the mean Keras categorical
+    """The torch port of the seed model + torch.optim.Adam (eps None: torch's default 1e-8) on the mean Keras categorical
     cross-entropy of the softmax probabilities (keras_categorical_crossentropy). losses[i] is batch i's loss
     before update i; returns (losses, final canonical NumPy params). Deterministic: no dropout, seeded."""
-    builders = {"gru": (SeedGRU, convert.seed_gru_from_torch), "cnn": (SeedCNN, convert.seed_cnn_from_torch)}
-    if model not in builders:
-        raise ValueError(f"unknown model {model!r}; valid: {', '.join(builders)}")
-    cls, from_torch = builders[model]
+    if model not in ("gru", "cnn"):
+        raise ValueError(f"unknown model {model!r}; valid: gru, cnn")
+    from ..model import seed as seed_models
+    from ..ports import torch_port
+    from ..train import numpy_train
+
+    x0 = batches[0][0]
+    description = (seed_models.from_gru_params(params, "reset_after", int(x0.shape[1])) if model == "gru"
+                   else seed_models.from_cnn_params(params, tuple(int(d) for d in x0.shape[1:])))  # fmt: skip
     torch.manual_seed(0)
-    kw = {} if model == "gru" else {"image": batches[0][0].shape[1:3]}
-    net = cls.from_params(params, dtype, "cpu", trainable=True, **kw)
+    net, code = torch_port.load_port(description, dtype)  # the torch port nnparity writes
+    net.requires_grad_(True)
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(beta_1, beta_2), eps=1e-8 if eps is None else eps)
     losses = []
     for x, onehot in batches:
@@ -131,9 +122,5 @@ def train_seed_model(model: str, params: Any, batches: list, lr: float = 1e-3, b
         opt.zero_grad()
         loss.backward()
         opt.step()
-    state = {k: to_numpy(v) for k, v in net.state_dict().items()}
-    if model == "cnn":
-        image = (*batches[0][0].shape[1:3], int(params.conv1.kernel.shape[2]))
-        fs = models.cnn_feature_shape(image, (int(params.conv1.kernel.shape[3]), int(params.conv2.kernel.shape[3])))
-        return losses, from_torch(state, feature_shape=fs)
-    return losses, from_torch(state)
+    final = torch_port.canonical(description, {k: to_numpy(v) for k, v in net.state_dict().items()}, code)
+    return losses, numpy_train.rebuild(params, [final[k] for k in description.parameters()])

@@ -10,9 +10,12 @@ before the general path existed is measured on the same numbers now. Layer names
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..contract import models
 from ..contract.models import SEED_GRU_VARIANT
 from .description import Layer, Model
+from .layers import spec_of
 
 OPS = {"seed_gru_model": ("gru", "dense"), "seed_cnn_model": ("conv2d", "max_pool2d", "dense")}
 """The op-contract operations inside each seed model: a voice that refuses one (impls/contract/limits.py) refuses
@@ -45,8 +48,18 @@ def from_gru_params(p: models.SeedGRUParams, variant: str = SEED_GRU_VARIANT, se
 
 def seed_cnn(seed: int = 0, dtype: str = "float64", image: tuple[int, int, int] = models.SEED_CNN_INPUT,
              filters: tuple[int, int] = models.SEED_CNN_FILTERS, dense_units: int = models.SEED_DENSE_UNITS,
-             classes: int = models.SEED_CLASSES) -> Model:  # fmt: skip
-    return from_cnn_params(models.init_seed_cnn(seed, dtype, image, filters, dense_units, classes), image)
+             classes: int = models.SEED_CLASSES, pools: bool = True) -> Model:  # fmt: skip
+    """pools=False: the same layers without the two MaxPool layers (Flatten then sees 24x24x64 at the seed's sizes;
+    the first Dense gets fresh seeded weights of that size): the seed's parameter-count comparison."""
+    m = from_cnn_params(models.init_seed_cnn(seed, dtype, image, filters, dense_units, classes), image)
+    if pools:
+        return m
+    layers = [la for la in m.layers if la.kind != "max_pool2d"]
+    flat = Model(m.name, m.input_shape, tuple(layers[:3])).shapes(1)[-1]  # conv, conv, flatten -> (1, features)
+    dense = layers[3]
+    opts = spec_of("dense").options(dense.options)
+    layers[3] = dataclasses.replace(dense, weights=spec_of("dense").init(opts, flat, seed + 2, dtype))
+    return dataclasses.replace(m, name="seed_cnn_without_pools", layers=tuple(layers))
 
 
 def from_cnn_params(p: models.SeedCNNParams, image: tuple[int, int, int] = models.SEED_CNN_INPUT) -> Model:

@@ -237,7 +237,28 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) 
     return net, [(la, o, m) for la, o, m in mains if la.kind in WEIGHTED]
 
 
-_assemble = assemble  # the name bench's first callers used
+def arrays(model: Model) -> list[np.ndarray]:
+    """`model`'s canonical weights as the Keras port's arrays, in its variables' order (get_weights'): no Keras needed."""
+    return [a for layer in model.layers if layer.kind in WEIGHTED
+            for a in _to_keras(layer, spec_of(layer.kind).options(layer.options))]  # fmt: skip
+
+
+def canonical(model: Model, keras_arrays: list, grads: bool = False) -> dict[tuple[str, str], np.ndarray]:
+    """The Keras port's arrays (weights, or their gradients when `grads`), in arrays()' order -> canonical
+    {(layer, weight): array}: the inverse of arrays(), and for gradients the one bias of GRU(reset_after=False) is
+    the gradient of b_x and of b_h alike."""
+    out, k = {}, 0
+    for layer in model.layers:
+        if layer.kind not in WEIGHTED:
+            continue
+        opts = spec_of(layer.kind).options(layer.options)
+        n = len(_to_keras(layer, opts))
+        for name, a in _from_keras(layer, opts, [np.asarray(v) for v in keras_arrays[k : k + n]], grads).items():
+            out[(layer.name, name)] = a
+        k += n
+    if k != len(keras_arrays):
+        raise ValueError(f"model {model.name!r}: {len(keras_arrays)} Keras arrays where its port holds {k}")
+    return out
 
 
 def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str, str], np.ndarray]:
@@ -251,6 +272,11 @@ def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str
         for name, a in _from_keras(layer, opts, arrays, grads is not None).items():
             out[(layer.name, name)] = a
     return out
+
+
+def variables(mains: Mains) -> list:
+    """The Keras variables holding the weighted layers' weights, in arrays()' order."""
+    return _all_variables(mains)
 
 
 def _all_variables(mains: Mains) -> list:

@@ -78,6 +78,17 @@ def load_port(model: Model, dtype: str, native_layout: bool = False) -> tuple[An
     return net, code
 
 
+def state_dict(model: Model, dtype: str | None = None) -> dict[str, np.ndarray]:
+    """The port's state dict of `model`'s canonical weights (NumPy, torch's layouts): no torch needed."""
+    return generate(model, dtype).state
+
+
+def canonical(model: Model, named: dict[str, np.ndarray], code: Code | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """{state key: torch-layout array} (weights or their gradients: the maps are permutations and transposes) ->
+    {(layer, weight): canonical array} for every parameter of the model."""
+    return _grad_map(generate(model) if code is None else code, model, named)
+
+
 def _grad_map(code: Code, model: Model, named: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
     """{state key: torch-layout array} -> {(layer, weight): canonical array} for every parameter of the model."""
     out = {}
@@ -169,4 +180,4 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     return float(loss.detach()), _grad_map(code, model, named)
 
 
-__all__ = ["FILES", "VOICE", "build", "load_port", "port_dtype", "refusal", "torch_code", "train_step", "write"]
+__all__ = ["FILES", "VOICE", "build", "canonical", "load_port", "port_dtype", "refusal", "state_dict", "torch_code", "train_step", "write"]

@@ -1,9 +1,10 @@
 """Exported graphs: the seed models leave their framework through its ONNX exporter and run in ONNX Runtime.
 
-- torch.nn models (impls/builtin/torch_models.py) through torch.onnx.export, both exporters: "dynamo" (torch.export +
-  onnxscript, the default since torch 2.9) and "torchscript" (dynamo=False, the legacy tracer);
-- keras.Sequential models (impls/builtin/keras_builtin.py) through keras.Model.export(format="onnx"), which on the
-  TensorFlow backend is tf2onnx.
+- the torch ports of the seed models (impls/ports/torch_port.py: the nn.Modules nnparity writes) through
+  torch.onnx.export, both exporters: "dynamo" (torch.export + onnxscript, the default since torch 2.9) and
+  "torchscript" (dynamo=False, the legacy tracer);
+- the Keras ports (impls/ports/keras_port.py: keras.Sequential of built-in layers) through
+  keras.Model.export(format="onnx"), which on the TensorFlow backend is tf2onnx.
 
 `facts(model)` reads what an exporter emitted (opset, operators, each GRU node's linear_before_reset, layout and
 direction, whether its W/R/B initializers are the canonical weights in ONNX's (z, r, h) order, the Transposes) so
@@ -23,34 +24,37 @@ import numpy as np
 from .. import backend, convert, frameworks
 from ..contract.models import SeedCNNParams, SeedGRUParams
 from ..model import seed as seed_models
+from ..model import voices as model_voices
 
 onnx = frameworks.load("onnx")
 EXPORTERS = ("torch-dynamo", "torch-torchscript", "keras-tf2onnx")
+
+
+def description(params: SeedGRUParams | SeedCNNParams, shape: tuple[int, ...]) -> Any:
+    """The seed model holding `params`, for inputs of `shape`, as a model description."""
+    if isinstance(params, SeedGRUParams):
+        return seed_models.from_gru_params(params, "reset_after", int(shape[1]))
+    return seed_models.from_cnn_params(params, tuple(int(d) for d in shape[1:]))
 
 
 def export(exporter: str, params: SeedGRUParams | SeedCNNParams, shape: tuple[int, ...]) -> Any:
     """The seed model holding `params` (float32), exported by `exporter` for inputs of `shape` -> ModelProto."""
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
-    gru = isinstance(params, SeedGRUParams)
+    from ..ports import keras_port, torch_port
+
+    model = description(params, shape)
     x = np.zeros(shape, np.float32)
     if exporter.startswith("torch"):
-        torch, tm = frameworks.load("torch"), backend("torch_nn")
-        net = (tm.SeedGRU.from_params(params, "float32") if gru else
-               tm.SeedCNN.from_params(params, "float32", image=shape[1:3])).eval()  # fmt: skip
+        torch = frameworks.load("torch")
+        net, _ = torch_port.load_port(model, "float32")
         with torch.no_grad():
             if exporter == "torch-dynamo":
                 return torch.onnx.export(net, (torch.from_numpy(x),), dynamo=True, verbose=False).model_proto
             with tempfile.TemporaryDirectory() as d:
                 torch.onnx.export(net, (torch.from_numpy(x),), str(Path(d) / "m.onnx"), dynamo=False)
                 return onnx.load(str(Path(d) / "m.onnx"))
-    kb = backend("keras")
-    if gru:
-        net = kb.build_seed_gru(**kb._gru_sizes(params), dtype="float32", steps=shape[1])
-        net.set_weights(convert.seed_gru_to_keras(params))
-    else:
-        net = kb.build_seed_cnn(tuple(shape[1:]), **kb._cnn_sizes(params), dtype="float32")
-        net.set_weights(convert.seed_cnn_to_keras(params))
+    net = keras_port.keras_model(model, "float32")
     net(x)  # Keras exports only a model that has been called
     with tempfile.TemporaryDirectory() as d:
         net.export(str(Path(d) / "m.onnx"), format="onnx", verbose=False)
@@ -147,9 +151,7 @@ def measure(exporter: str, params: SeedGRUParams | SeedCNNParams, x: np.ndarray)
     x32 = np.asarray(x, np.float32)
     model = export(exporter, params, x32.shape)
     got = run(model, x32)
-    src = backend(SOURCE[exporter])
-    build = src.seed_gru_model if gru else src.seed_cnn_model
-    source = src.to_numpy(build(params, dtype="float32")(src.asarray(x32, "float32")))
+    source = model_voices.build(SOURCE[exporter], description(params, x32.shape), "float32").forward(x32)
     p64 = params.map(lambda a: np.asarray(a, np.float32).astype(np.float64))
     want = seed_models.reference_model(p64, "reset_after")(x32.astype(np.float64))
     out = {"exporter": exporter, "model": "seed_gru_model" if gru else "seed_cnn_model", "shape": list(x32.shape),
