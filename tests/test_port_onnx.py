@@ -168,6 +168,22 @@ def test_the_pad_before_a_max_pool_keeps_its_axes_input():
     assert error_stats(wrong, expected).max_abs > 1e-2
 
 
+@pytest.mark.parametrize("before", [[], [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2]})]], ids=["first", "after-conv"])
+@pytest.mark.parametrize("after", [None, "max_pool2d", "avg_pool2d", "flatten"])
+@pytest.mark.parametrize("boundary", ["channels_last", "channels_first"])
+def test_zero_padding_next_to_a_transpose_or_a_pool(before, after, boundary):
+    """A Pad that names its axes beside a Transpose makes ONNX Runtime 1.31's transpose optimizer fail ('idx=4 must
+    be within [-4,3]'), and a plain one before a pool is fused wrongly (above): the port picks the form that computes
+    the description's function in every neighbourhood, including a model of the padding alone (the certificate's
+    isolated check builds exactly that)."""
+    tail = {None: [], "max_pool2d": [("max_pool2d", "p", {"pool_size": [2, 2], "strides": [1, 1]})],
+            "avg_pool2d": [("avg_pool2d", "p", {"pool_size": [2, 2], "strides": [1, 1]})],
+            "flatten": [("flatten", "f", {})]}[after]  # fmt: skip
+    model = make("pad", (5, 6, 3), [*before, ("zero_pad2d", "pad", {"padding": [[1, 2], [0, 1]]}), *tail], boundary)
+    x = x_for(model) - 2.0  # mostly negative: the padded zeros win a max at the border
+    assert_close(onnx_port.build(model, "float32").forward(x), reference_forward(model, x), "float32")
+
+
 # --------------------------------------------------------------------------- the written port, alone
 
 _LOADER = """

@@ -174,13 +174,24 @@ def _pool(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
 
 
 def _pad(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
-    g.to(NCHW)
+    """Zeros around H and W, in the value's own layout (no Transpose is added for it). Two ONNX Runtime 1.31 graph
+    optimisations decide the form (each measured in tests/test_port_onnx.py):
+    - PadFusion folds a plain Pad into a following MaxPool's or AveragePool's pads, where a padded cell never wins a
+      max (zeros that should win are lost: -1 where 0 is right) and where the count differs; a Pad that names its
+      `axes` is left alone, so before a pool the Pad gives axes (H and W);
+    - the transpose optimizer pushes a Transpose through a Pad with `axes` and rebuilds its pads with an 8-element
+      gather of a 4-element list (it fails: 'idx=4 must be within [-4,3]'), so everywhere else the Pad lists all
+      four axes and no `axes` input; a following Conv may fold it in, correctly (a Conv pads with zeros)."""
     (t, b), (l, r) = opts["padding"]
-    # Pad's optional `axes` input (H and W of NCHW) is given on purpose: ONNX Runtime 1.31's PadFusion folds a
-    # 3-input Pad into a following MaxPool's pads, where a pad never wins, so zeros that should win a max are lost
-    # (measured: Pad + MaxPool on negative values gives -1 where 0 is right). It leaves a Pad with axes alone.
+    nchw = g.layout == NCHW
     zero = g.weight("value", np.zeros((), g.dtype))
-    g.apply("Pad", g.const("pads", [t, l, b, r]), zero, g.const("axes", [2, 3]), mode="constant")  # begins, then ends
+    following = g.model.layers[i + 1].kind if i + 1 < len(g.model.layers) else None
+    if following in ("max_pool2d", "avg_pool2d"):
+        axes = [2, 3] if nchw else [1, 2]
+        g.apply("Pad", g.const("pads", [t, l, b, r]), zero, g.const("axes", axes), mode="constant")  # begins, ends
+        return
+    pads = [0, 0, t, l, 0, 0, b, r] if nchw else [0, t, l, 0, 0, b, r, 0]
+    g.apply("Pad", g.const("pads", pads), zero, mode="constant")
 
 
 def _flatten(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
