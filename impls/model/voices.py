@@ -79,17 +79,21 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
     ops = backend(voice)
     composed = compose(ops, model, dtype, device)
     asarray = (lambda x: ops.asarray(x, dtype, device))
-    if voice == "numpy":
-        def vjp(x, dy):
-            x, dy = np.asarray(x, dtype), np.asarray(dy, dtype)
-            return reference_vjp(model.astype(dtype), x, dy)
-    else:
-        def vjp(x, dy):
-            dx, g = composed.vjp(asarray(x), asarray(dy))
-            return ops.to_numpy(dx), {k: ops.to_numpy(v) for k, v in g.items()}
+    if voice == "numpy":  # the hand-written backward chain, not autograd
+        in_dtype = model.astype(dtype)
 
-    def step(x, dy):
-        return composed.vjp(x, dy)
+        def step(x, dy):
+            return reference_vjp(in_dtype, x, dy)
+
+        def vjp(x, dy):
+            return step(np.asarray(x, dtype), np.asarray(dy, dtype))
+    else:
+        def step(x, dy):
+            return composed.vjp(x, dy)
+
+        def vjp(x, dy):
+            dx, g = step(asarray(x), asarray(dy))
+            return ops.to_numpy(dx), {k: ops.to_numpy(v) for k, v in g.items()}
 
     mode = {"jax": "jit", "numpy": "numpy"}.get(voice, "eager")
     call = composed if voice != "jax" else ops.compile(composed, "jit")
