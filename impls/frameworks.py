@@ -8,6 +8,7 @@ with the reason instead of crashing.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -60,6 +61,31 @@ def _prepare(name: str) -> None:
         load("jax")  # flax computes with jax: its configuration first
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr(name: str):
+    """TensorFlow 2.21's C++ start-up writes absl lines to file descriptor 2 before its logging honours
+    TF_CPP_MIN_LOG_LEVEL ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on"): with
+    that variable at 2 or more (its default here) they are sent to /dev/null while TensorFlow is imported, so a
+    command's stderr holds only what the command says. Python's own errors are raised after the descriptor is back."""
+    quiet = name in ("tensorflow", "keras") and "tensorflow" not in sys.modules
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    if not quiet or level < 2:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _configure(name: str, module: ModuleType) -> None:
     if name == "jax":
         cache = {"jax_compilation_cache_dir": _JAX_CACHE, "jax_persistent_cache_min_compile_time_secs": 0.0}
@@ -75,7 +101,8 @@ def load(name: str) -> ModuleType:
         raise ValueError(f"unknown framework {name!r}; known: {', '.join(_PACKAGES)}")
     _prepare(name)
     try:
-        module = importlib.import_module(_PACKAGES[name])
+        with _quiet_native_stderr(name):
+            module = importlib.import_module(_PACKAGES[name])
     except ImportError as e:  # not installed, or a broken install
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
     _configure(name, module)

@@ -98,10 +98,11 @@ def one_line(names: list[str], e: BaseException) -> str:
 
 def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], None]) -> int:
     from impls import frameworks
-    from impls.importers import parse_input_shape
+    from impls.importers import locate, parse_input_shape
 
     from . import certificate, certify, source, timing
 
+    locate(args.model)  # a missing file is said before any framework starts
     if not args.no_bench:  # one thread per framework while timing: set before any framework starts
         try:
             frameworks.set_threads(timing.THREADS)

@@ -88,9 +88,9 @@ def _is_keras_model(obj: Any) -> bool:
     return any(c.__module__.startswith("keras") and c.__name__ in ("Model", "Layer") for c in type(obj).__mro__)
 
 
-def load(spec: str, input_shape: tuple[int, ...] | None = None) -> Imported:
-    """`spec` is PATH.keras, PATH.onnx or PATH.py:NAME. Raises BadInput, UnsupportedLayer, ModelError or ShapeError,
-    each naming the file."""
+def locate(spec: str) -> tuple[Path, str]:
+    """PATH or PATH.py:NAME -> (the file, NAME or ""), the file checked to exist: no framework is needed for that,
+    so a command can say so before it starts one."""
     text = str(spec)
     path_text, _, name = text.partition(":") if text.count(":") == 1 and not Path(text).exists() else (text, "", "")
     path = Path(path_text)
@@ -98,6 +98,13 @@ def load(spec: str, input_shape: tuple[int, ...] | None = None) -> Imported:
         raise BadInput(f"{path}: no such file")
     if not path.is_file():
         raise BadInput(f"{path}: not a file")
+    return path, name
+
+
+def load(spec: str, input_shape: tuple[int, ...] | None = None) -> Imported:
+    """`spec` is PATH.keras, PATH.onnx or PATH.py:NAME. Raises BadInput, UnsupportedLayer, ModelError or ShapeError,
+    each naming the file."""
+    path, name = locate(spec)
     suffix = path.suffix.lower()
     if suffix == ".keras":
         return importlib.import_module(".keras_import", __name__).load_file(path, input_shape)
@@ -122,4 +129,4 @@ def load(spec: str, input_shape: tuple[int, ...] | None = None) -> Imported:
     raise BadInput(f"{path}: unknown model file type {suffix!r}; nnparity reads .keras, .onnx and file.py:NAME")
 
 
-__all__ = ["BadInput", "Imported", "UnsupportedLayer", "load", "parse_input_shape"]
+__all__ = ["BadInput", "Imported", "UnsupportedLayer", "load", "locate", "parse_input_shape"]
