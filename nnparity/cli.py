@@ -8,6 +8,7 @@ is a terminal.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2)
         return int(e.code or 0)
     say = progress(sys.stderr.isatty())
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function's retracing advice is not the user's business
     try:
         if args.command == "certify":
             return _certify(args, argv, say)
