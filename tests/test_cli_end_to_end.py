@@ -23,6 +23,7 @@ from impls.contract.tolerance import tolerance
 from nnparity import cli
 from verify.conftest import load_framework
 
+
 def mnist_convnet():
     """keras.io's "Simple MNIST convnet", as that page writes it (Keras' own random initialisation)."""
     keras = load_framework("keras")
