@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 PY=.venv/bin/python
 
 setup() {
-  if [ ! -x "$PY" ] || ! "$PY" -c "import impls, pytest, xdist, torch, tensorflow, keras, jax, flax, onnxruntime, tf2onnx" >/dev/null 2>&1; then
+  if [ ! -x "$PY" ] || [ ! -x .venv/bin/nnparity ] || ! "$PY" -c "import impls, nnparity, pytest, xdist, torch, tensorflow, keras, jax, flax, onnxruntime, tf2onnx" >/dev/null 2>&1; then
     python3 -m venv .venv
     "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
   fi
