@@ -48,9 +48,10 @@ def render(result: dict, command: str) -> str:
         f"(impls/contract/data.py); GRU variant {s['gru_variant']}. The loss is Keras' categorical cross-entropy "
         "on the softmax probabilities, mean over the batch; losses[i] is batch i's loss before update i. "
         "NumPy runs its own Adam in each framework's convention (impls/train/numpy_train.py) with that "
-        "framework's default eps: Keras 1e-7, torch 1e-8. JAX's loss and gradients (jax.value_and_grad over "
-        "impls/primitives/jax_impl.py's models) step through numpy_train's own Adam, in Keras' convention "
-        "(impls/train/jax_train.py).\n"),
+        "framework's default eps: Keras 1e-7, torch 1e-8. Keras and PyTorch train the Keras and torch ports of the "
+        "seed models (impls/ports/). JAX's loss and gradients (jax.value_and_grad over the seed model's description "
+        "composed from impls/primitives/jax_impl.py's operations) step through numpy_train's own Adam, in Keras' "
+        "convention (impls/train/jax_train.py).\n"),
     ]
     if "versions" in result:
         out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".\n")
