@@ -17,10 +17,9 @@ import pytest
 from impls import convert, frameworks
 from impls.contract.limits import Refused
 from impls.contract.tolerance import assert_close
-from impls.model import training
+from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
-from impls.model.description import Layer, Model
-from impls.model.layers import spec_of
+from impls.model.description import Model
 from impls.model.layers.gru import weights as gru_weights
 from impls.model.voices import build as voice_build
 
@@ -31,13 +30,7 @@ BATCH = 3
 
 def chain(name: str, input_shape: tuple, specs: list[tuple[str, str, dict]], seed: int = 0, boundary: str = "channels_last") -> Model:
     """A model of (kind, name, options) layers with seeded, non-symmetric weights and non-zero biases."""
-    shape, layers = (BATCH, *input_shape), []
-    for i, (kind, lname, opts) in enumerate(specs):
-        s = spec_of(kind)
-        o = s.options(opts)
-        layers.append(Layer(kind, lname, opts, s.init(o, shape, seed + 7 * i)))
-        shape = s.output_shape(o, shape)
-    return Model(name, input_shape, tuple(layers), boundary=boundary).check(BATCH)
+    return seeded.chain(name, input_shape, specs, seed, boundary, BATCH)
 
 
 CNN = [

@@ -17,10 +17,9 @@ import pytest
 
 from impls.contract.limits import GRADIENT_REFUSALS, Refused
 from impls.contract.tolerance import assert_close, error_stats
-from impls.model import voices
+from impls.model import seeded, voices
 from impls.model.compose import reference_forward
-from impls.model.description import Layer, Model
-from impls.model.layers import spec_of
+from impls.model.description import Model
 
 onnx_port = pytest.importorskip("impls.ports.onnx_port", exc_type=ImportError)
 
@@ -29,13 +28,7 @@ BATCH = 3
 
 def make(name: str, input_shape: tuple, specs: list, boundary: str = "channels_last", seed: int = 10) -> Model:
     """A description of seeded, non-symmetric weights with non-zero biases (each kind's own init)."""
-    shape, layers = (BATCH, *input_shape), []
-    for i, (kind, lname, opts) in enumerate(specs):
-        s = spec_of(kind)
-        o = s.options(opts)
-        layers.append(Layer(kind, lname, opts, s.init(o, shape, seed=seed + i)))
-        shape = s.output_shape(o, shape)
-    return Model(name, input_shape, tuple(layers), boundary=boundary).check(BATCH)
+    return seeded.chain(name, input_shape, specs, seed, boundary, BATCH)
 
 
 CNN = [

@@ -18,10 +18,9 @@ pytest.importorskip("torch")
 
 from impls.contract.limits import Refused
 from impls.contract.tolerance import assert_close, error_stats, tolerance
-from impls.model import training
+from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
-from impls.model.description import Layer, Model
-from impls.model.layers import spec_of
+from impls.model.description import Model
 from impls.ports import torch_code, torch_port
 
 B = 3
@@ -29,13 +28,7 @@ B = 3
 
 def chain(name: str, input_shape: tuple, layers: list[tuple[str, str, dict]], seed: int = 0) -> Model:
     """A model description from (kind, name, options), with each kind's seeded non-symmetric weights."""
-    shape, built = (B, *input_shape), []
-    for i, (kind, lname, opts) in enumerate(layers):
-        s = spec_of(kind)
-        o = s.options(opts)
-        built.append(Layer(kind, lname, opts, s.init(o, shape, seed + 17 * i)))
-        shape = s.output_shape(o, shape)
-    return Model(name, input_shape, tuple(built)).check(B)
+    return seeded.chain(name, input_shape, layers, seed, batch=B)
 
 
 def cnn_strided() -> Model:

@@ -22,10 +22,10 @@ import pytest
 
 from impls import SHORT, unavailable_reason
 from impls.contract.tolerance import error_stats
-from impls.model import compose, voices
+from impls.model import compose, seeded, voices
 from impls.model import seed as seed_models
-from impls.model.description import Layer, Model
-from impls.model.layers import KINDS, spec_of
+from impls.model.description import Model
+from impls.model.layers import KINDS
 from verify.headroom import check
 from verify.test_finite_differences import FD_BAR, central_differences
 
@@ -35,13 +35,7 @@ DTYPES = ("float32", "float64")
 
 def make(name: str, input_shape: tuple[int, ...], specs: list, seed: int = 0) -> Model:
     """A model of `specs` [(kind, name, options)], each layer's weights from its kind's seeded init."""
-    layers, shape = [], (1, *input_shape)
-    for i, (kind, lname, opts) in enumerate(specs):
-        spec = spec_of(kind)
-        o = spec.options(opts)
-        layers.append(Layer(kind, lname, opts, spec.init(o, shape, seed + 7 * i)))
-        shape = spec.output_shape(o, shape)
-    return Model(name, input_shape, tuple(layers)).check(B)
+    return seeded.chain(name, input_shape, specs, seed, batch=B)
 
 
 def _cnn() -> Model:
