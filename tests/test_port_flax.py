@@ -13,6 +13,7 @@ output is an image too (transposed back at the boundary).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import os
 import subprocess
@@ -27,9 +28,8 @@ from impls import convert, frameworks
 from impls.contract.limits import Refused
 from impls.contract.spec import GRUWeights
 from impls.contract.tolerance import assert_close, error_stats, tolerance
-from impls.model import compose, training, voices
-from impls.model.description import Layer, Model
-from impls.model.layers import spec_of
+from impls.model import compose, seeded, training, voices
+from impls.model.description import Model
 from verify.conftest import load
 
 flax_port = pytest.importorskip("impls.ports.flax_port")
@@ -39,13 +39,7 @@ B = 3
 
 def make(name: str, input_shape: tuple[int, ...], specs: list, boundary: str = "channels_last", seed: int = 0) -> Model:
     """A model of `specs` [(kind, name, options)], each layer's weights from its kind's seeded init."""
-    layers, shape = [], (1, *input_shape)
-    for i, (kind, lname, opts) in enumerate(specs):
-        spec = spec_of(kind)
-        o = spec.options(opts)
-        layers.append(Layer(kind, lname, opts, spec.init(o, shape, seed + 7 * i)))
-        shape = spec.output_shape(o, shape)
-    return Model(name, input_shape, tuple(layers), boundary=boundary).check(B)
+    return seeded.chain(name, input_shape, specs, seed, boundary, B)
 
 
 CNN_LAYERS = [
@@ -333,3 +327,22 @@ def test_the_port_loads_back_with_its_own_load_in_float64(tmp_path):
     y = np.asarray(module.apply(variables, x))
     assert y.dtype == np.float64
     assert_close(y, compose.reference_forward(m, x), "float64", what="gru port loaded in float64")
+
+
+def test_a_float64_port_computes_in_float64_in_a_fresh_interpreter(tmp_path):
+    """A float64 source's port (DTYPE float64) in a process where nothing has turned on jax_enable_x64: its load()
+    does, so the output is float64 at the float64 bar (JAX alone casts float64 params and inputs to float32)."""
+    m = dataclasses.replace(MODELS["gru"], input_dtype="float64").astype("float64")
+    out = tmp_path / "port"
+    flax_port.write(m, out)
+    x = data(m, 31)
+    np.save(tmp_path / "x.npy", x)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAX_ENABLE_X64")} | {"JAX_PLATFORMS": "cpu"}
+    code = ("import sys, numpy as np\nfrom model import DTYPE, load\nmodule, variables = load()\n"
+            "np.save(sys.argv[2], np.asarray(module.apply(variables, np.load(sys.argv[1]))))\nprint(DTYPE)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], cwd=tmp_path,
+                       env=env | {"PYTHONPATH": str(out)}, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.split() == ["float64"], r.stderr[-3000:]
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float64, y.dtype
+    assert_close(y, compose.reference_forward(m, x), "float64", what="float64 gru port in a fresh interpreter")
