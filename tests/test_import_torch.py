@@ -148,6 +148,36 @@ def test_functional_calls_import_like_their_layers(flatten):
         assert_close(imported.layer_call(i, xi.astype("float32")), want, "float32", what=f"layer {i} isolated")
 
 
+class FunctionalPools(nn.Module):
+    """F.max_pool2d and F.avg_pool2d, positional and keyword, as the everyday LeNet-style forward writes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 4 * 1, 4)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        x = F.avg_pool2d(x, 3, stride=1, padding=1)  # count_include_pad=True, torch's default
+        x = F.max_pool2d(x, kernel_size=(2, 1), stride=(1, 2), padding=(1, 0))
+        x = F.avg_pool2d(x, 2, 1, 0, False, False)
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_functional_pools_import_like_their_modules():
+    imported, x, _ = check_import(seeded(FunctionalPools(), 4), (3, 2, 8, 7))
+    layers = imported.model.layers
+    assert [la.kind for la in layers] == ["conv2d", "activation", "max_pool2d", "avg_pool2d", "max_pool2d",
+                                          "avg_pool2d", "flatten", "dense"]  # fmt: skip
+    assert layers[2].options == {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}
+    assert layers[3].options["count_include_pad"] is True and layers[3].options["strides"] == [1, 1]
+    assert layers[4].options == {"pool_size": [2, 1], "strides": [1, 2], "padding": [[1, 1], [0, 0]]}
+    assert layers[5].options["count_include_pad"] is False
+    refs = reference_outputs(imported.model, x.astype("float64"))
+    for i, (xi, want) in enumerate(zip([x, *refs[:-1]], refs, strict=True)):
+        assert_close(imported.layer_call(i, xi.astype("float32")), want, "float32", what=f"layer {i} isolated")
+
+
 def test_without_the_flatten_row_permutation_the_description_is_wrong(monkeypatch):
     net = seeded(FunctionalCNN("torch.flatten"), 3)
     monkeypatch.setattr(torch_import.convert, "flatten_rows_nchw_to_nhwc", lambda k, fs: k)
@@ -251,6 +281,8 @@ SEQ = (3, 5, 4)
     (nn.MaxPool2d(2, ceil_mode=True), None, CONV, "body", ["ceil_mode=True", "nn.MaxPool2d"]),
     (nn.MaxPool2d(2, dilation=2), None, CONV, "body", ["dilation"]),
     (nn.AvgPool2d(2, divisor_override=3), None, CONV, "body", ["divisor_override=3"]),
+    (nn.Identity(), lambda s, x: F.max_pool2d(x, 2, ceil_mode=True), CONV, "max_pool2d", ["ceil_mode=True", "F.max_pool2d"]),
+    (nn.Identity(), lambda s, x: F.avg_pool2d(x, 2, divisor_override=2), CONV, "avg_pool2d", ["divisor_override=2"]),
     (nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), None, CONV, "body", ["padding_mode='reflect'"]),
     (nn.Softmax(dim=0), None, (3, 4), "body", ["softmax over dim 0"]),
     (nn.Linear(4, 4), _always_dropout, (3, 4), "dropout", ["training=True"]),

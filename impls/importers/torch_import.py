@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -269,6 +270,25 @@ def _avg_pool(ctx: _Ctx, node: Node, m: Any) -> Step:
         raise ctx.refuse(node, f"divisor_override={m.divisor_override!r}; the description divides by the window or its cells")
     opts = {**_pool_opts(ctx, node, m), "count_include_pad": bool(m.count_include_pad)}
     return _step(ctx, node, "avg_pool2d", opts, layout=Layout("nchw"))
+
+
+def _pool_call(node: Node, names: tuple[str, ...], defaults: dict) -> Any:
+    """F.max_pool2d(x, 2) / F.avg_pool2d(x, 2, stride=1): the call's options, read like the module's attributes."""
+    return SimpleNamespace(**{n: _arg(node, i + 1, n, defaults.get(n)) for i, n in enumerate(names)})
+
+
+@converter(F.max_pool2d, torch.max_pool2d)
+def _max_pool_call(ctx: _Ctx, node: Node, f: Any) -> Step:
+    m = _pool_call(node, ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+                   {"padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False})  # fmt: skip
+    return _max_pool(ctx, node, m)
+
+
+@converter(F.avg_pool2d)
+def _avg_pool_call(ctx: _Ctx, node: Node, f: Any) -> Step:
+    m = _pool_call(node, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+                   {"padding": 0, "ceil_mode": False, "count_include_pad": True})  # fmt: skip
+    return _avg_pool(ctx, node, m)
 
 
 @converter(nn.ZeroPad2d)
