@@ -201,6 +201,19 @@ def test_names_keras_forbids_are_made_keras_names():
     assert_close(keras_port.build(model, "float64").forward(x), reference_forward(model, x), "float64")
 
 
+def test_names_tensorflow_scopes_refuse_run_under_tf_function():
+    """Keras takes 'conv same s2' or 'gru.0 (rb)' as a layer name and '_my model' as a model's, but TensorFlow's name
+    scopes do not: tf.function (build's forward, model.predict) raised on them until they were made scope names."""
+    model = chain("_my model", (5, 3), [("gru", "gru.0 (rb)", {"units": 4, "variant": "reset_before"}),
+                                        ("dense", "out probs!", {"units": 2}),
+                                        ("activation", "dw:x2 é", {"activation": "tanh"})])  # fmt: skip
+    net = keras_port.keras_model(model)
+    assert net.name == "model_my_model" and [la.name for la in net.layers] == ["gru.0__rb_", "out_probs_", "dw_x2__"]
+    x = data(model)
+    assert_close(keras_port.build(model, "float64").forward(x), reference_forward(model, x), "float64")
+    assert_close(net.predict(x.astype("float32"), verbose=0), reference_forward(model, x), "float32")
+
+
 def test_a_dtype_without_a_port_is_refused():
     why = keras_port.refusal(gru_model("reset_after"), "float16")
     assert why is not None and "float16" in why

@@ -4,7 +4,8 @@
     write(model, Path("net.keras"))              # keras.saving.load_model("net.keras") loads it, no custom objects
     built = build(model, "float64")              # the same net, canonical arrays in and out, tf.function
 
-One description layer is one Keras layer named after it ('/', which Keras forbids in a name, as '_'), except where Keras needs a ZeroPadding2D in front
+One description layer is one Keras layer named after it (each character that Keras or TensorFlow's name scopes refuse,
+'/', ' ', ':', '(', as '_'), except where Keras needs a ZeroPadding2D in front
 (explicit conv pads; average pools that count their pads), named "<layer>_pad". GRU(reset_after=True) computes
 reset_after, GRU(reset_after=False) reset_before with its one bias b_x + b_h (convert.gru_to_keras); the other
 variants and the options impls/contract/limits.py declares have no Keras layer and are refused. A model whose source
@@ -175,7 +176,15 @@ def _from_keras(layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool)
 
 
 def _safe(name: str) -> str:
+    """A name Keras takes and TensorFlow's name scopes take under tf.function (model.predict, fit): every other
+    character as '_' (Keras itself accepts 'conv 1' or 'dense:é', whose scope then raises in predict)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+
+
+def _root(name: str) -> str:
+    """A model name, TensorFlow's root scope: it also starts with a letter, digit or '.'."""
+    name = _safe(name)
+    return name if re.match(r"[A-Za-z0-9.]", name) else f"model{name}"
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -196,8 +205,8 @@ def permutes(model: Model, native_layout: bool) -> tuple[bool, bool]:
 def model_name(model: Model, native_layout: bool) -> str:
     """The Keras model's name, which says what layout it takes: native_layout is Keras' own NHWC."""
     if not native_layout:
-        return _safe(model.name)
-    return _safe(f"{model.name}_native_layout_NHWC" if model.boundary == "channels_first" else f"{model.name}_native_layout")
+        return _root(model.name)
+    return _root(f"{model.name}_native_layout_NHWC" if model.boundary == "channels_first" else f"{model.name}_native_layout")
 
 
 def keras_model(model: Model, dtype: str = "float32", native_layout: bool = False):
@@ -215,7 +224,7 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) 
     shapes = model.shapes(1)
     perm_in, perm_out = permutes(model, native_layout)
     used: set[str] = set()
-    knames = [_unique(layer.name.replace("/", "_"), used) for layer in model.layers]  # Keras forbids '/' in a name
+    knames = [_unique(_safe(layer.name), used) for layer in model.layers]  # Keras forbids '/', TF's scopes ' ', ':'...
     in_shape = tuple(model.input_shape[i - 1] for i in TO_NCHW) if perm_in else tuple(model.input_shape)
     stack: list = [keras.Input(shape=in_shape, dtype=dtype, name=_unique("input", used))]
     if perm_in:
@@ -333,12 +342,16 @@ def build(model: Model, dtype: str = "float32") -> Built:
                  "tf.function", notes, eager=eager, native_model=net)  # fmt: skip
 
 
+def port_dtype(model: Model) -> str:
+    """The dtype a written port computes in: the source's input dtype where it is float64, else float32."""
+    return model.input_dtype if model.input_dtype in DTYPES else "float32"
+
+
 def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
     """Save the port at exactly `out` with model.save (a Keras 3 .keras zip whatever out's suffix), in the
     source's input dtype where it is float64, else float32. Returns [out]."""
     out = Path(out)
-    dtype = model.input_dtype if model.input_dtype in DTYPES else "float32"
-    net = keras_model(model, dtype, native_layout)
+    net = keras_model(model, port_dtype(model), native_layout)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".keras_port_") as d:
         tmp = Path(d) / "model.keras"  # model.save insists on the .keras suffix
         net.save(tmp)
