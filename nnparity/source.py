@@ -51,15 +51,25 @@ def load(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Model, Importe
     else:
         imported = importers.load(str(spec), input_shape)
         model = imported.model
-    if input_shape is not None and tuple(input_shape[1:]) != tuple(model.input_shape):
+    takes = source_input_shape(model)
+    if input_shape is not None and tuple(input_shape[1:]) != takes:
         raise ShapeError(f"{spec}: --input-shape {','.join(map(str, input_shape))} does not fit the model, which takes "
-                         f"(batch, {', '.join(map(str, model.input_shape))}): given {tuple(input_shape)}, "
-                         f"expected {(input_shape[0], *model.input_shape)}")
+                         f"(batch, {', '.join(map(str, takes))}): given {tuple(input_shape)}, "
+                         f"expected {(input_shape[0], *takes)}")
     try:
         model.check(batch_of(input_shape))
     except (ModelError, ShapeError) as e:
         raise type(e)(f"{spec}: {e}") from None
     return model, imported
+
+
+def source_input_shape(model: Model) -> tuple[int, ...]:
+    """One sample as the source takes it, which --input-shape gives: an image (H, W, C) in the description is
+    (C, H, W) where the source is channels_first (a torch module, an NCHW ONNX graph)."""
+    shape = tuple(model.input_shape)
+    if model.boundary == "channels_first" and len(shape) == 3:
+        return (shape[2], shape[0], shape[1])
+    return shape
 
 
 def batch_of(input_shape: tuple[int, ...] | None) -> int:
@@ -79,4 +89,4 @@ def with_source(model: Model, source: str) -> Model:
     return dataclasses.replace(model, source=source)
 
 
-__all__ = ["DEFAULT_BATCH", "batch_of", "load", "stem"]
+__all__ = ["DEFAULT_BATCH", "batch_of", "load", "source_input_shape", "stem"]

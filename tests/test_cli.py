@@ -17,7 +17,7 @@ from impls.contract.spec import random_array
 from impls.contract.tolerance import assert_close
 from impls.model import store, voices
 from impls.model.compose import reference_forward
-from nnparity import cli
+from nnparity import cli, source
 from tests.test_certify import small_gru, zoo_cnn
 
 
@@ -110,3 +110,28 @@ def test_port_leaves_nothing_when_the_writer_fails(tmp_path, capsys, monkeypatch
         cli.main(["port", str(js), "--to", "flax", "-o", str(tmp_path / "f")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gru.json", "gru.npz"]
     assert np.all(np.isfinite(small_gru().layers[0].weights["W"]))
+
+
+TORCH_CNN = """
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 3, 2))
+"""
+
+
+def test_a_torch_cnn_takes_its_input_shape_in_its_own_nchw_layout(tmp_path, capsys):
+    """--input-shape is the source's inputs, batch first: (B, C, H, W) for a torch module (it was compared with the
+    description's NHWC and refused: 'given (3, 2, 6, 5), expected (3, 6, 5, 2)'); the NHWC shape does not fit."""
+    pytest.importorskip("impls.importers.torch_import")
+    f = tmp_path / "net.py"
+    f.write_text(TORCH_CNN)
+    out = tmp_path / "port"
+    assert cli.main(["port", f"{f}:model", "--input-shape", "3,2,6,5", "--to", "torch", "-o", str(out)]) == 0, \
+        capsys.readouterr().err  # fmt: skip
+    assert (out / "model.py").is_file()
+    assert cli.main(["port", f"{f}:model", "--input-shape", "3,6,5,2", "--to", "torch", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3,6,5,2" in err[0] and "(B, 2, H, W)" in err[0], err
+    assert source.source_input_shape(source.load(f"{f}:model", (3, 2, 6, 5))[0]) == (2, 6, 5)
