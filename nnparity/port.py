@@ -21,8 +21,6 @@ TARGETS = {"torch": "torch_nn", "keras": "keras", "onnx": "onnxruntime", "flax":
 """--to -> the voice whose port module writes it."""
 SUFFIXES = {"keras": ".keras", "onnx": ".onnx"}
 """Targets whose OUT is one file with this suffix; the others write a folder."""
-DTYPE = "float32"
-"""The dtype a port is written in (its refusal is asked for this dtype)."""
 
 
 class PortUnavailable(RuntimeError):
@@ -52,7 +50,7 @@ def port(spec: str, to: str, out: Path, input_shape: tuple[int, ...] | None = No
         module = voices.port_module(voice)
     except ImportError as e:
         raise PortUnavailable(f"the {to} port ({voices.PORTS[voice]}) cannot load here: {type(e).__name__}: {e}") from e
-    why = module.refusal(model, DTYPE)
+    why = module.refusal(model, module.port_dtype(model))  # asked for the dtype the port is written in
     if why:
         raise BadInput(f"{spec}: cannot be ported to {to}: {why}")
     with output.staged(out, force) as tmp:

@@ -190,3 +190,13 @@ def test_bad_input_through_a_real_process(tmp_path):
     assert not any(tmp_path.glob(".out.*")) and not any((tmp_path / "out").iterdir())
     r = _run(["certify", str(js), "--input-shape", "3,6"], tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "certificate-m").exists()
+
+
+def test_a_float64_model_onnx_runtime_cannot_run_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The ONNX port is written in the source's float64 (port_dtype), and ONNX Runtime's CPU GRU is float32 only: the
+    refusal is asked for that dtype, not float32 (a traceback from the writer, limits.Refused, came out)."""
+    pytest.importorskip("onnx")
+    model = dataclasses.replace(small_gru(), input_dtype="float64").astype("float64")
+    js = _description(tmp_path, model)
+    _bad(["port", str(js), "--to", "onnx", "-o", str(tmp_path / "g.onnx")], tmp_path, capsys, str(js),
+         "cannot be ported to onnx", "GRU", "float32 only")  # fmt: skip
