@@ -178,6 +178,33 @@ def test_functional_pools_import_like_their_modules():
         assert_close(imported.layer_call(i, xi.astype("float32")), want, "float32", what=f"layer {i} isolated")
 
 
+class ViewAfterPool(nn.Module):
+    """x.view(x.size(0), -1) right after conv -> relu -> AvgPool2d: a view needs contiguous memory, which the module
+    has when it is fed a contiguous NCHW tensor, as users feed it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.pool = nn.AvgPool2d(2, stride=2)
+        self.fc = nn.Linear(3 * 3 * 3, 2)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv(x)))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_the_source_module_is_fed_contiguous_nchw_tensors():
+    """Imported.forward and layer_outputs hand the module the canonical NHWC input transposed. With one channel,
+    np.ascontiguousarray kept the view's stride 1 on C, which torch reads as channels_last; the conv kept that
+    memory format and the module's own x.view raised in certify's source check."""
+    imported, x, ref = check_import(seeded(ViewAfterPool(), 5), (3, 1, 8, 8))
+    x = x.copy()  # a fresh NHWC array, as certify makes (check_import's is the NCHW one transposed)
+    assert_close(imported.forward(x), ref, "float32", what="Imported.forward")
+    refs = reference_outputs(imported.model, x.astype("float64"))
+    for i, (got, want) in enumerate(zip(imported.layer_outputs(x), refs, strict=True)):
+        assert_close(got, want, "float32", what=f"layer {i} accumulated")
+
+
 def test_without_the_flatten_row_permutation_the_description_is_wrong(monkeypatch):
     net = seeded(FunctionalCNN("torch.flatten"), 3)
     monkeypatch.setattr(torch_import.convert, "flatten_rows_nchw_to_nhwc", lambda k, fs: k)

@@ -45,9 +45,11 @@ class Layout:
     feature: tuple[int, int, int] | None = None
 
     def to_torch(self, a: np.ndarray) -> np.ndarray:
-        """A canonical array -> this layout."""
+        """A canonical array -> this layout, with a fresh array's strides, as a user's tensor has: a transposed
+        view's (and np.ascontiguousarray's, which keeps a one-channel view's stride 1 on C) read as channels_last
+        to torch, whose conv then returns channels_last memory, on which the module's own x.view(B, -1) raises."""
         if self.kind == "nchw":
-            return convert.nhwc_to_nchw(a)
+            return np.array(convert.nhwc_to_nchw(a), order="C")  # copied: every stride the C-order one
         if self.kind == "chw":
             h, w, c = self.feature
             return np.ascontiguousarray(a.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(a.shape[0], -1))
