@@ -107,8 +107,27 @@ def load(name: str) -> ModuleType:
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
     _configure(name, module)
     if _THREADS is not None:
-        _apply_threads(name, module, _THREADS)
+        _apply_pending(strict=False)
     return module
+
+
+_APPLIED: set[str] = set()
+"""Frameworks whose thread counts have been set to _THREADS since set_threads, or tried and found already running:
+each is asked once, so loading a framework again (or another one) never re-applies, or raises, for it."""
+
+
+def _apply_pending(strict: bool) -> None:
+    """Apply _THREADS to each imported framework not asked yet. strict: raise where TensorFlow already started with
+    another count (set_threads says so once); a later load() leaves it at what it has."""
+    for name in ("torch", "tensorflow"):
+        package = _PACKAGES[name]
+        if package in sys.modules and name not in _APPLIED:
+            _APPLIED.add(name)
+            try:
+                _apply_threads(name, sys.modules[package], _THREADS)
+            except RuntimeError:
+                if strict:
+                    raise
 
 
 def _apply_threads(name: str, module: ModuleType, n: int) -> None:
@@ -133,14 +152,13 @@ def set_threads(n: int | None) -> None:
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"threads must be a positive int or None, got {n!r}")
     _THREADS = n
+    _APPLIED.clear()
     if n is None:
         return
     import threadpoolctl
 
     threadpoolctl.threadpool_limits(n)
-    for name, package in _PACKAGES.items():
-        if package in sys.modules:
-            _apply_threads(name, sys.modules[package], n)
+    _apply_pending(strict=True)
 
 
 def threads() -> int | None:

@@ -121,6 +121,27 @@ def test_set_threads_rejects_non_positive_counts():
     assert frameworks.threads() is None
 
 
+def test_a_thread_limit_tensorflow_refuses_is_said_once_and_later_loads_still_work():
+    """TensorFlow fixes its thread pools when its runtime starts. set_threads says so (RuntimeError); a framework
+    loaded afterwards (here TensorFlow again and ONNX, as the certificate's versions() does) must not raise it again:
+    an in-process `nnparity certify --no-bench` after a timed one failed that way."""
+    from impls import frameworks
+    from verify.conftest import load_framework
+
+    tf, torch = load_framework("tensorflow"), load_framework("torch")
+    tf.constant(1.0) + 1.0  # the runtime has started
+    before, torch_threads = frameworks.threads(), torch.get_num_threads()
+    other = 2 if tf.config.threading.get_intra_op_parallelism_threads() == 1 else 1
+    try:
+        with pytest.raises(RuntimeError, match="TensorFlow already started"):
+            frameworks.set_threads(other)
+        assert frameworks.load("tensorflow") is tf and frameworks.load("onnx") is not None
+        assert torch.get_num_threads() == other  # the frameworks that could take the limit took it
+    finally:
+        frameworks.set_threads(before)
+        torch.set_num_threads(torch_threads)
+
+
 def test_bench_sweep_option_rejects_unknown_names_and_keeps_known_ones():
     from bench import conftest
 
