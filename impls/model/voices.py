@@ -80,10 +80,10 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
     composed = compose(ops, model, dtype, device)
     asarray = (lambda x: ops.asarray(x, dtype, device))
     if voice == "numpy":  # the hand-written backward chain, not autograd
-        in_dtype = model.astype(dtype)
+        typed = model.astype(dtype)  # its weights in the dtype asked for
 
         def step(x, dy):
-            return reference_vjp(in_dtype, x, dy)
+            return reference_vjp(typed, x, dy)
 
         def vjp(x, dy):
             return step(np.asarray(x, dtype), np.asarray(dy, dtype))
