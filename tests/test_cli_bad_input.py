@@ -4,6 +4,7 @@ and nothing written (no OUT, no DIR, no temporary beside them)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,15 @@ def test_a_float64_model_onnx_runtime_cannot_run_is_refused_before_anything_is_w
     js = _description(tmp_path, model)
     _bad(["port", str(js), "--to", "onnx", "-o", str(tmp_path / "g.onnx")], tmp_path, capsys, str(js),
          "cannot be ported to onnx", "GRU", "float32 only")  # fmt: skip
+
+
+def test_a_python_file_that_imports_keras_itself_still_gets_one_line(tmp_path):
+    """The user's file imports Keras at its top: TensorFlow starts through impls.frameworks before it runs, quiet, so
+    its absl start-up lines on fd 2 do not precede the command's one line (they did: five lines in all)."""
+    pytest.importorskip("impls.importers.keras_import")
+    (tmp_path / "net.py").write_text("import keras\n\nmodel = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n")
+    r = subprocess.run([sys.executable, "-m", "nnparity", "port", "net.py:absent", "--to", "torch", "-o", "out"],
+                       check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"})  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "nnparity: net.py: has no name 'absent'; it defines ['keras', 'model']"], r.stderr

@@ -11,6 +11,7 @@ its position and the supported list. Nothing is unpickled: no torch.load without
 
 from __future__ import annotations
 
+import ast
 import importlib
 import runpy
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import frameworks
 from ..model.description import Model, ModelError
 
 
@@ -66,7 +68,26 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     return dims
 
 
+def _frameworks_first(path: Path) -> None:
+    """Start, through impls.frameworks, the Keras or TensorFlow that the user's file imports, before it runs: so
+    they start configured (KERAS_BACKEND, thread counts) and quiet (TensorFlow's absl start-up lines on fd 2 went
+    into a bad-input command's one-line stderr when the file imported Keras itself)."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return  # running the file says what is wrong with it
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    for framework in ("keras", "tensorflow"):
+        if framework in roots:
+            try:
+                frameworks.load(framework)
+            except frameworks.BackendUnavailable:
+                pass  # the file's own import fails as it runs, and says so
+
+
 def _python_object(path: Path, name: str) -> Any:
+    _frameworks_first(path)
     try:
         namespace = runpy.run_path(str(path), run_name="__nnparity_import__")
     except SyntaxError as e:
