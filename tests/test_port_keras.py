@@ -214,6 +214,23 @@ def test_names_tensorflow_scopes_refuse_run_under_tf_function():
     assert_close(net.predict(x.astype("float32"), verbose=0), reference_forward(model, x), "float32")
 
 
+def test_explicit_pool_pads_that_are_tensorflows_same_port_as_same():
+    """tf2onnx writes Keras' AveragePooling2D(3, 2, padding='same') on a 5 x 6 map as pads [1, 0, 1, 1]: read back as
+    explicit pads they were refused ('pads only valid or same'), though they are 'same' on this input."""
+    model = chain("pools", (5, 6, 2), [
+        ("avg_pool2d", "avg", {"pool_size": [3, 3], "strides": [2, 2], "padding": [[1, 1], [0, 1]]}),
+        ("max_pool2d", "max", {"pool_size": [2, 2], "strides": [1, 1], "padding": [[0, 1], [0, 1]]}),
+        ("flatten", "flat", {})])  # fmt: skip
+    assert keras_port.refusal(model, "float32") is None
+    net = keras_port.keras_model(model)
+    assert [(la.name, la.padding) for la in net.layers[:2]] == [("avg", "same"), ("max", "same")]
+    x = data(model)
+    assert_close(keras_port.build(model, "float64").forward(x), reference_forward(model, x), "float64")
+    other = chain("pools", (5, 6, 2), [("avg_pool2d", "avg", {"pool_size": [3, 3], "strides": [2, 2],
+                                                              "padding": [[1, 1], [1, 0]]}), ("flatten", "flat", {})])  # fmt: skip
+    assert "pads only 'valid' or 'same'" in keras_port.refusal(other, "float32")  # not 'same' here: still refused
+
+
 def test_a_dtype_without_a_port_is_refused():
     why = keras_port.refusal(gru_model("reset_after"), "float16")
     assert why is not None and "float16" in why

@@ -52,8 +52,19 @@ def _conv_limits(opts: dict) -> str | None:
     return limits.refusal(VOICE, "conv2d", stride=tuple(opts["strides"]), dilation=tuple(opts["dilation"]))
 
 
-def _layer_refusal(layer: Layer, opts: dict) -> str | None:
+def _same_pools(kind: str, opts: dict, in_shape: tuple) -> dict:
+    """A pool's explicit pads that are TensorFlow's 'same' pads on this input, as 'same' (which the Keras pools have):
+    an ONNX exporter writes a Keras AveragePooling2D(padding='same') as pads [1, 0, 1, 1], which read as explicit
+    pads had no Keras layer. An average pool that counts its pads keeps them (ZeroPadding2D then 'valid')."""
+    if kind not in ("max_pool2d", "avg_pool2d") or isinstance(opts["padding"], str) or opts.get("count_include_pad"):
+        return opts
+    same = [list(spec.same_pads(n, k, st)) for n, k, st in zip(in_shape[1:3], opts["pool_size"], opts["strides"])]
+    return {**opts, "padding": "same"} if [list(p) for p in opts["padding"]] == same else opts
+
+
+def _layer_refusal(layer: Layer, opts: dict, in_shape: tuple) -> str | None:
     kind = layer.kind
+    opts = _same_pools(kind, opts, in_shape)
     if kind == "gru" and opts["variant"] not in GRU_VARIANTS[VOICE]:
         return (f"keras.layers.GRU computes {' and '.join(GRU_VARIANTS[VOICE])} only "
                 f"({', '.join(f'{v}: reset_after={f}' for v, f in KERAS_GRU.items())}); variant {opts['variant']!r} "
@@ -71,8 +82,9 @@ def refusal(model: Model, dtype: str) -> str | None:
     """Why Keras' built-in layers cannot compute `model` in `dtype`, naming the layer; None when they can."""
     if str(dtype) not in DTYPES:
         return f"the Keras port builds {' and '.join(DTYPES)} models; {dtype!r} is not one of them"
+    shapes = model.shapes(1)
     for i, layer in enumerate(model.layers):
-        why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options))
+        why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i])
         if why is not None:
             return f"{layer.label(i)}: {why}"
     return None
@@ -122,6 +134,7 @@ def _avg_pool_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_nam
 def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: str) -> list:
     """The Keras layers computing one description layer; the last one holds its weights."""
     kind, name, L = layer.kind, layer.name, keras.layers
+    opts = _same_pools(kind, opts, in_shape)
     if kind == "gru":
         return [L.GRU(opts["units"], return_sequences=opts["return_sequences"], reset_after=KERAS_GRU[opts["variant"]],
                       recurrent_initializer=REC_INIT, dtype=dt, name=name)]  # fmt: skip
