@@ -262,6 +262,19 @@ def flatten_rows_nhwc_to_nchw(kernel: np.ndarray, feature_shape: tuple[int, int,
     return kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
 
 
+def features_nhwc_to_nchw(y: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    """A flattened map's features (B, h*w*c): Keras' order (h, w, c) -> torch's (c, h, w)."""
+    h, w, c = feature_shape
+    y = _np(y)
+    return np.ascontiguousarray(y.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(y.shape))
+
+
+def features_nchw_to_nhwc(y: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
+    h, w, c = feature_shape
+    y = _np(y)
+    return np.ascontiguousarray(y.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(y.shape))
+
+
 def flatten_rows_nchw_to_nhwc(kernel: np.ndarray, feature_shape: tuple[int, int, int]) -> np.ndarray:
     h, w, c = feature_shape
     kernel = _np(kernel)

@@ -297,3 +297,19 @@ def test_symbolic_dims_need_an_input_shape_that_fits(tmp_path):
     with pytest.raises(ShapeError) as e:
         onnx_import.load_file(path, (3, 6, 5))
     assert "(3, 6, 5)" in str(e.value) and "'batch', 'time', 4" in str(e.value)
+
+
+def test_a_graph_returning_a_flattened_nchw_map_imports(tmp_path):
+    """torch's Conv -> Flatten -> Softmax exported as it is: the output is flattened (c, h, w) with no Dense after it.
+    It was refused; the source's outputs now read back in the description's (h, w, c) order, and its ports return
+    (c, h, w) again (Model.flattened_output, tests/test_port.py)."""
+    torch = _torch()
+    module = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Softmax(dim=-1))
+    imported = load(str(export(module, (3, 2, 5, 4), tmp_path / "flat.onnx")))
+    assert imported.model.flattened_output() == (3, 2, 3)
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 5, 4, 2))
+    ref = reference_forward(imported.model, x)
+    assert_close(imported.forward(x), ref, "float32", what="the file in onnxruntime, read back in (h, w, c) order")
+    with torch.no_grad():
+        own = module(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
+    assert_close(own.reshape(3, 3, 3, 2).transpose(0, 2, 3, 1).reshape(3, -1), ref, "float32", what="torch's (c, h, w)")

@@ -15,7 +15,9 @@ The graph computes in its own layouts; the description is canonical. The chain's
 which canonical axis each of the tensor's axes holds (None for an inserted size-1 axis), so Transposes, Squeezes and
 Unsqueezes are bookkeeping, not layers. Images enter NCHW (boundary channels_first) unless the graph opens with a
 Transpose from NHWC, as tf2onnx writes Keras models (boundary channels_last). A Flatten of an NCHW map flattens
-(c, h, w): the next Dense's rows are permuted to the canonical (h, w, c) order (convert.flatten_rows_nchw_to_nhwc).
+(c, h, w): the next Dense's rows are permuted to the canonical (h, w, c) order (convert.flatten_rows_nchw_to_nhwc);
+where the graph returns it, the source's outputs are read back in (h, w, c) order and the ports return (c, h, w)
+again (Model.flattened_output).
 A Conv whose group is its input channels, one input channel per group, is a depthwise_conv2d.
 """
 
@@ -699,9 +701,9 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
         raise UnsupportedLayer(f"{path}: the graph's output {out_name!r} is not the end of one chain of supported "
                                f"layers from {vi.name!r} (the chain ends at {ctx.value.name!r})")  # fmt: skip
     out = ctx.value
-    if out.rows is not None:
-        raise UnsupportedLayer(f"{path}: the graph's output is an NCHW map flattened (c, h, w) with no Dense after it; "
-                               "the description flattens (h, w, c)")  # fmt: skip
+    if out.rows is not None and axes != _NCHW:  # an NCHW source's flattened output: its ports keep (c, h, w)
+        raise UnsupportedLayer(f"{path}: the graph takes images in axes {axes} and returns an NCHW map flattened "
+                               "(c, h, w) with no Dense after it: a drop-in port of it would keep neither order")  # fmt: skip
     if 4 in (len(axes), len(out.axes)) and len(axes) == len(out.axes) == 4 and axes != out.axes:
         raise UnsupportedLayer(f"{path}: the graph takes images in axes {axes} and returns them in {out.axes}: "
                                "a drop-in port keeps one layout")  # fmt: skip

@@ -141,6 +141,22 @@ class Model:
                 return i
         raise KeyError(f"model {self.name!r} has no layer named {name!r}; layers: {[la.name for la in self.layers]}")
 
+    def flattened_output(self) -> tuple[int, int, int] | None:
+        """(H, W, C) of the image map whose Flatten the model returns (only activations and dropout after it), where
+        the source is channels_first; else None. Such a source returns the features in its (c, h, w) order, the
+        description in (h, w, c): a drop-in port reorders them at its boundary (a Dense after the Flatten instead
+        has its rows permuted at import, and the order inside is the port's own business)."""
+        if self.boundary != "channels_first":
+            return None
+        shapes = self.shapes(1)
+        for i in range(len(self.layers) - 1, -1, -1):
+            kind = self.layers[i].kind
+            if kind == "flatten":
+                return tuple(shapes[i][1:]) if len(shapes[i]) == 4 else None
+            if kind not in ("activation", "dropout"):
+                return None
+        return None
+
     # ------------------------------------------------------------------ counts
 
     def param_count(self) -> int:

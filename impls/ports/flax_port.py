@@ -212,7 +212,8 @@ def source(model: Model, native_layout: bool = False) -> str:
                   "sequences (B, T, F), with no transposes at its boundary.")
     elif t_in or t_out:
         layout = ("It keeps the source's layout: images NCHW at its boundary (the source is channels_first), "
-                  "transposed to Flax's NHWC inside.")
+                  "transposed to Flax's NHWC inside" + (", and its flattened output in the source's (c, h, w) order."
+                                                        if model.flattened_output() else "."))
     else:
         layout = "It keeps the source's layout (images NHWC, sequences (B, T, F)), which is Flax's own."
     notes = []
@@ -261,6 +262,10 @@ def source(model: Model, native_layout: bool = False) -> str:
         body.extend(_CODE[layer.kind](name, opts, shapes[i]))
     if t_out:
         body.append("x = jnp.transpose(x, (0, 3, 1, 2))  # NHWC -> NCHW: the source's layout out")
+    flat = None if native_layout else model.flattened_output()
+    if flat:
+        body.append(f"x = jnp.transpose(x.reshape((x.shape[0], {', '.join(map(str, flat))})), (0, 3, 1, 2)).reshape((x.shape[0], -1))"
+                    "  # the flattened features in the source's (c, h, w) order")
     body.append("return x")
     lines += ["        " + b for b in body]
     lines += [
@@ -378,6 +383,7 @@ class _Layout:
 
     def __init__(self, model: Model):
         self.t_in, self.t_out = _transposes(model, native_layout=False)
+        self.flat = model.flattened_output()  # the output's features in the source's (c, h, w) order
 
     def x(self, a: np.ndarray) -> np.ndarray:
         return convert.nhwc_to_nchw(a) if self.t_in else np.asarray(a)
@@ -386,9 +392,13 @@ class _Layout:
         return convert.nchw_to_nhwc(a) if self.t_in else np.asarray(a)
 
     def y(self, a: np.ndarray) -> np.ndarray:
+        if self.flat:
+            return convert.features_nhwc_to_nchw(a, self.flat)
         return convert.nhwc_to_nchw(a) if self.t_out else np.asarray(a)
 
     def dy(self, a: np.ndarray) -> np.ndarray:
+        if self.flat:
+            return convert.features_nchw_to_nhwc(a, self.flat)
         return convert.nchw_to_nhwc(a) if self.t_out else np.asarray(a)
 
 

@@ -10,7 +10,9 @@ One description layer is one Keras layer named after it (each character that Ker
 reset_after, GRU(reset_after=False) reset_before with its one bias b_x + b_h (convert.gru_to_keras); the other
 variants and the options impls/contract/limits.py declares have no Keras layer and are refused. A model whose source
 takes NCHW images (model.boundary "channels_first") starts with Permute((2, 3, 1)) and, where it returns a 4-D map,
-ends with Permute((3, 1, 2)); native_layout=True leaves them out (Keras' own NHWC) and says so in the model name.
+ends with Permute((3, 1, 2)); where it returns a Flatten of a map, it ends with Reshape, Permute((3, 1, 2)) and
+Flatten, so the features come out in the source's (c, h, w) order (model.flattened_output); native_layout=True
+leaves them out (Keras' own NHWC) and says so in the model name.
 """
 
 from __future__ import annotations
@@ -251,6 +253,11 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) 
         mains.append((layer, opts, pieces[-1]))
     if perm_out:
         stack.append(keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_nchw", used)))
+    flat = None if native_layout else model.flattened_output()
+    if flat:  # the channels_first source's flattened features come out in its (c, h, w) order
+        stack += [keras.layers.Reshape(flat, dtype=dtype, name=_unique("to_chw_map", used)),
+                  keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
+                  keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
     net = keras.Sequential(stack, name=model_name(model, native_layout))
     for layer, opts, main in mains:
         if layer.kind in WEIGHTED:
@@ -323,15 +330,17 @@ def build(model: Model, dtype: str = "float32") -> Built:
     out: NHWC images are transposed to the port's NCHW boundary in to_native and back in to_numpy."""
     net, mains = assemble(model, dtype, native_layout=False)
     cf = model.boundary == "channels_first"
+    flat = model.flattened_output()  # 2-D arrays here are the output and its dy: features in (c, h, w) order
     variables = _all_variables(mains)
 
     def to_native(a):
         a = np.asarray(a, dtype=dtype)
-        return tf.convert_to_tensor(convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else a)
+        a = convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else convert.features_nhwc_to_nchw(a, flat) if flat and a.ndim == 2 else a
+        return tf.convert_to_tensor(a)
 
     def to_numpy(t) -> np.ndarray:
         a = tf_impl.to_numpy(t)
-        return convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else a
+        return convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else convert.features_nchw_to_nhwc(a, flat) if flat and a.ndim == 2 else a
 
     def eager(x):
         return net(x, training=False)

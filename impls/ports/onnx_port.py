@@ -7,8 +7,9 @@
 The graph computes in ONNX's own layouts, NCHW images and time-major (T, B, F) GRU sequences; each layer's weights
 go through impls/convert.py (gru_to_onnx, hwio_to_oihw, depthwise_to_grouped, pads_to_onnx,
 flatten_rows_nhwc_to_nchw), the GRU's nodes are impls/runtime/onnx_graphs.gru_nodes. At the boundary the port keeps
-the source's layout (model.boundary: NHWC for "channels_last", NCHW for "channels_first"; sequences (B, T, F)), with
-the Transposes inside the graph; native_layout=True drops them (NCHW images, (T, B, F) sequences in and out) and the
+the source's layout (model.boundary: NHWC for "channels_last", NCHW for "channels_first"; sequences (B, T, F); a
+Flatten of a map that the model returns in the source's element order, model.flattened_output), with the Transposes
+inside the graph; native_layout=True drops them (NCHW images, (T, B, F) sequences in and out) and the
 graph's doc_string says so. Dropout is left out (the identity at inference), and so is a linear Activation layer.
 
 Nodes are named as torch.onnx.export names them, "/<layer name>/<op>", so impls/importers/onnx_import.py reads the
@@ -197,9 +198,12 @@ def _pad(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
 def _flatten(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     # An NCHW image flattens (c, h, w): where a Dense follows (through element-wise layers only) the graph flattens
     # NCHW as torch does and that Dense's rows are permuted (convert.flatten_rows_nhwc_to_nchw); anywhere else it
-    # transposes back to NHWC first, so the flattened vector is the description's (h, w, c) one.
+    # transposes back to NHWC first, so the flattened vector is the description's (h, w, c) one; except where the
+    # model returns it to a channels_first source, whose order is (c, h, w) (model.flattened_output).
     if len(shape) == 4 and g.layout == NCHW and _dense_follows(g.model, i):
         g.rows_nchw = tuple(shape[1:])
+    elif len(shape) == 4 and not g.native and g.model.flattened_output() is not None:
+        g.to(NCHW)
     else:
         g.to(CANON)
     g.apply("Flatten", axis=1)
@@ -301,11 +305,14 @@ def boundary_transforms(model: Model, native_layout: bool = False) -> tuple[Any,
     rank_in, rank_out = len(model.input_shape) + 1, len(model.shapes(1)[-1])
     perm_in = {NCHW: onnx_graphs.NHWC_TO_NCHW, TBF: onnx_graphs.BTF_TO_TBF}.get(_boundary_layout(model, native_layout, rank_in))
     perm_out = {NCHW: onnx_graphs.NCHW_TO_NHWC, TBF: onnx_graphs.BTF_TO_TBF}.get(_boundary_layout(model, native_layout, rank_out))
+    flat = None if native_layout else model.flattened_output()  # features out in the source's (c, h, w) order
 
     def into(x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(x, perm_in)) if perm_in else x
 
     def back(y: np.ndarray) -> np.ndarray:
+        if flat:
+            return convert.features_nchw_to_nhwc(y, flat)
         return np.ascontiguousarray(np.transpose(y, perm_out)) if perm_out else y
 
     return into, back
