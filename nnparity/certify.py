@@ -296,6 +296,8 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
     out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
                            "dropout": "off (a step is taken in inference mode)", "conventions": ADAM_CONVENTIONS,
                            "voices": {}}  # fmt: skip
+    if not ref.model.parameters():
+        return {**out, "not_compared": "the model has no parameters: a training step has nothing to update"}
     if kind == "categorical_crossentropy":
         try:
             training.check_unsaturated(ref.outs[-1])

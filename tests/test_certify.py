@@ -101,6 +101,18 @@ def test_keras_single_bias_training_step_is_compared_in_its_own_parametrization(
     assert "refused" in cert["training"]["voices"]["torch_nn"]  # torch.nn.GRU has no reset_before: its reason
 
 
+def test_a_model_without_parameters_certifies_with_no_training_step(tmp_path):
+    """An average pool and a flatten only (torch's nn.Sequential(nn.AvgPool2d(3, 2, 1), nn.Flatten())): nothing to
+    train, which the training section says; it raised ValueError (max() of no parameters) instead."""
+    model = chain("pools_only", (7, 6, 2), [("avg_pool2d", "avg", {"pool_size": [3, 3], "strides": [2, 2],
+                                                                   "padding": [[1, 1], [1, 1]]}), ("flatten", "flat", {})])  # fmt: skip
+    cert = certify.certify(model, None, certify.Settings(bench=False, voices=("numpy", "torch_nn", "keras")))
+    assert cert["verdict"] == "pass", cert["failures"]
+    assert "no parameters" in cert["training"]["not_compared"]
+    certificate.write(cert, tmp_path / "c")
+    assert "no parameters" in (tmp_path / "c" / "certificate.md").read_text()
+
+
 def test_a_voice_with_a_wrong_layer_fails_and_names_it(monkeypatch):
     """torch's build of any model holding conv_dg gets that kernel 1% off: its isolated check there fails first."""
     real = voices.build
