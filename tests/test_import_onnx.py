@@ -313,3 +313,15 @@ def test_a_graph_returning_a_flattened_nchw_map_imports(tmp_path):
     with torch.no_grad():
         own = module(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
     assert_close(own.reshape(3, 3, 3, 2).transpose(0, 2, 3, 1).reshape(3, -1), ref, "float32", what="torch's (c, h, w)")
+
+
+def test_an_opset_11_gru_export_folds_at_its_own_opset(tmp_path):
+    """torch.onnx.export(..., opset_version=11) writes the zero state's Unsqueeze with an `axes` attribute; folding it
+    ran Unsqueeze-13 (ReferenceEvaluator given a bare node ignores `opsets`) and raised TypeError, a traceback."""
+    torch = _torch()
+    module = torch_gru().eval()
+    torch.onnx.export(module, (torch.randn(3, 7, 5),), str(tmp_path / "gru11.onnx"), dynamo=False, opset_version=11)
+    imported = load(str(tmp_path / "gru11.onnx"))
+    assert [la.kind for la in imported.model.layers] == ["gru", "activation", "dense", "activation"]
+    x = np.random.default_rng(6).uniform(-1, 1, (3, 7, 5))
+    _against_torch(module, imported, x, x)

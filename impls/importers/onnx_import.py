@@ -581,6 +581,15 @@ def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def _evaluate(evaluator: Any, node: Any, feeds: dict, opset: int) -> list:
+    """One node on constant inputs, at the graph's own opset: as a one-node model, since ReferenceEvaluator given a
+    bare NodeProto runs the newest version of its op whatever `opsets` says (an opset-11 Unsqueeze's axes
+    attribute raised TypeError in Unsqueeze_13: every GRU torch.onnx.export writes at opset 11)."""
+    inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in feeds.items()]
+    g = helper.make_graph([node], "fold", inputs, [helper.make_empty_tensor_value_info(o) for o in node.output if o])
+    return evaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])).run(None, feeds)
+
+
 def _fold(model: Any, opset: int) -> tuple[list, dict, dict]:
     """(nodes left as (position, node), constants, concrete shapes): every node computable from constants (and every
     Shape of a static shape) evaluated once, until nothing more folds."""
@@ -601,11 +610,11 @@ def _fold(model: Any, opset: int) -> tuple[list, dict, dict]:
                 value = [full[a.get("start", 0) : a.get("end", len(full))]]
             elif all(not t or t in consts for t in n.input):
                 feeds = {t: consts[t] for t in n.input if t}
-                value = ReferenceEvaluator(n, opsets={"": opset}).run(None, feeds)
+                value = _evaluate(ReferenceEvaluator, n, feeds, opset)
             if value is None:
                 left.append((pos, n))
                 continue
-            consts |= {o: np.asarray(v) for o, v in zip(n.output, value, strict=False) if o}
+            consts |= {o: np.asarray(v) for o, v in zip([o for o in n.output if o], value, strict=False)}
             folded = True
         nodes = left
         if not folded:
