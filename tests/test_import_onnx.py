@@ -325,3 +325,14 @@ def test_an_opset_11_gru_export_folds_at_its_own_opset(tmp_path):
     assert [la.kind for la in imported.model.layers] == ["gru", "activation", "dense", "activation"]
     x = np.random.default_rng(6).uniform(-1, 1, (3, 7, 5))
     _against_torch(module, imported, x, x)
+
+
+@pytest.mark.parametrize("case", ["cnn", "gru"])
+def test_a_graph_exported_with_a_fixed_batch_of_one_runs_the_certificates_batch(tmp_path, case):
+    """torch.onnx.export(model, torch.randn(1, ...)) without dynamic axes, the everyday export, fixes the batch at 1;
+    the source check fed it the certificate's batch of 3 and ONNX Runtime raised INVALID_ARGUMENT (certify: FAIL)."""
+    module, shape = (torch_cnn(), (1, 3, 9, 10)) if case == "cnn" else (torch_gru(), (1, 7, 5))
+    imported = load(str(export(module, shape, tmp_path / "one.onnx", dynamic=False)))
+    x = np.random.default_rng(7).uniform(-1, 1, (3, *imported.model.input_shape))
+    _against_torch(module, imported, x.transpose(0, 3, 1, 2) if case == "cnn" else x, x)
+    assert any("fixed at 1" in n for n in imported.notes)

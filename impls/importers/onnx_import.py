@@ -722,8 +722,11 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     described = Model(path.stem, canon_in, tuple(ctx.layers), input_dtype=dtype, source="onnx",
                       boundary="channels_first" if axes == _NCHW else "channels_last")  # images NCHW or not  # fmt: skip
     described.check(dims[batch_axis])
-    runner = _Runner(model, _Value(vi.name, axes), out, ctx.ends, dtype)
+    declared = _dims(vi)[batch_axis]
+    static = declared if isinstance(declared, int) and declared > 0 else None  # torch.onnx.export's fixed batch
+    runner = _Runner(model, _Value(vi.name, axes), out, ctx.ends, dtype, static)
     notes = ctx.notes + [f"{n} folded constant nodes" for n in [len(model.graph.node) - len(nodes)] if n]
+    notes += [f"the graph's batch is fixed at {static}: the source runs {static} sample(s) at a time"] if static else []
     return Imported(described, "onnx", str(path), runner.forward, runner.layer_outputs, None, dtype, notes)
 
 
@@ -733,19 +736,28 @@ class _Runner:
     graph with folded constants and layout Transposes); the certificate's isolated check of an ONNX source runs
     the description's own onnxruntime voice (impls/ports/onnx_port.py) instead."""
 
-    def __init__(self, model: Any, inp: _Value, out: _Value, ends: list[_Value], dtype: str):
-        self.model, self.inp, self.out, self.ends, self.dtype = model, inp, out, ends, dtype
+    def __init__(self, model: Any, inp: _Value, out: _Value, ends: list[_Value], dtype: str, batch: int | None = None):
+        self.model, self.inp, self.out, self.ends, self.dtype, self.batch = model, inp, out, ends, dtype, batch
         self._session = self._probe = None
 
-    def _run(self, session: Any, x: np.ndarray) -> list[np.ndarray]:
-        return session.run(None, {self.inp.name: self.inp.from_canonical(np.asarray(x, self.dtype))})
+    def _run(self, session: Any, x: np.ndarray, values: list[_Value]) -> list[np.ndarray]:
+        """The graph on x; where its batch is fixed (a graph exported from one sample), fed that many samples at a
+        time, each output's pieces joined along its batch axis."""
+        x = np.asarray(x, self.dtype)
+        n = x.shape[0]
+        if self.batch is None or n == self.batch:
+            return session.run(None, {self.inp.name: self.inp.from_canonical(x)})
+        if n % self.batch:
+            raise ShapeError(f"the graph's batch is fixed at {self.batch}: {n} inputs do not split into it")
+        parts = [session.run(None, {self.inp.name: self.inp.from_canonical(c)}) for c in np.split(x, n // self.batch)]
+        return [np.concatenate(outs, axis=v.axes.index(0)) for outs, v in zip(zip(*parts), values, strict=True)]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         from ..runtime import ort_impl
 
         if self._session is None:
             self._session = ort_impl.session(self.model)
-        return self.out.to_canonical(self._run(self._session, x)[0])
+        return self.out.to_canonical(self._run(self._session, x, [self.out])[0])
 
     def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """Every description layer's output for one input, in one run: each layer's end tensor added to the
@@ -754,15 +766,16 @@ class _Runner:
 
         if self._probe is None:
             m = copy.deepcopy(self.model)
-            names = [o.name for o in m.graph.output]
+            names, values = [o.name for o in m.graph.output], [self.out]
             elem = m.graph.input[0].type.tensor_type.elem_type
             for e in self.ends:
                 if e.name not in names:
                     m.graph.output.append(helper.make_tensor_value_info(e.name, elem, None))
                     names.append(e.name)
-            self._probe = (ort_impl.session(m), names)
-        session, names = self._probe
-        outs = dict(zip(names, self._run(session, x), strict=True))
+                    values.append(e)
+            self._probe = (ort_impl.session(m), names, values)
+        session, names, values = self._probe
+        outs = dict(zip(names, self._run(session, x, values), strict=True))
         return [e.to_canonical(outs[e.name]) for e in self.ends]
 
 
