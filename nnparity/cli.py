@@ -25,8 +25,9 @@ examples:
 MODEL_HELP = ("the model: PATH.keras (a Keras 3 file, loaded in safe mode), PATH.onnx, PATH.py:NAME (NAME a "
               "torch.nn.Module or keras.Model, or a zero-argument callable returning one) or PATH.json (an nnparity "
               "model description with its .npz, impls/model/store.py)")  # fmt: skip
-SHAPE_HELP = ("the input's shape, comma-separated, batch first (e.g. 3,100,64); needed where the model does not "
-              "carry its shape (a torch module). Integer inputs keep the source's dtype")  # fmt: skip
+SHAPE_HELP = ("the input's shape as the source takes it, comma-separated, batch first (e.g. 3,100,64; a torch CNN's "
+              "is NCHW, 3,1,28,28); needed where the model does not carry its shape (a torch module). Integer inputs "
+              "keep the source's dtype")  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
