@@ -48,7 +48,7 @@ def members(builts: dict[str, Built], x: np.ndarray, dy: np.ndarray) -> dict[str
         xn = b.to_native(x)
         out["forward"].append(blocks.Member(voice, lambda b=b, xn=xn: _ready(b.call(xn))))
         if b.step is not None:
-            dyn = b.to_native(dy)
+            dyn = b.native_dy(dy)  # the output's layout, not the input's
             out["forward+backward"].append(blocks.Member(voice, lambda b=b, xn=xn, dyn=dyn: _ready(b.step(xn, dyn))))
     return out
 

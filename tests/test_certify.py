@@ -191,6 +191,20 @@ def test_a_planted_gate_order_in_the_keras_importer_fails_certify(tmp_path, monk
     assert (out / "certificate.md").read_text().count("`the_gru`") >= 2
 
 
+def test_the_timed_step_gets_dy_in_the_outputs_layout_for_an_nchw_source():
+    """A channels_first model (a torch CNN) takes (B, C, H, W) and returns (B, 5): the timed forward+backward fed dy
+    through the input's conversion (NHWC -> NCHW of a 2-D array), and certify with its speed ranking raised
+    'axes don't match array' on every torch or ONNX CNN."""
+    model = zoo_cnn("channels_first")
+    builts = {v: voices.build(v, model, "float32") for v in ("torch_nn", "flax", "keras")}
+    x = random_array((3, *model.input_shape), 1, "float32")
+    dy = random_array(model.shapes(3)[-1], 2, "float32")
+    rows = timing.members(builts, x, dy)["forward+backward"]
+    assert [m.id for m in rows] == list(builts)
+    for member in rows:
+        member.call()
+
+
 def test_speed_ranking_pairs_every_voice_with_intervals(monkeypatch):
     monkeypatch.setattr(timing, "TIMING", dataclasses.replace(timing.TIMING, group_time=0.3, min_blocks=4, max_blocks=6,
                                                               slot=0.005, epochs=2))  # fmt: skip

@@ -41,7 +41,9 @@ class Built:
 
     to_native / call / to_numpy: the timed path (call takes and returns the voice's own arrays and has finished
     computing when it returns). vjp: NumPy in, (dx, {(layer, weight): canonical gradient}) out, or None where the voice
-    has no gradients. step: the timed forward + backward, (native x, native dy) -> anything, or None."""
+    has no gradients. step: the timed forward + backward, (native x, native dy) -> anything, or None. dy_to_native:
+    a canonical dy (the output's shape) -> step's dy, where the port's output layout is not its input's (a torch
+    module takes NCHW images and returns (B, classes)); None means to_native does both."""
 
     voice: str
     dtype: str
@@ -54,9 +56,14 @@ class Built:
     notes: list[str] = field(default_factory=list)  # what the build translated (a folded bias, a layout)
     eager: Callable[[Any], Any] | None = None  # the same forward uncompiled, where `call` is compiled (bench compiles it per mode)
     native_model: Any = None  # the framework's own object: an nn.Module, a keras.Model, (linen module, variables), a ModelProto
+    dy_to_native: Callable[[np.ndarray], Any] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.to_numpy(self.call(self.to_native(x)))
+
+    def native_dy(self, dy: np.ndarray) -> Any:
+        """A canonical dy as step takes it."""
+        return (self.dy_to_native or self.to_native)(dy)
 
 
 def port_module(voice: str):

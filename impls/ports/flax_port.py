@@ -435,15 +435,18 @@ def build(model: Model, dtype: str) -> Built:
     def to_numpy(y: Any) -> np.ndarray:
         return layout.dy(np.asarray(y))
 
+    def dy_to_native(dy: np.ndarray) -> Any:
+        return jnp.asarray(layout.y(np.asarray(dy)), dtype=dtype)
+
     def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        gv, gx = pull(variables, to_native(x), jnp.asarray(layout.y(np.asarray(dy)), dtype=dtype))
+        gv, gx = pull(variables, to_native(x), dy_to_native(dy))
         grads = canonical(model, jax.tree_util.tree_map(np.asarray, gv["params"]), gradients=True)
         return layout.dx(np.asarray(gx)), {k: grads[k] for k in model.parameters()}
 
     def step(x: Any, dy: Any) -> Any:
         return jax.block_until_ready(pull(variables, x, dy))
 
-    return Built(VOICE, dtype, to_native, call, to_numpy, vjp, step, "jit", _notes(model))
+    return Built(VOICE, dtype, to_native, call, to_numpy, vjp, step, "jit", _notes(model), dy_to_native=dy_to_native)
 
 
 class TrainStep(tuple):

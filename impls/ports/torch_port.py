@@ -124,9 +124,12 @@ def build(model: Model, dtype: str = "float32") -> Built:
         with torch.enable_grad():
             return torch.autograd.grad(net(xl), [xl, *params.values()], dy)
 
+    def dy_to_native(dy: np.ndarray) -> Any:
+        return asarray(code.outputs.to_torch(np.asarray(dy)), dtype)
+
     def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
         xn = to_native(x)
-        dyn = asarray(code.outputs.to_torch(np.asarray(dy)), dtype)
+        dyn = dy_to_native(dy)
         dx, *gs = step(xn, dyn)
         named = {k: to_numpy(g) for k, g in zip(params, gs, strict=True)}
         return code.inputs.to_canonical(to_numpy(dx)), _grad_map(code, model, named)
@@ -134,7 +137,8 @@ def build(model: Model, dtype: str = "float32") -> Built:
     notes = [f"torch.nn module {code.class_name} from the generated model.py, {dtype}, in eval mode"]
     if len(model.input_shape) == 3:
         notes.append("images NCHW inside the module; a Linear after a flatten of a map has its rows in (c, h, w) order")
-    return Built(VOICE, dtype, to_native, call, to_numpy_, vjp, step, "eager", notes, native_model=net)
+    return Built(VOICE, dtype, to_native, call, to_numpy_, vjp, step, "eager", notes, native_model=net,
+                 dy_to_native=dy_to_native)
 
 
 def _loss(torch: Any, kind: str, y: Any, t: Any) -> Any:
