@@ -26,12 +26,16 @@ class Conv2D(LayerSpec):
                 "use_bias": True}
 
     def validate(self, opts):
+        opts["filters"] = positive_int(self.KIND, "filters", opts["filters"])
+        opts["groups"] = positive_int(self.KIND, "groups", opts["groups"])
+        return self.validate_window(opts)
+
+    def validate_window(self, opts):
+        """The options every convolution kind shares: kernel_size, strides, dilation, padding, use_bias."""
         k = self.KIND
-        opts["filters"] = positive_int(k, "filters", opts["filters"])
         opts["kernel_size"] = int_pair(k, "kernel_size", opts["kernel_size"])
         opts["strides"] = int_pair(k, "strides", opts["strides"])
         opts["dilation"] = int_pair(k, "dilation", opts["dilation"])
-        opts["groups"] = positive_int(k, "groups", opts["groups"])
         opts["padding"] = padding_option(k, opts["padding"])
         opts["use_bias"] = flag(k, "use_bias", opts["use_bias"])
         return opts

@@ -10,7 +10,7 @@ from ... import convert
 from ...contract import formulas
 from ...primitives import numpy_impl as ref
 from . import activation
-from .base import flag, int_pair, padding_option, positive_int
+from .base import positive_int
 from .conv2d import Conv2D, geometry_kwargs
 from .dense import with_bias
 
@@ -22,14 +22,8 @@ class DepthwiseConv2D(Conv2D):
                 "activation": "linear", "use_bias": True}
 
     def validate(self, opts):
-        k = self.KIND
-        opts["depth_multiplier"] = positive_int(k, "depth_multiplier", opts["depth_multiplier"])
-        opts["kernel_size"] = int_pair(k, "kernel_size", opts["kernel_size"])
-        opts["strides"] = int_pair(k, "strides", opts["strides"])
-        opts["dilation"] = int_pair(k, "dilation", opts["dilation"])
-        opts["padding"] = padding_option(k, opts["padding"])
-        opts["use_bias"] = flag(k, "use_bias", opts["use_bias"])
-        return opts
+        opts["depth_multiplier"] = positive_int(self.KIND, "depth_multiplier", opts["depth_multiplier"])
+        return self.validate_window(opts)
 
     def _filters(self, opts, in_shape):
         return in_shape[3] * opts["depth_multiplier"]
