@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract.spec import GRUWeights, ShapeError
+from .contract.spec import GRUWeights, LSTMWeights, ShapeError
 
 _TORCH_FROM_CANON = (1, 0, 2)  # torch block i holds canonical gate _TORCH_FROM_CANON[i]: r, z, n
 
@@ -51,29 +51,30 @@ def _np(a) -> np.ndarray:
 # --------------------------------------------------------------------------- GRU
 
 
-def gru_to_torch(w: GRUWeights) -> dict[str, np.ndarray]:
-    """Canonical -> torch.nn.GRU state (single layer, unidirectional). Only reset_after maps exactly."""
+def gru_to_torch(w: GRUWeights, suffix: str = "l0") -> dict[str, np.ndarray]:
+    """Canonical -> torch.nn.GRU state of one layer and direction (`suffix` "l0", "l0_reverse", "l1", ...).
+    Only reset_after maps exactly."""
     W, U, bx, bh = map(_np, (w.W, w.U, w.b_x, w.b_h))
     H = U.shape[0]
     return {
-        "weight_ih_l0": _reorder(W, H, _TORCH_FROM_CANON).T.copy(),
-        "weight_hh_l0": _reorder(U, H, _TORCH_FROM_CANON).T.copy(),
-        "bias_ih_l0": _reorder(bx, H, _TORCH_FROM_CANON).copy(),
-        "bias_hh_l0": _reorder(bh, H, _TORCH_FROM_CANON).copy(),
+        f"weight_ih_{suffix}": _reorder(W, H, _TORCH_FROM_CANON).T.copy(),
+        f"weight_hh_{suffix}": _reorder(U, H, _TORCH_FROM_CANON).T.copy(),
+        f"bias_ih_{suffix}": _reorder(bx, H, _TORCH_FROM_CANON).copy(),
+        f"bias_hh_{suffix}": _reorder(bh, H, _TORCH_FROM_CANON).copy(),
     }
 
 
-def gru_from_torch(state: dict) -> GRUWeights:
+def gru_from_torch(state: dict, suffix: str = "l0") -> GRUWeights:
     """torch.nn.GRU state (or its gradients, same layout) -> canonical. The (r, z, n) swap is its own inverse."""
-    wih, whh = _np(state["weight_ih_l0"]), _np(state["weight_hh_l0"])
+    wih, whh = _np(state[f"weight_ih_{suffix}"]), _np(state[f"weight_hh_{suffix}"])
     H = whh.shape[1]
     if wih.shape[0] != 3 * H or whh.shape != (3 * H, H):
-        raise ShapeError(f"torch GRU state: weight_ih_l0.shape={wih.shape}, weight_hh_l0.shape={whh.shape}")
+        raise ShapeError(f"torch GRU state: weight_ih_{suffix}.shape={wih.shape}, weight_hh_{suffix}.shape={whh.shape}")
     return GRUWeights(
         W=_reorder(wih.T, H, _TORCH_FROM_CANON),
         U=_reorder(whh.T, H, _TORCH_FROM_CANON),
-        b_x=_reorder(_np(state["bias_ih_l0"]), H, _TORCH_FROM_CANON),
-        b_h=_reorder(_np(state["bias_hh_l0"]), H, _TORCH_FROM_CANON),
+        b_x=_reorder(_np(state[f"bias_ih_{suffix}"]), H, _TORCH_FROM_CANON),
+        b_h=_reorder(_np(state[f"bias_hh_{suffix}"]), H, _TORCH_FROM_CANON),
     )
 
 
@@ -185,6 +186,88 @@ def gru_grads_from_flax(grads: dict) -> GRUWeights:
     w = gru_from_flax(grads)
     H = _np(w.U).shape[0]
     return GRUWeights(w.W, w.U, w.b_x, np.concatenate([w.b_x[: 2 * H], w.b_h[2 * H :]]))
+
+
+# --------------------------------------------------------------------------- LSTM
+# Canonical gate order (i, f, g, o) is torch's and Keras' own (Keras calls g "c"); ONNX stores (i, o, f, c).
+
+ONNX_LSTM_FROM_CANON = (0, 3, 1, 2)  # ONNX block k holds canonical gate ONNX_LSTM_FROM_CANON[k]: i, o, f, c
+_ONNX_LSTM_TO_CANON = (0, 2, 3, 1)  # canonical block k is ONNX block _ONNX_LSTM_TO_CANON[k]
+
+
+def _blocks4(a: np.ndarray, order) -> np.ndarray:
+    H = a.shape[-1] // 4
+    return np.concatenate([a[..., g * H : (g + 1) * H] for g in order], axis=-1)
+
+
+def lstm_to_torch(w: LSTMWeights, suffix: str = "l0") -> dict[str, np.ndarray]:
+    """Canonical -> torch.nn.LSTM state of one layer and direction (`suffix` "l0", "l0_reverse", "l1", ...): the
+    same gate order, transposed kernels, both biases kept (exact for the forward and for training)."""
+    return {f"weight_ih_{suffix}": _np(w.W).T.copy(), f"weight_hh_{suffix}": _np(w.U).T.copy(),
+            f"bias_ih_{suffix}": _np(w.b_x).copy(), f"bias_hh_{suffix}": _np(w.b_h).copy()}
+
+
+def lstm_from_torch(state: dict, suffix: str = "l0") -> LSTMWeights:
+    """torch.nn.LSTM state (or its gradients, same layout) -> canonical. A missing bias (bias=False) is zero."""
+    wih, whh = _np(state[f"weight_ih_{suffix}"]), _np(state[f"weight_hh_{suffix}"])
+    H = whh.shape[1]
+    if wih.shape[0] != 4 * H or whh.shape != (4 * H, H):
+        raise ShapeError(f"torch LSTM state: weight_ih_{suffix}.shape={wih.shape}, weight_hh_{suffix}.shape={whh.shape} "
+                         f"(a proj_size LSTM is not in the contract)")
+    zero = np.zeros(4 * H, wih.dtype)
+    return LSTMWeights(wih.T.copy(), whh.T.copy(), _np(state.get(f"bias_ih_{suffix}", zero)).copy(),
+                       _np(state.get(f"bias_hh_{suffix}", zero)).copy())
+
+
+def lstm_to_keras(w: LSTMWeights) -> list[np.ndarray]:
+    """Canonical -> [kernel, recurrent_kernel, bias] of keras.layers.LSTM: one bias, b_x + b_h. The forward is
+    exact; a training step is not (Adam moves one bias where canonical moves two: the certificate says so)."""
+    return [_np(w.W).copy(), _np(w.U).copy(), _np(w.b_x) + _np(w.b_h)]
+
+
+def lstm_from_keras(weights: list) -> LSTMWeights:
+    """[kernel, recurrent_kernel, bias] -> canonical: the single bias is b_x, b_h zero (use_bias=False: both zero)."""
+    kernel, rec = _np(weights[0]), _np(weights[1])
+    H = rec.shape[0]
+    if kernel.shape[1] != 4 * H or rec.shape != (H, 4 * H):
+        raise ShapeError(f"keras LSTM: kernel.shape={kernel.shape}, recurrent_kernel.shape={rec.shape}")
+    bias = _np(weights[2]) if len(weights) > 2 else np.zeros(4 * H, kernel.dtype)
+    if bias.shape != (4 * H,):
+        raise ShapeError(f"keras LSTM bias must be (4H,) = ({4 * H},), got {bias.shape}")
+    return LSTMWeights(kernel.copy(), rec.copy(), bias.copy(), np.zeros_like(bias))
+
+
+def lstm_grads_to_keras(g: LSTMWeights) -> list[np.ndarray]:
+    """Canonical gradients (of a model holding b_h = 0) -> Keras' gradients: the one bias c enters as b_x, so
+    dL/dc = g_b_x (never g_b_x + g_b_h, which would double it)."""
+    return [_np(g.W).copy(), _np(g.U).copy(), _np(g.b_x).copy()]
+
+
+def lstm_grads_from_keras(grads: list) -> LSTMWeights:
+    """Keras' gradients -> canonical: the one bias stands for b_x + b_h, so both take its gradient."""
+    w = lstm_from_keras(grads)
+    return LSTMWeights(w.W, w.U, w.b_x, w.b_x.copy())
+
+
+def lstm_to_onnx(ws: list[LSTMWeights]) -> dict[str, np.ndarray]:
+    """Canonical (one weights per direction: [forward] or [forward, reverse]) -> ONNX LSTM inputs W (D, 4H, I),
+    R (D, 4H, H), B (D, 8H) = [Wb, Rb], gate blocks reordered to ONNX's (i, o, f, c)."""
+    return {"W": np.stack([_blocks4(_np(w.W), ONNX_LSTM_FROM_CANON).T for w in ws]),
+            "R": np.stack([_blocks4(_np(w.U), ONNX_LSTM_FROM_CANON).T for w in ws]),
+            "B": np.stack([np.concatenate([_blocks4(_np(w.b_x), ONNX_LSTM_FROM_CANON),
+                                           _blocks4(_np(w.b_h), ONNX_LSTM_FROM_CANON)]) for w in ws])}
+
+
+def lstm_from_onnx(W: np.ndarray, R: np.ndarray, B: np.ndarray | None = None) -> list[LSTMWeights]:
+    """ONNX LSTM inputs -> canonical weights per direction. A missing B is zero."""
+    W, R = _np(W), _np(R)
+    D, G, H = R.shape
+    if G != 4 * H or W.shape[:2] != (D, 4 * H):
+        raise ShapeError(f"ONNX LSTM: W.shape={W.shape}, R.shape={R.shape}")
+    B = np.zeros((D, 8 * H), W.dtype) if B is None else _np(B)
+    return [LSTMWeights(_blocks4(W[d].T, _ONNX_LSTM_TO_CANON), _blocks4(R[d].T, _ONNX_LSTM_TO_CANON),
+                        _blocks4(B[d, : 4 * H], _ONNX_LSTM_TO_CANON), _blocks4(B[d, 4 * H :], _ONNX_LSTM_TO_CANON))
+            for d in range(D)]
 
 
 # --------------------------------------------------------------------------- conv, dense, layouts

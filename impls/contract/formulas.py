@@ -204,6 +204,13 @@ def gru_matmul_flops(B: int, T: int, I: int, H: int) -> int:
     return MULTIPLY_ADD_FLOPS * B * T * 3 * H * (I + H)
 
 
+def lstm_matmul_flops(B: int, T: int, I: int, H: int) -> int:
+    """Forward matrix products of one LSTM direction: per step x_t (B, I) @ (I, 4H) and h (B, H) @ (H, 4H),
+    2 * B * T * 4H * (I + H): 4/3 of a GRU's at the same sizes."""
+    B, T, I, H = check_sizes(B=B, T=T, I=I, H=H)
+    return MULTIPLY_ADD_FLOPS * B * T * 4 * H * (I + H)
+
+
 GRU_ELEMENTWISE: dict[str, tuple[int, int]] = {
     # variant: (arithmetic ops, transcendentals) per hidden unit per step, sigmoid and tanh counted as
     # one transcendental each. z and r: 3 adds (x part + b_x + h part + b_h) and a sigmoid each (6, 2).

@@ -74,6 +74,29 @@ class GRUWeights:
 
 
 @dataclass(frozen=True)
+class LSTMWeights:
+    """Framework-neutral LSTM weights, gate order (i, f, g, o) along the last axis: input, forget, cell candidate,
+    output (Keras calls the candidate c, torch g; both store this order; ONNX stores (i, o, f, c)). Two biases, as
+    torch keeps them; Keras' single bias is b_x with b_h = 0. Fields may be NumPy or native arrays."""
+
+    W: Any  # (I, 4H) input kernel
+    U: Any  # (H, 4H) recurrent kernel
+    b_x: Any  # (4H,) input bias
+    b_h: Any  # (4H,) recurrent bias
+
+    @property
+    def input_size(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.U.shape[0])
+
+    def map(self, fn) -> LSTMWeights:
+        return LSTMWeights(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+@dataclass(frozen=True)
 class DenseWeights:
     kernel: Any  # (in, out)
     bias: Any  # (out,)
@@ -154,6 +177,31 @@ def check_seed_pool1d(y_shape) -> tuple[int, int, int]:
     return y_shape
 
 
+def check_lstm(x_shape, weights: LSTMWeights, h0_shape=None, c0_shape=None) -> tuple[int, int, int, int]:
+    """Validate an LSTM call; returns (B, T, I, H). Every mismatch names all the shapes involved."""
+    W, U, bx, bh = (_shape(weights.W), _shape(weights.U), _shape(weights.b_x), _shape(weights.b_h))
+    x_shape = tuple(int(d) for d in x_shape)
+    msg = f"x.shape={x_shape}, W.shape={W}, U.shape={U}, b_x.shape={bx}, b_h.shape={bh}"
+    if len(x_shape) != 3:
+        raise ShapeError(f"LSTM input must be (B, T, I), rank 3; got rank {len(x_shape)}: {msg}")
+    if len(U) != 2 or U[1] != 4 * U[0]:
+        raise ShapeError(f"LSTM recurrent kernel U must be (H, 4H): {msg}")
+    H = U[0]
+    if len(W) != 2 or W[1] != 4 * H:
+        raise ShapeError(f"LSTM input kernel W must be (I, 4H) with H={H}: {msg}")
+    if bx != (4 * H,) or bh != (4 * H,):
+        raise ShapeError(f"LSTM biases b_x and b_h must be (4H,) = ({4 * H},): {msg}")
+    B, T, I = x_shape
+    if I != W[0]:
+        raise ShapeError(f"LSTM input features x.shape[2]={I} != W.shape[0]={W[0]}: {msg}")
+    if min(B, T, I, H) < 1:
+        raise ShapeError(f"LSTM sizes must be >= 1: {msg}")
+    for name, s0 in (("h0", h0_shape), ("c0", c0_shape)):
+        if s0 is not None and tuple(int(d) for d in s0) != (B, H):
+            raise ShapeError(f"LSTM {name} must be (B, H) = ({B}, {H}), got {tuple(s0)}: {msg}")
+    return B, T, I, H
+
+
 def check_gru_vjp(x, weights: GRUWeights, h0, dy, dh_T) -> tuple[int, int, int, int]:
     """Validate a gru_vjp call (arrays of any backend, or None): the forward's shapes, then the
     cotangents, at least one of dy (B, T, H) and dh_T (B, H). Returns (B, T, I, H)."""
@@ -199,6 +247,19 @@ def init_gru(input_size: int, hidden_size: int, seed: int = 0, dtype="float64", 
         b_x=g.uniform(-s, s, 3 * H).astype(dtype),
         b_h=g.uniform(-s, s, 3 * H).astype(dtype),
     )
+
+
+def init_lstm(input_size: int, hidden_size: int, seed: int = 0, dtype="float64", scale=None) -> LSTMWeights:
+    """Random canonical LSTM weights, each gate block with its own non-zero mean offset (a swapped gate shows)."""
+    g = rng(seed)
+    s = scale if scale is not None else 1.0 / math.sqrt(hidden_size)
+    H = hidden_size
+
+    def blocks(rows):  # (rows, 4H): gate blocks i, f, g, o
+        return np.concatenate([g.uniform(-s, s, (rows, H)) + off * s for off in (0.10, 0.30, -0.20, 0.05)], axis=1)
+
+    return LSTMWeights(W=blocks(input_size).astype(dtype), U=blocks(H).astype(dtype),
+                       b_x=g.uniform(-s, s, 4 * H).astype(dtype), b_h=g.uniform(-s, s, 4 * H).astype(dtype))
 
 
 def init_dense(n_in: int, n_out: int, seed: int = 0, dtype="float64") -> DenseWeights:

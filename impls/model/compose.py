@@ -39,8 +39,9 @@ class Composed:
         self.weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w in plan]
 
         def chain(ws, x):
+            mask = None  # a (B, T) padding mask, from an embedding with mask_zero or a masking layer
             for (kind, opts, _), w in zip(plan, ws, strict=True):
-                x = kind.forward(ops, x, opts, w)
+                x, mask = kind.forward_masked(ops, x, mask, opts, w)
             return x
 
         self.chain = chain
@@ -82,13 +83,30 @@ def layer_forwards(ops: ModuleType, model: Model, dtype: str = "float64", device
     return [compose(ops, model.sub(i), dtype, device) for i in range(len(model.layers))]
 
 
-def reference_outputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
-    """The NumPy reference's output of every layer, in x's dtype (float64 for the reference)."""
-    outs = []
+def _reference_run(model: Model, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """(every layer's output, every layer's input mask) of the NumPy reference, in the float dtype of x or of
+    the model's weights where x holds integer ids."""
+    model.check_input(x)
+    outs, masks, mask = [], [], None
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else _weight_dtype(model)
     for kind, opts, w in _plan(model):
-        x = kind.forward(ref, x, opts, {k: np.asarray(v, x.dtype) for k, v in w.items()})
+        masks.append(mask)
+        x, mask = kind.forward_masked(ref, x, mask, opts, {k: np.asarray(v, dtype) for k, v in w.items()})
         outs.append(x)
-    return outs
+    return outs, masks
+
+
+def _weight_dtype(model: Model):
+    for la in model.layers:
+        for a in la.weights.values():
+            return np.asarray(a).dtype
+    return np.dtype("float64")
+
+
+def reference_outputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
+    """The NumPy reference's output of every layer, in x's dtype (float64 for the reference; for integer ids, the
+    weights' dtype)."""
+    return _reference_run(model, x)[0]
 
 
 def reference_forward(model: Model, x: np.ndarray) -> np.ndarray:
@@ -97,14 +115,15 @@ def reference_forward(model: Model, x: np.ndarray) -> np.ndarray:
 
 def reference_vjp(model: Model, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
     """(dL/dx, {(layer name, weight name): dL/dweight}) for L = <dy, model(x)>: each layer's hand-written vjp,
-    last layer first, on the inputs the forward gave it."""
+    last layer first, on the inputs (and padding masks) the forward gave it. dL/dx is None for integer ids."""
     plan = _plan(model)
-    inputs = [x, *reference_outputs(model, x)[:-1]]
+    outs, masks = _reference_run(model, x)
+    inputs = [x, *outs[:-1]]
     grads: dict[tuple[str, str], np.ndarray] = {}
     g = dy
-    for layer, (kind, opts, _), xi in reversed(list(zip(model.layers, plan, inputs, strict=True))):
-        w = {k: np.asarray(v, xi.dtype) for k, v in layer.weights.items()}
-        g, gw = kind.vjp(xi, opts, w, g)
+    for layer, (kind, opts, _), xi, mi in reversed(list(zip(model.layers, plan, inputs, masks, strict=True))):
+        w = {k: np.asarray(v, dy.dtype) for k, v in layer.weights.items()}
+        g, gw = kind.vjp_masked(xi, mi, opts, w, g)
         for name, a in gw.items():
             grads[(layer.name, name)] = a
     return g, {k: grads[k] for k in model.parameters()}

@@ -107,6 +107,29 @@ class Model:
                     raise ModelError(f"{layer.label(i)}: weight {wname!r} has {bad} non-finite values (NaN or inf)")
         return self
 
+    def check_input(self, x: np.ndarray) -> None:
+        """Data the model refuses whatever the voice: the first layer's (an embedding's ids outside its table, a
+        mask that is not post-padded), named. Every voice calls it on the NumPy input before converting it."""
+        from .layers import spec_of
+
+        first = self.layers[0]
+        kind = spec_of(first.kind, first.label(0))
+        kind.check_input(kind.options(first.options), np.asarray(x), f"model {self.name!r} {first.label(0)}")
+
+    def mask_sources(self) -> list[int | None]:
+        """Per layer, the index of the layer whose padding mask reaches its input (an embedding with mask_zero, a
+        masking layer), or None. A layer fed a mask cannot be checked on its own: `sub(mask_source, i + 1)` can."""
+        from .layers import spec_of
+
+        out, src = [], None
+        for i, la in enumerate(self.layers):
+            out.append(src)
+            kind = spec_of(la.kind, la.label(i))
+            opts = kind.options(la.options)
+            makes_new, keeps = kind.makes_mask(opts, False), kind.makes_mask(opts, src is not None)
+            src = i if makes_new else (src if keeps else None)
+        return out
+
     # ------------------------------------------------------------------ derived models
 
     def map(self, fn: Callable[[np.ndarray], Any]) -> Model:

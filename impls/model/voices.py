@@ -85,7 +85,8 @@ def refusal(voice: str, model: Model, dtype: str) -> str | None:
 def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Built:
     ops = backend(voice)
     composed = compose(ops, model, dtype, device)
-    asarray = (lambda x: ops.asarray(x, dtype, device))
+    in_dtype = model.input_dtype if is_integer(model.input_dtype) else dtype  # token ids stay integers
+    asarray = (lambda x: ops.asarray(x, in_dtype, device))
     if voice == "numpy":  # the hand-written backward chain, not autograd
         typed = model.astype(dtype)  # its weights in the dtype asked for
 
@@ -99,8 +100,8 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
             return composed.vjp(x, dy)
 
         def vjp(x, dy):
-            dx, g = step(asarray(x), asarray(dy))
-            return ops.to_numpy(dx), {k: ops.to_numpy(v) for k, v in g.items()}
+            dx, g = step(asarray(x), ops.asarray(dy, dtype, device))
+            return (None if dx is None else ops.to_numpy(dx)), {k: ops.to_numpy(v) for k, v in g.items()}
 
     mode = {"jax": "jit", "numpy": "numpy"}.get(voice, "eager")
     call = composed if voice != "jax" else ops.compile(composed, "jit")
@@ -113,10 +114,27 @@ def build(voice: str, model: Model, dtype: str = "float32", device: str | None =
     if why is not None:
         raise Refused(f"{voice}: {why}")
     if voice in PRIMITIVES:
-        return _primitive(voice, model, dtype, device)
+        return _checked(model, _primitive(voice, model, dtype, device))
     if device not in (None, "cpu"):
         raise Refused(f"{voice}: the port builds its model on the CPU only, not on {device!r} (a later step)")
-    return port_module(voice).build(model, dtype)
+    return _checked(model, port_module(voice).build(model, dtype))
+
+
+def is_integer(dtype: str) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.integer)
+
+
+def _checked(model: Model, built: Built) -> Built:
+    """Every voice refuses the same input data, before converting it (Model.check_input: an id outside an
+    embedding's table, a pre-padded mask), whatever its framework would do (raise, clamp or wrap)."""
+    to_native = built.to_native
+
+    def checked(x):
+        model.check_input(np.asarray(x))
+        return to_native(x)
+
+    built.to_native = checked
+    return built
 
 
 __all__ = ["PORTS", "PRIMITIVES", "VOICES", "Built", "build", "port_module", "refusal"]

@@ -25,6 +25,8 @@ import numpy as np
 from ..contract import spec
 from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
 from .numpy_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
+from .numpy_seq import (embedding, embedding_vjp, ids_mask, lengths_of, lstm, lstm_vjp, mask_steps, take_steps,
+                        take_steps_vjp, time_maps, values_mask)
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
@@ -318,6 +320,15 @@ def seed_pool1d(y):
 # --------------------------------------------------------------------------- shapes
 
 
+def reverse_steps(x: np.ndarray) -> np.ndarray:
+    """x (B, T, ...) with its time axis reversed."""
+    return np.flip(x, axis=1)
+
+
+def concat(xs, axis: int = -1) -> np.ndarray:
+    return np.concatenate(xs, axis=axis)
+
+
 def flatten(x):
     """(B, ...) -> (B, prod(...)), in memory order: for NHWC that is Keras' (h, w, c) order."""
     return x.reshape(x.shape[0], -1)
@@ -355,4 +366,6 @@ __all__ = [
     "synchronize",
     "to_numpy",
     "zero_pad2d",
+    "embedding", "embedding_vjp", "ids_mask", "lengths_of", "lstm", "lstm_vjp", "mask_steps", "take_steps",
+    "take_steps_vjp", "time_maps", "values_mask", "reverse_steps", "concat",
 ]  # fmt: skip

@@ -6,13 +6,14 @@ voice ask `spec_of(kind)` and never change. A kind that is not here is refused w
 from __future__ import annotations
 
 from .. import description
-from . import activation, conv2d, dense, depthwise_conv2d, dropout, flatten, gru, pool2d, zero_pad2d
+from . import (activation, conv2d, dense, depthwise_conv2d, dropout, embedding, flatten, gru, lstm, masking, pool2d,
+               take_step, zero_pad2d)
 from .base import ACTIVATIONS, LayerSpec
 
 KINDS: dict[str, LayerSpec] = {
     s.KIND: s
     for s in (gru.SPEC, conv2d.SPEC, depthwise_conv2d.SPEC, pool2d.MAX, pool2d.AVG, zero_pad2d.SPEC, flatten.SPEC,
-              dense.SPEC, activation.SPEC, dropout.SPEC)
+              dense.SPEC, activation.SPEC, dropout.SPEC, lstm.SPEC, embedding.SPEC, masking.SPEC, take_step.SPEC)
 }
 
 

@@ -38,6 +38,7 @@ def vjp(name: str, pre: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 class Activation(LayerSpec):
     KIND = "activation"
+    KEEPS_MASK = True
     REQUIRED = ("activation",)
 
     def output_shape(self, opts, in_shape):

@@ -21,6 +21,10 @@ class LayerSpec:
     KIND: ClassVar[str]
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    KEEPS_MASK: ClassVar[bool] = False
+    """A (B, T) padding mask on the input passes on to the output (Keras' supports_masking for a layer that keeps the
+    time axis: dense on 3-D, activation, dropout). A kind that makes a mask (embedding with mask_zero, masking) or reads
+    one (the recurrent layers) overrides forward_masked and vjp_masked."""
 
     def options(self, raw: Any) -> dict[str, Any]:
         raw = dict(raw or {})
@@ -70,6 +74,21 @@ class LayerSpec:
     def vjp(self, x: np.ndarray, opts: dict[str, Any], w: dict[str, np.ndarray], dy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The NumPy reference's hand-written backward: (dL/dx, {weight name: dL/dweight})."""
         raise NotImplementedError
+
+    def forward_masked(self, ops: Any, x: Any, mask: Any, opts: dict[str, Any], w: dict[str, Any]) -> tuple[Any, Any]:
+        """(output, its mask or None): what compose chains. `mask` is the input's (B, T) bool padding mask or None."""
+        return self.forward(ops, x, opts, w), (mask if self.KEEPS_MASK else None)
+
+    def makes_mask(self, opts: dict[str, Any], masked_input: bool) -> bool:
+        """Whether the output carries a mask, given whether the input does (without computing anything)."""
+        return masked_input and self.KEEPS_MASK
+
+    def vjp_masked(self, x, mask, opts, w, dy) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        return self.vjp(x, opts, w, dy)
+
+    def check_input(self, opts: dict[str, Any], x: np.ndarray, where: str) -> None:
+        """Data a model's first layer refuses before any voice sees it (an id outside an embedding's table, a
+        pre-padded mask); `where` names the layer. Nothing by default."""
 
 
 def positive_int(kind: str, name: str, value: Any) -> int:

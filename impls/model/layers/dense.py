@@ -15,6 +15,7 @@ from .base import LayerSpec, flag, positive_int
 
 class Dense(LayerSpec):
     KIND = "dense"
+    KEEPS_MASK = True
     REQUIRED = ("units",)
     DEFAULTS: ClassVar[dict] = {"activation": "linear", "use_bias": True}
 

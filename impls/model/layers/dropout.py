@@ -10,6 +10,7 @@ from .base import LayerSpec
 
 class Dropout(LayerSpec):
     KIND = "dropout"
+    KEEPS_MASK = True
     DEFAULTS: ClassVar[dict] = {"rate": 0.5}
 
     def validate(self, opts):
