@@ -91,13 +91,30 @@ def attempt(fn: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, str] | N
 # --------------------------------------------------------------------------- inputs and reference
 
 
+def lengths(batch: int, T: int) -> np.ndarray:
+    """A padded batch's lengths: the first row full, the others shorter and different (never 0: torch's
+    pack_padded_sequence refuses an empty row, so a certificate that every port can take has none)."""
+    return np.array([T] + [max(1, T - 1 - (b * max(T - 1, 1)) // max(batch - 1, 1)) for b in range(1, batch)][: batch - 1])
+
+
 def inputs(model: Model, batch: int) -> dict[str, np.ndarray]:
-    """Seeded, non-symmetric inputs: x (uniform in INPUT_RANGE, or token ids), dy for the gradients."""
+    """Seeded, non-symmetric inputs: x (uniform in INPUT_RANGE, or token ids inside the first embedding's table),
+    dy for the gradients. A model that reads a padding mask (an embedding with mask_zero, a masking layer) gets a
+    post-padded batch of different lengths (`lengths`), padded with id 0 or the mask value."""
     shape = (batch, *model.input_shape)
+    first = model.layers[0]
+    opts = spec_of(first.kind).options(first.options)
+    g = np.random.default_rng(SEEDS["x"])
     if np.issubdtype(np.dtype(model.input_dtype), np.integer):
-        x = np.random.default_rng(SEEDS["x"]).integers(*TOKEN_RANGE, shape).astype(model.input_dtype)
+        hi = min(TOKEN_RANGE[1], opts["input_dim"]) if first.kind == "embedding" else TOKEN_RANGE[1]
+        lo = 1 if first.kind == "embedding" and opts["mask_zero"] else TOKEN_RANGE[0]
+        x = g.integers(lo, max(hi, lo + 1), shape).astype(model.input_dtype)
     else:
         x = random_array(shape, SEEDS["x"], "float64", *INPUT_RANGE)
+    if first.kind in ("masking", "embedding") and (first.kind == "masking" or opts["mask_zero"]):
+        pad = 0 if first.kind == "embedding" else opts["mask_value"]
+        valid = np.arange(shape[1])[None, :] < lengths(batch, shape[1])[:, None]
+        x = np.where(valid.reshape(valid.shape + (1,) * (x.ndim - 2)), x, pad).astype(x.dtype)
     out_shape = model.shapes(batch)[-1]
     return {"x": x, "dy": random_array(out_shape, SEEDS["dy"], "float64", *INPUT_RANGE)}
 
@@ -137,6 +154,7 @@ def availability(voice: str) -> str | None:
 def layer_checks(voice: str, model: Model, dtype: str, ref: Reference) -> list[dict[str, Any]]:
     """Each layer isolated (the reference's own input) and accumulated (the voice's own chain), in `dtype`."""
     rows, prev = [], cast(ref.x, dtype)
+    sources = model.mask_sources()
     for i, layer in enumerate(model.layers):
         row: dict[str, Any] = {"index": i, "name": layer.name, "kind": layer.kind}
         built, problem = attempt(voices.build, voice, model.sub(i).astype(dtype), dtype)
@@ -145,7 +163,14 @@ def layer_checks(voice: str, model: Model, dtype: str, ref: Reference) -> list[d
             rows.append(row)
             prev = None
             continue
-        y, problem = attempt(built.forward, cast(ref.ins[i], dtype))
+        start = i if sources[i] is None else sources[i]
+        if start == i:
+            y, problem = attempt(built.forward, cast(ref.ins[i], dtype))
+        else:  # fed a padding mask: from the layer that makes it, whose own check came first
+            row["isolated_from"] = {"index": start, "name": model.layers[start].name,
+                                    "why": "the layer reads the padding mask that layer makes"}
+            whole, problem = attempt(voices.build, voice, model.sub(start, i + 1).astype(dtype), dtype)
+            y, problem = (None, problem) if problem else attempt(whole.forward, cast(ref.ins[start], dtype))
         row["isolated"] = problem or compare(y, ref.outs[i], dtype)
         if prev is None:
             row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
@@ -160,6 +185,8 @@ def first_diverging(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first layer whose isolated check failed (over its bar, or raised)."""
     for r in rows:
         iso = r.get("isolated")
+        if iso is not None and "not_computed" in iso:
+            continue
         if iso is None or not iso.get("pass", False):
             return {"index": r["index"], "name": r["name"], "kind": r["kind"]}
     return None
@@ -373,7 +400,12 @@ def source_section(imported: Imported | None, ref: Reference, settings: Settings
     model = ref.model
     rows = [{"index": i, "name": la.name, "kind": la.kind} for i, la in enumerate(model.layers)]
     if imported.layer_call is not None:
+        sources = model.mask_sources()
         for i, r in enumerate(rows):
+            if sources[i] is not None:  # one source layer alone would run without the mask
+                r["isolated"] = {"not_computed": f"the layer reads the padding mask of layer {sources[i]} "
+                                                 f"{model.layers[sources[i]].name!r}: checked accumulated"}
+                continue
             y, problem = attempt(imported.layer_call, i, cast(ref.ins[i], dtype))
             r["isolated"] = problem or compare(y, ref.outs[i], dtype)
     else:

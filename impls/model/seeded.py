@@ -15,15 +15,18 @@ from .layers import spec_of
 
 
 def chain(name: str, input_shape: tuple[int, ...], specs: list[tuple[str, str, dict[str, Any]]], seed: int = 0,
-          boundary: str = "channels_last", batch: int = 3, dtype: str = "float64") -> Model:  # fmt: skip
-    """A model of `specs` [(kind, layer name, options)], checked at `batch`."""
+          boundary: str = "channels_last", batch: int = 3, dtype: str = "float64", input_dtype: str | None = None) -> Model:  # fmt: skip
+    """A model of `specs` [(kind, layer name, options)], checked at `batch`. Its input dtype is int64 (token ids)
+    when the first layer is an embedding, else float32, unless `input_dtype` says."""
     layers, shape = [], (batch, *input_shape)
     for i, (kind, lname, opts) in enumerate(specs):
         spec = spec_of(kind, f"layer {i} {lname!r}")
         o = spec.options(opts)
         layers.append(Layer(kind, lname, opts, spec.init(o, shape, seed + 7 * i, dtype)))
         shape = spec.output_shape(o, shape)
-    return Model(name, input_shape, tuple(layers), boundary=boundary).check(batch)
+    if input_dtype is None:
+        input_dtype = "int64" if specs and specs[0][0] == "embedding" else "float32"
+    return Model(name, input_shape, tuple(layers), input_dtype=input_dtype, boundary=boundary).check(batch)
 
 
 __all__ = ["chain"]
