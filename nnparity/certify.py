@@ -174,6 +174,10 @@ def layer_checks(voice: str, model: Model, dtype: str, ref: Reference) -> list[d
         row["isolated"] = problem or compare(y, ref.outs[i], dtype)
         if prev is None:
             row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
+        elif start != i:  # the mask is the chain's own from the input: the voice's build of layers 0..i
+            prefix, problem = attempt(voices.build, voice, model.sub(0, i + 1).astype(dtype), dtype)
+            prev, problem = (None, problem) if problem else attempt(prefix.forward, cast(ref.x, dtype))
+            row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
         else:
             prev, problem = attempt(built.forward, prev)
             row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
@@ -529,7 +533,10 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         "format": FORMAT, "command": list(settings.command), "model": model_section(model, batch),
         "inputs": {"batch": batch, "shape": list(data["x"].shape), "dtype": str(data["x"].dtype), "seeds": dict(SEEDS),
                    "x": (f"impls.contract.spec.random_array(shape, seed={SEEDS['x']}) uniform in {list(INPUT_RANGE)}"
-                         if data["x"].dtype.kind == "f" else f"uniform integers in {list(TOKEN_RANGE)}, seed {SEEDS['x']}"),
+                         if data["x"].dtype.kind == "f" else f"uniform integers in {list(TOKEN_RANGE)} (and inside the first "
+                         f"embedding's table), seed {SEEDS['x']}")
+                   + (f"; post-padded to lengths {lengths(settings.batch, model.input_shape[0]).tolist()}"
+                      if model.mask_sources() and any(s is not None for s in model.mask_sources()) else ""),
                    "dy": f"uniform in {list(INPUT_RANGE)} of the output's shape, seed {SEEDS['dy']}",
                    "h0": f"uniform in {list(INPUT_RANGE)}, seed {SEEDS['h0']} + the GRU layer's index",
                    "gru_state": "the model itself starts every GRU from zeros, as its source does; the initial_state "

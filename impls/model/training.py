@@ -63,7 +63,7 @@ def reference_step(model: Model, x: np.ndarray, t: np.ndarray, flavour: str, eps
                    dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:  # fmt: skip
     """(loss before the step, {(layer, weight): the weight after one Adam step}) in `flavour`'s convention."""
     m = model.astype(dtype)
-    x = np.asarray(x, dtype)
+    x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype)  # ids stay ids
     kind = loss_kind(m)
     y = reference_forward(m, x)
     loss, dy = loss_and_dy(kind, y, np.asarray(t, dtype))

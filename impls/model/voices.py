@@ -94,7 +94,8 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
             return reference_vjp(typed, x, dy)
 
         def vjp(x, dy):
-            return step(np.asarray(x, dtype), np.asarray(dy, dtype))
+            x = np.asarray(x) if is_integer(model.input_dtype) else np.asarray(x, dtype)
+            return step(x, np.asarray(dy, dtype))
     else:
         def step(x, dy):
             return composed.vjp(x, dy)
