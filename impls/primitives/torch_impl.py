@@ -1,4 +1,4 @@
-"""PyTorch from primitives: the contract written with matmul, sigmoid, tanh, maximum, exp, pad and unfold.
+"""PyTorch from primitives: the contract written with matmul, sigmoid, tanh, maximum, exp, pad, unfold, gather and flip.
 
 No torch.nn layer and no fused op (nn.GRU, F.conv2d, F.max_pool2d, F.linear, F.softmax) appears here:
 those are the built-in voice (impls/builtin/torch_builtin.py). Gradients are autograd over these primitives.
@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import frameworks
 from ..contract import spec
-from ..contract.spec import GRUWeights
+from ..contract.spec import GRUWeights, LSTMWeights
 
 torch = frameworks.load("torch")
 F = torch.nn.functional  # F.pad only: padding is data movement, not the math under test
@@ -145,6 +145,79 @@ def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any,
     return torch.stack(ys, dim=1), h
 
 
+# --------------------------------------------------------------------------- LSTM, embeddings, padded sequences
+
+
+def lstm(x: Any, weights: LSTMWeights, h0: Any = None, c0: Any = None) -> tuple[Any, Any, Any]:
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H), c_T (B, H)). One input GEMM for all steps, then per step the
+    recurrent GEMM and the gates (i, f, g, o): c = f * c + i * g, h = o * tanh(c). Zero state unless given."""
+    B, T, I, H = spec.check_lstm(x.shape, weights, None if h0 is None else tuple(h0.shape),
+                                 None if c0 is None else tuple(c0.shape))
+    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
+    h = x.new_zeros((B, H)) if h0 is None else _like(h0, x)
+    c = x.new_zeros((B, H)) if c0 is None else _like(c0, x)
+    xp = (x.reshape(B * T, I) @ W + b_x).reshape(B, T, 4 * H)  # x W + b_x, every step at once
+    ys = []
+    for t in range(T):
+        a = xp[:, t] + (h @ U + b_h)
+        i, f = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H : 2 * H])
+        g, o = torch.tanh(a[:, 2 * H : 3 * H]), torch.sigmoid(a[:, 3 * H :])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        ys.append(h)
+    return torch.stack(ys, dim=1), h, c
+
+
+def embedding(ids: Any, table: Any) -> Any:
+    """ids (B, T) integers -> table rows (B, T, D), a gather (index_select). Ids are checked at the model's
+    boundary (Model.check_input)."""
+    return torch.index_select(table, 0, ids.reshape(-1).long()).reshape(*ids.shape, table.shape[-1])
+
+
+def ids_mask(ids: Any) -> Any:
+    """Keras' Embedding(mask_zero=True): id 0 is padding. (B, T) bool."""
+    return ids != 0
+
+
+def values_mask(x: Any, value: float) -> Any:
+    """Keras' Masking(mask_value): a step is padding when every feature equals the value. (B, T) bool."""
+    return torch.any(x != value, dim=-1)
+
+
+def lengths_of(mask: Any) -> Any:
+    """Valid steps per row (B,) int64: the sum alone (the mask was checked post-padded at the model's boundary)."""
+    return torch.sum(mask.long(), dim=1)
+
+
+def time_maps(lengths: Any, T: int) -> tuple[Any, Any, Any, Any]:
+    """(valid, hold, rev, nonempty), each (B, T); what they mean is impls/primitives/numpy_seq.py's."""
+    t = torch.arange(T, device=lengths.device)[None, :]
+    L = lengths.long()[:, None]
+    valid = t < L
+    hold = torch.clamp(torch.minimum(t, L - 1), min=0)
+    rev = torch.where(valid, L - 1 - t, t)
+    return valid, hold, rev, (L > 0).expand(-1, T)
+
+
+def take_steps(x: Any, idx: Any) -> Any:
+    """x (B, T, F), idx (B, T') int -> x[b, idx[b, t]] (B, T', F): torch.gather along time."""
+    return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+def mask_steps(x: Any, valid: Any) -> Any:
+    """x (B, T, F) with the steps where valid is False set to 0."""
+    return x * valid.to(x.dtype)[:, :, None]
+
+
+def reverse_steps(x: Any) -> Any:
+    """x (B, T, ...) with its time axis reversed."""
+    return torch.flip(x, dims=(1,))
+
+
+def concat(xs: Any, axis: int = -1) -> Any:
+    return torch.cat(list(xs), dim=axis)
+
+
 # --------------------------------------------------------------------------- conv, pool, dense
 
 
@@ -236,14 +309,17 @@ def _vjp(out: Any, dy: Any, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def chain_vjp(chain: Callable, weights: list[dict[str, Any]], x: Any, dy: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """Autograd of <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model."""
-    leaves = {"x": _leaf(x, x)}
+    """Autograd of <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model; dx is
+    None where x holds integer token ids (an embedding's input)."""
+    ids = not (x.is_floating_point() or x.is_complex())  # integer token ids: no gradient, dx is None
+    leaves = {} if ids else {"x": _leaf(x, x)}
     for i, w in enumerate(weights):
         leaves.update({f"{i}/{k}": _leaf(v, v) for k, v in w.items()})
+    like = dy if ids and isinstance(dy, torch.Tensor) else x  # dy in the weights' float dtype, not the ids'
     with torch.enable_grad():
         ws = [{k: leaves[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
-        g = _vjp(chain(ws, leaves["x"]), _like(dy, x), leaves)
-    return g["x"], [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
+        g = _vjp(chain(ws, x if ids else leaves["x"]), _like(dy, like), leaves)
+    return g.get("x"), [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
 
 
 def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, dh_T: Any = None) -> dict[str, Any]:
@@ -333,17 +409,24 @@ __all__ = [
     "avg_pool2d_vjp",
     "chain_vjp",
     "compile",
+    "concat",
     "conv2d",
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "embedding",
     "flatten",
     "gru",
     "gru_vjp",
+    "ids_mask",
+    "lengths_of",
+    "lstm",
+    "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
+    "reverse_steps",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -351,8 +434,11 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_vjp",
     "synchronize",
+    "take_steps",
     "tanh",
+    "time_maps",
     "to_numpy",
     "torch_dtype",
+    "values_mask",
     "zero_pad2d",
 ]  # fmt: skip
