@@ -1,5 +1,5 @@
 """TensorFlow from primitives: the contract written with tf.matmul, tf.sigmoid, tf.tanh, tf.pad, strided
-slices, tf.add_n, tf.reduce_max and tf.reduce_logsumexp only.
+slices, tf.add_n, tf.reduce_max, tf.reduce_logsumexp, tf.gather and tf.reverse only.
 
 No tf.nn.conv2d, tf.nn.max_pool2d, tf.nn.avg_pool2d, tf.nn.softmax, Keras layers or tf.keras here: those are the built-in
 voice (impls/builtin/keras_builtin.py). Gradients are tf.GradientTape over these same primitives.
@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import frameworks
 from ..contract import spec
-from ..contract.spec import GRUWeights
+from ..contract.spec import GRUWeights, LSTMWeights
 
 tf = frameworks.load("tensorflow")
 
@@ -26,6 +26,7 @@ MODES = ("eager", "tf.function", "tf.function(jit_compile=True)")
 
 _DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "cuda": "/GPU:0"}
 _DTYPES = ("float64", "float32", "bfloat16", "float16")
+_ID_DTYPES = ("int64", "int32")  # token ids (an embedding's input): asarray only
 
 
 # --------------------------------------------------------------------------- boundary
@@ -54,8 +55,10 @@ def device_name(device: str | None) -> str | None:
 
 
 def asarray(a, dtype="float64", device: str | None = None):
-    """NumPy (or a tensor) -> a tf tensor of `dtype`, placed on `device` ("cpu", "gpu"/"cuda") if given."""
-    dt, dev = tf_dtype(dtype), device_name(device)
+    """NumPy (or a tensor) -> a tf tensor of `dtype` (a float, or int64/int32 for token ids), placed on `device`
+    ("cpu", "gpu"/"cuda") if given."""
+    name = dtype.name if isinstance(dtype, tf.DType) else dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    dt, dev = (tf.as_dtype(name) if name in _ID_DTYPES else tf_dtype(dtype)), device_name(device)
     if dev is None:
         return tf.cast(tf.convert_to_tensor(a), dt)
     with tf.device(dev):
@@ -144,6 +147,82 @@ def gru(x, weights: GRUWeights, variant: str, h0=None):
     # tf.scan is a tf.while_loop: a Python loop when eager, one compact loop inside tf.function / XLA.
     ys = tf.scan(step, xp, initializer=h)  # (T, B, H)
     return tf.transpose(ys, (1, 0, 2)), ys[-1]
+
+
+# --------------------------------------------------------------------------- LSTM, embeddings, padded sequences
+
+
+def lstm(x, weights: LSTMWeights, h0=None, c0=None):
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H), c_T (B, H)). One matmul projects all timesteps; tf.scan runs the
+    recurrence: gates (i, f, g, o) = sigmoid, sigmoid, tanh, sigmoid; c = f * c + i * g; h = o * tanh(c)."""
+    B, T, I, H = spec.check_lstm(x.shape, weights, None if h0 is None else tuple(h0.shape),
+                                 None if c0 is None else tuple(c0.shape))
+    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
+    h = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
+    c = tf.zeros((B, H), dtype=x.dtype) if c0 is None else _like(c0, x)
+    xp = tf.reshape(tf.matmul(tf.reshape(x, (B * T, I)), W) + b_x, (B, T, 4 * H))  # x W + b_x, all steps
+    xp = tf.transpose(xp, (1, 0, 2))  # (T, B, 4H): tf.scan walks the first axis
+
+    def step(state, xp_t):
+        h, c = state
+        a = xp_t + (tf.matmul(h, U) + b_h)
+        i, f = tf.sigmoid(a[:, :H]), tf.sigmoid(a[:, H : 2 * H])
+        g, o = tf.tanh(a[:, 2 * H : 3 * H]), tf.sigmoid(a[:, 3 * H :])
+        c = f * c + i * g
+        return o * tf.tanh(c), c
+
+    hs, cs = tf.scan(step, xp, initializer=(h, c))  # (T, B, H) each
+    return tf.transpose(hs, (1, 0, 2)), hs[-1], cs[-1]
+
+
+def embedding(ids, table):
+    """ids (B, T) integers -> table rows (B, T, D): tf.gather. Ids are checked at the model's boundary
+    (Model.check_input); TensorFlow's own gather would raise on the CPU and give zeros on a GPU."""
+    return tf.gather(table, ids)
+
+
+def ids_mask(ids):
+    """Keras' Embedding(mask_zero=True): id 0 is padding. (B, T) bool."""
+    return tf.not_equal(ids, tf.zeros((), ids.dtype))
+
+
+def values_mask(x, value: float):
+    """Keras' Masking(mask_value): a step is padding when every feature equals the value. (B, T) bool."""
+    return tf.reduce_any(tf.not_equal(x, tf.cast(value, x.dtype)), axis=-1)
+
+
+def lengths_of(mask):
+    """Valid steps per row (B,) int64: the sum alone (the mask was checked post-padded at the model's boundary)."""
+    return tf.reduce_sum(tf.cast(mask, tf.int64), axis=1)
+
+
+def time_maps(lengths, T: int):
+    """(valid, hold, rev, nonempty), each (B, T); what they mean is impls/primitives/numpy_seq.py's."""
+    t = tf.range(T, dtype=tf.int64)[None, :]
+    L = tf.cast(lengths, tf.int64)[:, None]
+    valid = t < L
+    hold = tf.maximum(tf.minimum(t, L - 1), tf.zeros((), tf.int64))
+    rev = tf.where(valid, L - 1 - t, t + tf.zeros_like(L))
+    return valid, hold, rev, tf.broadcast_to(L > 0, tf.shape(valid))
+
+
+def take_steps(x, idx):
+    """x (B, T, F), idx (B, T') int -> x[b, idx[b, t]] (B, T', F): a batched tf.gather along time."""
+    return tf.gather(x, idx, axis=1, batch_dims=1)
+
+
+def mask_steps(x, valid):
+    """x (B, T, F) with the steps where valid is False set to 0."""
+    return x * tf.cast(valid, x.dtype)[:, :, None]
+
+
+def reverse_steps(x):
+    """x (B, T, ...) with its time axis reversed."""
+    return tf.reverse(x, axis=[1])
+
+
+def concat(xs, axis: int = -1):
+    return tf.concat(list(xs), axis=axis)
 
 
 # --------------------------------------------------------------------------- conv, pool, dense
@@ -253,18 +332,22 @@ def _vjp(fn, inputs: dict, outputs_dy: list | None) -> dict:
         output_gradients=outputs_dy,
         unconnected_gradients=tf.UnconnectedGradients.ZERO,
     )
-    return dict(zip(keys, grads))
+    # a gather's gradient (an embedding table's) is tf.IndexedSlices: the dense tensor, as every other gradient
+    return {k: tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for k, g in zip(keys, grads)}
 
 
 def chain_vjp(chain: Callable, weights: list[dict], x, dy) -> tuple:
-    """GradientTape over <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model."""
-    inputs = {"x": x, **{f"{i}/{k}": v for i, w in enumerate(weights) for k, v in w.items()}}
+    """GradientTape over <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model;
+    dx is None where x holds integer token ids (an embedding's input), which the tape does not watch."""
+    x = tf.convert_to_tensor(x)
+    ids = x.dtype.is_integer
+    inputs = {**({} if ids else {"x": x}), **{f"{i}/{k}": v for i, w in enumerate(weights) for k, v in w.items()}}
 
     def fn(**kw):
-        return chain([{k: kw[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)], kw["x"])
+        return chain([{k: kw[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)], x if ids else kw["x"])
 
-    g = _vjp(fn, inputs, [_like(dy, x)])
-    return g["x"], [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
+    g = _vjp(fn, inputs, [tf.convert_to_tensor(dy) if ids else _like(dy, x)])
+    return g.get("x"), [{k: g[f"{i}/{k}"] for k in w} for i, w in enumerate(weights)]
 
 
 def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dict:
@@ -344,17 +427,24 @@ __all__ = [
     "avg_pool2d_vjp",
     "chain_vjp",
     "compile",
+    "concat",
     "conv2d",
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "embedding",
     "flatten",
     "gru",
     "gru_vjp",
+    "ids_mask",
+    "lengths_of",
+    "lstm",
+    "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
+    "reverse_steps",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -362,7 +452,10 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_vjp",
     "synchronize",
+    "take_steps",
     "tanh",
+    "time_maps",
     "to_numpy",
+    "values_mask",
     "zero_pad2d",
 ]  # fmt: skip
