@@ -8,7 +8,15 @@ One description layer is one Keras layer named after it (each character that Ker
 '/', ' ', ':', '(', as '_'), except where Keras needs a ZeroPadding2D in front
 (explicit conv pads; average pools that count their pads), named "<layer>_pad". GRU(reset_after=True) computes
 reset_after, GRU(reset_after=False) reset_before with its one bias b_x + b_h (convert.gru_to_keras); the other
-variants and the options impls/contract/limits.py declares have no Keras layer and are refused. A model whose source
+variants and the options impls/contract/limits.py declares have no Keras layer and are refused. LSTM is
+keras.layers.LSTM with one bias b_x + b_h per direction (convert.lstm_to_keras: forward-exact; a training step moves
+one bias where the canonical model moves two, lstm_notes says so). A bidirectional layer is
+Bidirectional(GRU | LSTM, merge_mode) with Keras' own mirrored backward layer. Padding masks are Keras' own: an
+Embedding(mask_zero=True) or Masking makes one, Dense, Activation, Dropout and sequence-returning RNNs carry it;
+padded_outputs 'zero' is zero_output_for_mask=True, 'hold' False (Bidirectional forces True when it returns
+sequences, so 'hold' there under a mask is refused). An Embedding's Keras lookup (ops.take) wraps a negative id to a
+row from the end: the written file cannot refuse one, the built voice refuses it at its boundary (Model.check_input).
+take_step is Cropping1D then Reshape ("<layer>_crop", "<layer>"). A model whose source
 takes NCHW images (model.boundary "channels_first") starts with Permute((2, 3, 1)) and, where it returns a 4-D map,
 ends with Permute((3, 1, 2)); where it returns a Flatten of a map, it ends with Reshape, Permute((3, 1, 2)) and
 Flatten, so the features come out in the source's (c, h, w) order (model.flattened_output); native_layout=True
@@ -35,6 +43,8 @@ from ..model.description import Layer, Model
 from ..model.layers import spec_of
 from ..model.layers.base import spec_padding
 from ..model.layers.gru import weights as gru_weights
+from ..model.layers.lstm import weights as lstm_weights
+from ..model.layers.rnn import cell_weights, directions
 from ..model.voices import Built
 from ..primitives import tf_impl
 
@@ -43,7 +53,8 @@ tf = frameworks.load("tensorflow")
 
 VOICE = "keras"
 DTYPES = ("float32", "float64")
-WEIGHTED = ("gru", "conv2d", "depthwise_conv2d", "dense")
+WEIGHTED = ("gru", "lstm", "embedding", "conv2d", "depthwise_conv2d", "dense")
+RECURRENT = ("gru", "lstm")
 TO_NHWC, TO_NCHW = (2, 3, 1), (3, 1, 2)  # keras.layers.Permute's dims (batch excluded)
 
 
@@ -64,9 +75,13 @@ def _same_pools(kind: str, opts: dict, in_shape: tuple) -> dict:
     return {**opts, "padding": "same"} if [list(p) for p in opts["padding"]] == same else opts
 
 
-def _layer_refusal(layer: Layer, opts: dict, in_shape: tuple) -> str | None:
+def _layer_refusal(layer: Layer, opts: dict, in_shape: tuple, masked: bool = False) -> str | None:
     kind = layer.kind
     opts = _same_pools(kind, opts, in_shape)
+    if (kind in RECURRENT and masked and opts["direction"] == "bidirectional" and opts["return_sequences"]
+            and opts["padded_outputs"] == "hold"):  # fmt: skip
+        return ("keras.layers.Bidirectional sets zero_output_for_mask=True on both of its layers when they return "
+                "sequences: a padded step outputs zeros, never the held last valid output (padded_outputs 'hold')")
     if kind == "gru" and opts["variant"] not in GRU_VARIANTS[VOICE]:
         return (f"keras.layers.GRU computes {' and '.join(GRU_VARIANTS[VOICE])} only "
                 f"({', '.join(f'{v}: reset_after={f}' for v, f in KERAS_GRU.items())}); variant {opts['variant']!r} "
@@ -85,8 +100,9 @@ def refusal(model: Model, dtype: str) -> str | None:
     if str(dtype) not in DTYPES:
         return f"the Keras port builds {' and '.join(DTYPES)} models; {dtype!r} is not one of them"
     shapes = model.shapes(1)
+    masks = model.mask_sources()
     for i, layer in enumerate(model.layers):
-        why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i])
+        why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i], masks[i] is not None)
         if why is not None:
             return f"{layer.label(i)}: {why}"
     return None
@@ -137,9 +153,16 @@ def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: 
     """The Keras layers computing one description layer; the last one holds its weights."""
     kind, name, L = layer.kind, layer.name, keras.layers
     opts = _same_pools(kind, opts, in_shape)
-    if kind == "gru":
-        return [L.GRU(opts["units"], return_sequences=opts["return_sequences"], reset_after=KERAS_GRU[opts["variant"]],
-                      recurrent_initializer=REC_INIT, dtype=dt, name=name)]  # fmt: skip
+    if kind in RECURRENT:
+        return [_recurrent_layer(kind, name, opts, dt)]
+    if kind == "embedding":
+        return [L.Embedding(opts["input_dim"], opts["output_dim"], mask_zero=opts["mask_zero"], dtype=dt, name=name)]
+    if kind == "masking":
+        return [L.Masking(opts["mask_value"], dtype=dt, name=name)]
+    if kind == "take_step":  # x[:, index] from built-in layers: crop the other steps, drop the time axis
+        T, F = in_shape[1], in_shape[2]
+        i = opts["index"] % T
+        return [L.Cropping1D((i, T - 1 - i), dtype=dt, name=pad_name), L.Reshape((F,), dtype=dt, name=name)]
     if kind in ("conv2d", "depthwise_conv2d"):
         return _conv_layers(layer, opts, dt, pad_name)
     if kind == "max_pool2d":
@@ -159,31 +182,69 @@ def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: 
     raise Refused(f"{VOICE}: layer kind {kind!r} ({name!r}) has no Keras layer here")
 
 
+def _recurrent_layer(kind: str, name: str, opts: dict, dt: str) -> Any:
+    """keras.layers.GRU / LSTM, or Bidirectional of one (its backward layer Keras' own mirror, go_backwards=True).
+    padded_outputs 'zero' is zero_output_for_mask=True (Keras reads it only with return_sequences under a mask;
+    Bidirectional forces it so itself), 'hold' is Keras' default False."""
+    L = keras.layers
+    common = {"return_sequences": opts["return_sequences"], "recurrent_initializer": REC_INIT, "dtype": dt,
+              "zero_output_for_mask": opts["padded_outputs"] == "zero" and opts["return_sequences"]}  # fmt: skip
+    bidir = opts["direction"] == "bidirectional"
+    inner = name if not bidir else f"{name}_cell"
+    if kind == "gru":
+        rnn = L.GRU(opts["units"], reset_after=KERAS_GRU[opts["variant"]], name=inner, **common)
+    else:
+        rnn = L.LSTM(opts["units"], name=inner, **common)
+    return L.Bidirectional(rnn, merge_mode=opts["merge_mode"], dtype=dt, name=name) if bidir else rnn
+
+
+def _cells(main: Any) -> list:
+    """The Keras cells of a recurrent layer: [forward] or, Bidirectional, [forward, backward]."""
+    if isinstance(main, keras.layers.Bidirectional):
+        return [main.forward_layer.cell, main.backward_layer.cell]
+    return [main.cell]
+
+
 # --------------------------------------------------------------------------- weights both ways
 
 
 def _variables(kind: str, main: Any) -> list:
     """The Keras variables of a weighted layer, in the order _to_keras gives their arrays."""
-    if kind == "gru":
-        cell = main.cell
-        return [cell.kernel, cell.recurrent_kernel, cell.bias]
+    if kind in RECURRENT:
+        return [v for cell in _cells(main) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+    if kind == "embedding":
+        return [main.embeddings]
     return [main.kernel, *([main.bias] if main.use_bias else [])]
 
 
 def _to_keras(layer: Layer, opts: dict) -> list[np.ndarray]:
     if layer.kind == "gru":
-        return convert.gru_to_keras(gru_weights(layer.weights), reset_after=KERAS_GRU[opts["variant"]])
+        return [a for s in directions(opts)
+                for a in convert.gru_to_keras(gru_weights(cell_weights(layer.weights, s)), reset_after=KERAS_GRU[opts["variant"]])]
+    if layer.kind == "lstm":  # one bias b_x + b_h per direction
+        return [a for s in directions(opts) for a in convert.lstm_to_keras(lstm_weights(cell_weights(layer.weights, s)))]
+    if layer.kind == "embedding":
+        return [layer.weights["embeddings"]]
     # conv2d HWIO, depthwise (KH, KW, C, M) and dense (in, out) kernels are Keras' own layouts
     return [layer.weights["kernel"], *([layer.weights["bias"]] if opts["use_bias"] else [])]
 
 
 def _from_keras(layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool) -> dict[str, np.ndarray]:
     """Keras' arrays of one layer -> canonical weights, or canonical gradients (grads=True: the one bias of
-    GRU(reset_after=False) is the gradient of b_x and of b_h alike)."""
-    if layer.kind == "gru":
-        ra = KERAS_GRU[opts["variant"]]
-        w = convert.gru_grads_from_keras(arrays, ra) if grads else convert.gru_from_keras(arrays, ra)
-        return {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+    GRU(reset_after=False) and of an LSTM is the gradient of b_x and of b_h alike)."""
+    if layer.kind in RECURRENT:
+        out = {}
+        for n, s in enumerate(directions(opts)):
+            part = arrays[3 * n : 3 * n + 3]
+            if layer.kind == "gru":
+                ra = KERAS_GRU[opts["variant"]]
+                w = convert.gru_grads_from_keras(part, ra) if grads else convert.gru_from_keras(part, ra)
+            else:
+                w = convert.lstm_grads_from_keras(part) if grads else convert.lstm_from_keras(part)
+            out.update({"W" + s: w.W, "U" + s: w.U, "b_x" + s: w.b_x, "b_h" + s: w.b_h})
+        return out
+    if layer.kind == "embedding":
+        return {"embeddings": arrays[0]}
     return dict(zip(["kernel", "bias"], arrays))
 
 
@@ -224,6 +285,15 @@ def model_name(model: Model, native_layout: bool) -> str:
     return _root(f"{model.name}_native_layout_NHWC" if model.boundary == "channels_first" else f"{model.name}_native_layout")
 
 
+def _integer(dtype: str) -> bool:
+    return bool(np.issubdtype(np.dtype(dtype), np.integer))
+
+
+def _dense_grads(gs: list) -> list:
+    """An Embedding's gradient is tf.IndexedSlices (the rows its ids picked): as a dense table, as canonical holds it."""
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gs]
+
+
 def keras_model(model: Model, dtype: str = "float32", native_layout: bool = False):
     """The port: a keras.Sequential of built-in layers holding the model's weights in `dtype`. What write()
     saves and build() runs."""
@@ -241,13 +311,14 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) 
     used: set[str] = set()
     knames = [_unique(_safe(layer.name), used) for layer in model.layers]  # Keras forbids '/', TF's scopes ' ', ':'...
     in_shape = tuple(model.input_shape[i - 1] for i in TO_NCHW) if perm_in else tuple(model.input_shape)
-    stack: list = [keras.Input(shape=in_shape, dtype=dtype, name=_unique("input", used))]
+    in_dtype = model.input_dtype if _integer(model.input_dtype) else dtype  # token ids stay integers
+    stack: list = [keras.Input(shape=in_shape, dtype=in_dtype, name=_unique("input", used))]
     if perm_in:
         stack.append(keras.layers.Permute(TO_NHWC, dtype=dtype, name=_unique("to_nhwc", used)))
     mains = []
     for i, (layer, kname) in enumerate(zip(model.layers, knames, strict=True)):
         opts = spec_of(layer.kind, layer.label(i)).options(layer.options)
-        pad_name = _unique(f"{kname}_pad", used)
+        pad_name = _unique(f"{kname}_{'crop' if layer.kind == 'take_step' else 'pad'}", used)
         pieces = _keras_layers(dataclasses.replace(layer, name=kname), opts, shapes[i], dtype, pad_name)
         stack.extend(pieces)
         mains.append((layer, opts, pieces[-1]))
@@ -332,11 +403,15 @@ def build(model: Model, dtype: str = "float32") -> Built:
     cf = model.boundary == "channels_first"
     flat = model.flattened_output()  # 2-D arrays here are the output and its dy: features in (c, h, w) order
     variables = _all_variables(mains)
+    ids = _integer(model.input_dtype)  # token ids in: no gradient with respect to the input
 
-    def to_native(a):
+    def dy_to_native(a):
         a = np.asarray(a, dtype=dtype)
         a = convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else convert.features_nhwc_to_nchw(a, flat) if flat and a.ndim == 2 else a
         return tf.convert_to_tensor(a)
+
+    def to_native(a):
+        return tf.convert_to_tensor(np.asarray(a, dtype=model.input_dtype)) if ids else dy_to_native(a)
 
     def to_numpy(t) -> np.ndarray:
         a = tf_impl.to_numpy(t)
@@ -347,21 +422,45 @@ def build(model: Model, dtype: str = "float32") -> Built:
 
     def grads(x, dy):
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            if not ids:
+                tape.watch(x)
             y = net(x, training=False)
-        return tape.gradient(y, [x, *variables], output_gradients=dy, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        wrt = variables if ids else [x, *variables]
+        g = tape.gradient(y, wrt, output_gradients=dy, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [None, *_dense_grads(g)] if ids else _dense_grads(g)
 
     def vjp(x, dy):  # eager: one call, no trace to pay for
-        gx, *gw = grads(to_native(x), to_native(dy))
-        return to_numpy(gx), canonical_weights(mains, gw)
+        gx, *gw = grads(to_native(x), dy_to_native(dy))
+        return (None if gx is None else to_numpy(gx)), canonical_weights(mains, gw)
 
     perm_in, perm_out = permutes(model, False)
     notes = [f"{la.label(i)}: keras.layers.GRU(reset_after=False) holds one bias b_x + b_h" for i, la in enumerate(model.layers)
              if la.kind == "gru" and la.options.get("variant") == "reset_before"]  # fmt: skip
+    notes += lstm_notes(model)
+    notes += [f"{la.label(i)}: keras.layers.Embedding looks ids up with ops.take, which wraps a negative id to a row "
+              "from the end; the written .keras file cannot refuse it, this voice refuses it at the boundary "
+              "(Model.check_input)" for i, la in enumerate(model.layers) if la.kind == "embedding"]  # fmt: skip
     notes += ["takes NCHW through Permute((2, 3, 1))"] if perm_in else []
     notes += ["returns NCHW through Permute((3, 1, 2))"] if perm_out else []
     return Built(VOICE, dtype, to_native, _finished(tf.function(eager)), to_numpy, vjp, _finished(tf.function(grads)),
-                 "tf.function", notes, eager=eager, native_model=net)  # fmt: skip
+                 "tf.function", notes, eager=eager, native_model=net, dy_to_native=dy_to_native)  # fmt: skip
+
+
+def lstm_notes(model: Model) -> list[str]:
+    """keras.layers.LSTM holds one bias per direction, b_x + b_h: the forward is exact; where the model's b_h is not all
+    zero (a torch or ONNX source) the written port cannot give its two biases back, and a training step never
+    matches the canonical one (Adam moves one bias where the canonical model moves two)."""
+    out = []
+    for i, la in enumerate(model.layers):
+        if la.kind != "lstm":
+            continue
+        opts = spec_of(la.kind).options(la.options)
+        two = [s for s in directions(opts) if np.any(np.asarray(la.weights["b_h" + s]) != 0)]
+        out.append(f"{la.label(i)}: keras.layers.LSTM holds one bias b_x + b_h per direction: forward-exact"
+                   + (f"; this model's b_h{'/'.join(two)} is not all zero, so the port is NOT training-exact (Adam "
+                      "steps one bias where the model has two) and reads back as b_x = b_x + b_h, b_h = 0" if two else
+                      "; its training step moves that one bias where the canonical model moves b_x and b_h"))
+    return out
 
 
 def port_dtype(model: Model) -> str:
@@ -394,11 +493,13 @@ def _adam(dtype: str):
 
 
 def train_notes(model: Model) -> list[str]:
-    """What Keras' step cannot do as the canonical one does: a GRU(reset_after=False) has one bias c = b_x + b_h,
+    """What Keras' step cannot do as the canonical one does: a GRU(reset_after=False) or an LSTM has one bias c = b_x + b_h,
     stepped once by Adam, where the canonical model steps b_x and b_h apart; its b_h reads back as 0 and its b_x
     as c (compare with reference_step on convert.keras_single_bias's projection, b_h left out)."""
-    return [f"{la.label(i)}: Keras' single GRU bias b_x + b_h is one Adam parameter; b_h reads back 0"
-            for i, la in enumerate(model.layers) if la.kind == "gru" and la.options.get("variant") == "reset_before"]
+    return [*(f"{la.label(i)}: Keras' single GRU bias b_x + b_h is one Adam parameter; b_h reads back 0"
+              for i, la in enumerate(model.layers) if la.kind == "gru" and la.options.get("variant") == "reset_before"),
+            *(f"{la.label(i)}: Keras' single LSTM bias b_x + b_h is one Adam parameter; b_h reads back 0"
+              for i, la in enumerate(model.layers) if la.kind == "lstm")]  # fmt: skip
 
 
 def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:
@@ -412,12 +513,13 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     variables = _all_variables(mains)
     opt = _adam(dtype)
     opt.build(variables)
-    xt, tt = (tf.convert_to_tensor(np.asarray(a, dtype=dtype)) for a in (x, t))
+    xt = tf.convert_to_tensor(np.asarray(x, dtype=model.input_dtype if _integer(model.input_dtype) else dtype))
+    tt = tf.convert_to_tensor(np.asarray(t, dtype=dtype))
     with tf.GradientTape() as tape:
         loss = loss_fn(tt, net(xt, training=False))
-    opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    opt.apply_gradients(zip(_dense_grads(tape.gradient(loss, variables)), variables))
     return float(loss), canonical_weights(mains)
 
 
-__all__ = ["DTYPES", "assemble", "build", "canonical_weights", "keras_model", "model_name", "permutes", "refusal", "train_notes",
+__all__ = ["DTYPES", "assemble", "build", "canonical_weights", "keras_model", "lstm_notes", "model_name", "permutes", "refusal", "train_notes",
            "train_step", "write"]
