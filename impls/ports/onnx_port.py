@@ -30,6 +30,8 @@ from ..contract import limits, spec
 from ..model.description import Model
 from ..model.layers import conv2d as conv2d_layer
 from ..model.layers import gru as gru_layer
+from ..model.layers import lstm as lstm_layer
+from ..model.layers import rnn
 from ..model.layers import pool2d as pool2d_layer
 from ..model.layers import spec_of
 from ..model.voices import Built
@@ -44,8 +46,15 @@ INPUT, OUTPUT = "input", "output"
 BATCH = "batch"  # the symbolic batch dimension's name
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 _ELEMENTWISE = ("dropout", "activation")  # layers that keep a flattened vector's element order meaningless
-_DTYPE_OPS = {"gru": "gru", "conv2d": "conv2d", "depthwise_conv2d": "conv2d", "avg_pool2d": "avg_pool2d"}
+_DTYPE_OPS = {"gru": "gru", "lstm": "lstm", "conv2d": "conv2d", "depthwise_conv2d": "conv2d", "avg_pool2d": "avg_pool2d"}
 """Layer kind -> the op whose ONNX Runtime kernel limits.DTYPE_REFUSALS declares (depthwise is a grouped Conv)."""
+
+_LOCAL_DTYPE_REFUSALS = {
+    ("lstm", "float64"): ("ONNX Runtime 1.31's CPU kernel for LSTM is registered for float32 only (measured: it raises "
+                          "'LSTM operator does not support double yet'); computing it in float32 and widening would be "
+                          "another precision"),
+}
+"""(kind, dtype): reason, where impls/contract/limits.py declares nothing yet (the LSTM kernel, measured as the GRU's)."""
 
 # Physical layouts of the value flowing through the graph (the description's value is always canonical):
 CANON, NCHW, TBF = "canonical", "nchw", "tbf"
@@ -62,6 +71,7 @@ def refusal(model: Model, dtype: str) -> str | None:
                     f"(linear_before_reset 0 and 1), not the variant {opts['variant']!r}")  # fmt: skip
         op = _DTYPE_OPS.get(layer.kind)
         why = limits.refusal(VOICE, op, dtype) if op else None
+        why = why or _LOCAL_DTYPE_REFUSALS.get((layer.kind, str(np.dtype(dtype))))
         if why:
             return f"{layer.label(i)}: {why}"
     return None
@@ -80,15 +90,17 @@ class _Graph:
         self.value, self.layout, self.rows_nchw = INPUT, _boundary_layout(model, native_layout, len(model.input_shape) + 1), None
         self.scope = "input"
         self.notes: list[str] = []
+        self.lens: dict[int, str] = {}  # mask source layer index -> its (B,) int32 valid-step counts (sequence_lens)
+        self.sources = model.mask_sources()
 
     def weight(self, name: str, a: np.ndarray) -> str:
         key = f"{self.scope}.{name}"
         self.init[key] = np.ascontiguousarray(np.asarray(a, dtype=self.dtype))
         return key
 
-    def const(self, name: str, values: Any) -> str:
+    def const(self, name: str, values: Any, dtype: Any = np.int64) -> str:
         key = f"{self.scope}.{name}"
-        self.init[key] = np.asarray(values, dtype=np.int64)
+        self.init[key] = np.asarray(values, dtype=dtype)
         return key
 
     def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> list[str]:
@@ -136,18 +148,98 @@ def _dense_follows(model: Model, i: int) -> bool:
     return False
 
 
-def _gru(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
-    g.to(TBF)  # ONNX's GRU is layout 0: X (T, B, I)
-    w = convert.gru_to_onnx(gru_layer.weights(layer.weights))
-    names = [g.weight(k, w[k]) for k in ("W", "R", "B")]
-    nodes, y, h = onnx_graphs.gru_nodes(g.value, f"/{layer.name}/", *names, None, opts["units"], opts["variant"])
-    for k, n in enumerate(nodes):  # the torch.onnx.export naming, so the importer reads the layer name back
-        n.name = f"/{layer.name}/{n.op_type}" + (f"_{k}" if n.op_type != "GRU" else "")
-    g.nodes += nodes
-    if opts["return_sequences"]:
-        g.value, g.layout = y, TBF  # Y (T, 1, B, H) squeezed: (T, B, H)
+def _recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """One ONNX LSTM or GRU node (layout 0, X (T, B, I)), direction "forward" or "bidirectional"; Y (T, D, B, H) and
+    Y_h (D, B, H) merged as the description says. Where a padding mask reaches the layer (Model.mask_sources) its
+    sequence_lens are the mask source's valid-step counts, computed in the graph: ONNX's LSTM and GRU then give zeros
+    at padded steps (padded_outputs "zero"; the backward cell runs each row's valid steps last-first) and the last
+    valid state in Y_h (measured in ONNX Runtime 1.31: a row of length 0 gives zeros in Y and Y_h, as the contract).
+    padded_outputs "hold" is emulated exactly: the forward half's Y gathered at min(t, length - 1) (GatherElements)."""
+    g.to(TBF)
+    H, dirs = opts["units"], rnn.directions(opts)
+    cells = [rnn.cell_weights(layer.weights, s) for s in dirs]
+    if layer.kind == "lstm":
+        w = convert.lstm_to_onnx([lstm_layer.weights(c) for c in cells])
+        attrs: dict = {}
     else:
-        g.value, g.layout = h, CANON  # Y_h (1, B, H) squeezed: (B, H), the last state
+        per = [convert.gru_to_onnx(gru_layer.weights(c)) for c in cells]
+        w = {k: np.concatenate([d[k] for d in per]) for k in ("W", "R", "B")}
+        attrs = {"linear_before_reset": onnx_graphs.LINEAR_BEFORE_RESET[opts["variant"]]}
+    src = g.sources[i]
+    lens = g.lens[src] if src is not None else ""
+    op = "LSTM" if layer.kind == "lstm" else "GRU"
+    y, y_h = g.node(op, [g.value, *(g.weight(k, w[k]) for k in ("W", "R", "B")), lens], n_out=2, hidden_size=H,
+                    direction=opts["direction"], **attrs)[:2]
+    D = len(dirs)
+    if opts["return_sequences"]:  # Y (T, D, B, H)
+        parts = ([g.node("Squeeze", [y, g.const("ax1", [1])])[0]] if D == 1
+                 else g.node("Split", [y], n_out=2, axis=1, num_outputs=2))
+        parts = [parts[0]] if D == 1 else [g.node("Squeeze", [p_, g.const("ax1", [1])])[0] for p_ in parts]
+        if src is not None and opts["padded_outputs"] == "hold":
+            parts[0] = _hold(g, parts[0], lens, shape[1])
+            g.notes.append(f"{layer.name}: padded_outputs 'hold' as the forward half's last valid step, gathered "
+                           "(GatherElements at min(t, length - 1)) from ONNX's zero-padded Y")
+        g.value, g.layout = _merged(g, parts, opts["merge_mode"], time_axis_first=True), TBF
+    else:  # Y_h (D, B, H): the final states, the backward one after position 0
+        parts = ([g.node("Squeeze", [y_h, g.const("ax0", [0])])[0]] if D == 1
+                 else [g.node("Squeeze", [p_, g.const("ax0", [0])])[0] for p_ in g.node("Split", [y_h], n_out=2, axis=0, num_outputs=2)])
+        g.value, g.layout = _merged(g, parts, opts["merge_mode"], time_axis_first=False), CANON
+
+
+def _merged(g: _Graph, parts: list[str], mode: str, time_axis_first: bool) -> str:
+    """Forward and backward halves ((T, B, H) or (B, H)) merged on the last axis: concat (forward first), sum, ave, mul."""
+    if len(parts) == 1:
+        return parts[0]
+    a, b = parts
+    if mode == "concat":
+        return g.node("Concat", [a, b], axis=-1)[0]
+    if mode == "mul":
+        return g.node("Mul", [a, b])[0]
+    total = g.node("Add", [a, b])[0]
+    return total if mode == "sum" else g.node("Mul", [total, g.weight("half", np.asarray(0.5))])[0]
+
+
+def _hold(g: _Graph, y: str, lens: str, T: int) -> str:
+    """y (T, B, H) zero at padded steps -> y[min(t, length_b - 1), b] (a row of length 0 reads its step 0: zeros)."""
+    last = g.node("Sub", [g.node("Cast", [lens], to=onnx.TensorProto.INT64)[0], g.const("one", 1)])[0]  # (B,)
+    idx = g.node("Max", [g.node("Min", [g.const("steps", np.arange(T).reshape(T, 1)), last])[0], g.const("zero", 0)])[0]
+    idx = g.node("Expand", [g.node("Unsqueeze", [idx, g.const("ax2", [2])])[0], g.node("Shape", [y])[0]])[0]
+    return g.node("GatherElements", [y, idx], axis=0)[0]
+
+
+def _embedding(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """Gather on the table. ONNX's Gather wraps a negative id (-1 reads the last row) where the contract refuses it:
+    the nnparity voice refuses such ids at the boundary (Model.check_input); the written file alone does not."""
+    ids = g.value
+    g.value = g.node("Gather", [g.weight("embeddings", layer.weights["embeddings"]), ids], axis=0)[0]
+    g.layout = CANON
+    if opts["mask_zero"]:  # sequence_lens: the ids != 0 on each row (post-padded: its first `length` steps)
+        valid = g.node("Not", [g.node("Equal", [ids, g.const("pad_id", 0, np.dtype(g.model.input_dtype))])[0]])[0]
+        g.lens[i] = g.node("ReduceSum", [g.node("Cast", [valid], to=onnx.TensorProto.INT32)[0], g.const("ax1", [1])],
+                           keepdims=0)[0]
+    g.notes.append(f"{layer.name}: ONNX's Gather wraps a negative id; nnparity refuses ids outside [0, "
+                   f"{opts['input_dim']}) at the boundary (Model.check_input), the written file alone does not")
+
+
+def _masking(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """Steps whose features all equal mask_value are zeroed; their count per row is the sequence_lens of the
+    recurrent layers the mask reaches (any(x != value) summed over time; post-padding is the caller's to keep)."""
+    x = g.value
+    differs = g.node("Not", [g.node("Equal", [x, g.weight("mask_value", np.asarray(opts["mask_value"]))])[0]])[0]
+    keep = g.node("ReduceMax", [g.node("Cast", [differs], to=helper.np_dtype_to_tensor_dtype(g.dtype))[0],
+                                g.const("ax_f", [-1])], keepdims=1)[0]  # (., ., 1): 1 on a valid step
+    g.value = g.node("Mul", [x, keep])[0]
+    time_axis = 0 if g.layout == TBF else 1
+    g.lens[i] = g.node("Cast", [g.node("ReduceSum", [keep, g.const("ax_t", [time_axis, 2])], keepdims=0)[0]],
+                       to=onnx.TensorProto.INT32)[0]
+
+
+def _take_step(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """x[:, index] as a Gather of one step on the time axis (axis 0 time-major, 1 batch-first)."""
+    # a scalar index as a Constant node, as torch.onnx.export writes out[:, -1] (an initializer would be stored 1-D)
+    index = g.node("Constant", [], value=numpy_helper.from_array(np.asarray(opts["index"], np.int64)))[0]
+    g.apply("Gather", index, axis=0 if g.layout == TBF else 1)
+    g.layout = CANON
 
 
 def _conv(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
@@ -234,7 +326,8 @@ def _dropout(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     g.notes.append(f"{layer.name}: dropout left out (the identity at inference)")
 
 
-LAYERS = {"gru": _gru, "conv2d": _conv, "depthwise_conv2d": _conv, "max_pool2d": _pool, "avg_pool2d": _pool,
+LAYERS = {"gru": _recurrent, "lstm": _recurrent, "embedding": _embedding, "masking": _masking, "take_step": _take_step,
+          "conv2d": _conv, "depthwise_conv2d": _conv, "max_pool2d": _pool, "avg_pool2d": _pool,
           "zero_pad2d": _pad, "flatten": _flatten, "dense": _dense, "activation": _activation, "dropout": _dropout}  # fmt: skip
 """Layer kind -> the function adding its nodes; every kind of impls.model.layers.KINDS."""
 
@@ -269,15 +362,35 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
     g.nodes[-1].output[list(g.nodes[-1].output).index(g.value)] = OUTPUT
 
     g.nodes = live_nodes(g.nodes, [OUTPUT])  # gru_nodes squeezes both Y and Y_h: the unused one goes
-    m = onnx_graphs.model(g.nodes, {INPUT: (g.dtype, _symbolic(shapes[0], in_layout))}, {OUTPUT: g.dtype}, model.name, g.init)
+    in_dtype = _input_dtype(model, g.dtype)
+    m = onnx_graphs.model(g.nodes, {INPUT: (in_dtype, _symbolic(shapes[0], in_layout))}, {OUTPUT: g.dtype}, model.name, g.init)
     m.graph.output[0].CopyFrom(helper.make_tensor_value_info(
         OUTPUT, helper.np_dtype_to_tensor_dtype(g.dtype), list(_symbolic(shapes[-1], out_layout))))
     where = "native layout (ONNX's own)" if native_layout else f"the source's layout ({model.boundary})"
     m.doc_string = m.graph.doc_string = (
         f"nnparity port of {model.name!r} (source: {model.source}), {np.dtype(dtype).name}, {where}: takes "
-        f"{_layout_words(len(shapes[0]), in_layout)}, returns {_layout_words(out_rank, out_layout)}; batch symbolic.")
+        f"{_layout_words(len(shapes[0]), in_layout)}, returns {_layout_words(out_rank, out_layout)}; batch symbolic."
+        + _sequence_words(model))
     onnx.checker.check_model(m)
     return m, g.notes
+
+
+def _input_dtype(model: Model, dtype: np.dtype) -> np.dtype:
+    """Token ids keep their integer dtype (int64 or int32); anything else enters in the port's dtype."""
+    d = np.dtype(model.input_dtype)
+    return d if np.issubdtype(d, np.integer) else dtype
+
+
+def _sequence_words(model: Model) -> str:
+    """What the doc_string says of ids and padding masks: what the graph cannot check."""
+    words = []
+    if model.layers[0].kind == "embedding":
+        words.append(" Token ids must lie in [0, input_dim): ONNX's Gather wraps a negative id (and fails on one too "
+                     "large) where nnparity's contract refuses both.")
+    if any(s is not None for s in model.mask_sources()):
+        words.append(" Padded sequences must be post-padded (each row's valid steps first): the graph counts each "
+                     "row's valid steps as the recurrent layers' sequence_lens and cannot check where they lie.")
+    return "".join(words)
 
 
 def live_nodes(nodes: list, outputs: list[str]) -> list:
@@ -329,9 +442,10 @@ def build(model: Model, dtype: str) -> Built:
     sess = ort_impl.session(proto)
     into, back = boundary_transforms(model)
     dt = np.dtype(dtype)
+    in_dt = _input_dtype(model, dt)
 
     def to_native(x: np.ndarray) -> np.ndarray:
-        return into(np.asarray(x, dtype=dt))
+        return into(np.asarray(x, dtype=in_dt))
 
     def call(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {INPUT: x})[0]
