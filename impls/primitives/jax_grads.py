@@ -35,11 +35,18 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
 
 
 def chain_vjp(chain, weights: list[dict[str, Any]], x: Any, dy: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """jax.vjp of <dy, chain(weights, x)>, jitted once per chain: (dx, the weights' gradients). For any model."""
-    fn = _CHAIN_VJPS.get(chain)
+    """jax.vjp of <dy, chain(weights, x)>, jitted once per chain: (dx, the weights' gradients). For any model; dx is
+    None where x holds integer token ids (an embedding's input): the pull-back is then over the weights alone."""
+    x = jnp.asarray(x)
+    ids = not jnp.issubdtype(x.dtype, jnp.inexact)
+    fn = _CHAIN_VJPS.get((chain, ids))
     if fn is None:
-        fn = _CHAIN_VJPS[chain] = jax.jit(lambda ws, x, dy: jax.vjp(chain, ws, x)[1](dy)[::-1])
-    return fn(weights, x, _like(dy, x))
+        if ids:
+            fn = jax.jit(lambda ws, x, dy: (None, jax.vjp(lambda w: chain(w, x), ws)[1](dy)[0]))
+        else:
+            fn = jax.jit(lambda ws, x, dy: jax.vjp(chain, ws, x)[1](dy)[::-1])
+        _CHAIN_VJPS[(chain, ids)] = fn
+    return fn(weights, x, jnp.asarray(dy) if ids else _like(dy, x))
 
 
 _CHAIN_VJPS: dict = {}

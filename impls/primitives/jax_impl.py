@@ -1,5 +1,5 @@
 """JAX from primitives: the contract written with jnp.matmul, lax.logistic, jnp.tanh, lax.scan, strided slices,
-jnp.pad, lax.reduce_window, jnp.exp and jnp.log only.
+jnp.pad, lax.reduce_window, jnp.exp, jnp.log, gathers (jnp.take, take_along_axis) and jnp.flip only.
 
 No flax module, no jax.nn layer helper and no lax.conv_general_dilated here: those are (or sit under) the built-in
 voice (impls/builtin/flax_builtin.py). conv2d is patches (strided slices) + one batched matmul, like the torch and
@@ -19,7 +19,7 @@ import numpy as np
 from .. import frameworks
 from ..contract import spec
 from ..contract.models import SeedCNNParams, SeedGRUParams
-from ..contract.spec import GRUWeights
+from ..contract.spec import GRUWeights, LSTMWeights
 
 jax = frameworks.load("jax")
 jnp, lax = jax.numpy, jax.lax
@@ -56,10 +56,16 @@ def jax_device(name: str | None) -> Any:
         raise ValueError(f"no jax {name} device here ({e}); devices: {jax.devices()}") from None
 
 
+_ID_DTYPES = {"int64": jnp.int64, "int32": jnp.int32}  # token ids (an embedding's input): asarray only
+
+
 def asarray(a: Any, dtype: Any = "float64", device: str | None = None) -> Any:
-    """NumPy (or a jax array) -> a jax array of `dtype` on `device` (default: JAX's default device)."""
+    """NumPy (or a jax array) -> a jax array of `dtype` (a float, or int64/int32 for token ids) on `device`
+    (default: JAX's default device)."""
     dev = jax_device(device)
-    out = jnp.asarray(a if isinstance(a, jax.Array) else np.asarray(a), dtype=jax_dtype(dtype))
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    dt = _ID_DTYPES[name] if name in _ID_DTYPES else jax_dtype(dtype)
+    out = jnp.asarray(a if isinstance(a, jax.Array) else np.asarray(a), dtype=dt)
     return out if dev is None else jax.device_put(out, dev)
 
 
@@ -164,6 +170,91 @@ def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any,
     spec.check_variant(variant)
     spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
     return _gru_jit(*_gru_args(x, weights, h0), variant=variant)
+
+
+# --------------------------------------------------------------------------- LSTM, embeddings, padded sequences
+
+
+def _lstm(x, W, U, b_x, b_h, h0, c0):
+    """x (B, T, I) -> (y (B, T, H), h_T, c_T): one input matmul for every step, then lax.scan over time with the
+    gates (i, f, g, o) = sigmoid, sigmoid, tanh, sigmoid; c = f * c + i * g; h = o * tanh(c)."""
+    H = U.shape[0]
+    xp = jnp.matmul(x, W) + b_x  # (B, T, 4H)
+
+    def step(state, xp_t):
+        h, c = state
+        a = xp_t + (jnp.matmul(h, U) + b_h)
+        i, f = lax.logistic(a[:, :H]), lax.logistic(a[:, H : 2 * H])
+        g, o = jnp.tanh(a[:, 2 * H : 3 * H]), lax.logistic(a[:, 3 * H :])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
+
+    (h_T, c_T), ys = lax.scan(step, (h0, c0), jnp.swapaxes(xp, 0, 1))  # ys (T, B, H)
+    return jnp.swapaxes(ys, 0, 1), h_T, c_T
+
+
+_lstm_jit = _jit(_lstm)
+
+
+def lstm(x: Any, weights: LSTMWeights, h0: Any = None, c0: Any = None) -> tuple[Any, Any, Any]:
+    """x (B, T, I) -> (y (B, T, H), h_T (B, H), c_T (B, H)); zero initial state unless h0 / c0 are given."""
+    B, _, _, H = spec.check_lstm(x.shape, weights, None if h0 is None else tuple(h0.shape),
+                                 None if c0 is None else tuple(c0.shape))
+    h = jnp.zeros((B, H), x.dtype) if h0 is None else _like(h0, x)
+    c = jnp.zeros((B, H), x.dtype) if c0 is None else _like(c0, x)
+    return _lstm_jit(x, *(_like(getattr(weights, k), x) for k in ("W", "U", "b_x", "b_h")), h, c)
+
+
+def embedding(ids: Any, table: Any) -> Any:
+    """ids (B, T) integers -> table rows (B, T, D): a gather (jnp.take). Ids are checked at the model's boundary
+    (Model.check_input): JAX's own gather would clamp or fill an id outside the table, silently."""
+    return jnp.take(table, ids, axis=0)
+
+
+def ids_mask(ids: Any) -> Any:
+    """Keras' Embedding(mask_zero=True): id 0 is padding. (B, T) bool."""
+    return ids != 0
+
+
+def values_mask(x: Any, value: float) -> Any:
+    """Keras' Masking(mask_value): a step is padding when every feature equals the value. (B, T) bool."""
+    return jnp.any(x != value, axis=-1)
+
+
+def lengths_of(mask: Any) -> Any:
+    """Valid steps per row (B,): the sum alone (the mask was checked post-padded at the model's boundary). Traced
+    under jit: everything that uses it is an index map, never a shape."""
+    return jnp.sum(mask.astype(jnp.int32), axis=1)
+
+
+def time_maps(lengths: Any, T: int) -> tuple[Any, Any, Any, Any]:
+    """(valid, hold, rev, nonempty), each (B, T); what they mean is impls/primitives/numpy_seq.py's."""
+    t = jnp.arange(T, dtype=lengths.dtype)[None, :]
+    L = lengths[:, None]
+    valid = t < L
+    hold = jnp.maximum(jnp.minimum(t, L - 1), 0)
+    rev = jnp.where(valid, L - 1 - t, t)
+    return valid, hold, rev, jnp.broadcast_to(L > 0, valid.shape)
+
+
+def take_steps(x: Any, idx: Any) -> Any:
+    """x (B, T, F), idx (B, T') int -> x[b, idx[b, t]] (B, T', F)."""
+    return jnp.take_along_axis(x, idx[:, :, None], axis=1)
+
+
+def mask_steps(x: Any, valid: Any) -> Any:
+    """x (B, T, F) with the steps where valid is False set to 0."""
+    return x * valid.astype(x.dtype)[:, :, None]
+
+
+def reverse_steps(x: Any) -> Any:
+    """x (B, T, ...) with its time axis reversed."""
+    return jnp.flip(x, axis=1)
+
+
+def concat(xs: Any, axis: int = -1) -> Any:
+    return jnp.concatenate(list(xs), axis=axis)
 
 
 # --------------------------------------------------------------------------- conv, pool, dense
@@ -310,21 +401,28 @@ __all__ = [
     "avg_pool2d_vjp",
     "chain_vjp",
     "compile",
+    "concat",
     "conv2d",
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "embedding",
     "flatten",
     "gru",
     "gru_vjp",
+    "ids_mask",
     "jax_device",
     "jax_dtype",
     "jit_model",
+    "lengths_of",
+    "lstm",
+    "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
     "register_pytrees",
     "relu",
     "relu_vjp",
+    "reverse_steps",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -332,8 +430,11 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_vjp",
     "synchronize",
+    "take_steps",
     "tanh",
+    "time_maps",
     "to_numpy",
     "train_seed_model",
+    "values_mask",
     "zero_pad2d",
 ]  # fmt: skip
