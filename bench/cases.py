@@ -8,8 +8,11 @@ skip with its reason, never a collection error.
 Profiles
     quick      (default) the seed's shapes, float64 and float32 (plus tf32/bfloat16/float16 on cuda), every
                implementation in its default mode: NumPy; torch and torch.nn eager; TensorFlow and Keras
-               under tf.function. One eager Keras row (seed GRU model forward, float32), labelled so.
-    full       quick, plus every GRU variant's fwd+bwd, every layer of the seed CNN, sweeps over hidden
+               under tf.function. One eager Keras row (seed GRU model forward, float32), labelled so. The GRU
+               op in the reset_after and reset_before variants; the LSTM (fwd, fwd+bwd), the bidirectional LSTM
+               and GRU (fwd) at the seed GRU's first-layer sizes, float32 (LAYER_WORKS).
+    full       quick, plus every GRU variant's fwd and fwd+bwd, the LSTM and bidirectional layers in both
+               precisions and passes, every layer of the seed CNN, sweeps over hidden
                size, sequence length and batch, and the other modes at the seed's shapes:
                tf.function(jit_compile=True), eager TensorFlow/Keras, torch.compile (forward; the GRU once, the
                seed GRU model not: its compile takes minutes on 2 cores).
@@ -43,6 +46,10 @@ PROFILES = ("quick", "full", "deepbench")
 PASSES = ("fwd", "fwd+bwd", "train_step")
 OP_WORKS = ("gru", "conv2d", "max_pool2d", "dense")
 MODEL_WORKS = ("seed_gru_model", "seed_cnn_model")
+LAYER_WORKS = ("lstm", "bilstm", "bigru")
+"""Layers timed as one-layer model descriptions through impls.model.voices.build (every voice, the ports
+included): an LSTM, a bidirectional LSTM and a bidirectional GRU (merge concat, the final states), at the seed
+GRU's first-layer sizes. The GRU itself stays an op row (its op contract has every variant)."""
 
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "torch_nn": "torch",
              "keras": "keras", "flax": "flax", "onnxruntime": "onnxruntime"}  # fmt: skip
@@ -106,6 +113,10 @@ class Size:
 
 def gru_size(B: int, T: int, I: int, H: int, sweep: str) -> Size:
     return Size("gru", f"B{B} T{T} I{I} H{H}", (("B", B), ("T", T), ("I", I), ("H", H)), sweep)
+
+
+def layer_size(work: str, B: int, T: int, I: int, H: int, sweep: str) -> Size:
+    return Size(work, f"B{B} T{T} I{I} H{H}", (("B", B), ("T", T), ("I", I), ("H", H)), sweep)
 
 
 def conv_size(B: int, HI: int, C: int, O: int, sweep: str, K: int = 3) -> Size:
@@ -219,10 +230,17 @@ def contract_op(work: str, pass_: str) -> str:
     return work if pass_ == "fwd" else f"{work}_vjp"  # a model's gradients: refused wherever gradients are
 
 
-def _variants(work: str, impl: str, all_variants: bool) -> tuple[str | None, ...]:
+QUICK_VARIANTS = ("reset_after", "reset_before")
+"""The GRU variants quick times at the seed's shapes (the frameworks' two: cuDNN's and Keras' reset_after=False);
+chung and the seed's own run in full. Issue 17 moved them there, to make room for the LSTM rows in quick's 5 minutes."""
+
+
+def _variants(work: str, impl: str, all_variants: bool | tuple[str, ...]) -> tuple[str | None, ...]:
     if work not in ("gru", "seed_gru_model"):
         return (None,)
     offered = GRU_VARIANTS[impl]
+    if isinstance(all_variants, tuple):
+        return tuple(v for v in offered if v in all_variants)
     if all_variants:
         return offered
     return (SEED_GRU_VARIANT,) if SEED_GRU_VARIANT in offered else ()
@@ -256,8 +274,15 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
     return out
 
 
+SEED_LAYERS_RNN = [layer_size(w, SEED_B, 100, 64, 128, "seed") for w in LAYER_WORKS]
+"""The LSTM and the bidirectional layers at the seed's first GRU's sizes (B32 T100 I64 H128): the FAQ's
+GRU-against-LSTM question at one shape, beside the GRU op rows."""
+
+
 def _quick(devices: tuple[str, ...], profile: str) -> list[Row]:
-    rows = _rows(SEED_GRUS, ("fwd",), devices, profile, all_variants=True)
+    rows = _rows(SEED_GRUS, ("fwd",), devices, profile, all_variants=QUICK_VARIANTS)
+    rows += _rows(SEED_LAYERS_RNN[:1], ("fwd", "fwd+bwd"), devices, profile, precisions_=("float32",))
+    rows += _rows(SEED_LAYERS_RNN[1:], ("fwd",), devices, profile, precisions_=("float32",))
     rows += _rows(SEED_GRUS, ("fwd+bwd",), devices, profile)
     rows += _rows(QUICK_LAYERS, ("fwd", "fwd+bwd"), devices, profile)
     models = [seed_gru_model_size(SEED_B, "seed"), seed_cnn_model_size(SEED_B, "seed")]
@@ -278,6 +303,7 @@ def _full(devices: tuple[str, ...]) -> list[Row]:
     batch_models = [seed_gru_model_size(B, "batch") for B in batches] + [seed_cnn_model_size(B, "batch") for B in batches]
     rows += _rows(seed_models + batch_models, PASSES, devices, p)
     rows += _rows(SWEEP_GRUS, ("fwd", "fwd+bwd"), devices, p)
+    rows += _rows(SEED_LAYERS_RNN, ("fwd", "fwd+bwd"), devices, p)
     rows += _rows(SWEEP_LAYERS, ("fwd", "fwd+bwd"), devices, p)
     # Other modes at the seed's shapes.
     xla = {"tensorflow": ("tf.function(jit_compile=True)",), "keras": ("tf.function(jit_compile=True)",)}

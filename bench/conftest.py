@@ -141,6 +141,9 @@ def pytest_generate_tests(metafunc):
     if "model_row" in metafunc.fixturenames:
         rows = [r for r in _rows(metafunc.config) if r.work in cases.MODEL_WORKS]
         metafunc.parametrize("model_row", rows, ids=[r.id for r in rows])
+    if "layer_row" in metafunc.fixturenames:
+        rows = [r for r in _rows(metafunc.config) if r.work in cases.LAYER_WORKS]
+        metafunc.parametrize("layer_row", rows, ids=[r.id for r in rows])
     if "ceiling" in metafunc.fixturenames:
         cs = cases.ceilings(profile, devs)
         metafunc.parametrize("ceiling", cs, ids=[c.id for c in cs])
@@ -151,7 +154,7 @@ def pytest_collection_finish(session):
     items = []
     for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        items += [params[k] for k in ("op_row", "model_row", "ceiling") if k in params]
+        items += [params[k] for k in ("op_row", "model_row", "layer_row", "ceiling") if k in params]
     bench_session(session.config).register(items)
 
 

@@ -48,6 +48,10 @@ def gru_params(I: int, H: int) -> int:
 def _fwd_flops(work: str, s: Mapping[str, int]) -> int:
     if work == "gru":
         return formulas.gru_matmul_flops(s["B"], s["T"], s["I"], s["H"])
+    if work in ("lstm", "bilstm"):
+        return (2 if work == "bilstm" else 1) * formulas.lstm_matmul_flops(s["B"], s["T"], s["I"], s["H"])
+    if work == "bigru":
+        return 2 * formulas.gru_matmul_flops(s["B"], s["T"], s["I"], s["H"])
     if work == "conv2d":
         return formulas.conv2d_flops(s["B"], s["OH"], s["OW"], s["KH"], s["KW"], s["C"], s["O"])
     if work == "dense":
@@ -85,6 +89,11 @@ def _elements(work: str, s: Mapping[str, int]) -> tuple[int, int, int]:
     """(input elements, weight elements, output elements) of one forward call."""
     if work == "gru":
         return s["B"] * s["T"] * s["I"], gru_params(s["I"], s["H"]), s["B"] * s["T"] * s["H"] + s["B"] * s["H"]
+    if work in ("lstm", "bilstm", "bigru"):
+        d = 2 if work.startswith("bi") else 1
+        G = 3 if work == "bigru" else 4
+        w = d * (G * s["H"] * (s["I"] + s["H"]) + 2 * G * s["H"])
+        return s["B"] * s["T"] * s["I"], w, s["B"] * d * s["H"]
     if work == "conv2d":
         return (s["B"] * s["HI"] * s["WI"] * s["C"], s["KH"] * s["KW"] * s["C"] * s["O"] + s["O"],
                 s["B"] * s["OH"] * s["OW"] * s["O"])  # fmt: skip

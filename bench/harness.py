@@ -36,8 +36,8 @@ from impls.primitives import numpy_impl as ref
 
 from . import flops
 from .blocks import Member, Timing
-from .cases import Ceiling, Row
-from .prepare import load, max_error, native, prepare_model, prepare_op, tol_work, version
+from .cases import LAYER_WORKS, Ceiling, Row
+from .prepare import load, max_error, native, prepare_layer, prepare_model, prepare_op, tol_work, version
 from .works import seed_of
 
 SCHEMA = 1
@@ -224,7 +224,8 @@ def prepare_row(row: Row, opts: Options) -> Entry:
     if row.device == "cuda" and (why := cuda_missing(row.framework)):
         pytest.skip(why)
     info = row_info(row, mod)
-    prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense") else prepare_model)(row, mod)
+    prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense")
+            else prepare_layer if row.work in LAYER_WORKS else prepare_model)(row, mod)
     info["timed"] = prep.what
     try:
         return _entry(row.id, mod, prep.fn, row.device, opts, info, prep.check)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from impls import LAYER_COUNTS, BackendUnavailable, backend, frameworks
+from impls.contract.limits import Refused
 from impls.contract.inputs import round_to, to_native
 from impls.contract.tolerance import (
     CALIBRATED_FACTOR,
@@ -35,7 +36,7 @@ from impls.train import numpy_train
 
 from . import flops
 from .cases import Row
-from .works import OP_FUNCTIONS, make_inputs, op_call, truncate_gru
+from .works import OP_FUNCTIONS, make_inputs, op_call, seed_of, truncate_gru
 
 REF_FLOP_BUDGET = 2e10
 """Largest reference (NumPy float64) computed in full, in FLOPs (~0.2-0.5 s here). Longer GRU rows are
@@ -268,6 +269,60 @@ def prepare_model(row: Row, mod: ModuleType) -> Prepared:
         return g_err, note, bool(g_err <= tolerance(row.precision, row.work) and u_err <= u_tol), extra
 
     return Prepared(compile_for(mod, fn, row.mode, row.device, row.framework), check, what)
+
+
+LAYER_SPECS = {"lstm": ("lstm", {}), "bilstm": ("lstm", {"direction": "bidirectional"}),
+               "bigru": ("gru", {"direction": "bidirectional"})}
+"""A LAYER_WORKS row's one layer: (kind, options beyond units), the final state returned (return_sequences False)."""
+
+
+def layer_description(work: str, dims: dict[str, int]):
+    """The row's one-layer model description, seeded from the work and sizes (float64 weights)."""
+    from impls.model.seeded import chain
+
+    kind, extra = LAYER_SPECS[work]
+    return chain(work, (dims["T"], dims["I"]), [(kind, work, {"units": dims["H"], **extra})],
+                 seed=seed_of(f"{work} weights"), batch=dims["B"])
+
+
+def prepare_layer(row: Row, mod: ModuleType) -> Prepared:
+    """A LAYER_WORKS row: the voice's build of the one-layer description (impls.model.voices.build), timed on its
+    native arrays: `call(x)` forward, `step(x, dy)` forward + backward. The fwd+bwd check is the same build's vjp on
+    the same inputs (an untimed call), against the reference's hand-written backward."""
+    model = layer_description(row.work, row.size.dims).astype(row.dtype).astype("float64")  # the weights the voice holds
+    a = inputs(row)
+    r = round_to({k: v for k, v in a.items() if k in ("x", "dy")}, row.dtype)
+    try:
+        built = model_voices.build(row.impl, model.astype(row.dtype), row.dtype, row.device)
+    except Refused as e:
+        pytest.skip(str(e))
+    x = built.to_native(r["x"])
+    if row.pass_ == "fwd":
+        forward = built.eager or built.call
+        key = (row.work, row.size.label, "fwd", row.dtype)
+
+        def check(out):
+            expected = reference(key, lambda: [compose.reference_forward(model, r["x"])])
+            return max_error([built.to_numpy(out)], expected)[0], None
+
+        what = f"voices.build({row.impl!r}, the one-layer {row.work} description).call(x)"
+        return Prepared(compile_for(mod, lambda: forward(x), row.mode, row.device, row.framework), check, what)
+    if built.step is None or built.vjp is None:
+        pytest.skip(f"{row.impl} builds no gradients for {row.work}")
+    dy = built.native_dy(r["dy"])
+    key = (row.work, row.size.label, "grads", row.dtype)
+
+    def ref_grads():
+        dx, g = compose.reference_vjp(model, r["x"], r["dy"])
+        return [dx, *g.values()]
+
+    def check(_out):
+        dx, g = built.vjp(r["x"], r["dy"])
+        err, where = max_error([dx, *g.values()], reference(key, ref_grads), ["dx", *(f"{k[1]}" for k in g)])
+        return err, f"dx and every weight's gradient from the same build's vjp (untimed); worst: {where}"
+
+    what = f"voices.build({row.impl!r}, the one-layer {row.work} description).step(x, dy)"
+    return Prepared(compile_for(mod, lambda: built.step(x, dy), row.mode, row.device, row.framework), check, what)
 
 
 def _numpy_train_step(row: Row, a: dict[str, Any]):

@@ -33,6 +33,12 @@ def make_inputs(work: str, dims: dict[str, int], pass_: str, label: str) -> dict
         if pass_ != "fwd":
             a["dy"] = random_array((d["B"], d["T"], d["H"]), s + 2)
         return a
+    if work in ("lstm", "bilstm", "bigru"):  # one-layer descriptions (bench/prepare.py: layer_description)
+        H = 2 * d["H"] if work.startswith("bi") else d["H"]
+        a = {"x": random_array((d["B"], d["T"], d["I"]), s)}
+        if pass_ != "fwd":
+            a["dy"] = random_array((d["B"], H), s + 2)
+        return a
     if work == "conv2d":
         k = init_conv(d["KH"], d["KW"], d["C"], d["O"], s + 1)
         a = {"x": random_array((d["B"], d["HI"], d["WI"], d["C"]), s), "kernel": k.kernel, "bias": k.bias}

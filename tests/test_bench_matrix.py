@@ -45,8 +45,17 @@ def test_quick_covers_every_implementation_work_pass_and_cpu_dtype():
     assert not any(r.pass_ == "train_step" and r.impl not in cases.TRAIN_IMPLS for r in rows)
     full = {(r.impl, r.precision) for r in cases.rows("full", ("cpu",))}
     assert all((impl, "float64") in full for impl in cases.QUICK_FLOAT32_ONLY)
-    for impl, variants in GRU_VARIANTS.items():  # every variant an implementation computes, at the seed's shapes
-        assert {r.variant for r in rows if r.impl == impl and r.work == "gru"} == set(variants)
+    full_rows = cases.rows("full", ("cpu",))
+    for impl, variants in GRU_VARIANTS.items():  # quick: the frameworks' two variants; full: every one computed
+        assert {r.variant for r in rows if r.impl == impl and r.work == "gru"} == set(variants) & set(cases.QUICK_VARIANTS)
+        assert {r.variant for r in full_rows if r.impl == impl and r.work == "gru"} == set(variants)
+    for impl in IMPLEMENTATIONS:  # the LSTM and bidirectional layers: quick in float32, full in both precisions
+        for work in cases.LAYER_WORKS:
+            assert (impl, work, "fwd", "float32") in seen and (impl, work, "fwd", "float64") not in seen
+            assert {r.precision for r in full_rows if r.impl == impl and r.work == work} >= {"float32"}
+        grads = limits.refusal(impl, "lstm_vjp") is None
+        assert ((impl, "lstm", "fwd+bwd", "float32") in seen) == grads
+    assert {r.precision for r in full_rows if r.work in cases.LAYER_WORKS} == {"float32", "float64"}
 
 
 def test_quick_labels_its_one_eager_keras_row_and_times_tf_under_tf_function():
