@@ -5,10 +5,14 @@
     code.state                    # {"conv1.weight": array in torch's layout, ...}, what weights.pt holds
     code.back(layer, arrays)      # torch-layout arrays of one layer (weights or gradients) -> canonical ones
 
-Every weight-layout fact comes from impls/convert.py: gate order and transposes (gru_to_torch), OIHW kernels
+Every weight-layout fact comes from impls/convert.py: gate order and transposes (gru_to_torch, lstm_to_torch; one
+nn.LSTM / nn.GRU per description layer, bidirectional as torch's `_reverse` weights), OIHW kernels
 (hwio_to_oihw), depthwise as groups = C (depthwise_to_grouped), Linear's (out, in) (dense_to_torch), torch's NCHW
 flatten order (flatten_rows_nhwc_to_nchw on the Linear after a flatten of a 4-D map) and F.pad's order
 (pads_to_torch). Inside the module images are NCHW; `Layout` says what the port's boundary takes and returns.
+Padded sequences: the layer that makes the mask (an embedding with mask_zero, a masking layer) computes `lengths`
+(refusing a mask that is not post-padded, and an embedding an id outside its table, by name); a recurrent layer
+the mask reaches packs the rows (pack_padded_sequence, enforce_sorted=False) and pads them back with zeros.
 Nothing here imports torch: the source is text, the state NumPy.
 """
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from .. import convert
 from ..contract import spec
-from ..contract.spec import GRUWeights
+from ..contract.spec import GRUWeights, LSTMWeights
 from ..model.description import Layer, Model, ModelError
 from ..model.layers import spec_of
 from ..model.layers.conv2d import geometry_kwargs
@@ -96,6 +100,7 @@ class _Piece:
     shape: tuple  # the output's torch shape, B for the batch
     layout: Layout
     uses_f: bool = False
+    helpers: tuple[str, ...] = ()  # module-level helper functions the lines call (HELPERS' keys)
 
 
 def attribute_names(model: Model) -> dict[str, str]:
@@ -154,20 +159,151 @@ def _tshape(canonical: tuple, layout: Layout) -> tuple:
 # --------------------------------------------------------------------------- one emitter per kind
 
 
-def _gru(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
-    _, T, I = shape
-    H = opts["units"]
-    state = convert.gru_to_torch(GRUWeights(**{k: layer.weights[k] for k in ("W", "U", "b_x", "b_h")}))
+_GATES = {"lstm": "gates i, f, g, o", "gru": "gates r, z, n; reset_after"}
+
+
+def _cells(layer: Layer, opts: dict) -> tuple[dict[str, np.ndarray], Callable]:
+    """The nn.LSTM / nn.GRU state of one description layer (suffix l0, and l0_reverse bidirectional) and its back."""
+    lstm = layer.kind == "lstm"
+    to, frm, cls = ((convert.lstm_to_torch, convert.lstm_from_torch, LSTMWeights) if lstm
+                    else (convert.gru_to_torch, convert.gru_from_torch, GRUWeights))  # fmt: skip
+    dirs = [("", "l0")] + ([("_rev", "l0_reverse")] if opts["direction"] == "bidirectional" else [])
+    state = {}
+    for s, t in dirs:
+        state |= to(cls(**{k: layer.weights[k + s] for k in ("W", "U", "b_x", "b_h")}), suffix=t)
 
     def back(a):
-        w = convert.gru_from_torch(a)
-        return {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+        out = {}
+        for s, t in dirs:
+            w = frm(a, suffix=t)
+            out |= {"W" + s: w.W, "U" + s: w.U, "b_x" + s: w.b_x, "b_h" + s: w.b_h}
+        return out
 
-    init = f"nn.GRU({I}, {H}, batch_first=True)  # gates r, z, n; reset_after"
-    if opts["return_sequences"]:
-        return _Piece(init, [f"x, _ = self.{{a}}(x)  # (B, {T}, {H}): every step's state"], state, back, ("B", T, H), PLAIN)
-    lines = [f"_, h = self.{{a}}(x)  # h: (1, B, {H}), the last state", f"x = h[0]  # (B, {H})"]
-    return _Piece(init, lines, state, back, ("B", H), PLAIN)
+    return state, back
+
+
+def _merge_halves(mode: str, H: int) -> str:
+    """The line that merges a bidirectional sequence's halves (B, T, 2H), forward then backward, as merge_mode says."""
+    a, b = f"x[..., :{H}]", f"x[..., {H}:]"
+    return {"sum": f"x = {a} + {b}  # merge_mode sum: forward + backward",
+            "ave": f"x = ({a} + {b}) * 0.5  # merge_mode ave: the mean of forward and backward",
+            "mul": f"x = {a} * {b}  # merge_mode mul: forward * backward"}[mode]  # fmt: skip
+
+
+def _merge_final(mode: str, bidirectional: bool) -> str:
+    """The line that makes the layer's output of h_n (directions, B, H): forward h[0], backward h[1]."""
+    if not bidirectional:
+        return "x = h[0]  # the final state"
+    return {"concat": "x = torch.cat((h[0], h[1]), dim=1)  # forward then backward final state",
+            "sum": "x = h[0] + h[1]  # merge_mode sum of the final states",
+            "ave": "x = (h[0] + h[1]) * 0.5  # merge_mode ave of the final states",
+            "mul": "x = h[0] * h[1]  # merge_mode mul of the final states"}[mode]  # fmt: skip
+
+
+def _recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bool = False) -> _Piece:
+    """nn.LSTM / nn.GRU, one per description layer (num_layers 1), batch_first, bidirectional where the layer is.
+    Under a padding mask (`lengths` from the layer that made it) the rows are packed: each runs its valid steps only,
+    the backward cell last valid step first, as the description's padded sequences say."""
+    _, T, I = shape
+    H, bi, lstm = opts["units"], opts["direction"] == "bidirectional", layer.kind == "lstm"
+    mode, seq = opts["merge_mode"], opts["return_sequences"]
+    state, back = _cells(layer, opts)
+    cls = "LSTM" if lstm else "GRU"
+    init = f"nn.{cls}({I}, {H}, batch_first=True{', bidirectional=True' if bi else ''})  # {_GATES[layer.kind]}"
+    D = 2 if bi else 1
+    out_units = 2 * H if bi and mode == "concat" else H
+    h_out = "(h, _)" if lstm else "h"
+    lines = []
+    if masked:
+        lines.append("x = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, "
+                     "enforce_sorted=False)  # valid steps only; torch refuses length 0: such a row runs one step, "
+                     "zeroed below")  # fmt: skip
+    if seq:
+        lines.append(f"x, _ = self.{{a}}(x)")
+        if masked:
+            lines.append(f"x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length={T})  "
+                         f"# (B, {T}, {D * H}); a padded step outputs 0")  # fmt: skip
+            if opts["padded_outputs"] == "hold":
+                lines.append(f"held = torch.minimum(torch.arange({T}, device=x.device), (lengths - 1).clamp(min=0)"
+                             "[:, None].to(x.device))  # (B, T): each step's index, the last valid one after a row's end")
+                fwd = f"x[..., :{H}].gather(1, held[:, :, None].expand(-1, -1, {H}))" if bi else \
+                    f"x.gather(1, held[:, :, None].expand(-1, -1, {H}))"
+                if bi:
+                    lines.append(f"x = torch.cat(({fwd}, x[..., {H}:]), dim=-1)  # padded steps hold the forward "
+                                 "output of the last valid step; the backward half's stay 0")  # fmt: skip
+                else:
+                    lines.append(f"x = {fwd}  # padded steps hold the output of the last valid step")
+            lines.append("x = x.masked_fill((lengths == 0).to(x.device)[:, None, None], 0.0)  # a row of length 0 "
+                         "outputs zeros")  # fmt: skip
+        else:
+            lines[-1] += f"  # (B, {T}, {D * H}): every step's state" + (", forward then backward" if bi else "")
+        if bi and mode != "concat":
+            lines.append(_merge_halves(mode, H))
+        return _Piece(init, lines, state, back, ("B", T, out_units), PLAIN)
+    what = ("forward's state after each row's last valid step, backward's after step 0" if bi else
+            "the state after each row's last valid step") if masked else \
+        ("forward's last state, backward's after step 0 (not out[:, -1])" if bi else "the last state")  # fmt: skip
+    lines.append(f"_, {h_out} = self.{{a}}(x)  # h: ({D}, B, {H}), {what}")
+    lines.append(_merge_final(mode, bi))
+    if masked:
+        lines.append("x = x.masked_fill((lengths == 0).to(x.device)[:, None], 0.0)  # a row of length 0: zeros")
+    return _Piece(init, lines, state, back, ("B", out_units), PLAIN)
+
+
+def _embedding(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    V, D = opts["input_dim"], opts["output_dim"]
+    where = f"{layer.name!r} (embedding)"
+    lines = [f"check_ids(x, {V}, {where!r})  # torch's own IndexError names neither the id nor the table's size"]
+    if opts["mask_zero"]:
+        lines.append(f"lengths = padded_lengths(x != 0, {where!r})  # id 0 is padding (mask_zero): valid steps per row")
+    out = ("B", *shape[1:], D)
+    lines.append(f"x = self.{{a}}(x)  # {_shape(out)}")
+
+    def back(a):
+        return {"embeddings": np.asarray(a["weight"])}
+
+    helpers = ("check_ids", "padded_lengths") if opts["mask_zero"] else ("check_ids",)
+    return _Piece(f"nn.Embedding({V}, {D})", lines, {"weight": np.asarray(layer.weights["embeddings"]).copy()}, back,
+                  out, PLAIN, helpers=helpers)  # fmt: skip
+
+
+def _masking(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    v = opts["mask_value"]
+    where = f"{layer.name!r} (masking)"
+    lines = [f"valid = (x != {v!r}).any(dim=-1)  # (B, T): a step whose features all equal {v!r} is padding",
+             f"lengths = padded_lengths(valid, {where!r})  # valid steps per row",
+             "x = x.masked_fill(~valid[:, :, None], 0.0)  # padding steps zeroed, as Keras' Masking outputs them"]
+    return _Piece("nn.Identity()  # Masking: the mask is computed in forward", lines, {}, lambda a: {}, ("B", *shape[1:]),
+                  PLAIN, helpers=("padded_lengths",))  # fmt: skip
+
+
+def _take_step(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    i = opts["index"]
+    return _Piece("nn.Identity()  # one time step", [f"x = self.{{a}}(x[:, {i}])  # (B, {shape[2]}): step {i}"], {},
+                  lambda a: {}, ("B", shape[2]), PLAIN)  # fmt: skip
+
+
+HELPERS = {
+    "check_ids": '''def check_ids(ids, rows, layer):
+    """Token ids must index the embedding table: an id outside [0, rows) is refused, named."""
+    if ids.is_floating_point() or ids.is_complex():
+        raise ValueError(f"{layer}: takes integer token ids, got dtype {ids.dtype}")
+    bad = (ids < 0) | (ids >= rows)
+    if bool(bad.any()):
+        pos = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{layer}: token id {int(ids[pos])} at position {pos} is outside the table of {rows} rows "
+                         f"(ids must be in [0, {rows - 1}])")''',
+    "padded_lengths": '''def padded_lengths(valid, layer):
+    """Valid steps per row of a (B, T) padding mask, which must be post-padded (each row's valid steps first)."""
+    lengths = valid.sum(dim=1)
+    steps = torch.arange(valid.shape[1], device=valid.device)
+    bad = (valid != (steps[None, :] < lengths[:, None])).any(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise ValueError(f"{layer}: row {row} is not post-padded (its padding must come after its last valid step; "
+                         f"mask {valid[row].int().tolist()}): pre-padded or gapped sequences are not supported")
+    return lengths''',
+}  # fmt: skip
 
 
 def _pad_call(pads: tuple[int, int, int, int], expr: str, value: str = "") -> str:
@@ -294,8 +430,9 @@ def _dropout(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
                   _tshape(shape, layout), layout)  # fmt: skip
 
 
+RECURRENT = ("lstm", "gru")
 EMITTERS: dict[str, Callable[..., _Piece]] = {
-    "gru": _gru, "conv2d": _conv, "depthwise_conv2d": lambda *a: _conv(*a, depthwise=True), "max_pool2d": _pool,
+    "lstm": _recurrent, "gru": _recurrent, "embedding": _embedding, "masking": _masking, "take_step": _take_step, "conv2d": _conv, "depthwise_conv2d": lambda *a: _conv(*a, depthwise=True), "max_pool2d": _pool,
     "avg_pool2d": _pool, "zero_pad2d": _zero_pad, "flatten": _flatten, "dense": _dense, "activation": _activation,
     "dropout": _dropout,
 }  # fmt: skip
@@ -315,7 +452,8 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
     image_in = len(model.input_shape) == 3
     layout = Layout("nchw") if image_in else PLAIN
     keep_torch = native_layout or model.boundary == "channels_first"  # the boundary takes torch's own layout
-    inits, lines, state, backs, uses_f = [], [], {}, {}, False
+    inits, lines, state, backs, uses_f, helpers = [], [], {}, {}, False, []
+    masked = model.mask_sources()  # per layer, the layer whose padding mask reaches it (its `lengths`), or None
     if image_in and not keep_torch:
         h, w, c = model.input_shape
         lines.append(f"x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW (B, {c}, {h}, {w}): torch's image layout")
@@ -323,9 +461,13 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
         kind = spec_of(layer.kind, layer.label(i))
         opts = kind.options(layer.options)
         try:
-            p = EMITTERS[layer.kind](layer, opts, tuple(1 if d == "B" else d for d in shapes[i]), layout)
+            emit = EMITTERS[layer.kind]
         except KeyError:
             raise ModelError(f"{layer.label(i)}: the torch port has no emitter for kind {layer.kind!r}") from None
+        shape = tuple(1 if d == "B" else d for d in shapes[i])
+        extra = {"masked": masked[i] is not None} if layer.kind in RECURRENT else {}
+        p = emit(layer, opts, shape, layout, **extra)
+        helpers += [h for h in p.helpers if h not in helpers]
         a = attrs[layer.name]
         inits.append(f"self.{a} = {p.init}")
         lines.extend(line.replace("{a}", a) for line in p.lines)
@@ -342,7 +484,8 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
         out_layout, y_note = PLAIN, f", a {h}x{w}x{c} map flattened in (h, w, c) order"
     in_layout = Layout("nchw") if image_in and keep_torch else PLAIN
     cls = class_name(model)
-    source = _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note)
+    source = _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note,
+                            helpers)
     return Code(source, cls, dtype, state, attrs, in_layout, out_layout, backs)
 
 
@@ -356,8 +499,11 @@ def _describe(shape: tuple, layout: Layout) -> str:
     return _shape(shape)
 
 
-def _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note) -> str:
+def _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note,
+                   helpers=()) -> str:
     x_text = _describe(shapes[0], in_layout)
+    ids = np.issubdtype(np.dtype(model.input_dtype), np.integer)
+    x_dtype = f"{model.input_dtype} token ids" if ids else dtype
     y_text = _describe(shapes[-1], out_layout) + y_note
     if native_layout:
         layout_note = ["Native layout (--native-layout): it takes and returns torch's own layouts (NCHW images),",
@@ -371,7 +517,7 @@ def _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_la
     origin = ("written by nnparity from its model description" if model.source == "nnparity"
               else f"ported from {model.source} by nnparity")
     doc = [f'"""{model.name}: {n_layers} layer{"s" * (n_layers != 1)}, {origin}.', "",
-           f"Takes x {x_text} ({dtype}) and returns {y_text}.", *layout_note, "",
+           f"Takes x {x_text} ({x_dtype}) and returns {y_text}.", *layout_note, "",
            "    from model import load", "    m = load()  # the module with weights.pt loaded, in eval mode", "    y = m(x)",
            '"""']  # fmt: skip
     out = [*doc, "", "from pathlib import Path", "", "import torch"]
@@ -380,6 +526,9 @@ def _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_la
     out += ["from torch import nn", "", f"DTYPE = torch.{dtype}  # the dtype of weights.pt",
             f"INPUT_SHAPE = {tuple(shapes[0][1:])!r}  # one sample, batch left out: {x_text}", "", "",
             f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()"]  # fmt: skip
+    if helpers:
+        at = out.index(f"class {cls}(nn.Module):")
+        out[at:at] = [part for h in helpers for part in (HELPERS[h], "", "")]
     out += [f"        {line}" for line in inits]
     out += ["", f"    def forward(self, x):  # x: {x_text}"]
     out += [f"        {line}" for line in lines]
@@ -403,4 +552,4 @@ def port_dtype(model: Model) -> str:
     return "float32"
 
 
-__all__ = ["DTYPES", "EMITTERS", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]
+__all__ = ["DTYPES", "EMITTERS", "HELPERS", "RECURRENT", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]

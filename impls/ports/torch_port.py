@@ -46,6 +46,39 @@ def refusal(model: Model, dtype: str) -> str | None:
     return None
 
 
+def _takes_ids(model: Model) -> bool:
+    return bool(np.issubdtype(np.dtype(model.input_dtype), np.integer))
+
+
+def notes_for(model: Model) -> list[str]:
+    """What the port translates for the sequence kinds, for the certificate."""
+    notes, masked = [], model.mask_sources()
+    for i, layer in enumerate(model.layers):
+        if layer.kind not in torch_code.RECURRENT:
+            continue
+        opts = layer.options
+        bi = opts.get("direction", "forward") == "bidirectional"
+        if masked[i] is not None:
+            hold = opts.get("padded_outputs", "zero") == "hold"
+            notes.append(f"{layer.label(i)}: padded rows packed (pack_padded_sequence, enforce_sorted=False; "
+                         "pad_packed_sequence zero-fills padded steps"
+                         + ("; padded steps then hold the last valid output by a gather" if hold else "")
+                         + "); torch refuses a row of length 0, so such a row runs one step and is zeroed, the "
+                         "description's output for it")  # fmt: skip
+        if bi and not opts.get("return_sequences", False):
+            notes.append(f"{layer.label(i)}: the final states are h_n's (forward h[0], backward h[1], the backward "
+                         "after step 0), not out[:, -1]")  # fmt: skip
+        if bi and opts.get("merge_mode", "concat") != "concat":
+            notes.append(f"{layer.label(i)}: merge_mode {opts['merge_mode']!r} from torch's concatenated halves")
+        if layer.kind == "lstm":
+            notes.append(f"{layer.label(i)}: nn.LSTM keeps both biases (bias_ih, bias_hh) as the description does: "
+                         "training-exact")  # fmt: skip
+    if model.layers and model.layers[0].kind == "embedding":
+        notes.append(f"{model.layers[0].label(0)}: forward refuses an id outside the table with a ValueError naming the "
+                     "id and the table size (torch's IndexError names neither)")  # fmt: skip
+    return notes
+
+
 def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
     """Write the port at `out` (a folder): model.py and weights.pt, in the weights' own dtype (port_dtype)."""
     return _write(model, Path(out), native_layout, None)[0]
@@ -108,9 +141,11 @@ def build(model: Model, dtype: str = "float32") -> Built:
 
     net, code = load_port(model, dtype)
     params = dict(net.named_parameters())
+    ids = _takes_ids(model)
+    in_dtype = model.input_dtype if ids else dtype  # token ids stay integers
 
     def to_native(x: np.ndarray) -> Any:
-        return asarray(code.inputs.to_torch(np.asarray(x)), dtype)
+        return asarray(code.inputs.to_torch(np.asarray(x)), in_dtype)
 
     def call(x: Any) -> Any:
         with torch.no_grad():
@@ -120,6 +155,9 @@ def build(model: Model, dtype: str = "float32") -> Built:
         return code.outputs.to_canonical(to_numpy(y))
 
     def step(x: Any, dy: Any) -> Any:
+        if ids:  # integer ids have no gradient: (None, every parameter's)
+            with torch.enable_grad():
+                return (None, *torch.autograd.grad(net(x), list(params.values()), dy))
         xl = x.detach().requires_grad_(True)
         with torch.enable_grad():
             return torch.autograd.grad(net(xl), [xl, *params.values()], dy)
@@ -132,9 +170,9 @@ def build(model: Model, dtype: str = "float32") -> Built:
         dyn = dy_to_native(dy)
         dx, *gs = step(xn, dyn)
         named = {k: to_numpy(g) for k, g in zip(params, gs, strict=True)}
-        return code.inputs.to_canonical(to_numpy(dx)), _grad_map(code, model, named)
+        return (None if dx is None else code.inputs.to_canonical(to_numpy(dx))), _grad_map(code, model, named)
 
-    notes = [f"torch.nn module {code.class_name} from the generated model.py, {dtype}, in eval mode"]
+    notes = [f"torch.nn module {code.class_name} from the generated model.py, {dtype}, in eval mode", *notes_for(model)]
     if len(model.input_shape) == 3:
         notes.append("images NCHW inside the module; a Linear after a flatten of a map has its rows in (c, h, w) order")
     return Built(VOICE, dtype, to_native, call, to_numpy_, vjp, step, "eager", notes, native_model=net,
@@ -175,7 +213,8 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     net, code = load_port(model, dtype)
     net.eval()  # dropout off: every voice's step computes the same function
     opt = torch.optim.Adam(net.parameters(), lr=training.LR)
-    y = _canonical_torch(torch, code, net(asarray(code.inputs.to_torch(np.asarray(x)), dtype)))
+    in_dtype = model.input_dtype if _takes_ids(model) else dtype
+    y = _canonical_torch(torch, code, net(asarray(code.inputs.to_torch(np.asarray(x)), in_dtype)))
     loss = _loss(torch, training.loss_kind(model), y, asarray(t, dtype))
     opt.zero_grad()
     loss.backward()
@@ -184,4 +223,4 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     return float(loss.detach()), _grad_map(code, model, named)
 
 
-__all__ = ["FILES", "VOICE", "build", "canonical", "load_port", "port_dtype", "refusal", "state_dict", "torch_code", "train_step", "write"]
+__all__ = ["FILES", "VOICE", "build", "canonical", "load_port", "notes_for", "port_dtype", "refusal", "state_dict", "torch_code", "train_step", "write"]
