@@ -359,7 +359,8 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
     out_layout = g.layout
     if g.value == INPUT:  # nothing computed (dropout only): still a graph from input to output
         g.apply("Identity")
-    g.nodes[-1].output[list(g.nodes[-1].output).index(g.value)] = OUTPUT
+    last = next(n for n in reversed(g.nodes) if g.value in n.output)  # a masking layer's lengths may come after it
+    last.output[list(last.output).index(g.value)] = OUTPUT
 
     g.nodes = live_nodes(g.nodes, [OUTPUT])  # gru_nodes squeezes both Y and Y_h: the unused one goes
     in_dtype = _input_dtype(model, g.dtype)
