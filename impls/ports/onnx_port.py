@@ -171,22 +171,30 @@ def _recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     y, y_h = g.node(op, [g.value, *(g.weight(k, w[k]) for k in ("W", "R", "B")), lens], n_out=2, hidden_size=H,
                     direction=opts["direction"], **attrs)[:2]
     D = len(dirs)
+    concat = D == 2 and opts["merge_mode"] == "concat"
     if opts["return_sequences"]:  # Y (T, D, B, H)
+        if concat and not (src is not None and opts["padded_outputs"] == "hold"):  # torch.onnx.export's own form
+            both = g.node("Transpose", [y], perm=[0, 2, 1, 3])[0]  # (T, B, D, H)
+            g.value, g.layout = g.node("Reshape", [both, g.const("shape_seq", [0, 0, D * H])])[0], TBF
+            return
         parts = ([g.node("Squeeze", [y, g.const("ax1", [1])])[0]] if D == 1
-                 else g.node("Split", [y], n_out=2, axis=1, num_outputs=2))
-        parts = [parts[0]] if D == 1 else [g.node("Squeeze", [p_, g.const("ax1", [1])])[0] for p_ in parts]
+                 else [g.node("Squeeze", [p_, g.const("ax1", [1])])[0]
+                       for p_ in g.node("Split", [y], n_out=2, axis=1, num_outputs=2)])
         if src is not None and opts["padded_outputs"] == "hold":
             parts[0] = _hold(g, parts[0], lens, shape[1])
             g.notes.append(f"{layer.name}: padded_outputs 'hold' as the forward half's last valid step, gathered "
                            "(GatherElements at min(t, length - 1)) from ONNX's zero-padded Y")
-        g.value, g.layout = _merged(g, parts, opts["merge_mode"], time_axis_first=True), TBF
+        g.value, g.layout = _merged(g, parts, opts["merge_mode"]), TBF
+    elif concat:  # Y_h (2, B, H) -> (B, 2, H) -> (B, 2H): forward final state, then the backward one (after position 0)
+        both = g.node("Transpose", [y_h], perm=[1, 0, 2])[0]
+        g.value, g.layout = g.node("Reshape", [both, g.const("shape_state", [0, D * H])])[0], CANON
     else:  # Y_h (D, B, H): the final states, the backward one after position 0
-        parts = ([g.node("Squeeze", [y_h, g.const("ax0", [0])])[0]] if D == 1
-                 else [g.node("Squeeze", [p_, g.const("ax0", [0])])[0] for p_ in g.node("Split", [y_h], n_out=2, axis=0, num_outputs=2)])
-        g.value, g.layout = _merged(g, parts, opts["merge_mode"], time_axis_first=False), CANON
+        parts = [g.node("Squeeze", [p_, g.const("ax0", [0])])[0]
+                 for p_ in ([y_h] if D == 1 else g.node("Split", [y_h], n_out=2, axis=0, num_outputs=2))]
+        g.value, g.layout = _merged(g, parts, opts["merge_mode"]), CANON
 
 
-def _merged(g: _Graph, parts: list[str], mode: str, time_axis_first: bool) -> str:
+def _merged(g: _Graph, parts: list[str], mode: str) -> str:
     """Forward and backward halves ((T, B, H) or (B, H)) merged on the last axis: concat (forward first), sum, ave, mul."""
     if len(parts) == 1:
         return parts[0]
