@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import fidelity, headline, plots, ranking, tables, verify_summary
+from . import fidelity, headline, plots, ranking, rnn_compare, tables, verify_summary
 from .load import Run, load_runs
 from .markdown import atomic_write, code_block, escape, table
 
@@ -188,7 +188,8 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
     if len(latest) < len(runs):
         results[4:4] = [("Where one machine has several runs, tables and plots take each row from the latest run "
                         "that measured it; the comparison below shows what changed between them."), ""]  # fmt: skip
-    doc += results + fidelity_section(runs) + comparison_section(runs) + verification_section(verify)
+    doc += results + [line for _, df in latest for line in rnn_compare.section(df)]
+    doc += fidelity_section(runs) + comparison_section(runs) + verification_section(verify)
     doc += seed_audit_section(out.parent) + porting_section(out.parent)
     warnings = [w for r in runs for w in r.warnings]
     if warnings:
