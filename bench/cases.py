@@ -50,6 +50,8 @@ LAYER_WORKS = ("lstm", "bilstm", "bigru")
 """Layers timed as one-layer model descriptions through impls.model.voices.build (every voice, the ports
 included): an LSTM, a bidirectional LSTM and a bidirectional GRU (merge concat, the final states), at the seed
 GRU's first-layer sizes. The GRU itself stays an op row (its op contract has every variant)."""
+LAYER_OPS = {"lstm": ("lstm",), "bilstm": ("lstm",), "bigru": ("gru",)}
+"""The contract op each layer work runs on (impls.contract.limits refuses by op)."""
 
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "torch_nn": "torch",
              "keras": "keras", "flax": "flax", "onnxruntime": "onnxruntime"}  # fmt: skip
@@ -265,7 +267,8 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
                                 continue
                             if profile == "quick" and impl in QUICK_FLOAT32_ONLY and prec == "float64":
                                 continue
-                            inside = (contract_op(size.work, pass_), *seed_models.OPS.get(size.work, ()))
+                            inside = (contract_op(size.work, pass_), *seed_models.OPS.get(size.work, ()),
+                                      *LAYER_OPS.get(size.work, ()))
                             if any(limits.refusal(impl, op, STORAGE[prec]) is not None for op in inside):
                                 continue  # declared (impls/contract/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
                             for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):

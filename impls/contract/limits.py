@@ -50,6 +50,7 @@ _ORT_FLOAT_ONLY = ("ONNX Runtime 1.31's CPU kernel for {} is registered for floa
                    "implementation'); computing it in float32 and widening would be another precision")
 DTYPE_REFUSALS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("onnxruntime", "gru"): (("float64",), _ORT_FLOAT_ONLY.format("GRU")),
+    ("onnxruntime", "lstm"): (("float64",), _ORT_FLOAT_ONLY.format("LSTM")),
     ("onnxruntime", "conv2d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv")),
     ("onnxruntime", "avg_pool2d"): (("float64",), _ORT_FLOAT_ONLY.format("AveragePool")),
     ("onnxruntime", "seed_conv1d"): (("float64",), _ORT_FLOAT_ONLY.format("Conv (the depthwise 1-D Conv)")),
