@@ -6,14 +6,22 @@
 A model imports when it is a chain: a keras.Sequential, or a functional model whose every layer is fed by exactly
 the previous one (one input, one output). Branches (Add, Concatenate, several inputs or outputs, a shared layer)
 are a later step and refused with that reason. Each layer goes through one small converter, registered by its exact
-class in CONVERTERS; a class that is not there (LSTM, BatchNormalization, Conv1D, a custom or subclassed layer) is
-UnsupportedLayer naming the layer, its class, its position and the supported list. Weights are read in Keras' own
-layouts, which are the canonical ones except for the GRU (convert.gru_from_keras: its one bias without reset_after
-becomes b_x, with b_h = 0).
+class in CONVERTERS; a class that is not there (BatchNormalization, Conv1D, SimpleRNN, a custom or subclassed layer)
+is UnsupportedLayer naming the layer, its class, its position and the supported list. Weights are read in Keras' own
+layouts, which are the canonical ones except for the recurrent layers (convert.gru_from_keras: its one bias without
+reset_after becomes b_x, with b_h = 0; convert.lstm_from_keras: the LSTM's one bias is b_x, b_h = 0).
+
+Sequences: Embedding (the first layer, integer ids; mask_zero), Masking, GRU and LSTM (tanh / sigmoid only;
+go_backwards, stateful and return_state refused; unroll is the same recurrence; dropouts are off at inference;
+zero_output_for_mask -> padded_outputs 'zero', else 'hold' where the layer returns sequences under a mask) and
+Bidirectional(GRU | LSTM) with merge_mode concat, sum, ave or mul (None refused; an explicit backward_layer imports
+where it is the forward layer's mirror, else it is refused). Keras carries the masks itself; the description's
+Model.mask_sources says the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from collections.abc import Callable
@@ -58,6 +66,7 @@ class Context:
         self.layer, self.position, self.in_shape, self.where = layer, position, in_shape, where
         self.config = layer.get_config()
         self.notes: list[str] = []
+        self.input_dtype = "float32"  # the model's input dtype (token ids for an Embedding), set by from_model
 
     @property
     def label(self) -> str:
@@ -196,34 +205,106 @@ def _softmax(c: Context) -> Converted:
     return "activation", {"activation": "softmax"}, {}
 
 
-_GRU_DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "go_backwards": False,
+@converter(L.Embedding)
+def _embedding(c: Context) -> Converted:
+    cfg = c.config
+    if c.position != 0:
+        raise c.refuse("an Embedding imports as the model's first layer only (the one fed the integer token ids)")
+    if not np.issubdtype(np.dtype(c.input_dtype), np.integer):
+        raise c.refuse(f"the model's input is {c.input_dtype}: Keras would cast it to int32 ids (truncating); give "
+                       "the model an integer keras.Input(dtype='int32') to import it")  # fmt: skip
+    if cfg.get("lora_rank") or getattr(c.layer, "quantization_mode", None):
+        raise c.refuse("a LoRA or quantized Embedding is not a plain table lookup")
+    # embeddings_constraint / regularizer / initializer only act in training or at init
+    opts = {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"]), "mask_zero": bool(cfg["mask_zero"])}
+    return "embedding", opts, {"embeddings": c.weight("embeddings")}
+
+
+@converter(L.Masking)
+def _masking(c: Context) -> Converted:
+    return "masking", {"mask_value": float(c.config["mask_value"])}, {}
+
+
+_RNN_DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "go_backwards": False,
                  "stateful": False, "return_state": False}  # fmt: skip
-_GRU_WHY = {
-    "activation": "the candidate's activation must be tanh, as every GRU variant defines it",
-    "recurrent_activation": "the gates' activation must be sigmoid, as every GRU variant defines it",
+_RNN_WHY = {
+    "activation": "the candidate's (cell's) activation must be tanh, as the description's GRU and LSTM define it",
+    "recurrent_activation": "the gates' activation must be sigmoid, as the description's GRU and LSTM define it",
     "use_bias": "use_bias=False: the description's GRU always holds b_x and b_h",
-    "go_backwards": "go_backwards=True reads the sequence reversed: not a layer the description has",
+    "go_backwards": ("go_backwards=True reads the sequence reversed (and returns its steps reversed): not a layer the "
+                     "description has outside a Bidirectional"),
     "stateful": "stateful=True carries the state between calls: a certificate's calls must be independent",
     "return_state": "return_state=True returns several tensors: a chain passes one",
-}
+}  # fmt: skip
 
 
-@converter(L.GRU)
-def _gru(c: Context) -> Converted:
-    cfg = c.config
-    for key, default in _GRU_DEFAULTS.items():
-        if cfg.get(key, default) != default:
-            raise c.refuse(f"{key}={cfg[key]!r}: {_GRU_WHY[key]}")
-    ra = bool(cfg["reset_after"])
-    cell = c.layer.cell
-    w = convert.gru_from_keras([keras.ops.convert_to_numpy(v) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)], ra)
-    if not ra:
-        c.notes.append(f"{c.label}: reset_after=False holds one bias; imported as b_x, with b_h = 0")
+def _rnn(c: Context, layer: Any, backward: bool = False) -> tuple[str, dict, dict]:
+    """One keras.layers.GRU or LSTM (or a Bidirectional's forward or backward layer) -> (kind, options, one cell's
+    canonical weights). unroll computes the same recurrence; dropout and recurrent_dropout are identity at
+    inference; unit_forget_bias, initializers, regularizers and constraints only act at init or in training."""
+    cfg = layer.get_config()
+    kind = "gru" if isinstance(layer, L.GRU) else "lstm"
+    for key, default in _RNN_DEFAULTS.items():
+        want = (not default) if key == "go_backwards" and backward else default
+        if key == "use_bias" and kind == "lstm":
+            continue  # an LSTM without a bias imports with b_x = b_h = 0 (noted)
+        if cfg.get(key, default) != want:
+            why = _RNN_WHY[key] if not backward else f"the backward layer {layer.name!r} is not the forward's mirror"
+            raise c.refuse(f"{key}={cfg[key]!r}: {why}")
+    cell = layer.cell
+    arrays = [keras.ops.convert_to_numpy(v) for v in (cell.kernel, cell.recurrent_kernel, *([cell.bias] if cell.use_bias else []))]
     if cfg.get("dropout", 0.0) or cfg.get("recurrent_dropout", 0.0):
         c.notes.append(f"{c.label}: dropout and recurrent_dropout are off at inference, as everything here runs")
-    opts = {"units": int(cfg["units"]), "variant": "reset_after" if ra else "reset_before",
-            "return_sequences": bool(cfg["return_sequences"])}  # fmt: skip
-    return "gru", opts, {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+    opts = {"units": int(cfg["units"]), "return_sequences": bool(cfg["return_sequences"]),
+            "padded_outputs": "zero" if cfg.get("zero_output_for_mask") or not cfg["return_sequences"] else "hold"}  # fmt: skip
+    if kind == "gru":
+        ra = bool(cfg["reset_after"])
+        w = convert.gru_from_keras(arrays, ra)
+        if not ra and not backward:
+            c.notes.append(f"{c.label}: reset_after=False holds one bias; imported as b_x, with b_h = 0")
+        opts["variant"] = "reset_after" if ra else "reset_before"
+    else:
+        w = convert.lstm_from_keras(arrays)
+        if not backward:
+            c.notes.append(f"{c.label}: keras.layers.LSTM holds one bias; imported as b_x, with b_h = 0"
+                           if cell.use_bias else f"{c.label}: use_bias=False: imported with b_x = b_h = 0")
+    return kind, opts, {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}
+
+
+@converter(L.GRU, L.LSTM)
+def _recurrent(c: Context) -> Converted:
+    return _rnn(c, c.layer)
+
+
+_MIRRORED = ("units", "activation", "recurrent_activation", "use_bias", "return_sequences", "reset_after", "stateful",
+             "return_state", "dtype")  # fmt: skip
+
+
+@converter(L.Bidirectional)
+def _bidirectional(c: Context) -> Converted:
+    """Bidirectional(GRU | LSTM, merge_mode): the backward cell runs each row's valid steps last first; its
+    sequence comes back aligned with the input (Keras flips it), padded steps zero (Keras forces
+    zero_output_for_mask=True on both layers when they return sequences)."""
+    fwd, bwd, merge = c.layer.forward_layer, c.layer.backward_layer, c.config.get("merge_mode")
+    if type(fwd) not in (L.GRU, L.LSTM):
+        raise c.refuse(f"it wraps a keras.layers.{type(fwd).__name__}: only a Bidirectional GRU or LSTM imports")
+    if merge is None:
+        raise c.refuse("merge_mode=None returns the two directions as two tensors: a chain passes one")
+    if type(bwd) is not type(fwd):
+        raise c.refuse(f"backward_layer is a keras.layers.{type(bwd).__name__}, the forward layer a "
+                       f"keras.layers.{type(fwd).__name__}: not the forward's mirror")  # fmt: skip
+    if fwd.go_backwards:
+        raise c.refuse("its forward layer has go_backwards=True (and the backward layer False): the description's "
+                       "forward cell reads the sequence first step first")  # fmt: skip
+    fc, bc = fwd.get_config(), bwd.get_config()
+    differ = [k for k in _MIRRORED if fc.get(k) != bc.get(k)]
+    if differ:
+        raise c.refuse(f"backward_layer differs from the forward layer in {', '.join(f'{k} ({fc.get(k)!r} vs {bc.get(k)!r})' for k in differ)}: "
+                       "only a mirror of the forward layer imports")  # fmt: skip
+    kind, opts, w = _rnn(c, fwd)
+    _, _, w_rev = _rnn(c, bwd, backward=True)
+    opts = {**opts, "direction": "bidirectional", "merge_mode": str(merge), "padded_outputs": "zero"}
+    return kind, opts, {**w, **{k + "_rev": v for k, v in w_rev.items()}}
 
 
 # --------------------------------------------------------------------------- the chain
@@ -239,16 +320,39 @@ def _graph(net: Any) -> Any:
     return net._functional if isinstance(net, keras.Sequential) else net
 
 
-def _chain(net: Any, where: str) -> list[tuple[Any, Any]]:
-    """[(layer, its output tensor in this model)] in order, InputLayer left out, after checking the model's graph
+def _mask_ops(nodes: list) -> set[int]:
+    """ids of the nodes that only compute Keras' automatic padding masks: Keras 3 records an Embedding(mask_zero)'s
+    or a Masking's compute_mask (ops NotEqual, Any...) as operations of the functional graph, whose outputs a
+    masked layer takes as its mask= argument. An operation that feeds anything else is not one of them."""
+    masks = {id(t._keras_mask) for n in nodes for t in n.output_tensors if getattr(t, "_keras_mask", None) is not None}
+    masks |= {id(n.arguments.kwargs["mask"]) for n in nodes if n.arguments.kwargs.get("mask") is not None}
+    out: set[int] = set()
+    for node in reversed(nodes):  # outputs first: a mask op's own inputs may be mask ops too
+        if isinstance(node.operation, L.Layer) or not all(id(t) in masks for t in node.output_tensors):
+            continue
+        out.add(id(node))
+        masks |= {id(t) for t in node.input_tensors}
+    return out
+
+
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any]], dict[int, int]]:
+    """([(layer, its output tensor in this model)] in order, InputLayer left out, {position of a layer given a
+    mask=: position of the layer fed the tensor that mask is computed from}), after checking the model's graph
     is one chain. The graph's own nodes are read (Keras' _nodes_by_depth), not layer.input: a layer keeps the
-    nodes of every call it ever had (a loaded Sequential's first layer has two), and layer.input is the first."""
+    nodes of every call it ever had (a loaded Sequential's first layer has two), and layer.input is the first.
+    Keras' own mask computations are left out (_mask_ops); from_model checks each mask= against the description's
+    Model.mask_sources (an explicit mask of the user's own is refused)."""
     graph = _graph(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
+    mask_ops = _mask_ops(nodes)
+    producer = {id(t): n for n in nodes for t in n.output_tensors}
+    nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
     prev, chain = graph.inputs[0], []
+    fed: list = []  # the tensor each chain layer is fed
+    masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
     for node in nodes:
         layer = node.operation
         if isinstance(layer, L.InputLayer):
@@ -259,15 +363,37 @@ def _chain(net: Any, where: str) -> list[tuple[Any, Any]]:
                                    f"(rebuild it with the inner layers in place); supported: {supported()}")  # fmt: skip
         if sum(c is layer for c in calls) != 1:
             raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)")
-        if len(node.input_tensors) != 1:
-            raise _branches(where, f"{label} takes {len(node.input_tensors)} inputs")
-        if node.input_tensors[0] is not prev:
+        mask = node.arguments.kwargs.get("mask")
+        inputs = [t for t in node.input_tensors if mask is None or t is not mask]
+        if mask is not None:
+            roots = _mask_roots(mask, producer, mask_ops)
+            src = [i for i, t in enumerate(fed) if any(t is r for r in roots)]
+            if len(roots) != 1 or not src:
+                raise UnsupportedLayer(f"{where}: {label} is given a mask= that is not computed from one of the "
+                                       "chain's own tensors: only the padding mask Keras carries from an "
+                                       "Embedding(mask_zero=True) or a Masking imports")  # fmt: skip
+            masked[len(chain)] = src[0]
+        if len(inputs) != 1:
+            raise _branches(where, f"{label} takes {len(inputs)} inputs")
+        if inputs[0] is not prev:
             raise _branches(where, f"{label} is not fed by the layer before it")
+        fed.append(prev)
         prev = node.output_tensors[0]  # a layer with several outputs (return_state) is refused by its converter
         chain.append((layer, prev))
     if graph.outputs[0] is not prev:
         raise _branches(where, "the model's output is not its last layer's")
-    return chain
+    return chain, masked
+
+
+def _mask_roots(t: Any, producer: dict, mask_ops: set[int]) -> list:
+    """The chain tensors a mask is computed from, through Keras' mask operations."""
+    node = producer.get(id(t))
+    if node is None or id(node) not in mask_ops:
+        return [t]
+    out: list = []
+    for u in node.input_tensors:
+        out += [r for r in _mask_roots(u, producer, mask_ops) if not any(r is o for o in out)]
+    return out
 
 
 def _input_shape(net: Any, given: tuple[int, ...] | None, where: str) -> tuple[int, ...]:
@@ -313,7 +439,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     """A keras.Model (Sequential or a functional chain) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
     or ModelError, each naming `where`."""
     net = _built(net, input_shape, where)
-    chain = _chain(net, where)
+    chain, masked = _chain(net, where)
     full = _input_shape(net, input_shape, where)
     shape = full
     layers, notes = [], []
@@ -325,6 +451,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
             raise UnsupportedLayer(f"{where}: {label} (class {cls.__module__}.{cls.__qualname__}) is not supported; "
                                    f"supported: {supported()}")  # fmt: skip
         ctx = Context(klayer, position, shape, where)
+        ctx.input_dtype = str(_graph(net).inputs[0].dtype)
         converted = conv(ctx)
         if converted is None:
             continue
@@ -337,13 +464,38 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
         _check_output(out, shape, where, label)
         layers.append(layer)
         notes += ctx.notes
-    model = Model(net.name, full[1:], tuple(layers), input_dtype=str(_graph(net).inputs[0].dtype), source="keras",
-                  boundary="channels_last")  # fmt: skip
+    model = _unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(_graph(net).inputs[0].dtype),
+                                    source="keras", boundary="channels_last"))  # fmt: skip
     try:
         model.check(full[0])
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
+    _check_masks(model, masked, where)
     return _imported(net, chain, model, where, notes)
+
+
+def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
+    """Every recurrent layer Keras hands a mask is one the description masks from the same source layer, and the
+    other way round: a mask of the user's own, or a chain Keras masks otherwise than the description, is refused."""
+    sources = model.mask_sources()
+    for i, la in enumerate(model.layers):
+        if la.kind not in ("gru", "lstm"):
+            continue
+        keras_src, ours = masked.get(i), sources[i]
+        if keras_src != ours:
+            raise UnsupportedLayer(f"{where}: {la.label(i)}: Keras masks it from layer {keras_src}, the description "
+                                   f"from layer {ours} (Model.mask_sources): only the padding mask Keras carries from "
+                                   "an Embedding(mask_zero=True) or a Masking, through Dense, Activation, Dropout and "
+                                   "sequence-returning RNNs, imports")  # fmt: skip
+
+
+def _unmasked_padding(model: Model) -> Model:
+    """A recurrent layer no mask reaches has no padded steps: its padded_outputs (Keras' zero_output_for_mask) is
+    the default 'zero', so a port whose framework has only one of the two is not refused over an unused option."""
+    for i, (la, src) in enumerate(zip(model.layers, model.mask_sources(), strict=True)):
+        if la.kind in ("gru", "lstm") and src is None and la.options.get("padded_outputs") == "hold":
+            model = model.replace_layer(i, dataclasses.replace(la, options={**la.options, "padded_outputs": "zero"}))
+    return model
 
 
 def _imported(net: Any, chain: list, model: Model, where: str, notes: list[str]) -> Imported:
@@ -363,7 +515,8 @@ def _imported(net: Any, chain: list, model: Model, where: str, notes: list[str])
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
         layer = chain[i][0]
-        return np.asarray(to_np(layer(np.asarray(x, dtype=layer.compute_dtype), training=False)))
+        x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=layer.compute_dtype)
+        return np.asarray(to_np(layer(x, training=False)))
 
     return Imported(model, "keras", where, forward, layer_outputs, layer_call, dtype=chain[0][0].compute_dtype, notes=notes)
 
