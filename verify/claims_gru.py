@@ -246,6 +246,21 @@ def check_gru_fewer_than_rnn() -> Evidence:
     )
 
 
+def _described_gru_and_lstm(B: int, T: int, I: int, H: int) -> list[tuple[str, str, Number]]:
+    """The same layer as model descriptions (impls/model/layers: what every voice and port builds): canonical
+    parameters (two biases each) and Model.flops, one direction and bidirectional."""
+    from impls.model.seeded import chain
+
+    out: list[tuple[str, str, Number]] = []
+    for direction in ("forward", "bidirectional"):
+        m = {k: chain(k, (T, I), [(k, k, {"units": H, "direction": direction})], batch=B) for k in ("gru", "lstm")}
+        out += [(f"described_{direction}_params", f"described {direction} layer (I={I}, H={H}), canonical two biases: GRU vs LSTM",
+                 f"{m['gru'].param_count():,} vs {m['lstm'].param_count():,}"),
+                (f"described_{direction}_flops_ratio", f"described {direction} layer, Model.flops(B={B}) GRU / LSTM",
+                 m["gru"].flops(B) / m["lstm"].flops(B))]  # fmt: skip
+    return out
+
+
 def check_gru_fewer_than_lstm() -> Evidence:
     nums: list[tuple[str, str, Number]] = []
     ok = True
@@ -266,8 +281,9 @@ def check_gru_fewer_than_lstm() -> Evidence:
         ("tiny_keras", "Keras defaults at I = H = 1: GRU vs LSTM (H(I + H - 2) = 0)",
          f"{F.gru_param_count(1, 1, 'keras_reset_after')} vs {F.lstm_param_count(1, 1, 'keras')}"),
         ("flops_ratio", f"forward products, GRU / LSTM (B={B}, T={T}, layer 1): 3H / 4H",
-         F.gru_matmul_flops(B, T, I, H) / (F.MULTIPLY_ADD_FLOPS * B * T * 4 * H * (I + H))),
+         F.gru_matmul_flops(B, T, I, H) / F.lstm_matmul_flops(B, T, I, H)),
     ]  # fmt: skip
+    nums += _described_gru_and_lstm(B, T, I, H)
     return Evidence(
         HOLDS if ok else FAILS,
         "A GRU has 3 weight blocks to the LSTM's 4: exactly 1/4 fewer parameters and products when both count "

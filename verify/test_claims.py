@@ -76,6 +76,10 @@ def _fewer_than_lstm(ev):
     assert ev["keras_2_saved"] == 64 * (128 + 64 - 2)
     assert ev["matched_ratio"] == 0.75 and ev["flops_ratio"] == 0.75
     assert ev["tiny_keras"] == "12 vs 12"
+    one = 64 * 128 + 128 * 128 + 2 * 128  # a gate block with both biases, layer 1's sizes
+    assert ev["described_forward_params"] == f"{3 * one:,} vs {4 * one:,}"
+    assert ev["described_bidirectional_params"] == f"{6 * one:,} vs {8 * one:,}"
+    assert ev["described_forward_flops_ratio"] == 0.75 and ev["described_bidirectional_flops_ratio"] == 0.75
 
 
 def _conv(ev):
