@@ -6,12 +6,19 @@ The module is traced with torch.fx.symbolic_trace and its nodes are read as a ch
 converters keyed by module class, function or Tensor method (`@converter(nn.Conv2d)`, `@converter(torch.relu)`,
 `@converter("view")`). A miss, a branch (a node used twice, two paths joined) or an option the description lacks is
 UnsupportedLayer naming the node, its class or function and its position. Weights become canonical arrays in the
-module's own dtype through impls/convert.py (gru_from_torch, oihw_to_hwio, dense_from_torch, and
+module's own dtype through impls/convert.py (gru_from_torch, lstm_from_torch, oihw_to_hwio, dense_from_torch, and
 flatten_rows_nchw_to_nhwc for the Linear after a flatten of a map: torch flattens NCHW in (c, h, w) order).
 Images are NHWC in the description (input_shape (H, W, C)), with boundary "channels_first".
 
-The everyday GRU pattern `out, h = self.gru(x); return self.fc(out[:, -1])` imports: out[:, -1], h[-1], h[0] and
-h.squeeze(0) are the last state (return_sequences False), `out` used whole is the sequence.
+Recurrences (nn.LSTM, nn.GRU, batch_first=True) become one description layer per torch layer (num_layers > 1 is a
+stack; bidirectional=True one layer with both directions), every one but the last returning its sequence. The last
+one's return_sequences is what the pattern reading it says: `out` used whole is the sequence; a one-direction
+`out[:, -1]`, h[-1] and h.squeeze(0) are the final state (return_sequences False); a bidirectional `out[:, -1]` is
+NOT its final states (the backward half is the backward cell's first step): the sequence and a take_step(-1) layer;
+`torch.cat((h[-2], h[-1]), dim=1)` is a bidirectional layer's final states (concat). h[-1] of a bidirectional h_n
+(the backward final state alone), c_n, proj_size, an initial state and batch_first=False are refused, with the
+reason; bias=False is zero biases and the inter-layer dropout is identity at inference. nn.Embedding reading the
+input makes the input integer ids (input_dtype int64); padding_idx, max_norm and scale_grad_by_freq are refused.
 """
 
 from __future__ import annotations
@@ -73,6 +80,11 @@ class Step:
     nodes: list
     layout: Layout  # how torch holds the output
     input: Any = None  # the chain's node it reads
+    parts: list | None = None  # several description layers from these nodes (a stacked or bidirectional recurrence
+    # read at its last step): [(Layer, torch tensor -> tensor: that layer alone, the module's own weights)]
+
+    def layers(self) -> list[Layer]:
+        return [p[0] for p in self.parts] if self.parts else ([] if self.layer is None else [self.layer])
 
 
 @dataclass
@@ -157,54 +169,198 @@ def _canonical_shape(shape: tuple, layout: Layout) -> tuple:
 # --------------------------------------------------------------------------- converters
 
 
-@converter(nn.GRU)
-def _gru(ctx: _Ctx, node: Node, m: Any) -> Step:
-    bad = [f"{k}={getattr(m, k)!r} (needs {v!r})" for k, v in
-           (("batch_first", True), ("num_layers", 1), ("bidirectional", False), ("bias", True)) if getattr(m, k) != v]
-    if bad:
-        raise ctx.refuse(node, f"{', '.join(bad)}; the description's GRU is one batch-first unidirectional layer "
-                               "with biases (stacked and bidirectional GRUs come in a later issue)")  # fmt: skip
-    if len(node.args) > 1 or node.kwargs:
-        raise ctx.refuse(node, "it is given an initial state h0; the description's GRU starts from zeros")
-    if len(ctx.shapes[node.args[0]]) != 3:
-        raise ctx.refuse(node, f"its input {ctx.shapes[node.args[0]]} is not batched (B, T, I)")
+def _getitems(node: Node) -> dict:
+    """{index: the getitem node} of a tuple-valued node (the recurrence's (out, h_n) or LSTM's (h_n, c_n))."""
     picks = {}
     for u in node.users:
         if u.op != "call_function" or u.target is not operator.getitem or not isinstance(u.args[1], int):
-            raise ctx.refuse(node, f"its (output, h_n) tuple is used whole by {u.name!r}; unpack it: out, h = gru(x)")
+            return {None: u}
         picks[u.args[1] % 2] = u
-    used = [i for i, g in sorted(picks.items()) if _tensor_users(g)]
+    return picks
+
+
+def _state_index(n: Node, count: int) -> int | None:
+    """The row of h_n (count, B, H) that n picks: h[i] or h.squeeze(0) (count 1); None for anything else."""
+    if n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[1], int):
+        return n.args[1] % count if -count <= n.args[1] < count else None
+    if n.op == "call_method" and n.target == "squeeze" and _arg(n, 1, "dim", None) == 0 and count == 1:
+        return 0
+    return None
+
+
+def _final_concat(ctx: _Ctx, h: Node, count: int) -> tuple[list, Node] | None:
+    """torch.cat((h[-2], h[-1]), dim=1): the last layer's forward then backward final state; (the picks, the cat)."""
+    users = _tensor_users(h)
+    if len(users) != 2 or any(_state_index(u, count) is None for u in users):
+        return None
+    cats = {c for u in users for c in _tensor_users(u)}
+    if len(cats) != 1:
+        return None
+    cat = next(iter(cats))
+    if cat.op != "call_function" or cat.target is not torch.cat or not isinstance(cat.args[0], (tuple, list)):
+        return None
+    parts = list(cat.args[0])
+    dim = _arg(cat, 1, "dim", 0)
+    if len(parts) != 2 or dim not in (1, -1) or [_state_index(p, count) for p in parts] != [count - 2, count - 1]:
+        return None
+    return parts, cat
+
+
+def _rnn_weights(ctx: _Ctx, m: Any, layer: int, lstm: bool) -> dict:
+    """One layer's canonical weights of nn.LSTM / nn.GRU (both directions: `_rev` for torch's `_reverse`)."""
+    out = {}
+    for s, t in [("", f"l{layer}")] + ([("_rev", f"l{layer}_reverse")] if m.bidirectional else []):
+        state = {f"{k}_{t}": ctx.array(getattr(m, f"{k}_{t}")) for k in ("weight_ih", "weight_hh")}
+        G = state[f"weight_ih_{t}"].shape[0]
+        for k in ("bias_ih", "bias_hh"):  # bias=False: zero biases
+            state[f"{k}_{t}"] = ctx.array(getattr(m, f"{k}_{t}")) if m.bias else np.zeros(G, ctx.dtype)
+        w = (convert.lstm_from_torch if lstm else convert.gru_from_torch)(state, suffix=t)
+        out |= {"W" + s: w.W, "U" + s: w.U, "b_x" + s: w.b_x, "b_h" + s: w.b_h}
+    return out
+
+
+def _one_layer(m: Any, layer: int, seq: bool) -> Callable:
+    """Layer `layer` of the user's stacked recurrence alone: a one-layer copy of torch's own class holding that
+    layer's weights, returning the sequence or the final state(s) (forward, then backward, concatenated)."""
+    lstm = isinstance(m, nn.LSTM)
+    ref = getattr(m, f"weight_ih_l{layer}")
+    one = type(m)(ref.shape[1], m.hidden_size, batch_first=True, bidirectional=m.bidirectional, bias=m.bias)
+    one = one.to(ref.dtype).eval()
+    with torch.no_grad():
+        for sfx in ("", "_reverse") if m.bidirectional else ("",):
+            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if m.bias else ("weight_ih", "weight_hh"):
+                getattr(one, f"{k}_l0{sfx}").copy_(getattr(m, f"{k}_l{layer}{sfx}"))
+
+    def run(t: Any) -> Any:
+        out, hn = one(t)
+        if seq:
+            return out
+        h = hn[0] if lstm else hn
+        return torch.cat((h[0], h[1]), dim=1) if m.bidirectional else h[0]
+
+    return run
+
+
+@converter(nn.LSTM, nn.GRU)
+def _recurrent(ctx: _Ctx, node: Node, m: Any) -> Step:
+    """nn.LSTM / nn.GRU: one description layer per torch layer (both directions in one), the last one's
+    return_sequences as the pattern that reads it decides: `out` whole, `out[:, -1]`, h_n's rows, or
+    torch.cat((h[-2], h[-1]), dim=1) (a bidirectional layer's final states)."""
+    lstm = isinstance(m, nn.LSTM)
+    kind = "lstm" if lstm else "gru"
+    if not m.batch_first:
+        raise ctx.refuse(node, "batch_first=False: the module takes (T, B, I); the description's sequences are "
+                               "batch first (B, T, I): build it with batch_first=True (the same weights)")  # fmt: skip
+    if lstm and m.proj_size > 0:
+        raise ctx.refuse(node, f"proj_size={m.proj_size}: a projected LSTM (h = W_hr h) is not in the description")
+    if len(node.args) > 1 or node.kwargs:
+        raise ctx.refuse(node, "it is given an initial state; the description's recurrences start from zeros")
+    if len(ctx.shapes[node.args[0]]) != 3:
+        raise ctx.refuse(node, f"its input {ctx.shapes[node.args[0]]} is not batched (B, T, I)")
+    L, D, H = int(m.num_layers), 2 if m.bidirectional else 1, int(m.hidden_size)
+    T = ctx.shapes[node.args[0]][1]
+    picks = _getitems(node)
+    if None in picks:
+        raise ctx.refuse(node, f"its (output, h_n) tuple is used whole by {picks[None].name!r}; unpack it: out, h = rnn(x)")
+    nodes = [node, *picks.values()]
+    hn = picks.get(1)
+    if lstm and hn is not None:  # (h_n, c_n)
+        sub = _getitems(hn)
+        if None in sub:
+            raise ctx.refuse(node, f"its (h_n, c_n) is used whole by {sub[None].name!r}; unpack it: out, (h, c) = lstm(x)")
+        if 1 in sub and _tensor_users(sub[1]):
+            raise ctx.refuse(node, "its cell state c_n is used; the description's LSTM gives the hidden state only")
+        nodes += list(sub.values())
+        hn = sub.get(0)
+    used = [g for g in (picks.get(0), hn) if g is not None and _tensor_users(g)]
     if len(used) != 1:
         raise ctx.refuse(node, "both its output and h_n are used: a branch (a chain uses one of them)"
                          if used else "neither its output nor h_n is used")
-    T, pick = ctx.shapes[node.args[0]][1], picks[used[0]]
-    nodes = [node, *(g for g in picks.values() if g is not pick), pick]  # the pick last: the step's output
-    after = _tensor_users(pick)
-    last = after[0] if len(after) == 1 else None
-    if used[0] == 0:  # out (B, T, H): whole, or out[:, -1]
-        seq = not (last is not None and last.op == "call_function" and last.target is operator.getitem
-                   and _is_last_step(last.args[1], T))  # fmt: skip
-        nodes += [] if seq else [last]
-    else:  # h_n (1, B, H): h[-1], h[0] or h.squeeze(0)
-        if last is None or not _is_state_pick(last):
-            raise ctx.refuse(node, "h_n (1, B, H) is used as it is; the last state is h[-1], h[0] or h.squeeze(0)")
-        seq = False
-        nodes.append(last)
-    w = convert.gru_from_torch({k: ctx.array(getattr(m, k)) for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")})
-    opts = {"units": int(m.hidden_size), "variant": "reset_after", "return_sequences": seq}
-    return _step(ctx, node, "gru", opts, {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h}, PLAIN, nodes)
+    pick, after = used[0], _tensor_users(used[0])
+    take_step = False
+    if pick is picks.get(0):  # out (B, T, D H): whole, or out[:, -1]
+        last = after[0] if len(after) == 1 else None
+        at_end = last is not None and last.op == "call_function" and last.target is operator.getitem \
+            and _is_last_step(last.args[1], T)  # fmt: skip
+        seq = not at_end or D == 2
+        take_step = at_end and D == 2  # a bidirectional out[:, -1] is not the final states: its backward half is
+        out_node = last if at_end else pick  # the backward cell's first step
+    else:  # h_n (L D, B, H)
+        seq, count = False, L * D
+        both = _final_concat(ctx, pick, count) if D == 2 else None
+        if both is not None:
+            nodes += both[0]
+            out_node = both[1]
+        else:
+            rows = [_state_index(u, count) for u in after]
+            if len(after) != 1 or rows[0] is None:
+                hint = "torch.cat((h[-2], h[-1]), dim=1)" if D == 2 else "h[-1]"
+                raise ctx.refuse(node, f"h_n ({count}, B, {H}) is used as {', '.join(u.name for u in after)}; the "
+                                       f"chain's final state is {hint}")  # fmt: skip
+            if D == 2:
+                raise ctx.refuse(node, f"h[{rows[0]}] of a bidirectional h_n is one direction's final state alone "
+                                       f"({'backward' if rows[0] % 2 else 'forward'}); the description's "
+                                       "bidirectional layer gives both (torch.cat((h[-2], h[-1]), dim=1), or a merge)")  # fmt: skip
+            if rows[0] != count - 1:
+                raise ctx.refuse(node, f"h[{rows[0]}] is layer {rows[0]}'s final state, not the last layer's: a "
+                                       "branch out of the stack")  # fmt: skip
+            out_node = after[0]
+    nodes = sorted(set(nodes) | {out_node}, key=ctx.order.__getitem__)
+    nodes.remove(out_node)
+    nodes.append(out_node)
+    if L > 1 and m.dropout:
+        ctx.notes.append(f"{node.name}: dropout={m.dropout} between its {L} layers is identity at inference (eval mode)")
+    if m.bias is False:
+        ctx.notes.append(f"{node.name}: bias=False imports as zero biases")
+    base = ctx.name(node)
+    layers, fns = [], []
+    for j in range(L):
+        last_layer = j == L - 1
+        opts = {"units": H, "return_sequences": True if not last_layer else seq}
+        if D == 2:
+            opts["direction"] = "bidirectional"
+        if not lstm:
+            opts["variant"] = "reset_after"
+        name = base if L == 1 else f"{base}.l{j}"
+        layers.append(Layer(kind, name, opts, _rnn_weights(ctx, m, j, lstm)))
+        fns.append(_one_layer(m, j, opts["return_sequences"]))
+    if take_step:
+        ctx.notes.append(f"{node.name}: out[:, -1] of a bidirectional layer is its sequence's last step (the backward "
+                         "half is the backward cell's FIRST step, not its final state): a take_step(-1) layer")  # fmt: skip
+        step_name = f"{base}_last_step"
+        while step_name in ctx.names:
+            step_name += "_"
+        ctx.names.add(step_name)
+        layers.append(Layer("take_step", step_name, {"index": -1}, {}))
+        fns.append(lambda t: t[:, -1])
+    if len(layers) == 1:
+        return Step(layers[0], nodes, PLAIN)
+    return Step(layers[-1], nodes, PLAIN, parts=list(zip(layers, fns, strict=True)))
+
+
+@converter(nn.Embedding)
+def _embedding(ctx: _Ctx, node: Node, m: Any) -> Step:
+    if m.padding_idx is not None:
+        raise ctx.refuse(node, f"padding_idx={m.padding_idx}: that row gets no gradient (torch zeroes it in the "
+                               "backward), which the description's embedding does not; it is not a mask either")  # fmt: skip
+    if m.max_norm is not None:
+        raise ctx.refuse(node, f"max_norm={m.max_norm}: torch renormalises the rows it looks up (in place, in the "
+                               "forward); the description's lookup returns the table's rows as they are")  # fmt: skip
+    if m.scale_grad_by_freq:
+        raise ctx.refuse(node, "scale_grad_by_freq=True scales the gradient by the ids' frequency in the batch; the "
+                               "description's embedding does not")  # fmt: skip
+    if node.args[0].op != "placeholder":
+        raise ctx.refuse(node, "it reads a computed tensor; the description's embedding takes the model's integer ids")
+    if m.sparse:
+        ctx.notes.append(f"{node.name}: sparse=True gives a sparse gradient, the same numbers as a dense one")
+    opts = {"input_dim": int(m.num_embeddings), "output_dim": int(m.embedding_dim)}
+    return _step(ctx, node, "embedding", opts, {"embeddings": ctx.array(m.weight)}, PLAIN)
 
 
 def _is_last_step(index: Any, T: int) -> bool:
     full = slice(None, None, None)
     return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] in (-1, T - 1) \
         and (len(index) == 2 or index[2] == full)  # fmt: skip
-
-
-def _is_state_pick(n: Node) -> bool:
-    if n.op == "call_function" and n.target is operator.getitem:
-        return n.args[1] in (0, -1)
-    return n.op == "call_method" and n.target == "squeeze" and _arg(n, 1, "dim", None) == 0
 
 
 def _image_input(ctx: _Ctx, node: Node) -> tuple:
@@ -427,13 +583,26 @@ def _expects(m: Any) -> str:
         return f"(B, {m.in_channels}, H, W)"
     if isinstance(m, nn.Linear):
         return f"(..., {m.in_features})"
-    if isinstance(m, nn.GRU):
+    if isinstance(m, (nn.GRU, nn.LSTM)):
         return f"(B, T, {m.input_size})" if m.batch_first else f"(T, B, {m.input_size})"
+    if isinstance(m, nn.Embedding):
+        return f"integer ids (B, T) in [0, {m.num_embeddings})"
     return "another shape"
 
 
+def _id_table(gm: Any) -> int | None:
+    """The table size of the nn.Embedding that reads the module's input (its input is then integer ids), or None."""
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            for u in n.users:
+                if u.op == "call_module" and isinstance(gm.get_submodule(u.target), nn.Embedding):
+                    return int(gm.get_submodule(u.target).num_embeddings)
+    return None
+
+
 def _shapes(gm: Any, module: Any, input_shape: tuple, dtype: str, where: str) -> dict:
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, input_shape).astype(dtype))
+    g, table = np.random.default_rng(0), _id_table(gm)
+    x = torch.from_numpy(g.integers(0, table, input_shape) if table else g.uniform(-1, 1, input_shape).astype(dtype))
     sp = _ShapePass(gm)
     try:
         with torch.no_grad():
@@ -453,8 +622,7 @@ def _lookup(ctx: _Ctx, node: Node) -> tuple[Callable, Any]:
         m = ctx.gm.get_submodule(node.target)
         if type(m) in MODULES:
             return MODULES[type(m)], m
-        extra = " (LSTM and bidirectional recurrences come in a later issue)" if isinstance(m, nn.LSTM) else ""
-        raise ctx.refuse(node, f"{_cls_name(type(m))} is not supported{extra}", listed=True)
+        raise ctx.refuse(node, f"{_cls_name(type(m))} is not supported", listed=True)
     if node.op == "call_function" and node.target in FUNCTIONS:
         return FUNCTIONS[node.target], node.target
     if node.op == "call_method" and node.target in METHODS:
@@ -507,14 +675,17 @@ class _Recorder(fx.Interpreter):
     """The module's own chain, run node by node; the node that ends each description layer is copied the moment it
     is computed (a later in-place op, nn.ReLU(inplace=True), would otherwise overwrite it)."""
 
-    def __init__(self, gm: Any, ends: dict):
+    def __init__(self, gm: Any, ends: dict, starts: set | None = None):
         super().__init__(gm)
         self.ends, self.recorded = ends, {}
+        self.starts, self.inputs = starts or set(), {}  # the inputs of steps that hold several layers
 
     def run_node(self, n: Node) -> Any:
         out = super().run_node(n)
         if n in self.ends:
             self.recorded[self.ends[n]] = out.detach().clone().numpy()
+        if n in self.starts:
+            self.inputs[n] = out.detach().clone()
         return out
 
 
@@ -570,41 +741,58 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
     ctx = _Ctx(gm, where, shapes, dtype, {n: i for i, n in enumerate(gm.graph.nodes)},
                notes=["the module was put in eval mode (dropout off)"])  # fmt: skip
     steps = _walk(ctx)
-    layer_steps = [s for s in steps if s.layer is not None]
-    if not layer_steps:
+    # one row per description layer: (its step, its position in that step, that layer alone or None: the step's nodes)
+    rows = [(s, j, s.parts[j][1] if s.parts else None) for s in steps for j in range(len(s.layers()))]
+    if not rows:
         raise UnsupportedLayer(f"{where}: the module computes no layer the description holds; supported: {supported()}")
     in_layout = Layout("nchw") if len(input_shape) == 4 else PLAIN
     canon_in = _canonical_shape(input_shape, in_layout)
-    model = Model(type(module).__name__, canon_in[1:], tuple(s.layer for s in layer_steps), dtype, "torch", "channels_first")
+    in_dtype = "int64" if _id_table(gm) else dtype  # an embedding first: integer token ids
+    if in_dtype == "int64":
+        ctx.notes.append("the module's input is integer token ids (its first layer an nn.Embedding)")
+    model = Model(type(module).__name__, canon_in[1:], tuple(s.layers()[j] for s, j, _ in rows), in_dtype, "torch",
+                  "channels_first")  # fmt: skip
     model.check(input_shape[0])
     want = model.shapes(input_shape[0])
-    for i, s in enumerate(layer_steps):
+    for i, (s, j, _) in enumerate(rows):
+        if j < len(s.layers()) - 1:
+            continue  # inside a step: its output is no node of the traced graph
         got = _canonical_shape(shapes[s.nodes[-1]], s.layout)
         if tuple(got) != tuple(want[i + 1]):
-            raise ShapeError(f"{where}: {s.layer.label(i)} gives {shapes[s.nodes[-1]]} in torch (canonically {got}) but "
-                             f"the description computes {want[i + 1]}")  # fmt: skip
-    layouts = [in_layout, *(s.layout for s in layer_steps)]
+            raise ShapeError(f"{where}: {model.layers[i].label(i)} gives {shapes[s.nodes[-1]]} in torch (canonically "
+                             f"{got}) but the description computes {want[i + 1]}")  # fmt: skip
+    layouts = [in_layout, *(s.layout for s, _, _ in rows)]
     out_layout = steps[-1].layout
 
-    def tensor(x: np.ndarray, layout: Layout) -> Any:
-        return torch.from_numpy(layout.to_torch(np.asarray(x, dtype)))
+    def tensor(x: np.ndarray, layout: Layout, i: int = 0) -> Any:
+        return torch.from_numpy(layout.to_torch(np.asarray(x, in_dtype if i == 0 else dtype)))
 
     def forward(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return out_layout.to_canonical(module(tensor(x, in_layout)).numpy())
 
-    ends = {s.nodes[-1]: i for i, s in enumerate(layer_steps)}
+    ends = {s.nodes[-1]: i for i, (s, j, _) in enumerate(rows) if j == len(s.layers()) - 1}
+    starts = {s.input for s in steps if s.parts}
 
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
-        interp = _Recorder(gm, ends)
+        interp = _Recorder(gm, ends, starts)
+        xt = tensor(x, in_layout)
         with torch.no_grad():
-            interp.run(tensor(x, in_layout))
-        return [s.layout.to_canonical(interp.recorded[i]) for i, s in enumerate(layer_steps)]
+            interp.run(xt)
+            out, carry = [], None
+            for i, (s, j, fn) in enumerate(rows):
+                if fn is not None and j < len(s.layers()) - 1:  # a layer inside a step: its own part on the chain
+                    carry = fn(interp.inputs[s.input] if j == 0 else carry)
+                    out.append(s.layout.to_canonical(carry.numpy()))
+                else:
+                    out.append(s.layout.to_canonical(interp.recorded[i]))
+        return out
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
+        s, j, fn = rows[i]
         with torch.no_grad():
-            y = _run_step(gm, layer_steps[i], tensor(x, layouts[i]), shapes)
-        return layer_steps[i].layout.to_canonical(y.numpy())
+            y = fn(tensor(x, layouts[i], i)) if fn is not None else _run_step(gm, s, tensor(x, layouts[i], i), shapes)
+        return s.layout.to_canonical(y.numpy())
 
     return Imported(model, "torch", where, forward, layer_outputs, layer_call, dtype, ctx.notes)
 
