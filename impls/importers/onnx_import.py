@@ -363,20 +363,28 @@ def _unsqueeze(ctx: _Context, pos: int, node: Any) -> None:
 
 
 def _last_step(ctx: _Context, pos: int, node: Any, axis: int, index: int, keep: bool) -> None:
-    """out[:, -1] after a GRU's sequence: the layer returns its last state instead."""
+    """One time step of a recurrent layer's sequence (torch's out[:, k]). The last step of a forward layer is its
+    final state: the layer returns that instead (return_sequences=False). Any other step, or any step of a
+    bidirectional layer (whose backward half at the last step is the backward cell's FIRST step, not its final
+    state), is a take_step layer."""
     v = ctx.value
     T = ctx.shape(v.name)[axis]
-    gru = ctx.layers[-1] if ctx.layers else None
-    if (v.axes[axis] != 1 or v.rank != 3 or index not in (-1, T - 1) or gru is None or gru.kind != "gru"
-            or not gru.options["return_sequences"]):  # fmt: skip
-        raise ctx.refuse(pos, node, "selects something other than the last step of a GRU's sequence (out[:, -1])")
-    ctx.amend(return_sequences=False)
+    rnn = ctx.layers[-1] if ctx.layers else None
+    if v.axes[axis] != 1 or v.rank != 3 or not -T <= index < T:
+        raise ctx.refuse(pos, node, f"selects index {index} of axis {axis} (axes {v.axes}): one time step of a sequence only")
+    if (rnn is not None and rnn.kind in ("gru", "lstm") and rnn.options.get("return_sequences")
+            and rnn.options.get("direction", "forward") == "forward" and index in (-1, T - 1) and ctx.ends[-1] is v):  # fmt: skip
+        ctx.amend(return_sequences=False)
+    else:
+        ctx.emit("take_step", node, {"index": index})
     axes = [None if k == axis else ax for k, ax in enumerate(v.axes)] if keep else [ax for k, ax in enumerate(v.axes) if k != axis]
     ctx.set(_Value(node.output[0], tuple(ax if ax is None or ax < 1 else ax - 1 for ax in axes)))
 
 
 @converter("Gather")
 def _gather(ctx: _Context, pos: int, node: Any) -> None:
+    if node.input[0] in ctx.consts:  # Gather(table, ids): an embedding (nn.Embedding, Keras' Embedding)
+        return _embedding(ctx, pos, node)
     idx = np.asarray(ctx.const(pos, node, 1))
     if idx.ndim != 0:
         raise ctx.refuse(pos, node, f"gathers indices of shape {idx.shape}: a scalar index (out[:, -1]) only")
@@ -385,6 +393,19 @@ def _gather(ctx: _Context, pos: int, node: Any) -> None:
         v = ctx.value
         return ctx.set(replace(v, name=node.output[0], axes=tuple(ax for k, ax in enumerate(v.axes) if k != axis)))
     _last_step(ctx, pos, node, axis, int(idx), keep=False)
+
+
+def _embedding(ctx: _Context, pos: int, node: Any) -> None:
+    table = np.asarray(ctx.consts[node.input[0]])
+    v = ctx.value
+    if _attrs(node).get("axis", 0) != 0 or table.ndim != 2 or ctx.layers or v.axes != (0, 1):
+        raise ctx.refuse(pos, node, f"gathers axis {_attrs(node).get('axis', 0)} of a {table.ndim}-D constant from "
+                         f"axes {v.axes}: an embedding (rows of a 2-D table by the graph's (batch, time) ids, first) only")  # fmt: skip
+    ctx.emit("embedding", node, {"input_dim": int(table.shape[0]), "output_dim": int(table.shape[1])},
+             {"embeddings": table})  # fmt: skip
+    ctx.notes.append(f"node {pos} {node.name!r}: ONNX's Gather wraps a negative id; the description refuses ids "
+                     f"outside [0, {table.shape[0]}) (Model.check_input)")
+    ctx.set(_Value(node.output[0], (0, 1, 2)))
 
 
 @converter("Slice")
@@ -398,44 +419,130 @@ def _slice(ctx: _Context, pos: int, node: Any) -> None:
     if not cut:
         return ctx.set(replace(ctx.value, name=node.output[0]))
     if len(cut) != 1 or np.any(steps != 1) or cut[0][2] < src[cut[0][0]]:
-        raise ctx.refuse(pos, node, "slices something other than the last step of a GRU's sequence (out[:, -1:])")
+        raise ctx.refuse(pos, node, "slices something other than one step of a recurrent layer's sequence (out[:, -1:])")
     _last_step(ctx, pos, node, cut[0][0], cut[0][1], keep=True)
 
 
-@converter("GRU")
-def _gru(ctx: _Context, pos: int, node: Any) -> None:
-    a = _attrs(node)
-    direction = a.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
-    acts = [x.decode() if isinstance(x, bytes) else x for x in a.get("activations", [])]
-    if direction != "forward":
-        raise ctx.refuse(pos, node, f"runs direction={direction!r}: forward GRUs only")
-    if "clip" in a or acts not in ([], ["Sigmoid", "Tanh"]):
-        raise ctx.refuse(pos, node, f"has clip or activations {acts}: the GRU's defaults (Sigmoid, Tanh, no clip) only")
-    if ctx.const(pos, node, 4) is not None:
-        raise ctx.refuse(pos, node, "has sequence_lens: every sequence runs its full length in the description")
-    h0 = ctx.const(pos, node, 5)
-    if h0 is not None and np.any(h0 != 0):
-        raise ctx.refuse(pos, node, "starts from a non-zero initial_h: the description's GRU starts from zeros")
+_DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+
+
+def _str(a: Any) -> Any:
+    return a.decode() if isinstance(a, bytes) else a
+
+
+@converter("GRU", "LSTM")
+def _rnn(ctx: _Context, pos: int, node: Any) -> None:
+    """ONNX's GRU or LSTM (forward or bidirectional, layout 0 or 1) as the description's gru / lstm. Refused with the
+    reason: direction 'reverse', clip, other activations, LSTM's input_forget and peepholes P, a non-zero initial
+    state, sequence_lens, and the LSTM's cell output Y_c."""
+    a, op = _attrs(node), node.op_type
+    direction = _str(a.get("direction", b"forward"))
+    acts = [_str(x) for x in a.get("activations", [])]
+    D = 2 if direction == "bidirectional" else 1
+    if direction not in ("forward", "bidirectional"):
+        raise ctx.refuse(pos, node, f"runs direction={direction!r}: forward or bidirectional {op}s only")
+    if "clip" in a:
+        raise ctx.refuse(pos, node, f"has clip={a['clip']}: the description's cells do not clip")
+    if acts not in ([], _DEFAULT_ACTS[op] * D):
+        raise ctx.refuse(pos, node, f"has activations {acts}: the {op}'s defaults ({', '.join(_DEFAULT_ACTS[op])}) only")
+    if a.get("input_forget", 0):
+        raise ctx.refuse(pos, node, "has input_forget=1 (coupled input and forget gates): not in the contract")
+    if len(node.input) > 4 and node.input[4]:
+        raise ctx.refuse(pos, node, "has sequence_lens: the description takes one input, and every sequence runs its "
+                         "full length in an imported graph (padded sequences come from an embedding's mask_zero or a "
+                         "masking layer, which ONNX has not)")  # fmt: skip
+    for k, what in ((5, "initial_h"), (6, "initial_c")):
+        if k == 6 and op != "LSTM":
+            continue
+        h0 = ctx.const(pos, node, k)
+        if h0 is not None and np.any(h0 != 0):
+            raise ctx.refuse(pos, node, f"starts from a non-zero {what}: the description's cells start from zeros")
+    if op == "LSTM":
+        P = ctx.const(pos, node, 7)
+        if P is not None and np.any(P != 0):
+            raise ctx.refuse(pos, node, "has peepholes (a non-zero P): the contract's LSTM has none")
+        if P is not None:
+            ctx.notes.append(f"node {pos} {node.name!r}: an all-zero peephole input P, the same as none")
     layout = int(a.get("layout", 0))
     want = (1, 0, 2) if layout == 0 else (0, 1, 2)
     if ctx.value.axes != want:
         raise ctx.refuse(pos, node, f"(layout {layout}) takes its input in axes {ctx.value.axes} of (B, T, F), not {want}")
     W, R = ctx.const(pos, node, 1), ctx.const(pos, node, 2)
+    G = 4 if op == "LSTM" else 3
     H = int(a.get("hidden_size", R.shape[-1]))
-    B = ctx.const(pos, node, 3, np.zeros((1, 6 * H), W.dtype))
-    w = convert.gru_from_onnx(W, R, B)
-    y, y_h = node.output[0] if node.output else "", node.output[1] if len(node.output) > 1 else ""
+    Bias = ctx.const(pos, node, 3, np.zeros((D, 2 * G * H), W.dtype))
+    if op == "LSTM":
+        cells = convert.lstm_from_onnx(W, R, Bias)
+    else:
+        cells = [convert.gru_from_onnx(W[d : d + 1], R[d : d + 1], Bias[d : d + 1]) for d in range(D)]
+    weights = {k + s: v for s, c in zip(("", "_rev"), cells) for k, v in zip(("W", "U", "b_x", "b_h"), (c.W, c.U, c.b_x, c.b_h))}
+    outs = [*node.output, "", ""]
+    y, y_h, y_c = outs[0], outs[1], outs[2] if op == "LSTM" else ""
+    if y_c and ctx.used(y_c):
+        raise ctx.refuse(pos, node, "uses its cell state Y_c: a chain returns the hidden states only")
     seq, last = bool(y) and ctx.used(y), bool(y_h) and ctx.used(y_h)
     if seq == last:
         raise ctx.refuse(pos, node, "uses both Y and Y_h (a branch), or neither: a chain takes one of them")
-    variant = "reset_after" if a.get("linear_before_reset", 0) else "reset_before"
-    ctx.emit("gru", node, {"units": H, "variant": variant, "return_sequences": seq},
-             {"W": w.W, "U": w.U, "b_x": w.b_x, "b_h": w.b_h})  # fmt: skip
-    if seq:  # Y (T, 1, B, H) in layout 0, (B, T, 1, H) in layout 1
-        ctx.set(_Value(y, (1, None, 0, 2) if layout == 0 else (0, 1, None, 2)))
-    else:  # Y_h (1, B, H) / (B, 1, H)
-        ctx.set(_Value(y_h, (None, 0, 1) if layout == 0 else (0, None, 1)))
+    opts: dict[str, Any] = {"units": H}
+    if op == "GRU":
+        opts["variant"] = "reset_after" if a.get("linear_before_reset", 0) else "reset_before"
+    opts["return_sequences"] = seq
+    if D == 2:
+        opts["direction"] = direction
+    ctx.emit(op.lower(), node, opts, weights)
+    if D == 1:
+        if seq:  # Y (T, 1, B, H) in layout 0, (B, T, 1, H) in layout 1
+            ctx.set(_Value(y, (1, None, 0, 2) if layout == 0 else (0, 1, None, 2)))
+        else:  # Y_h (1, B, H) / (B, 1, H)
+            ctx.set(_Value(y_h, (None, 0, 1) if layout == 0 else (0, None, 1)))
+        return
+    ctx.set(_merge_directions(ctx, pos, node, y if seq else y_h, seq, layout, H))
+
+
+def _next_only(ctx: _Context, tensor: str, op: str) -> Any:
+    """The one node that takes `tensor`, where it is an `op`; else None."""
+    users = ctx.consumers(tensor)
+    return users[0][1] if len(users) == 1 and users[0][1].op_type == op else None
+
+
+def _take(ctx: _Context, node: Any) -> None:
+    """A node the converter read as part of its layer: it leaves the walk."""
+    ctx.nodes[ctx.i :] = [(p, n) for p, n in ctx.nodes[ctx.i :] if n is not node]
+
+
+def _merge_directions(ctx: _Context, pos: int, node: Any, out: str, seq: bool, layout: int, H: int) -> _Value:
+    """A bidirectional layer's two halves joined on the features (merge_mode concat), as the exporters write it:
+    Y (T, 2, B, H) -> Transpose(0, 2, 1, 3) -> Reshape (T, B, 2H) (torch.onnx.export, nnparity's port); layout 1's
+    Y (B, T, 2, H) -> Reshape (B, T, 2H); Y_h (2, B, H) -> Transpose(1, 0, 2) -> Reshape (B, 2H) (nnparity's port), or
+    Gather 0 and 1 (h_n[-2], h_n[-1]) -> Concat on the features (torch.cat([h_n[-2], h_n[-1]], 1))."""
+    why = ("is bidirectional and uses its two directions other than joined forward-then-backward on the features (a Transpose and a Reshape, "
+           "or torch.cat([h_n[-2], h_n[-1]], 1)): merge_mode concat only")  # fmt: skip
+    tr = _next_only(ctx, out, "Transpose")
+    perm = list(_attrs(tr).get("perm", [])) if tr is not None else None
+    if seq and layout == 0 and perm == [0, 2, 1, 3] or not seq and layout == 0 and perm == [1, 0, 2]:
+        rs = _next_only(ctx, tr.output[0], "Reshape")
+        if rs is not None and len(ctx.shape(rs.output[0])) == (3 if seq else 2) and ctx.shape(rs.output[0])[-1] == 2 * H:
+            _take(ctx, tr)
+            _take(ctx, rs)
+            return _Value(rs.output[0], (1, 0, 2) if seq else (0, 1))
+    if seq and layout == 1:
+        rs = _next_only(ctx, out, "Reshape")
+        if rs is not None and len(ctx.shape(rs.output[0])) == 3 and ctx.shape(rs.output[0])[-1] == 2 * H:
+            _take(ctx, rs)
+            return _Value(rs.output[0], (0, 1, 2))
+    if not seq:  # torch.cat([h_n[-2], h_n[-1]], 1): the two Gathers of Y_h (2, B, H), joined on the features
+        users = ctx.consumers(out)
+        idx = [int(np.asarray(ctx.consts.get(n.input[1], 99))) % 2 if n.op_type == "Gather" and n.input[1] in ctx.consts
+               and np.ndim(ctx.consts[n.input[1]]) == 0 and _attrs(n).get("axis", 0) == 0 else None for _, n in users]
+        if len(users) == 2 and sorted(i for i in idx if i is not None) == [0, 1]:
+            g = {i: n for i, (_, n) in zip(idx, users)}
+            cat = _next_only(ctx, g[0].output[0], "Concat")
+            if (cat is not None and list(cat.input) == [g[0].output[0], g[1].output[0]]
+                    and _attrs(cat).get("axis") in (1, -1)):  # fmt: skip
+                for n in (g[0], g[1], cat):
+                    _take(ctx, n)
+                return _Value(cat.output[0], (0, 1))
+    raise ctx.refuse(pos, node, why)
 
 
 def _dense(ctx: _Context, pos: int, node: Any, kernel: np.ndarray, bias: np.ndarray | None, out: str) -> None:
@@ -522,8 +629,7 @@ def _identity(ctx: _Context, pos: int, node: Any) -> None:
 
 REFUSED: dict[str, str] = {
     "Loop": _LOOP_REASON, "Scan": _LOOP_REASON,
-    "LSTM": "is an LSTM: the description's recurrent layer is the GRU",
-    "RNN": "is a plain RNN: the description's recurrent layer is the GRU",
+    "RNN": "is a plain RNN: the description's recurrent layers are the GRU and the LSTM",
     "BatchNormalization": "is a batch normalisation: not in the description's layer set (fold it into the Conv first)",
 }  # fmt: skip
 """Ops users meet that are refused with their own reason (a lookup miss gives the supported list alone)."""
@@ -624,9 +730,54 @@ def _fold(model: Any, opset: int) -> tuple[list, dict, dict]:
     return nodes, consts, _shapes(_rebuild(model, nodes, consts))
 
 
+def _last_layer_states(nodes: list, consts: dict) -> list:
+    """torch.onnx.export's h_n of a multi-layer nn.LSTM / nn.GRU is a Concat (axis 0) of every layer's Y_h; a head
+    that reads only the last layer's entries (h_n[-1], h_n[-2] and h_n[-1] of a bidirectional one) reads the last
+    layer's Y_h itself: the Gathers are pointed at it (their index shifted) and the Concat goes, so the lower layers'
+    Y_h is unused, as in a chain. Any other use of the Concat is left for the walk to refuse."""
+    producer = {o: n for _, n in nodes for o in n.output}
+    out = list(nodes)
+    for pos, cat in nodes:
+        if cat.op_type != "Concat" or _attrs(cat).get("axis") != 0 or len(cat.input) < 2:
+            continue
+        rnns = [producer.get(t) for t in cat.input]
+        if any(r is None or r.op_type not in ("GRU", "LSTM") or len(r.output) < 2 or r.output[1] != t
+               for r, t in zip(rnns, cat.input)):  # fmt: skip
+            continue
+        D = [2 if _str(_attrs(r).get("direction", b"forward")) == "bidirectional" else 1 for r in rnns]
+        total, last = sum(D), rnns[-1]
+        users = [(p, n) for p, n in out if cat.output[0] in n.input]
+        picks = []
+        for p, n in users:
+            k = n.input[1] if n.op_type == "Gather" and len(n.input) > 1 else None
+            if k not in consts or np.ndim(consts[k]) != 0 or _attrs(n).get("axis", 0) != 0:
+                break
+            j = int(consts[k]) % total - (total - D[-1])
+            if j < 0:
+                break
+            picks.append((p, n, j))
+        else:
+            if not picks:
+                continue
+            for p, n, j in picks:
+                new = copy.deepcopy(n)
+                name = f"{n.input[1]}.last_layer"
+                consts[name] = np.asarray(j, np.int64)
+                new.input[0], new.input[1] = last.output[1], name
+                out[[id(m) for _, m in out].index(id(n))] = (p, new)
+            out = [(p, n) for p, n in out if n is not cat]
+    return out
+
+
 def _input(path: Path, model: Any, input_shape: tuple | None) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
+    lens_fed = sorted({n.name or n.op_type for n in model.graph.node if n.op_type in ("GRU", "LSTM") and len(n.input) > 4
+                       and n.input[4] in {i.name for i in inputs[1:]}})  # fmt: skip
+    if len(inputs) > 1 and lens_fed:
+        raise UnsupportedLayer(f"{path}: the graph's inputs {[i.name for i in inputs]} feed sequence_lens of {lens_fed}: "
+                               "the description takes one input (padded sequences come from an embedding's mask_zero "
+                               "or a masking layer, computed from it)")  # fmt: skip
     if len(inputs) != 1 or len(model.graph.output) != 1:
         raise UnsupportedLayer(f"{path}: the graph has {len(inputs)} inputs and {len(model.graph.output)} outputs "
                                f"({[i.name for i in inputs]} -> {[o.name for o in model.graph.output]}): a chain takes "
@@ -649,7 +800,7 @@ def _input(path: Path, model: Any, input_shape: tuple | None) -> tuple[Any, tupl
     return vi, tuple(ANALYSIS_BATCH if k in symbolic else d for k, d in enumerate(dims)), axes
 
 
-_DTYPES = {1: "float32", 11: "float64"}
+_DTYPES = {1: "float32", 11: "float64", 7: "int64", 6: "int32"}  # integers: token ids into an embedding
 
 
 def _input_axes(nodes: list, name: str, rank: int, dims: list | None = None, inits: tuple = ()) -> tuple[int, ...]:
@@ -663,7 +814,7 @@ def _input_axes(nodes: list, name: str, rank: int, dims: list | None = None, ini
             target = next((numpy_helper.to_array(i) for i in inits if i.name == first.input[1]), None)
             nhwc = target is not None and dims[3] == 1 and [int(t) for t in target[1:]] == [1, dims[1], dims[2]]
         return (0, 1, 2, 3) if nhwc else _NCHW
-    if rank == 3 and first is not None and first.op_type == "GRU" and not _attrs(first).get("layout", 0):
+    if rank == 3 and first is not None and first.op_type in ("GRU", "LSTM") and not _attrs(first).get("layout", 0):
         return (1, 0, 2)
     return tuple(range(rank))
 
@@ -681,8 +832,9 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     elem = vi.type.tensor_type.elem_type
     if elem not in _DTYPES:
         raise UnsupportedLayer(f"{path}: input {vi.name!r} is {onnx.TensorProto.DataType.Name(elem)}: the supported "
-                               "layers take float32 or float64 inputs")  # fmt: skip
+                               "layers take float32 or float64 inputs, or int64 / int32 token ids")  # fmt: skip
     nodes, consts, shapes = _fold(_concrete(model, dims), opset)
+    nodes = _last_layer_states(nodes, consts)
     out_name = model.graph.output[0].name
     ctx = _Context(path, nodes, consts, shapes, opset, _Value(vi.name, axes), out_name)
     while ctx.i < len(ctx.nodes):
@@ -727,7 +879,9 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     runner = _Runner(model, _Value(vi.name, axes), out, ctx.ends, dtype, static)
     notes = ctx.notes + [f"{n} folded constant nodes" for n in [len(model.graph.node) - len(nodes)] if n]
     notes += [f"the graph's batch is fixed at {static}: the source runs {static} sample(s) at a time"] if static else []
-    return Imported(described, "onnx", str(path), runner.forward, runner.layer_outputs, None, dtype, notes)
+    out_elem = model.graph.output[0].type.tensor_type.elem_type
+    computes = dtype if dtype.startswith("float") else _DTYPES.get(out_elem, "float32")  # ids in, the table's floats out
+    return Imported(described, "onnx", str(path), runner.forward, runner.layer_outputs, None, computes, notes)
 
 
 class _Runner:
