@@ -225,18 +225,20 @@ def test_a_loop_is_refused_naming_the_node_and_the_keras_export(tmp_path):
     _refused(path, "node 0 'while_gru' (Loop)", "tf2onnx", "Keras")
 
 
-def test_an_lstm_is_refused_naming_the_node(tmp_path):
-    nn = _torch().nn
+def test_an_lstm_from_a_nonzero_state_is_refused_naming_the_node(tmp_path):
+    torch = _torch()
+    nn = torch.nn
 
     class L(nn.Module):
         def __init__(self):
             super().__init__()
             self.lstm = nn.LSTM(5, 4, batch_first=True)
+            self.register_buffer("h0", torch.full((1, 3, 4), 0.5))
 
         def forward(self, x):
-            return self.lstm(x)[0][:, -1]
+            return self.lstm(x, (self.h0, torch.zeros_like(self.h0)))[0][:, -1]
 
-    _refused(export(L(), (3, 6, 5), tmp_path / "lstm.onnx"), "'/lstm/LSTM' (LSTM)", "node ")
+    _refused(export(L(), (3, 6, 5), tmp_path / "lstm.onnx", dynamic=False), "'/lstm/LSTM' (LSTM)", "node ", "initial_h")
 
 
 def test_batchnorm_is_refused(tmp_path):
@@ -261,8 +263,8 @@ def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
         def forward(self, x):
             if what == "ceil_mode":
                 return self.pool(self.conv(x))
-            if what == "bidirectional":
-                return self.gru(x)[0][:, -1]
+            if what == "bidirectional":  # h_n[0]: the forward half alone (a bidirectional layer imports joined only)
+                return self.gru(x)[1][0]
             return x + torch.relu(self.conv(x))
 
     shape = (3, 6, 5) if what == "bidirectional" else (3, 2, 5, 5)
