@@ -467,6 +467,10 @@ def _rnn(ctx: _Context, pos: int, node: Any) -> None:
     want = (1, 0, 2) if layout == 0 else (0, 1, 2)
     if ctx.value.axes != want:
         raise ctx.refuse(pos, node, f"(layout {layout}) takes its input in axes {ctx.value.axes} of (B, T, F), not {want}")
+    if layout == 1:
+        ctx.notes.append(f"node {pos} {node.name!r}: layout=1 (batch-first) imports, but ONNX Runtime 1.31's CPU {op} "
+                         "refuses it ('Batchwise recurrent operations (layout == 1) are not supported'): the file itself "
+                         "does not run there")  # fmt: skip
     W, R = ctx.const(pos, node, 1), ctx.const(pos, node, 2)
     G = 4 if op == "LSTM" else 3
     H = int(a.get("hidden_size", R.shape[-1]))
