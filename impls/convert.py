@@ -270,6 +270,65 @@ def lstm_from_onnx(W: np.ndarray, R: np.ndarray, B: np.ndarray | None = None) ->
             for d in range(D)]
 
 
+# ---- Flax LSTM
+# flax.linen.LSTMCell (flax 0.12.8 linen/recurrent.py): one Dense per gate and side, the input ones without bias,
+# ii/if/ig/io {kernel (I, H)}, the hidden ones with it, hi/hf/hg/ho {kernel (H, H), bias (H,)}:
+# i = sig(x W_ii + h W_hi + b_hi), f, g (tanh), o likewise, c' = f c + i g, h' = o tanh(c'); carry (c, h).
+# One bias per gate, so it holds b_x + b_h folded (as Keras' LSTM does): forward-exact, not training-exact. Read back,
+# the folded bias is b_x and b_h is zero (Keras' convention, lstm_from_keras); its gradient goes to both.
+# (OptimizedLSTMCell's docstring says it creates params of the same names and shapes; the port uses LSTMCell.)
+
+FLAX_LSTM_INPUT = ("ii", "if", "ig", "io")  # flax.linen.LSTMCell's input Dense per canonical gate i, f, g, o
+FLAX_LSTM_HIDDEN = ("hi", "hf", "hg", "ho")  # and its hidden Dense, the one with the gate's bias
+
+
+def flax_lstm_folded_bias(w: LSTMWeights) -> LSTMWeights:
+    """What flax.linen.LSTMCell can hold of canonical weights, exactly: (W, U, b_x + b_h, 0). Changes no output."""
+    bx, bh = _np(w.b_x), _np(w.b_h)
+    return LSTMWeights(_np(w.W), _np(w.U), bx + bh, np.zeros_like(bh))
+
+
+def _lstm_flax_tree(W: np.ndarray, U: np.ndarray, bias: np.ndarray) -> dict:
+    H = U.shape[0]
+    gate = lambda a, g: a[..., g * H : (g + 1) * H].copy()
+    out = {n: {"kernel": gate(W, g)} for g, n in enumerate(FLAX_LSTM_INPUT)}
+    out |= {n: {"kernel": gate(U, g), "bias": gate(bias, g)} for g, n in enumerate(FLAX_LSTM_HIDDEN)}
+    return out
+
+
+def lstm_to_flax(w: LSTMWeights) -> dict:
+    """Canonical -> flax.linen.LSTMCell params {"ii": {"kernel"}, ..., "hi": {"kernel", "bias"}, ...}: the gate
+    blocks (i, f, g, o) one Dense each, the bias b_x + b_h on the hidden side (flax_lstm_folded_bias)."""
+    W, U = _np(w.W), _np(w.U)
+    H = U.shape[0]
+    if W.shape[1] != 4 * H or U.shape != (H, 4 * H):
+        raise ShapeError(f"canonical LSTM: W.shape={W.shape}, U.shape={U.shape} (want (I, 4H), (H, 4H))")
+    return _lstm_flax_tree(W, U, _np(w.b_x) + _np(w.b_h))
+
+
+def lstm_from_flax(params: dict) -> LSTMWeights:
+    """flax.linen.LSTMCell params -> canonical weights: the folded bias read back as b_x, b_h zero."""
+    missing = [n for n in (*FLAX_LSTM_INPUT, *FLAX_LSTM_HIDDEN) if n not in params]
+    if missing:
+        raise ShapeError(f"flax LSTMCell params lack {missing}; it has {sorted(params)}")
+    W = np.concatenate([_np(params[n]["kernel"]) for n in FLAX_LSTM_INPUT], axis=1)
+    U = np.concatenate([_np(params[n]["kernel"]) for n in FLAX_LSTM_HIDDEN], axis=1)
+    b = np.concatenate([_np(params[n]["bias"]) for n in FLAX_LSTM_HIDDEN])
+    return LSTMWeights(W, U, b, np.zeros_like(b))
+
+
+def lstm_grads_to_flax(g: LSTMWeights) -> dict:
+    """Canonical gradients (of a model holding b_h = 0) -> flax.linen.LSTMCell gradients: the folded bias c enters
+    as b_x = c, so dL/dc = g_b_x (never g_b_x + g_b_h, which would double it)."""
+    return _lstm_flax_tree(_np(g.W), _np(g.U), _np(g.b_x))
+
+
+def lstm_grads_from_flax(grads: dict) -> LSTMWeights:
+    """flax.linen.LSTMCell gradients -> canonical: the folded bias stands for b_x + b_h, so both take its gradient."""
+    w = lstm_from_flax(grads)
+    return LSTMWeights(w.W, w.U, w.b_x, w.b_x.copy())
+
+
 # --------------------------------------------------------------------------- conv, dense, layouts
 
 

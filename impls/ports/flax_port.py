@@ -8,17 +8,30 @@ path is that very code, imported from a temporary folder and run under jax.jit.
     y = module.apply(variables, x)
 
 Each layer kind is one line of linen (`_CODE`): GRU as nn.RNN(nn.GRUCell) (reset_after only, the z and r biases
-folded: convert.gru_to_flax), Conv2D as nn.Conv (strides, padding incl. explicit pairs, kernel_dilation,
+folded: convert.gru_to_flax), LSTM as nn.RNN(nn.LSTMCell) (one bias per gate, b_x + b_h folded: convert.lstm_to_flax),
+a bidirectional GRU or LSTM as nn.Bidirectional of two nn.RNNs (the backward one reverse=True, keep_order=True, so its
+outputs come back aligned to the input's positions; concat is forward then backward, sum/ave/mul a merge_fn; final
+states are the carries, the backward one after position 0), Embedding as nn.Embed, Masking as a multiply by the
+mask, take_step as x[:, index], Conv2D as nn.Conv (strides, padding incl. explicit pairs, kernel_dilation,
 feature_group_count), DepthwiseConv2D as nn.Conv with feature_group_count = C on the grouped kernel, pools as
 nn.max_pool / nn.avg_pool, zero padding as jnp.pad, Flatten as a reshape (NHWC order, the canonical one), Dense as
 nn.Dense (2-D or the last axis of 3-D), Dropout left out (identity at inference). Flax is NHWC: a model whose
 `boundary` is channels_first gets its NCHW <-> NHWC transposes written at the port's boundary, unless
 native_layout, which takes and returns NHWC and says so in the docstring.
 
+Padded sequences (an embedding with mask_zero or a masking layer first): the generated code computes each row's
+`lengths` from the mask source (post-padded, which Model.check_input checks at every voice's boundary; the file
+itself does not) and passes them to nn.RNN / nn.Bidirectional as seq_lengths. Flax then reverses only each row's
+valid steps for the backward cell and picks each row's carry at step lengths - 1, but it does NOT zero the outputs
+at padded steps (the cell runs on over the padding), and a row of length 0 gets the carry after the whole padding.
+The file reproduces the contract (impls/model/layers/rnn.py) exactly on top: padded steps zeroed ("zero") or the
+last valid step repeated ("hold", the backward half zero), and a length-0 row's final state zero.
+
 Training (`train_step`) is optax.adam with its defaults (eps 1e-8 after the bias-corrected sqrt(v), eps_root 0:
-optax/_src/transform.py's scale_by_adam, torch's convention), which is exact for every layer but a GRU: the cell
-holds b_x + b_h of the z and r gates as one parameter, so Adam moves their sum by one step where six separate
-biases move by one step each. `train_step` returns that in its notes.
+optax/_src/transform.py's scale_by_adam, torch's convention), which is exact for every layer but a GRU or an LSTM: the
+GRU cell holds b_x + b_h of the z and r gates as one parameter and the LSTM cell every gate's, so Adam moves their
+sum by one step where two separate biases move by one step each. `train_step` returns that in its notes, and
+`project_for_training` is the reference model in the cells' own parametrization to compare the step with.
 """
 
 from __future__ import annotations
@@ -37,10 +50,11 @@ import numpy as np
 
 from .. import GRU_VARIANTS, convert, frameworks
 from ..contract import limits
-from ..contract.spec import GRUWeights
+from ..contract.spec import GRUWeights, LSTMWeights
 from ..model import training
 from ..model.description import Model
 from ..model.layers import spec_of
+from ..model.layers.rnn import CELL_WEIGHTS
 from ..model.voices import Built
 
 VOICE = "flax"
@@ -50,6 +64,12 @@ NOT_TRAINING_EXACT = (
     "six), so one Adam step moves each folded sum by one step (~lr) where the reference moves b_x and b_h by one "
     "step each (~2 lr on the sum); the GRU biases returned are the cell's, read back as convert.flax_folded_bias "
     "(b_h of z and r zero)")
+NOT_TRAINING_EXACT_LSTM = (
+    "not training-exact: flax.linen.LSTMCell holds each gate's b_x + b_h as one bias (on its hidden Dense), so one "
+    "Adam step moves each folded sum by one step (~lr) where the reference moves b_x and b_h by one step each (~2 lr "
+    "on the sum); the LSTM biases returned are the cell's, read back as convert.flax_lstm_folded_bias (b_h zero)")
+RECURRENT = ("gru", "lstm")
+_CELL = {"gru": "nn.GRUCell", "lstm": "nn.LSTMCell"}
 _ACTIVATION = {"relu": "nn.relu(x)", "softmax": "nn.softmax(x, axis=-1)", "tanh": "jnp.tanh(x)",
                "sigmoid": "nn.sigmoid(x)"}
 
@@ -69,6 +89,10 @@ def refusal(model: Model, dtype: str) -> str | None:
             return (f"{layer.label(i)}: GRU variant {opts['variant']!r}: flax.linen.GRUCell computes "
                     f"{', '.join(GRU_VARIANTS[VOICE])} only (n = tanh(x W_in + b_in + r * (h W_hn + b_hn))); the "
                     "'jax' voice from primitives computes every variant")
+        if i > 0 and layer.kind in ("embedding", "masking") and spec_of(layer.kind).makes_mask(opts, False):
+            return (f"{layer.label(i)}: a padding mask made after the first layer: the port computes each row's "
+                    "valid length as the mask's sum, which holds only for the post-padded masks that the model's "
+                    "boundary check (Model.check_input) verifies at layer 0")
         op = {"depthwise_conv2d": "conv2d"}.get(layer.kind, layer.kind)
         declared = limits.refusal(VOICE, op, dtype, **_limit_options(layer.kind, opts))
         if declared is not None:
@@ -102,11 +126,78 @@ def _act(opts: dict) -> list[str]:
     return [] if a == "linear" else [f"x = {_ACTIVATION[a]}"]
 
 
-def _gru(name, opts, in_shape):
-    cell = f'nn.GRUCell({opts["units"]}, param_dtype=x.dtype, name="{name}")'
-    if opts["return_sequences"]:
-        return [f"x = nn.RNN({cell})(x)  # the sequence of states"]
-    return [f"x, _ = nn.RNN({cell}, return_carry=True)(x)  # the last state h_T (the carry)"]
+def backward_name(name: str) -> str:
+    """The Flax name of a bidirectional layer's backward cell (the forward one is the layer's own name)."""
+    return f"{name}_backward"
+
+
+def _merge(mode: str, a: str, b: str) -> str:
+    return {"concat": f"jnp.concatenate([{a}, {b}], axis=-1)", "sum": f"{a} + {b}", "ave": f"({a} + {b}) * 0.5",
+            "mul": f"{a} * {b}"}[mode]
+
+
+def _recurrent(kind: str, name: str, opts: dict, in_shape, masked: bool = False) -> list[str]:
+    """nn.RNN (forward) or nn.Bidirectional; under a mask, seq_lengths and the contract's padded steps on top."""
+    cell = lambda n: f'{_CELL[kind]}({opts["units"]}, param_dtype=x.dtype, name="{n}")'
+    seq, lengths = opts["return_sequences"], (", seq_lengths=lengths" if masked else "")
+    h = "(_, {})" if kind == "lstm" else "{}"  # the LSTM's carry is (c, h)
+    what = "h, the last valid step's" if masked else "h_T"
+    if opts["direction"] == "forward":
+        rnn = f"nn.RNN({cell(name)}"
+        if seq and not masked:
+            return [f"x = {rnn})(x)  # the sequence of states"]
+        if seq:
+            fix = "padded_zero" if opts["padded_outputs"] == "zero" else "padded_hold"
+            return [f"x = {fix}({rnn})(x{lengths}), lengths)  # padded steps: {opts['padded_outputs']}"]
+        lines = [f"{h.format('x')}, _ = {rnn}, return_carry=True)(x{lengths})  # the final state {what} (the carry)"]
+        return [*lines, "x = nonempty(x, lengths)  # a row of length 0: zeros"] if masked else lines
+    mode = opts["merge_mode"]
+    fn = "" if mode == "concat" else f", merge_fn=lambda f, b: {_merge(mode, 'f', 'b')}"
+    pair = ", merge_fn=lambda f, b: (f, b)"
+    bi = "nn.Bidirectional(forward, backward"
+    head = [f"# bidirectional, merge {mode}: the backward RNN runs each row's valid steps last first (reverse=True,",
+            "# keep_order=True: its outputs aligned back to the input positions)",
+            f"forward = nn.RNN({cell(name)})", f"backward = nn.RNN({cell(backward_name(name))})"]
+    if seq and not masked:
+        return [*head, f"x = {bi}{fn})(x)"]
+    if seq and opts["padded_outputs"] == "zero":
+        return [*head, f"x = padded_zero({bi}{fn})(x{lengths}), lengths)  # padded steps zero in both halves"]
+    if seq:
+        return [*head, f"fwd, bwd = {bi}{pair})(x{lengths})",
+                "# padded steps: the forward half holds the row's last valid step, the backward half is zero",
+                f"x = {_merge(mode, 'padded_hold(fwd, lengths)', 'padded_zero(bwd, lengths)')}"]
+    carry = f"({h.format('fwd')}, {h.format('bwd')})"
+    lines = [*head, f"{carry}, _ = {bi}, return_carry=True)(x{lengths})",
+             "# final states: forward after the last (valid) step, backward after position 0"]
+    if masked:
+        return [*lines, f"x = {_merge(mode, 'nonempty(fwd, lengths)', 'nonempty(bwd, lengths)')}  # length 0: zeros"]
+    return [*lines, f"x = {_merge(mode, 'fwd', 'bwd')}"]
+
+
+def _gru(name, opts, in_shape, masked=False):
+    return _recurrent("gru", name, opts, in_shape, masked)
+
+
+def _lstm(name, opts, in_shape, masked=False):
+    return _recurrent("lstm", name, opts, in_shape, masked)
+
+
+def _embedding(name, opts, in_shape):
+    lines = []
+    if opts["mask_zero"]:
+        lines.append("lengths = jnp.sum(x != 0, axis=1)  # mask_zero: id 0 is padding, each row's valid ids first")
+    return [*lines, f'x = nn.Embed({opts["input_dim"]}, {opts["output_dim"]}, name="{name}")(x)  # ids (B, T) -> rows']
+
+
+def _masking(name, opts, in_shape):
+    v = opts["mask_value"]
+    return [f"mask = jnp.any(x != {v!r}, axis=-1)  # a step is padding when all its features are {v!r}",
+            "lengths = jnp.sum(mask, axis=1)  # each row's valid steps first",
+            "x = x * mask[:, :, None].astype(x.dtype)  # the padded steps zeroed, as Keras' Masking outputs"]
+
+
+def _take_step(name, opts, in_shape):
+    return [f"x = x[:, {opts['index']}]  # one time step"]
 
 
 def _conv2d(name, opts, in_shape, groups=None, filters=None, note=""):
@@ -156,24 +247,31 @@ def _dropout(name, opts, in_shape):
     return [f"# dropout (rate {opts['rate']}): the identity at inference, so the port leaves it out"]
 
 
-_CODE: dict[str, Callable[[str, dict, tuple], list[str]]] = {
-    "gru": _gru, "conv2d": _conv2d, "depthwise_conv2d": _depthwise, "max_pool2d": _max_pool, "avg_pool2d": _avg_pool,
+_CODE: dict[str, Callable[..., list[str]]] = {
+    "gru": _gru, "lstm": _lstm, "embedding": _embedding, "masking": _masking, "take_step": _take_step, "conv2d": _conv2d, "depthwise_conv2d": _depthwise, "max_pool2d": _max_pool, "avg_pool2d": _avg_pool,
     "zero_pad2d": _zero_pad, "flatten": _flatten, "dense": _dense, "activation": _activation, "dropout": _dropout,
 }  # fmt: skip
 
 
+def _bidirectional(layer) -> bool:
+    return layer.kind in RECURRENT and spec_of(layer.kind).options(layer.options)["direction"] == "bidirectional"
+
+
 def flax_names(model: Model) -> list[str]:
-    """Each layer's name in the Flax tree: the source's name made an identifier, unique."""
+    """Each layer's name in the Flax tree: the source's name made an identifier, unique (a bidirectional layer's
+    backward cell, backward_name(name), too)."""
     out: list[str] = []
+    taken: set[str] = set()
     for layer in model.layers:
         base = re.sub(r"\W", "_", layer.name) or layer.kind
         base = f"_{base}" if base[0].isdigit() else base
         name = base
         for n in itertools.count(1):
-            if name not in out:
+            if name not in taken and not (_bidirectional(layer) and backward_name(name) in taken):
                 break
             name = f"{base}_{n}"
         out.append(name)
+        taken |= {name, *([backward_name(name)] if _bidirectional(layer) else [])}
     return out
 
 
@@ -191,6 +289,35 @@ def _boundary_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, ...]
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
     return "(B, " + ", ".join(str(d) for d in shape[1:]) + ")"
+
+
+def _masked(model: Model) -> bool:
+    """Whether a padding mask reaches a recurrent layer (the generated code then needs its helpers)."""
+    return any(s is not None and la.kind in RECURRENT for s, la in zip(model.mask_sources(), model.layers, strict=True))
+
+
+_MASK_HELPERS = textwrap.dedent('''\
+    def padded_zero(y, lengths):
+        """y (B, T, H) with each row's padded steps (t >= lengths[b]) zero. nn.RNN leaves there what the cell
+        computes running on over the padding."""
+        valid = jnp.arange(y.shape[1])[None, :] < lengths[:, None]
+        return jnp.where(valid[:, :, None], y, 0.0)
+
+
+    def padded_hold(y, lengths):
+        """y (B, T, H) with each padded step repeating its row's last valid step; a row of length 0 all zeros."""
+        last = jnp.clip(jnp.minimum(jnp.arange(y.shape[1])[None, :], lengths[:, None] - 1), 0, None)
+        held = jnp.take_along_axis(y, last[:, :, None], axis=1)
+        return jnp.where((lengths > 0)[:, None, None], held, 0.0)
+
+
+    def nonempty(h, lengths):
+        """A final state h (B, H) with the rows of length 0 zero: nn.RNN's carry for such a row is the one at index
+        lengths - 1 = -1, after the whole padding."""
+        return jnp.where((lengths > 0)[:, None], h, 0.0)
+
+
+    ''').splitlines()
 
 
 def port_dtype(model: Model) -> str:
@@ -222,6 +349,25 @@ def source(model: Model, native_layout: bool = False) -> str:
                      "four biases: each of the z and r gates' two biases (input and recurrent) is held folded as one "
                      "sum, which computes the same forward exactly; a training step then sees four biases instead "
                      "of six.")
+    if any(la.kind == "lstm" for la in model.layers):
+        notes.append("LSTM layers are flax.linen.LSTMCell under nn.RNN, zero initial state, gates (i, f, g, o). The "
+                     "cell has one bias per gate (on its hidden Dense): each gate's two biases (input and recurrent) "
+                     "are held folded as one sum, which computes the same forward exactly; a training step then "
+                     "moves one bias where the source moves two.")
+    if any(_bidirectional(la) for la in model.layers):
+        notes.append("A bidirectional layer is nn.Bidirectional: its backward cell (named NAME_backward) runs each "
+                     "row's valid steps last first and its outputs are aligned back to the input positions; its final "
+                     "state is the one after position 0.")
+    if any(la.kind == "embedding" for la in model.layers):
+        notes.append("Embedding is nn.Embed, which looks ids up with jnp.take: an id >= input_dim gives a row of NaN "
+                     "and a negative id wraps to a row from the end, with no error (the source raises or differs); "
+                     "pass ids in [0, input_dim).")
+    if _masked(model):
+        notes.append("Padded sequences: each row's valid steps must come first (post-padded); the code takes each "
+                     "row's length as the mask's sum, so a pre-padded or gapped mask is computed as if its valid "
+                     "steps came first. nn.RNN gets the lengths as seq_lengths; what it leaves at padded steps "
+                     "(the cell run on over the padding) is replaced as the source computes it: zeros, or the "
+                     "last valid step held (padded_zero, padded_hold), and a row of length 0 gives zeros.")
     if any(la.kind == "dropout" for la in model.layers):
         notes.append("Dropout is the identity at inference and is left out.")
     lines = [
@@ -249,6 +395,7 @@ def source(model: Model, native_layout: bool = False) -> str:
         f'DTYPE = "{port_dtype(model)}"',
         "",
         "",
+        *(_MASK_HELPERS if _masked(model) else []),
         "class Model(nn.Module):",
         "    @nn.compact",
         "    def __call__(self, x):",
@@ -256,10 +403,12 @@ def source(model: Model, native_layout: bool = False) -> str:
     body = []
     if t_in:
         body.append("x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC: Flax's layout inside")
+    sources = model.mask_sources()
     for i, (layer, name) in enumerate(zip(model.layers, flax_names(model), strict=True)):
         opts = spec_of(layer.kind).options(layer.options)
         body.append(f"# {i} {layer.name!r} ({layer.kind}) -> {_fmt_shape(shapes[i + 1])}")
-        body.extend(_CODE[layer.kind](name, opts, shapes[i]))
+        masked = {"masked": sources[i] is not None} if layer.kind in RECURRENT else {}
+        body.extend(_CODE[layer.kind](name, opts, shapes[i], **masked))
     if t_out:
         body.append("x = jnp.transpose(x, (0, 3, 1, 2))  # NHWC -> NCHW: the source's layout out")
     flat = None if native_layout else model.flattened_output()
@@ -296,13 +445,27 @@ def source(model: Model, native_layout: bool = False) -> str:
 # --------------------------------------------------------------------------- weights both ways
 
 
+def _cells(layer, name: str) -> list[tuple[str, str]]:
+    """A recurrent layer's (Flax cell name, canonical weight suffix) per direction."""
+    return [(name, ""), *([(backward_name(name), "_rev")] if _bidirectional(layer) else [])]
+
+
+_TO_FLAX = {"gru": lambda w: convert.gru_to_flax(GRUWeights(*w)), "lstm": lambda w: convert.lstm_to_flax(LSTMWeights(*w))}
+_FROM_FLAX = {("gru", False): convert.gru_from_flax, ("gru", True): convert.gru_grads_from_flax,
+              ("lstm", False): convert.lstm_from_flax, ("lstm", True): convert.lstm_grads_from_flax}
+
+
 def params(model: Model) -> dict[str, dict]:
-    """The Flax params tree of `model`'s canonical weights (NumPy): {flax layer name: {...}}."""
+    """The Flax params tree of `model`'s canonical weights (NumPy): {flax layer name: {...}}; a bidirectional
+    layer's backward cell is its own entry, backward_name(name)."""
     out: dict[str, dict] = {}
     for layer, name in zip(model.layers, flax_names(model), strict=True):
         w = {k: np.asarray(v) for k, v in layer.weights.items()}
-        if layer.kind == "gru":
-            out[name] = convert.gru_to_flax(GRUWeights(w["W"], w["U"], w["b_x"], w["b_h"]))
+        if layer.kind in RECURRENT:
+            for cell, suffix in _cells(layer, name):
+                out[cell] = _TO_FLAX[layer.kind]([w[k + suffix] for k in CELL_WEIGHTS])
+        elif layer.kind == "embedding":
+            out[name] = {"embedding": w["embeddings"]}
         elif layer.kind == "depthwise_conv2d":
             out[name] = {**w, "kernel": convert.depthwise_to_grouped(w["kernel"])}
         elif w:
@@ -312,17 +475,21 @@ def params(model: Model) -> dict[str, dict]:
 
 def canonical(model: Model, tree: dict, gradients: bool) -> dict[tuple[str, str], np.ndarray]:
     """A Flax params tree (weights, or their gradients when `gradients`) -> {(layer, weight): canonical array}.
-    A folded GRU bias's gradient goes to both b_x and b_h of its gate (convert.gru_grads_from_flax)."""
+    A folded GRU or LSTM bias's gradient goes to both b_x and b_h of its gate (convert.gru_grads_from_flax,
+    convert.lstm_grads_from_flax); read as weights, the folded sum is b_x and that b_h zero."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for layer, name in zip(model.layers, flax_names(model), strict=True):
         if not layer.weights:
             continue
-        node = {k: (dict(v) if isinstance(v, dict) else np.asarray(v)) for k, v in tree[name].items()}
-        if layer.kind == "gru":
-            read = convert.gru_grads_from_flax if gradients else convert.gru_from_flax
-            g = read({k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in node.items()})
-            out |= {(layer.name, k): np.asarray(getattr(g, k)) for k in ("W", "U", "b_x", "b_h")}
+        if layer.kind in RECURRENT:
+            for cell, suffix in _cells(layer, name):
+                g = _FROM_FLAX[(layer.kind, gradients)]({k: {kk: np.asarray(vv) for kk, vv in v.items()}
+                                                         for k, v in tree[cell].items()})
+                out |= {(layer.name, k + suffix): np.asarray(getattr(g, k)) for k in CELL_WEIGHTS}
             continue
+        node = {k: (dict(v) if isinstance(v, dict) else np.asarray(v)) for k, v in tree[name].items()}
+        if layer.kind == "embedding":
+            node = {"embeddings": node["embedding"]}
         if layer.kind == "depthwise_conv2d":
             node["kernel"] = convert.grouped_to_depthwise(node["kernel"], int(np.shape(layer.weights["kernel"])[2]))
         out |= {(layer.name, k): np.asarray(node[k]) for k in layer.weights}
@@ -407,11 +574,28 @@ def _notes(model: Model) -> list[str]:
     if any(la.kind == "gru" for la in model.layers):
         notes.append("GRU: flax.linen.GRUCell's four biases, the z and r gates' b_x + b_h folded "
                      "(convert.gru_to_flax): exact for the forward; gradients go to both b_x and b_h")
+    if any(la.kind == "lstm" for la in model.layers):
+        notes.append("LSTM: flax.linen.LSTMCell's one bias per gate, b_x + b_h folded (convert.lstm_to_flax): exact "
+                     "for the forward, NOT training-exact against a two-bias source (torch, ONNX: Adam moves one "
+                     "bias per gate where the source moves b_x and b_h); gradients go to both b_x and b_h")
+    if any(_bidirectional(la) for la in model.layers):
+        notes.append("bidirectional: nn.Bidirectional, the backward nn.RNN reverse=True, keep_order=True")
+    if _masked(model):
+        notes.append("padded sequences: seq_lengths from the mask source to nn.RNN / nn.Bidirectional; padded steps "
+                     "zeroed or held and length-0 rows' final states zeroed in the generated code, as the contract "
+                     "says (Flax leaves the cell's run over the padding there)")
+    if any(la.kind == "embedding" for la in model.layers):
+        notes.append("embedding: nn.Embed (jnp.take: an out-of-range id would give NaN or wrap; the voice refuses "
+                     "it at the boundary, Model.check_input)")
     if model.boundary == "channels_first" and len(model.input_shape) == 3:
         notes.append("the port takes NCHW and transposes to NHWC inside (timed with it)")
     if any(la.kind == "dropout" for la in model.layers):
         notes.append("dropout left out (identity at inference)")
     return notes
+
+
+def _integer_input(model: Model) -> bool:
+    return bool(np.issubdtype(np.dtype(model.input_dtype), np.integer))
 
 
 def build(model: Model, dtype: str) -> Built:
@@ -424,10 +608,15 @@ def build(model: Model, dtype: str) -> Built:
     module, variables = load_port(model, dtype)
     layout = _Layout(model)
     apply = jax.jit(module.apply)
-    pull = jax.jit(lambda v, x, dy: jax.vjp(module.apply, v, x)[1](dy))
+    ids = _integer_input(model)
+    if ids:  # token ids: no gradient for them (the reference's dx is None)
+        pull = jax.jit(lambda v, x, dy: (*jax.vjp(lambda p: module.apply(p, x), v)[1](dy), None))
+    else:
+        pull = jax.jit(lambda v, x, dy: jax.vjp(module.apply, v, x)[1](dy))
+    in_dtype = model.input_dtype if ids else dtype
 
     def to_native(x: np.ndarray) -> Any:
-        return jnp.asarray(layout.x(np.asarray(x)), dtype=dtype)
+        return jnp.asarray(layout.x(np.asarray(x)), dtype=in_dtype)
 
     def call(x: Any) -> Any:
         return jax.block_until_ready(apply(variables, x))
@@ -441,7 +630,7 @@ def build(model: Model, dtype: str) -> Built:
     def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
         gv, gx = pull(variables, to_native(x), dy_to_native(dy))
         grads = canonical(model, jax.tree_util.tree_map(np.asarray, gv["params"]), gradients=True)
-        return layout.dx(np.asarray(gx)), {k: grads[k] for k in model.parameters()}
+        return (None if gx is None else layout.dx(np.asarray(gx))), {k: grads[k] for k in model.parameters()}
 
     def step(x: Any, dy: Any) -> Any:
         return jax.block_until_ready(pull(variables, x, dy))
@@ -490,14 +679,47 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
         updates, _ = opt.update(grads, opt.init(p), p)
         return loss, optax.apply_updates(p, updates)
 
-    xn = jnp.asarray(layout.x(np.asarray(x)), dtype=dtype)
+    xn = jnp.asarray(layout.x(np.asarray(x)), dtype=model.input_dtype if _integer_input(model) else dtype)
     tn = jnp.asarray(layout.y(np.asarray(t)), dtype=dtype)
     loss, new = step(variables["params"], xn, tn)
     new = jax.tree_util.tree_map(np.asarray, new)
     weights = canonical(model, new, gradients=False)
-    notes = [NOT_TRAINING_EXACT] if any(la.kind == "gru" for la in model.layers) else []
+    notes = [note for kind, note in (("gru", NOT_TRAINING_EXACT), ("lstm", NOT_TRAINING_EXACT_LSTM))
+             if any(la.kind == kind for la in model.layers)]
     return TrainStep(float(loss), {k: weights[k] for k in model.parameters()}, notes)
 
 
-__all__ = ["DTYPES", "NOT_TRAINING_EXACT", "TrainStep", "build", "canonical", "flax_names", "load_port", "params",
-           "port_dtype", "refusal", "source", "train_step", "write"]
+def project_for_training(model: Model) -> tuple[Model, dict[tuple[str, str], slice], list[str]]:
+    """The model as the Flax port's cells hold it, for comparing train_step with the reference step (what
+    nnparity/trainref.project("flax", model) gives for a forward GRU, extended to LSTMs and backward cells):
+    (the projected model, {(layer, "b_h" + suffix): entries the step must hold at zero}, a note per layer).
+    GRU: convert.flax_folded_bias (b_h of z and r held at 0); LSTM: convert.flax_lstm_folded_bias (all of b_h held
+    at 0). The projection changes no output, so the loss is the same."""
+    import dataclasses
+
+    from ..model.layers.rnn import directions
+
+    layers, frozen, notes = [], {}, []
+    for i, la in enumerate(model.layers):
+        if la.kind in RECURRENT:
+            opts = spec_of(la.kind).options(la.options)
+            H, w = opts["units"], dict(la.weights)
+            fold, kept, cls = ((convert.flax_folded_bias, 2, GRUWeights) if la.kind == "gru" else
+                               (convert.flax_lstm_folded_bias, 4, LSTMWeights))
+            for suffix in directions(opts):
+                f = fold(cls(*(np.asarray(w[k + suffix]) for k in CELL_WEIGHTS)))
+                w |= {k + suffix: getattr(f, k) for k in CELL_WEIGHTS}
+                frozen[(la.name, "b_h" + suffix)] = slice(0, kept * H)
+            la = dataclasses.replace(la, weights=w)
+            notes.append(f"{la.label(i)}: " + (
+                "flax.linen.GRUCell holds the z and r gates' b_x + b_h as one bias each: compared with the reference "
+                "step on convert.flax_folded_bias's projection, b_h of z and r held at 0" if la.kind == "gru" else
+                "flax.linen.LSTMCell holds each gate's b_x + b_h as one bias: compared with the reference step on "
+                "convert.flax_lstm_folded_bias's projection, b_h held at 0"))
+        layers.append(la)
+    return dataclasses.replace(model, layers=tuple(layers)), frozen, notes
+
+
+__all__ = ["DTYPES", "NOT_TRAINING_EXACT", "NOT_TRAINING_EXACT_LSTM", "RECURRENT", "TrainStep", "backward_name",
+           "build", "canonical", "flax_names", "load_port", "params", "port_dtype", "project_for_training", "refusal",
+           "source", "train_step", "write"]
