@@ -209,3 +209,43 @@ def test_an_id_outside_the_table_is_named_by_the_port():
     x[2, 1] = 50
     with pytest.raises(ValueError, match=r"token id 50 at position \(2, 1\) is outside the table of 50 rows"):
         net(torch.from_numpy(x))
+
+
+ISSUE_MODULE = '''
+import torch
+from torch import nn
+
+
+class EmbedBiLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.lstm = nn.LSTM(8, 6, bidirectional=True, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.emb(x))
+        return self.fc(out[:, -1])
+
+
+torch.manual_seed(0)
+model = EmbedBiLSTM()
+'''
+
+
+def test_certify_the_issue_module_end_to_end(tmp_path, capsys):
+    """`nnparity certify issue_net.py:model --no-bench --input-shape 3,7`, as a user runs it: exit 0, every voice's
+    checks and the source's own layers pass (this builds every voice: about a minute)."""
+    import json
+
+    from nnparity import cli
+
+    (tmp_path / "issue_net.py").write_text(ISSUE_MODULE)
+    status = cli.main(["certify", f"{tmp_path / 'issue_net.py'}:model", "--no-bench", "--input-shape", "3,7",
+                       "-o", str(tmp_path / "cert")])  # fmt: skip
+    cert = json.loads((tmp_path / "cert" / "certificate.json").read_text())
+    assert status == 0, cert["failures"]
+    assert cert["verdict"] == "pass" and cert["first_diverging_layer"] is None
+    assert [la["kind"] for la in cert["source"]["layers"]] == ["embedding", "lstm", "lstm", "take_step", "dense"]
+    assert cert["voices"]["torch_nn"]["forward"]["float32"]["pass"]
+    assert "PASS" in capsys.readouterr().out
