@@ -58,7 +58,7 @@ class LSTMLastState(nn.Module):
         self.fc = nn.Linear(5, 2)
 
     def forward(self, x):
-        _, (h, c) = self.lstm(x)
+        _, (h, c) = self.lstm(x)  # noqa: RUF059 - the everyday pattern, as users write it
         return self.fc(h[-1])
 
 
@@ -68,7 +68,7 @@ class LSTMSqueeze(nn.Module):
         self.lstm = nn.LSTM(4, 3, batch_first=True)
 
     def forward(self, x):
-        out, (h, _) = self.lstm(x)
+        out, (h, _) = self.lstm(x)  # noqa: RUF059 - the everyday pattern, as users write it
         return h.squeeze(0)
 
 

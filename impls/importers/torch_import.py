@@ -789,7 +789,7 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
         return out
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
-        s, j, fn = rows[i]
+        s, _, fn = rows[i]
         with torch.no_grad():
             y = fn(tensor(x, layouts[i], i)) if fn is not None else _run_step(gm, s, tensor(x, layouts[i], i), shapes)
         return s.layout.to_canonical(y.numpy())

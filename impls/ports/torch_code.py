@@ -219,7 +219,7 @@ def _recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: b
                      "enforce_sorted=False)  # valid steps only; torch refuses length 0: such a row runs one step, "
                      "zeroed below")  # fmt: skip
     if seq:
-        lines.append(f"x, _ = self.{{a}}(x)")
+        lines.append("x, _ = self.{a}(x)")
         if masked:
             lines.append(f"x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length={T})  "
                          f"# (B, {T}, {D * H}); a padded step outputs 0")  # fmt: skip
