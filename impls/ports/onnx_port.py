@@ -31,9 +31,8 @@ from ..model.description import Model
 from ..model.layers import conv2d as conv2d_layer
 from ..model.layers import gru as gru_layer
 from ..model.layers import lstm as lstm_layer
-from ..model.layers import rnn
 from ..model.layers import pool2d as pool2d_layer
-from ..model.layers import spec_of
+from ..model.layers import rnn, spec_of
 from ..model.voices import Built
 from ..runtime import onnx_graphs, ort_impl
 
