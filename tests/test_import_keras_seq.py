@@ -202,3 +202,20 @@ def test_lstm_dropouts_are_noted_and_use_bias_false_imports_zero_biases():
     assert not np.any(la.weights["b_x"]) and not np.any(la.weights["b_h"])
     assert any("dropout" in n for n in imported.notes) and any("use_bias=False" in n for n in imported.notes)
     agree(imported, net, padded(4))
+
+
+def test_certify_the_pattern_end_to_end(tmp_path, capsys):
+    """`nnparity certify seq.keras --no-bench` on the pattern: exit 0, and the training section compares Keras' step
+    in its one-bias LSTM parametrization and names the difference from the canonical two-bias step."""
+    import json
+
+    from nnparity import cli
+
+    pattern().save(tmp_path / "seq.keras")
+    status = cli.main(["certify", str(tmp_path / "seq.keras"), "--no-bench", "-o", str(tmp_path / "cert")])
+    cert = json.loads((tmp_path / "cert" / "certificate.json").read_text())
+    assert status == 0, cert["failures"]
+    assert cert["verdict"] == "pass" and "PASS" in capsys.readouterr().out
+    row = cert["training"]["voices"]["keras"]
+    assert row["pass"] and any("LSTM single bias" in n for n in row["parametrization"])
+    assert any(d.startswith("keras:") and "LSTM single bias" in d for d in cert["training"]["differences"])
