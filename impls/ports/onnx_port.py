@@ -12,6 +12,13 @@ Flatten of a map that the model returns in the source's element order, model.fla
 inside the graph; native_layout=True drops them (NCHW images, (T, B, F) sequences in and out) and the
 graph's doc_string says so. Dropout is left out (the identity at inference), and so is a linear Activation layer.
 
+Sequences: LSTM and GRU are ONNX's own operators (convert.lstm_to_onnx / gru_to_onnx), forward or bidirectional, the
+halves merged from Y (T, D, B, H) / Y_h (D, B, H); an embedding is a Gather on int64/int32 ids (ONNX wraps a negative
+id: the voice refuses ids outside the table at its boundary, Model.check_input, the written file cannot); masking and
+take_step are a few nodes. Where a padding mask reaches a recurrent layer (Model.mask_sources) the graph computes its
+sequence_lens from the mask source's input; ONNX's zeros at padded steps are padded_outputs "zero", "hold" is
+gathered exactly. Post-padding cannot be checked inside the graph: the doc_string says so.
+
 Nodes are named as torch.onnx.export names them, "/<layer name>/<op>", so impls/importers/onnx_import.py reads the
 description's layer names (and which activation belongs to which layer) back. ONNX Runtime's CPU GRU, Conv and
 AveragePool kernels are float32 only, and an InferenceSession has no gradients: both declared in
