@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ from impls.model.description import Model
 
 flax_port = pytest.importorskip("impls.ports.flax_port")
 
+ROOT = Path(__file__).resolve().parents[1]
 B, T, I, H = 4, 5, 4, 3
 IDS = np.array([[3, 1, 4, 1, 5], [2, 7, 0, 0, 0], [0, 0, 0, 0, 0], [6, 2, 9, 0, 0]])  # lengths 5, 2, 0, 3
 MASK_VALUE = 0.25
@@ -92,6 +95,7 @@ def _reference_input(x: np.ndarray) -> np.ndarray:
 
 LOADER = textwrap.dedent("""
     import importlib.util, json, sys
+    import jax
     import numpy as np
     assert sys.flags.isolated
     for i, (folder, xin, yout) in enumerate(json.loads(sys.argv[1])):
@@ -102,7 +106,7 @@ LOADER = textwrap.dedent("""
         module, variables = code.load()
         x = np.load(xin, allow_pickle=False)
         assert x.shape[1:] == code.INPUT_SHAPE, (x.shape, code.INPUT_SHAPE)
-        y = np.asarray(module.apply(variables, x))
+        y = np.asarray(jax.jit(module.apply)(variables, x))
         assert y.shape[1:] == code.OUTPUT_SHAPE and y.dtype == np.float32, (y.shape, y.dtype)
         np.save(yout, y)
     bad = sorted(m for m in sys.modules if m.split(".")[0] in ("impls", "nnparity", "verify", "torch", "tensorflow"))
@@ -118,8 +122,12 @@ def test_the_written_ports_load_in_python_I_with_only_flax_and_give_the_referenc
         x = data(name)
         np.save(tmp_path / f"{name}.x.npy", x.astype("float32") if x.dtype.kind == "f" else x)
         runs.append((str(folder), str(tmp_path / f"{name}.x.npy"), str(tmp_path / f"{name}.y.npy")))
+    # JAX's persistent compilation cache, as verify/ keeps it (.cache/jax): nothing computed changes, a rerun loads
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "JAX_"))} | {
+        "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".cache" / "jax"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     done = subprocess.run([sys.executable, "-I", "-c", LOADER, json.dumps(runs)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240, check=False)  # fmt: skip
+                          text=True, timeout=240, check=False, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     for name, m in MODELS.items():
         y = np.load(tmp_path / f"{name}.y.npy")
