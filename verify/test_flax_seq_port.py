@@ -207,6 +207,18 @@ def test_the_lstm_projection_changes_no_output():
     assert error_stats(yp, y).rel < 1e-15
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_certificates_training_reference_projects_as_the_port_does(name):
+    """nnparity/trainref.project("flax", ...) (what certify compares the port's step with) is this projection."""
+    trainref = pytest.importorskip("nnparity.trainref")
+    m = MODELS[name].astype("float64")
+    mine, frozen, _ = flax_port.project_for_training(m)
+    theirs, frozen_t, _ = trainref.project("flax", m)
+    assert frozen == frozen_t
+    for key, w in mine.parameters().items():
+        np.testing.assert_array_equal(theirs.parameters()[key], w, err_msg=str(key))
+
+
 def test_refusals_reach_the_voice():
     m = seeded.chain("late", (T, I), [("dense", "d", {"units": I}), ("masking", "late_mask", {}),
                                       _rnn("gru", "g", False)], 5, batch=B)  # fmt: skip
