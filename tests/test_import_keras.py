@@ -192,7 +192,7 @@ class MyDense(L.Dense):
 
 
 UNSUPPORTED = {
-    "lstm": (lambda: seq(L.LSTM(4, name="lstm"), shape=(5, 3)), r"layer 0 'lstm' \(keras.layers.LSTM\)"),
+    "simple_rnn": (lambda: seq(L.SimpleRNN(4, name="rnn"), shape=(5, 3)), r"layer 0 'rnn' \(keras.layers.SimpleRNN\)"),
     "batchnorm": (lambda: seq(L.Conv2D(2, 3), L.BatchNormalization(name="bn")), r"layer 1 'bn' .*BatchNormalization"),
     "conv1d": (lambda: seq(L.Conv1D(2, 3, name="c1d"), shape=(9, 3)), r"layer 0 'c1d' .*Conv1D"),
     "custom": (lambda: seq(L.Flatten(), Doubler(name="twice")), r"layer 1 'twice' .*Doubler"),
@@ -217,7 +217,7 @@ def test_each_unsupported_layer_is_named(case):
     with pytest.raises(UnsupportedLayer, match=pattern) as e:
         keras_import.from_model(make(), None, "net.py:model")
     assert str(e.value).startswith("net.py:model: ")
-    if case in ("lstm", "batchnorm", "conv1d", "custom", "subclass"):
+    if case in ("simple_rnn", "batchnorm", "conv1d", "custom", "subclass"):
         assert "supported: keras.layers.InputLayer, keras.layers.Dense" in str(e.value)
 
 
