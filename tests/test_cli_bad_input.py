@@ -123,15 +123,15 @@ def test_unsupported_keras_layer(tmp_path, capsys):
     from impls import frameworks
 
     keras = frameworks.load("keras")
-    path = tmp_path / "lstm.keras"
-    keras.Sequential([keras.Input((6, 5)), keras.layers.LSTM(3, name="the_lstm"), keras.layers.Dense(2)]).save(path)
-    _bad(["certify", str(path), "-o", str(tmp_path / "c")], tmp_path, capsys, str(path), "LSTM")
+    path = tmp_path / "rnn.keras"
+    keras.Sequential([keras.Input((6, 5)), keras.layers.SimpleRNN(3, name="the_rnn"), keras.layers.Dense(2)]).save(path)
+    _bad(["certify", str(path), "-o", str(tmp_path / "c")], tmp_path, capsys, str(path), "SimpleRNN")
 
 
 def test_unsupported_kind_in_a_description(tmp_path, capsys):
     js = _description(tmp_path)
-    js.write_text(js.read_text().replace('"kind": "gru"', '"kind": "lstm"', 1))
-    _bad(["certify", str(js), "-o", str(tmp_path / "c")], tmp_path, capsys, str(js), "'lstm'", "supported")
+    js.write_text(js.read_text().replace('"kind": "gru"', '"kind": "simple_rnn"', 1))
+    _bad(["certify", str(js), "-o", str(tmp_path / "c")], tmp_path, capsys, str(js), "'simple_rnn'", "supported")
 
 
 def test_an_input_shape_that_does_not_fit(tmp_path, capsys):
