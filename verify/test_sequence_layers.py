@@ -25,7 +25,7 @@ from impls.model import compose, seeded, voices
 from impls.model.description import Model, ModelError
 from impls.model.layers import spec_of
 from impls.primitives import numpy_impl, numpy_seq
-from verify.conftest import load_framework
+from verify.conftest import load, load_framework
 from verify.headroom import check
 from verify.test_finite_differences import FD_BAR, central_differences
 
@@ -434,3 +434,14 @@ def test_a_pre_padded_mask_is_refused_naming_the_row(voice):
     x[3, 1] = 0.7  # a gap: valid step 1 after padded step 0
     with pytest.raises(ModelError, match="row 3 is not post-padded"):
         voices.build(voice, m, "float64").forward(x)
+
+
+def test_tensorflow_voice_runs_the_padded_sequences_inside_tf_function_and_xla():
+    """The bench compiles the TensorFlow voice per mode: the time maps and gathers trace as graph ops."""
+    ops, name = load("tensorflow"), "masking-hold"
+    b, m = built("tensorflow", name, "float64"), model(name)
+    x, x_ref = inputs(name, "float64", 33)
+    want = compose.reference_forward(m, x_ref)
+    for mode in ("tf.function", "tf.function(jit_compile=True)"):
+        got = ops.to_numpy(ops.compile(b.eager, mode)(b.to_native(x)))
+        check(got, want, "float64", "tensorflow", what=f"{name} in {mode}")

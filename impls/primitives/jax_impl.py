@@ -60,12 +60,13 @@ _ID_DTYPES = {"int64": jnp.int64, "int32": jnp.int32}  # token ids (an embedding
 
 
 def asarray(a: Any, dtype: Any = "float64", device: str | None = None) -> Any:
-    """NumPy (or a jax array) -> a jax array of `dtype` (a float, or int64/int32 for token ids) on `device`
-    (default: JAX's default device)."""
+    """NumPy (or a jax array) -> a jax array of `dtype` (a float; int64/int32 for integer token ids only, floats are
+    never cast to ids) on `device` (default: JAX's default device)."""
     dev = jax_device(device)
     name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    dt = _ID_DTYPES[name] if name in _ID_DTYPES else jax_dtype(dtype)
-    out = jnp.asarray(a if isinstance(a, jax.Array) else np.asarray(a), dtype=dt)
+    a = a if isinstance(a, jax.Array) else np.asarray(a)
+    ids = name in _ID_DTYPES and jnp.issubdtype(a.dtype, jnp.integer)  # never floats truncated to ids
+    out = jnp.asarray(a, dtype=_ID_DTYPES[name] if ids else jax_dtype(dtype))
     return out if dev is None else jax.device_put(out, dev)
 
 

@@ -55,10 +55,11 @@ def device_name(device: str | None) -> str | None:
 
 
 def asarray(a, dtype="float64", device: str | None = None):
-    """NumPy (or a tensor) -> a tf tensor of `dtype` (a float, or int64/int32 for token ids), placed on `device`
-    ("cpu", "gpu"/"cuda") if given."""
+    """NumPy (or a tensor) -> a tf tensor of `dtype` (a float; int64/int32 for integer token ids only, floats are
+    never cast to ids), placed on `device` ("cpu", "gpu"/"cuda") if given."""
     name = dtype.name if isinstance(dtype, tf.DType) else dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    dt, dev = (tf.as_dtype(name) if name in _ID_DTYPES else tf_dtype(dtype)), device_name(device)
+    ids = name in _ID_DTYPES and tf.convert_to_tensor(a).dtype.is_integer  # never floats truncated to ids
+    dt, dev = (tf.as_dtype(name) if ids else tf_dtype(dtype)), device_name(device)
     if dev is None:
         return tf.cast(tf.convert_to_tensor(a), dt)
     with tf.device(dev):
