@@ -371,7 +371,7 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
             canonical = _update_difference(before, want, steps[flavour][1])
             row["parametrization"] = notes
             out["differences"].append(
-                f"{voice}: its GRU biases are fewer parameters than the canonical ones ({'; '.join(notes)}); its "
+                f"{voice}: its recurrent biases are fewer parameters than the canonical ones ({'; '.join(notes)}); its "
                 f"step differs from the canonical {flavour}-convention step by {canonical['relative_to_update']:.2e} of "
                 f"the update's size (largest in {canonical['largest_in']})")  # fmt: skip
         work = "adam_step" if voice == "keras" else None
