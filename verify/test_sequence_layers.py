@@ -20,7 +20,7 @@ import pytest
 
 from impls import SHORT, convert, unavailable_reason
 from impls.contract.spec import LSTMWeights
-from impls.contract.tolerance import error_stats, tolerance
+from impls.contract.tolerance import error_stats
 from impls.model import compose, seeded, voices
 from impls.model.description import Model, ModelError
 from impls.model.layers import spec_of
