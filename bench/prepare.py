@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from impls import LAYER_COUNTS, BackendUnavailable, backend, frameworks
-from impls.contract.limits import Refused
 from impls.contract.inputs import round_to, to_native
+from impls.contract.limits import Refused
 from impls.contract.tolerance import (
     CALIBRATED_FACTOR,
     CALIBRATED_WORKS,

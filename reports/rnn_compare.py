@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .markdown import escape, table
+from .markdown import table
 
 FLOP_RATIO = 4 / 3  # impls/contract/formulas.py: lstm_matmul_flops / gru_matmul_flops at the same B, T, I, H
 KEYS = ("impl", "mode", "device", "precision", "pass", "shape")

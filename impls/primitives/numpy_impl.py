@@ -25,8 +25,19 @@ import numpy as np
 from ..contract import spec
 from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
 from .numpy_conv import avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
-from .numpy_seq import (embedding, embedding_vjp, ids_mask, lengths_of, lstm, lstm_vjp, mask_steps, take_steps,
-                        take_steps_vjp, time_maps, values_mask)
+from .numpy_seq import (
+    embedding,
+    embedding_vjp,
+    ids_mask,
+    lengths_of,
+    lstm,
+    lstm_vjp,
+    mask_steps,
+    take_steps,
+    take_steps_vjp,
+    time_maps,
+    values_mask,
+)
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
@@ -342,20 +353,29 @@ __all__ = [
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
+    "concat",
     "conv2d",
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "embedding",
+    "embedding_vjp",
     "flatten",
     "gru",
     "gru_backward",
     "gru_cell",
     "gru_forward",
     "gru_vjp",
+    "ids_mask",
+    "lengths_of",
+    "lstm",
+    "lstm_vjp",
+    "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
     "relu",
     "relu_vjp",
+    "reverse_steps",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -364,8 +384,10 @@ __all__ = [
     "softmax_cross_entropy_vjp",
     "softmax_vjp",
     "synchronize",
+    "take_steps",
+    "take_steps_vjp",
+    "time_maps",
     "to_numpy",
+    "values_mask",
     "zero_pad2d",
-    "embedding", "embedding_vjp", "ids_mask", "lengths_of", "lstm", "lstm_vjp", "mask_steps", "take_steps",
-    "take_steps_vjp", "time_maps", "values_mask", "reverse_steps", "concat",
 ]  # fmt: skip

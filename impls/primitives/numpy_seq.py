@@ -57,7 +57,7 @@ def lstm_forward(x: np.ndarray, weights: LSTMWeights, h0=None, c0=None) -> LSTMT
         gs.append(np.concatenate([i, f, g, o], axis=1))
         cs.append(c)
         ys.append(h)
-    st = lambda v: np.stack(v, axis=1)  # noqa: E731
+    st = lambda v: np.stack(v, axis=1)
     return LSTMTape(x, w, st(hp), st(cp), st(gs), st(cs), st(ys))
 
 

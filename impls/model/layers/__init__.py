@@ -6,8 +6,21 @@ voice ask `spec_of(kind)` and never change. A kind that is not here is refused w
 from __future__ import annotations
 
 from .. import description
-from . import (activation, conv2d, dense, depthwise_conv2d, dropout, embedding, flatten, gru, lstm, masking, pool2d,
-               take_step, zero_pad2d)
+from . import (
+    activation,
+    conv2d,
+    dense,
+    depthwise_conv2d,
+    dropout,
+    embedding,
+    flatten,
+    gru,
+    lstm,
+    masking,
+    pool2d,
+    take_step,
+    zero_pad2d,
+)
 from .base import ACTIVATIONS, LayerSpec
 
 KINDS: dict[str, LayerSpec] = {
