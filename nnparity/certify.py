@@ -31,7 +31,7 @@ from impls.contract.spec import GRUWeights, random_array
 from impls.contract.tolerance import OVERRIDES, error_stats, tolerance
 from impls.importers import Imported
 from impls.model import training, voices
-from impls.model.compose import reference_outputs, reference_vjp
+from impls.model.compose import reference_inputs, reference_outputs, reference_vjp
 from impls.model.description import Model
 from impls.model.layers import spec_of
 from impls.primitives import numpy_impl
@@ -127,14 +127,14 @@ def cast(x: np.ndarray, dtype: str) -> np.ndarray:
 class Reference:
     model: Model  # float64
     x: np.ndarray
-    ins: list[np.ndarray]  # what layer i is fed
+    ins: list[Any]  # what layer i reads: an array, or a list of them for a merge
     outs: list[np.ndarray]  # what layer i returns
 
     @classmethod
     def of(cls, model: Model, x: np.ndarray) -> Reference:
         m = model.astype("float64")
         outs = reference_outputs(m, cast(x, "float64"))
-        return cls(m, x, [cast(x, "float64"), *outs[:-1]], outs)
+        return cls(m, x, reference_inputs(m, cast(x, "float64"), outs), outs)
 
 
 # --------------------------------------------------------------------------- per voice
@@ -152,34 +152,43 @@ def availability(voice: str) -> str | None:
 
 
 def layer_checks(voice: str, model: Model, dtype: str, ref: Reference) -> list[dict[str, Any]]:
-    """Each layer isolated (the reference's own input) and accumulated (the voice's own chain), in `dtype`."""
+    """Each layer isolated (the reference's own input) and accumulated (the voice's own chain from the input), in
+    `dtype`. In a chain without masks, the accumulated output feeds the next layer's isolated build; in a graph, or
+    where a padding mask reaches a layer, it is the voice's build of every layer up to it (Model.sub(0, i + 1)). A
+    merge (add, concatenate) reads several tensors: it is checked accumulated only."""
     rows, prev = [], cast(ref.x, dtype)
     sources = model.mask_sources()
+    chained = model.is_chain()
     for i, layer in enumerate(model.layers):
         row: dict[str, Any] = {"index": i, "name": layer.name, "kind": layer.kind}
-        built, problem = attempt(voices.build, voice, model.sub(i).astype(dtype), dtype)
-        if problem:
-            row.update(problem)
-            rows.append(row)
-            prev = None
-            continue
         start = i if sources[i] is None else sources[i]
-        if start == i:
-            y, problem = attempt(built.forward, cast(ref.ins[i], dtype))
-        else:  # fed a padding mask: from the layer that makes it, whose own check came first
-            row["isolated_from"] = {"index": start, "name": model.layers[start].name,
-                                    "why": "the layer reads the padding mask that layer makes"}
-            whole, problem = attempt(voices.build, voice, model.sub(start, i + 1).astype(dtype), dtype)
-            y, problem = (None, problem) if problem else attempt(whole.forward, cast(ref.ins[start], dtype))
-        row["isolated"] = problem or compare(y, ref.outs[i], dtype)
-        if prev is None:
-            row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
-        elif start != i:  # the mask is the chain's own from the input: the voice's build of layers 0..i
+        if spec_of(layer.kind).ARITY != 1:
+            row["isolated"] = {"not_computed": "a merge reads several tensors: checked accumulated, from the input"}
+            built = None
+        else:
+            built, problem = attempt(voices.build, voice, model.sub(i).astype(dtype), dtype)
+            if problem:
+                row.update(problem)
+                rows.append(row)
+                prev = None
+                continue
+            if start == i:
+                y, problem = attempt(built.forward, cast(ref.ins[i], dtype))
+            else:  # fed a padding mask: from the layer that makes it, whose own check came first
+                row["isolated_from"] = {"index": start, "name": model.layers[start].name,
+                                        "why": "the layer reads the padding mask that layer makes"}
+                whole, problem = attempt(voices.build, voice, model.sub(start, i + 1).astype(dtype), dtype)
+                y, problem = (None, problem) if problem else attempt(whole.forward, cast(ref.ins[start], dtype))
+            row["isolated"] = problem or compare(y, ref.outs[i], dtype)
+        if chained and start == i and built is not None:
+            if prev is None:
+                row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
+            else:
+                prev, problem = attempt(built.forward, prev)
+                row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
+        else:  # the voice's own build of layers 0..i
             prefix, problem = attempt(voices.build, voice, model.sub(0, i + 1).astype(dtype), dtype)
             prev, problem = (None, problem) if problem else attempt(prefix.forward, cast(ref.x, dtype))
-            row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
-        else:
-            prev, problem = attempt(built.forward, prev)
             row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
         rows.append(row)
     return rows
@@ -406,6 +415,9 @@ def source_section(imported: Imported | None, ref: Reference, settings: Settings
     if imported.layer_call is not None:
         sources = model.mask_sources()
         for i, r in enumerate(rows):
+            if spec_of(model.layers[i].kind).ARITY != 1:
+                r["isolated"] = {"not_computed": "a merge reads several tensors: checked accumulated"}
+                continue
             if sources[i] is not None:  # one source layer alone would run without the mask
                 r["isolated"] = {"not_computed": f"the layer reads the padding mask of layer {sources[i]} "
                                                  f"{model.layers[sources[i]].name!r}: checked accumulated"}

@@ -175,12 +175,26 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     "gru-bidirectional-take_step": ((3, 3), [("gru", "g", {"units": 2, "direction": "bidirectional",
                                                            "return_sequences": True}), ("take_step", "t", {"index": -1})]),
     "masking-lstm": ((3, 3), [("masking", "m", {"mask_value": 5.0}), ("lstm", "l", {"units": 2})]),
+    "conv1d-causal": ((7, 3), [("conv1d", "c", {"filters": 4, "kernel_size": 3, "padding": "causal", "dilation": 2,
+                                                "activation": "tanh"})]),
+    "conv1d-same-strided-grouped": ((7, 4), [("conv1d", "c", {"filters": 6, "kernel_size": 3, "padding": "same",
+                                                              "strides": 2, "groups": 2})]),
+    "batch_norm": ((4, 3), [("batch_norm", "b", {"epsilon": 1e-3})]),
+    "layer_norm": ((4, 3), [("layer_norm", "l", {"epsilon": 1e-5})]),
+    "global_avg_pool": ((4, 3), [("global_avg_pool", "g", {})]),
+    "global_max_pool": ((3, 3, 2), [("global_max_pool", "g", {})]),
+    "reshape-permute": ((4, 6), [("reshape", "r", {"target_shape": [2, -1, 3]}), ("permute", "p", {"dims": [3, 1, 2]}),
+                                 ("flatten", "f", {}), ("dense", "d", {"units": 2})]),
+    "residual-add": ((5, 3), [("conv1d", "c", {"filters": 3, "kernel_size": 3, "padding": "same"}),
+                              ("add", "a", {}, ("c", "input")), ("layer_norm", "l", {})]),
+    "concatenate": ((5, 3), [("conv1d", "c1", {"filters": 2, "kernel_size": 3, "padding": "same"}),
+                             ("dense", "c2", {"units": 3}, ("input",)), ("concatenate", "cat", {"axis": -1}, ("c1", "c2"))]),
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}
 
 
 def test_every_layer_kind_has_a_tiny_finite_difference_model():
-    assert {kind for _, specs in TINY.values() for kind, _, _ in specs} == set(KINDS) - set(FD_ELSEWHERE)
+    assert {sp[0] for _, specs in TINY.values() for sp in specs} == set(KINDS) - set(FD_ELSEWHERE)
 
 
 @pytest.mark.parametrize("case", list(TINY))

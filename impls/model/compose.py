@@ -23,10 +23,25 @@ from .description import Model
 from .layers import spec_of
 
 
-def _plan(model: Model) -> list[tuple[Any, dict, dict]]:
-    """(kind spec, options, op weights in NumPy) per layer, checked."""
-    return [(spec_of(la.kind), opts, spec_of(la.kind).op_weights(opts, dict(la.weights)))
-            for la in model.layers for opts in (spec_of(la.kind).options(la.options),)]
+def _plan(model: Model) -> list[tuple[Any, dict, dict, tuple[int, ...], bool]]:
+    """(kind spec, options, op weights in NumPy, positions of the tensors it reads (-1: the input), whether a padding
+    mask reaches it) per layer, checked."""
+    sources = model.mask_sources()
+    return [(spec_of(la.kind), opts, spec_of(la.kind).op_weights(opts, dict(la.weights)), model.source_indices(i),
+             sources[i] is not None)
+            for i, la in enumerate(model.layers) for opts in (spec_of(la.kind).options(la.options),)]
+
+
+def _run(plan, ops, ws, x):
+    """Every layer's (output, its mask) in order: what the chain and the reference share."""
+    env: list[tuple[Any, Any]] = []
+    for (kind, opts, _, srcs, masked), w in zip(plan, ws, strict=True):
+        ins = [(x, None) if j < 0 else env[j] for j in srcs]
+        if kind.ARITY == 1:
+            env.append(kind.forward_masked(ops, ins[0][0], ins[0][1], opts, w))
+        else:
+            env.append(kind.forward_masked(ops, [a for a, _ in ins], ins[0][1] if masked else None, opts, w))
+    return env
 
 
 class Composed:
@@ -36,13 +51,10 @@ class Composed:
     def __init__(self, ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None):
         self.ops, self.model, self.dtype = ops, model, dtype
         plan = _plan(model)
-        self.weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w in plan]
+        self.weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w, _, _ in plan]
 
         def chain(ws, x):
-            mask = None  # a (B, T) padding mask, from an embedding with mask_zero or a masking layer
-            for (kind, opts, _), w in zip(plan, ws, strict=True):
-                x, mask = kind.forward_masked(ops, x, mask, opts, w)
-            return x
+            return _run(plan, ops, ws, x)[-1][0]
 
         self.chain = chain
         jit = getattr(ops, "jit_model", None)
@@ -53,7 +65,8 @@ class Composed:
 
     def vjp(self, x, dy) -> tuple[Any, dict[tuple[str, str], Any]]:
         """(dL/dx, {(layer, weight): dL/dweight}) in the backend's arrays, by its own autograd (`ops.chain_vjp`).
-        A layer without a bias computes with a zero one; that zero's gradient is not a parameter's, and is left out."""
+        A layer without a bias computes with a zero one; that zero's gradient is not a parameter's, and is left out,
+        as are a BatchNorm's moving statistics (state, not parameters)."""
         dx, gw = self.ops.chain_vjp(self.chain, self.weights, x, dy)
         params = self.model.parameters()
         grads = {(la.name, k): g for la, w in zip(self.model.layers, gw, strict=True) for k, g in w.items()}
@@ -87,13 +100,12 @@ def _reference_run(model: Model, x: np.ndarray) -> tuple[list[np.ndarray], list[
     """(every layer's output, every layer's input mask) of the NumPy reference, in the float dtype of x or of
     the model's weights where x holds integer ids."""
     model.check_input(x)
-    outs, masks, mask = [], [], None
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else _weight_dtype(model)
-    for kind, opts, w in _plan(model):
-        masks.append(mask)
-        x, mask = kind.forward_masked(ref, x, mask, opts, {k: np.asarray(v, dtype) for k, v in w.items()})
-        outs.append(x)
-    return outs, masks
+    plan = _plan(model)
+    ws = [{k: np.asarray(v, dtype) for k, v in w.items()} for _, _, w, _, _ in plan]
+    env = _run(plan, ref, ws, x)
+    masks = [None if not masked else (env[srcs[0]][1] if srcs[0] >= 0 else None) for _, _, _, srcs, masked in plan]
+    return [y for y, _ in env], masks
 
 
 def _weight_dtype(model: Model):
@@ -109,24 +121,85 @@ def reference_outputs(model: Model, x: np.ndarray) -> list[np.ndarray]:
     return _reference_run(model, x)[0]
 
 
+def reference_inputs(model: Model, x: np.ndarray, outs: list[np.ndarray] | None = None) -> list:
+    """What each layer reads in the reference: an array, or a list of them for a merge."""
+    outs = reference_outputs(model, x) if outs is None else outs
+    picked = []
+    for i, la in enumerate(model.layers):
+        ins = [x if j < 0 else outs[j] for j in model.source_indices(i)]
+        picked.append(ins[0] if spec_of(la.kind).ARITY == 1 else ins)
+    return picked
+
+
 def reference_forward(model: Model, x: np.ndarray) -> np.ndarray:
     return reference_outputs(model, x)[-1]
+
+
+def _backward(model: Model, x: np.ndarray, dy: np.ndarray, inputs: list, masks: list, step) -> tuple[Any, dict]:
+    """Reverse topological order; a tensor read by several layers sums their gradients. `step(i, kind, opts, w,
+    x_i, mask_i, g)` is one layer's backward -> (dx_i or a list of them, {weight: gradient})."""
+    plan = _plan(model)
+    acc: dict[int, Any] = {len(model.layers) - 1: dy}
+    grads: dict[tuple[str, str], np.ndarray] = {}
+    for i in range(len(model.layers) - 1, -1, -1):
+        layer, (kind, opts, _, srcs, _) = model.layers[i], plan[i]
+        g = acc.pop(i)
+        w = {k: np.asarray(v, dy.dtype) for k, v in layer.weights.items()}
+        gx, gw = step(i, kind, opts, w, inputs[i], masks[i], g)
+        for name, a in gw.items():
+            grads[(layer.name, name)] = a
+        for j, gj in zip(srcs, gx if kind.ARITY != 1 else [gx], strict=True):
+            if gj is None:
+                acc.setdefault(j, None)
+                continue
+            acc[j] = gj if acc.get(j) is None else acc[j] + gj
+    return acc.get(-1), {k: grads[k] for k in model.parameters()}
 
 
 def reference_vjp(model: Model, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
     """(dL/dx, {(layer name, weight name): dL/dweight}) for L = <dy, model(x)>: each layer's hand-written vjp,
     last layer first, on the inputs (and padding masks) the forward gave it. dL/dx is None for integer ids."""
-    plan = _plan(model)
     outs, masks = _reference_run(model, x)
-    inputs = [x, *outs[:-1]]
-    grads: dict[tuple[str, str], np.ndarray] = {}
-    g = dy
-    for layer, (kind, opts, _), xi, mi in reversed(list(zip(model.layers, plan, inputs, masks, strict=True))):
-        w = {k: np.asarray(v, dy.dtype) for k, v in layer.weights.items()}
-        g, gw = kind.vjp_masked(xi, mi, opts, w, g)
-        for name, a in gw.items():
-            grads[(layer.name, name)] = a
-    return g, {k: grads[k] for k in model.parameters()}
+    inputs = reference_inputs(model, x, outs)
+    return _backward(model, x, dy, inputs, masks,
+                     lambda i, kind, opts, w, xi, mi, g: kind.vjp_masked(xi, mi, opts, w, g))
 
 
-__all__ = ["Composed", "compose", "layer_forwards", "reference_forward", "reference_outputs", "reference_vjp"]
+def reference_train(model: Model, x: np.ndarray) -> tuple[list[np.ndarray], dict[tuple[str, str], np.ndarray]]:
+    """Training mode (BatchNorm on the batch's statistics; dropout stays off, as every training step here runs it):
+    (every layer's output, {(layer, state weight): its value after the step})."""
+    outs, new_state = [], {}  # masks flow as at inference: no kind with a training mode reads one
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else _weight_dtype(model)
+    model.check_input(x)
+    env_masks = _reference_run(model, x)[1]
+    for i, la in enumerate(model.layers):
+        kind = spec_of(la.kind)
+        opts = kind.options(la.options)
+        ins = [x if j < 0 else outs[j] for j in model.source_indices(i)]
+        w = {k: np.asarray(v, dtype) for k, v in la.weights.items()}
+        if kind.STATE:
+            y, st = kind.forward_train(ins[0], opts, w)
+            new_state.update({(la.name, k): v for k, v in st.items()})
+        elif kind.ARITY == 1:
+            y = kind.forward_masked(ref, ins[0], env_masks[i], opts, kind.op_weights(opts, w))[0]
+        else:
+            y = kind.forward_masked(ref, ins, env_masks[i], opts, kind.op_weights(opts, w))[0]
+        outs.append(y)
+    return outs, new_state
+
+
+def reference_train_vjp(model: Model, x: np.ndarray, dy: np.ndarray):
+    """(dL/dx, {(layer, weight): gradient}, {(layer, state weight): after the step}) in training mode."""
+    outs, state = reference_train(model, x)
+    masks = _reference_run(model, x)[1]
+    inputs = reference_inputs(model, x, outs)
+
+    def step(i, kind, opts, w, xi, mi, g):
+        return kind.vjp_train(xi, opts, w, g) if kind.STATE else kind.vjp_masked(xi, mi, opts, w, g)
+
+    dx, grads = _backward(model, x, dy, inputs, masks, step)
+    return dx, grads, state
+
+
+__all__ = ["Composed", "compose", "layer_forwards", "reference_forward", "reference_inputs", "reference_outputs",
+           "reference_train", "reference_train_vjp", "reference_vjp"]

@@ -1,12 +1,14 @@
-"""The model description: a framework-neutral model as data, a chain of layers with options and canonical weights.
+"""The model description: a framework-neutral model as data, a graph of layers with options and canonical weights.
 
     Model(name, input_shape=(28, 28, 1), layers=(Layer("conv2d", "conv_1", {...}, {"kernel": ..., "bias": ...}), ...))
 
 Canonical means the contract's layouts (impls/contract/spec.py): inputs batch first, images NHWC, conv kernels HWIO,
 dense kernels (in, out), GRU weights (W, U, b_x, b_h) in gate order (z, r, h). `input_shape` leaves the batch out.
 What each kind of layer holds, computes and counts lives in one small module per kind (impls/model/layers/); this
-module only knows the chain. A chain is all a model is here: branches (Add, Concatenate) are refused by the
-importers, with the reason, until the description grows a graph.
+module only knows the graph. Layers are in topological order and each reads the tensors its `inputs` name (earlier
+layers' names, or INPUT, the model's input); empty `inputs` means the previous layer's output (the input, for the
+first), so a chain needs none. Merge kinds (add, concatenate) read several. The last layer is the model's output;
+every other layer's output must be read by some later layer.
 
 Nothing here imports a framework: importers (impls/importers/) make a Model, voices and ports build one.
 """
@@ -23,6 +25,10 @@ import numpy as np
 from ..contract.spec import ShapeError
 
 
+INPUT = "input"
+"""The name by which a layer's `inputs` reads the model's input (no layer may be called so)."""
+
+
 class ModelError(ValueError):
     """A description that cannot be a model: an unknown kind, a bad option, a non-finite or misshapen weight.
     The message names the layer (its position and name) and the offending value."""
@@ -34,6 +40,10 @@ class Layer:
     name: str  # the source's own layer name: what a certificate calls it
     options: Mapping[str, Any] = field(default_factory=dict)  # JSON-able values only
     weights: Mapping[str, np.ndarray] = field(default_factory=dict)  # canonical layout, names as the kind states
+    inputs: tuple[str, ...] = ()  # the tensors it reads (earlier layers' names or INPUT); () = the previous layer
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(str(n) for n in self.inputs))
 
     def map(self, fn: Callable[[np.ndarray], Any]) -> Layer:
         return dataclasses.replace(self, weights={k: fn(v) for k, v in self.weights.items()})
@@ -69,17 +79,67 @@ class Model:
         ModelError naming the first layer that does not fit."""
         from .layers import spec_of
 
-        shape = (int(batch), *self.input_shape)
-        out = [shape]
+        out = [(int(batch), *self.input_shape)]
+        index = self._index()
         for i, layer in enumerate(self.layers):
             kind = spec_of(layer.kind, layer.label(i))
+            ins = [out[index[s] + 1] for s in self.sources(i)]
+            shape = ins[0] if kind.ARITY == 1 else tuple(ins)
             try:
                 opts = kind.options(layer.options)
-                shape = tuple(int(d) for d in kind.output_shape(opts, shape))
+                if kind.ARITY == 1 and len(ins) != 1:
+                    raise ModelError(f"it reads one tensor, not {len(ins)} ({list(self.sources(i))})")
+                if kind.ARITY != 1 and len(ins) < 2:
+                    raise ModelError(f"a merge reads at least two tensors, got {list(self.sources(i))}")
+                out.append(tuple(int(d) for d in kind.output_shape(opts, shape)))
             except (ShapeError, ModelError, ValueError, TypeError) as e:
                 raise type(e)(f"{layer.label(i)} does not fit its input {shape}: {e}") from None
-            out.append(shape)
         return out
+
+    # ------------------------------------------------------------------ the graph
+
+    def _index(self) -> dict[str, int]:
+        """Tensor name -> the position of the layer making it (INPUT -> -1). Checks names and order."""
+        index = {INPUT: -1}
+        for i, la in enumerate(self.layers):
+            if la.name == INPUT:
+                raise ModelError(f"{la.label(i)}: {INPUT!r} names the model's input, not a layer")
+            for s in la.inputs:
+                if s not in index:
+                    later = s in {x.name for x in self.layers}
+                    raise ModelError(f"{la.label(i)} reads {s!r}, which is " + (
+                        "a later layer (layers must be in topological order)" if later else
+                        f"no layer of the model (layers: {[x.name for x in self.layers]})"))
+            index.setdefault(la.name, i)
+        return index
+
+    def sources(self, i: int) -> tuple[str, ...]:
+        """The tensor names layer i reads: its `inputs`, or the previous layer (INPUT for the first)."""
+        la = self.layers[i]
+        return la.inputs or ((self.layers[i - 1].name if i else INPUT),)
+
+    def source_indices(self, i: int) -> tuple[int, ...]:
+        """Positions of the layers layer i reads (-1: the model's input)."""
+        index = self._index()
+        return tuple(index[s] for s in self.sources(i))
+
+    def input_shapes(self, batch: int = 1) -> list:
+        """Per layer, the shape of what it reads: one tuple, or a tuple of them for a merge."""
+        shapes, index = self.shapes(batch), self._index()
+        from .layers import spec_of
+
+        out = []
+        for i, la in enumerate(self.layers):
+            ins = tuple(shapes[index[s] + 1] for s in self.sources(i))
+            out.append(ins[0] if spec_of(la.kind).ARITY == 1 else ins)
+        return out
+
+    def is_chain(self) -> bool:
+        """Every layer reads the one before it (the input, for the first)."""
+        return all(self.sources(i) == ((self.layers[i - 1].name if i else INPUT),) for i in range(len(self.layers)))
+
+    def consumers(self, name: str) -> list[int]:
+        return [i for i in range(len(self.layers)) if name in self.sources(i)]
 
     def check(self, batch: int = 1) -> Model:
         """Every layer fits its input, every weight has the shape its kind states and is finite. Returns self."""
@@ -87,11 +147,15 @@ class Model:
 
         if not self.layers:
             raise ModelError(f"model {self.name!r} has no layers")
-        shapes = self.shapes(batch)
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise ModelError(f"model {self.name!r}: layer names must be unique; repeated: {dup}")
+        shapes = self.input_shapes(batch)
+        for i, layer in enumerate(self.layers[:-1]):
+            if not self.consumers(layer.name):
+                raise ModelError(f"{layer.label(i)}: its output is read by no later layer (the model's output is its "
+                                 f"last layer, {self.layers[-1].name!r})")
         for i, layer in enumerate(self.layers):
             kind = spec_of(layer.kind, layer.label(i))
             opts = kind.options(layer.options)
@@ -118,16 +182,20 @@ class Model:
 
     def mask_sources(self) -> list[int | None]:
         """Per layer, the index of the layer whose padding mask reaches its input (an embedding with mask_zero, a
-        masking layer), or None. A layer fed a mask cannot be checked on its own: `sub(mask_source, i + 1)` can."""
+        masking layer), or None. A layer fed a mask cannot be checked on its own: `sub(mask_source, i + 1)` can.
+        A merge passes a mask on only where every input carries the same one."""
         from .layers import spec_of
 
-        out, src = [], None
+        out: list[int | None] = []
+        made: dict[int, int | None] = {-1: None}  # layer position -> the mask source of its output
         for i, la in enumerate(self.layers):
+            srcs = {made[j] for j in self.source_indices(i)}
+            src = srcs.pop() if len(srcs) == 1 else None
             out.append(src)
             kind = spec_of(la.kind, la.label(i))
             opts = kind.options(la.options)
             makes_new, keeps = kind.makes_mask(opts, False), kind.makes_mask(opts, src is not None)
-            src = i if makes_new else (src if keeps else None)
+            made[i] = i if makes_new else (src if keeps else None)
         return out
 
     # ------------------------------------------------------------------ derived models
@@ -139,19 +207,50 @@ class Model:
         return self.map(lambda a: np.asarray(a, dtype=dtype))
 
     def sub(self, start: int, stop: int | None = None) -> Model:
-        """The layers [start, stop) as a model of their own, fed what layer `start` is fed."""
+        """The layers [start, stop) as a model of their own, fed what layer `start` reads, returning layer stop - 1's
+        output: layers of the range that layer does not depend on are left out. Layer `start` must read one tensor
+        and the range nothing else from outside it (a merge cannot start a sub-model: it reads several)."""
+        from .layers import spec_of
+
         stop = start + 1 if stop is None else stop
-        shape = self.shapes(1)[start][1:]
-        return dataclasses.replace(self, name=f"{self.name}[{start}:{stop}]", input_shape=shape,
-                                   layers=self.layers[start:stop], input_dtype=self.input_dtype if start == 0 else "float32")
+        index = self._index()
+        srcs = self.sources(start)
+        if spec_of(self.layers[start].kind).ARITY != 1 or len(srcs) != 1:
+            raise ModelError(f"{self.layers[start].label(start)} reads {list(srcs)}: a sub-model starts at a layer "
+                             f"that reads one tensor")
+        feed = srcs[0]
+        need, keep = {self.layers[stop - 1].name}, set()
+        for i in range(stop - 1, start - 1, -1):
+            la = self.layers[i]
+            if la.name not in need:
+                continue
+            keep.add(i)
+            for s in self.sources(i):
+                if i == start or s == feed:
+                    continue
+                if index[s] < start:
+                    raise ModelError(f"{la.label(i)} reads {s!r}, before layer {start}: layers {start}..{stop - 1} "
+                                     f"are not a sub-model fed one tensor")
+                need.add(s)
+        shape = self.shapes(1)[index[feed] + 1][1:]
+        layers = []
+        for i in sorted(keep):
+            la = self.layers[i]
+            ins = () if i == start else tuple(INPUT if s == feed else s for s in self.sources(i))
+            layers.append(dataclasses.replace(la, inputs=ins))
+        dtype = self.input_dtype if feed == INPUT else "float32"
+        return dataclasses.replace(self, name=f"{self.name}[{start}:{stop}]", input_shape=shape, layers=tuple(layers),
+                                   input_dtype=dtype)
 
     def with_parameters(self, params: Mapping[tuple[str, str], Any]) -> Model:
-        """The same model holding `params` ({(layer name, weight name): array}, every one of parameters()' keys)."""
+        """The same model holding `params` ({(layer name, weight name): array}, every one of parameters()' keys);
+        a key of state() in `params` replaces that state too, any other state stays."""
         missing = sorted(set(self.parameters()) - set(params))
         if missing:
             raise ModelError(f"model {self.name!r}: parameters missing: {missing}")
         return dataclasses.replace(self, layers=tuple(
-            dataclasses.replace(la, weights={w: params[(la.name, w)] for w in la.weights}) for la in self.layers))
+            dataclasses.replace(la, weights={w: params.get((la.name, w), a) for w, a in la.weights.items()})
+            for la in self.layers))
 
     def replace_layer(self, index: int, layer: Layer) -> Model:
         layers = list(self.layers)
@@ -171,7 +270,7 @@ class Model:
         has its rows permuted at import, and the order inside is the port's own business)."""
         if self.boundary != "channels_first":
             return None
-        shapes = self.shapes(1)
+        shapes = self.input_shapes(1)
         for i in range(len(self.layers) - 1, -1, -1):
             kind = self.layers[i].kind
             if kind == "flatten":
@@ -191,12 +290,21 @@ class Model:
         """Forward FLOPs of the model's matrix products and convolutions (impls/contract/formulas.py's counts)."""
         from .layers import spec_of
 
-        shapes = self.shapes(batch)
+        shapes = self.input_shapes(batch)
         return sum(spec_of(la.kind).flops(spec_of(la.kind).options(la.options), shapes[i]) for i, la in enumerate(self.layers))
 
     def parameters(self) -> dict[tuple[str, str], np.ndarray]:
-        """{(layer name, weight name): array}: the order every voice reports gradients in."""
-        return {(la.name, w): a for la in self.layers for w, a in la.weights.items()}
+        """{(layer name, weight name): array} of the trainable weights: the order every voice reports gradients in.
+        A kind's state (a BatchNorm's moving statistics: LayerSpec.STATE) is not among them: state()."""
+        from .layers import spec_of
+
+        return {(la.name, w): a for la in self.layers for w, a in la.weights.items() if w not in spec_of(la.kind).STATE}
+
+    def state(self) -> dict[tuple[str, str], np.ndarray]:
+        """{(layer name, weight name): array} of the weights no gradient trains (moving statistics)."""
+        from .layers import spec_of
+
+        return {(la.name, w): a for la in self.layers for w, a in la.weights.items() if w in spec_of(la.kind).STATE}
 
 
-__all__ = ["BOUNDARIES", "Layer", "Model", "ModelError", "ShapeError"]
+__all__ = ["BOUNDARIES", "INPUT", "Layer", "Model", "ModelError", "ShapeError"]

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from .description import Layer, Model
+from .description import INPUT, Layer, Model
 from .layers import spec_of
 
 
-def chain(name: str, input_shape: tuple[int, ...], specs: list[tuple[str, str, dict[str, Any]]], seed: int = 0,
+def chain(name: str, input_shape: tuple[int, ...], specs: list[tuple], seed: int = 0,
           boundary: str = "channels_last", batch: int = 3, dtype: str = "float64", input_dtype: str | None = None) -> Model:  # fmt: skip
-    """A model of `specs` [(kind, layer name, options)], checked at `batch`. Its input dtype is int64 (token ids)
-    when the first layer is an embedding, else float32, unless `input_dtype` says."""
-    layers, shape = [], (batch, *input_shape)
-    for i, (kind, lname, opts) in enumerate(specs):
+    """A model of `specs` [(kind, layer name, options)] or [(kind, layer name, options, inputs)] (a graph: `inputs`
+    names earlier layers or INPUT), checked at `batch`. Its input dtype is int64 (token ids) when the first layer is
+    an embedding, else float32, unless `input_dtype` says."""
+    layers: list[Layer] = []
+    shapes = {INPUT: (batch, *input_shape)}
+    prev = INPUT
+    for i, sp in enumerate(specs):
+        kind, lname, opts = sp[:3]
+        inputs = tuple(sp[3]) if len(sp) > 3 else ()
         spec = spec_of(kind, f"layer {i} {lname!r}")
         o = spec.options(opts)
-        layers.append(Layer(kind, lname, opts, spec.init(o, shape, seed + 7 * i, dtype)))
-        shape = spec.output_shape(o, shape)
+        ins = [shapes[s] for s in (inputs or (prev,))]
+        shape = ins[0] if spec.ARITY == 1 else tuple(ins)
+        layers.append(Layer(kind, lname, opts, spec.init(o, shape, seed + 7 * i, dtype), inputs))
+        shapes[lname] = tuple(spec.output_shape(o, shape))
+        prev = lname
     if input_dtype is None:
         input_dtype = "int64" if specs and specs[0][0] == "embedding" else "float32"
     return Model(name, input_shape, tuple(layers), input_dtype=input_dtype, boundary=boundary).check(batch)

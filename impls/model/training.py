@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import numpy_train
-from .compose import reference_forward, reference_vjp
+from .compose import reference_forward, reference_train, reference_train_vjp, reference_vjp
 from .description import Model
 
 LOSSES = ("categorical_crossentropy", "mse")
@@ -61,18 +61,26 @@ def check_unsaturated(y: np.ndarray) -> None:
 
 def reference_step(model: Model, x: np.ndarray, t: np.ndarray, flavour: str, eps: float | None = None, lr: float = LR,
                    dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:  # fmt: skip
-    """(loss before the step, {(layer, weight): the weight after one Adam step}) in `flavour`'s convention."""
+    """(loss before the step, {(layer, weight): the weight after one Adam step, and (layer, state weight): a
+    BatchNorm's moving statistics after the step}) in `flavour`'s convention. A model with state takes its step in
+    training mode (batch statistics; dropout stays off)."""
     m = model.astype(dtype)
     x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype)  # ids stay ids
     kind = loss_kind(m)
-    y = reference_forward(m, x)
-    loss, dy = loss_and_dy(kind, y, np.asarray(t, dtype))
-    _, grads = reference_vjp(m, x, dy)
+    state: dict = {}
+    if m.state():  # BatchNorm: the step normalises by the batch and moves the moving statistics
+        y = reference_train(m, x)[0][-1]
+        loss, dy = loss_and_dy(kind, y, np.asarray(t, dtype))
+        _, grads, state = reference_train_vjp(m, x, dy)
+    else:
+        y = reference_forward(m, x)
+        loss, dy = loss_and_dy(kind, y, np.asarray(t, dtype))
+        _, grads = reference_vjp(m, x, dy)
     keys = list(m.parameters())
     params = [m.parameters()[k] for k in keys]
     new, _ = numpy_train.adam_update(params, [grads[k] for k in keys], numpy_train.adam_init(params), lr=lr, eps=eps,
                                      flavour=flavour)  # fmt: skip
-    return loss, dict(zip(keys, new, strict=True))
+    return loss, {**dict(zip(keys, new, strict=True)), **state}
 
 
 __all__ = ["FRAMEWORK_ADAM", "LOSSES", "LR", "check_unsaturated", "loss_and_dy", "loss_kind", "reference_step", "targets"]

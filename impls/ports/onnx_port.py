@@ -55,12 +55,6 @@ _ELEMENTWISE = ("dropout", "activation")  # layers that keep a flattened vector'
 _DTYPE_OPS = {"gru": "gru", "lstm": "lstm", "conv2d": "conv2d", "depthwise_conv2d": "conv2d", "avg_pool2d": "avg_pool2d"}
 """Layer kind -> the op whose ONNX Runtime kernel limits.DTYPE_REFUSALS declares (depthwise is a grouped Conv)."""
 
-_LOCAL_DTYPE_REFUSALS = {
-    ("lstm", "float64"): ("ONNX Runtime 1.31's CPU kernel for LSTM is registered for float32 only (measured: it raises "
-                          "'LSTM operator does not support double yet'); computing it in float32 and widening would be "
-                          "another precision"),
-}
-"""(kind, dtype): reason, where impls/contract/limits.py declares nothing yet (the LSTM kernel, measured as the GRU's)."""
 
 # Physical layouts of the value flowing through the graph (the description's value is always canonical):
 CANON, NCHW, TBF = "canonical", "nchw", "tbf"
@@ -75,9 +69,8 @@ def refusal(model: Model, dtype: str) -> str | None:
         if layer.kind == "gru" and opts["variant"] not in GRU_VARIANTS[VOICE]:
             return (f"{layer.label(i)}: the ONNX GRU operator computes {' and '.join(GRU_VARIANTS[VOICE])} only "
                     f"(linear_before_reset 0 and 1), not the variant {opts['variant']!r}")  # fmt: skip
-        op = _DTYPE_OPS.get(layer.kind)
-        why = limits.refusal(VOICE, op, dtype) if op else None
-        why = why or _LOCAL_DTYPE_REFUSALS.get((layer.kind, str(np.dtype(dtype))))
+        op = _DTYPE_OPS.get(layer.kind, layer.kind)  # a kind with no op of its own is declared by kind (limits.py)
+        why = limits.refusal(VOICE, op, dtype)
         if why:
             return f"{layer.label(i)}: {why}"
     return None

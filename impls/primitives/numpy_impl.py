@@ -331,6 +331,27 @@ def seed_pool1d(y):
 # --------------------------------------------------------------------------- shapes
 
 
+def reshape(x: np.ndarray, shape) -> np.ndarray:
+    """Row-major (C order), as every framework here reshapes; a copy, never a view of the caller's array."""
+    return np.array(np.reshape(x, tuple(shape)))
+
+
+def transpose(x: np.ndarray, perm) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x, tuple(perm)))
+
+
+def mean(x: np.ndarray, axes, keepdims: bool = False) -> np.ndarray:
+    return np.mean(x, axis=tuple(axes), keepdims=keepdims)
+
+
+def amax(x: np.ndarray, axes, keepdims: bool = False) -> np.ndarray:
+    return np.max(x, axis=tuple(axes), keepdims=keepdims)
+
+
+def rsqrt(x: np.ndarray) -> np.ndarray:
+    return 1.0 / np.sqrt(x)
+
+
 def reverse_steps(x: np.ndarray) -> np.ndarray:
     """x (B, T, ...) with its time axis reversed."""
     return np.flip(x, axis=1)

@@ -8,16 +8,20 @@ from __future__ import annotations
 from .. import description
 from . import (
     activation,
+    conv1d,
     conv2d,
     dense,
     depthwise_conv2d,
     dropout,
     embedding,
     flatten,
+    global_pool,
     gru,
     lstm,
     masking,
+    normalization,
     pool2d,
+    shape_layers,
     take_step,
     zero_pad2d,
 )
@@ -26,7 +30,9 @@ from .base import ACTIVATIONS, LayerSpec
 KINDS: dict[str, LayerSpec] = {
     s.KIND: s
     for s in (gru.SPEC, conv2d.SPEC, depthwise_conv2d.SPEC, pool2d.MAX, pool2d.AVG, zero_pad2d.SPEC, flatten.SPEC,
-              dense.SPEC, activation.SPEC, dropout.SPEC, lstm.SPEC, embedding.SPEC, masking.SPEC, take_step.SPEC)
+              dense.SPEC, activation.SPEC, dropout.SPEC, lstm.SPEC, embedding.SPEC, masking.SPEC, take_step.SPEC,
+              conv1d.SPEC, normalization.BATCH, normalization.LAYER, global_pool.AVG, global_pool.MAX, shape_layers.RESHAPE,
+              shape_layers.PERMUTE, shape_layers.ADD, shape_layers.CONCATENATE)
 }
 
 

@@ -21,6 +21,10 @@ class LayerSpec:
     KIND: ClassVar[str]
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    ARITY: ClassVar[int] = 1
+    """How many tensors it reads: 1, or 0 for a merge (add, concatenate: two or more, a list of shapes and arrays)."""
+    STATE: ClassVar[tuple[str, ...]] = ()
+    """Weights no gradient trains (a BatchNorm's moving statistics): Model.state(), not Model.parameters()."""
     KEEPS_MASK: ClassVar[bool] = False
     """A (B, T) padding mask on the input passes on to the output (Keras' supports_masking for a layer that keeps the
     time axis: dense on 3-D, activation, dropout). A kind that makes a mask (embedding with mask_zero, masking) or reads
@@ -78,6 +82,17 @@ class LayerSpec:
     def forward_masked(self, ops: Any, x: Any, mask: Any, opts: dict[str, Any], w: dict[str, Any]) -> tuple[Any, Any]:
         """(output, its mask or None): what compose chains. `mask` is the input's (B, T) bool padding mask or None."""
         return self.forward(ops, x, opts, w), (mask if self.KEEPS_MASK else None)
+
+    def forward_train(self, x: np.ndarray, opts: dict[str, Any], w: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        """NumPy, in training mode: (output, {state weight: its value after the step}). The inference forward and no
+        state by default; BatchNorm normalises by the batch and moves its statistics."""
+        import impls.primitives.numpy_impl as ref
+
+        return self.forward(ref, x, opts, w), {}
+
+    def vjp_train(self, x, opts, w, dy) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """The backward of forward_train (gradients of the trainable weights only)."""
+        return self.vjp(x, opts, w, dy)
 
     def makes_mask(self, opts: dict[str, Any], masked_input: bool) -> bool:
         """Whether the output carries a mask, given whether the input does (without computing anything)."""
