@@ -1,4 +1,5 @@
-"""A model description on disk without pickle: `NAME.json` (name, input shape and dtype, layers and their options)
+"""A model description on disk without pickle: `NAME.json` (name, input shape and dtype, layers, their options and,
+in a graph, the tensors each reads)
 and `NAME.npz` (every weight as `<layer index>/<layer name>/<weight name>`), read back with allow_pickle=False."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ FORMAT = "nnparity.model/1"
 def to_json(model: Model) -> dict:
     return {"format": FORMAT, "name": model.name, "input_shape": list(model.input_shape), "input_dtype": model.input_dtype,
             "source": model.source, "boundary": model.boundary,
-            "layers": [{"kind": la.kind, "name": la.name, "options": dict(la.options)} for la in model.layers]}
+            "layers": [{"kind": la.kind, "name": la.name, "options": dict(la.options),
+                        **({"inputs": list(la.inputs)} if la.inputs else {})} for la in model.layers]}
 
 
 def weights_dict(model: Model) -> dict[str, np.ndarray]:
@@ -42,7 +44,8 @@ def load(path: str | Path) -> Model:
     for i, la in enumerate(meta["layers"]):
         prefix = f"{i}/{la['name']}/"
         layers.append(Layer(la["kind"], la["name"], la["options"],
-                            {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+                            {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
+                            tuple(la.get("inputs", ()))))
     return Model(meta["name"], tuple(meta["input_shape"]), tuple(layers), meta["input_dtype"], meta.get("source", "nnparity"),
                  meta.get("boundary", "channels_last"))
 
