@@ -128,13 +128,19 @@ def is_integer(dtype: str) -> bool:
 def _checked(model: Model, built: Built) -> Built:
     """Every voice refuses the same input data, before converting it (Model.check_input: an id outside an
     embedding's table, a pre-padded mask), whatever its framework would do (raise, clamp or wrap)."""
-    to_native = built.to_native
+    to_native, vjp = built.to_native, built.vjp
 
     def checked(x):
         model.check_input(np.asarray(x))
         return to_native(x)
 
+    def checked_vjp(x, dy):
+        model.check_input(np.asarray(x))
+        return vjp(x, dy)
+
     built.to_native = checked
+    if vjp is not None:
+        built.vjp = checked_vjp
     return built
 
 
