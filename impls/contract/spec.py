@@ -52,14 +52,8 @@ def check_variant(variant: str) -> str:
 # --------------------------------------------------------------------------- weights
 
 
-@dataclass(frozen=True)
-class GRUWeights:
-    """Framework-neutral GRU weights, gate order (z, r, h). Fields may be NumPy or native arrays."""
-
-    W: Any  # (I, 3H) input kernel
-    U: Any  # (H, 3H) recurrent kernel
-    b_x: Any  # (3H,) input bias
-    b_h: Any  # (3H,) recurrent bias
+class _RecurrentWeights:
+    """What GRU and LSTM weights share: (W, U, b_x, b_h), sizes read off W and U, and map."""
 
     @property
     def input_size(self) -> int:
@@ -69,12 +63,22 @@ class GRUWeights:
     def hidden_size(self) -> int:
         return int(self.U.shape[0])
 
-    def map(self, fn) -> GRUWeights:
-        return GRUWeights(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+    def map(self, fn):
+        return type(self)(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
 @dataclass(frozen=True)
-class LSTMWeights:
+class GRUWeights(_RecurrentWeights):
+    """Framework-neutral GRU weights, gate order (z, r, h). Fields may be NumPy or native arrays."""
+
+    W: Any  # (I, 3H) input kernel
+    U: Any  # (H, 3H) recurrent kernel
+    b_x: Any  # (3H,) input bias
+    b_h: Any  # (3H,) recurrent bias
+
+
+@dataclass(frozen=True)
+class LSTMWeights(_RecurrentWeights):
     """Framework-neutral LSTM weights, gate order (i, f, g, o) along the last axis: input, forget, cell candidate,
     output (Keras calls the candidate c, torch g; both store this order; ONNX stores (i, o, f, c)). Two biases, as
     torch keeps them; Keras' single bias is b_x with b_h = 0. Fields may be NumPy or native arrays."""
@@ -83,17 +87,6 @@ class LSTMWeights:
     U: Any  # (H, 4H) recurrent kernel
     b_x: Any  # (4H,) input bias
     b_h: Any  # (4H,) recurrent bias
-
-    @property
-    def input_size(self) -> int:
-        return int(self.W.shape[0])
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.U.shape[0])
-
-    def map(self, fn) -> LSTMWeights:
-        return LSTMWeights(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
 @dataclass(frozen=True)
