@@ -335,6 +335,9 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
     t = training.targets(model, ref.outs[-1], SEEDS["targets"])
     out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
                            "dropout": "off (a step is taken in inference mode)", "conventions": ADAM_CONVENTIONS,
+                           **({"batch_norm": ("training mode: each BatchNorm normalises by the batch's mean and biased "
+                                              "variance and moves its moving statistics, compared after the step "
+                                              "with the parameters")} if model.state() else {}),
                            "voices": {}}  # fmt: skip
     if not ref.model.parameters():
         return {**out, "not_compared": "the model has no parameters: a training step has nothing to update"}
