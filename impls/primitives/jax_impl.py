@@ -258,6 +258,45 @@ def concat(xs: Any, axis: int = -1) -> Any:
     return jnp.concatenate(list(xs), axis=axis)
 
 
+# --------------------------------------------------------------------------- shapes and reductions (issue 18's kinds)
+# Plain jnp/lax calls (no per-op jit): inside the model's one jitted chain they trace into it.
+
+
+def reshape(x: Any, shape: Any) -> Any:
+    """Row-major (C order), as NumPy's."""
+    return jnp.reshape(x, tuple(int(d) for d in shape))
+
+
+def transpose(x: Any, perm: Any) -> Any:
+    return jnp.transpose(x, tuple(int(p) for p in perm))
+
+
+def mean(x: Any, axes: Any, keepdims: bool = False) -> Any:
+    return jnp.mean(x, axis=tuple(int(a) for a in axes), keepdims=keepdims)
+
+
+def amax(x: Any, axes: Any, keepdims: bool = False) -> Any:
+    """The maximum over `axes` as a gather at its argmax (the first maximum in row-major order over those axes), so
+    its vjp sends dy to that one element, as the reference's does. Not jnp.max: its vjp finds the maxima by
+    comparing the operand with the result for equality, and inside one jitted forward + backward XLA may recompute
+    the operand (a layer norm before the pool) with a different rounding, so that no element or the wrong ones
+    match: measured here as dL/dbias wrong by O(1) on conv1d -> layer_norm -> global_max_pool, correct unjitted."""
+    nd = x.ndim
+    red = sorted({int(a) % nd for a in axes})
+    kept = [a for a in range(nd) if a not in red]
+    xt = jnp.transpose(x, (*kept, *red))
+    flat = jnp.reshape(xt, (*(x.shape[a] for a in kept), -1))
+    idx = jnp.argmax(flat, axis=-1, keepdims=True)  # the first maximum
+    y = jnp.take_along_axis(flat, idx, axis=-1)[..., 0]
+    if keepdims:
+        y = jnp.reshape(y, tuple(1 if a in red else x.shape[a] for a in range(nd)))
+    return y
+
+
+def rsqrt(x: Any) -> Any:
+    return lax.rsqrt(x)
+
+
 # --------------------------------------------------------------------------- conv, pool, dense
 
 
@@ -397,6 +436,7 @@ __all__ = [
     "MODE",
     "MODES",
     "NAME",
+    "amax",
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
@@ -420,10 +460,13 @@ __all__ = [
     "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
+    "mean",
     "register_pytrees",
     "relu",
     "relu_vjp",
+    "reshape",
     "reverse_steps",
+    "rsqrt",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -436,6 +479,7 @@ __all__ = [
     "time_maps",
     "to_numpy",
     "train_seed_model",
+    "transpose",
     "values_mask",
     "zero_pad2d",
 ]  # fmt: skip

@@ -226,6 +226,31 @@ def concat(xs, axis: int = -1):
     return tf.concat(list(xs), axis=axis)
 
 
+# --------------------------------------------------------------------------- shapes and reductions (issue 18's kinds)
+
+
+def reshape(x, shape):
+    """Row-major (C order), as NumPy's."""
+    return tf.reshape(x, [int(d) for d in shape])
+
+
+def transpose(x, perm):
+    return tf.transpose(x, [int(p) for p in perm])
+
+
+def mean(x, axes, keepdims: bool = False):
+    return tf.reduce_mean(x, axis=[int(a) for a in axes], keepdims=keepdims)
+
+
+def amax(x, axes, keepdims: bool = False):
+    """Its gradient splits dy evenly among tied maxima (the reference sends it to the first)."""
+    return tf.reduce_max(x, axis=[int(a) for a in axes], keepdims=keepdims)
+
+
+def rsqrt(x):
+    return tf.math.rsqrt(x)
+
+
 # --------------------------------------------------------------------------- conv, pool, dense
 
 
@@ -423,6 +448,7 @@ __all__ = [
     "MODE",
     "MODES",
     "NAME",
+    "amax",
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
@@ -443,9 +469,12 @@ __all__ = [
     "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
+    "mean",
     "relu",
     "relu_vjp",
+    "reshape",
     "reverse_steps",
+    "rsqrt",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -457,6 +486,7 @@ __all__ = [
     "tanh",
     "time_maps",
     "to_numpy",
+    "transpose",
     "values_mask",
     "zero_pad2d",
 ]  # fmt: skip

@@ -218,6 +218,31 @@ def concat(xs: Any, axis: int = -1) -> Any:
     return torch.cat(list(xs), dim=axis)
 
 
+# --------------------------------------------------------------------------- shapes and reductions (issue 18's kinds)
+
+
+def reshape(x: Any, shape: Any) -> Any:
+    """Row-major (C order), as NumPy's: torch.reshape of a contiguous tensor."""
+    return torch.reshape(x, tuple(int(d) for d in shape))
+
+
+def transpose(x: Any, perm: Any) -> Any:
+    return torch.permute(x, tuple(int(p) for p in perm))
+
+
+def mean(x: Any, axes: Any, keepdims: bool = False) -> Any:
+    return torch.mean(x, dim=tuple(int(a) for a in axes), keepdim=keepdims)
+
+
+def amax(x: Any, axes: Any, keepdims: bool = False) -> Any:
+    """Its backward splits dy evenly among tied maxima (the reference sends it to the first)."""
+    return torch.amax(x, dim=tuple(int(a) for a in axes), keepdim=keepdims)
+
+
+def rsqrt(x: Any) -> Any:
+    return torch.rsqrt(x)
+
+
 # --------------------------------------------------------------------------- conv, pool, dense
 
 
@@ -404,6 +429,7 @@ __all__ = [
     "MODE",
     "MODES",
     "NAME",
+    "amax",
     "asarray",
     "avg_pool2d",
     "avg_pool2d_vjp",
@@ -424,9 +450,12 @@ __all__ = [
     "mask_steps",
     "max_pool2d",
     "max_pool2d_vjp",
+    "mean",
     "relu",
     "relu_vjp",
+    "reshape",
     "reverse_steps",
+    "rsqrt",
     "seed_conv1d",
     "seed_pool1d",
     "sigmoid",
@@ -439,6 +468,7 @@ __all__ = [
     "time_maps",
     "to_numpy",
     "torch_dtype",
+    "transpose",
     "values_mask",
     "zero_pad2d",
 ]  # fmt: skip
