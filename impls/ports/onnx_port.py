@@ -35,6 +35,7 @@ import numpy as np
 from .. import GRU_VARIANTS, convert, frameworks
 from ..contract import limits, spec
 from ..model.description import Model
+from ..model.layers import conv1d as conv1d_layer
 from ..model.layers import conv2d as conv2d_layer
 from ..model.layers import gru as gru_layer
 from ..model.layers import lstm as lstm_layer
@@ -52,12 +53,51 @@ INPUT, OUTPUT = "input", "output"
 BATCH = "batch"  # the symbolic batch dimension's name
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 _ELEMENTWISE = ("dropout", "activation")  # layers that keep a flattened vector's element order meaningless
-_DTYPE_OPS = {"gru": "gru", "lstm": "lstm", "conv2d": "conv2d", "depthwise_conv2d": "conv2d", "avg_pool2d": "avg_pool2d"}
-"""Layer kind -> the op whose ONNX Runtime kernel limits.DTYPE_REFUSALS declares (depthwise is a grouped Conv)."""
+_DTYPE_OPS = {"gru": "gru", "lstm": "lstm", "conv2d": "conv2d", "depthwise_conv2d": "conv2d", "avg_pool2d": "avg_pool2d",
+              "conv1d": "conv2d"}
+"""Layer kind -> the op whose ONNX Runtime kernel limits.DTYPE_REFUSALS declares (depthwise is a grouped Conv, a 1-D
+convolution the same Conv kernel: measured, ONNX Runtime 1.31 has no float64 Conv for 1-D inputs either).
+BatchNormalization and LayerNormalization run in float64 (measured); GlobalAveragePool / GlobalMaxPool do not
+('Could not find an implementation'), so in float64 a global pool is ReduceMean / ReduceMax over the spatial axes."""
 
 
 # Physical layouts of the value flowing through the graph (the description's value is always canonical):
 CANON, NCHW, TBF = "canonical", "nchw", "tbf"
+"""NCHW is channels first at any rank: (B, C, H, W) images and (B, C, L) 1-D maps (ONNX's NCW)."""
+_MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
+"""Kinds that read a 3-D tensor as a feature map (B, L, C): a channels_first source holds it (B, C, L)."""
+_KEEPS_MAP = ("activation", "dropout", "batch_norm", "add", "concatenate")
+
+
+def _perm(layout: str, rank: int) -> tuple[int, ...]:
+    """Physical axis k of a value in `layout` holds canonical axis perm[k]."""
+    if layout == NCHW and rank >= 3:
+        return (0, rank - 1, *range(1, rank - 1))
+    if layout == TBF and rank == 3:
+        return (1, 0, 2)
+    return tuple(range(rank))
+
+
+def _physical_axis(layout: str, rank: int, axis: int) -> int:
+    """The physical axis holding canonical `axis` (a Concat's axis in the value's layout)."""
+    return _perm(layout, rank).index(axis % rank)
+
+
+def is_map(model: Model, name: str) -> bool:
+    """Whether the rank-3 tensor `name` (a layer's output, or INPUT) is a 1-D feature map (B, L, C) that a
+    channels_first source holds (B, C, L): the input where a conv1d, batch_norm or global pool reads it, a conv1d's
+    output, and what element-wise layers, batch_norm and merges make of a map. Sequences stay (B, T, F)."""
+    shapes = model.shapes(1)
+    names = [INPUT, *(la.name for la in model.layers)]
+    if len(shapes[names.index(name)]) != 3:
+        return False
+    if name == INPUT:
+        return any(model.layers[i].kind in _MAP_READERS for i in model.consumers(INPUT))
+    i = model.layer_index(name)
+    kind = model.layers[i].kind
+    if kind == "conv1d":
+        return True
+    return kind in _KEEPS_MAP and any(is_map(model, s) for s in model.sources(i))
 
 
 def refusal(model: Model, dtype: str) -> str | None:
@@ -86,7 +126,8 @@ class _Graph:
         self.model, self.dtype, self.native = model, np.dtype(dtype), native_layout
         self.nodes: list[Any] = []
         self.init: dict[str, np.ndarray] = {}
-        self.value, self.layout, self.rows_nchw = INPUT, _boundary_layout(model, native_layout, len(model.input_shape) + 1), None
+        self.value, self.layout, self.rows_nchw = INPUT, _boundary_layout(model, native_layout, len(model.input_shape) + 1, INPUT), None
+        self.values: dict[str, tuple[str, str, Any]] = {INPUT: (self.value, self.layout, None)}  # layer -> (tensor, layout, rows)
         self.scope = "input"
         self.notes: list[str] = []
         self.lens: dict[int, str] = {}  # mask source layer index -> its (B,) int32 valid-step counts (sequence_lens)
@@ -112,39 +153,51 @@ class _Graph:
     def apply(self, op: str, *inputs: str, **attrs: Any) -> None:
         self.value = self.node(op, [self.value, *inputs], **attrs)[0]
 
-    def to(self, layout: str) -> None:
-        """Transpose the value to `layout` (images: NHWC <-> NCHW; sequences: (B, T, F) <-> (T, B, F))."""
+    def to(self, layout: str, rank: int | None = None) -> None:
+        """Transpose the value to `layout` (images: NHWC <-> NCHW; 1-D maps NWC <-> NCW; sequences (B, T, F) <->
+        (T, B, F)). `rank`: the value's rank (4 where not given, or 3 for a sequence's TBF)."""
         if layout == self.layout:
             return
-        perm = {(CANON, NCHW): onnx_graphs.NHWC_TO_NCHW, (NCHW, CANON): onnx_graphs.NCHW_TO_NHWC,
-                (CANON, TBF): onnx_graphs.BTF_TO_TBF, (TBF, CANON): onnx_graphs.BTF_TO_TBF}[(self.layout, layout)]  # fmt: skip
-        self.apply("Transpose", perm=list(perm))
+        rank = rank or (3 if TBF in (layout, self.layout) else 4)
+        src, dst = _perm(self.layout, rank), _perm(layout, rank)
+        perm = [src.index(c) for c in dst]
+        if perm != list(range(rank)):
+            self.apply("Transpose", perm=perm)
         self.layout = layout
+
+    def read(self, name: str) -> None:
+        """Make layer `name`'s output (or the input) the value being built."""
+        self.value, self.layout, self.rows_nchw = self.values[name]
 
     def activation(self, name: str, rank: int) -> None:
         if name == "linear":
             return
         attrs = {}
-        if name == "softmax":  # the canonical last axis: the channels, axis 1 of an NCHW image
-            attrs["axis"] = 1 if (rank == 4 and self.layout == NCHW) else -1
+        if name == "softmax":  # the canonical last axis: the channels, axis 1 of an NCHW image or NCW map
+            attrs["axis"] = 1 if (rank >= 3 and self.layout == NCHW) else -1
         self.apply(_ACTIVATION_OPS[name], **attrs)
 
 
-def _boundary_layout(model: Model, native_layout: bool, rank: int) -> str:
-    """The layout a rank-`rank` tensor has at the port's boundary."""
+def _boundary_layout(model: Model, native_layout: bool, rank: int, name: str) -> str:
+    """The layout the rank-`rank` tensor `name` (INPUT or the last layer) has at the port's boundary."""
     if rank == 4:
+        return NCHW if native_layout or model.boundary == "channels_first" else CANON
+    if rank == 3 and is_map(model, name):
         return NCHW if native_layout or model.boundary == "channels_first" else CANON
     return TBF if rank == 3 and native_layout else CANON
 
 
 def _dense_follows(model: Model, i: int) -> bool:
-    """Layer i is a Flatten whose output reaches a Dense through element-wise layers only."""
-    for layer in model.layers[i + 1 :]:
-        if layer.kind == "dense":
-            return True
-        if layer.kind not in _ELEMENTWISE:
+    """Layer i is a Flatten whose output reaches one Dense through element-wise layers only (each read once)."""
+    while True:
+        readers = model.consumers(model.layers[i].name)
+        if len(readers) != 1:
             return False
-    return False
+        i = readers[0]
+        if model.layers[i].kind == "dense":
+            return True
+        if model.layers[i].kind not in _ELEMENTWISE:
+            return False
 
 
 def _recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
@@ -154,7 +207,7 @@ def _recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     at padded steps (padded_outputs "zero"; the backward cell runs each row's valid steps last-first) and the last
     valid state in Y_h (measured in ONNX Runtime 1.31: a row of length 0 gives zeros in Y and Y_h, as the contract).
     padded_outputs "hold" is emulated exactly: the forward half's Y gathered at min(t, length - 1) (GatherElements)."""
-    g.to(TBF)
+    g.to(TBF, 3)
     H, dirs = opts["units"], rnn.directions(opts)
     cells = [rnn.cell_weights(layer.weights, s) for s in dirs]
     if layer.kind == "lstm":
@@ -231,6 +284,8 @@ def _embedding(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
 def _masking(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     """Steps whose features all equal mask_value are zeroed; their count per row is the sequence_lens of the
     recurrent layers the mask reaches (any(x != value) summed over time; post-padding is the caller's to keep)."""
+    if g.layout == NCHW:
+        g.to(CANON, 3)
     x = g.value
     differs = g.node("Not", [g.node("Equal", [x, g.weight("mask_value", np.asarray(opts["mask_value"]))])[0]])[0]
     keep = g.node("ReduceMax", [g.node("Cast", [differs], to=helper.np_dtype_to_tensor_dtype(g.dtype))[0],
@@ -245,6 +300,8 @@ def _take_step(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     """x[:, index] as a Gather of one step on the time axis (axis 0 time-major, 1 batch-first)."""
     # a scalar index as a Constant node, as torch.onnx.export writes out[:, -1] (an initializer would be stored 1-D)
     index = g.node("Constant", [], value=numpy_helper.from_array(np.asarray(opts["index"], np.int64)))[0]
+    if g.layout == NCHW:
+        g.to(CANON, 3)
     g.apply("Gather", index, axis=0 if g.layout == TBF else 1)
     g.layout = CANON
 
@@ -285,8 +342,8 @@ def _pad(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     (t, b), (l, r) = opts["padding"]
     nchw = g.layout == NCHW
     zero = g.weight("value", np.zeros((), g.dtype))
-    following = g.model.layers[i + 1].kind if i + 1 < len(g.model.layers) else None
-    if following in ("max_pool2d", "avg_pool2d"):
+    readers = [g.model.layers[j].kind for j in g.model.consumers(layer.name)]
+    if any(k in ("max_pool2d", "avg_pool2d") for k in readers):
         axes = [2, 3] if nchw else [1, 2]
         g.apply("Pad", g.const("pads", [t, l, b, r]), zero, g.const("axes", axes), mode="constant")  # begins, ends
         return
@@ -304,7 +361,7 @@ def _flatten(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     elif len(shape) == 4 and not g.native and g.model.flattened_output() is not None:
         g.to(NCHW)
     else:
-        g.to(CANON)
+        g.to(CANON, len(shape))
     g.apply("Flatten", axis=1)
     g.layout = CANON  # (B, n): the element order is rows_nchw's business
 
@@ -315,6 +372,8 @@ def _dense(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
         kernel, g.rows_nchw = convert.flatten_rows_nhwc_to_nchw(kernel, g.rows_nchw), None
         g.notes.append(f"{layer.name}: the kernel's rows permuted for the NCHW flatten before it (convert.flatten_rows_nhwc_to_nchw)")
     bias = [g.weight("bias", layer.weights["bias"])] if opts["use_bias"] else []
+    if len(shape) == 3 and g.layout == NCHW:  # a Dense reads the last axis: (B, L, C) of an NCW map
+        g.to(CANON, 3)
     if len(shape) == 2:
         g.apply("Gemm", g.weight("weight", kernel), *bias)  # transB 0: the canonical (in, out) kernel
     else:  # the last axis of (B, T, in) or (T, B, in): either layout
@@ -333,7 +392,103 @@ def _dropout(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     g.notes.append(f"{layer.name}: dropout left out (the identity at inference)")
 
 
-LAYERS = {"gru": _recurrent, "lstm": _recurrent, "embedding": _embedding, "masking": _masking, "take_step": _take_step,
+def _conv1d(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """ONNX's Conv on an NCW map: kernel (K, C/groups, F) -> (F, C/groups, K); 'same' (TensorFlow's: the odd pad
+    after), 'causal' ((K - 1) * dilation before) and [left, right] as explicit pads (conv1d_layer.pads)."""
+    g.to(NCHW, 3)
+    B, L, C = shape
+    kernel = np.asarray(layer.weights["kernel"])
+    geo = spec.check_conv2d((B, 1, L, C), (1, *kernel.shape), (kernel.shape[2],), **conv1d_layer.conv2d_kwargs(opts, L))
+    _, _, left, right = geo.pads  # (top, bottom, left, right) of the (1, L) map
+    inputs = [g.weight("weight", np.transpose(kernel, (2, 1, 0)))]
+    if opts["use_bias"]:
+        inputs.append(g.weight("bias", layer.weights["bias"]))
+    g.apply("Conv", *inputs, kernel_shape=[int(kernel.shape[0])], strides=[opts["strides"]], dilations=[opts["dilation"]],
+            group=int(opts["groups"]), pads=[int(left), int(right)])  # fmt: skip
+    g.activation(opts["activation"], 3)
+
+
+def _batch_norm(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """BatchNormalization (training_mode 0: the moving statistics) on the channel axis, axis 1: an NCHW / NCW map, or
+    (B, C). ONNX's momentum is the description's (the fraction of the old statistics kept); it matters only in
+    training mode, which ONNX Runtime's inference never runs; it is written so that the file states it."""
+    if len(shape) >= 3:
+        g.to(NCHW, len(shape))
+    w = spec_of("batch_norm").op_weights(opts, dict(layer.weights))  # gamma ones, beta zeros where the layer has none
+    names = [g.weight(k, w[k]) for k in ("gamma", "beta", "moving_mean", "moving_var")]
+    g.apply("BatchNormalization", *names, epsilon=float(opts["epsilon"]), momentum=float(opts["momentum"]))
+
+
+def _layer_norm(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """LayerNormalization(axis=-1) on the canonical last axis (the channels): a channels-first map is transposed to
+    channels last first (ONNX's axis=1 on NCW would normalise C and L together)."""
+    if g.layout == NCHW:
+        g.to(CANON, len(shape))
+    C = shape[-1]
+    scale = layer.weights.get("gamma", np.ones(C))
+    inputs = [g.weight("gamma", scale)] + ([g.weight("beta", layer.weights["beta"])] if "beta" in layer.weights else [])
+    g.apply("LayerNormalization", *inputs, axis=-1, epsilon=float(opts["epsilon"]))
+
+
+def _global_pool(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """float32 on a channels-first map: GlobalAveragePool / GlobalMaxPool then Flatten, as torch.onnx.export writes
+    AdaptiveAvgPool(1) + flatten. Otherwise (float64, which ONNX Runtime 1.31 has no global pool kernel for, or a
+    channels-last value) ReduceMean / ReduceMax over the spatial axes, keepdims 0."""
+    mean = layer.kind == "global_avg_pool"
+    rank = len(shape)
+    if g.dtype == np.float32:
+        g.to(NCHW, rank)
+        g.apply("GlobalAveragePool" if mean else "GlobalMaxPool")
+        g.apply("Flatten", axis=1)
+    else:
+        if g.layout == TBF:
+            g.to(CANON, rank)
+        spatial = [k for k, c in enumerate(_perm(g.layout, rank)) if c not in (0, rank - 1)]
+        g.apply("ReduceMean" if mean else "ReduceMax", g.const("axes", spatial), keepdims=0)
+    g.layout = CANON
+
+
+def _reshape(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """The canonical row-major reshape: a channels-first value goes channels last first; the batch is kept (0)."""
+    g.to(CANON, len(shape))
+    g.apply("Reshape", g.const("shape", [0, *opts["target_shape"]]))
+    g.layout = CANON
+
+
+def _permute(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    g.to(CANON, len(shape))
+    g.apply("Transpose", perm=[0, *opts["dims"]])
+    g.layout = CANON
+
+
+def _merge(g: _Graph, i: int, layer: Any, opts: dict, shapes: tuple) -> None:
+    """Add / Concat of the inputs, each brought to the first input's layout (a Transpose where one differs); Concat's
+    canonical axis translated to that layout (_physical_axis: channels are axis 1 of an NCHW / NCW value)."""
+    names = g.model.sources(i)
+    tensors, layout = [], None
+    rank = len(shapes[0])
+    for n in names:
+        g.read(n)
+        if g.rows_nchw is not None:  # never: a flatten awaiting its Dense's permuted rows has that Dense as sole reader
+            raise limits.Refused(f"{VOICE}: {layer.label(i)} reads an NCHW flatten awaiting a Dense")
+        if layout is None:
+            layout = g.layout if not (g.layout == TBF and layer.kind == "concatenate") else CANON
+        g.to(layout, rank)
+        tensors.append(g.value)
+    g.layout = layout
+    if layer.kind == "add":
+        y = tensors[0]
+        for t in tensors[1:]:
+            y = g.node("Add", [y, t])[0]
+    else:
+        y = g.node("Concat", tensors, axis=_physical_axis(layout, rank, opts["axis"]))[0]
+    g.value = y
+
+
+LAYERS = {"conv1d": _conv1d, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "global_avg_pool": _global_pool,
+          "global_max_pool": _global_pool, "reshape": _reshape, "permute": _permute, "add": _merge,
+          "concatenate": _merge,
+          "gru": _recurrent, "lstm": _recurrent, "embedding": _embedding, "masking": _masking, "take_step": _take_step,
           "conv2d": _conv, "depthwise_conv2d": _conv, "max_pool2d": _pool, "avg_pool2d": _pool,
           "zero_pad2d": _pad, "flatten": _flatten, "dense": _dense, "activation": _activation, "dropout": _dropout}  # fmt: skip
 """Layer kind -> the function adding its nodes; every kind of impls.model.layers.KINDS."""
@@ -341,7 +496,8 @@ LAYERS = {"gru": _recurrent, "lstm": _recurrent, "embedding": _embedding, "maski
 
 def _layout_words(rank: int, layout: str) -> str:
     return {(4, CANON): "NHWC images (B, H, W, C)", (4, NCHW): "NCHW images (B, C, H, W)",
-            (3, CANON): "sequences (B, T, F)", (3, TBF): "time-major sequences (T, B, F)"}.get((rank, layout), f"rank-{rank} (B, ...)")  # fmt: skip
+            (3, CANON): "sequences (B, T, F)", (3, TBF): "time-major sequences (T, B, F)",
+            (3, NCHW): "NCW maps (B, C, L)"}.get((rank, layout), f"rank-{rank} (B, ...)")  # fmt: skip
 
 
 def graph(model: Model, dtype: str = "float32", native_layout: bool = False) -> Any:
@@ -357,12 +513,16 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
     shapes = model.check(3).shapes(3)
     g = _Graph(model, dtype, native_layout)
     in_layout = g.layout
+    in_shapes = model.input_shapes(3)
     for i, layer in enumerate(model.layers):
         g.scope = layer.name
-        LAYERS[layer.kind](g, i, layer, spec_of(layer.kind).options(layer.options), shapes[i])
+        if spec_of(layer.kind).ARITY == 1:
+            g.read(model.sources(i)[0])
+        LAYERS[layer.kind](g, i, layer, spec_of(layer.kind).options(layer.options), in_shapes[i])
+        g.values[layer.name] = (g.value, g.layout, g.rows_nchw)
     out_rank = len(shapes[-1])
     g.scope = "output"
-    g.to(_boundary_layout(model, native_layout, out_rank))
+    g.to(_boundary_layout(model, native_layout, out_rank, model.layers[-1].name), out_rank)
     out_layout = g.layout
     if g.value == INPUT:  # nothing computed (dropout only): still a graph from input to output
         g.apply("Identity")
@@ -414,18 +574,16 @@ def live_nodes(nodes: list, outputs: list[str]) -> list:
 def _symbolic(shape: tuple, layout: str) -> tuple:
     """A canonical (batch-first) shape as the graph's dims in `layout`, the batch symbolic."""
     dims: list[Any] = [BATCH, *shape[1:]]
-    if layout == NCHW:
-        return tuple(dims[i] for i in onnx_graphs.NHWC_TO_NCHW)
-    if layout == TBF:
-        return tuple(dims[i] for i in onnx_graphs.BTF_TO_TBF)
-    return tuple(dims)
+    return tuple(dims[i] for i in _perm(layout, len(dims)))
 
 
 def boundary_transforms(model: Model, native_layout: bool = False) -> tuple[Any, Any]:
     """(canonical -> the port's input layout, the port's output layout -> canonical), NumPy."""
     rank_in, rank_out = len(model.input_shape) + 1, len(model.shapes(1)[-1])
-    perm_in = {NCHW: onnx_graphs.NHWC_TO_NCHW, TBF: onnx_graphs.BTF_TO_TBF}.get(_boundary_layout(model, native_layout, rank_in))
-    perm_out = {NCHW: onnx_graphs.NCHW_TO_NHWC, TBF: onnx_graphs.BTF_TO_TBF}.get(_boundary_layout(model, native_layout, rank_out))
+    lay_in = _boundary_layout(model, native_layout, rank_in, INPUT)
+    lay_out = _boundary_layout(model, native_layout, rank_out, model.layers[-1].name)
+    perm_in = _perm(lay_in, rank_in) if lay_in != CANON else None
+    perm_out = tuple(np.argsort(_perm(lay_out, rank_out))) if lay_out != CANON else None
     flat = None if native_layout else model.flattened_output()  # features out in the source's (c, h, w) order
 
     def into(x: np.ndarray) -> np.ndarray:
