@@ -28,7 +28,8 @@ import numpy as np
 from .. import convert
 from ..contract import spec
 from ..contract.spec import GRUWeights, LSTMWeights
-from ..model.description import Layer, Model, ModelError
+from ..model.description import INPUT, Layer, Model, ModelError
+from ..model.layers import conv1d as conv1d_layer
 from ..model.layers import spec_of
 from ..model.layers.conv2d import geometry_kwargs
 from ..model.layers.pool2d import pool_kwargs
@@ -42,8 +43,9 @@ _MODULE_ATTRS = frozenset({"forward", "training", "eval", "train", "load", "stat
 
 @dataclass(frozen=True)
 class Layout:
-    """How one tensor is laid out in torch: 'nchw' (a 4-D map), 'chw' (a flattened 4-D map in torch's (c, h, w)
-    order, `feature` its canonical (h, w, c)) or 'plain' (sequences, vectors: the canonical layout itself)."""
+    """How one tensor is laid out in torch: 'nchw' (a 4-D map), 'ncw' (a 3-D feature map (B, C, L), what nn.Conv1d
+    and nn.BatchNorm1d take), 'chw' (a flattened map in torch's (c, h, w) order, `feature` its canonical (h, w, c); a
+    flattened 1-D map is (1, L, C)) or 'plain' (sequences, vectors: the canonical layout itself)."""
 
     kind: str
     feature: tuple[int, int, int] | None = None
@@ -54,6 +56,8 @@ class Layout:
         to torch, whose conv then returns channels_last memory, on which the module's own x.view(B, -1) raises."""
         if self.kind == "nchw":
             return np.array(convert.nhwc_to_nchw(a), order="C")  # copied: every stride the C-order one
+        if self.kind == "ncw":
+            return np.array(np.asarray(a).transpose(0, 2, 1), order="C")
         if self.kind == "chw":
             h, w, c = self.feature
             return np.ascontiguousarray(a.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(a.shape[0], -1))
@@ -62,6 +66,8 @@ class Layout:
     def to_canonical(self, a: np.ndarray) -> np.ndarray:
         if self.kind == "nchw":
             return convert.nchw_to_nhwc(a)
+        if self.kind == "ncw":
+            return np.ascontiguousarray(np.asarray(a).transpose(0, 2, 1))
         if self.kind == "chw":
             h, w, c = self.feature
             return np.ascontiguousarray(a.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(a.shape[0], -1))
@@ -93,7 +99,7 @@ class Code:
 
 @dataclass
 class _Piece:
-    init: str  # the attribute's constructor
+    init: str | None  # the attribute's constructor (None: the layer is a line of forward, no attribute)
     lines: list[str]  # forward lines, `{a}` for the attribute
     state: dict[str, np.ndarray]
     back: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -136,7 +142,8 @@ def _pair(p) -> str:
 
 
 def _act(name: str, expr: str, rank: int) -> str:
-    """`expr` through the layer's activation= ; softmax on the canonical last axis (channels: dim 1 in NCHW)."""
+    """`expr` through the layer's activation= ; softmax on the canonical last axis (channels: dim 1 in NCHW, and in
+    NCW where `rank` is given as 4: channels first)."""
     if name == "linear":
         return expr
     if name == "softmax":
@@ -153,6 +160,9 @@ def _tshape(canonical: tuple, layout: Layout) -> tuple:
     if layout.kind == "nchw":
         _, h, w, c = canonical
         return ("B", c, h, w)
+    if layout.kind == "ncw":
+        _, length, c = canonical
+        return ("B", c, length)
     return ("B", *canonical[1:])
 
 
@@ -392,6 +402,10 @@ def _flatten(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
         h, w, c = shape[1:]
         return _Piece("nn.Flatten()", [f"x = self.{{a}}(x)  # (B, {n}) in torch's (c, h, w) order"], {}, lambda a: {},
                       ("B", n), Layout("chw", (h, w, c)))  # fmt: skip
+    if layout.kind == "ncw":
+        length, c = shape[1:]
+        return _Piece("nn.Flatten()", [f"x = self.{{a}}(x)  # (B, {n}) in torch's (c, l) order"], {}, lambda a: {},
+                      ("B", n), Layout("chw", (1, length, c)))  # fmt: skip
     return _Piece("nn.Flatten()", [f"x = self.{{a}}(x)  # (B, {n})"], {}, lambda a: {}, ("B", n), layout)
 
 
@@ -420,9 +434,10 @@ def _dense(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
 def _activation(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
     name, rank = opts["activation"], len(shape)
     init = {"linear": "nn.Identity()", "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()",
-            "softmax": f"nn.Softmax(dim={1 if layout.kind == 'nchw' else -1})"}[name]  # fmt: skip
-    comment = "softmax over channels" if name == "softmax" and layout.kind == "nchw" else name
-    return _Piece(init, [f"x = self.{{a}}(x)  # {comment}"], {}, lambda a: {}, _tshape(shape, layout) if rank == 4 else ("B", *shape[1:]), layout)
+            "softmax": f"nn.Softmax(dim={1 if layout.kind in ('nchw', 'ncw') else -1})"}[name]  # fmt: skip
+    comment = "softmax over channels" if name == "softmax" and layout.kind in ("nchw", "ncw") else name
+    out = _tshape(shape, layout) if rank in (3, 4) else ("B", *shape[1:])
+    return _Piece(init, [f"x = self.{{a}}(x)  # {comment}"], {}, lambda a: {}, out, layout)
 
 
 def _dropout(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
@@ -430,59 +445,327 @@ def _dropout(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
                   _tshape(shape, layout), layout)  # fmt: skip
 
 
+
+def _conv1d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.Conv1d on NCW; pads torch's own `padding` cannot hold (TensorFlow's 'same' with its odd pad after, causal,
+    unequal explicit pads) by F.pad (left, right) before it."""
+    _, length, c = shape
+    k, o, groups = opts["kernel_size"], opts["filters"], opts["groups"]
+    kernel = np.asarray(layer.weights["kernel"])  # (K, C / groups, O)
+    g = spec.check_conv2d((1, 1, length, c), (1, k, c // groups, o), (o,), **conv1d_layer.conv2d_kwargs(opts, length))
+    _, _, left, right = g.pads
+    own_pad = left == right
+    args = [str(c), str(o), f"kernel_size={k}"]
+    if opts["strides"] != 1:
+        args.append(f"stride={opts['strides']}")
+    if own_pad and left:
+        args.append(f"padding={left}")
+    if opts["dilation"] != 1:
+        args.append(f"dilation={opts['dilation']}")
+    if groups != 1:
+        args.append(f"groups={groups}")
+    if not opts["use_bias"]:
+        args.append("bias=False")
+    expr = "self.{a}(x)" if own_pad else "self.{a}(F.pad(x, " + _shape((left, right)) + "))"
+    out = ("B", o, g.OW)
+    why = {"same": "TensorFlow's 'same': the odd pad after", "causal": f"causal: all {left} pads before"}.get(
+        opts["padding"] if isinstance(opts["padding"], str) else "", "explicit pads (left, right)")
+    comment = _shape(out) + ("" if own_pad else "; " + why) + _act_comment(opts["activation"], 4)
+    state = {"weight": kernel.transpose(2, 1, 0).copy()}  # (K, C/g, O) -> torch's (O, C/g, K)
+    if opts["use_bias"]:
+        state["bias"] = np.asarray(layer.weights["bias"]).copy()
+
+    def back(a):
+        w = {"kernel": np.asarray(a["weight"]).transpose(2, 1, 0)}
+        if "bias" in a:
+            w["bias"] = np.asarray(a["bias"])
+        return w
+
+    return _Piece(f"nn.Conv1d({', '.join(args)})", [f"x = {_act(opts['activation'], expr, 4)}  # {comment}"], state,
+                  back, out, Layout("ncw"), not own_pad)  # fmt: skip
+
+
+def torch_momentum(momentum: float) -> float:
+    """The description's momentum (the fraction of the old moving statistic kept) as torch's (that of the new one)."""
+    m = 1.0 - float(momentum)
+    short = float(f"{m:.12g}")
+    return short if abs(short - m) <= 1e-15 else m
+
+
+def _batch_norm(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.BatchNorm1d (B, C) or NCW / nn.BatchNorm2d NCHW over the channels; running_mean / running_var are the
+    description's moving statistics. torch's momentum is 1 - the description's; torch moves running_var with the
+    unbiased batch variance (variance_update 'unbiased')."""
+    rank, c = len(shape), shape[-1]
+    cls = "BatchNorm2d" if rank == 4 else "BatchNorm1d"
+    affine = opts["scale"]  # torch_port.refusal refuses center != scale
+    m = opts["momentum"]
+    args = [str(c), f"eps={opts['epsilon']!r}", f"momentum={torch_momentum(m)!r}"] + ([] if affine else ["affine=False"])
+    init = f"nn.{cls}({', '.join(args)})  # momentum: torch's share of the new batch statistic (1 - {m!r})"
+    state = {}
+    if affine:
+        state["weight"] = np.asarray(layer.weights["gamma"]).copy()
+        state["bias"] = np.asarray(layer.weights["beta"]).copy()
+    state["running_mean"] = np.asarray(layer.weights["moving_mean"]).copy()
+    state["running_var"] = np.asarray(layer.weights["moving_var"]).copy()
+    state["num_batches_tracked"] = np.array(0, np.int64)
+
+    def back(a):
+        names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
+        return {names[k]: np.asarray(v) for k, v in a.items() if k in names}
+
+    out = _tshape(shape, layout)
+    return _Piece(init, [f"x = self.{{a}}(x)  # {_shape(out)}: over the channels"], state, back, out, layout)
+
+
+def _layer_norm(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.LayerNorm over the canonical last axis (the features; the channels of a map): torch's LayerNorm normalises
+    its input's last axis, so an NCW / NCHW map is permuted channels-last around it."""
+    c = shape[-1]
+    args = [str(c), f"eps={opts['epsilon']!r}"]
+    if not opts["scale"]:
+        args.append("elementwise_affine=False")  # torch_port.refusal refuses center without scale
+    elif not opts["center"]:
+        args.append("bias=False")
+    state = {}
+    if opts["scale"]:
+        state["weight"] = np.asarray(layer.weights["gamma"]).copy()
+    if opts["center"]:
+        state["bias"] = np.asarray(layer.weights["beta"]).copy()
+
+    def back(a):
+        names = {"weight": "gamma", "bias": "beta"}
+        return {names[k]: np.asarray(v) for k, v in a.items() if k in names}
+
+    out = _tshape(shape, layout)
+    if layout.kind == "nchw":
+        line = "x = self.{a}(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # over the channels (torch's LayerNorm: the last axis)"
+    elif layout.kind == "ncw":
+        line = "x = self.{a}(x.permute(0, 2, 1)).permute(0, 2, 1)  # over the channels (torch's LayerNorm: the last axis)"
+    else:
+        line = f"x = self.{{a}}(x)  # {_shape(out)}: over the last axis"
+    return _Piece(f"nn.LayerNorm({', '.join(args)})", [line], state, back, out, layout)
+
+
+def _global_pool(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    avg, c = layer.kind == "global_avg_pool", shape[-1]
+    what = "mean" if avg else "maximum"
+    if layout.kind in ("nchw", "ncw"):
+        cls = f"Adaptive{'Avg' if avg else 'Max'}Pool{'2d' if layout.kind == 'nchw' else '1d'}(1)"
+        return _Piece(f"nn.{cls}", [f"x = self.{{a}}(x).flatten(1)  # (B, {c}): the {what} over every position"], {},
+                      lambda a: {}, ("B", c), PLAIN)  # fmt: skip
+    line = f"x = x.{'mean' if avg else 'amax'}(dim=1)  # {layer.name}: (B, {c}), the {what} over the steps"
+    return _Piece(None, [line], {}, lambda a: {}, ("B", c), PLAIN)
+
+
+def _reshape(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    out = tuple(spec_of("reshape").output_shape(opts, shape))
+    dims = ", ".join(str(d) for d in out[1:])
+    return _Piece(None, [f"x = x.reshape(x.shape[0], {dims})  # {layer.name}: reshape to (B, {dims}), row-major"], {},
+                  lambda a: {}, ("B", *out[1:]), PLAIN)  # fmt: skip
+
+
+def _permute(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    dims = opts["dims"]
+    out = ("B", *(shape[d] for d in dims))
+    return _Piece(None, [f"x = x.permute(0, {', '.join(map(str, dims))})  # {layer.name}: {_shape(out)}"], {},
+                  lambda a: {}, out, PLAIN)  # fmt: skip
+
+
+_TO_TORCH_DIM = {"nchw": {1: 2, 2: 3, 3: 1}, "ncw": {1: 2, 2: 1}}
+
+
+def _merge(layer: Layer, opts: dict, shapes: tuple, exprs: list[str], layout: Layout) -> _Piece:
+    """add / concatenate of `exprs` (already in one layout): `x = a + b`, `x = torch.cat((a, b), dim=d)`."""
+    if layer.kind == "add":
+        out = _tshape(shapes[0], layout)
+        line = f"x = {' + '.join(exprs)}  # {layer.name}: {_shape(out)}"
+    else:
+        rank = len(shapes[0])
+        axis = opts["axis"] % rank
+        dim = _TO_TORCH_DIM.get(layout.kind, {}).get(axis, axis)
+        canon = list(shapes[0])
+        canon[axis] = sum(s[axis] for s in shapes)
+        out = _tshape(tuple(canon), layout)
+        line = f"x = torch.cat(({', '.join(exprs)}), dim={dim})  # {layer.name}: {_shape(out)}"
+    return _Piece(None, [line], {}, lambda a: {}, out, layout)
+
+
+MERGES = ("add", "concatenate")
+
+
 RECURRENT = ("lstm", "gru")
 EMITTERS: dict[str, Callable[..., _Piece]] = {
     "lstm": _recurrent, "gru": _recurrent, "embedding": _embedding, "masking": _masking, "take_step": _take_step, "conv2d": _conv, "depthwise_conv2d": lambda *a: _conv(*a, depthwise=True), "max_pool2d": _pool,
     "avg_pool2d": _pool, "zero_pad2d": _zero_pad, "flatten": _flatten, "dense": _dense, "activation": _activation,
-    "dropout": _dropout,
+    "dropout": _dropout, "conv1d": _conv1d, "batch_norm": _batch_norm, "layer_norm": _layer_norm,
+    "global_avg_pool": _global_pool, "global_max_pool": _global_pool, "reshape": _reshape, "permute": _permute,
 }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the module
 
 
+_IMAGE_KINDS = ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "zero_pad2d")
+_ANY = ("nchw", "ncw", "chw", "plain")
+FEATURE_MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
+"""Kinds whose 3-D input is a feature map, which a channels_first source holds (B, C, L)."""
+
+
+def _wants(kind: str, rank: int) -> tuple[str, ...]:
+    """The torch layouts a kind takes for an input of `rank` (the first: what another is converted to)."""
+    if kind in _IMAGE_KINDS:
+        return ("nchw",)
+    if kind == "conv1d":
+        return ("ncw",)
+    if kind == "batch_norm":
+        return {4: ("nchw",), 3: ("ncw",)}.get(rank, ("plain",))
+    if kind == "layer_norm":
+        return ("nchw", "ncw", "plain")
+    if kind in ("global_avg_pool", "global_max_pool"):
+        return ("nchw",) if rank == 4 else ("ncw", "plain")
+    if kind in ("flatten", "activation", "dropout"):
+        return _ANY
+    if kind == "dense":
+        return ("plain", "chw")
+    return ("plain",)
+
+
+def _convert(expr: str, have: Layout, wants: tuple[str, ...], rank: int) -> tuple[str, Layout, str]:
+    """`expr` (held as `have`) in one of `wants`: (the expression, its layout, what was done; '' for nothing)."""
+    if have.kind in wants:
+        return expr, have, ""
+    if have.kind == "chw":
+        h, w, c = have.feature
+        expr = f"{expr}.reshape(-1, {c}, {h}, {w}).permute(0, 2, 3, 1).flatten(1)"
+        done, have = "torch's (c, h, w) features in the description's (h, w, c) order", PLAIN
+        if have.kind in wants:
+            return expr, have, done
+    else:
+        done = ""
+    if have.kind == "nchw":
+        return f"{expr}.permute(0, 2, 3, 1)", PLAIN, "NCHW -> NHWC"
+    if have.kind == "ncw":
+        return f"{expr}.permute(0, 2, 1)", PLAIN, "NCW -> NWC"
+    want = wants[0]
+    if want == "nchw" and rank == 4:
+        return f"{expr}.permute(0, 3, 1, 2)", Layout("nchw"), "NHWC -> NCHW"
+    if want == "ncw" and rank == 3:
+        return f"{expr}.permute(0, 2, 1)", Layout("ncw"), "NWC -> NCW"
+    raise ModelError(f"torch port: a rank-{rank} tensor held {have.kind} cannot be given as {wants}")
+
+
+def _var_names(model: Model, attrs: dict[str, str]) -> dict[str, str]:
+    """Tensor name -> the variable that keeps it in forward where a later layer reads it again."""
+    taken = set(attrs.values()) | {"x", "lengths", "held", "valid", "h", "F", "torch", "nn", "self", "inside"}
+    out, seen = {}, set()
+    for name in [INPUT, *(la.name for la in model.layers)]:
+        v = "x_in" if name == INPUT else attrs[name]
+        if v in ("x", "lengths", "held", "valid", "h", "F", "torch", "nn", "self", "inside") or (name == INPUT and v in taken):
+            v = f"{v}_out"
+        while v in seen:
+            v += "_"
+        seen.add(v)
+        out[name] = v
+    return out
+
+
+def _reads_feature_map(model: Model) -> bool:
+    """The input is a 3-D feature map (B, L, C) that a channels_first source holds (B, C, L)."""
+    return len(model.input_shape) == 2 and any(model.layers[i].kind in FEATURE_MAP_READERS for i in model.consumers(INPUT))
+
+
 def generate(model: Model, dtype: str | None = None, native_layout: bool = False) -> Code:
-    """The port of `model` as source and state. dtype: the module's (DTYPE in the source), default the weights'."""
+    """The port of `model` as source and state. dtype: the module's (DTYPE in the source), default the weights'.
+    A graph is written as forward's lines in topological order; a tensor read by a layer other than the next one is
+    kept in a variable named after its layer (the input: x_in)."""
     model.check(1)
     dtype = dtype or port_dtype(model)
     if dtype not in DTYPES:
         raise ModelError(f"torch port: dtype {dtype!r} is not one of {DTYPES}")
     attrs, shapes = attribute_names(model), model.shapes(1)
+    in_shapes = model.input_shapes(1)
     shapes = [("B", *s[1:]) for s in shapes]
     image_in = len(model.input_shape) == 3
-    layout = Layout("nchw") if image_in else PLAIN
     keep_torch = native_layout or model.boundary == "channels_first"  # the boundary takes torch's own layout
+    map_in = _reads_feature_map(model) and keep_torch
+    layout = Layout("nchw") if image_in else Layout("ncw") if map_in else PLAIN
     inits, lines, state, backs, uses_f, helpers = [], [], {}, {}, False, []
     masked = model.mask_sources()  # per layer, the layer whose padding mask reaches it (its `lengths`), or None
     if image_in and not keep_torch:
         h, w, c = model.input_shape
         lines.append(f"x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW (B, {c}, {h}, {w}): torch's image layout")
+    names = _var_names(model, attrs)
+    layouts, current, last = {INPUT: layout}, INPUT, len(model.layers) - 1
+
+    def keep(name: str, after: int) -> None:
+        readers = model.consumers(name)
+        if readers != [after + 1]:
+            lines.append(f"{names[name]} = x  # read again by {', '.join(repr(model.layers[j].name) for j in readers)}")
+
+    keep(INPUT, -1)
     for i, layer in enumerate(model.layers):
         kind = spec_of(layer.kind, layer.label(i))
         opts = kind.options(layer.options)
-        try:
-            emit = EMITTERS[layer.kind]
-        except KeyError:
-            raise ModelError(f"{layer.label(i)}: the torch port has no emitter for kind {layer.kind!r}") from None
-        shape = tuple(1 if d == "B" else d for d in shapes[i])
-        extra = {"masked": masked[i] is not None} if layer.kind in RECURRENT else {}
-        p = emit(layer, opts, shape, layout, **extra)
+        srcs = model.sources(i)
+        if layer.kind in MERGES:
+            ranks = {len(s) for s in in_shapes[i]}
+            held = [layouts[s] for s in srcs]
+            rank = ranks.pop()
+            if all(h == held[0] for h in held) and not (held[0].kind == "chw" and layer.kind == "concatenate"):
+                wants = (held[0].kind,)
+            else:
+                wants = ("nchw",) if rank == 4 else ("plain",)
+            exprs = []
+            for s in srcs:
+                e, lay, _ = _convert("x" if s == current else names[s], layouts[s], wants, rank)
+                exprs.append(e)
+            p = _merge(layer, opts, in_shapes[i], exprs, lay)
+        else:
+            try:
+                emit = EMITTERS[layer.kind]
+            except KeyError:
+                raise ModelError(f"{layer.label(i)}: the torch port has no emitter for kind {layer.kind!r}") from None
+            s = srcs[0]
+            shape = tuple(in_shapes[i])
+            src_expr = "x" if s == current else names[s]
+            e, lay, done = _convert(src_expr, layouts[s], _wants(layer.kind, len(shape)), len(shape))
+            if e != "x":
+                note = done or f"{layer.name!r} reads {s!r}"
+                if done and s != current:
+                    note = f"{layer.name!r} reads {s!r}; {done}"
+                lines.append(f"x = {e}  # {note}")
+            extra = {"masked": masked[i] is not None} if layer.kind in RECURRENT else {}
+            p = emit(layer, opts, tuple(1 if d == "B" else d for d in shape), lay, **extra)
         helpers += [h for h in p.helpers if h not in helpers]
         a = attrs[layer.name]
-        inits.append(f"self.{a} = {p.init}")
+        if p.init is not None:
+            inits.append(f"self.{a} = {p.init}")
         lines.extend(line.replace("{a}", a) for line in p.lines)
-        state |= {f"{a}.{k}": np.ascontiguousarray(np.asarray(v, dtype)) for k, v in p.state.items()}
+        state |= {f"{a}.{k}": np.ascontiguousarray(np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else v)
+                  for k, v in p.state.items()}
         backs[layer.name] = p.back
-        layout, uses_f = p.layout, uses_f or p.uses_f
+        uses_f = uses_f or p.uses_f
+        layouts[layer.name], current = p.layout, layer.name
+        if i < last:
+            keep(layer.name, i)
+    layout = layouts[current]
     out_layout, y_note = layout, ""
+    out_rank = len(shapes[-1])
     if not keep_torch and layout.kind == "nchw":
         lines.append("x = x.permute(0, 2, 3, 1)  # NCHW -> NHWC, the source's layout")
         out_layout = PLAIN
+    elif not keep_torch and layout.kind == "ncw":
+        lines.append("x = x.permute(0, 2, 1)  # NCW -> NWC, the source's layout")
+        out_layout = PLAIN
     elif not keep_torch and layout.kind == "chw":
         h, w, c = layout.feature
-        lines.append(f"x = x.view(-1, {c}, {h}, {w}).permute(0, 2, 3, 1).flatten(1)  # (h, w, c) order, as the source flattens")
+        lines.append(f"x = x.reshape(-1, {c}, {h}, {w}).permute(0, 2, 3, 1).flatten(1)  # (h, w, c) order, as the source flattens")
         out_layout, y_note = PLAIN, f", a {h}x{w}x{c} map flattened in (h, w, c) order"
-    in_layout = Layout("nchw") if image_in and keep_torch else PLAIN
+    elif keep_torch and layout.kind == "plain" and out_rank == 4:
+        lines.append("x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW, the source's layout")
+        out_layout = Layout("nchw")
+    in_layout = Layout("nchw") if image_in and keep_torch else Layout("ncw") if map_in else PLAIN
     cls = class_name(model)
     source = _module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note,
                             helpers)
@@ -493,8 +776,13 @@ def _describe(shape: tuple, layout: Layout) -> str:
     if len(shape) == 4:
         _, h, w, c = shape
         return f"(B, {c}, {h}, {w}) NCHW" if layout.kind == "nchw" else f"(B, {h}, {w}, {c}) NHWC"
+    if len(shape) == 3 and layout.kind == "ncw":
+        _, length, c = shape
+        return f"(B, {c}, {length}) NCW"
     if layout.kind == "chw":
         h, w, c = layout.feature
+        if h == 1:
+            return f"(B, {shape[1]}), a {w}-long {c}-channel map flattened in torch's (c, l) order"
         return f"(B, {shape[1]}), a {h}x{w}x{c} map flattened in torch's (c, h, w) order"
     return _shape(shape)
 
@@ -552,4 +840,4 @@ def port_dtype(model: Model) -> str:
     return "float32"
 
 
-__all__ = ["DTYPES", "EMITTERS", "HELPERS", "RECURRENT", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]
+__all__ = ["DTYPES", "EMITTERS", "FEATURE_MAP_READERS", "MERGES", "torch_momentum", "HELPERS", "RECURRENT", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]

@@ -43,7 +43,22 @@ def refusal(model: Model, dtype: str) -> str | None:
             if variant not in GRU_VARIANTS[VOICE]:
                 return (f"{layer.label(i)}: torch.nn.GRU computes only {', '.join(GRU_VARIANTS[VOICE])} (r multiplies "
                         f"h U_h + b_hh); the variant {variant!r} has no torch.nn layer")  # fmt: skip
+        if layer.kind == "batch_norm":
+            center, scale = layer.options.get("center", True), layer.options.get("scale", True)
+            if center != scale:
+                return (f"{layer.label(i)}: center={center}, scale={scale}; torch's BatchNorm has both gamma and beta "
+                        "(affine=True) or neither (affine=False)")  # fmt: skip
+        if layer.kind == "layer_norm" and layer.options.get("center", True) and not layer.options.get("scale", True):
+            return (f"{layer.label(i)}: center=True with scale=False; torch's LayerNorm has a bias only beside its "
+                    "weight (elementwise_affine=False drops both)")  # fmt: skip
     return None
+
+
+def _biased_batch_norms(model: Model) -> list[str]:
+    """The BatchNorm layers whose moving variance moves with the biased batch variance (Keras, Flax): torch's
+    BatchNorm moves running_var with the unbiased one, so their port is forward-exact only."""
+    return [la.label(i) for i, la in enumerate(model.layers)
+            if la.kind == "batch_norm" and la.options.get("variance_update", "biased") == "biased"]  # fmt: skip
 
 
 def _takes_ids(model: Model) -> bool:
@@ -73,6 +88,19 @@ def notes_for(model: Model) -> list[str]:
         if layer.kind == "lstm":
             notes.append(f"{layer.label(i)}: nn.LSTM keeps both biases (bias_ih, bias_hh) as the description does: "
                          "training-exact")  # fmt: skip
+    for i, layer in enumerate(model.layers):
+        if layer.kind == "batch_norm":
+            m = float(layer.options.get("momentum", 0.99))
+            notes.append(f"{layer.label(i)}: nn.BatchNorm{'2d' if len(model.input_shapes(1)[i]) == 4 else '1d'} with "
+                         f"momentum={torch_code.torch_momentum(m)!r} (torch's share of the new batch statistic; the "
+                         f"description keeps {m!r} of the old)")  # fmt: skip
+        if layer.kind == "layer_norm" and len(model.input_shapes(1)[i]) > 2 and len(model.input_shape) >= 2:
+            notes.append(f"{layer.label(i)}: nn.LayerNorm normalises its input's last axis: a channels-first map is "
+                         "permuted channels-last around it")  # fmt: skip
+    for label in _biased_batch_norms(model):
+        notes.append(f"{label}: forward-exact only: the description moves the moving variance with the biased batch "
+                     "variance (variance_update 'biased', Keras' and Flax's); torch's BatchNorm moves running_var with "
+                     "the unbiased one (n / (n - 1) times it), so a training step is refused")  # fmt: skip
     if model.layers and model.layers[0].kind == "embedding":
         notes.append(f"{model.layers[0].label(0)}: forward refuses an id outside the table with a ValueError naming the "
                      "id and the table size (torch's IndexError names neither)")  # fmt: skip
@@ -122,13 +150,16 @@ def canonical(model: Model, named: dict[str, np.ndarray], code: Code | None = No
     return _grad_map(generate(model) if code is None else code, model, named)
 
 
-def _grad_map(code: Code, model: Model, named: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
-    """{state key: torch-layout array} -> {(layer, weight): canonical array} for every parameter of the model."""
+def _grad_map(code: Code, model: Model, named: dict[str, np.ndarray],
+              with_state: bool = False) -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
+    """{state key: torch-layout array} -> {(layer, weight): canonical array} for every parameter of the model (and,
+    with_state, every state weight: a BatchNorm's moving statistics)."""
     out = {}
     for layer in model.layers:
         if layer.weights:
             out |= {(layer.name, k): v for k, v in code.back(layer.name, named).items()}
-    return {k: out[k] for k in model.parameters()}
+    keys = [*model.parameters(), *(model.state() if with_state else ())]
+    return {k: out[k] for k in keys}
 
 
 def build(model: Model, dtype: str = "float32") -> Built:
@@ -198,6 +229,8 @@ def _canonical_torch(torch: Any, code: Code, y: Any) -> Any:
     """The port's output as a tensor in the canonical layout (autograd flows through)."""
     if code.outputs.kind == "nchw":
         return y.permute(0, 2, 3, 1)
+    if code.outputs.kind == "ncw":
+        return y.permute(0, 2, 1)
     if code.outputs.kind == "chw":
         h, w, c = code.outputs.feature
         return y.reshape(-1, c, h, w).permute(0, 2, 3, 1).reshape(y.shape[0], -1)
@@ -206,12 +239,25 @@ def _canonical_torch(torch: Any, code: Code, y: Any) -> Any:
 
 def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:
     """One torch.optim.Adam step (torch's defaults, eps 1e-8; lr training.LR) on the port, dropout off, on the loss
-    training.loss_kind names. Returns (the loss before the step, every canonical weight after it)."""
+    training.loss_kind names. Returns (the loss before the step, every canonical weight after it). A model with
+    BatchNorm steps with its BatchNorm modules in train mode (the batch's statistics; dropout still off) and returns
+    their moving statistics after the step too, (layer, "moving_mean" / "moving_var"). A BatchNorm whose moving
+    variance moves with the biased batch variance is refused: torch's moves with the unbiased one."""
     torch = frameworks.load("torch")
     from ..primitives.torch_impl import asarray, to_numpy
 
+    biased = _biased_batch_norms(model)
+    if biased:
+        raise Refused(f"{VOICE} train_step: {biased[0]}: variance_update 'biased'; torch's BatchNorm moves running_var "
+                      "with the unbiased batch variance (n / (n - 1) times the biased one), so its step's moving "
+                      "variance differs: the port is forward-exact only")  # fmt: skip
     net, code = load_port(model, dtype)
     net.eval()  # dropout off: every voice's step computes the same function
+    stateful = bool(model.state())
+    if stateful:  # BatchNorm normalises by the batch and moves running_mean / running_var
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.train()
     opt = torch.optim.Adam(net.parameters(), lr=training.LR)
     in_dtype = model.input_dtype if _takes_ids(model) else dtype
     y = _canonical_torch(torch, code, net(asarray(code.inputs.to_torch(np.asarray(x)), in_dtype)))
@@ -220,7 +266,7 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     loss.backward()
     opt.step()
     named = {k: to_numpy(v) for k, v in net.state_dict().items()}
-    return float(loss.detach()), _grad_map(code, model, named)
+    return float(loss.detach()), _grad_map(code, model, named, with_state=stateful)
 
 
 __all__ = ["FILES", "VOICE", "build", "canonical", "load_port", "notes_for", "port_dtype", "refusal", "state_dict", "torch_code", "train_step", "write"]
