@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import convert, frameworks
 from ..contract.spec import ShapeError
-from ..model.description import Layer, Model, ModelError
+from ..model.description import INPUT, Layer, Model, ModelError
 from ..model.layers import ACTIVATIONS, spec_of
 from . import BadInput, Imported, UnsupportedLayer
 
@@ -170,12 +170,103 @@ def _flatten(c: Context) -> Converted:
 
 @converter(L.Reshape)
 def _reshape(c: Context) -> Converted:
-    target = tuple(int(d) for d in c.config["target_shape"])
+    target = [int(d) for d in c.config["target_shape"]]  # batch excluded, -1 allowed: the description's own
     flat = int(np.prod(c.in_shape[1:]))
-    if len(target) != 1 or target[0] not in (-1, flat):
-        raise c.refuse(f"target_shape={target}: only a Reshape to a flat vector ((-1,) or ({flat},)) imports, as a Flatten")
-    c.notes.append(f"{c.label}: Reshape({target}) imported as a Flatten")
-    return "flatten", {}, {}
+    if len(target) == 1 and target[0] in (-1, flat):  # a flat vector: the Flatten every voice has
+        c.notes.append(f"{c.label}: Reshape({tuple(target)}) imported as a Flatten")
+        return "flatten", {}, {}
+    return "reshape", {"target_shape": target}, {}
+
+
+@converter(L.Permute)
+def _permute(c: Context) -> Converted:
+    return "permute", {"dims": [int(d) for d in c.config["dims"]]}, {}  # 1-based, batch excluded: the description's
+
+
+def _last_axis(c: Context, rank: int) -> None:
+    axis = c.config.get("axis", -1)
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if [int(a) % rank for a in axes] != [rank - 1]:
+        raise c.refuse(f"axis={axis!r} on an input of rank {rank} {c.in_shape}: only the last axis (-1) imports, the "
+                       "channels of a channels_last map or the features of a sequence")  # fmt: skip
+
+
+@converter(L.Conv1D)
+def _conv1d(c: Context) -> Converted:
+    c.channels_last()
+    cfg = c.config
+    pad = str(cfg["padding"]).lower()
+    if pad not in ("valid", "same", "causal"):
+        raise c.refuse(f"padding={pad!r} is not 'valid', 'same' or 'causal'")
+    one = lambda v: int(v[0]) if isinstance(v, (list, tuple)) else int(v)  # noqa: E731
+    opts = {"filters": int(cfg["filters"]), "kernel_size": one(cfg["kernel_size"]), "strides": one(cfg["strides"]),
+            "padding": pad, "dilation": one(cfg["dilation_rate"]), "groups": int(cfg.get("groups", 1)),
+            "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
+    return "conv1d", opts, c.kernel_and_bias()  # (K, C / groups, F): the canonical layout
+
+
+@converter(L.BatchNormalization)
+def _batch_norm(c: Context) -> Converted:
+    """Keras' momentum is the description's (the old value's share), its moving_variance moves by the biased batch
+    variance (variance_update "biased"); synchronized only changes how a distributed batch's statistics are summed."""
+    cfg = c.config
+    _last_axis(c, len(c.in_shape))
+    if cfg.get("renorm"):
+        raise c.refuse("renorm=True (batch renormalization) is not the description's BatchNorm")
+    opts = {"momentum": float(cfg["momentum"]), "epsilon": float(cfg["epsilon"]), "center": bool(cfg["center"]),
+            "scale": bool(cfg["scale"]), "variance_update": "biased"}  # fmt: skip
+    w = {**({"gamma": c.weight("gamma")} if opts["scale"] else {}), **({"beta": c.weight("beta")} if opts["center"] else {}),
+         "moving_mean": c.weight("moving_mean"), "moving_var": c.weight("moving_variance")}  # fmt: skip
+    c.notes.append(f"{c.label}: momentum={opts['momentum']} (the old value's share, as the description keeps it), "
+                   f"epsilon={opts['epsilon']}; its moving statistics are the model's state; moving_variance moves by "
+                   "the biased batch variance (variance_update 'biased')")  # fmt: skip
+    return "batch_norm", opts, w
+
+
+@converter(L.LayerNormalization)
+def _layer_norm(c: Context) -> Converted:
+    cfg = c.config
+    _last_axis(c, len(c.in_shape))
+    if cfg.get("rms_scaling"):
+        raise c.refuse("rms_scaling=True divides by the root mean square without centring: not the description's "
+                       "layer_norm")  # fmt: skip
+    opts = {"epsilon": float(cfg["epsilon"]), "center": bool(cfg["center"]), "scale": bool(cfg["scale"])}
+    w = {**({"gamma": c.weight("gamma")} if opts["scale"] else {}), **({"beta": c.weight("beta")} if opts["center"] else {})}
+    return "layer_norm", opts, w
+
+
+def _global_pool(kind: str, rank: int) -> Callable[[Context], Converted]:
+    def convert_pool(c: Context) -> Converted:
+        c.channels_last()
+        if c.config.get("keepdims"):
+            raise c.refuse("keepdims=True keeps the pooled axes as size 1: only keepdims=False, (B, C), imports")
+        if len(c.in_shape) != rank:
+            raise c.refuse(f"its input {c.in_shape} is not of rank {rank}")
+        return kind, {}, {}
+
+    return convert_pool
+
+
+converter(L.GlobalAveragePooling1D)(_global_pool("global_avg_pool", 3))
+converter(L.GlobalAveragePooling2D)(_global_pool("global_avg_pool", 4))
+converter(L.GlobalMaxPooling1D)(_global_pool("global_max_pool", 3))
+converter(L.GlobalMaxPooling2D)(_global_pool("global_max_pool", 4))
+
+
+@converter(L.Add)
+def _add(c: Context) -> Converted:
+    return "add", {}, {}
+
+
+@converter(L.Concatenate)
+def _concatenate(c: Context) -> Converted:
+    axis = int(c.config.get("axis", -1))  # Keras' channels_last axis is the canonical one
+    if axis % len(c.in_shape[0]) == 0:
+        raise c.refuse(f"axis={axis} is the batch axis")
+    return "concatenate", {"axis": axis}, {}
+
+
+MERGES = (L.Add, L.Concatenate)
 
 
 @converter(L.Dropout)
@@ -310,9 +401,11 @@ def _bidirectional(c: Context) -> Converted:
 # --------------------------------------------------------------------------- the chain
 
 
-def _branches(where: str, why: str) -> UnsupportedLayer:
-    return UnsupportedLayer(f"{where}: {why}; only a chain of layers, each fed by the previous one, imports "
-                            "(branches such as Add and Concatenate are a later step)")  # fmt: skip
+def _branches(where: str, why: str, shared: bool = False) -> UnsupportedLayer:
+    tail = ("a layer called at several places shares its weights between them, which the description's layers, one "
+            "weight set per layer, cannot say (a later step)") if shared else (
+            "a graph of layers with one input and one output imports (several inputs or outputs are a later step)")
+    return UnsupportedLayer(f"{where}: {why}; {tail}")
 
 
 def _graph(net: Any) -> Any:
@@ -335,13 +428,15 @@ def _mask_ops(nodes: list) -> set[int]:
     return out
 
 
-def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any]], dict[int, int]]:
-    """([(layer, its output tensor in this model)] in order, InputLayer left out, {position of a layer given a
-    mask=: position of the layer fed the tensor that mask is computed from}), after checking the model's graph
-    is one chain. The graph's own nodes are read (Keras' _nodes_by_depth), not layer.input: a layer keeps the
-    nodes of every call it ever had (a loaded Sequential's first layer has two), and layer.input is the first.
-    Keras' own mask computations are left out (_mask_ops); from_model checks each mask= against the description's
-    Model.mask_sources (an explicit mask of the user's own is refused)."""
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list]], dict[int, int]]:
+    """([(layer, its output tensor in this model, the tensors it reads)] in topological order, InputLayer left
+    out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
+    after checking the model's graph is one we import: one input, one output, every layer called once (a DAG of
+    layers: Add and Concatenate read several, a tensor may be read by several layers). The graph's own nodes are
+    read (Keras' _nodes_by_depth), not layer.input: a layer keeps the nodes of every call it ever had (a loaded
+    Sequential's first layer has two), and layer.input is the first. Keras' own mask computations are left out
+    (_mask_ops); from_model checks each mask= against the description's Model.mask_sources (an explicit mask of
+    the user's own is refused)."""
     graph = _graph(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
@@ -350,8 +445,8 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any]], dict[int, int]]
     producer = {id(t): n for n in nodes for t in n.output_tensors}
     nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
-    prev, chain = graph.inputs[0], []
-    fed: list = []  # the tensor each chain layer is fed
+    made = {id(graph.inputs[0])}  # tensors made so far: the input, then each imported layer's output
+    chain: list = []
     masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
     for node in nodes:
         layer = node.operation
@@ -359,28 +454,30 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any]], dict[int, int]]
             continue
         label = f"layer {len(chain)} {layer.name!r} (keras.layers.{type(layer).__name__})"
         if isinstance(layer, keras.Model):
-            raise UnsupportedLayer(f"{where}: {label} is a nested model; nnparity imports one flat chain of layers "
+            raise UnsupportedLayer(f"{where}: {label} is a nested model; nnparity imports one flat graph of layers "
                                    f"(rebuild it with the inner layers in place); supported: {supported()}")  # fmt: skip
+        if not isinstance(layer, L.Layer):
+            raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__name__} is not a keras.layers "
+                                   f"layer (a raw keras.ops call in the graph); supported: {supported()}")  # fmt: skip
         if sum(c is layer for c in calls) != 1:
-            raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)")
+            raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)",
+                            shared=True)  # fmt: skip
         mask = node.arguments.kwargs.get("mask")
         inputs = [t for t in node.input_tensors if mask is None or t is not mask]
         if mask is not None:
             roots = _mask_roots(mask, producer, mask_ops)
-            src = [i for i, t in enumerate(fed) if any(t is r for r in roots)]
+            src = [i for i, (_, _, ins) in enumerate(chain) if any(t is r for t in ins for r in roots)]
             if len(roots) != 1 or not src:
                 raise UnsupportedLayer(f"{where}: {label} is given a mask= that is not computed from one of the "
-                                       "chain's own tensors: only the padding mask Keras carries from an "
+                                       "graph's own tensors: only the padding mask Keras carries from an "
                                        "Embedding(mask_zero=True) or a Masking imports")  # fmt: skip
-            masked[len(chain)] = src[0]
-        if len(inputs) != 1:
-            raise _branches(where, f"{label} takes {len(inputs)} inputs")
-        if inputs[0] is not prev:
-            raise _branches(where, f"{label} is not fed by the layer before it")
-        fed.append(prev)
-        prev = node.output_tensors[0]  # a layer with several outputs (return_state) is refused by its converter
-        chain.append((layer, prev))
-    if graph.outputs[0] is not prev:
+            makers = [i for i in src if type(chain[i][0]) in (L.Embedding, L.Masking)]
+            masked[len(chain)] = (makers or src)[0]
+        if not inputs or any(id(t) not in made for t in inputs):
+            raise _branches(where, f"{label} reads a tensor that is not the model's input nor a layer's output")
+        made.add(id(node.output_tensors[0]))  # a layer with several outputs (return_state) is refused by its converter
+        chain.append((layer, node.output_tensors[0], inputs))
+    if not chain or graph.outputs[0] is not chain[-1][1]:
         raise _branches(where, "the model's output is not its last layer's")
     return chain, masked
 
@@ -436,42 +533,55 @@ def _check_output(out: Any, shape: tuple[int, ...], where: str, label: str) -> N
 
 
 def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imported:
-    """A keras.Model (Sequential or a functional chain) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
+    """A keras.Model (Sequential or a functional graph) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
     or ModelError, each naming `where`."""
     net = _built(net, input_shape, where)
     chain, masked = _chain(net, where)
     full = _input_shape(net, input_shape, where)
-    shape = full
+    graph_input = _graph(net).inputs[0]
+    names = {id(graph_input): INPUT}  # tensor -> the description's name for it
+    shapes = {INPUT: full}
     layers, notes = [], []
-    for position, (klayer, out) in enumerate(chain):
+    for position, (klayer, out, ins) in enumerate(chain):
         conv = CONVERTERS.get(type(klayer))
         label = f"layer {position} {klayer.name!r} (keras.layers.{type(klayer).__name__})"
         if conv is None:
             cls = type(klayer)
             raise UnsupportedLayer(f"{where}: {label} (class {cls.__module__}.{cls.__qualname__}) is not supported; "
                                    f"supported: {supported()}")  # fmt: skip
-        ctx = Context(klayer, position, shape, where)
-        ctx.input_dtype = str(_graph(net).inputs[0].dtype)
+        if klayer.name == INPUT:
+            raise UnsupportedLayer(f"{where}: {label}: the name {INPUT!r} is the description's name of the model's "
+                                   "input; rename the layer")  # fmt: skip
+        srcs = [names[id(t)] for t in ins]
+        merge = type(klayer) in MERGES
+        if not merge and len(srcs) != 1:
+            raise _branches(where, f"{label} takes {len(srcs)} inputs")
+        in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
+        ctx = Context(klayer, position, in_shape, where)
+        ctx.input_dtype = str(graph_input.dtype)
         converted = conv(ctx)
         if converted is None:
+            names[id(out)] = srcs[0]
             continue
         kind, opts, weights = converted
-        layer = Layer(kind, klayer.name, opts, weights)
+        previous = layers[-1].name if layers else INPUT
+        layer = Layer(kind, klayer.name, opts, weights, () if srcs == [previous] else tuple(srcs))
         try:
-            shape = tuple(spec_of(kind).output_shape(spec_of(kind).options(opts), shape))
+            shape = tuple(spec_of(kind).output_shape(spec_of(kind).options(opts), in_shape))
         except (ShapeError, ModelError) as e:
             raise type(e)(f"{where}: {label} does not fit its input {ctx.in_shape}: {e}") from None
         _check_output(out, shape, where, label)
+        names[id(out)], shapes[klayer.name] = klayer.name, shape
         layers.append(layer)
         notes += ctx.notes
-    model = _unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(_graph(net).inputs[0].dtype),
+    model = _unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
                                     source="keras", boundary="channels_last"))  # fmt: skip
     try:
         model.check(full[0])
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
     _check_masks(model, masked, where)
-    return _imported(net, chain, model, where, notes)
+    return _imported(net, [(la, out) for la, out, _ in chain], model, where, notes)
 
 
 def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:

@@ -39,7 +39,7 @@ from ..builtin.keras_builtin import KERAS_GRU, REC_INIT
 from ..contract import limits, spec
 from ..contract.limits import Refused
 from ..model import training
-from ..model.description import Layer, Model
+from ..model.description import INPUT, Layer, Model
 from ..model.layers import spec_of
 from ..model.layers.base import spec_padding
 from ..model.layers.gru import weights as gru_weights
@@ -53,9 +53,16 @@ tf = frameworks.load("tensorflow")
 
 VOICE = "keras"
 DTYPES = ("float32", "float64")
-WEIGHTED = ("gru", "lstm", "embedding", "conv2d", "depthwise_conv2d", "dense")
+WEIGHTED = ("gru", "lstm", "embedding", "conv2d", "depthwise_conv2d", "dense", "conv1d", "batch_norm", "layer_norm")
 RECURRENT = ("gru", "lstm")
 TO_NHWC, TO_NCHW = (2, 3, 1), (3, 1, 2)  # keras.layers.Permute's dims (batch excluded)
+TO_NWC = TO_NCW = (2, 1)  # a 3-D feature map's
+MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
+"""Kinds whose 3-D input a channels_first source (torch, ONNX) holds (B, C, L); a sequence read by a recurrent layer
+or a dense stays (B, T, F)."""
+MAP_MAKERS = ("conv1d",)
+MAP_KEEPERS = ("activation", "dropout", "batch_norm", "add", "concatenate")
+KERAS_NAMES = {"moving_var": "moving_variance"}  # canonical weight name -> the Keras layer's attribute, where not the same
 
 
 # --------------------------------------------------------------------------- what Keras cannot express
@@ -88,6 +95,8 @@ def _layer_refusal(layer: Layer, opts: dict, in_shape: tuple, masked: bool = Fal
                 "has no Keras layer")  # fmt: skip
     if kind in ("conv2d", "depthwise_conv2d"):
         return _conv_limits(opts)
+    if kind == "conv1d":
+        return limits.refusal(VOICE, "conv2d", stride=(1, opts["strides"]), dilation=(1, opts["dilation"]))
     if kind == "max_pool2d":
         return limits.refusal(VOICE, "max_pool2d", padding=opts["padding"])
     if kind == "avg_pool2d":
@@ -99,7 +108,7 @@ def refusal(model: Model, dtype: str) -> str | None:
     """Why Keras' built-in layers cannot compute `model` in `dtype`, naming the layer; None when they can."""
     if str(dtype) not in DTYPES:
         return f"the Keras port builds {' and '.join(DTYPES)} models; {dtype!r} is not one of them"
-    shapes = model.shapes(1)
+    shapes = model.input_shapes(1)
     masks = model.mask_sources()
     for i, layer in enumerate(model.layers):
         why = _layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i], masks[i] is not None)
@@ -149,10 +158,36 @@ def _avg_pool_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_nam
     return [keras.layers.ZeroPadding2D(((t, b), (l, r)), dtype=dt, name=pad_name), pool]
 
 
-def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: str) -> list:
-    """The Keras layers computing one description layer; the last one holds its weights."""
+def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: str, dropout: bool = True) -> list:
+    """The Keras layers computing one description layer; the last one holds its weights. dropout=False makes a
+    Dropout rate 0 (the training step's copy: BatchNorm in training mode, dropout off)."""
     kind, name, L = layer.kind, layer.name, keras.layers
     opts = _same_pools(kind, opts, in_shape)
+    if kind == "conv1d":
+        explicit = not isinstance(opts["padding"], str)
+        conv = L.Conv1D(opts["filters"], opts["kernel_size"], strides=opts["strides"],
+                        padding="valid" if explicit else opts["padding"], dilation_rate=opts["dilation"],
+                        groups=opts["groups"], activation=opts["activation"], use_bias=opts["use_bias"], dtype=dt,
+                        name=name)  # fmt: skip
+        return [*([L.ZeroPadding1D(tuple(opts["padding"]), dtype=dt, name=pad_name)] if explicit else []), conv]
+    if kind == "batch_norm":  # Keras' momentum is the description's (the old value's share); epsilon as is
+        return [L.BatchNormalization(axis=-1, momentum=opts["momentum"], epsilon=opts["epsilon"], center=opts["center"],
+                                     scale=opts["scale"], dtype=dt, name=name)]  # fmt: skip
+    if kind == "layer_norm":
+        return [L.LayerNormalization(axis=-1, epsilon=opts["epsilon"], center=opts["center"], scale=opts["scale"],
+                                     dtype=dt, name=name)]  # fmt: skip
+    if kind in ("global_avg_pool", "global_max_pool"):
+        cls = {("global_avg_pool", 3): L.GlobalAveragePooling1D, ("global_avg_pool", 4): L.GlobalAveragePooling2D,
+               ("global_max_pool", 3): L.GlobalMaxPooling1D, ("global_max_pool", 4): L.GlobalMaxPooling2D}[(kind, len(in_shape))]
+        return [cls(dtype=dt, name=name)]
+    if kind == "reshape":
+        return [L.Reshape(tuple(opts["target_shape"]), dtype=dt, name=name)]
+    if kind == "permute":
+        return [L.Permute(tuple(opts["dims"]), dtype=dt, name=name)]
+    if kind == "add":
+        return [L.Add(dtype=dt, name=name)]
+    if kind == "concatenate":
+        return [L.Concatenate(axis=opts["axis"], dtype=dt, name=name)]
     if kind in RECURRENT:
         return [_recurrent_layer(kind, name, opts, dt)]
     if kind == "embedding":
@@ -178,7 +213,7 @@ def _keras_layers(layer: Layer, opts: dict, in_shape: tuple, dt: str, pad_name: 
     if kind == "activation":
         return [L.Activation(opts["activation"], dtype=dt, name=name)]
     if kind == "dropout":
-        return [L.Dropout(opts["rate"], dtype=dt, name=name)]
+        return [L.Dropout(opts["rate"] if dropout else 0.0, dtype=dt, name=name)]
     raise Refused(f"{VOICE}: layer kind {kind!r} ({name!r}) has no Keras layer here")
 
 
@@ -208,13 +243,26 @@ def _cells(main: Any) -> list:
 # --------------------------------------------------------------------------- weights both ways
 
 
-def _variables(kind: str, main: Any) -> list:
-    """The Keras variables of a weighted layer, in the order _to_keras gives their arrays."""
+def _names(kind: str, opts: dict) -> list[str]:
+    """The canonical weights of a non-recurrent weighted layer in the order of its Keras variables (get_weights')."""
+    if kind == "embedding":
+        return ["embeddings"]
+    if kind in ("batch_norm", "layer_norm"):
+        return [*(["gamma"] if opts["scale"] else []), *(["beta"] if opts["center"] else []),
+                *(["moving_mean", "moving_var"] if kind == "batch_norm" else [])]  # fmt: skip
+    return ["kernel", *(["bias"] if opts["use_bias"] else [])]
+
+
+def _variables(kind: str, main: Any, opts: dict | None = None, trainable: bool = False) -> list:
+    """The Keras variables of a weighted layer, in the order _to_keras gives their arrays; trainable=True leaves a
+    BatchNormalization's moving statistics out (what gradients are taken of)."""
     if kind in RECURRENT:
         return [v for cell in _cells(main) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)]
-    if kind == "embedding":
-        return [main.embeddings]
-    return [main.kernel, *([main.bias] if main.use_bias else [])]
+    if opts is None:  # the layer's own flags
+        opts = {"scale": bool(getattr(main, "scale", False)), "center": bool(getattr(main, "center", False)),
+                "use_bias": bool(getattr(main, "use_bias", False))}  # fmt: skip
+    state = spec_of(kind).STATE if trainable else ()
+    return [getattr(main, KERAS_NAMES.get(n, n)) for n in _names(kind, opts) if n not in state]
 
 
 def _to_keras(layer: Layer, opts: dict) -> list[np.ndarray]:
@@ -223,10 +271,9 @@ def _to_keras(layer: Layer, opts: dict) -> list[np.ndarray]:
                 for a in convert.gru_to_keras(gru_weights(cell_weights(layer.weights, s)), reset_after=KERAS_GRU[opts["variant"]])]
     if layer.kind == "lstm":  # one bias b_x + b_h per direction
         return [a for s in directions(opts) for a in convert.lstm_to_keras(lstm_weights(cell_weights(layer.weights, s)))]
-    if layer.kind == "embedding":
-        return [layer.weights["embeddings"]]
-    # conv2d HWIO, depthwise (KH, KW, C, M) and dense (in, out) kernels are Keras' own layouts
-    return [layer.weights["kernel"], *([layer.weights["bias"]] if opts["use_bias"] else [])]
+    # conv2d HWIO, conv1d (K, C / groups, F), depthwise (KH, KW, C, M) and dense (in, out) kernels are Keras' own
+    # layouts; a BatchNormalization holds gamma, beta, moving_mean, moving_variance (the description's moving_var)
+    return [layer.weights[n] for n in _names(layer.kind, opts)]
 
 
 def _from_keras(layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool) -> dict[str, np.ndarray]:
@@ -243,9 +290,12 @@ def _from_keras(layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool)
                 w = convert.lstm_grads_from_keras(part) if grads else convert.lstm_from_keras(part)
             out.update({"W" + s: w.W, "U" + s: w.U, "b_x" + s: w.b_x, "b_h" + s: w.b_h})
         return out
-    if layer.kind == "embedding":
-        return {"embeddings": arrays[0]}
-    return dict(zip(["kernel", "bias"], arrays))
+    names = _names(layer.kind, opts)
+    if grads:
+        names = [n for n in names if n not in spec_of(layer.kind).STATE]
+    if len(names) != len(arrays):
+        raise ValueError(f"{layer.name!r}: {len(arrays)} Keras arrays for its weights {names}")
+    return dict(zip(names, arrays, strict=True))
 
 
 # --------------------------------------------------------------------------- the whole model
@@ -271,11 +321,34 @@ def _unique(name: str, used: set[str]) -> str:
     return out
 
 
-def permutes(model: Model, native_layout: bool) -> tuple[bool, bool]:
-    """(a Permute to NHWC at the input, a Permute back to NCHW at the output): the boundary's transposes."""
-    cf = model.boundary == "channels_first" and not native_layout
+def _maps3(model: Model) -> list[bool]:
+    """Per tensor ([input, layer 0, ...]), whether a channels_first source holds it as a 3-D feature map (B, C, L):
+    the input where a conv1d, batch_norm or global pool reads it; a conv1d's output, and what an activation, dropout,
+    batch_norm or merge makes of maps. A sequence (B, T, F) read by a recurrent layer or a dense is not one."""
     shapes = model.shapes(1)
-    return cf and len(shapes[0]) == 4, cf and len(shapes[-1]) == 4
+    out = [len(shapes[0]) == 3 and any(model.layers[i].kind in MAP_READERS for i in model.consumers(INPUT))]
+    for i, la in enumerate(model.layers):
+        srcs = model.source_indices(i)
+        is_map = la.kind in MAP_MAKERS or (la.kind in MAP_KEEPERS and all(out[j + 1] for j in srcs))
+        out.append(len(shapes[i + 1]) == 3 and is_map)
+    return out
+
+
+def boundary_perms(model: Model, native_layout: bool) -> tuple[tuple | None, tuple | None]:
+    """(the Permute dims at the input, at the output) that a drop-in port of a channels_first source needs, or None."""
+    if model.boundary != "channels_first" or native_layout:
+        return None, None
+    shapes, maps = model.shapes(1), _maps3(model)
+    first = TO_NHWC if len(shapes[0]) == 4 else TO_NWC if maps[0] else None
+    last = TO_NCHW if len(shapes[-1]) == 4 else TO_NCW if maps[-1] else None
+    return first, last
+
+
+def permutes(model: Model, native_layout: bool) -> tuple[bool, bool]:
+    """(a Permute to channels last at the input, a Permute back to channels first at the output): the boundary's
+    transposes (4-D images, and 3-D feature maps a channels_first source holds (B, C, L))."""
+    first, last = boundary_perms(model, native_layout)
+    return first is not None, last is not None
 
 
 def model_name(model: Model, native_layout: bool) -> str:
@@ -295,64 +368,88 @@ def _dense_grads(gs: list) -> list:
 
 
 def keras_model(model: Model, dtype: str = "float32", native_layout: bool = False):
-    """The port: a keras.Sequential of built-in layers holding the model's weights in `dtype`. What write()
-    saves and build() runs."""
+    """The port: a keras.Sequential (a chain) or a functional keras.Model (a graph) of built-in layers holding the
+    model's weights in `dtype`. What write() saves and build() runs."""
     return assemble(model, dtype, native_layout)[0]
 
 
 Mains = list  # [(description layer, its options, the Keras layer holding its weights)] for the weighted layers
 
 
-def assemble(model: Model, dtype: str = "float32", native_layout: bool = False) -> tuple[Any, Mains]:
-    """(keras_model's net, its Mains): what canonical_weights reads weights or gradients back through."""
+def assemble(model: Model, dtype: str = "float32", native_layout: bool = False, dropout: bool = True) -> tuple[Any, Mains]:
+    """(keras_model's net, its Mains): what canonical_weights reads weights or gradients back through. A chain is a
+    keras.Sequential, a graph (merges, a tensor read twice) a functional keras.Model wired as the description's
+    `inputs` say. dropout=False: every Dropout rate 0 (the training step's copy)."""
     _check(model, dtype)
-    shapes = model.shapes(1)
-    perm_in, perm_out = permutes(model, native_layout)
+    shapes = model.input_shapes(1)
+    first, last = boundary_perms(model, native_layout)
     used: set[str] = set()
     knames = [_unique(_safe(layer.name), used) for layer in model.layers]  # Keras forbids '/', TF's scopes ' ', ':'...
-    in_shape = tuple(model.input_shape[i - 1] for i in TO_NCHW) if perm_in else tuple(model.input_shape)
+    in_shape = tuple(model.input_shape)
+    if first is not None:  # the source's channels-first shape
+        in_shape = tuple(model.input_shape[i - 1] for i in (TO_NCHW if first == TO_NHWC else TO_NCW))
     in_dtype = model.input_dtype if _integer(model.input_dtype) else dtype  # token ids stay integers
-    stack: list = [keras.Input(shape=in_shape, dtype=in_dtype, name=_unique("input", used))]
-    if perm_in:
-        stack.append(keras.layers.Permute(TO_NHWC, dtype=dtype, name=_unique("to_nhwc", used)))
-    mains = []
+    inp = keras.Input(shape=in_shape, dtype=in_dtype, name=_unique("input", used))
+    head = [keras.layers.Permute(first, dtype=dtype, name=_unique("to_nhwc" if len(first) == 3 else "to_nwc", used))] if first else []
+    per_layer, mains = [], []
     for i, (layer, kname) in enumerate(zip(model.layers, knames, strict=True)):
         opts = spec_of(layer.kind, layer.label(i)).options(layer.options)
         pad_name = _unique(f"{kname}_{'crop' if layer.kind == 'take_step' else 'pad'}", used)
-        pieces = _keras_layers(dataclasses.replace(layer, name=kname), opts, shapes[i], dtype, pad_name)
-        stack.extend(pieces)
+        pieces = _keras_layers(dataclasses.replace(layer, name=kname), opts, shapes[i], dtype, pad_name, dropout)
+        per_layer.append(pieces)
         mains.append((layer, opts, pieces[-1]))
-    if perm_out:
-        stack.append(keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_nchw", used)))
+    tail = [keras.layers.Permute(last, dtype=dtype, name=_unique("to_nchw" if len(last) == 3 else "to_ncw", used))] if last else []
     flat = None if native_layout else model.flattened_output()
     if flat:  # the channels_first source's flattened features come out in its (c, h, w) order
-        stack += [keras.layers.Reshape(flat, dtype=dtype, name=_unique("to_chw_map", used)),
-                  keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
-                  keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
-    net = keras.Sequential(stack, name=model_name(model, native_layout))
+        tail += [keras.layers.Reshape(flat, dtype=dtype, name=_unique("to_chw_map", used)),
+                 keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
+                 keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
+    if model.is_chain():
+        net = keras.Sequential([inp, *head, *(p for ps in per_layer for p in ps), *tail], name=model_name(model, native_layout))
+    else:
+        t = inp
+        for la in head:
+            t = la(t)
+        env = {INPUT: t}
+        for i, (layer, pieces) in enumerate(zip(model.layers, per_layer, strict=True)):
+            ins = [env[s] for s in model.sources(i)]
+            y = ins[0] if spec_of(layer.kind).ARITY == 1 else ins
+            for piece in pieces:
+                y = piece(y)
+            env[layer.name] = y
+        for la in tail:
+            y = la(y)
+        net = keras.Model(inp, y, name=model_name(model, native_layout))
     for layer, opts, main in mains:
         if layer.kind in WEIGHTED:
-            for v, a in zip(_variables(layer.kind, main), _to_keras(layer, opts), strict=True):
+            for v, a in zip(_variables(layer.kind, main, opts), _to_keras(layer, opts), strict=True):
                 v.assign(np.asarray(a, dtype=dtype))
     return net, [(la, o, m) for la, o, m in mains if la.kind in WEIGHTED]
 
 
 def arrays(model: Model) -> list[np.ndarray]:
-    """`model`'s canonical weights as the Keras port's arrays, in its variables' order (get_weights'): no Keras needed."""
+    """`model`'s canonical weights (a BatchNorm's moving statistics too) as the Keras port's arrays, layer by layer
+    in the description's order (each layer's in get_weights' order): no Keras needed."""
     return [a for layer in model.layers if layer.kind in WEIGHTED
             for a in _to_keras(layer, spec_of(layer.kind).options(layer.options))]  # fmt: skip
 
 
+def _count(layer: Layer, opts: dict, grads: bool) -> int:
+    if layer.kind in RECURRENT:
+        return len(_to_keras(layer, opts))
+    return len([n for n in _names(layer.kind, opts) if not (grads and n in spec_of(layer.kind).STATE)])
+
+
 def canonical(model: Model, keras_arrays: list, grads: bool = False) -> dict[tuple[str, str], np.ndarray]:
-    """The Keras port's arrays (weights, or their gradients when `grads`), in arrays()' order -> canonical
-    {(layer, weight): array}: the inverse of arrays(), and for gradients the one bias of GRU(reset_after=False) is
-    the gradient of b_x and of b_h alike."""
+    """The Keras port's arrays (weights, or their gradients when `grads`: trainable weights only), in arrays()'
+    order -> canonical {(layer, weight): array}: the inverse of arrays(), and for gradients the one bias of
+    GRU(reset_after=False) is the gradient of b_x and of b_h alike."""
     out, k = {}, 0
     for layer in model.layers:
         if layer.kind not in WEIGHTED:
             continue
         opts = spec_of(layer.kind).options(layer.options)
-        n = len(_to_keras(layer, opts))
+        n = _count(layer, opts, grads)
         for name, a in _from_keras(layer, opts, [np.asarray(v) for v in keras_arrays[k : k + n]], grads).items():
             out[(layer.name, name)] = a
         k += n
@@ -362,11 +459,11 @@ def canonical(model: Model, keras_arrays: list, grads: bool = False) -> dict[tup
 
 
 def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str, str], np.ndarray]:
-    """The Keras layers' weights (or `grads`, one per variable in _variables' order) as canonical
-    {(layer, weight): array}."""
+    """The Keras layers' weights, a BatchNorm's moving statistics included (or `grads`, one per trainable variable
+    in variables()' order), as canonical {(layer, weight): array}."""
     out, k = {}, 0
     for layer, opts, main in mains:
-        vs = _variables(layer.kind, main)
+        vs = _variables(layer.kind, main, opts, trainable=grads is not None)
         arrays = [np.asarray(v) for v in vs] if grads is None else [np.asarray(g) for g in grads[k : k + len(vs)]]
         k += len(vs)
         for name, a in _from_keras(layer, opts, arrays, grads is not None).items():
@@ -375,12 +472,13 @@ def canonical_weights(mains: Mains, grads: list | None = None) -> dict[tuple[str
 
 
 def variables(mains: Mains) -> list:
-    """The Keras variables holding the weighted layers' weights, in arrays()' order."""
+    """The Keras variables holding the weighted layers' trainable weights (what gradients are taken of), in
+    arrays()' order less the moving statistics."""
     return _all_variables(mains)
 
 
 def _all_variables(mains: Mains) -> list:
-    return [v for layer, _, main in mains for v in _variables(layer.kind, main)]
+    return [v for layer, opts, main in mains for v in _variables(layer.kind, main, opts, trainable=True)]
 
 
 def _finished(fn):
@@ -398,24 +496,38 @@ def _finished(fn):
 
 def build(model: Model, dtype: str = "float32") -> Built:
     """The port (keras_model(model, dtype), as write() saves it) run under tf.function; canonical arrays in and
-    out: NHWC images are transposed to the port's NCHW boundary in to_native and back in to_numpy."""
+    out: NHWC images (and a channels_first source's 3-D feature maps, NWC) are transposed to the port's channels-first
+    boundary in to_native and back in to_numpy."""
     net, mains = assemble(model, dtype, native_layout=False)
     cf = model.boundary == "channels_first"
+    first, last = boundary_perms(model, False)
     flat = model.flattened_output()  # 2-D arrays here are the output and its dy: features in (c, h, w) order
     variables = _all_variables(mains)
     ids = _integer(model.input_dtype)  # token ids in: no gradient with respect to the input
 
+    def _swap3(a, on):
+        return np.swapaxes(a, 1, 2) if on is not None and len(on) == 2 and a.ndim == 3 else a
+
     def dy_to_native(a):
         a = np.asarray(a, dtype=dtype)
         a = convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else convert.features_nhwc_to_nchw(a, flat) if flat and a.ndim == 2 else a
-        return tf.convert_to_tensor(a)
+        return tf.convert_to_tensor(np.ascontiguousarray(_swap3(a, last)))
 
     def to_native(a):
-        return tf.convert_to_tensor(np.asarray(a, dtype=model.input_dtype)) if ids else dy_to_native(a)
+        if ids:
+            return tf.convert_to_tensor(np.asarray(a, dtype=model.input_dtype))
+        a = np.asarray(a, dtype=dtype)
+        a = convert.nhwc_to_nchw(a) if cf and a.ndim == 4 else a
+        return tf.convert_to_tensor(np.ascontiguousarray(_swap3(a, first)))
 
     def to_numpy(t) -> np.ndarray:
         a = tf_impl.to_numpy(t)
-        return convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else convert.features_nchw_to_nhwc(a, flat) if flat and a.ndim == 2 else a
+        a = convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else convert.features_nchw_to_nhwc(a, flat) if flat and a.ndim == 2 else a
+        return np.ascontiguousarray(_swap3(a, last))
+
+    def dx_to_numpy(t) -> np.ndarray:
+        a = tf_impl.to_numpy(t)
+        return np.ascontiguousarray(_swap3(convert.nchw_to_nhwc(a) if cf and a.ndim == 4 else a, first))
 
     def eager(x):
         return net(x, training=False)
@@ -431,19 +543,30 @@ def build(model: Model, dtype: str = "float32") -> Built:
 
     def vjp(x, dy):  # eager: one call, no trace to pay for
         gx, *gw = grads(to_native(x), dy_to_native(dy))
-        return (None if gx is None else to_numpy(gx)), canonical_weights(mains, gw)
+        return (None if gx is None else dx_to_numpy(gx)), canonical_weights(mains, gw)
 
-    perm_in, perm_out = permutes(model, False)
     notes = [f"{la.label(i)}: keras.layers.GRU(reset_after=False) holds one bias b_x + b_h" for i, la in enumerate(model.layers)
              if la.kind == "gru" and la.options.get("variant") == "reset_before"]  # fmt: skip
     notes += lstm_notes(model)
+    notes += batch_norm_notes(model)
     notes += [f"{la.label(i)}: keras.layers.Embedding looks ids up with ops.take, which wraps a negative id to a row "
               "from the end; the written .keras file cannot refuse it, this voice refuses it at the boundary "
               "(Model.check_input)" for i, la in enumerate(model.layers) if la.kind == "embedding"]  # fmt: skip
-    notes += ["takes NCHW through Permute((2, 3, 1))"] if perm_in else []
-    notes += ["returns NCHW through Permute((3, 1, 2))"] if perm_out else []
+    notes += [f"takes {'NCHW' if len(first) == 3 else 'NCW'} through Permute({first})"] if first else []
+    notes += [f"returns {'NCHW' if len(last) == 3 else 'NCW'} through Permute({last})"] if last else []
     return Built(VOICE, dtype, to_native, _finished(tf.function(eager)), to_numpy, vjp, _finished(tf.function(grads)),
                  "tf.function", notes, eager=eager, native_model=net, dy_to_native=dy_to_native)  # fmt: skip
+
+
+def batch_norm_notes(model: Model) -> list[str]:
+    """keras.layers.BatchNormalization updates moving_variance with the biased batch variance (the one it normalises
+    by): a description whose variance_update is torch's "unbiased" (n / (n - 1) times it) ports forward-exact (the
+    inference forward reads the moving statistics as they are) but a training step moves moving_variance otherwise."""
+    return [f"{la.label(i)}: variance_update 'unbiased' (torch's running_var) has no Keras form: "
+            "keras.layers.BatchNormalization moves moving_variance by the biased batch variance; forward-exact, but a "
+            "training step's moving_var differs from the source's by the factor n / (n - 1) on the batch variance's share"
+            for i, la in enumerate(model.layers)
+            if la.kind == "batch_norm" and spec_of(la.kind).options(la.options)["variance_update"] == "unbiased"]  # fmt: skip
 
 
 def lstm_notes(model: Model) -> list[str]:
@@ -495,18 +618,23 @@ def _adam(dtype: str):
 def train_notes(model: Model) -> list[str]:
     """What Keras' step cannot do as the canonical one does: a GRU(reset_after=False) or an LSTM has one bias c = b_x + b_h,
     stepped once by Adam, where the canonical model steps b_x and b_h apart; its b_h reads back as 0 and its b_x
-    as c (compare with reference_step on convert.keras_single_bias's projection, b_h left out)."""
+    as c (compare with reference_step on convert.keras_single_bias's projection, b_h left out). A BatchNorm whose
+    variance_update is "unbiased" moves moving_var by Keras' biased batch variance (batch_norm_notes)."""
     return [*(f"{la.label(i)}: Keras' single GRU bias b_x + b_h is one Adam parameter; b_h reads back 0"
               for i, la in enumerate(model.layers) if la.kind == "gru" and la.options.get("variant") == "reset_before"),
             *(f"{la.label(i)}: Keras' single LSTM bias b_x + b_h is one Adam parameter; b_h reads back 0"
-              for i, la in enumerate(model.layers) if la.kind == "lstm")]  # fmt: skip
+              for i, la in enumerate(model.layers) if la.kind == "lstm"),
+            *batch_norm_notes(model)]  # fmt: skip
 
 
 def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:
     """One keras.optimizers.Adam step (eps 1e-7, lr training.LR) on training.loss_kind's loss computed by
     keras.losses (CategoricalCrossentropy on the softmax output / MeanSquaredError, the mean over the batch),
-    Dropout off, in Keras' own NHWC layout. Returns (loss before the step, canonical weights after it)."""
-    net, mains = assemble(model, dtype, native_layout=True)
+    Dropout off, in Keras' own NHWC layout. A model with BatchNormalization runs it in training mode (the batch's
+    statistics; every Dropout of the step's copy has rate 0, so dropout stays off) and the layer moves its moving
+    statistics itself. Returns (loss before the step, canonical weights after it, and (layer, "moving_mean" /
+    "moving_var") after the step where the model has state)."""
+    net, mains = assemble(model, dtype, native_layout=True, dropout=False)
     kind = training.loss_kind(model)
     loss_fn = (keras.losses.CategoricalCrossentropy(dtype=dtype) if kind == "categorical_crossentropy"
                else keras.losses.MeanSquaredError(dtype=dtype))  # fmt: skip
@@ -515,11 +643,12 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     opt.build(variables)
     xt = tf.convert_to_tensor(np.asarray(x, dtype=model.input_dtype if _integer(model.input_dtype) else dtype))
     tt = tf.convert_to_tensor(np.asarray(t, dtype=dtype))
+    train_mode = bool(model.state())  # BatchNormalization on the batch; without state, inference mode as always
     with tf.GradientTape() as tape:
-        loss = loss_fn(tt, net(xt, training=False))
+        loss = loss_fn(tt, net(xt, training=train_mode))
     opt.apply_gradients(zip(_dense_grads(tape.gradient(loss, variables)), variables))
     return float(loss), canonical_weights(mains)
 
 
-__all__ = ["DTYPES", "assemble", "build", "canonical_weights", "keras_model", "lstm_notes", "model_name", "permutes", "refusal", "train_notes",
+__all__ = ["DTYPES", "assemble", "batch_norm_notes", "boundary_perms", "build", "canonical_weights", "keras_model", "lstm_notes", "model_name", "permutes", "refusal", "train_notes",
            "train_step", "write"]
