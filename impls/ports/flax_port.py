@@ -52,7 +52,7 @@ from .. import GRU_VARIANTS, convert, frameworks
 from ..contract import limits
 from ..contract.spec import GRUWeights, LSTMWeights
 from ..model import training
-from ..model.description import Model
+from ..model.description import INPUT, Model
 from ..model.layers import spec_of
 from ..model.layers.rnn import CELL_WEIGHTS
 from ..model.voices import Built
@@ -232,7 +232,8 @@ def _zero_pad(name, opts, in_shape):
 
 
 def _flatten(name, opts, in_shape):
-    return ["x = x.reshape((x.shape[0], -1))  # NHWC flattened in (h, w, c) order"]
+    order = "(h, w, c)" if len(in_shape) == 4 else "(l, c)" if len(in_shape) == 3 else "row-major"
+    return [f"x = x.reshape((x.shape[0], -1))  # flattened in the canonical {order} order"]
 
 
 def _dense(name, opts, in_shape):
@@ -247,10 +248,73 @@ def _dropout(name, opts, in_shape):
     return [f"# dropout (rate {opts['rate']}): the identity at inference, so the port leaves it out"]
 
 
+def _conv1d(name, opts, in_shape):
+    p = opts["padding"]
+    K, d = opts["kernel_size"], opts["dilation"]
+    if p == "causal":
+        pad, note = repr((((K - 1) * d, 0),)), f"  # causal: (K - 1) * dilation = {(K - 1) * d} before, none after"
+    elif isinstance(p, str):
+        pad, note = f'"{p.upper()}"', ("  # TensorFlow's SAME: the odd pad after" if p == "same" else "")
+    else:
+        pad, note = repr(((p[0], p[1]),)), "  # (left, right)"
+    first = (f"x = nn.Conv({opts['filters']}, ({K},), strides=({opts['strides']},), padding={pad}, "
+             f"kernel_dilation=({d},),")
+    second = f'            feature_group_count={opts["groups"]}, use_bias={opts["use_bias"]}, name="{name}")(x)'
+    return [f"# NWC, kernel (K, C / groups, filters){';' + note[3:] if note else ''}", first, second, *_act(opts)]
+
+
+def _batch_norm(name, opts, in_shape):
+    m = convert.batch_norm_momentum_to_flax(opts["momentum"])
+    return [(f"x = nn.BatchNorm(use_running_average=not train, momentum={m!r}, epsilon={opts['epsilon']!r}, "
+             f"use_bias={opts['center']}, use_scale={opts['scale']},"),
+            f'                 use_fast_variance=False, name="{name}")(x)  # the last (channel) axis']
+
+
+def _layer_norm(name, opts, in_shape):
+    return [(f"x = nn.LayerNorm(epsilon={opts['epsilon']!r}, use_bias={opts['center']}, use_scale={opts['scale']}, "
+             f'use_fast_variance=False, name="{name}")(x)  # the last axis')]
+
+
+def _spatial(in_shape) -> str:
+    return repr(tuple(range(1, len(in_shape) - 1)))
+
+
+def _global_avg_pool(name, opts, in_shape):
+    return [f"x = jnp.mean(x, axis={_spatial(in_shape)})  # global average over the spatial axes -> (B, C)"]
+
+
+def _global_max_pool(name, opts, in_shape):
+    return ["# global maximum over the spatial axes -> (B, C), its gradient to the first maximum (row-major), as the",
+            "# contract's (jnp.max would share it between tied maxima)",
+            "flat = x.reshape((x.shape[0], -1, x.shape[-1]))",
+            "x = jnp.take_along_axis(flat, jnp.argmax(flat, axis=1)[:, None, :], axis=1)[:, 0, :]"]
+
+
+def _reshape(name, opts, in_shape):
+    return [f"x = x.reshape((x.shape[0], {', '.join(map(str, opts['target_shape']))}))  # row-major, batch kept"]
+
+
+def _permute(name, opts, in_shape):
+    return [f"x = jnp.transpose(x, {(0, *opts['dims'])!r})  # Keras' Permute{tuple(opts['dims'])!r}, batch kept"]
+
+
+def _add(name, opts, in_shape, ins):
+    return [f"x = {' + '.join(ins)}"]
+
+
+def _concatenate(name, opts, in_shape, ins):
+    return [f"x = jnp.concatenate([{', '.join(ins)}], axis={opts['axis']})"]
+
+
 _CODE: dict[str, Callable[..., list[str]]] = {
     "gru": _gru, "lstm": _lstm, "embedding": _embedding, "masking": _masking, "take_step": _take_step, "conv2d": _conv2d, "depthwise_conv2d": _depthwise, "max_pool2d": _max_pool, "avg_pool2d": _avg_pool,
     "zero_pad2d": _zero_pad, "flatten": _flatten, "dense": _dense, "activation": _activation, "dropout": _dropout,
+    "conv1d": _conv1d, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "global_avg_pool": _global_avg_pool,
+    "global_max_pool": _global_max_pool, "reshape": _reshape, "permute": _permute, "add": _add,
+    "concatenate": _concatenate,
 }  # fmt: skip
+MERGES = ("add", "concatenate")
+NORMS = ("batch_norm", "layer_norm")
 
 
 def _bidirectional(layer) -> bool:
@@ -275,16 +339,48 @@ def flax_names(model: Model) -> list[str]:
     return out
 
 
+MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
+"""Kinds that read a 3-D tensor as a feature map (B, L, C): a channels_first source holds it (B, C, L)."""
+MAP_KEEPERS = ("batch_norm", "activation", "dropout", "add", "concatenate")
+"""Kinds whose 3-D output is a feature map where their (first) input is one."""
+
+
+def feature_maps(model: Model) -> list[bool]:
+    """[the input, layer 0's output, ...]: whether the tensor is a feature map a channels_first source holds channels
+    first (docs/DESIGN.md, "Layouts"): every 4-D image; a 3-D tensor that a conv1d makes, that a batch_norm /
+    activation / dropout / merge passes on from a map, or the model's 3-D input where a conv1d, a batch_norm or a
+    global pool reads it. A sequence read by a recurrent layer or a dense stays (B, T, F)."""
+    shapes = model.shapes(1)
+    maps = [len(shapes[0]) == 4 or (len(shapes[0]) == 3 and any(
+        model.layers[i].kind in MAP_READERS for i in model.consumers(INPUT)))]
+    for i, la in enumerate(model.layers):
+        rank = len(shapes[i + 1])
+        first = model.source_indices(i)[0] + 1
+        maps.append(rank == 4 or (rank == 3 and (la.kind == "conv1d" or (la.kind in MAP_KEEPERS and maps[first]))))
+    return maps
+
+
 def _transposes(model: Model, native_layout: bool) -> tuple[bool, bool]:
-    """(transpose the input NCHW -> NHWC, transpose the output NHWC -> NCHW) at the port's boundary."""
+    """(transpose the input NC... -> N...C, transpose the output N...C -> NC...) at the port's boundary: a
+    channels_first source's feature maps (feature_maps: images, 1-D maps)."""
     if native_layout or model.boundary != "channels_first":
         return False, False
-    shapes = model.shapes(1)
-    return len(shapes[0]) == 4, len(shapes[-1]) == 4
+    maps = feature_maps(model)
+    return maps[0], maps[-1]
 
 
 def _boundary_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, ...]:
-    return (shape[0], shape[3], shape[1], shape[2]) if transposed else tuple(shape)
+    return (shape[0], shape[-1], *shape[1:-1]) if transposed else tuple(shape)
+
+
+def _first_perm(rank: int) -> tuple[int, ...]:
+    """N...C -> NC...: (0, 3, 1, 2) for an image, (0, 2, 1) for a 1-D map."""
+    return (0, rank - 1, *range(1, rank - 1))
+
+
+def _last_perm(rank: int) -> tuple[int, ...]:
+    """NC... -> N...C: (0, 2, 3, 1) for an image, (0, 2, 1) for a 1-D map."""
+    return (0, *range(2, rank), 1)
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -320,6 +416,23 @@ _MASK_HELPERS = textwrap.dedent('''\
     ''').splitlines()
 
 
+def _has_state(model: Model) -> bool:
+    """Whether the model holds state (a BatchNorm's moving statistics: Flax's "batch_stats" collection)."""
+    return bool(model.state())
+
+
+def _kept(model: Model) -> set[str]:
+    """Tensors (INPUT or layer names) the generated code keeps in a named value: those a merge reads, or a layer
+    that is not the next one."""
+    out = set()
+    for i, la in enumerate(model.layers):
+        previous = model.layers[i - 1].name if i else INPUT
+        for s in model.sources(i):
+            if la.kind in MERGES or s != previous:
+                out.add(s)
+    return out
+
+
 def port_dtype(model: Model) -> str:
     """The dtype the port loads its params in by default: the source's input dtype where it is a float."""
     return model.input_dtype if model.input_dtype in DTYPES else "float32"
@@ -338,8 +451,8 @@ def source(model: Model, native_layout: bool = False) -> str:
         layout = ("Native layout (--native-layout): it takes and returns Flax's own layout, images NHWC and "
                   "sequences (B, T, F), with no transposes at its boundary.")
     elif t_in or t_out:
-        layout = ("It keeps the source's layout: images NCHW at its boundary (the source is channels_first), "
-                  "transposed to Flax's NHWC inside" + (", and its flattened output in the source's (c, h, w) order."
+        layout = ("It keeps the source's layout: feature maps channels first at its boundary (NCHW images, NCW 1-D "
+                  "maps: the source is channels_first), transposed to Flax's channels last inside" + (", and its flattened output in the source's (c, h, w) order."
                                                         if model.flattened_output() else "."))
     else:
         layout = "It keeps the source's layout (images NHWC, sequences (B, T, F)), which is Flax's own."
@@ -370,6 +483,20 @@ def source(model: Model, native_layout: bool = False) -> str:
                      "last valid step held (padded_zero, padded_hold), and a row of length 0 gives zeros.")
     if any(la.kind == "dropout" for la in model.layers):
         notes.append("Dropout is the identity at inference and is left out.")
+    if _has_state(model):
+        notes.append("BatchNorm is nn.BatchNorm on the last (channel) axis; its moving statistics are the "
+                     "\"batch_stats\" collection (variables.npz keys batch_stats:LAYER/mean, /var). Inference "
+                     "(train=False) uses them; module.apply(variables, x, train=True, mutable=[\"batch_stats\"]) "
+                     "normalises by the batch and returns the updated statistics: momentum is the old value's share, "
+                     "and Flax updates var with the biased batch variance.")
+        unbiased = train_refusal(model)
+        if unbiased:
+            notes.append("The source updates a BatchNorm's running variance with the UNBIASED batch variance "
+                         "(torch's convention), which nn.BatchNorm cannot: this port is forward-exact, but a "
+                         "training step here moves var by the biased one.")
+    if not model.is_chain():
+        notes.append("The model is a graph: __call__ keeps the values read again later in named variables "
+                     "(NAME_out).")
     lines = [
         '"""' + f"Flax port of the model {model.name!r} (source: {model.source}), written by nnparity.",
         "",
@@ -398,19 +525,36 @@ def source(model: Model, native_layout: bool = False) -> str:
         *(_MASK_HELPERS if _masked(model) else []),
         "class Model(nn.Module):",
         "    @nn.compact",
-        "    def __call__(self, x):",
+        "    def __call__(self, x, train: bool = False):" if _has_state(model) else "    def __call__(self, x):",
     ]
+    if _has_state(model):
+        lines += ['        """train=True: BatchNorm normalises by the batch and updates "batch_stats" (apply with',
+                  '        mutable=["batch_stats"]); False (inference): the moving statistics."""']
     body = []
+    rank_in, rank_out = len(shapes[0]), len(shapes[-1])
     if t_in:
-        body.append("x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC: Flax's layout inside")
-    sources = model.mask_sources()
-    for i, (layer, name) in enumerate(zip(model.layers, flax_names(model), strict=True)):
+        body.append(f"x = jnp.transpose(x, {_last_perm(rank_in)!r})  # channels first -> last: Flax's layout inside")
+    names = flax_names(model)
+    kept = _kept(model)
+    var = {INPUT: "inputs", **{la.name: f"{n}_out" for la, n in zip(model.layers, names, strict=True)}}
+    if INPUT in kept:
+        body.append("inputs = x  # the model's input, read again below")
+    sources, in_shapes = model.mask_sources(), model.input_shapes(1)
+    for i, (layer, name) in enumerate(zip(model.layers, names, strict=True)):
         opts = spec_of(layer.kind).options(layer.options)
-        body.append(f"# {i} {layer.name!r} ({layer.kind}) -> {_fmt_shape(shapes[i + 1])}")
-        masked = {"masked": sources[i] is not None} if layer.kind in RECURRENT else {}
-        body.extend(_CODE[layer.kind](name, opts, shapes[i], **masked))
+        srcs = model.sources(i)
+        reads = "" if model.is_chain() else f" <- {', '.join(srcs)}"
+        body.append(f"# {i} {layer.name!r} ({layer.kind}){reads} -> {_fmt_shape(shapes[i + 1])}")
+        extra = {"masked": sources[i] is not None} if layer.kind in RECURRENT else {}
+        if layer.kind in MERGES:
+            extra = {"ins": [var[s] for s in srcs]}
+        elif srcs[0] != (model.layers[i - 1].name if i else INPUT):
+            body.append(f"x = {var[srcs[0]]}")
+        body.extend(_CODE[layer.kind](name, opts, in_shapes[i], **extra))
+        if layer.name in kept:
+            body.append(f"{var[layer.name]} = x")
     if t_out:
-        body.append("x = jnp.transpose(x, (0, 3, 1, 2))  # NHWC -> NCHW: the source's layout out")
+        body.append(f"x = jnp.transpose(x, {_first_perm(rank_out)!r})  # channels last -> first: the source's layout out")
     flat = None if native_layout else model.flattened_output()
     if flat:
         body.append(f"x = jnp.transpose(x.reshape((x.shape[0], {', '.join(map(str, flat))})), (0, 3, 1, 2)).reshape((x.shape[0], -1))"
@@ -428,15 +572,16 @@ def source(model: Model, native_layout: bool = False) -> str:
         "        jax.config.update(\"jax_enable_x64\", True)  # else JAX casts float64 params and inputs to float32",
         "    path = Path(__file__).with_name(\"variables.npz\") if path is None else Path(path)",
         "    path = path / \"variables.npz\" if path.is_dir() else path",
-        "    params = {}",
+        "    variables = {}",
         "    with np.load(path, allow_pickle=False) as arrays:",
-        "        for key in arrays.files:  # 'layer/weight' or 'layer/gate/weight'",
-        "            *parents, leaf = key.split(\"/\")",
-        "            node = params",
+        "        for key in arrays.files:  # 'layer/weight', 'layer/gate/weight' (params) or 'batch_stats:layer/mean'",
+        "            collection, _, key_path = key.rpartition(\":\")",
+        "            *parents, leaf = key_path.split(\"/\")",
+        "            node = variables.setdefault(collection or \"params\", {})",
         "            for p in parents:",
         "                node = node.setdefault(p, {})",
         "            node[leaf] = jnp.asarray(arrays[key], dtype=dtype)",
-        "    return Model(), {\"params\": params}",
+        "    return Model(), variables",
         "",
     ]
     return "\n".join(lines)
@@ -468,18 +613,33 @@ def params(model: Model) -> dict[str, dict]:
             out[name] = {"embedding": w["embeddings"]}
         elif layer.kind == "depthwise_conv2d":
             out[name] = {**w, "kernel": convert.depthwise_to_grouped(w["kernel"])}
+        elif layer.kind in NORMS:
+            tree = convert.norm_to_flax(w)[0]  # {scale, bias}; absent where the layer has neither
+            if tree:
+                out[name] = tree
         elif w:
-            out[name] = dict(w)  # conv2d HWIO, dense (in, out): the canonical layouts themselves
+            out[name] = dict(w)  # conv2d HWIO, conv1d (K, C / groups, F), dense (in, out): the canonical layouts
     return out
 
 
-def canonical(model: Model, tree: dict, gradients: bool) -> dict[tuple[str, str], np.ndarray]:
+def batch_stats(model: Model) -> dict[str, dict]:
+    """Flax's "batch_stats" collection of `model`'s state: {flax layer name: {mean, var}} per batch_norm."""
+    return {name: convert.norm_to_flax({k: np.asarray(v) for k, v in layer.weights.items()})[1]
+            for layer, name in zip(model.layers, flax_names(model), strict=True) if layer.kind == "batch_norm"}
+
+
+def canonical(model: Model, tree: dict, gradients: bool, stats: dict | None = None) -> dict[tuple[str, str], np.ndarray]:
     """A Flax params tree (weights, or their gradients when `gradients`) -> {(layer, weight): canonical array}.
     A folded GRU or LSTM bias's gradient goes to both b_x and b_h of its gate (convert.gru_grads_from_flax,
-    convert.lstm_grads_from_flax); read as weights, the folded sum is b_x and that b_h zero."""
+    convert.lstm_grads_from_flax); read as weights, the folded sum is b_x and that b_h zero. `stats`: a
+    "batch_stats" collection, read back as the BatchNorms' moving_mean / moving_var (without it, state is left out)."""
     out: dict[tuple[str, str], np.ndarray] = {}
     for layer, name in zip(model.layers, flax_names(model), strict=True):
         if not layer.weights:
+            continue
+        if layer.kind in NORMS:
+            got = convert.norm_from_flax(tree.get(name, {}), (stats or {}).get(name) if stats is not None else None)
+            out |= {(layer.name, k): v for k, v in got.items() if k in layer.weights}
             continue
         if layer.kind in RECURRENT:
             for cell, suffix in _cells(layer, name):
@@ -519,7 +679,7 @@ def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     code, npz = out / "model.py", out / "variables.npz"
     code.write_text(source(model, native_layout))
-    np.savez(npz, **_flat(params(model)))
+    np.savez(npz, **_flat(params(model)), **{f"batch_stats:{k}": v for k, v in _flat(batch_stats(model)).items()})
     return [code, npz]
 
 
@@ -552,21 +712,29 @@ class _Layout:
         self.t_in, self.t_out = _transposes(model, native_layout=False)
         self.flat = model.flattened_output()  # the output's features in the source's (c, h, w) order
 
+    @staticmethod
+    def _first(a: np.ndarray) -> np.ndarray:  # N...C -> NC... (NHWC -> NCHW, NWC -> NCW)
+        return np.ascontiguousarray(np.moveaxis(np.asarray(a), -1, 1))
+
+    @staticmethod
+    def _last(a: np.ndarray) -> np.ndarray:  # NC... -> N...C
+        return np.ascontiguousarray(np.moveaxis(np.asarray(a), 1, -1))
+
     def x(self, a: np.ndarray) -> np.ndarray:
-        return convert.nhwc_to_nchw(a) if self.t_in else np.asarray(a)
+        return self._first(a) if self.t_in else np.asarray(a)
 
     def dx(self, a: np.ndarray) -> np.ndarray:
-        return convert.nchw_to_nhwc(a) if self.t_in else np.asarray(a)
+        return self._last(a) if self.t_in else np.asarray(a)
 
     def y(self, a: np.ndarray) -> np.ndarray:
         if self.flat:
             return convert.features_nhwc_to_nchw(a, self.flat)
-        return convert.nhwc_to_nchw(a) if self.t_out else np.asarray(a)
+        return self._first(a) if self.t_out else np.asarray(a)
 
     def dy(self, a: np.ndarray) -> np.ndarray:
         if self.flat:
             return convert.features_nchw_to_nhwc(a, self.flat)
-        return convert.nchw_to_nhwc(a) if self.t_out else np.asarray(a)
+        return self._last(a) if self.t_out else np.asarray(a)
 
 
 def _notes(model: Model) -> list[str]:
@@ -591,6 +759,15 @@ def _notes(model: Model) -> list[str]:
         notes.append("the port takes NCHW and transposes to NHWC inside (timed with it)")
     if any(la.kind == "dropout" for la in model.layers):
         notes.append("dropout left out (identity at inference)")
+    if _has_state(model):
+        notes.append("batch_norm: nn.BatchNorm (momentum = the old value's share, as the description's; its "
+                      "batch_stats collection holds moving_mean / moving_var; inference on them)")
+    if train_refusal(model):
+        notes.append(f"forward-exact only, its training step refused: {train_refusal(model)}")
+    if any(la.kind == "global_max_pool" for la in model.layers):
+        notes.append("global_max_pool: argmax + take_along_axis, its gradient to the first maximum as the contract's")
+    if not model.is_chain():
+        notes.append("a graph: named intermediate values in __call__")
     return notes
 
 
@@ -607,12 +784,14 @@ def build(model: Model, dtype: str) -> Built:
     jnp = jax.numpy
     module, variables = load_port(model, dtype)
     layout = _Layout(model)
-    apply = jax.jit(module.apply)
+    apply = jax.jit(module.apply)  # inference: a BatchNorm on its moving statistics (batch_stats, read only)
     ids = _integer_input(model)
+    with_params = lambda v, p: {**v, "params": p}  # gradients of the params only: batch_stats is state
     if ids:  # token ids: no gradient for them (the reference's dx is None)
-        pull = jax.jit(lambda v, x, dy: (*jax.vjp(lambda p: module.apply(p, x), v)[1](dy), None))
+        pull = jax.jit(lambda v, x, dy: (*jax.vjp(lambda p: module.apply(with_params(v, p), x), v["params"])[1](dy),
+                                         None))
     else:
-        pull = jax.jit(lambda v, x, dy: jax.vjp(module.apply, v, x)[1](dy))
+        pull = jax.jit(lambda v, x, dy: jax.vjp(lambda p, x: module.apply(with_params(v, p), x), v["params"], x)[1](dy))
     in_dtype = model.input_dtype if ids else dtype
 
     def to_native(x: np.ndarray) -> Any:
@@ -628,8 +807,8 @@ def build(model: Model, dtype: str) -> Built:
         return jnp.asarray(layout.y(np.asarray(dy)), dtype=dtype)
 
     def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        gv, gx = pull(variables, to_native(x), dy_to_native(dy))
-        grads = canonical(model, jax.tree_util.tree_map(np.asarray, gv["params"]), gradients=True)
+        gp, gx = pull(variables, to_native(x), dy_to_native(dy))
+        grads = canonical(model, jax.tree_util.tree_map(np.asarray, gp), gradients=True)
         return (None if gx is None else layout.dx(np.asarray(gx))), {k: grads[k] for k in model.parameters()}
 
     def step(x: Any, dy: Any) -> Any:
@@ -651,12 +830,26 @@ class TrainStep(tuple):
         return self
 
 
+def train_refusal(model: Model) -> str | None:
+    """Why the port's training step is not the model's, naming the layer (the forward stays exact), or None."""
+    for i, la in enumerate(model.layers):
+        if la.kind == "batch_norm" and spec_of(la.kind).options(la.options)["variance_update"] != "biased":
+            return (f"{la.label(i)}: variance_update 'unbiased' (torch's: running_var moves with n/(n-1) times the "
+                    "batch variance): flax.linen.BatchNorm updates batch_stats' var with the biased variance it "
+                    "normalises by, so its training step's moving_var would not be this model's; the forward "
+                    "(inference, on the moving statistics) is exact")
+    return None
+
+
 def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> TrainStep:
     """One optax.adam(training.LR) step (its defaults: eps 1e-8, torch's convention) of the port on the loss
     training.loss_kind(model) names, with optax's own losses: cross-entropy as optax.softmax_cross_entropy on the
     log of the softmax output (log_softmax(log p) = log p where p sums to 1), else optax.squared_error's mean.
-    Returns (loss before the step, every canonical weight after it), with `.notes` where it is not exact."""
-    why = refusal(model, dtype)
+    A model with BatchNorm steps in training mode (module.apply(..., train=True, mutable=["batch_stats"]): the
+    batch's statistics normalise and the moving ones move); dropout is left out of the port, so it is off.
+    Returns (loss before the step, every canonical weight after it, and a BatchNorm's moving_mean / moving_var
+    after it), with `.notes` where it is not exact. Refused (train_refusal) where the update is not the model's."""
+    why = refusal(model, dtype) or train_refusal(model)
     if why is not None:
         raise limits.Refused(f"{VOICE}: {why}")
     jax = frameworks.load("jax")
@@ -664,29 +857,34 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     jnp = jax.numpy
     module, variables = load_port(model, dtype)
     layout, kind = _Layout(model), training.loss_kind(model)
+    stateful = _has_state(model)
 
-    def loss_fn(p, x, t):
-        y = module.apply({"params": p}, x)
+    def loss_fn(p, s, x, t):
+        if stateful:
+            y, moved = module.apply({"params": p, "batch_stats": s}, x, train=True, mutable=["batch_stats"])
+            s = moved["batch_stats"]
+        else:
+            y = module.apply({"params": p}, x)
         if kind == "categorical_crossentropy":
-            return jnp.mean(optax.softmax_cross_entropy(jnp.log(y), t))
-        return jnp.mean(optax.squared_error(y, t))
+            return jnp.mean(optax.softmax_cross_entropy(jnp.log(y), t)), s
+        return jnp.mean(optax.squared_error(y, t)), s
 
     opt = optax.adam(training.LR)
 
     @jax.jit
-    def step(p, x, t):
-        loss, grads = jax.value_and_grad(loss_fn)(p, x, t)
+    def step(p, s, x, t):
+        (loss, s), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, s, x, t)
         updates, _ = opt.update(grads, opt.init(p), p)
-        return loss, optax.apply_updates(p, updates)
+        return loss, optax.apply_updates(p, updates), s
 
     xn = jnp.asarray(layout.x(np.asarray(x)), dtype=model.input_dtype if _integer_input(model) else dtype)
     tn = jnp.asarray(layout.y(np.asarray(t)), dtype=dtype)
-    loss, new = step(variables["params"], xn, tn)
-    new = jax.tree_util.tree_map(np.asarray, new)
-    weights = canonical(model, new, gradients=False)
+    loss, new, stats = step(variables["params"], variables.get("batch_stats", {}), xn, tn)
+    new, stats = jax.tree_util.tree_map(np.asarray, (new, stats))
+    weights = canonical(model, new, gradients=False, stats=stats if stateful else None)
     notes = [note for kind, note in (("gru", NOT_TRAINING_EXACT), ("lstm", NOT_TRAINING_EXACT_LSTM))
              if any(la.kind == kind for la in model.layers)]
-    return TrainStep(float(loss), {k: weights[k] for k in model.parameters()}, notes)
+    return TrainStep(float(loss), {k: weights[k] for k in (*model.parameters(), *model.state())}, notes)
 
 
 def project_for_training(model: Model) -> tuple[Model, dict[tuple[str, str], slice], list[str]]:
@@ -720,6 +918,6 @@ def project_for_training(model: Model) -> tuple[Model, dict[tuple[str, str], sli
     return dataclasses.replace(model, layers=tuple(layers)), frozen, notes
 
 
-__all__ = ["DTYPES", "NOT_TRAINING_EXACT", "NOT_TRAINING_EXACT_LSTM", "RECURRENT", "TrainStep", "backward_name",
-           "build", "canonical", "flax_names", "load_port", "params", "port_dtype", "project_for_training", "refusal",
-           "source", "train_step", "write"]
+__all__ = ["DTYPES", "MERGES", "NORMS", "NOT_TRAINING_EXACT", "NOT_TRAINING_EXACT_LSTM", "RECURRENT", "TrainStep",
+           "backward_name", "batch_stats", "build", "canonical", "feature_maps", "flax_names", "load_port", "params",
+           "port_dtype", "project_for_training", "refusal", "source", "train_refusal", "train_step", "write"]
