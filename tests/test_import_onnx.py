@@ -241,14 +241,15 @@ def test_an_lstm_from_a_nonzero_state_is_refused_naming_the_node(tmp_path):
     _refused(export(L(), (3, 6, 5), tmp_path / "lstm.onnx", dynamic=False), "'/lstm/LSTM' (LSTM)", "node ", "initial_h")
 
 
-def test_batchnorm_is_refused(tmp_path):
+def test_batchnorm_in_training_mode_is_refused(tmp_path):
+    """Issue 18: the inference form imports (tests/test_import_onnx_cnn.py); training_mode=1 normalises by the batch."""
     c = np.arange(1.0, 3.0, dtype=np.float32)
-    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")]
+    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn", training_mode=1)]
     path = _save(tmp_path / "bn.onnx", nodes, (3, 2, 4, 4), {"s": c, "b": c, "m": c, "v": c}, (3, 2, 4, 4))
-    _refused(path, "node 0 'bn' (BatchNormalization)")
+    _refused(path, "node 0 'bn' (BatchNormalization)", "training_mode=1")
 
 
-@pytest.mark.parametrize("what", ["ceil_mode", "bidirectional", "residual"])
+@pytest.mark.parametrize("what", ["ceil_mode", "bidirectional", "gate"])
 def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
     torch = _torch()
     nn = torch.nn
@@ -265,12 +266,12 @@ def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
                 return self.pool(self.conv(x))
             if what == "bidirectional":  # h_n[0]: the forward half alone (a bidirectional layer imports joined only)
                 return self.gru(x)[1][0]
-            return x + torch.relu(self.conv(x))
+            return x * torch.relu(self.conv(x))  # a residual (x + ...) imports since issue 18; a gate's Mul does not
 
     shape = (3, 6, 5) if what == "bidirectional" else (3, 2, 5, 5)
     path = export(M(), shape, tmp_path / f"{what}.onnx")
     words = {"ceil_mode": ("(MaxPool)", "ceil_mode=1"), "bidirectional": ("(GRU)", "bidirectional"),
-             "residual": ("(Add)", "branch")}[what]  # fmt: skip
+             "gate": ("(Mul)", "only Add and Concat merge")}[what]  # fmt: skip
     _refused(path, *words)
 
 

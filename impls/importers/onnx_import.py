@@ -36,8 +36,8 @@ from google.protobuf.message import DecodeError  # what onnx.load raises on a tr
 from .. import convert, frameworks
 from ..contract import spec
 from ..contract.spec import ShapeError
-from ..model.description import Layer, Model
-from ..ports.onnx_port import live_nodes
+from ..model.description import INPUT, Layer, Model
+from ..ports.onnx_port import is_map, live_nodes
 from . import BadInput, Imported, UnsupportedLayer
 
 onnx = frameworks.load("onnx")
@@ -85,6 +85,9 @@ class _Context:
     def __init__(self, path: Path, nodes: list, consts: dict, shapes: dict, opset: int, value: _Value, output: str):
         self.path, self.nodes, self.consts, self.shapes, self.opset = path, nodes, consts, shapes, opset
         self.value, self.output = value, output
+        self.values: dict[str, _Value] = {value.name: value}  # every computed tensor read so far, as the graph holds it
+        self.owner: dict[str, str] = {value.name: INPUT}  # tensor -> the description layer whose output it is
+        self.current = INPUT  # the layer whose output the node being read takes
         self.layers: list[Layer] = []
         self.scopes: list[str] = []  # the scope of the node each layer came from (fusing activations into it)
         self.ends: list[_Value] = []  # the tensor that ends each layer, as the graph holds it
@@ -116,16 +119,46 @@ class _Context:
 
     # ---- writing the description
 
-    def emit(self, kind: str, node: Any, options: dict, weights: dict | None = None) -> None:
-        name = _layer_name(node, len(self.layers), {la.name for la in self.layers})
-        self.layers.append(Layer(kind, name, options, weights or {}))
+    def read(self, tensor: str) -> None:
+        """The node being read takes `tensor`: it becomes the value, its layer the one the next layer reads."""
+        self.value, self.current = self.values[tensor], self.owner[tensor]
+
+    def emit(self, kind: str, node: Any, options: dict, weights: dict | None = None, inputs: tuple | None = None,
+             name: str | None = None) -> None:  # fmt: skip
+        taken = {la.name for la in self.layers}
+        name = _layer_name(node, len(self.layers), taken) if name is None else _unique(name, taken)
+        self.layers.append(Layer(kind, name, options, weights or {}, (self.current,) if inputs is None else inputs))
         self.scopes.append(_scope(node))
         self.ends.append(self.value)
+        self.current = name
 
     def set(self, value: _Value) -> None:
         self.value = value
-        if self.ends:
-            self.ends[-1] = value
+        self.values[value.name], self.owner[value.name] = value, self.current
+        if self.current != INPUT:
+            self.ends[self.layer_index(self.current)] = value
+
+    def layer_index(self, name: str) -> int:
+        return next(k for k, la in enumerate(self.layers) if la.name == name)
+
+    def reinterpret(self, pos: int, node: Any, want: tuple[int, ...], why: str) -> None:
+        """Make the value's axes `want` by a permute layer (Keras' Permute: the description's canonical axes become the
+        graph's own order), where the node reads its input in another arrangement than the value's canonical one (a
+        LayerNormalization over an NCW map's length, a Conv on a (B, T, F) sequence). The tensor is unchanged."""
+        v = self.value
+        if v.axes == want:
+            return
+        if None in v.axes or v.rows is not None or len(want) != len(v.axes):
+            raise self.refuse(pos, node, f"{why} (axes {v.axes} of the canonical layout)")
+        p = [0] * len(want)
+        for k, w in enumerate(want):
+            p[w] = v.axes[k]
+        if p[0] != 0:
+            raise self.refuse(pos, node, f"{why}: it would move the batch axis (axes {v.axes})")
+        self.emit("permute", node, {"dims": p[1:]}, name=f"{_scope(node) or node.op_type.lower()}_permute")
+        self.set(_Value(v.name, tuple(want)))
+        self.notes.append(f"node {pos} {node.name!r}: reads axes {v.axes} of the description's layout as {tuple(want)}: "
+                          f"a permute layer (dims {p[1:]}) before it")
 
     def amend(self, **options: Any) -> None:
         last = self.layers[-1]
@@ -145,7 +178,11 @@ def _scope(node: Any) -> str:
 
 
 def _layer_name(node: Any, position: int, taken: set[str]) -> str:
-    base = _scope(node) or f"{node.op_type.lower()}_{position}"
+    return _unique(_scope(node) or f"{node.op_type.lower()}_{position}", taken)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    base = "input_" if base == INPUT else base
     name, k = base, 1
     while name in taken:
         name, k = f"{base}_{k}", k + 1
@@ -172,6 +209,8 @@ def converter(*op_types: str) -> Callable:
 
 
 _NCHW = (0, 3, 1, 2)
+_NCW = (0, 2, 1)
+_CHANNELS_FIRST = {3: _NCW, 4: _NCHW}
 
 
 def _spatial(ctx: _Context, pos: int, node: Any) -> None:
@@ -200,13 +239,44 @@ def _padding(ctx: _Context, pos: int, node: Any, a: dict, window: tuple[int, int
     return [[t, b], [l, r]]
 
 
+def _conv1d(ctx: _Context, pos: int, node: Any, W: np.ndarray) -> None:
+    """Conv on (B, C, L): conv1d, kernel (F, C/groups, K) -> (K, C/groups, F); pads [left, right] (or 'valid'),
+    auto_pad SAME_UPPER as 'same' (TensorFlow's), SAME_LOWER and VALID as their pads."""
+    ctx.reinterpret(pos, node, _NCW, "is a 1-D Conv reading channels on an axis that is not the channels")
+    a = _attrs(node)
+    bias = ctx.const(pos, node, 2)
+    F, _, K = W.shape
+    (s,), (d,) = a.get("strides", [1]), a.get("dilations", [1])
+    auto = _str(a.get("auto_pad", b"NOTSET"))
+    L = ctx.shape(node.input[0])[2]
+    if auto == "SAME_UPPER":
+        padding: Any = "same"
+    elif auto == "SAME_LOWER":
+        lo, hi = spec.same_pads(L, (K - 1) * d + 1, s)
+        padding = [hi, lo]
+    else:
+        pads = [0, 0] if auto == "VALID" else list(a.get("pads", [0, 0]))
+        if len(pads) != 2 or min(pads) < 0:
+            raise ctx.refuse(pos, node, f"has pads {pads}: 1-D non-negative pads only")
+        padding = [int(pads[0]), int(pads[1])] if any(pads) else "valid"
+    opts = {"filters": int(F), "kernel_size": int(K), "strides": int(s), "dilation": int(d), "padding": padding,
+            "groups": int(a.get("group", 1)), "use_bias": bias is not None}  # fmt: skip
+    weights = {"kernel": np.ascontiguousarray(np.transpose(W, (2, 1, 0)))}
+    if bias is not None:
+        weights["bias"] = np.asarray(bias)
+    ctx.emit("conv1d", node, opts, weights)
+    ctx.set(_Value(node.output[0], _NCW))
+
+
 @converter("Conv")
 def _conv(ctx: _Context, pos: int, node: Any) -> None:
+    W = ctx.const(pos, node, 1)
+    if W.ndim == 3:
+        return _conv1d(ctx, pos, node, W)
     _spatial(ctx, pos, node)
     a = _attrs(node)
-    W = ctx.const(pos, node, 1)
     if W.ndim != 4:
-        raise ctx.refuse(pos, node, f"is a {W.ndim - 2}-D convolution (W.shape={W.shape}): 2-D only")
+        raise ctx.refuse(pos, node, f"is a {W.ndim - 2}-D convolution (W.shape={W.shape}): 1-D and 2-D only")
     bias = ctx.const(pos, node, 2)
     O, Ig, KH, KW = W.shape
     groups, C = int(a.get("group", 1)), ctx.shape(node.input[0])[1]
@@ -271,10 +341,18 @@ def _flatten_value(ctx: _Context, pos: int, node: Any) -> None:
     real = [ax for ax in v.axes if ax is not None]
     if not real or real[0] != 0 or v.rows is not None:
         raise ctx.refuse(pos, node, f"flattens a tensor whose first axis is not the batch (axes {v.axes})")
+    if real == [0, 1]:  # (B, C) with size-1 axes (a global pool's): nothing to flatten, no layer
+        return ctx.set(_Value(node.output[0], (0, 1)))
     rows = None
     if real[1:] == [3, 1, 2]:  # NCHW flattens (c, h, w): the next Dense's rows are permuted back
         rows = tuple(ctx.shape(v.name)[k] for k, ax in enumerate(v.axes) if ax in (1, 2, 3))
         rows = (rows[1], rows[2], rows[0])
+    elif real[1:] == [2, 1]:  # NCW flattens (c, l): the rows of a (1, L, C) map
+        if node.output[0] == ctx.output:
+            raise ctx.refuse(pos, node, "returns an NCW map flattened (c, l) with no Dense after it: the description "
+                             "flattens (l, c), and a drop-in port of it would keep neither order")  # fmt: skip
+        c, length = (ctx.shape(v.name)[k] for k, ax in enumerate(v.axes) if ax in (2, 1))
+        rows = (1, length, c)
     elif real[1:] != sorted(real[1:]):
         raise ctx.refuse(pos, node, f"flattens axes in the order {real} of the canonical layout: (h, w, c) or (c, h, w) only")
     ctx.emit("flatten", node, {})
@@ -294,9 +372,14 @@ def _reshape(ctx: _Context, pos: int, node: Any) -> None:
     if len(out) == 2 and v.axes and v.axes[0] == 0 and out[0] == src[0]:  # (B, -1): a Flatten
         return _flatten_value(ctx, pos, node)
     axes = _singletons_only(v.axes, src, out)
-    if axes is None:
-        raise ctx.refuse(pos, node, f"reshapes {src} to {out}: only a flatten to (batch, -1) or adding and removing size-1 axes")
-    ctx.set(replace(v, name=node.output[0], axes=axes))
+    if axes is not None:
+        return ctx.set(replace(v, name=node.output[0], axes=axes))
+    if v.axes != tuple(range(len(v.axes))) or v.rows is not None or out[0] != src[0]:
+        raise ctx.refuse(pos, node, f"reshapes {src} to {out} from axes {v.axes} of the canonical layout: a reshape of a "
+                         "channels-first map is not the description's row-major channels-last one; only a flatten to "
+                         "(batch, -1), size-1 axes, or a reshape of a value in the canonical order keeping the batch")  # fmt: skip
+    ctx.emit("reshape", node, {"target_shape": [int(n) for n in out[1:]]})
+    ctx.set(_Value(node.output[0], tuple(range(len(out)))))
 
 
 _KNOWN_ORDERS = ((0, 3, 1, 2), (0, 1, 2, 3), (0, 1, 2), (1, 0, 2), (0, 1))
@@ -589,12 +672,114 @@ def _matmul(ctx: _Context, pos: int, node: Any) -> None:
     _dense(ctx, pos, node, kernel, bias, out)
 
 
+def _merged(ctx: _Context, pos: int, node: Any) -> list[_Value]:
+    if any(t in ctx.consts for t in node.input):
+        raise ctx.refuse(pos, node, "merges a constant with a computed tensor: a bias only as a Dense's (MatMul + Add)")
+    vals = [ctx.values[t] for t in node.input]
+    same_shape = len({ctx.shape(v.name) for v in vals}) == 1
+    if len({(v.axes, v.rows) for v in vals}) != 1 or (node.op_type == "Add" and not same_shape):
+        raise ctx.refuse(pos, node, f"merges tensors held in different layouts ({[v.axes for v in vals]}) or shapes: "
+                         "the description's add takes one shape, broadcasting is not a layer")  # fmt: skip
+    return vals
+
+
 @converter("Add")
 def _add(ctx: _Context, pos: int, node: Any) -> None:
-    if all(t not in ctx.consts for t in node.input):
-        raise ctx.refuse(pos, node, "adds two computed tensors (a branch, as a residual connection): a chain has none; "
-                         "branches are a later step")  # fmt: skip
-    raise ctx.refuse(pos, node, "adds a constant that follows no MatMul: a bias only as a Dense's")
+    """Two or more computed tensors of one shape and layout: an add layer (a residual connection)."""
+    vals = _merged(ctx, pos, node)
+    ctx.emit("add", node, {}, inputs=tuple(ctx.owner[v.name] for v in vals))
+    ctx.set(replace(vals[0], name=node.output[0]))
+
+
+@converter("Concat")
+def _concat(ctx: _Context, pos: int, node: Any) -> None:
+    """Concat of computed tensors in one layout: the axis translated to the canonical one (axis 1 of an NCHW map is
+    the channels, canonical -1)."""
+    vals = _merged(ctx, pos, node)
+    v = vals[0]
+    axis = int(_attrs(node).get("axis", 0)) % len(v.axes)
+    canon = v.axes[axis]
+    if canon is None or canon == 0 or v.rows is not None:
+        raise ctx.refuse(pos, node, f"concatenates axis {axis} of axes {v.axes}: a data axis past the batch of "
+                         "unflattened values only")  # fmt: skip
+    ctx.emit("concatenate", node, {"axis": -1 if canon == v.rank - 1 else int(canon)},
+             inputs=tuple(ctx.owner[x.name] for x in vals))  # fmt: skip
+    ctx.set(replace(v, name=node.output[0]))
+
+
+@converter("BatchNormalization")
+def _batch_norm(ctx: _Context, pos: int, node: Any) -> None:
+    """Inference-form BatchNormalization on the channel axis (axis 1: NCHW, NCW, or (B, C)): scale, B, input_mean,
+    input_var -> gamma, beta, moving_mean, moving_var; epsilon (1e-5) and momentum (0.9) as ONNX states them, its
+    momentum being the description's (running = running * momentum + batch * (1 - momentum)). variance_update
+    'biased': ONNX's training-mode formula updates with the variance it normalises by (a torch export was trained
+    with the unbiased one: the file does not say so). training_mode=1 and the running-statistics outputs are refused."""
+    a = _attrs(node)
+    if a.get("training_mode", 0):
+        raise ctx.refuse(pos, node, "has training_mode=1 (normalises by the batch's statistics): inference form only")
+    if any(o and ctx.used(o) for o in node.output[1:]):
+        raise ctx.refuse(pos, node, "uses its running mean / variance outputs: training mode, not a layer's output")
+    if not a.get("spatial", 1):
+        raise ctx.refuse(pos, node, "has spatial=0 (statistics per position): per channel only")
+    rank = len(ctx.value.axes)
+    ctx.reinterpret(pos, node, _CHANNELS_FIRST.get(rank, tuple(range(rank))),
+                    "normalises axis 1, which holds no channel axis of the description")  # fmt: skip
+    if ctx.value.rows is not None or rank not in (2, 3, 4):
+        raise ctx.refuse(pos, node, f"normalises a rank-{rank} tensor (axes {ctx.value.axes}): (B, C), NCW or NCHW only")
+    gamma, beta, mean, var = (np.asarray(ctx.const(pos, node, k)) for k in (1, 2, 3, 4))
+    momentum = float(a.get("momentum", 0.9))
+    ctx.emit("batch_norm", node, {"epsilon": float(a.get("epsilon", 1e-5)), "momentum": momentum,
+                                  "variance_update": "biased"},
+             {"gamma": gamma, "beta": beta, "moving_mean": mean, "moving_var": var})  # fmt: skip
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+@converter("LayerNormalization")
+def _layer_norm(ctx: _Context, pos: int, node: Any) -> None:
+    """LayerNormalization over the last axis only. Where that axis is not the description's channels (torch's
+    LayerNorm on an NCW map normalises the length) a permute layer first makes the graph's order canonical."""
+    a = _attrs(node)
+    rank = len(ctx.value.axes)
+    axis = int(a.get("axis", -1)) % rank
+    if axis != rank - 1:
+        raise ctx.refuse(pos, node, f"normalises axes {list(range(axis, rank))} together: over the last axis only")
+    if any(o and ctx.used(o) for o in node.output[1:]):
+        raise ctx.refuse(pos, node, "uses its Mean / InvStdDev outputs: not a layer's output")
+    v = ctx.value
+    if v.axes[-1] != v.rank - 1:
+        ctx.reinterpret(pos, node, tuple(range(rank)), "normalises a last axis that is not the channels")
+    scale, bias = ctx.const(pos, node, 1), ctx.const(pos, node, 2)
+    weights = {"gamma": np.asarray(scale).reshape(-1), **({"beta": np.asarray(bias).reshape(-1)} if bias is not None else {})}
+    ctx.emit("layer_norm", node, {"epsilon": float(a.get("epsilon", 1e-5)), "center": bias is not None}, weights)
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx: _Context, pos: int, node: Any) -> None:
+    rank = len(ctx.value.axes)
+    if rank not in (3, 4):
+        raise ctx.refuse(pos, node, f"pools a rank-{rank} tensor: NCW or NCHW only")
+    ctx.reinterpret(pos, node, _CHANNELS_FIRST[rank], "pools a tensor whose axis 1 is not the channels")
+    ctx.emit("global_avg_pool" if node.op_type == "GlobalAveragePool" else "global_max_pool", node, {})
+    ctx.set(_Value(node.output[0], (0, 1, *[None] * (rank - 2))))
+
+
+@converter("ReduceMean", "ReduceMax")
+def _reduce(ctx: _Context, pos: int, node: Any) -> None:
+    """A mean / max over exactly the spatial axes (tf2onnx's GlobalAveragePooling, torch's x.mean((2, 3))): a global
+    pool."""
+    a, v = _attrs(node), ctx.value
+    rank = len(v.axes)
+    axes = a.get("axes") if ctx.opset < 18 else ctx.const(pos, node, 1)
+    reduced = {int(k) % rank for k in np.asarray(axes).ravel()} if axes is not None else set(range(rank))
+    canon = {v.axes[k] for k in reduced}
+    if v.rows is not None or None in v.axes or v.rank not in (3, 4) or canon != set(range(1, v.rank - 1)):
+        raise ctx.refuse(pos, node, f"reduces axes {sorted(reduced)} of axes {v.axes}: over the spatial axes only "
+                         "(a global pool)")  # fmt: skip
+    ctx.emit("global_avg_pool" if node.op_type == "ReduceMean" else "global_max_pool", node, {})
+    keep = int(a.get("keepdims", 1))
+    out = [None if k in reduced else (0 if v.axes[k] == 0 else 1) for k in range(rank) if keep or k not in reduced]
+    ctx.set(_Value(node.output[0], tuple(out)))
 
 
 _ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
@@ -609,7 +794,8 @@ def _activation(ctx: _Context, pos: int, node: Any) -> None:
         if v.axes[axis] != v.rank - 1 or not last_only:
             raise ctx.refuse(pos, node, f"normalises axis {axis} of axes {v.axes}: softmax over the last (feature) axis only")
     last = ctx.layers[-1] if ctx.layers else None
-    if (last is not None and last.kind in ("conv2d", "depthwise_conv2d", "dense") and ctx.scopes[-1]
+    alone = last is not None and ctx.current == last.name and not ctx.consumers(v.name) and v.name != ctx.output
+    if (alone and last.kind in ("conv2d", "depthwise_conv2d", "dense", "conv1d") and ctx.scopes[-1]
             and ctx.scopes[-1] == _scope(node) and last.options.get("activation", "linear") == "linear"):  # fmt: skip
         ctx.amend(activation=act)  # the same module's activation: Keras' Dense(activation=...)
     else:
@@ -634,7 +820,6 @@ def _identity(ctx: _Context, pos: int, node: Any) -> None:
 REFUSED: dict[str, str] = {
     "Loop": _LOOP_REASON, "Scan": _LOOP_REASON,
     "RNN": "is a plain RNN: the description's recurrent layers are the GRU and the LSTM",
-    "BatchNormalization": "is a batch normalisation: not in the description's layer set (fold it into the Conv first)",
 }  # fmt: skip
 """Ops users meet that are refused with their own reason (a lookup miss gives the supported list alone)."""
 
@@ -820,6 +1005,8 @@ def _input_axes(nodes: list, name: str, rank: int, dims: list | None = None, ini
         return (0, 1, 2, 3) if nhwc else _NCHW
     if rank == 3 and first is not None and first.op_type in ("GRU", "LSTM") and not _attrs(first).get("layout", 0):
         return (1, 0, 2)
+    if rank == 3 and any(n.op_type in _MAP_OPS and n.input[0] == name for n in nodes):  # (B, C, L): a 1-D map
+        return _NCW
     return tuple(range(rank))
 
 
@@ -847,25 +1034,23 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
         if node.op_type in REFUSED:
             raise ctx.refuse(pos, node, REFUSED[node.op_type])
         computed = [t for t in node.input if t and t not in consts]
-        if ctx.value.name not in computed:
-            raise ctx.refuse(pos, node, f"does not take the chain's tensor {ctx.value.name!r} (it takes {computed}): "
-                             "a side branch that does not fold to a constant")  # fmt: skip
-        if len(computed) > 1 and node.op_type != "Add":
-            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: a branch; a chain has none")
-        later = [(p, n) for p, n in ctx.nodes[ctx.i - 1 :] if ctx.value.name in n.input]
-        if len(later) > 1:  # the chain's tensor feeds two nodes: a branch, named by the node that joins it again
-            joins = [(p, n) for p, n in later if n.op_type in ("Add", "Concat", "Mul", "Sub")]
-            p, n = joins[0] if joins else later[1]
-            raise ctx.refuse(p, n, f"takes the tensor {ctx.value.name!r} that node {later[0][0]} takes too: a branch "
-                             "(a residual or parallel path); a chain has none, branches are a later step")  # fmt: skip
+        unknown = [t for t in computed if t not in ctx.values]
+        if unknown or not computed:
+            raise ctx.refuse(pos, node, f"takes {unknown or node.input}, which no node read so far computes from the "
+                             "graph's input: a side input that does not fold to a constant")  # fmt: skip
+        if len(computed) > 1 and node.op_type not in _MERGES:
+            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add and Concat merge tensors")
+        ctx.read(computed[0])
         conv = CONVERTERS.get(node.op_type)
         if conv is None:
             raise ctx.refuse(pos, node, "is not supported")
         conv(ctx, pos, node)
-    if ctx.value.name != out_name or not ctx.layers:
-        raise UnsupportedLayer(f"{path}: the graph's output {out_name!r} is not the end of one chain of supported "
-                               f"layers from {vi.name!r} (the chain ends at {ctx.value.name!r})")  # fmt: skip
-    out = ctx.value
+    if out_name not in ctx.values or not ctx.layers or ctx.owner[out_name] != ctx.layers[-1].name:
+        raise UnsupportedLayer(f"{path}: the graph's output {out_name!r} is not the last of the supported layers read "
+                               f"from {vi.name!r}")  # fmt: skip
+    ctx.read(out_name)
+    canon_in = tuple(dims[axes.index(j)] for j in range(len(axes)) if j != 0)
+    out = _drop_in_output(ctx, canon_in, axes)
     if out.rows is not None and axes != _NCHW:  # an NCHW source's flattened output: its ports keep (c, h, w)
         raise UnsupportedLayer(f"{path}: the graph takes images in axes {axes} and returns an NCHW map flattened "
                                "(c, h, w) with no Dense after it: a drop-in port of it would keep neither order")  # fmt: skip
@@ -874,10 +1059,12 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
                                "a drop-in port keeps one layout")  # fmt: skip
     dtype = _DTYPES[elem]
     batch_axis = axes.index(0)
-    canon_in = tuple(dims[axes.index(j)] for j in range(len(axes)) if j != 0)
-    described = Model(path.stem, canon_in, tuple(ctx.layers), input_dtype=dtype, source="onnx",
-                      boundary="channels_first" if axes == _NCHW else "channels_last")  # images NCHW or not  # fmt: skip
+    described = _model(ctx, path.stem, canon_in, dtype, axes)
     described.check(dims[batch_axis])
+    if len(out.axes) == 3 and None not in out.axes and (out.axes == _NCW) != (
+            described.boundary == "channels_first" and is_map(described, described.layers[-1].name)):  # fmt: skip
+        raise UnsupportedLayer(f"{path}: the graph returns a 1-D map in axes {out.axes} where the description's ports "
+                               "return the other layout: a drop-in port would not keep it")  # fmt: skip
     declared = _dims(vi)[batch_axis]
     static = declared if isinstance(declared, int) and declared > 0 else None  # torch.onnx.export's fixed batch
     runner = _Runner(model, _Value(vi.name, axes), out, ctx.ends, dtype, static)
@@ -886,6 +1073,37 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     out_elem = model.graph.output[0].type.tensor_type.elem_type
     computes = dtype if dtype.startswith("float") else _DTYPES.get(out_elem, "float32")  # ids in, the table's floats out
     return Imported(described, "onnx", str(path), runner.forward, runner.layer_outputs, None, computes, notes)
+
+
+_MERGES = ("Add", "Concat")
+_MAP_OPS = ("Conv", "BatchNormalization", "GlobalAveragePool", "GlobalMaxPool")
+"""Ops that read a 3-D graph input as a channels-first map (B, C, L): the ports' is_map reads the same kinds."""
+
+
+def _model(ctx: _Context, name: str, canon_in: tuple, dtype: str, axes: tuple) -> Model:
+    """The description: a layer reading the one before it (the input, for the first) keeps inputs () (a chain)."""
+    layers = []
+    for k, la in enumerate(ctx.layers):
+        prev = ctx.layers[k - 1].name if k else INPUT
+        layers.append(replace(la, inputs=()) if la.inputs == (prev,) else la)
+    return Model(name, canon_in, tuple(layers), input_dtype=dtype, source="onnx",
+                 boundary="channels_first" if axes in (_NCHW, _NCW) else "channels_last")  # maps channels first or not  # fmt: skip
+
+
+def _drop_in_output(ctx: _Context, canon_in: tuple, axes: tuple) -> _Value:
+    """The output as the description returns it: a (B, C, L) value the ports would not return channels first (an NCW
+    map to a channels-last source, a sequence transposed) gets a permute layer making the graph's order the
+    description's. 4-D layouts are checked by the caller."""
+    out = ctx.value
+    if out.axes != _NCW or out.rows is not None:  # (T, B, F) out of a time-major graph: as before, its own layout
+        return out
+    trial = _model(ctx, "trial", canon_in, "float32", axes)
+    if out.axes == _NCW and axes in (_NCHW, _NCW) and is_map(trial, trial.layers[-1].name):
+        return out
+    producer = next((n for _, n in reversed(ctx.nodes) if out.name in n.output), None)
+    ctx.reinterpret(-1, producer or helper.make_node("Identity", [], [], name="output"), (0, 1, 2),
+                    "returns the value in an order the description cannot name")  # fmt: skip
+    return ctx.value
 
 
 class _Runner:
