@@ -656,6 +656,8 @@ def _gemm(ctx: _Context, pos: int, node: Any) -> None:
 
 @converter("MatMul")
 def _matmul(ctx: _Context, pos: int, node: Any) -> None:
+    if None not in ctx.value.axes and ctx.value.rows is None and ctx.value.axes[-1] != len(ctx.value.axes) - 1:
+        ctx.reinterpret(pos, node, tuple(range(len(ctx.value.axes))), "multiplies a last axis that is not the features")
     v = ctx.value
     kernel = ctx.const(pos, node, 1)
     if kernel.ndim != 2 or v.rank not in (2, 3) or [ax for ax in v.axes if ax is not None][-1] != v.rank - 1 \
@@ -707,6 +709,12 @@ def _concat(ctx: _Context, pos: int, node: Any) -> None:
     ctx.set(replace(v, name=node.output[0]))
 
 
+def _f32(v: float) -> float:
+    """An ONNX float attribute (stored float32: 1e-3 reads 0.0010000000474974513) as the shortest decimal that is the
+    same float32 (0.001): what the exporting framework was given, and what its ports write back."""
+    return float(str(np.float32(v)))
+
+
 @converter("BatchNormalization")
 def _batch_norm(ctx: _Context, pos: int, node: Any) -> None:
     """Inference-form BatchNormalization on the channel axis (axis 1: NCHW, NCW, or (B, C)): scale, B, input_mean,
@@ -727,8 +735,8 @@ def _batch_norm(ctx: _Context, pos: int, node: Any) -> None:
     if ctx.value.rows is not None or rank not in (2, 3, 4):
         raise ctx.refuse(pos, node, f"normalises a rank-{rank} tensor (axes {ctx.value.axes}): (B, C), NCW or NCHW only")
     gamma, beta, mean, var = (np.asarray(ctx.const(pos, node, k)) for k in (1, 2, 3, 4))
-    momentum = float(a.get("momentum", 0.9))
-    ctx.emit("batch_norm", node, {"epsilon": float(a.get("epsilon", 1e-5)), "momentum": momentum,
+    momentum = _f32(a.get("momentum", 0.9))
+    ctx.emit("batch_norm", node, {"epsilon": _f32(a.get("epsilon", 1e-5)), "momentum": momentum,
                                   "variance_update": "biased"},
              {"gamma": gamma, "beta": beta, "moving_mean": mean, "moving_var": var})  # fmt: skip
     ctx.set(replace(ctx.value, name=node.output[0]))
@@ -750,7 +758,7 @@ def _layer_norm(ctx: _Context, pos: int, node: Any) -> None:
         ctx.reinterpret(pos, node, tuple(range(rank)), "normalises a last axis that is not the channels")
     scale, bias = ctx.const(pos, node, 1), ctx.const(pos, node, 2)
     weights = {"gamma": np.asarray(scale).reshape(-1), **({"beta": np.asarray(bias).reshape(-1)} if bias is not None else {})}
-    ctx.emit("layer_norm", node, {"epsilon": float(a.get("epsilon", 1e-5)), "center": bias is not None}, weights)
+    ctx.emit("layer_norm", node, {"epsilon": _f32(a.get("epsilon", 1e-5)), "center": bias is not None}, weights)
     ctx.set(replace(ctx.value, name=node.output[0]))
 
 
