@@ -264,12 +264,12 @@ class Scale(nn.Module):
         return x * self.scale
 
 
-def _residual(self, x):
-    return x + self.body(x)
+def _twice(self, x):  # one module (its weights) in two places
+    return self.body(self.body(x))
 
 
-def _cat(self, x):
-    return torch.cat([self.body(x), x], dim=1)
+def _cat(self, x):  # on the batch axis (a residual x + body(x) and cat on dim 1 import: tests/test_import_torch_cnn.py)
+    return torch.cat([self.body(x), x], dim=0)
 
 
 def _used_twice(self, x):
@@ -296,10 +296,12 @@ SEQ = (3, 5, 4)
 
 @pytest.mark.parametrize(("body", "fn", "shape", "node", "words"), [
     (nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 5, batch_first=True, proj_size=2)), None, SEQ, "body_1", ["nn.LSTM", "proj_size"]),
-    (nn.BatchNorm2d(2), None, CONV, "body", ["nn.BatchNorm2d", "supported:"]),
-    (nn.Conv2d(2, 2, 3, padding=1), _residual, CONV, "body", ["'x' is used by 2 nodes (body, add)", "branch"]),
-    (nn.Conv2d(2, 2, 3, padding=1), _cat, CONV, "body", ["(body, cat)", "branch"]),
-    (nn.Linear(4, 4), _used_twice, (3, 4), "relu", ["'body' is used by 2 nodes (relu, mul)", "branch"]),
+    (nn.BatchNorm2d(2, track_running_stats=False), None, CONV, "body", ["nn.BatchNorm2d", "track_running_stats=False"]),
+    (nn.BatchNorm2d(2, momentum=None), None, CONV, "body", ["momentum=None", "cumulative"]),
+    (nn.LayerNorm(6), None, CONV, "body", ["nn.LayerNorm", "not its channels", "permute"]),
+    (nn.Conv2d(2, 2, 3, padding=1), _twice, CONV, "body_1", ["called a second time", "shared"]),
+    (nn.Conv2d(2, 2, 3, padding=1), _cat, CONV, "cat", ["dim 0"]),
+    (nn.Linear(4, 4), _used_twice, (3, 4), "mul", ["joins 2 paths (relu, body)", "add (x + y)"]),
     (nn.GRU(4, 5, batch_first=True), _out_and_h, SEQ, "body", ["both its output and h_n"]),
     (nn.GRU(4, 5, batch_first=True), _gru_with_h0, SEQ, "zeros", ["function torch.zeros", "from no input"]),
     (nn.GRU(4, 5), lambda s, x: s.body(x)[0], SEQ, "body", ["batch_first=False"]),

@@ -2,10 +2,22 @@
 
     imported = from_module(net, (3, 1, 28, 28), "net.py:model")   # the input shape batch first, torch's layout
 
-The module is traced with torch.fx.symbolic_trace and its nodes are read as a chain by a registry of small
-converters keyed by module class, function or Tensor method (`@converter(nn.Conv2d)`, `@converter(torch.relu)`,
-`@converter("view")`). A miss, a branch (a node used twice, two paths joined) or an option the description lacks is
-UnsupportedLayer naming the node, its class or function and its position. Weights become canonical arrays in the
+The module is traced with torch.fx.symbolic_trace and its nodes are read in the traced (topological) order by a
+registry of small converters keyed by module class, function or Tensor method (`@converter(nn.Conv2d)`,
+`@converter(torch.relu)`, `@converter("view")`), as a graph: a layer may read any earlier layer's output, and paths
+join by `x + y` / torch.add (add) and torch.cat(dim=d) (concatenate on the description's axis of torch's dim d). A
+miss, another join (x * y), a module with weights called twice (shared weights), or an option the description lacks
+is UnsupportedLayer naming the node, its class or function and its position.
+
+Issue 18's kinds: nn.Conv1d (NCW; padding int, 'same', 'valid'; zeros only), nn.BatchNorm1d/2d (the running
+statistics are the state; torch's momentum m is the description's 1 - m, variance_update 'unbiased';
+track_running_stats=False and momentum=None are refused), nn.LayerNorm over the last dim where torch holds the
+channels last (a LayerNorm on an NCHW/NCW map normalises its width: refused, with the permute that makes it
+importable), AdaptiveAvg/MaxPool1d/2d(1) followed by a flatten, x.mean(dim=...) / x.amax(dim=...) over every
+position (a global pool), x.permute / x.transpose (no layer where the result is the same tensor in another layout:
+x.permute(0, 2, 3, 1) of an NCHW map, x.permute(0, 2, 1) of a (B, T, F) sequence that a Conv1d then reads; else a
+permute layer), reshapes of a tensor torch holds as the description does. A 3-D input a Conv1d, BatchNorm1d or 1-D
+adaptive pool reads is a (B, C, L) map (the description's (B, L, C)). Weights become canonical arrays in the
 module's own dtype through impls/convert.py (gru_from_torch, lstm_from_torch, oihw_to_hwio, dense_from_torch, and
 flatten_rows_nchw_to_nhwc for the Linear after a flatten of a map: torch flattens NCHW in (c, h, w) order).
 Images are NHWC in the description (input_shape (H, W, C)), with boundary "channels_first".
@@ -23,6 +35,7 @@ input makes the input integer ids (input_dtype int64); padding_idx, max_norm and
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +46,7 @@ import numpy as np
 
 from .. import convert, frameworks
 from ..contract.spec import ShapeError, same_pads
-from ..model.description import Layer, Model
+from ..model.description import INPUT, Layer, Model, ModelError
 from ..ports.torch_code import PLAIN, Layout
 from . import BadInput, Imported, UnsupportedLayer
 
@@ -79,7 +92,8 @@ class Step:
     layer: Layer | None
     nodes: list
     layout: Layout  # how torch holds the output
-    input: Any = None  # the chain's node it reads
+    input: Any = None  # the node it reads (a merge: its first input)
+    in_layout: Layout | None = None  # how torch holds what it reads
     parts: list | None = None  # several description layers from these nodes (a stacked or bidirectional recurrence
     # read at its last step): [(Layer, torch tensor -> tensor: that layer alone, the module's own weights)]
 
@@ -95,6 +109,7 @@ class _Ctx:
     dtype: str
     order: dict  # node -> its position in the traced graph
     layout: Layout = PLAIN
+    in_layout: Layout = PLAIN
     names: set = field(default_factory=set)
     notes: list = field(default_factory=list)
 
@@ -163,6 +178,9 @@ def _canonical_shape(shape: tuple, layout: Layout) -> tuple:
     if layout.kind == "nchw":
         b, c, h, w = shape
         return (b, h, w, c)
+    if layout.kind == "ncw":
+        b, c, length = shape
+        return (b, length, c)
     return tuple(shape)
 
 
@@ -465,6 +483,11 @@ def _flatten_step(ctx: _Ctx, node: Node) -> Step:
         ctx.notes.append(f"{node.name}: torch flattens the (B, {c}, {h}, {w}) map in (c, h, w) order; the next Linear's "
                          "rows are read back in the description's (h, w, c) order")  # fmt: skip
         return _step(ctx, node, "flatten", layout=Layout("chw", (h, w, c)))
+    if ctx.layout.kind == "ncw":
+        _, c, length = shape
+        ctx.notes.append(f"{node.name}: torch flattens the (B, {c}, {length}) map in (c, l) order; the next Linear's "
+                         "rows are read back in the description's (l, c) order")  # fmt: skip
+        return _step(ctx, node, "flatten", layout=Layout("chw", (1, length, c)))
     return _step(ctx, node, "flatten", layout=PLAIN if ctx.layout.kind != "chw" else ctx.layout)
 
 
@@ -486,18 +509,210 @@ def _flatten_call(ctx: _Ctx, node: Node, f: Any) -> Step:
 
 @converter("view", "reshape", torch.reshape)
 def _reshape(ctx: _Ctx, node: Node, f: Any) -> Step:
+    """A reshape to (B, -1) is a flatten (any layout); any other keeps the batch and reads row-major memory, which is
+    the description's reshape where torch holds the tensor as the description does (a sequence, a vector, a
+    channels-last map); a channels-first map's (c, h, w) memory is not the description's (h, w, c), and is refused."""
     before, after = ctx.shapes[node.args[0]], ctx.shapes[node]
-    if len(after) != 2 or after[0] != before[0] or len(before) < 2:
-        raise ctx.refuse(node, f"it reshapes {before} to {after}; only a reshape to (batch, -1) (a flatten) imports")
-    return _flatten_step(ctx, node)
+    if len(before) < 2 or after[0] != before[0]:
+        raise ctx.refuse(node, f"it reshapes {before} to {after}; the description's reshape keeps the batch axis")
+    if len(after) == 2:
+        return _flatten_step(ctx, node)
+    if ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it reshapes the {ctx.layout.kind.upper()} map {before} to {after}: torch reshapes its "
+                               "channels-first memory, the description its channels-last one; permute it channels-last "
+                               "first (x.permute(0, 2, 3, 1) / x.permute(0, 2, 1))")  # fmt: skip
+    return _step(ctx, node, "reshape", {"target_shape": [int(d) for d in after[1:]]}, layout=PLAIN)
+
+
+_CANON = {"nchw": (0, 2, 3, 1), "ncw": (0, 2, 1)}
+"""torch axis order -> the description's: canonical = torch.permute(_CANON[layout])."""
+
+
+def _layouts_for(rank: int) -> list[Layout]:
+    return {4: [Layout("nchw"), PLAIN], 3: [Layout("ncw"), PLAIN]}.get(rank, [PLAIN])
+
+
+@converter("permute", torch.permute, "transpose", torch.transpose)
+def _permute(ctx: _Ctx, node: Node, f: Any) -> Step:
+    """x.permute(...) / x.transpose(a, b): where the permuted tensor is the same description tensor held in another
+    layout (x.permute(0, 2, 3, 1) of an NCHW map is its channels-last form; x.permute(0, 2, 1) turns a (B, T, F)
+    sequence into the (B, C, L) map a Conv1d reads) it is no layer; otherwise a permute layer on the description's
+    axes. The batch axis stays."""
+    rank = len(ctx.shapes[node.args[0]])
+    if node.target in ("transpose", torch.transpose):
+        a, b = (int(_arg(node, 1, "dim0", 0)) % rank, int(_arg(node, 2, "dim1", 1)) % rank)
+        perm = list(range(rank))
+        perm[a], perm[b] = perm[b], perm[a]
+    else:
+        dims = node.args[1:] if node.target == "permute" else (_arg(node, 1, "dims", ()),)
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = dims[0]
+        perm = [int(d) % rank for d in dims]
+    if sorted(perm) != list(range(rank)) or perm[0] != 0:
+        raise ctx.refuse(node, f"it permutes the axes {perm}, moving the batch axis; the description keeps it first")
+    have = _CANON.get(ctx.layout.kind, tuple(range(rank)))
+    # the result r = t.permute(perm); t = canonical.permute(inverse(have)); so r holds canonical axes inv_have[perm[k]]
+    inv_have = list(np.argsort(have))
+    held = [int(inv_have[p]) for p in perm]  # torch axis k of the result is canonical axis held[k]
+    for lay in _layouts_for(rank):
+        want = _CANON.get(lay.kind, tuple(range(rank)))
+        if [held[w] for w in want] == list(range(rank)):  # the result in `lay` is the same canonical tensor
+            return Step(None, [node], lay)
+    out = PLAIN if rank != 4 else Layout("nchw")
+    want = _CANON.get(out.kind, tuple(range(rank)))
+    dims = [held[w] for w in want]  # canonical' axis k = canonical axis dims[k]
+    return _step(ctx, node, "permute", {"dims": [int(d) for d in dims[1:]]}, layout=out)
+
+
+def _map_input(ctx: _Ctx, node: Node, want: str, what: str) -> tuple:
+    shape = ctx.shapes[node.args[0]]
+    if ctx.layout.kind != want:
+        hint = " (a (B, T, F) sequence: x.permute(0, 2, 1) makes it the (B, F, T) map)" if want == "ncw" and \
+            ctx.layout.kind == "plain" and len(shape) == 3 else ""  # fmt: skip
+        raise ctx.refuse(node, f"it takes {shape}, which torch holds {ctx.layout.kind}, not a {what}{hint}")
+    return shape
+
+
+@converter(nn.Conv1d)
+def _conv1d(ctx: _Ctx, node: Node, m: Any) -> Step:
+    _, _, L = _map_input(ctx, node, "ncw", "batched (B, C, L) map")
+    if m.padding_mode != "zeros":
+        raise ctx.refuse(node, f"padding_mode={m.padding_mode!r}; the description pads with zeros only")
+    (k,), (d,), (st,) = m.kernel_size, m.dilation, m.stride
+    if m.padding == "same":  # torch's 'same' (stride 1): total (k - 1) * d, the odd pad after
+        left, right = same_pads(L, (k - 1) * d + 1, 1)
+    elif m.padding == "valid":
+        left = right = 0
+    else:
+        left = right = int(m.padding[0])
+    padding = "valid" if not (left or right) else [int(left), int(right)]
+    opts = {"filters": int(m.out_channels), "kernel_size": int(k), "strides": int(st), "padding": padding,
+            "dilation": int(d), "groups": int(m.groups), "use_bias": m.bias is not None}  # fmt: skip
+    w = {"kernel": ctx.array(m.weight).transpose(2, 1, 0)}  # (O, C/g, K) -> (K, C/g, O)
+    if m.bias is not None:
+        w["bias"] = ctx.array(m.bias)
+    return _step(ctx, node, "conv1d", opts, w, Layout("ncw"))
+
+
+def _description_momentum(m: float) -> float:
+    """torch's momentum (the new statistic's share) as the description's (the old one's share)."""
+    v = 1.0 - float(m)
+    short = float(f"{v:.12g}")
+    return short if abs(short - v) <= 1e-15 else v
+
+
+@converter(nn.BatchNorm1d, nn.BatchNorm2d)
+def _batch_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
+    shape = ctx.shapes[node.args[0]]
+    if isinstance(m, nn.BatchNorm2d):
+        _map_input(ctx, node, "nchw", "batched NCHW map")
+    elif len(shape) == 3:
+        _map_input(ctx, node, "ncw", "batched (B, C, L) map (BatchNorm1d normalises dim 1)")
+    elif len(shape) != 2 or ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it takes {shape}, held {ctx.layout.kind}; BatchNorm1d takes (B, C) or (B, C, L)")
+    if not m.track_running_stats or m.running_mean is None:
+        raise ctx.refuse(node, "track_running_stats=False: it normalises by the batch's statistics at inference too; "
+                               "the description's BatchNorm uses its moving statistics at inference")  # fmt: skip
+    if m.momentum is None:
+        raise ctx.refuse(node, "momentum=None: torch then keeps a cumulative average of every batch's statistics; the "
+                               "description's moving statistics are an exponential average (a momentum in [0, 1))")  # fmt: skip
+    momentum = _description_momentum(m.momentum)
+    if not 0.0 <= momentum < 1.0:
+        raise ctx.refuse(node, f"momentum={m.momentum!r}: the description's momentum 1 - {m.momentum!r} is outside [0, 1)")
+    opts = {"epsilon": float(m.eps), "momentum": momentum, "variance_update": "unbiased", "center": bool(m.affine),
+            "scale": bool(m.affine)}  # fmt: skip
+    w = {"moving_mean": ctx.array(m.running_mean), "moving_var": ctx.array(m.running_var)}
+    if m.affine:
+        w |= {"gamma": ctx.array(m.weight), "beta": ctx.array(m.bias)}
+    ctx.notes.append(f"{node.name}: momentum={m.momentum!r} is torch's share of the new batch statistic: the "
+                     f"description keeps {momentum!r} of the old; running_var moves with the unbiased batch variance")  # fmt: skip
+    return _step(ctx, node, "batch_norm", opts, w)
+
+
+@converter(nn.LayerNorm)
+def _layer_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
+    shape = ctx.shapes[node.args[0]]
+    if len(m.normalized_shape) != 1:
+        raise ctx.refuse(node, f"normalized_shape={tuple(m.normalized_shape)}: the description's LayerNorm normalises "
+                               "the last axis alone")  # fmt: skip
+    if ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it normalises the last axis of the {ctx.layout.kind.upper()} map {shape}, which is not "
+                               "its channels; the description's LayerNorm is over the channels: permute the map "
+                               "channels-last around it (self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))")  # fmt: skip
+    affine = bool(m.elementwise_affine)
+    has_bias = affine and getattr(m, "bias", None) is not None
+    w = {}
+    if affine:
+        w["gamma"] = ctx.array(m.weight)
+    if has_bias:
+        w["beta"] = ctx.array(m.bias)
+    return _step(ctx, node, "layer_norm", {"epsilon": float(m.eps), "scale": affine, "center": has_bias}, w)
+
+
+_FLATTENS = ("flatten", "view", "reshape", "squeeze")
+
+
+def _pooled_flatten(ctx: _Ctx, node: Node) -> Node | None:
+    """The node that flattens a (B, C, 1[, 1]) pool output to (B, C), if that is its one tensor user."""
+    users = _tensor_users(node)
+    if len(users) != 1:
+        return None
+    u = users[0]
+    b, c = ctx.shapes[node][:2]
+    if tuple(ctx.shapes[u]) != (b, c):
+        return None
+    if u.op == "call_module" and isinstance(ctx.gm.get_submodule(u.target), nn.Flatten):
+        return u
+    if (u.op == "call_method" and u.target in _FLATTENS) or (u.op == "call_function" and u.target in (torch.flatten, torch.reshape, torch.squeeze)):
+        return u
+    return None
+
+
+@converter(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+def _adaptive_pool(ctx: _Ctx, node: Node, m: Any) -> Step:
+    two = isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
+    _map_input(ctx, node, "nchw" if two else "ncw", "batched NCHW map" if two else "batched (B, C, L) map")
+    size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * (2 if two else 1)
+    if any(s != 1 for s in size):
+        raise ctx.refuse(node, f"output_size={m.output_size!r}; the description pools globally (output size 1)")
+    if getattr(m, "return_indices", False):
+        raise ctx.refuse(node, "return_indices=True; a layer gives one tensor")
+    flat = _pooled_flatten(ctx, node)
+    if flat is None:
+        raise ctx.refuse(node, f"its (B, C, {'1, 1' if two else '1'}) output is not flattened to (B, C) right after "
+                               "(nn.Flatten(), x.flatten(1), x.view(B, -1)); the description's global pool gives "
+                               "(B, C)")  # fmt: skip
+    kind = "global_avg_pool" if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)) else "global_max_pool"
+    return _step(ctx, node, kind, layout=PLAIN, nodes=[node, flat])
+
+
+@converter("mean", torch.mean, "amax", torch.amax)
+def _mean(ctx: _Ctx, node: Node, f: Any) -> Step:
+    """x.mean(dim=...) / x.amax(dim=...) over every position of a map (dims 2, 3 of NCHW; 2 of NCW) or over the steps
+    of a (B, T, F) sequence (dim 1): a global pool."""
+    shape = ctx.shapes[node.args[0]]
+    rank = len(shape)
+    dim = _arg(node, 1, "dim", None)
+    keep = _arg(node, 2, "keepdim", False)
+    if dim is None or keep or node.kwargs.get("dtype") is not None:
+        raise ctx.refuse(node, f"dim={dim!r}, keepdim={keep!r}: only the mean / maximum over every position, "
+                               "keepdim=False, is a global pool")  # fmt: skip
+    dims = sorted({int(d) % rank for d in (dim if isinstance(dim, (list, tuple)) else [dim])})
+    want = {"nchw": [2, 3], "ncw": [2]}.get(ctx.layout.kind, [1] if rank == 3 else list(range(1, rank - 1)))
+    if dims != want or rank not in (3, 4) or ctx.layout.kind == "chw":
+        raise ctx.refuse(node, f"it reduces dims {dims} of {shape} (held {ctx.layout.kind}); a global pool reduces "
+                               f"every position ({want}) and keeps the channels")  # fmt: skip
+    kind = "global_avg_pool" if node.target in ("mean", torch.mean) else "global_max_pool"
+    return _step(ctx, node, kind, layout=PLAIN)
 
 
 @converter(nn.Linear)
 def _linear(ctx: _Ctx, node: Node, m: Any) -> Step:
     shape = ctx.shapes[node.args[0]]
-    if ctx.layout.kind == "nchw":
-        raise ctx.refuse(node, f"it acts on the last (width) axis of the NCHW map {shape}; the description's Dense "
-                               "takes (B, in) or (B, T, in)")  # fmt: skip
+    if ctx.layout.kind in ("nchw", "ncw"):
+        raise ctx.refuse(node, f"it acts on the last ({'width' if ctx.layout.kind == 'nchw' else 'length'}) axis of the "
+                               f"{ctx.layout.kind.upper()} map {shape}; the description's Dense takes (B, in) or "
+                               "(B, T, in)")  # fmt: skip
     kernel = convert.dense_from_torch(ctx.array(m.weight))
     if ctx.layout.kind == "chw":  # rows in torch's flatten order (c, h, w) -> the description's (h, w, c)
         kernel = convert.flatten_rows_nchw_to_nhwc(kernel, ctx.layout.feature)
@@ -528,7 +743,7 @@ def _softmax(ctx: _Ctx, node: Node, obj: Any) -> Step:
     if dim is None:  # torch's implicit dim (F._get_softmax_dim)
         dim = 0 if rank in (0, 1, 3) else 1
     dim = dim % rank
-    want = 1 if ctx.layout.kind == "nchw" else rank - 1  # the description's last axis: channels in NCHW
+    want = 1 if ctx.layout.kind in ("nchw", "ncw") else rank - 1  # the description's last axis: channels in NCHW
     if dim != want:
         raise ctx.refuse(node, f"softmax over dim {dim} of {ctx.shapes[node.args[0]]}; the description's softmax is "
                                f"over the last axis (dim {want} here)")  # fmt: skip
@@ -632,42 +847,145 @@ def _lookup(ctx: _Ctx, node: Node) -> tuple[Callable, Any]:
     raise ctx.refuse(node, "not supported", listed=True)
 
 
+_MERGE_FUNCTIONS = (operator.add, torch.add, torch.cat, torch.concat)
+_MAP_READERS = (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
+
+
+def _input_layout(ctx: _Ctx, x: Node) -> Layout:
+    """A 4-D input is NCHW; a 3-D one is a feature map (B, C, L) where a Conv1d, a BatchNorm1d or a 1-D adaptive pool
+    reads it (the description holds it (B, L, C)), else a sequence (B, T, F) as it is."""
+    rank = len(ctx.shapes[x])
+    if rank == 4:
+        return Layout("nchw")
+    if rank == 3 and any(u.op == "call_module" and isinstance(ctx.gm.get_submodule(u.target), _MAP_READERS)
+                         for u in _tensor_users(x)):
+        return Layout("ncw")
+    return PLAIN
+
+
+def _shared_modules(ctx: _Ctx) -> None:
+    """A module holding weights called twice shares them between two places: the description's layers own theirs."""
+    seen: dict = {}
+    for n in ctx.gm.graph.nodes:
+        if n.op != "call_module":
+            continue
+        m = ctx.gm.get_submodule(n.target)
+        if not any(True for _ in m.parameters()) and not any(True for _ in m.buffers()):
+            continue
+        if n.target in seen:
+            raise ctx.refuse(n, f"module {n.target!r} is called a second time (first as node {seen[n.target].name!r}): "
+                                "its weights are shared between two places, which the description's layers (each "
+                                "owning its weights) cannot express; use two modules")  # fmt: skip
+        seen[n.target] = n
+
+
+def _is_merge(node: Node) -> bool:
+    return (node.op == "call_function" and node.target in _MERGE_FUNCTIONS) or (
+        node.op == "call_method" and node.target == "add")
+
+
+def _merge(ctx: _Ctx, node: Node, tensors: dict) -> Step:
+    """x + y / torch.add(x, y) -> add; torch.cat([...], dim) -> concatenate on the canonical axis of that dim."""
+    is_cat = node.op == "call_function" and node.target in (torch.cat, torch.concat)
+    if is_cat:
+        seq = _arg(node, 0, "tensors", None)
+        if not isinstance(seq, (list, tuple)) or not all(isinstance(a, Node) for a in seq):
+            raise ctx.refuse(node, "torch.cat of something other than a list of tensors")
+        parts = list(seq)
+    else:
+        parts = [a for a in node.args[:2]]
+        if len(node.args) > 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
+            raise ctx.refuse(node, "an add with alpha= or out=: the description's add is the plain sum")
+        if not all(isinstance(a, Node) for a in parts):
+            raise ctx.refuse(node, "it adds a constant to a tensor; the description's add sums layers' outputs")
+    for a in parts:
+        if a not in tensors:
+            raise ctx.refuse(node, f"it reads {a.name!r}, which is no layer's output here")
+    layouts = [tensors[a][1] for a in parts]
+    shapes = [ctx.shapes[a] for a in parts]
+    if any(lay != layouts[0] for lay in layouts):
+        raise ctx.refuse(node, f"it joins tensors torch holds in different layouts ({[lay.kind for lay in layouts]}): "
+                               "the description's channels-last inputs would not line up the same way")  # fmt: skip
+    layout = layouts[0]
+    if not is_cat:
+        if len(set(shapes)) != 1:
+            raise ctx.refuse(node, f"it adds {shapes} by broadcasting; the description's add takes one shape")
+        return Step(Layer("add", ctx.name(node), {}, {}), [node], layout)
+    rank = len(shapes[0])
+    dim = _arg(node, 1, "dim", 0) % rank
+    if dim == 0:
+        raise ctx.refuse(node, "torch.cat on dim 0, the batch; the description concatenates features")
+    if layout.kind == "chw":
+        raise ctx.refuse(node, "torch.cat of flattened channels-first maps: their (c, h, w) features concatenated "
+                               "are not the description's (h, w, c) ones concatenated")  # fmt: skip
+    axis = {"nchw": {1: -1, 2: 1, 3: 2}, "ncw": {1: -1, 2: 1}}.get(layout.kind, {}).get(dim, dim)
+    if axis == rank - 1:
+        axis = -1
+    return Step(Layer("concatenate", ctx.name(node), {"axis": axis}, {}), [node], layout)
+
+
 def _walk(ctx: _Ctx) -> list[Step]:
+    """The traced graph as description layers in its own (topological) order: each step reads one earlier layer's
+    output (or the input); add and cat read several."""
     nodes = list(ctx.gm.graph.nodes)
     inputs = [n for n in nodes if n.op == "placeholder"]
     if len(inputs) != 1:
-        raise UnsupportedLayer(f"{ctx.where}: forward takes {len(inputs)} inputs {[n.name for n in inputs]}; a chain takes one")
-    current, done, steps = inputs[0], set(inputs), []
-    ctx.layout = Layout("nchw") if len(ctx.shapes[current]) == 4 else PLAIN
+        raise UnsupportedLayer(f"{ctx.where}: forward takes {len(inputs)} inputs {[n.name for n in inputs]}; a model takes one")
+    _shared_modules(ctx)
+    x = inputs[0]
+    ctx.in_layout = _input_layout(ctx, x)
+    tensors = {x: (INPUT, ctx.in_layout)}  # node -> (the description tensor it is, how torch holds it)
+    done, steps = set(inputs), []
+    last_name = None
     for node in nodes:
         if node in done or _is_shape_node(node):
             continue
         if node.op == "output":
             result = node.args[0]
-            if result is not current:
-                raise UnsupportedLayer(f"{ctx.where}: forward returns {result!r}, not the chain's last tensor "
-                                       f"{current.name!r}: a chain returns one tensor")  # fmt: skip
+            if not isinstance(result, Node) or result not in tensors:
+                raise UnsupportedLayer(f"{ctx.where}: forward returns {result!r}, not one tensor a layer computes")
+            name = tensors[result][0]
+            if name != last_name:
+                raise UnsupportedLayer(f"{ctx.where}: forward returns {result.name!r} ({name!r}), not the last layer's "
+                                       f"output {last_name!r}")  # fmt: skip
             break
         args = _tensor_args(node)
-        if len(args) > 1:
-            raise ctx.refuse(node, f"it joins {len(args)} paths ({', '.join(a.name for a in args)}): a branch; the "
-                                   "description is a chain (branches come in a later issue)")  # fmt: skip
-        if node.op != "get_attr" and not args:
-            raise ctx.refuse(node, "it makes a tensor from no input: a second path beside the chain; the description "
-                                   "is a chain whose layers hold every weight")  # fmt: skip
-        if node.op != "get_attr" and args[0] is not current:
-            raise ctx.refuse(node, f"it reads {args[0].name!r}, not the chain's current {current.name!r}: a branch; "
-                                   "the description is a chain")  # fmt: skip
-        users = _tensor_users(current)
-        if len(users) > 1:
-            raise ctx.refuse(node, f"its input {current.name!r} is used by {len(users)} nodes ({', '.join(u.name for u in users)}): "
-                                   "a branch; the description is a chain (branches come in a later issue)")  # fmt: skip
-        fn, obj = _lookup(ctx, node)
-        step = fn(ctx, node, obj)
-        step.input = current
+        if _is_merge(node) and len(args) > 1:
+            step = _merge(ctx, node, tensors)
+            step.input, step.in_layout = args[0], step.layout
+            srcs = [tensors[a][0] for a in (list(_arg(node, 0, "tensors", ())) if node.target in (torch.cat, torch.concat)
+                                            else node.args[:2])]  # fmt: skip
+        else:
+            if len(args) > 1:
+                raise ctx.refuse(node, f"it joins {len(args)} paths ({', '.join(a.name for a in args)}); the "
+                                       "description joins paths by add (x + y) and concatenate (torch.cat) only")  # fmt: skip
+            if node.op != "get_attr" and not args:
+                raise ctx.refuse(node, "it makes a tensor from no input: a second path beside the chain; the description "
+                                       "is a chain whose layers hold every weight")  # fmt: skip
+            if node.op != "get_attr" and args[0] not in tensors:
+                raise ctx.refuse(node, f"it reads {args[0].name!r}, which is no layer's output (a part of a layer's "
+                                       "tuple, or a value the description does not hold)")  # fmt: skip
+            fn, obj = _lookup(ctx, node)
+            ctx.layout = tensors[args[0]][1]
+            step = fn(ctx, node, obj)
+            step.input, step.in_layout = args[0], ctx.layout
+            srcs = [tensors[args[0]][0]]
         done.update(step.nodes)
+        layers = step.layers()
+        if not layers:  # an identity: the same tensor, perhaps held in another layout
+            tensors[step.nodes[-1]] = (srcs[0], step.layout)
+            continue
+        prev = last_name or INPUT
+        first = layers[0]
+        if list(srcs) != [prev]:
+            first = dataclasses.replace(first, inputs=tuple(srcs))
+            if step.parts:
+                step.parts[0] = (first, step.parts[0][1])
+            else:
+                step.layer = first
         steps.append(step)
-        current, ctx.layout = step.nodes[-1], step.layout
+        last_name = layers[-1].name
+        tensors[step.nodes[-1]] = (last_name, step.layout)
     return steps
 
 
@@ -745,14 +1063,17 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
     rows = [(s, j, s.parts[j][1] if s.parts else None) for s in steps for j in range(len(s.layers()))]
     if not rows:
         raise UnsupportedLayer(f"{where}: the module computes no layer the description holds; supported: {supported()}")
-    in_layout = Layout("nchw") if len(input_shape) == 4 else PLAIN
+    in_layout = ctx.in_layout
     canon_in = _canonical_shape(input_shape, in_layout)
     in_dtype = "int64" if _id_table(gm) else dtype  # an embedding first: integer token ids
     if in_dtype == "int64":
         ctx.notes.append("the module's input is integer token ids (its first layer an nn.Embedding)")
     model = Model(type(module).__name__, canon_in[1:], tuple(s.layers()[j] for s, j, _ in rows), in_dtype, "torch",
                   "channels_first")  # fmt: skip
-    model.check(input_shape[0])
+    try:
+        model.check(input_shape[0])
+    except ModelError as e:
+        raise UnsupportedLayer(f"{where}: {e}") from None
     want = model.shapes(input_shape[0])
     for i, (s, j, _) in enumerate(rows):
         if j < len(s.layers()) - 1:
@@ -761,11 +1082,12 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
         if tuple(got) != tuple(want[i + 1]):
             raise ShapeError(f"{where}: {model.layers[i].label(i)} gives {shapes[s.nodes[-1]]} in torch (canonically "
                              f"{got}) but the description computes {want[i + 1]}")  # fmt: skip
-    layouts = [in_layout, *(s.layout for s, _, _ in rows)]
+    layouts = [s.in_layout if j == 0 else s.layout for s, j, _ in rows]  # how torch holds what each layer reads
     out_layout = steps[-1].layout
 
-    def tensor(x: np.ndarray, layout: Layout, i: int = 0) -> Any:
-        return torch.from_numpy(layout.to_torch(np.asarray(x, in_dtype if i == 0 else dtype)))
+    def tensor(x: np.ndarray, layout: Layout, i: int = -1) -> Any:
+        reads_input = i < 0 or model.source_indices(i) == (-1,)
+        return torch.from_numpy(layout.to_torch(np.asarray(x, in_dtype if reads_input else dtype)))
 
     def forward(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -701,7 +701,8 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
     def keep(name: str, after: int) -> None:
         readers = model.consumers(name)
         if readers != [after + 1]:
-            lines.append(f"{names[name]} = x  # read again by {', '.join(repr(model.layers[j].name) for j in readers)}")
+            later = [repr(model.layers[j].name) for j in readers if j != after + 1]
+            lines.append(f"{names[name]} = x  # kept: {', '.join(later)} read{'s' * (len(later) == 1)} it too")
 
     keep(INPUT, -1)
     for i, layer in enumerate(model.layers):

@@ -100,7 +100,7 @@ def notes_for(model: Model) -> list[str]:
     for label in _biased_batch_norms(model):
         notes.append(f"{label}: forward-exact only: the description moves the moving variance with the biased batch "
                      "variance (variance_update 'biased', Keras' and Flax's); torch's BatchNorm moves running_var with "
-                     "the unbiased one (n / (n - 1) times it), so a training step is refused")  # fmt: skip
+                     "the unbiased one (n / (n - 1) times it): a training step moves it in torch's convention")  # fmt: skip
     if model.layers and model.layers[0].kind == "embedding":
         notes.append(f"{model.layers[0].label(0)}: forward refuses an id outside the table with a ValueError naming the "
                      "id and the table size (torch's IndexError names neither)")  # fmt: skip
@@ -241,16 +241,12 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     """One torch.optim.Adam step (torch's defaults, eps 1e-8; lr training.LR) on the port, dropout off, on the loss
     training.loss_kind names. Returns (the loss before the step, every canonical weight after it). A model with
     BatchNorm steps with its BatchNorm modules in train mode (the batch's statistics; dropout still off) and returns
-    their moving statistics after the step too, (layer, "moving_mean" / "moving_var"). A BatchNorm whose moving
-    variance moves with the biased batch variance is refused: torch's moves with the unbiased one."""
+    their moving statistics after the step too, (layer, "moving_mean" / "moving_var"). torch's BatchNorm moves
+    running_var with the unbiased batch variance whatever the description's variance_update: a 'biased' layer's step is
+    torch's own (nnparity/trainref.py compares it with the reference step in torch's convention, and says so)."""
     torch = frameworks.load("torch")
     from ..primitives.torch_impl import asarray, to_numpy
 
-    biased = _biased_batch_norms(model)
-    if biased:
-        raise Refused(f"{VOICE} train_step: {biased[0]}: variance_update 'biased'; torch's BatchNorm moves running_var "
-                      "with the unbiased batch variance (n / (n - 1) times the biased one), so its step's moving "
-                      "variance differs: the port is forward-exact only")  # fmt: skip
     net, code = load_port(model, dtype)
     net.eval()  # dropout off: every voice's step computes the same function
     stateful = bool(model.state())
