@@ -9,6 +9,14 @@ entries held where the projection puts them (zero), in every direction of the la
 - flax.linen.LSTMCell / OptimizedLSTMCell hold one bias per gate, on the hidden Dense (b_x + b_h): b_h held at 0.
 The projection changes no output, so the loss is the same; the certificate also states how far that step is from
 the canonical one (the two steps differ even where the model's b_h is zero: the canonical model steps b_h too).
+
+A BatchNorm's moving statistics are state: training.reference_step returns them after the step (the step runs the
+model in training mode) and every projection here passes them through, so a framework's step is compared on its
+parameters and its moving statistics. A framework's built-in BatchNorm moves its moving variance in one convention
+(VARIANCE_UPDATE: Keras and Flax by the biased batch variance, torch by the unbiased one, n / (n - 1) times it): a
+model in the other convention is compared with the reference step in the framework's own (the projection changes
+no output, not even the step's parameters; only moving_var after the step), and `state_difference` says by how much
+that step's moving_var is from the canonical one.
 """
 
 from __future__ import annotations
@@ -52,6 +60,23 @@ FOLDS: dict[str, list[Fold]] = {
     ],
 }  # fmt: skip
 _WEIGHTS = {"gru": GRUWeights, "lstm": LSTMWeights}
+VARIANCE_UPDATE = {"keras": "biased", "flax": "biased", "torch_nn": "unbiased"}
+"""The variance_update each framework's built-in BatchNorm computes (keras.layers.BatchNormalization,
+flax.linen.BatchNorm: the biased batch variance; torch.nn.BatchNorm*d: unbiased)."""
+
+
+def _variance_convention(voice: str, la: Layer, i: int) -> tuple[Layer, str | None]:
+    """A batch_norm in another variance convention than `voice`'s BatchNorm, as that BatchNorm computes it."""
+    if la.kind != "batch_norm" or voice not in VARIANCE_UPDATE:
+        return la, None
+    have, own = spec_of(la.kind).options(la.options)["variance_update"], VARIANCE_UPDATE[voice]
+    if have == own:
+        return la, None
+    note = (f"{Layer.label(la, i)}: its variance_update is {have!r}, {voice}'s BatchNorm moves the moving variance by "
+            f"the {own} batch variance ({'n / (n - 1) times' if own == 'unbiased' else '1 / (n / (n - 1)) of'} the "
+            f"{have} update's): compared with the reference step in {own!r}, which differs from the canonical one in "
+            "moving_var only")  # fmt: skip
+    return dataclasses.replace(la, options={**la.options, "variance_update": own}), note
 
 
 def _fold(la: Layer, fold: Fold) -> tuple[Layer, dict[tuple[str, str], slice]]:
@@ -67,23 +92,26 @@ def _fold(la: Layer, fold: Fold) -> tuple[Layer, dict[tuple[str, str], slice]]:
 
 def project(voice: str, model: Model) -> tuple[Model, dict[tuple[str, str], slice], list[str]]:
     """(the model as `voice` holds it, {(layer, "b_h" or "b_h_rev"): entries held fixed}, what was projected, per layer)."""
-    if voice not in FOLDS:
+    if voice not in FOLDS and voice not in VARIANCE_UPDATE:
         return model, {}, []
     layers, frozen, notes = [], {}, []
     for i, la in enumerate(model.layers):
-        for fold in FOLDS[voice]:
+        for fold in FOLDS.get(voice, []):
             if la.kind == fold[0] and fold[1](dict(la.options)):
                 la, held = _fold(la, fold)
                 frozen.update(held)
                 notes.append(f"{Layer.label(la, i)}: {fold[4]}")
                 break
-        layers.append(la)
+        la, note = _variance_convention(voice, la, i)
+        notes += [note] if note else []
+        layers.append(la)  # weights and state (a BatchNorm's moving statistics) pass through
     return dataclasses.replace(model, layers=tuple(layers)), frozen, notes
 
 
 def reference_step(voice: str, model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, dict, list[str]]:
-    """(loss, {(layer, weight): after the step}, notes): training.reference_step in `voice`'s Adam convention
-    (training.FRAMEWORK_ADAM) on the model as `voice` holds it."""
+    """(loss, {(layer, weight): after the step, and (layer, "moving_mean" / "moving_var"): a BatchNorm's moving
+    statistics after it}, notes): training.reference_step in `voice`'s Adam convention (training.FRAMEWORK_ADAM) on
+    the model as `voice` holds it."""
     flavour, eps = training.FRAMEWORK_ADAM[voice]
     projected, frozen, notes = project(voice, model.astype("float64"))
     loss, after = training.reference_step(projected, x, t, flavour, eps)
@@ -93,4 +121,25 @@ def reference_step(voice: str, model: Model, x: np.ndarray, t: np.ndarray) -> tu
     return loss, after, notes
 
 
-__all__ = ["FOLDS", "lstm_single_bias", "project", "reference_step"]
+def state_difference(model: Model, a: dict, b: dict) -> dict | None:
+    """How far two steps' moving statistics are apart (a projected step against the canonical one), relative to
+    how far the canonical step moved them, and where most; None for a model without state. What the certificate's
+    training section states next to _update_difference (which compares parameters only) where a row's notes come
+    from a variance-convention projection."""
+    before = {k: np.asarray(v, "float64") for k, v in model.state().items()}
+    if not before:
+        return None
+    moved = {k: np.asarray(a[k], "float64") - np.asarray(b[k], "float64") for k in before}
+    worst = max(before, key=lambda k: float(np.max(np.abs(moved[k]))))
+    num = float(np.max(np.abs(moved[worst])))
+    den = max(float(np.max(np.abs(np.asarray(b[k], "float64") - before[k]))) for k in before)
+    return {"relative_to_update": num / den if den > 0 else 0.0, "max_abs": num, "largest_in": "/".join(worst)}
+
+
+def state_rows(model: Model, got: dict, want: dict) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
+    """[(tensor name, the framework's value or None where its step did not return it, the reference's)] for every
+    moving statistic: what a training comparison must include besides the parameters."""
+    return [("/".join(k), got.get(k), want[k]) for k in model.state()]
+
+
+__all__ = ["FOLDS", "VARIANCE_UPDATE", "lstm_single_bias", "project", "reference_step", "state_difference", "state_rows"]
