@@ -7,9 +7,15 @@ Three steps. (1) onnx.load and onnx.checker (a missing, truncated or corrupt fil
 subgraphs are folded, as the exporters emit them (Shape -> Gather -> Concat -> Reshape, ConstantOfShape for a GRU's
 zero state, Transposes of initializers): every node whose inputs are all initializers or constants, and every Shape of
 a tensor whose shape is static once the input's shape is, is evaluated once (onnx.reference.ReferenceEvaluator)
-and becomes an initializer. (3) What is left must be one chain, walked by a registry of small converters keyed by
+and becomes an initializer. (3) What is left is walked in node order by a registry of small converters keyed by
 op_type (onnx2torch's @add_converter style). A miss is UnsupportedLayer naming the node, its op_type, its position
-and the supported list.
+and the supported list. The walk is a graph's (issue 18): every computed tensor is known as a `_Value` and by the
+description layer whose output it is, so a layer's `inputs` name its sources; Add and Concat of computed tensors are
+add / concatenate layers (Concat's axis translated to the canonical one). Where a node reads its input in an order
+the value's canonical axes do not have (torch's LayerNorm over an NCW map's length, a MatMul after a permuting
+Transpose) a permute layer makes the graph's order the description's first. BatchNormalization imports in inference
+form only (training_mode=1 refused), with ONNX's momentum (the description's convention) and epsilon; an
+eval-mode torch.onnx.export folds BatchNorm into the Conv before it, so such a file has none to import.
 
 The graph computes in its own layouts; the description is canonical. The chain's value is tracked as a `_Value`:
 which canonical axis each of the tensor's axes holds (None for an inserted size-1 axis), so Transposes, Squeezes and

@@ -19,6 +19,17 @@ take_step are a few nodes. Where a padding mask reaches a recurrent layer (Model
 sequence_lens from the mask source's input; ONNX's zeros at padded steps are padded_outputs "zero", "hold" is
 gathered exactly. Post-padding cannot be checked inside the graph: the doc_string says so.
 
+Graphs (issue 18): each layer's output is a named value (its tensor and physical layout); a layer reads its sources'
+values; add and concatenate bring every input to the first one's layout and Concat's canonical axis is translated to
+it (the channels are axis 1 of an NCHW / NCW value). conv1d is ONNX's Conv on NCW (kernel (F, C/groups, K); "same"
+and "causal" as explicit pads); a 3-D input or output is NCW at a channels_first boundary where it is a feature map
+(is_map: read by a conv1d, batch_norm or global pool, or made by one), else (B, T, F). batch_norm is
+BatchNormalization (inference: the moving statistics; momentum written though only training mode reads it),
+layer_norm is LayerNormalization(axis=-1) on a channels-last value (a channels-first map is transposed first),
+global pools GlobalAveragePool / GlobalMaxPool + Flatten (float32) or ReduceMean / ReduceMax (float64: ONNX Runtime
+1.31 has no float64 global pool kernel; BatchNormalization and LayerNormalization it has, measured), reshape and
+permute on the canonical (channels-last) value.
+
 Nodes are named as torch.onnx.export names them, "/<layer name>/<op>", so impls/importers/onnx_import.py reads the
 description's layer names (and which activation belongs to which layer) back. ONNX Runtime's CPU GRU, Conv and
 AveragePool kernels are float32 only, and an InferenceSession has no gradients: both declared in
