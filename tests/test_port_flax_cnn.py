@@ -177,8 +177,8 @@ def test_the_resblock_file_names_its_values_and_holds_the_batch_stats(tmp_path):
     code = code_path.read_text()
     assert _imports(code) <= {"flax", "jax", "numpy", "pathlib"}
     for line in ("def __call__(self, x, train: bool = False):", "inputs = x", "b2_out = x", "x = b2_out + inputs",
-                 "nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=0.001, use_bias=False, "
-                 "use_scale=True", "jnp.mean(x, axis=(1, 2))"):  # fmt: skip
+                 ("nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=0.001, use_bias=False, "
+                  "use_scale=True"), "jnp.mean(x, axis=(1, 2))"):  # fmt: skip
         assert line in code, line
     doc = ast.get_docstring(ast.parse(code))
     assert "batch_stats" in doc and "biased" in doc and "graph" in doc

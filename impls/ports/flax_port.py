@@ -19,6 +19,20 @@ nn.Dense (2-D or the last axis of 3-D), Dropout left out (identity at inference)
 `boundary` is channels_first gets its NCHW <-> NHWC transposes written at the port's boundary, unless
 native_layout, which takes and returns NHWC and says so in the docstring.
 
+Issue 18: the description is a graph, and __call__ keeps the values read again later (a merge's inputs, a tensor
+read by a layer that is not the next one) in named variables (NAME_out; `inputs` for the model's input). Conv1D is
+nn.Conv on NWC with a (K,) kernel (Flax's own layout, (K, C / groups, filters)), "same" as "SAME" (TensorFlow's),
+"causal" and explicit pads written as padding pairs, kernel_dilation, feature_group_count. BatchNorm is
+nn.BatchNorm (use_running_average=not train): its params scale/bias (gamma/beta, present as scale/center say) and
+its moving statistics the "batch_stats" collection {mean, var} (variables.npz keys "batch_stats:LAYER/mean");
+flax 0.12.8's momentum is the old value's share (the description's: convert.batch_norm_momentum_to_flax is the
+identity) and it updates var with the biased batch variance, so variance_update "unbiased" (torch) is forward-exact
+only and its training step refused (train_refusal). use_fast_variance=False (E[(x - mu)^2], not E[x^2] - mu^2).
+LayerNorm is nn.LayerNorm (use_bias/use_scale = center/scale). Global pools are jnp.mean over the spatial axes
+and, for the maximum, argmax + take_along_axis (its gradient to the first maximum, the contract's; jnp.max would
+share it between ties). Reshape, Permute (jnp.transpose), add (+) and concatenate (jnp.concatenate) are one line
+each. A channels_first source's 1-D feature maps (feature_maps) are (B, C, L) at the boundary, as its images NCHW.
+
 Padded sequences (an embedding with mask_zero or a masking layer first): the generated code computes each row's
 `lengths` from the mask source (post-padded, which Model.check_input checks at every voice's boundary; the file
 itself does not) and passes them to nn.RNN / nn.Bidirectional as seq_lengths. Flax then reverses only each row's
@@ -755,8 +769,10 @@ def _notes(model: Model) -> list[str]:
     if any(la.kind == "embedding" for la in model.layers):
         notes.append("embedding: nn.Embed (jnp.take: an out-of-range id would give NaN or wrap; the voice refuses "
                      "it at the boundary, Model.check_input)")
-    if model.boundary == "channels_first" and len(model.input_shape) == 3:
-        notes.append("the port takes NCHW and transposes to NHWC inside (timed with it)")
+    t_in, t_out = _transposes(model, native_layout=False)
+    if t_in or t_out:
+        notes.append("the port takes / returns the source's channels-first maps (NCHW, NCW) and transposes to "
+                     "channels last inside (timed with it)")
     if any(la.kind == "dropout" for la in model.layers):
         notes.append("dropout left out (identity at inference)")
     if _has_state(model):
