@@ -4,7 +4,8 @@ within 1e-10 in float64; one optax.adam step of a BatchNorm model in training mo
 mutable=["batch_stats"]) is training.reference_step in Flax's convention (torch's Adam, eps 1e-8), parameters AND the
 moving statistics after it. Measured here, not assumed: flax.linen.BatchNorm keeps `momentum` of the old value and
 updates its var with the BIASED batch variance (variance_update "biased"); a planted momentum mistake in the port
-(torch's 1 - momentum) fails the check.
+(torch's 1 - momentum) fails the check; a torch-convention (unbiased) BatchNorm steps in Flax's biased convention and
+says so (what nnparity/trainref.project("flax") compares with: its parameters are the canonical step's, moving_var not).
 
 Models (B = 3; seeded inits, non-zero biases, moving statistics away from 0 and 1):
 - conv1d: same (stride 2, groups 2) -> causal (dilation 2) -> valid (dilation 2, groups 3, tanh) -> [2, 1] no bias;
@@ -193,3 +194,26 @@ def test_a_planted_momentum_mistake_in_the_port_fails(monkeypatch):
     assert rel > 1e-2, rel  # far outside any bar
     b = voices.build("flax", m, "float64")  # the inference forward is unchanged by it
     check(b.forward(x), compose.reference_forward(m, x), "float64", "flax", what="planted momentum, inference")
+
+
+def test_an_unbiased_batchnorm_steps_in_flaxs_biased_convention_and_says_so():
+    """variance_update "unbiased" (torch's): the step is the reference step with the biased update (what
+    nnparity/trainref.project("flax") compares with), the parameters the canonical step's, and moving_var not."""
+    trainref = pytest.importorskip("nnparity.trainref")
+    m = seeded.chain("torchbn", (L, C), [
+        ("conv1d", "conv", {"filters": 4, "kernel_size": 2, "use_bias": False}),
+        ("batch_norm", "torch_bn", {"momentum": 0.9, "epsilon": 1e-5, "variance_update": "unbiased"}),
+        ("global_avg_pool", "gap", {}), ("dense", "out", {"units": 2})], 64, batch=B).astype("float64")  # fmt: skip
+    x = data("bn_stack", "float64")
+    t = training.targets(m, compose.reference_train(m, x)[0][-1], 74)
+    result = flax_port.train_step(m, x, t)
+    assert not result.exact and any("'torch_bn'" in n and "biased" in n for n in result.notes)
+    _, weights = result
+    _, flaxs, notes = trainref.reference_step("flax", m, x, t)
+    _, canonical = training.reference_step(m, x, t, *training.FRAMEWORK_ADAM["flax"])
+    assert notes
+    for key in flaxs:
+        check(weights[key], flaxs[key], "float64", "flax", what=f"unbiased BatchNorm, Flax's convention: {key}")
+        if key[1] != "moving_var":
+            check(weights[key], canonical[key], "float64", "flax", what=f"unbiased BatchNorm, canonical: {key}")
+    assert error_stats(weights[("torch_bn", "moving_var")], canonical[("torch_bn", "moving_var")]).rel > 1e-4

@@ -27,7 +27,7 @@ nn.BatchNorm (use_running_average=not train): its params scale/bias (gamma/beta,
 its moving statistics the "batch_stats" collection {mean, var} (variables.npz keys "batch_stats:LAYER/mean");
 flax 0.12.8's momentum is the old value's share (the description's: convert.batch_norm_momentum_to_flax is the
 identity) and it updates var with the biased batch variance, so variance_update "unbiased" (torch) is forward-exact
-only and its training step refused (train_refusal). use_fast_variance=False (E[(x - mu)^2], not E[x^2] - mu^2).
+only (batch_norm_notes: a training step moves var in Flax's convention). use_fast_variance=False (E[(x - mu)^2], not E[x^2] - mu^2).
 LayerNorm is nn.LayerNorm (use_bias/use_scale = center/scale). Global pools are jnp.mean over the spatial axes
 and, for the maximum, argmax + take_along_axis (its gradient to the first maximum, the contract's; jnp.max would
 share it between ties). Reshape, Permute (jnp.transpose), add (+) and concatenate (jnp.concatenate) are one line
@@ -503,8 +503,7 @@ def source(model: Model, native_layout: bool = False) -> str:
                      "(train=False) uses them; module.apply(variables, x, train=True, mutable=[\"batch_stats\"]) "
                      "normalises by the batch and returns the updated statistics: momentum is the old value's share, "
                      "and Flax updates var with the biased batch variance.")
-        unbiased = train_refusal(model)
-        if unbiased:
+        if batch_norm_notes(model):
             notes.append("The source updates a BatchNorm's running variance with the UNBIASED batch variance "
                          "(torch's convention), which nn.BatchNorm cannot: this port is forward-exact, but a "
                          "training step here moves var by the biased one.")
@@ -778,8 +777,7 @@ def _notes(model: Model) -> list[str]:
     if _has_state(model):
         notes.append("batch_norm: nn.BatchNorm (momentum = the old value's share, as the description's; its "
                       "batch_stats collection holds moving_mean / moving_var; inference on them)")
-    if train_refusal(model):
-        notes.append(f"forward-exact only, its training step refused: {train_refusal(model)}")
+    notes += [f"forward-exact only: {n}" for n in batch_norm_notes(model)]
     if any(la.kind == "global_max_pool" for la in model.layers):
         notes.append("global_max_pool: argmax + take_along_axis, its gradient to the first maximum as the contract's")
     if not model.is_chain():
@@ -846,15 +844,15 @@ class TrainStep(tuple):
         return self
 
 
-def train_refusal(model: Model) -> str | None:
-    """Why the port's training step is not the model's, naming the layer (the forward stays exact), or None."""
-    for i, la in enumerate(model.layers):
-        if la.kind == "batch_norm" and spec_of(la.kind).options(la.options)["variance_update"] != "biased":
-            return (f"{la.label(i)}: variance_update 'unbiased' (torch's: running_var moves with n/(n-1) times the "
-                    "batch variance): flax.linen.BatchNorm updates batch_stats' var with the biased variance it "
-                    "normalises by, so its training step's moving_var would not be this model's; the forward "
-                    "(inference, on the moving statistics) is exact")
-    return None
+def batch_norm_notes(model: Model) -> list[str]:
+    """flax.linen.BatchNorm updates batch_stats' var with the biased batch variance (the one it normalises by): a
+    description whose variance_update is torch's "unbiased" (n / (n - 1) times it) ports forward-exact (inference
+    reads the moving statistics as they are), but a training step moves var otherwise. One note per such layer."""
+    return [f"{la.label(i)}: variance_update 'unbiased' (torch's running_var) has no flax.linen form: nn.BatchNorm "
+            "moves batch_stats' var by the biased batch variance; forward-exact, but a training step's moving_var "
+            "differs from the source's by the factor n / (n - 1) on the batch variance's share"
+            for i, la in enumerate(model.layers)
+            if la.kind == "batch_norm" and spec_of(la.kind).options(la.options)["variance_update"] == "unbiased"]
 
 
 def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64") -> TrainStep:
@@ -864,8 +862,9 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     A model with BatchNorm steps in training mode (module.apply(..., train=True, mutable=["batch_stats"]): the
     batch's statistics normalise and the moving ones move); dropout is left out of the port, so it is off.
     Returns (loss before the step, every canonical weight after it, and a BatchNorm's moving_mean / moving_var
-    after it), with `.notes` where it is not exact. Refused (train_refusal) where the update is not the model's."""
-    why = refusal(model, dtype) or train_refusal(model)
+    after it), with `.notes` where it is not exact (batch_norm_notes: an unbiased variance update, which the step
+    makes in Flax's biased convention)."""
+    why = refusal(model, dtype)
     if why is not None:
         raise limits.Refused(f"{VOICE}: {why}")
     jax = frameworks.load("jax")
@@ -900,6 +899,7 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     weights = canonical(model, new, gradients=False, stats=stats if stateful else None)
     notes = [note for kind, note in (("gru", NOT_TRAINING_EXACT), ("lstm", NOT_TRAINING_EXACT_LSTM))
              if any(la.kind == kind for la in model.layers)]
+    notes += batch_norm_notes(model)
     return TrainStep(float(loss), {k: weights[k] for k in (*model.parameters(), *model.state())}, notes)
 
 
@@ -935,5 +935,5 @@ def project_for_training(model: Model) -> tuple[Model, dict[tuple[str, str], sli
 
 
 __all__ = ["DTYPES", "MERGES", "NORMS", "NOT_TRAINING_EXACT", "NOT_TRAINING_EXACT_LSTM", "RECURRENT", "TrainStep",
-           "backward_name", "batch_stats", "build", "canonical", "feature_maps", "flax_names", "load_port", "params",
-           "port_dtype", "project_for_training", "refusal", "source", "train_refusal", "train_step", "write"]
+           "backward_name", "batch_norm_notes", "batch_stats", "build", "canonical", "feature_maps", "flax_names",
+           "load_port", "params", "port_dtype", "project_for_training", "refusal", "source", "train_step", "write"]
