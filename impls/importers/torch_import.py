@@ -950,7 +950,10 @@ def _walk(ctx: _Ctx) -> list[Step]:
                                        f"output {last_name!r}")  # fmt: skip
             break
         args = _tensor_args(node)
-        if _is_merge(node) and len(args) > 1:
+        if _is_merge(node) and len(args) < 2:
+            raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
+                                   "add and concatenate join two or more layers' outputs")  # fmt: skip
+        if _is_merge(node):
             step = _merge(ctx, node, tensors)
             step.input, step.in_layout = args[0], step.layout
             srcs = [tensors[a][0] for a in (list(_arg(node, 0, "tensors", ())) if node.target in (torch.cat, torch.concat)
