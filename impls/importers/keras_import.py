@@ -469,7 +469,7 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list]], dict[int,
             src = [i for i, (_, _, ins) in enumerate(chain) if any(t is r for t in ins for r in roots)]
             if len(roots) != 1 or not src:
                 raise UnsupportedLayer(f"{where}: {label} is given a mask= that is not computed from one of the "
-                                       "graph's own tensors: only the padding mask Keras carries from an "
+                                       "chain's (the graph's) own tensors: only the padding mask Keras carries from an "
                                        "Embedding(mask_zero=True) or a Masking imports")  # fmt: skip
             makers = [i for i in src if type(chain[i][0]) in (L.Embedding, L.Masking)]
             masked[len(chain)] = (makers or src)[0]
