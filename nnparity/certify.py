@@ -326,6 +326,30 @@ def _update_difference(before: dict, a: dict, b: dict) -> dict[str, Any]:
     return {"relative_to_update": num / den if den > 0 else 0.0, "max_abs": num, "largest_in": "/".join(worst)}
 
 
+UNMOVED = 1e-6
+"""A parameter whose gradient is exactly zero moves by rounding noise alone; Adam turns a gradient g of 1e-16 into a
+step of about lr * g / eps: both steps must keep it within UNMOVED * lr of where it was."""
+
+
+def zero_gradient_parameters(model: Model) -> dict[tuple[str, str], str]:
+    """{(layer, weight): why} for parameters whose gradient is exactly zero in a training step: the bias of a layer
+    read by nothing but a BatchNorm in training mode (the batch mean removes any per-channel constant)."""
+    out = {}
+    for i, la in enumerate(model.layers):
+        readers = model.consumers(la.name)
+        if "bias" in la.weights and readers and all(model.layers[j].kind == "batch_norm" for j in readers):
+            out[(la.name, "bias")] = (f"read only by the BatchNorm {model.layers[readers[0]].name!r}, whose batch mean "
+                                      "removes it: its gradient is exactly zero")
+    return out
+
+
+def _unmoved(before: np.ndarray, got: np.ndarray, want: np.ndarray, why: str) -> dict[str, Any]:
+    bar = UNMOVED * training.LR
+    moved = max(float(np.max(np.abs(np.asarray(got) - before))), float(np.max(np.abs(np.asarray(want) - before))))
+    return {"error": moved, "bar": bar, "pass": bool(moved <= bar), "zero_gradient": why,
+            "measure": "the larger of the two steps' moves, absolute"}
+
+
 def training_section(model: Model, ref: Reference, available: list[str], settings: Settings) -> dict[str, Any]:
     """One Adam step per framework (torch_nn, keras, flax: impls/ports/*.train_step) against the reference step in
     that framework's own convention and parametrization (trainref.py), in float64, Dropout off."""
@@ -388,10 +412,12 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
                 f"the update's size (largest in {canonical['largest_in']})")  # fmt: skip
         work = "adam_step" if voice == "keras" else None
         row["loss_check"] = compare(np.float64(loss), np.float64(want_loss), "float64")
-        row["weights"] = [{"tensor": "/".join(k), **(compare(weights[k], want[k], "float64", work) if k in weights else
-                                                     {"error": float("inf"), "bar": tolerance("float64", work), "pass": False,
-                                                      "problem": "train_step returned no such weight"})}
-                          for k in want]  # fmt: skip
+        zero = zero_gradient_parameters(ref.model)
+        row["weights"] = [{"tensor": "/".join(k), **(
+            {"error": float("inf"), "bar": tolerance("float64", work), "pass": False,
+             "problem": "train_step returned no such weight"} if k not in weights else
+            _unmoved(before[k], weights[k], want[k], zero[k]) if k in zero else
+            compare(weights[k], want[k], "float64", work))} for k in want]  # fmt: skip
         if work:
             row["bar_reason"] = OVERRIDES[(work, "float64")][1]
         row["port_notes"] = list(getattr(got, "notes", []))

@@ -229,3 +229,24 @@ def test_speed_ranking_pairs_every_voice_with_intervals(monkeypatch):
     assert s["contention"]["matmul_gflops_start"] > 0 and "cpu_model" in s["machine"]
     md = "\n".join(certificate._speed({"speed": s}))
     assert "### forward+backward" in md and "| rank | voice (mode)" in md
+
+
+def test_a_bias_read_only_by_a_batchnorm_is_held_to_not_moving_rather_than_to_a_relative_bar():
+    """Its gradient is exactly zero in a training step, so both steps move it by rounding noise alone (Adam makes a
+    1e-16 gradient into a ~1e-11 step): the certificate checks that neither moves it, not that the noise agrees."""
+    import numpy as np
+
+    from impls.model.description import INPUT
+    from impls.model.seeded import chain
+    from nnparity import certify
+
+    m = chain("res", (5, 5, 2), [
+        ("conv2d", "c1", {"filters": 2, "kernel_size": [3, 3], "padding": "same"}), ("batch_norm", "bn1", {}),
+        ("conv2d", "c2", {"filters": 2, "kernel_size": [3, 3], "padding": "same"}),
+        ("add", "a", {}, ("c2", "bn1")), ("batch_norm", "bn2", {}), ("add", "b", {}, ("bn2", INPUT)),
+        ("global_avg_pool", "g", {}), ("dense", "d", {"units": 3})])  # fmt: skip
+    assert set(certify.zero_gradient_parameters(m)) == {("c1", "bias")}  # c2 is read by an add, which keeps its bias
+    before = np.zeros(3)
+    ok = certify._unmoved(before, before + 1e-12, before - 1e-12, "why")
+    moved = certify._unmoved(before, before + 1e-6, before, "why")
+    assert ok["pass"] and not moved["pass"] and moved["error"] == 1e-6
