@@ -32,7 +32,7 @@ from verify.conftest import load_framework
 
 torch = load_framework("torch")
 nn = torch.nn
-from impls.importers import torch_import  # noqa: E402  (needs torch)
+from impls.importers import torch_import
 
 C, H, W = 4, 6, 5
 
@@ -91,7 +91,7 @@ def onnx_run(x):
     return s.run(None, {s.get_inputs()[0].name: x})[0]
 
 out = {}
-x = np.random.default_rng(7).uniform(-1, 1, (5, %d, %d, %d)).astype("float32")
+x = np.random.default_rng(7).uniform(-1, 1, (5, C, H, W)).astype("float32")
 import torch
 with torch.no_grad():
     want = module("resnet.py", "resnet").model.eval()(torch.from_numpy(x)).numpy()
@@ -104,7 +104,7 @@ for name, run in (("keras", lambda: __import__("keras").saving.load_model("resne
 
 out["nnparity loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("impls", "nnparity"))
 print(json.dumps(out))
-""" % (C, H, W)
+""".replace("C, H, W", f"{C}, {H}, {W}")
 
 
 @pytest.fixture(scope="module")

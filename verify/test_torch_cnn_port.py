@@ -23,7 +23,7 @@ from verify.headroom import check
 if unavailable_reason("torch_nn"):
     pytest.skip(unavailable_reason("torch_nn"), allow_module_level=True)
 
-from impls.ports import torch_code, torch_port  # noqa: E402
+from impls.ports import torch_code, torch_port
 
 B = 3
 DTYPES = ("float32", "float64")

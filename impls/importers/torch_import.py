@@ -110,6 +110,7 @@ class _Ctx:
     order: dict  # node -> its position in the traced graph
     layout: Layout = PLAIN
     in_layout: Layout = PLAIN
+    out_layout: Layout = PLAIN  # how torch holds what forward returns (a layout-only permute may follow the last layer)
     names: set = field(default_factory=set)
     notes: list = field(default_factory=list)
 
@@ -944,7 +945,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
             result = node.args[0]
             if not isinstance(result, Node) or result not in tensors:
                 raise UnsupportedLayer(f"{ctx.where}: forward returns {result!r}, not one tensor a layer computes")
-            name = tensors[result][0]
+            name, ctx.out_layout = tensors[result]
             if name != last_name:
                 raise UnsupportedLayer(f"{ctx.where}: forward returns {result.name!r} ({name!r}), not the last layer's "
                                        f"output {last_name!r}")  # fmt: skip
@@ -1086,7 +1087,7 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
             raise ShapeError(f"{where}: {model.layers[i].label(i)} gives {shapes[s.nodes[-1]]} in torch (canonically "
                              f"{got}) but the description computes {want[i + 1]}")  # fmt: skip
     layouts = [s.in_layout if j == 0 else s.layout for s, j, _ in rows]  # how torch holds what each layer reads
-    out_layout = steps[-1].layout
+    out_layout = ctx.out_layout
 
     def tensor(x: np.ndarray, layout: Layout, i: int = -1) -> Any:
         reads_input = i < 0 or model.source_indices(i) == (-1,)

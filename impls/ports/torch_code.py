@@ -841,4 +841,4 @@ def port_dtype(model: Model) -> str:
     return "float32"
 
 
-__all__ = ["DTYPES", "EMITTERS", "FEATURE_MAP_READERS", "MERGES", "torch_momentum", "HELPERS", "RECURRENT", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]
+__all__ = ["DTYPES", "EMITTERS", "FEATURE_MAP_READERS", "HELPERS", "MERGES", "RECURRENT", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype", "torch_momentum"]
