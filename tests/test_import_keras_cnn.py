@@ -203,6 +203,11 @@ def _functional(make, shape):
     return keras.Model(x, make(x))
 
 
+def _shared():
+    conv = L.Conv1D(4, 1, name="c")
+    return _functional(lambda x: L.Add()([conv(x), conv(x)]), (5, 4))
+
+
 REFUSED = {
     "bn on axis 1": (lambda: _functional(lambda x: L.BatchNormalization(axis=1, name="bn")(x), (5, 4)),
                      r"'bn'.*axis=1 .*only the last axis"),
@@ -212,8 +217,7 @@ REFUSED = {
                        r"'gp'.*keepdims=True"),
     "conv1d channels_first": (lambda: _functional(lambda x: L.Conv1D(2, 2, data_format="channels_first", name="c")(x), (5, 4)),
                               r"'c'.*channels_first"),
-    "shared conv": (lambda: (lambda c: _functional(lambda x: L.Add()([c(x), c(x)]), (5, 4)))(L.Conv1D(4, 1, name="c")),
-                    r"'c'.*2 places.*shares its weights"),
+    "shared conv": (lambda: _shared(), r"'c'.*2 places.*shares its weights"),
 }  # fmt: skip
 
 

@@ -3,13 +3,21 @@
     imported = load_file(Path("mnist.keras"), None)       # the model's own input shape
     imported = from_model(net, (3, 100, 64), "net.py:net")  # --input-shape, batch first
 
-A model imports when it is a chain: a keras.Sequential, or a functional model whose every layer is fed by exactly
-the previous one (one input, one output). Branches (Add, Concatenate, several inputs or outputs, a shared layer)
-are a later step and refused with that reason. Each layer goes through one small converter, registered by its exact
-class in CONVERTERS; a class that is not there (BatchNormalization, Conv1D, SimpleRNN, a custom or subclassed layer)
-is UnsupportedLayer naming the layer, its class, its position and the supported list. Weights are read in Keras' own
-layouts, which are the canonical ones except for the recurrent layers (convert.gru_from_keras: its one bias without
-reset_after becomes b_x, with b_h = 0; convert.lstm_from_keras: the LSTM's one bias is b_x, b_h = 0).
+A model imports when it is a graph of built-in layers with one input and one output: a keras.Sequential, or a
+functional model whose layers form a DAG (Add and Concatenate join paths, a tensor may feed several layers); the
+description's Layer.inputs record it (empty for a layer fed by the one before). Several inputs or outputs and a layer
+called at several places (shared weights) are a later step and refused with that reason. Each layer goes through one
+small converter, registered by its exact class in CONVERTERS; a class that is not there (SimpleRNN, ZeroPadding1D,
+a custom or subclassed layer) is UnsupportedLayer naming the layer, its class, its position and the supported list.
+Weights are read in Keras' own layouts, which are the canonical ones except for the recurrent layers
+(convert.gru_from_keras: its one bias without reset_after becomes b_x, with b_h = 0; convert.lstm_from_keras: the
+LSTM's one bias is b_x, b_h = 0).
+
+Issue 18's kinds: Conv1D (valid, same, causal; strides, dilation, groups), BatchNormalization (the last axis only;
+momentum and epsilon as Keras keeps them, which is the description's convention; moving_mean / moving_variance as
+the model's state; variance_update "biased", Keras' own), LayerNormalization (the last axis; rms_scaling refused),
+GlobalAverage/MaxPooling1D/2D (keepdims=False; True refused), Reshape (to a flat vector: a Flatten), Permute,
+Flatten anywhere, Add, Concatenate(axis) (Keras' channels_last axis is the canonical one).
 
 Sequences: Embedding (the first layer, integer ids; mask_zero), Masking, GRU and LSTM (tanh / sigmoid only;
 go_backwards, stateful and return_state refused; unroll is the same recurrence; dropouts are off at inference;
@@ -191,6 +199,10 @@ def _last_axis(c: Context, rank: int) -> None:
                        "channels of a channels_last map or the features of a sequence")  # fmt: skip
 
 
+def _one(v: Any) -> int:
+    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
+
+
 @converter(L.Conv1D)
 def _conv1d(c: Context) -> Converted:
     c.channels_last()
@@ -198,9 +210,8 @@ def _conv1d(c: Context) -> Converted:
     pad = str(cfg["padding"]).lower()
     if pad not in ("valid", "same", "causal"):
         raise c.refuse(f"padding={pad!r} is not 'valid', 'same' or 'causal'")
-    one = lambda v: int(v[0]) if isinstance(v, (list, tuple)) else int(v)  # noqa: E731
-    opts = {"filters": int(cfg["filters"]), "kernel_size": one(cfg["kernel_size"]), "strides": one(cfg["strides"]),
-            "padding": pad, "dilation": one(cfg["dilation_rate"]), "groups": int(cfg.get("groups", 1)),
+    opts = {"filters": int(cfg["filters"]), "kernel_size": _one(cfg["kernel_size"]), "strides": _one(cfg["strides"]),
+            "padding": pad, "dilation": _one(cfg["dilation_rate"]), "groups": int(cfg.get("groups", 1)),
             "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
     return "conv1d", opts, c.kernel_and_bias()  # (K, C / groups, F): the canonical layout
 

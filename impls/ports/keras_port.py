@@ -1,4 +1,5 @@
-"""The Keras port (voice "keras"): a model description as a keras.Sequential of Keras' own built-in layers.
+"""The Keras port (voice "keras"): a model description as a keras.Sequential (a chain) or a functional keras.Model (a
+graph: merges, a tensor read twice, wired as Layer.inputs say) of Keras' own built-in layers.
 
     net = keras_model(model, "float32")          # the port itself, weights set through impls/convert.py
     write(model, Path("net.keras"))              # keras.saving.load_model("net.keras") loads it, no custom objects
@@ -20,7 +21,16 @@ take_step is Cropping1D then Reshape ("<layer>_crop", "<layer>"). A model whose 
 takes NCHW images (model.boundary "channels_first") starts with Permute((2, 3, 1)) and, where it returns a 4-D map,
 ends with Permute((3, 1, 2)); where it returns a Flatten of a map, it ends with Reshape, Permute((3, 1, 2)) and
 Flatten, so the features come out in the source's (c, h, w) order (model.flattened_output); native_layout=True
-leaves them out (Keras' own NHWC) and says so in the model name.
+leaves them out (Keras' own NHWC) and says so in the model name. A channels_first source's 3-D feature map (B, C, L:
+what a conv1d, batch_norm or global pool reads) comes in through Permute((2, 1)) and, returned, goes out through one.
+
+Issue 18's kinds: conv1d is Conv1D (valid / same / causal its own; explicit pads a ZeroPadding1D "<layer>_pad" then
+valid); batch_norm is BatchNormalization(axis=-1, momentum, epsilon, center, scale) holding gamma, beta and the moving
+statistics (state: no gradient); its moving_variance moves by the biased batch variance, so a description whose
+variance_update is "unbiased" (a torch source) ports forward-exact only (batch_norm_notes says so; trainref compares
+its step in Keras' convention); layer_norm is LayerNormalization(axis=-1); global pools GlobalAverage/MaxPooling1D/2D;
+reshape, permute, add, concatenate are Reshape, Permute, Add, Concatenate(axis). train_step runs a model with state in
+training mode (BatchNormalization on the batch) on a copy whose Dropout layers have rate 0.
 """
 
 from __future__ import annotations
