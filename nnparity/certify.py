@@ -407,9 +407,14 @@ def training_section(model: Model, ref: Reference, available: list[str], setting
             canonical = _update_difference(before, want, steps[flavour][1])
             row["parametrization"] = notes
             out["differences"].append(
-                f"{voice}: its recurrent biases are fewer parameters than the canonical ones ({'; '.join(notes)}); its "
+                f"{voice}: it holds the model in its own parametrization or convention ({'; '.join(notes)}); its "
                 f"step differs from the canonical {flavour}-convention step by {canonical['relative_to_update']:.2e} of "
                 f"the update's size (largest in {canonical['largest_in']})")  # fmt: skip
+            state = trainref.state_difference(model, want, steps[flavour][1])
+            if state and state["max_abs"] > 0:
+                out["differences"].append(
+                    f"{voice}: its moving statistics after the step differ from the canonical ones by "
+                    f"{state['relative_to_update']:.2e} of their move (largest in {state['largest_in']})")
         work = "adam_step" if voice == "keras" else None
         row["loss_check"] = compare(np.float64(loss), np.float64(want_loss), "float64")
         zero = zero_gradient_parameters(ref.model)

@@ -19,7 +19,7 @@ from impls import importers
 from impls.contract.spec import ShapeError
 from impls.importers import BadInput, Imported
 from impls.model import store
-from impls.model.description import Model, ModelError
+from impls.model.description import INPUT, Model, ModelError
 
 DEFAULT_BATCH = 3
 """The certificate's batch when --input-shape does not give one (the issue asks for batch >= 3)."""
@@ -65,10 +65,13 @@ def load(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Model, Importe
 
 def source_input_shape(model: Model) -> tuple[int, ...]:
     """One sample as the source takes it, which --input-shape gives: an image (H, W, C) in the description is
-    (C, H, W) where the source is channels_first (a torch module, an NCHW ONNX graph)."""
+    (C, H, W), and a 1-D feature map (L, C) (Model.is_map: the input a conv1d, BatchNorm or global pool reads) is
+    (C, L), where the source is channels_first (a torch module, an NCHW / NCW ONNX graph)."""
     shape = tuple(model.input_shape)
     if model.boundary == "channels_first" and len(shape) == 3:
         return (shape[2], shape[0], shape[1])
+    if model.boundary == "channels_first" and len(shape) == 2 and model.is_map(INPUT):
+        return (shape[1], shape[0])
     return shape
 
 

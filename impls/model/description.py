@@ -24,9 +24,14 @@ import numpy as np
 
 from ..contract.spec import ShapeError
 
-
 INPUT = "input"
 """The name by which a layer's `inputs` reads the model's input (no layer may be called so)."""
+
+
+MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
+"""Kinds that read a rank-3 input as a 1-D feature map (channels on the last axis, the time axis spatial)."""
+MAP_KEEPERS = ("activation", "dropout", "batch_norm", "add", "concatenate")
+"""Kinds whose output is a map where what they read is one."""
 
 
 class ModelError(ValueError):
@@ -133,6 +138,22 @@ class Model:
             ins = tuple(shapes[index[s] + 1] for s in self.sources(i))
             out.append(ins[0] if spec_of(la.kind).ARITY == 1 else ins)
         return out
+
+    def is_map(self, name: str) -> bool:
+        """Whether the rank-3 tensor `name` (a layer's output, or INPUT) is a 1-D feature map (B, L, C) that a
+        channels_first source holds (B, C, L): the input where a conv1d, batch_norm or global pool reads it, a
+        conv1d's output, and what element-wise layers, batch_norm and merges make of a map. Sequences stay (B, T, F).
+        (A 4-D tensor is always an image map; this rule is for the ambiguous rank 3.)"""
+        names = [INPUT, *(la.name for la in self.layers)]
+        if len(self.shapes(1)[names.index(name)]) != 3:
+            return False
+        if name == INPUT:
+            return any(self.layers[i].kind in MAP_READERS for i in self.consumers(INPUT))
+        i = self.layer_index(name)
+        kind = self.layers[i].kind
+        if kind == "conv1d":
+            return True
+        return kind in MAP_KEEPERS and any(self.is_map(s) for s in self.sources(i))
 
     def is_chain(self) -> bool:
         """Every layer reads the one before it (the input, for the first)."""

@@ -75,9 +75,6 @@ BatchNormalization and LayerNormalization run in float64 (measured); GlobalAvera
 # Physical layouts of the value flowing through the graph (the description's value is always canonical):
 CANON, NCHW, TBF = "canonical", "nchw", "tbf"
 """NCHW is channels first at any rank: (B, C, H, W) images and (B, C, L) 1-D maps (ONNX's NCW)."""
-_MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
-"""Kinds that read a 3-D tensor as a feature map (B, L, C): a channels_first source holds it (B, C, L)."""
-_KEEPS_MAP = ("activation", "dropout", "batch_norm", "add", "concatenate")
 
 
 def _perm(layout: str, rank: int) -> tuple[int, ...]:
@@ -95,20 +92,8 @@ def _physical_axis(layout: str, rank: int, axis: int) -> int:
 
 
 def is_map(model: Model, name: str) -> bool:
-    """Whether the rank-3 tensor `name` (a layer's output, or INPUT) is a 1-D feature map (B, L, C) that a
-    channels_first source holds (B, C, L): the input where a conv1d, batch_norm or global pool reads it, a conv1d's
-    output, and what element-wise layers, batch_norm and merges make of a map. Sequences stay (B, T, F)."""
-    shapes = model.shapes(1)
-    names = [INPUT, *(la.name for la in model.layers)]
-    if len(shapes[names.index(name)]) != 3:
-        return False
-    if name == INPUT:
-        return any(model.layers[i].kind in _MAP_READERS for i in model.consumers(INPUT))
-    i = model.layer_index(name)
-    kind = model.layers[i].kind
-    if kind == "conv1d":
-        return True
-    return kind in _KEEPS_MAP and any(is_map(model, s) for s in model.sources(i))
+    """Model.is_map: the rule the torch and Flax ports, the importers and nnparity's --input-shape share."""
+    return model.is_map(name)
 
 
 def refusal(model: Model, dtype: str) -> str | None:
