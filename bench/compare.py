@@ -5,7 +5,9 @@
 
 Run to run prints the three figures of the paired-timing bar:
   1. agreement: the share of rows whose log-ratio to their group's reference agrees between the runs,
-     |log r1 - log r2| <= 1.96 sqrt(se1^2 + se2^2) (bar: 90%; se over the epochs, bench/paired.py). Both runs are put on the first run's
+     |log r1 - log r2| <= t sqrt(se1^2 + se2^2), t at 97.5% with the Welch df of the two standard errors
+     (bar: 90%; se and df are each run's own: over its worker processes with the run's two-level model,
+     or over the epochs of a one-process run; bench/paired.py). Both runs are put on the first run's
      reference (bench.paired.rebase), and the reference rows themselves are not counted;
   2. the median half-width of the 95% intervals in each run (bar: 5%);
   3. the headline's order: for every seed-model group, no two implementations that one run orders
@@ -57,6 +59,21 @@ def _epochs(g: dict[str, dict]) -> list[int] | None:
     return next(iter(g.values())).get("epochs")
 
 
+def _processes(g: dict[str, dict]) -> list[int] | None:
+    """The worker process of every block (runs with --bench-processes >= 2), else None."""
+    return next(iter(g.values())).get("processes")
+
+
+def _model(g: dict[str, dict]) -> paired.Model | None:
+    """The run's fitted two-level model, recorded with every row: the same standard errors as its intervals."""
+    m = next(iter(g.values())).get("model")
+    return paired.Model.from_dict(m) if isinstance(m, dict) else None
+
+
+def _basis(g: dict[str, dict]) -> tuple:
+    return _epochs(g), _processes(g), _model(g)
+
+
 def agreement(a: dict, b: dict) -> list[tuple[str, bool, paired.Ratio, paired.Ratio]]:
     """(row, agrees, ratio in run a, ratio in run b) for every non-reference row of both runs, both on run a's
     reference."""
@@ -67,8 +84,8 @@ def agreement(a: dict, b: dict) -> list[tuple[str, bool, paired.Ratio, paired.Ra
         ref = next(iter(ga[name].values()))["reference"]
         if ref not in common:
             continue
-        ra = paired.rebase({k: ga[name][k]["log_ratios"] for k in common}, ref, _epochs(ga[name]))
-        rb = paired.rebase({k: gb[name][k]["log_ratios"] for k in common}, ref, _epochs(gb[name]))
+        ra = paired.rebase({k: ga[name][k]["log_ratios"] for k in common}, ref, *_basis(ga[name]))
+        rb = paired.rebase({k: gb[name][k]["log_ratios"] for k in common}, ref, *_basis(gb[name]))
         out += [(k, paired.agree(ra[k], rb[k]), ra[k], rb[k]) for k in common if k != ref]
     return out
 
@@ -89,10 +106,10 @@ def headline(a: dict, b: dict) -> list[tuple[str, list[tuple[str, str]], bool]]:
         common = sorted(set(ga[name]) & set(gb[name]))
         la = {k: ga[name][k]["log_ratios"] for k in common}
         lb = {k: gb[name][k]["log_ratios"] for k in common}
-        ea, eb = _epochs(ga[name]), _epochs(gb[name])
-        ra, rb = paired.relations(la, ea), paired.relations(lb, eb)
+        ea, eb = _basis(ga[name]), _basis(gb[name])
+        ra, rb = paired.relations(la, *ea), paired.relations(lb, *eb)
         reversed_ = [pair for pair in ra if ra[pair] * rb[pair] == -1]
-        out.append((name, reversed_, paired.tie_classes(la, ea) == paired.tie_classes(lb, eb)))
+        out.append((name, reversed_, paired.tie_classes(la, *ea) == paired.tie_classes(lb, *eb)))
     return out
 
 

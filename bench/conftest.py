@@ -18,7 +18,7 @@ import pytest
 
 from impls import BackendUnavailable, frameworks
 
-from . import cases, groups, harness, machine
+from . import cases, costmodel, groups, harness, machine
 
 
 def pytest_addoption(parser):
@@ -53,6 +53,13 @@ def pytest_addoption(parser):
     group.addoption("--cuda-wait", choices=("auto", "sync", "spin"), default="auto",
                     help="how a cuda torch row waits for the GPU: auto (spin on an event's query() for calls under "
                          "3 ms, else torch.cuda.synchronize), sync, spin")  # fmt: skip
+    group.addoption("--bench-processes", default="auto",
+                    help="time in N freshly started worker processes, one after another (bench/processes.py); auto "
+                         "(default): the cost model's k (bench/costmodel.py); 1: in this process, as before issue 19. "
+                         "Under --benchmark-disable nothing is timed and nothing is started")  # fmt: skip
+    group.addoption("--bench-label", default=None,
+                    help="the machine's name in the JSON and reports (default: from the hardware: CPU model, cores, "
+                         "GPU model and count)")  # fmt: skip
     group.addoption("--bench-deadline", type=float, default=None,
                     help="seconds after the session starts; rows not started by then skip with the reason, so a "
                          "run on a lent machine still writes its JSON")  # fmt: skip
@@ -77,6 +84,21 @@ def pytest_configure(config):
         config._nnparity_pin = {"policy": "unpinned"}
     malloc = config.getoption("bench_malloc", default="default")
     config._nnparity_malloc = machine.steady_malloc() if malloc == "steady" else {"policy": "default"}
+    processes(config)  # a bad --bench-processes stops here
+
+
+def processes(config) -> int | None:
+    """--bench-processes as a number, None for auto (the cost model's)."""
+    given = str(config.getoption("bench_processes", default="1"))
+    if given == "auto":
+        return None
+    try:
+        n = int(given)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"--bench-processes {given!r}: give a positive number of processes or 'auto'")
+    return n
 
 
 def threads(config) -> int | None:
@@ -171,10 +193,33 @@ def options(config) -> harness.Options:
                            threads=frameworks.threads())  # fmt: skip
 
 
+def workers(config, opts: harness.Options):
+    """bench.processes.Workers for a timed run of k >= 2 processes (the cost model's k unless given), else None."""
+    k = processes(config)
+    if not opts.enabled or k == 1:
+        return None
+    from .processes import Workers
+
+    alloc = costmodel.allocate(costmodel.COSTS[opts.profile], k)
+    if config.getoption("bench_epochs", default=None) is None:
+        t = costmodel.worker_timing(opts.timing, alloc.share)
+    else:  # --bench-epochs: each worker runs that many, with its share of the blocks
+        t = dataclasses.replace(costmodel.worker_timing(opts.timing, alloc.share), epochs=opts.timing.epochs)
+    pin = getattr(config, "_nnparity_pin", None) or {}
+    policy = {"threads": frameworks.threads(), "pin_cpu": pin.get("cpu"), "malloc": (config._nnparity_malloc or {}).get("policy"),
+              "blocks": opts.blocks, "cuda_events": opts.cuda_events, "cuda_wait": opts.cuda_wait}  # fmt: skip
+    model = {"cost": dataclasses.asdict(costmodel.COSTS[opts.profile]), "processes": alloc.processes,
+             "timed_s_per_process": alloc.timed_s, "share": alloc.share, "optimum_s": alloc.optimum_s,
+             "variance": alloc.variance, "fits_budget": alloc.fits, "why": alloc.why}  # fmt: skip
+    return Workers(config.rootpath, opts.profile, devices(config), t, alloc.processes, policy, model)
+
+
 def bench_session(config) -> groups.Session:
     if not hasattr(config, "_nnparity_session"):
-        config._nnparity_session = groups.Session(options(config), config.getoption("bench_deadline", default=None),
-                                                  getattr(config, "_nnparity_t0", None))  # fmt: skip
+        opts = options(config)
+        config._nnparity_session = groups.Session(opts, config.getoption("bench_deadline", default=None),
+                                                  getattr(config, "_nnparity_t0", None),
+                                                  workers=workers(config, opts))  # fmt: skip
     return config._nnparity_session
 
 
@@ -188,6 +233,13 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["nnparity"]["contention"] = bench_session(config).finish()
     machine_info["nnparity"]["malloc"] = getattr(config, "_nnparity_malloc", None)
     machine_info["nnparity"]["pin"] = getattr(config, "_nnparity_pin", None)
+    f = machine_info["nnparity"]
+    given = config.getoption("bench_label", default=None)
+    f["label"] = given or machine.label(f)
+    f["label_from"] = "--bench-label" if given else "hardware (CPU model, cores, GPU model and count)"
+    f["tree"] = machine.tree(config.rootpath)
+    w = bench_session(config).workers
+    f["processes"] = w.facts() if w is not None else {"k": 1, "start": "this pytest process (--bench-processes 1)"}
 
 
 def pytest_terminal_summary(terminalreporter, config):

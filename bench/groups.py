@@ -70,8 +70,12 @@ class Timed:
 class Session:
     """The run's groups, their outcomes until each row's test takes its own, and the machine's state."""
 
-    def __init__(self, opts: harness.Options, deadline: float | None = None, t0: float | None = None):
+    def __init__(self, opts: harness.Options, deadline: float | None = None, t0: float | None = None,
+                 shuffle: int = 0, workers: Any = None):  # fmt: skip
         self.opts = opts
+        self.shuffle = shuffle  # added to every block-order seed: a worker process's own (bench/processes.py)
+        self.workers = workers  # bench.processes.Workers: time in fresh worker processes instead of here
+        self.timed_s = 0.0  # seconds inside the epochs' blocks, this process
         self.deadline, self.t0 = deadline, time.monotonic() if t0 is None else t0
         self.pending: dict[str, list[Row | Ceiling]] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -86,6 +90,10 @@ class Session:
         """The row's outcome, timing what it needs first: with one epoch its own group (groups one after
         another, as the tests reach them); with several, every registered group, the epochs spread over
         them all."""
+        if item.id not in self.outcomes and self.workers is not None and self.opts.enabled:
+            todo, self.pending = self.pending, {}
+            items = [it for its in todo.values() for it in its]
+            self.outcomes.update(self.workers.run(self, items if item in items else items + [item]))
         if item.id not in self.outcomes:
             if self.opts.enabled and self.opts.timing.epochs > 1 and item.group in self.pending:
                 todo, self.pending = self.pending, {}
@@ -129,7 +137,7 @@ class Session:
         done = 0
         for e in range(self.opts.timing.epochs if timed else 0):
             gc.collect()  # once per epoch, not per group: ~0.25 s each with TensorFlow and torch loaded
-            order = [list(timed)[i] for i in blocks.orders(len(timed), 0, seed(f"epoch {e}"))[0]]
+            order = [list(timed)[i] for i in blocks.orders(len(timed), 0, seed(f"epoch {e}") + self.shuffle)[0]]
             for group in order:
                 if self._late():
                     break
@@ -176,7 +184,9 @@ class Session:
         with ExitStack() as stack:
             self._contexts(stack, [it for it in t.items if it.id in t.times])
             before = contention.snapshot()
-            times, errors = blocks.run(members, t.plan, seed(group) + epoch)
+            t0 = time.monotonic()
+            times, errors = blocks.run(members, t.plan, (seed(group) + epoch + self.shuffle) % 2**32)
+            self.timed_s += time.monotonic() - t0
             t.usage.append(contention.usage(before, contention.snapshot()))
         for k, err in errors.items():  # its earlier epochs are of no use without the later ones
             self.outcomes[k] = Outcome(error=err)

@@ -133,3 +133,33 @@ def pin(cpu: int | None = None) -> dict[str, Any]:
         raise ValueError(f"CPU {cpu} is not one this process may use ({allowed})")
     os.sched_setaffinity(0, {cpu})
     return {"policy": "pinned", "cpu": cpu, "of": allowed}
+
+
+def label(f: dict[str, Any]) -> str:
+    """A machine named from its hardware: CPU model and cores, GPU model and count ("cpu only" without one).
+    --bench-label overrides it."""
+    cpu = " ".join((f.get("cpu_model") or "unknown CPU").replace("(R)", "").replace("(TM)", "").split())
+    cores = f.get("cores")
+    out = f"{cpu}, {cores} core{'s' if cores != 1 else ''}" if cores else cpu
+    gpu = f.get("gpu") or None
+    if gpu:
+        n = gpu.get("count") or 1
+        out += f", {n}x {gpu.get('name') or 'GPU'}"
+    return out
+
+
+def tree(root) -> dict[str, Any]:
+    """The commit the run was made from and the files that differed from it (git status --porcelain), or why
+    that could not be read. A published report is re-run from a clean commit; a dirty one says so."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=20, check=False)
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                            text=True, timeout=20, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"commit": None, "dirty": None, "why": f"git unavailable ({type(e).__name__})"}
+    if head.returncode != 0 or st.returncode != 0:
+        return {"commit": None, "dirty": None, "why": (head.stderr or st.stderr).strip()[:200]}
+    files = sorted(line[3:].strip() for line in st.stdout.splitlines() if line.strip())
+    return {"commit": head.stdout.strip(), "dirty": files}
