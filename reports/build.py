@@ -164,7 +164,30 @@ def provenance(argv: list[str], runs: list[Run], verify: list[str]) -> list[str]
     for p in verify:
         digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
         out.append(f"Verification XML read: {escape(p)} (sha256 {digest})\n")
-    return out
+    return out + tree_lines(runs)
+
+
+def tree_lines(runs: list[Run]) -> list[str]:
+    """Which commit each run, and this report, came from; a dirty tree names the files that differed."""
+    from bench.machine import tree
+
+    out = []
+    for r in runs:
+        t = r.tree
+        if t is None:
+            continue
+        if t.get("dirty"):
+            out.append(f"- **{escape(r.path)} was run from a dirty tree** (commit {escape(str(t.get('commit'))[:12])}); "
+                       f"files that differed: {escape(', '.join(t['dirty']))}")  # fmt: skip
+        elif t.get("commit"):
+            out.append(f"- {escape(r.path)}: run from clean commit {escape(t['commit'][:12])}")
+    me = tree(Path(__file__).resolve().parents[1])
+    if me.get("dirty"):
+        out.append(f"- **This report was built from a dirty tree** (commit {escape(str(me.get('commit'))[:12])}); files "
+                   f"that differed: {escape(', '.join(me['dirty']))}")  # fmt: skip
+    elif me.get("commit"):
+        out.append(f"- This report was built from clean commit {escape(me['commit'][:12])}")
+    return (["Source trees:", ""] + out + [""]) if out else []
 
 
 def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str], title: str,

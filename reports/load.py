@@ -65,6 +65,12 @@ class Run:
         return (str(mi.get("node", "")), str(cpu))
 
     @property
+    def tree(self) -> dict | None:
+        """The commit and the files that differed from it when the run was made (bench/machine.py tree)."""
+        t = self.nnparity.get("tree")
+        return t if isinstance(t, dict) else None
+
+    @property
     def datetime(self) -> str:
         return str(self.raw.get("datetime", ""))
 
@@ -273,12 +279,30 @@ def load_runs(paths: list[str], label: bool = True) -> list[Run]:
     return runs
 
 
+def hardware_label(run: Run) -> str:
+    """The machine's name: the label the run recorded (bench: --bench-label, else CPU model, cores, GPU model
+    and count), else the same built from its recorded facts; the node name only when nothing else is known."""
+    f = run.nnparity
+    if isinstance(f.get("label"), str) and f["label"]:
+        return f["label"]
+    cpu = f.get("cpu_model") or (run.machine_info.get("cpu") or {}).get("brand_raw")
+    if not cpu:
+        return str(run.machine_info.get("node", "")) or "machine"
+    cpu = " ".join(str(cpu).replace("(R)", "").replace("(TM)", "").split())
+    cores = f.get("cores")
+    out = f"{cpu}, {cores} core{'s' if cores != 1 else ''}" if cores else cpu
+    gpu = f.get("gpu") if isinstance(f.get("gpu"), dict) else None
+    if gpu:
+        out += f", {gpu.get('count') or 1}x {gpu.get('name') or 'GPU'}"
+    return out
+
+
 def label_machines(runs: list[Run]) -> None:
-    """Short column labels: the node name, made unique where two machines share one."""
+    """Column labels from the hardware (hardware_label), made unique where two machines share one."""
     keys: dict[tuple[str, str], str] = {}
     for r in runs:
         if r.machine_key not in keys:
-            base = r.machine_key[0] or "machine"
+            base = hardware_label(r)
             taken = set(keys.values())
             label, n = base, 2
             while label in taken:

@@ -95,7 +95,7 @@ def machine_info(node: str = "boxA", cpu: str = "AMD EPYC 7B13", gpu: dict | Non
         "nnparity": {"cpu_model": cpu, "cores": 2, "threads": 2, "blas": "OpenBLAS 0.3.27 (numpy)",
                      "versions": {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0",
                                   "tensorflow": "2.21.0", "keras": "3.15.1"},
-                     "gpu": gpu},
+                     "gpu": gpu, "label": node},  # bench records its label (issue 19): here the node's name
     }  # fmt: skip
 
 

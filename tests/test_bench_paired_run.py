@@ -24,7 +24,8 @@ def run_json(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("paired") / "run.json"
     cmd = [sys.executable, "-m", "pytest", "bench/", "-q", "-p", "no:cacheprovider",
            "-k", "dense and fwd and not bwd and float32 and not tf and not keras and not jax and not ort and not flax",
-           "--bench-blocks", "6", "--bench-epochs", "3", "--bench-slot", "0.002", f"--benchmark-json={out}"]  # fmt: skip
+           "--bench-blocks", "6", "--bench-epochs", "3", "--bench-slot", "0.002", "--bench-processes", "1",
+           f"--benchmark-json={out}"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not an xdist worker's settings
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env, check=False)

@@ -114,3 +114,23 @@ def test_a_machine_is_labelled_from_its_hardware():
     assert machine.label(f) == "Intel Xeon Platinum 8480+, 2 cores"
     f["gpu"] = {"name": "NVIDIA H100 80GB HBM3", "count": 8}
     assert machine.label(f) == "Intel Xeon Platinum 8480+, 2 cores, 8x NVIDIA H100 80GB HBM3"
+
+
+def test_reports_name_machines_by_hardware_and_say_which_files_a_dirty_run_differed_in(tmp_path):
+    from reports import build, load
+    from tests import reports_synth as S
+
+    old = S.run([S.row("torch", 0.01)], node="vm", gpu={"name": "NVIDIA H100 80GB HBM3", "count": 2})
+    del old["machine_info"]["nnparity"]["label"]  # a run from before issue 19: labelled from its facts
+    new = S.run([S.row("torch", 0.01)], node="vm", cpu="Intel Xeon")
+    new["machine_info"]["nnparity"]["label"] = "my box"
+    new["machine_info"]["nnparity"]["tree"] = {"commit": "abc123", "dirty": ["bench/paired.py", "impls/x.py"]}
+    paths = []
+    for name, r in (("old.json", old), ("new.json", new)):
+        (tmp_path / name).write_text(json.dumps(r))
+        paths.append(str(tmp_path / name))
+    runs = load.load_runs(paths)
+    assert runs[0].label == "AMD EPYC 7B13, 2 cores, 2x NVIDIA H100 80GB HBM3" and runs[1].label == "my box"
+    text = "\n".join(build.provenance(["x"], runs, []))
+    assert "new.json was run from a dirty tree" in text and "bench/paired.py, impls/x.py" in text
+    assert "AMD EPYC 7B13, 2 cores" in text and "This report was built from" in text
