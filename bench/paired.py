@@ -14,7 +14,7 @@ epoch's blocks; Kalibera & Jones: repeat at the level where the variance arises)
 With balanced epochs the mean of the epoch means is the mean over all blocks. The reference is the group's
 fastest implementation, the smallest mean log time, so every other row's ratio is >= 1. Two
 implementations are *indistinguishable* when the interval of their ratio includes 1 or lies within +-3%
-(PRACTICAL). Between runs, a row's log-ratios agree when |mean1 - mean2| <= z(0.975) * sqrt(se1^2 + se2^2);
+(PRACTICAL). Between runs, a row's log-ratios agree when |mean1 - mean2| <= t(0.975, Welch df) sqrt(se1^2 + se2^2);
 its raw per-block times differ when scipy.stats.mannwhitneyu gives p < 0.002 and the medians are more than
 10% apart (asv's rule).
 """
@@ -352,7 +352,7 @@ def fit(rows: Sequence[Sequence[Mapping]]) -> Model:
     if len(z) < MIN_FIT_ROWS:
         return Model(between, PRIOR_DF, len(ms), f"moments over {len(ms)} rows; d0 = {PRIOR_DF:g} (too few rows to fit)")
     excess = float(np.var(z, ddof=1)) - float(np.mean(tg))
-    trig = lambda d: float(special.polygamma(1, d / 2))  # noqa: E731
+    trig = lambda d: float(special.polygamma(1, d / 2))
     if excess <= trig(hi):
         d0 = hi
     elif excess >= trig(lo):
