@@ -99,7 +99,7 @@ class Net(torch.nn.Module):
         return self.fc(out[:, -1])
 
 model = Net()
-bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.InstanceNorm2d(2))
 """
 
 
@@ -115,7 +115,7 @@ def test_unsupported_torch_layer(tmp_path, capsys):
     f = tmp_path / "net.py"
     f.write_text(TORCH_NET)
     _bad(["port", f"{f}:bn", "--input-shape", "3,1,8,8", "--to", "onnx", "-o", str(tmp_path / "o.onnx")], tmp_path,
-         capsys, str(f), "BatchNorm2d")  # fmt: skip
+         capsys, str(f), "InstanceNorm2d")  # fmt: skip
 
 
 def test_unsupported_keras_layer(tmp_path, capsys):
