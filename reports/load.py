@@ -178,6 +178,8 @@ def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
         rec.update(p_group=p.get("group"), p_ref=p.get("reference"), p_ratio=p.get("ratio"), p_lo=ci[0], p_hi=ci[1],
                    p_blocks=p.get("blocks"), p_lr=tuple(p["log_ratios"]) if p else None,
                    p_epochs=tuple(p["epochs"]) if p.get("epochs") else None,
+                   p_processes=tuple(p["processes"]) if p.get("processes") else None,
+                   p_model=p["model"] if isinstance(p.get("model"), dict) else None,
                    p_times=tuple(p.get("times_s") or ()) or None, p_machine=p.get("machine"))  # fmt: skip
         rec.update({f"t_{k}": float(st[k]) for k in ("median", "iqr", "stddev", "q1", "q3", "min", "max", "mean")})
         rec.update(rounds=int(st["rounds"]), iterations=int(st["iterations"]))

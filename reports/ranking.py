@@ -40,14 +40,15 @@ def _group(key: tuple, g: pd.DataFrame) -> dict:
     is_paired = (all(isinstance(v, tuple) for v in lr.values()) and g["p_ref"].nunique() == 1
                  and len({len(v) for v in lr.values()}) == 1)  # fmt: skip
     ep = g["p_epochs"].iloc[0] if is_paired and "p_epochs" in g and isinstance(g["p_epochs"].iloc[0], tuple) else None
-    classes = paired.tie_classes(lr, ep) if is_paired else [[lab] for lab in g.index]
+    basis = (ep, *_process_basis(g.iloc[0])) if is_paired else (None, None, None)
+    classes = paired.tie_classes(lr, *basis) if is_paired else [[lab] for lab in g.index]
     g = g.loc[[lab for c in classes for lab in c]]
     labels, first, top = list(g.index), g.iloc[0], classes[0]
     nxt = classes[1][0] if len(classes) > 1 else None
 
     def rel(a: str) -> paired.Ratio:  # a over the first
         if is_paired:
-            return paired.between(lr[a], lr[labels[0]], ep)
+            return paired.between(lr[a], lr[labels[0]], *basis)
         return paired.Ratio(g.at[a, "t_median"] / first["t_median"], None, ())
 
     correct = [lab for lab in labels if g.at[lab, "err_ok"] is True]
@@ -76,6 +77,7 @@ def compare(old: Run, new: Run) -> tuple[pd.DataFrame, dict[str, int]]:
     Rows without paired data (runs before paired timing) are counted, not judged."""
     key = list(KEY)
     cols = key + ["id", "t_median", "err_ok", "p_group", "p_ref", "p_lr", "p_epochs", "p_times"]
+    cols += [c for c in ("p_processes", "p_model") if c in old.rows and c in new.rows]
     m = old.rows[cols].merge(new.rows[cols], on=key, how="outer", suffixes=("_old", "_new"), indicator=True)
     both = m[m["_merge"] == "both"].sort_values(key).reset_index(drop=True)
     counts = {"agree": 0, "differ": 0, "reference": 0, "faster": 0, "slower": 0, "unchanged": 0, "unpaired": 0,
@@ -112,6 +114,14 @@ def compare(old: Run, new: Run) -> tuple[pd.DataFrame, dict[str, int]]:
     return pd.DataFrame(recs), counts
 
 
+def _process_basis(row, suffix: str = "") -> tuple:
+    """(the worker process of every block, the run's two-level model) where the run timed in worker processes
+    (issue 19), else (None, None): the intervals the run itself recorded, at the process level."""
+    procs, model = row.get("p_processes" + suffix), row.get("p_model" + suffix)
+    return (procs if isinstance(procs, tuple) else None,
+            paired.Model.from_dict(model) if isinstance(model, dict) else None)
+
+
 def _rebased(both: pd.DataFrame) -> dict[int, tuple[paired.Ratio, paired.Ratio, bool]]:
     """Row index -> (ratio in the old run, in the new, is the old reference), both on the old run's reference."""
     out = {}
@@ -121,8 +131,9 @@ def _rebased(both: pd.DataFrame) -> dict[int, tuple[paired.Ratio, paired.Ratio, 
         if ref not in set(g["id_old"]):
             continue
         ep = [e if isinstance(e, tuple) else None for e in (g["p_epochs_old"].iloc[0], g["p_epochs_new"].iloc[0])]
-        r_old = paired.rebase(dict(zip(g["id_old"], g["p_lr_old"])), ref, ep[0])
-        r_new = paired.rebase(dict(zip(g["id_old"], g["p_lr_new"])), ref, ep[1])
+        first = g.iloc[0]
+        r_old = paired.rebase(dict(zip(g["id_old"], g["p_lr_old"])), ref, ep[0], *_process_basis(first, "_old"))
+        r_new = paired.rebase(dict(zip(g["id_old"], g["p_lr_new"])), ref, ep[1], *_process_basis(first, "_new"))
         for i, k in zip(g.index, g["id_old"]):
             out[i] = (r_old[k], r_new[k], k == ref)
     return out
