@@ -98,10 +98,11 @@ def allocate(c: Cost, processes: int | None = None) -> Allocation:
 
 def worker_timing(timing, share: float):
     """The profile's Timing scaled to one worker's share: its blocks (and clamps) x share, over its share of
-    the epochs (at least one, at most the profile's)."""
+    the epochs (at least two where the profile has two, so that every worker's own standard error still comes
+    from epochs, the level where a process's drift shows; at most the profile's)."""
     import dataclasses
 
-    epochs = max(1, min(timing.epochs, round(timing.epochs * share)))
+    epochs = max(min(2, timing.epochs), min(timing.epochs, round(timing.epochs * share)))
     return dataclasses.replace(
         timing, epochs=epochs, group_time=timing.group_time * share,
         min_blocks=max(epochs, math.ceil(timing.min_blocks * share)),
