@@ -54,9 +54,10 @@ def proc_stat(path: str = "/proc/stat") -> dict[str, float] | None:
 
 
 def own_cpu_s() -> float:
-    """CPU seconds this process has used, every thread (BLAS, OpenMP, framework pools) included."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds this process has used, every thread (BLAS, OpenMP, framework pools) included, and its children
+    that have finished (bench's worker processes): they are the run's own work, not another process's."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def snapshot() -> dict[str, Any]:

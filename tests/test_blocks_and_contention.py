@@ -162,3 +162,18 @@ def test_a_real_cpu_burner_beside_us_is_seen():
         burner.wait()
     u = contention.usage(a, b)
     assert u["others_cores"] > 0.6 and contention.group_contended(u)
+
+
+def test_a_finished_worker_process_counts_as_the_runs_own_cpu_not_anothers():
+    """The parent of bench's worker processes is idle while they time: their CPU is its own work, so a quiet
+    machine must not read contended (the first k = 2 quick run said "other processes used 0.98 cores")."""
+    import subprocess
+    import sys
+
+    from bench import contention
+
+    before = contention.snapshot()
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"],
+                   check=True)  # fmt: skip
+    after = contention.snapshot()
+    assert after["own_cpu_s"] - before["own_cpu_s"] >= 0.5
