@@ -92,13 +92,7 @@ def processes(config) -> int | None:
     given = str(config.getoption("bench_processes", default="1"))
     if given == "auto":
         return None
-    try:
-        n = int(given)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise pytest.UsageError(f"--bench-processes {given!r}: give a positive number of processes or 'auto'")
-    return n
+    return _positive("--bench-processes", given, "processes", "auto")
 
 
 def threads(config) -> int | None:
@@ -108,12 +102,17 @@ def threads(config) -> int | None:
         return harness.THREADS[_profile(config)]
     if str(given) == "default":
         return None
+    return _positive("--bench-threads", given, "threads", "default")
+
+
+def _positive(option: str, given, what: str, word: str) -> int:
+    """An option's positive int, or a usage error naming it and the word it also takes."""
     try:
         n = int(given)
     except ValueError:
         n = 0
     if n < 1:
-        raise pytest.UsageError(f"--bench-threads {given!r}: give a positive number of threads or 'default'")
+        raise pytest.UsageError(f"{option} {given!r}: give a positive number of {what} or {word!r}")
     return n
 
 

@@ -32,12 +32,17 @@ def _plan(model: Model) -> list[tuple[Any, dict, dict, tuple[int, ...], bool]]:
             for i, la in enumerate(model.layers) for opts in (spec_of(la.kind).options(la.options),)]
 
 
-def _run(plan, ops, ws, x):
-    """Every layer's (output, its mask) in order: what the chain and the reference share."""
+def _run(plan, ops, ws, x, state: dict | None = None):
+    """Every layer's (output, its mask) in order: what the chain and the reference share. With a `state` dict (the
+    NumPy reference in training mode), a kind with state (BatchNorm) runs its forward_train and leaves its new state
+    there, keyed by layer position."""
     env: list[tuple[Any, Any]] = []
-    for (kind, opts, _, srcs, masked), w in zip(plan, ws, strict=True):
+    for i, ((kind, opts, _, srcs, masked), w) in enumerate(zip(plan, ws, strict=True)):
         ins = [(x, None) if j < 0 else env[j] for j in srcs]
-        if kind.ARITY == 1:
+        if state is not None and kind.STATE:
+            y, state[i] = kind.forward_train(ins[0][0], opts, w)
+            env.append((y, ins[0][1] if kind.makes_mask(opts, ins[0][1] is not None) else None))
+        elif kind.ARITY == 1:
             env.append(kind.forward_masked(ops, ins[0][0], ins[0][1], opts, w))
         else:
             env.append(kind.forward_masked(ops, [a for a, _ in ins], ins[0][1] if masked else None, opts, w))
@@ -96,16 +101,18 @@ def layer_forwards(ops: ModuleType, model: Model, dtype: str = "float64", device
     return [compose(ops, model.sub(i), dtype, device) for i in range(len(model.layers))]
 
 
-def _reference_run(model: Model, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """(every layer's output, every layer's input mask) of the NumPy reference, in the float dtype of x or of
-    the model's weights where x holds integer ids."""
+def _reference_run(model: Model, x: np.ndarray, train: bool = False) -> tuple[list, list, dict]:
+    """(every layer's output, every layer's input mask, {(layer, state weight): after the step} in training mode)
+    of the NumPy reference, in the float dtype of x or of the model's weights where x holds integer ids."""
     model.check_input(x)
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else _weight_dtype(model)
     plan = _plan(model)
     ws = [{k: np.asarray(v, dtype) for k, v in w.items()} for _, _, w, _, _ in plan]
-    env = _run(plan, ref, ws, x)
+    state: dict[int, dict] | None = {} if train else None
+    env = _run(plan, ref, ws, x, state)
     masks = [None if not masked else (env[srcs[0]][1] if srcs[0] >= 0 else None) for _, _, _, srcs, masked in plan]
-    return [y for y, _ in env], masks
+    new_state = {(model.layers[i].name, k): v for i, st in (state or {}).items() for k, v in st.items()}
+    return [y for y, _ in env], masks, new_state
 
 
 def _weight_dtype(model: Model):
@@ -159,7 +166,7 @@ def _backward(model: Model, x: np.ndarray, dy: np.ndarray, inputs: list, masks: 
 def reference_vjp(model: Model, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
     """(dL/dx, {(layer name, weight name): dL/dweight}) for L = <dy, model(x)>: each layer's hand-written vjp,
     last layer first, on the inputs (and padding masks) the forward gave it. dL/dx is None for integer ids."""
-    outs, masks = _reference_run(model, x)
+    outs, masks, _ = _reference_run(model, x)
     inputs = reference_inputs(model, x, outs)
     return _backward(model, x, dy, inputs, masks,
                      lambda i, kind, opts, w, xi, mi, g: kind.vjp_masked(xi, mi, opts, w, g))
@@ -168,30 +175,13 @@ def reference_vjp(model: Model, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarr
 def reference_train(model: Model, x: np.ndarray) -> tuple[list[np.ndarray], dict[tuple[str, str], np.ndarray]]:
     """Training mode (BatchNorm on the batch's statistics; dropout stays off, as every training step here runs it):
     (every layer's output, {(layer, state weight): its value after the step})."""
-    outs, new_state = [], {}  # masks flow as at inference: no kind with a training mode reads one
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else _weight_dtype(model)
-    model.check_input(x)
-    env_masks = _reference_run(model, x)[1]
-    for i, la in enumerate(model.layers):
-        kind = spec_of(la.kind)
-        opts = kind.options(la.options)
-        ins = [x if j < 0 else outs[j] for j in model.source_indices(i)]
-        w = {k: np.asarray(v, dtype) for k, v in la.weights.items()}
-        if kind.STATE:
-            y, st = kind.forward_train(ins[0], opts, w)
-            new_state.update({(la.name, k): v for k, v in st.items()})
-        elif kind.ARITY == 1:
-            y = kind.forward_masked(ref, ins[0], env_masks[i], opts, kind.op_weights(opts, w))[0]
-        else:
-            y = kind.forward_masked(ref, ins, env_masks[i], opts, kind.op_weights(opts, w))[0]
-        outs.append(y)
-    return outs, new_state
+    outs, _, state = _reference_run(model, x, train=True)
+    return outs, state
 
 
 def reference_train_vjp(model: Model, x: np.ndarray, dy: np.ndarray):
     """(dL/dx, {(layer, weight): gradient}, {(layer, state weight): after the step}) in training mode."""
-    outs, state = reference_train(model, x)
-    masks = _reference_run(model, x)[1]
+    outs, masks, state = _reference_run(model, x, train=True)
     inputs = reference_inputs(model, x, outs)
 
     def step(i, kind, opts, w, xi, mi, g):
