@@ -43,7 +43,7 @@ from .. import convert, frameworks
 from ..contract import spec
 from ..contract.spec import ShapeError
 from ..model.description import INPUT, Layer, Model
-from ..ports.onnx_port import is_map, live_nodes
+from ..runtime.onnx_graphs import live_nodes
 from . import BadInput, Imported, UnsupportedLayer
 
 onnx = frameworks.load("onnx")
@@ -1076,7 +1076,7 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
     described = _model(ctx, path.stem, canon_in, dtype, axes)
     described.check(dims[batch_axis])
     if len(out.axes) == 3 and None not in out.axes and (out.axes == _NCW) != (
-            described.boundary == "channels_first" and is_map(described, described.layers[-1].name)):  # fmt: skip
+            described.boundary == "channels_first" and described.is_map(described.layers[-1].name)):  # fmt: skip
         raise UnsupportedLayer(f"{path}: the graph returns a 1-D map in axes {out.axes} where the description's ports "
                                "return the other layout: a drop-in port would not keep it")  # fmt: skip
     declared = _dims(vi)[batch_axis]
@@ -1112,7 +1112,7 @@ def _drop_in_output(ctx: _Context, canon_in: tuple, axes: tuple) -> _Value:
     if out.axes != _NCW or out.rows is not None:  # (T, B, F) out of a time-major graph: as before, its own layout
         return out
     trial = _model(ctx, "trial", canon_in, "float32", axes)
-    if out.axes == _NCW and axes in (_NCHW, _NCW) and is_map(trial, trial.layers[-1].name):
+    if out.axes == _NCW and axes in (_NCHW, _NCW) and trial.is_map(trial.layers[-1].name):
         return out
     producer = next((n for _, n in reversed(ctx.nodes) if out.name in n.output), None)
     ctx.reinterpret(-1, producer or helper.make_node("Identity", [], [], name="output"), (0, 1, 2),

@@ -46,8 +46,8 @@ import numpy as np
 
 from .. import convert, frameworks
 from ..contract.spec import ShapeError, same_pads
+from ..layouts import PLAIN, Layout
 from ..model.description import INPUT, Layer, Model, ModelError
-from ..ports.torch_code import PLAIN, Layout
 from . import BadInput, Imported, UnsupportedLayer
 
 torch = frameworks.load("torch")

@@ -54,6 +54,7 @@ from ..model.layers import pool2d as pool2d_layer
 from ..model.layers import rnn, spec_of
 from ..model.voices import Built
 from ..runtime import onnx_graphs, ort_impl
+from ..runtime.onnx_graphs import live_nodes
 
 onnx = frameworks.load("onnx")
 helper, numpy_helper = onnx.helper, onnx.numpy_helper
@@ -555,16 +556,6 @@ def _sequence_words(model: Model) -> str:
         words.append(" Padded sequences must be post-padded (each row's valid steps first): the graph counts each "
                      "row's valid steps as the recurrent layers' sequence_lens and cannot check where they lie.")
     return "".join(words)
-
-
-def live_nodes(nodes: list, outputs: list[str]) -> list:
-    """The nodes that `outputs` depend on, in their order (dead nodes dropped)."""
-    need, keep = set(outputs), []
-    for n in reversed(nodes):
-        if need.intersection(n.output):
-            keep.append(n)
-            need.update(t for t in n.input if t)
-    return keep[::-1]
 
 
 def _symbolic(shape: tuple, layout: str) -> tuple:

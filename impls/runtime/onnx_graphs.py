@@ -53,6 +53,16 @@ def _t(src: str, dst: str, perm) -> Any:
     return helper.make_node("Transpose", [src], [dst], perm=list(perm))
 
 
+def live_nodes(nodes: list, outputs: list[str]) -> list:
+    """The nodes that `outputs` depend on, in their order (dead nodes dropped)."""
+    need, keep = set(outputs), []
+    for n in reversed(nodes):
+        if need.intersection(n.output):
+            keep.append(n)
+            need.update(t for t in n.input if t)
+    return keep[::-1]
+
+
 # --------------------------------------------------------------------------- GRU
 
 
