@@ -22,7 +22,7 @@ class BackendUnavailable(ImportError):
 _THREADS: int | None = None  # set_threads(n): every framework's compute threads, None = its default
 
 _PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "onnx": "onnx", "jax": "jax",
-             "flax": "flax.linen", "optax": "optax", "onnxruntime": "onnxruntime"}
+             "flax": "flax.linen", "optax": "optax", "onnxruntime": "onnxruntime", "torchvision": "torchvision"}
 _VERSION_OF = {"flax": "flax"}  # where a name's __version__ lives, when not in the module load() returns
 
 JAX_CONFIG = {
@@ -59,6 +59,34 @@ def _prepare(name: str) -> None:
             os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
     if name in ("flax", "optax"):
         load("jax")  # flax computes with jax: its configuration first
+    if name == "torchvision":
+        load("torch")
+
+
+_TORCHVISION_OPS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+_STAND_INS: list = []  # the torch.library fragment below, kept alive while the process runs
+
+
+def _import_torchvision() -> ModuleType:
+    """torchvision, where PyPI's wheel (built against CUDA torch) meets the CPU torch 2.13.0: its C++ ops do not
+    load, and `import torchvision` raises "operator torchvision::nms does not exist" while it registers fake
+    kernels for them. Only then are nms and qnms declared first, as schemas without kernels (torch.library): the
+    classification models never call them, and a detection model that did would raise naming the missing kernel.
+    Measured 2026-12-07: every torchvision 0.28 classification model builds and runs with that."""
+    try:
+        return importlib.import_module("torchvision")
+    except RuntimeError as e:
+        if "torchvision::nms" not in str(e):
+            raise
+    for m in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[m]  # the failed import's half-made modules
+    torch = sys.modules["torch"]
+    lib = torch.library.Library("torchvision", "FRAGMENT")  # the ops' own namespace, declared before torchvision does
+    for schema in _TORCHVISION_OPS:
+        lib.define(schema)
+    _STAND_INS.append(lib)
+    return importlib.import_module("torchvision")
 
 
 @contextlib.contextmanager
@@ -96,13 +124,13 @@ def _configure(name: str, module: ModuleType) -> None:
 
 def load(name: str) -> ModuleType:
     """Import and return the framework `name` ("torch", "tensorflow", "keras", "onnx", "jax", "flax" (its
-    flax.linen) or "onnxruntime")."""
+    flax.linen), "onnxruntime" or "torchvision", whose models are the zoo's)."""
     if name not in _PACKAGES:
         raise ValueError(f"unknown framework {name!r}; known: {', '.join(_PACKAGES)}")
     _prepare(name)
     try:
         with _quiet_native_stderr(name):
-            module = importlib.import_module(_PACKAGES[name])
+            module = _import_torchvision() if name == "torchvision" else importlib.import_module(_PACKAGES[name])
     except ImportError as e:  # not installed, or a broken install
         raise BackendUnavailable(f"{name} is not importable here ({type(e).__name__}: {e})") from e
     _configure(name, module)
