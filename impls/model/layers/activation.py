@@ -8,7 +8,7 @@ import numpy as np
 
 from ...primitives import numpy_impl as ref
 from ..description import ModelError
-from .base import ACTIVATIONS, LayerSpec
+from .base import ACTIVATION_OPS, ACTIVATIONS, LayerSpec
 
 
 def apply(ops: Any, name: str, x: Any) -> Any:
@@ -38,6 +38,7 @@ def vjp(name: str, pre: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 class Activation(LayerSpec):
     KIND = "activation"
+    OPS = ACTIVATION_OPS
     KEEPS_MASK = True
     REQUIRED = ("activation",)
 

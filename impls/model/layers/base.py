@@ -15,6 +15,8 @@ from ..description import ModelError
 
 ACTIVATIONS = ("linear", "relu", "softmax", "tanh", "sigmoid")
 """The activations the contract verifies, as layers and as a layer's `activation=`."""
+ACTIVATION_OPS = tuple(a for a in ACTIVATIONS if a != "linear")
+"""The op-contract functions an `activation=` may call (linear calls none)."""
 
 
 class LayerSpec:
@@ -25,6 +27,9 @@ class LayerSpec:
     """How many tensors it reads: 1, or 0 for a merge (add, concatenate: two or more, a list of shapes and arrays)."""
     STATE: ClassVar[tuple[str, ...]] = ()
     """Weights no gradient trains (a BatchNorm's moving statistics): Model.state(), not Model.parameters()."""
+    OPS: ClassVar[tuple[str, ...]] = ()
+    """The op-contract functions its forward calls on a backend (impls.backend(name)): every voice from primitives
+    must offer each (impls/coverage.py checks; tests/test_layout.py checks the list is the whole truth)."""
     KEEPS_MASK: ClassVar[bool] = False
     """A (B, T) padding mask on the input passes on to the output (Keras' supports_masking for a layer that keeps the
     time axis: dense on 3-D, activation, dropout). A kind that makes a mask (embedding with mask_zero, masking) or reads

@@ -13,7 +13,7 @@ from ...contract import formulas, spec
 from ...primitives import numpy_impl as ref
 from ..description import ModelError, ShapeError
 from . import activation
-from .base import LayerSpec, flag, positive_int
+from .base import ACTIVATION_OPS, LayerSpec, flag, positive_int
 from .dense import with_bias
 
 
@@ -34,6 +34,7 @@ def conv2d_kwargs(opts, length: int) -> dict:
 
 class Conv1D(LayerSpec):
     KIND = "conv1d"
+    OPS = ("reshape", "conv2d", *ACTIVATION_OPS)
     REQUIRED = ("filters", "kernel_size")
     DEFAULTS: ClassVar[dict] = {"strides": 1, "padding": "valid", "dilation": 1, "groups": 1, "activation": "linear",
                                 "use_bias": True}

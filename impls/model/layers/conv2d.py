@@ -9,7 +9,7 @@ from ...contract import formulas, spec
 from ...primitives import numpy_impl as ref
 from ..description import ShapeError
 from . import activation
-from .base import LayerSpec, flag, int_pair, padding_option, positive_int, spec_padding
+from .base import ACTIVATION_OPS, LayerSpec, flag, int_pair, padding_option, positive_int, spec_padding
 from .dense import with_bias
 
 
@@ -21,6 +21,7 @@ def geometry_kwargs(opts) -> dict:
 
 class Conv2D(LayerSpec):
     KIND = "conv2d"
+    OPS = ("conv2d", *ACTIVATION_OPS)
     REQUIRED = ("filters", "kernel_size")
     DEFAULTS: ClassVar[dict] = {"strides": [1, 1], "padding": "valid", "dilation": [1, 1], "groups": 1, "activation": "linear",
                 "use_bias": True}

@@ -10,11 +10,12 @@ from ...contract import formulas
 from ...primitives import numpy_impl as ref
 from ..description import ShapeError
 from . import activation
-from .base import LayerSpec, flag, positive_int
+from .base import ACTIVATION_OPS, LayerSpec, flag, positive_int
 
 
 class Dense(LayerSpec):
     KIND = "dense"
+    OPS = ("dense", *ACTIVATION_OPS)
     KEEPS_MASK = True
     REQUIRED = ("units",)
     DEFAULTS: ClassVar[dict] = {"activation": "linear", "use_bias": True}

@@ -43,6 +43,7 @@ def check_post_padded(mask: np.ndarray, where: str) -> None:
 
 class Embedding(LayerSpec):
     KIND = "embedding"
+    OPS = ("embedding", "ids_mask")
     REQUIRED = ("input_dim", "output_dim")
     DEFAULTS: ClassVar[dict] = {"mask_zero": False}
 

@@ -12,6 +12,7 @@ from .base import LayerSpec
 
 class Flatten(LayerSpec):
     KIND = "flatten"
+    OPS = ("flatten",)
 
     def output_shape(self, opts, in_shape):
         if len(in_shape) < 2:

@@ -12,6 +12,7 @@ from .base import LayerSpec
 
 class GlobalAvgPool(LayerSpec):
     KIND = "global_avg_pool"
+    OPS = ("mean",)
 
     def output_shape(self, opts, in_shape):
         if len(in_shape) not in (3, 4):
@@ -29,6 +30,7 @@ class GlobalAvgPool(LayerSpec):
 
 class GlobalMaxPool(GlobalAvgPool):
     KIND = "global_max_pool"
+    OPS = ("amax",)
 
     def forward(self, ops, x, opts, w):
         return ops.amax(x, tuple(range(1, len(x.shape) - 1)))

@@ -12,7 +12,7 @@ from ...contract import formulas, spec
 from ...contract.spec import GRUWeights
 from ...primitives import numpy_impl as ref
 from ..description import ModelError
-from .rnn import CELL_WEIGHTS, Recurrent
+from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent
 
 
 def weights(w: dict) -> GRUWeights:
@@ -21,6 +21,7 @@ def weights(w: dict) -> GRUWeights:
 
 class GRU(Recurrent):
     KIND = "gru"
+    OPS = ("gru", *RNN_OPS)
     GATES = 3
     DEFAULTS: ClassVar[dict] = {"variant": "reset_after", **Recurrent.DEFAULTS}
 

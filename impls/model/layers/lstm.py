@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...contract import formulas, spec
 from ...contract.spec import LSTMWeights
 from ...primitives import numpy_impl as ref
-from .rnn import CELL_WEIGHTS, Recurrent
+from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent
 
 
 def weights(w: dict) -> LSTMWeights:
@@ -18,6 +18,7 @@ def weights(w: dict) -> LSTMWeights:
 
 class LSTM(Recurrent):
     KIND = "lstm"
+    OPS = ("lstm", *RNN_OPS)
     GATES = 4
 
     def init_cell(self, I, H, seed, dtype):

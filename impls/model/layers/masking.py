@@ -16,6 +16,7 @@ from .embedding import check_post_padded
 
 class Masking(LayerSpec):
     KIND = "masking"
+    OPS = ("values_mask", "mask_steps")
     DEFAULTS: ClassVar[dict] = {"mask_value": 0.0}
 
     def validate(self, opts):

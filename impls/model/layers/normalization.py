@@ -89,6 +89,7 @@ class _Norm(LayerSpec):
 
 class BatchNorm(_Norm):
     KIND = "batch_norm"
+    OPS = ("rsqrt",)
     STATE = ("moving_mean", "moving_var")
     DEFAULTS: ClassVar[dict] = {**_Norm.DEFAULTS, "momentum": 0.99, "variance_update": "biased"}
 
@@ -137,6 +138,7 @@ class BatchNorm(_Norm):
 
 class LayerNorm(_Norm):
     KIND = "layer_norm"
+    OPS = ("mean", "rsqrt")
 
     def weight_shapes(self, opts, in_shape):
         return self._affine_shapes(opts, in_shape)

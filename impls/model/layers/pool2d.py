@@ -17,6 +17,7 @@ def pool_kwargs(opts) -> dict:
 
 class MaxPool2D(LayerSpec):
     KIND = "max_pool2d"
+    OPS = ("max_pool2d",)
     DEFAULTS: ClassVar[dict] = {"pool_size": [2, 2], "strides": None, "padding": "valid"}
 
     def validate(self, opts):
@@ -40,6 +41,7 @@ class MaxPool2D(LayerSpec):
 
 class AvgPool2D(MaxPool2D):
     KIND = "avg_pool2d"
+    OPS = ("avg_pool2d",)
     DEFAULTS: ClassVar[dict] = {**MaxPool2D.DEFAULTS, "count_include_pad": False}
 
     def validate(self, opts):

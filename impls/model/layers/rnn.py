@@ -45,6 +45,10 @@ def output_units(opts) -> int:
     return 2 * H if opts["direction"] == "bidirectional" and opts["merge_mode"] == "concat" else H
 
 
+RNN_OPS = ("time_maps", "lengths_of", "mask_steps", "take_steps", "reverse_steps", "concat")
+"""The sequence ops a recurrent layer calls under a mask or in two directions."""
+
+
 class Recurrent(LayerSpec):
     REQUIRED = ("units",)
     DEFAULTS: ClassVar[dict] = {"return_sequences": False, "direction": "forward", "merge_mode": "concat",

@@ -17,6 +17,7 @@ from .base import LayerSpec
 
 class Reshape(LayerSpec):
     KIND = "reshape"
+    OPS = ("reshape",)
     REQUIRED = ("target_shape",)
 
     def validate(self, opts):
@@ -51,6 +52,7 @@ class Reshape(LayerSpec):
 
 class Permute(LayerSpec):
     KIND = "permute"
+    OPS = ("transpose",)
     REQUIRED = ("dims",)
 
     def validate(self, opts):
@@ -101,6 +103,7 @@ class Concatenate(LayerSpec):
     torch's cat(dim=1) on NCHW maps is axis -1 here, and the importers translate it."""
 
     KIND = "concatenate"
+    OPS = ("concat",)
     ARITY = 0
     KEEPS_MASK = True
     DEFAULTS: ClassVar[dict] = {"axis": -1}

@@ -10,6 +10,7 @@ from .base import LayerSpec
 
 class ZeroPad2D(LayerSpec):
     KIND = "zero_pad2d"
+    OPS = ("zero_pad2d",)
     DEFAULTS: ClassVar[dict] = {"padding": [[1, 1], [1, 1]]}
 
     def validate(self, opts):
