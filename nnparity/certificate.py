@@ -84,8 +84,10 @@ def _about(cert: dict[str, Any]) -> list[str]:
              f"- command: `{shlex.join(cert['command'])}`" if cert.get("command") else "- command: (called from Python)",
              (f"- input {tuple(m['input_shape'])} {m['input_dtype']}, boundary {m['boundary']}; {m['parameters']} "
               f"parameters (canonical), {m['flops']} forward FLOPs at this batch"),
-             f"- inputs: x {i['x']}; dy {i['dy']}; GRU h0 {i['h0']}; training targets seed {i['seeds']['targets']}",
-             f"- {i['gru_state']}",
+             f"- batch {i['batch']}: {i.get('batch_note', 'the batch given')}",
+             f"- inputs: x {i['x']}; dy {i['dy']}" + (f"; GRU h0 {i['h0']}" if "h0" in i else "")
+             + f"; training targets seed {i['seeds']['targets']}",
+             *([f"- {i['gru_state']}"] if "gru_state" in i else []),
              f"- reference: {cert['reference']}; error: {cert['error_measure']}; bars: "
              + ", ".join(f"{d} {b:g}" for d, b in cert["bars"].items()), ""]  # fmt: skip
     rows = [[la["index"], f"`{la['name']}`", la["kind"], ", ".join(f"{k}={v}" for k, v in la["options"].items()),
@@ -177,10 +179,10 @@ def _gradients(cert: dict[str, Any]) -> list[str]:
 
 
 def _initial_state(cert: dict[str, Any]) -> list[str]:
-    rows = cert.get("initial_state", [])
+    if "initial_state" not in cert:  # a model without a GRU has no such section
+        return []
+    rows = cert["initial_state"]
     lines = ["## GRU layers with a non-zero initial state", ""]
-    if not rows:
-        return lines + ["The model has no GRU layer.", ""]
     lines.append("Each voice's op-contract gru (impls.backend(voice).gru) fed the reference's input to the layer and a "
                  "seeded h0, against impls.primitives.numpy_impl.gru in float64.")  # fmt: skip
     table = [[f"`{r['layer']}`", r["variant"], f"`{r['voice']}`", r.get("dtype", "-"),
@@ -196,6 +198,8 @@ def _training(cert: dict[str, Any]) -> list[str]:
               f"{t['dropout']}; each framework's own optimizer with its defaults against the NumPy reference step in "
               "the same convention."), ""]  # fmt: skip
     lines += [f"- {k}: {v}" for k, v in t["conventions"].items()]
+    if t.get("bar_rule"):
+        lines.append(f"- the bar after the step: {t['bar_rule']}")
     if "not_compared" in t:
         return lines + ["", f"Not compared: {t['not_compared']}", ""]
     lines += [f"- {d}" for d in t.get("differences", [])] + [""]
@@ -239,7 +243,8 @@ def _speed(cert: dict[str, Any]) -> list[str]:
 def _versions(cert: dict[str, Any]) -> list[str]:
     v = cert["versions"]
     return ["## Versions", "", ", ".join(f"{k} {v[k] or 'not installed'}" for k in v),
-            "", f"Checks took {cert['checks_s']:.1f} s, the whole certificate {cert['total_s']:.1f} s.", ""]
+            "", f"Checks took {cert['checks_s']:.1f} s, the whole certificate {cert['total_s']:.1f} s"
+            + (f"; peak resident memory {cert['memory']['peak_rss_gib']:.2f} GiB" if "memory" in cert else "") + ".", ""]
 
 
 def to_markdown(cert: dict[str, Any]) -> str:

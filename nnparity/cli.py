@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the folder for certificate.md and certificate.json (default: ./certificate-<model stem>); "
                         "an existing one's two files are replaced")  # fmt: skip
     c.add_argument("--no-bench", action="store_true", help="skip the speed ranking")
+    c.add_argument("--profile", action="store_true",
+                   help="print where the time went (seconds per voice and section) and the peak memory to stderr")
     q = sub.add_parser(
         "port", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write the model as a torch, Keras, ONNX or Flax model that loads without nnparity",
@@ -121,10 +123,13 @@ def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], Non
         raise BadInput(f"{out}: exists and is not a folder")
     say(f"importing {args.model}")
     model, imported = source.load(args.model, shape)
-    settings = certify.Settings(batch=source.batch_of(shape), bench=not args.no_bench, command=["nnparity", *argv],
-                                progress=say, spec=args.model)  # fmt: skip
+    batch, note = source.certificate_batch(shape)
+    settings = certify.Settings(batch=batch, bench=not args.no_bench, command=["nnparity", *argv], progress=say,
+                                spec=args.model, batch_note=note)  # fmt: skip
     cert = certify.certify(model, imported, settings)
     certificate.write(cert, out)
+    if args.profile:
+        print(certify.profile_table(cert), file=sys.stderr)
     fd = cert["first_diverging_layer"]
     print(f"{out}/certificate.md: {cert['verdict'].upper()}"
           + (f"; first diverging layer {fd!r}" if fd else "")

@@ -57,7 +57,7 @@ def load(spec: str, input_shape: tuple[int, ...] | None) -> tuple[Model, Importe
                          f"(batch, {', '.join(map(str, takes))}): given {tuple(input_shape)}, "
                          f"expected {(input_shape[0], *takes)}")
     try:
-        model.check(batch_of(input_shape))
+        model.check(certificate_batch(input_shape)[0])
     except (ModelError, ShapeError) as e:
         raise type(e)(f"{spec}: {e}") from None
     return model, imported
@@ -75,9 +75,16 @@ def source_input_shape(model: Model) -> tuple[int, ...]:
     return shape
 
 
-def batch_of(input_shape: tuple[int, ...] | None) -> int:
-    """The certificate's batch: --input-shape's, at least DEFAULT_BATCH."""
-    return max(DEFAULT_BATCH, int(input_shape[0])) if input_shape else DEFAULT_BATCH
+def certificate_batch(input_shape: tuple[int, ...] | None) -> tuple[int, str]:
+    """(the certificate's batch, why): --input-shape's own batch; DEFAULT_BATCH where none is given, or where it is
+    1, which gives a BatchNorm's training step no batch statistics and a padded batch no two lengths."""
+    if not input_shape:
+        return DEFAULT_BATCH, f"no --input-shape: batch {DEFAULT_BATCH}, the certificate's default"
+    if int(input_shape[0]) < 2:
+        return DEFAULT_BATCH, (f"--input-shape gives batch {input_shape[0]}: certified at batch {DEFAULT_BATCH}, since one "
+                               "row gives a BatchNorm's training step no batch statistics and a padded batch no two "
+                               "lengths")  # fmt: skip
+    return int(input_shape[0]), f"the batch --input-shape gives ({input_shape[0]})"
 
 
 def stem(spec: str) -> str:
@@ -92,4 +99,4 @@ def with_source(model: Model, source: str) -> Model:
     return dataclasses.replace(model, source=source)
 
 
-__all__ = ["DEFAULT_BATCH", "batch_of", "load", "source_input_shape", "stem"]
+__all__ = ["DEFAULT_BATCH", "certificate_batch", "load", "source_input_shape", "stem"]

@@ -22,6 +22,7 @@ that step's moving_var is from the canonical one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -32,6 +33,7 @@ from impls.model import training
 from impls.model.description import Layer, Model
 from impls.model.layers import spec_of
 from impls.model.layers.rnn import CELL_WEIGHTS, directions
+from impls.model.voices import structure
 
 
 def lstm_single_bias(w: LSTMWeights) -> LSTMWeights:
@@ -108,17 +110,42 @@ def project(voice: str, model: Model) -> tuple[Model, dict[tuple[str, str], slic
     return dataclasses.replace(model, layers=tuple(layers)), frozen, notes
 
 
-def reference_step(voice: str, model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, dict, list[str]]:
+def reference_step(voice: str, model: Model, x: np.ndarray, t: np.ndarray,
+                   memo: dict | None = None) -> tuple[float, dict, list[str]]:  # fmt: skip
     """(loss, {(layer, weight): after the step, and (layer, "moving_mean" / "moving_var"): a BatchNorm's moving
     statistics after it}, notes): training.reference_step in `voice`'s Adam convention (training.FRAMEWORK_ADAM) on
     the model as `voice` holds it."""
+    loss, after, notes, _ = step_and_gradients(voice, model, x, t, memo)
+    return loss, after, notes
+
+
+def step_and_gradients(voice: str, model: Model, x: np.ndarray, t: np.ndarray,
+                       memo: dict | None = None) -> tuple[float, dict, list[str], dict]:  # fmt: skip
+    """reference_step's answer and the gradients the step took (of the model as `voice` holds it). `memo` (a dict
+    the caller keeps) computes the reference's training forward and backward once per distinct projected model."""
     flavour, eps = training.FRAMEWORK_ADAM[voice]
     projected, frozen, notes = project(voice, model.astype("float64"))
-    loss, after = training.reference_step(projected, x, t, flavour, eps)
-    for key, held in frozen.items():
-        after[key] = after[key].copy()
-        after[key][held] = np.asarray(projected.parameters()[key])[held]
-    return loss, after, notes
+    key = _key(projected)
+    if memo is not None and key in memo:
+        loss, grads, state = memo[key]
+    else:
+        loss, grads, state = training.reference_gradients(projected, x, t)
+        if memo is not None:
+            memo[key] = (loss, grads, state)
+    after = {**training.adam_step(projected, grads, flavour, eps), **state}
+    for k, held in frozen.items():
+        after[k] = after[k].copy()
+        after[k][held] = np.asarray(projected.parameters()[k])[held]
+    return loss, after, notes, grads
+
+
+def _key(model: Model) -> tuple:
+    """What the reference's training gradients depend on: the structure and every weight's bytes (hashed)."""
+    h = hashlib.blake2b(digest_size=16)
+    for la in model.layers:
+        for w in la.weights.values():
+            h.update(np.ascontiguousarray(w).data)
+    return structure(model), h.hexdigest()
 
 
 def state_difference(model: Model, a: dict, b: dict) -> dict | None:
@@ -142,4 +169,5 @@ def state_rows(model: Model, got: dict, want: dict) -> list[tuple[str, np.ndarra
     return [("/".join(k), got.get(k), want[k]) for k in model.state()]
 
 
-__all__ = ["FOLDS", "VARIANCE_UPDATE", "lstm_single_bias", "project", "reference_step", "state_difference", "state_rows"]
+__all__ = ["FOLDS", "VARIANCE_UPDATE", "lstm_single_bias", "project", "reference_step", "state_difference", "state_rows",
+           "step_and_gradients"]

@@ -53,20 +53,37 @@ class Composed:
     """A model over `ops`: `chain(weights, x)` is the whole forward as a function of its weights (what autograd
     differentiates), `weights` the model's op weights in the backend's arrays, `__call__(x)` the forward."""
 
-    def __init__(self, ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None):
-        self.ops, self.model, self.dtype = ops, model, dtype
+    def __init__(self, ops: ModuleType, model: Model, dtype: str = "float64", device: str | None = None,
+                 like: Composed | None = None):  # fmt: skip
+        self.ops, self.model, self.dtype, self.device = ops, model, dtype, device
         plan = _plan(model)
         self.weights = [{k: ops.asarray(v, dtype, device) for k, v in w.items()} for _, _, w, _, _ in plan]
+        if like is not None:  # the same structure: its (compiled) functions serve these weights too
+            self.chain, self._forward, self._outputs = like.chain, like._forward, like._outputs
+            return
 
         def chain(ws, x):
             return _run(plan, ops, ws, x)[-1][0]
 
+        def outputs(ws, x):
+            return [y for y, _ in _run(plan, ops, ws, x)]
+
         self.chain = chain
         jit = getattr(ops, "jit_model", None)
         self._forward = jit(chain) if jit is not None else chain
+        self._outputs = jit(outputs) if jit is not None else outputs  # JAX compiles it on its first call only
 
     def __call__(self, x):
         return self._forward(self.weights, x)
+
+    def outputs(self, x) -> list:
+        """Every layer's output, in order, from one forward (the backend's arrays)."""
+        return self._outputs(self.weights, x)
+
+    def rebind(self, model: Model) -> Composed:
+        """`model` (the same structure: kinds, options, shapes; other weights, other names) through this one's
+        functions: nothing is traced or compiled again."""
+        return Composed(self.ops, model, self.dtype, self.device, like=self)
 
     def vjp(self, x, dy) -> tuple[Any, dict[tuple[str, str], Any]]:
         """(dL/dx, {(layer, weight): dL/dweight}) in the backend's arrays, by its own autograd (`ops.chain_vjp`).

@@ -59,11 +59,11 @@ def check_unsaturated(y: np.ndarray) -> None:
         raise ValueError(f"a probability {np.min(y):.3g} is under Keras' clip 1e-7: the frameworks' losses would differ")
 
 
-def reference_step(model: Model, x: np.ndarray, t: np.ndarray, flavour: str, eps: float | None = None, lr: float = LR,
-                   dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:  # fmt: skip
-    """(loss before the step, {(layer, weight): the weight after one Adam step, and (layer, state weight): a
-    BatchNorm's moving statistics after the step}) in `flavour`'s convention. A model with state takes its step in
-    training mode (batch statistics; dropout stays off)."""
+def reference_gradients(model: Model, x: np.ndarray, t: np.ndarray,
+                        dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray], dict]:  # fmt: skip
+    """(loss, {(layer, weight): its gradient}, {(layer, state weight): a BatchNorm's moving statistics after the
+    step}) of the reference's training forward and backward: a model with state runs in training mode (batch
+    statistics; dropout stays off)."""
     m = model.astype(dtype)
     x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype)  # ids stay ids
     kind = loss_kind(m)
@@ -76,11 +76,27 @@ def reference_step(model: Model, x: np.ndarray, t: np.ndarray, flavour: str, eps
         y = reference_forward(m, x)
         loss, dy = loss_and_dy(kind, y, np.asarray(t, dtype))
         _, grads = reference_vjp(m, x, dy)
-    keys = list(m.parameters())
-    params = [m.parameters()[k] for k in keys]
-    new, _ = numpy_train.adam_update(params, [grads[k] for k in keys], numpy_train.adam_init(params), lr=lr, eps=eps,
-                                     flavour=flavour)  # fmt: skip
-    return loss, {**dict(zip(keys, new, strict=True)), **state}
+    return loss, grads, state
 
 
-__all__ = ["FRAMEWORK_ADAM", "LOSSES", "LR", "check_unsaturated", "loss_and_dy", "loss_kind", "reference_step", "targets"]
+def adam_step(model: Model, grads: dict[tuple[str, str], np.ndarray], flavour: str, eps: float | None = None,
+              lr: float = LR, dtype: str = "float64") -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
+    """{(layer, weight): the weight after one Adam step from zero moments} in `flavour`'s convention."""
+    params = model.astype(dtype).parameters()
+    keys = list(params)
+    new, _ = numpy_train.adam_update([params[k] for k in keys], [grads[k] for k in keys],
+                                     numpy_train.adam_init([params[k] for k in keys]), lr=lr, eps=eps, flavour=flavour)  # fmt: skip
+    return dict(zip(keys, new, strict=True))
+
+
+def reference_step(model: Model, x: np.ndarray, t: np.ndarray, flavour: str, eps: float | None = None, lr: float = LR,
+                   dtype: str = "float64") -> tuple[float, dict[tuple[str, str], np.ndarray]]:  # fmt: skip
+    """(loss before the step, {(layer, weight): the weight after one Adam step, and (layer, state weight): a
+    BatchNorm's moving statistics after the step}) in `flavour`'s convention. A model with state takes its step in
+    training mode (batch statistics; dropout stays off)."""
+    loss, grads, state = reference_gradients(model, x, t, dtype)
+    return loss, {**adam_step(model, grads, flavour, eps, lr, dtype), **state}
+
+
+__all__ = ["FRAMEWORK_ADAM", "LOSSES", "LR", "adam_step", "check_unsaturated", "loss_and_dy", "loss_kind", "reference_gradients",
+           "reference_step", "targets"]

@@ -14,6 +14,7 @@ with the reason), `build(model, dtype) -> Built` and `write(model, out, native_l
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from .. import backend
 from ..contract.limits import Refused
-from .compose import compose, reference_vjp
+from .compose import Composed, compose, reference_vjp
 from .description import Model
 
 PRIMITIVES = ("numpy", "torch", "tensorflow", "jax")
@@ -57,6 +58,13 @@ class Built:
     eager: Callable[[Any], Any] | None = None  # the same forward uncompiled, where `call` is compiled (bench compiles it per mode)
     native_model: Any = None  # the framework's own object: an nn.Module, a keras.Model, (linen module, variables), a ModelProto
     dy_to_native: Callable[[np.ndarray], Any] | None = None
+    outputs: Callable[[np.ndarray], list[np.ndarray]] | None = None
+    """NumPy in, every layer's output out (canonical layout, in layer order) from ONE forward of this build: what the
+    certificate's accumulated check compares (Polygraphy's 'mark every tensor an output'). None: not offered."""
+    rebind: Callable[[Model], Built] | None = None
+    """A build of another model of the same structure (structure(model) equal: kinds, options, shapes, boundary;
+    other weights and names) that reuses this one's traced or compiled program: the certificate's isolated checks
+    build each distinct layer configuration once. None: every model is built afresh."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.to_numpy(self.call(self.to_native(x)))
@@ -82,9 +90,9 @@ def refusal(voice: str, model: Model, dtype: str) -> str | None:
     return port_module(voice).refusal(model, dtype)
 
 
-def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Built:
+def _primitive(voice: str, model: Model, dtype: str, device: str | None, composed: Composed | None = None) -> Built:
     ops = backend(voice)
-    composed = compose(ops, model, dtype, device)
+    composed = compose(ops, model, dtype, device) if composed is None else composed
     in_dtype = model.input_dtype if is_integer(model.input_dtype) else dtype  # token ids stay integers
     asarray = (lambda x: ops.asarray(x, in_dtype, device))
     if voice == "numpy":  # the hand-written backward chain, not autograd
@@ -106,7 +114,15 @@ def _primitive(voice: str, model: Model, dtype: str, device: str | None) -> Buil
 
     mode = {"jax": "jit", "numpy": "numpy"}.get(voice, "eager")
     call = composed if voice != "jax" else ops.compile(composed, "jit")
-    return Built(voice, dtype, asarray, call, ops.to_numpy, vjp, step, mode, eager=composed)
+
+    def outputs(x: np.ndarray) -> list[np.ndarray]:
+        return [ops.to_numpy(y) for y in composed.outputs(asarray(x))]
+
+    def rebind(other: Model) -> Built:
+        return _primitive(voice, other, dtype, device, composed.rebind(other))
+
+    return Built(voice, dtype, asarray, call, ops.to_numpy, vjp, step, mode, eager=composed, outputs=outputs,
+                 rebind=rebind)
 
 
 def build(voice: str, model: Model, dtype: str = "float32", device: str | None = None) -> Built:
@@ -119,6 +135,43 @@ def build(voice: str, model: Model, dtype: str = "float32", device: str | None =
     if device not in (None, "cpu"):
         raise Refused(f"{voice}: the port builds its model on the CPU only, not on {device!r} (a later step)")
     return _checked(model, port_module(voice).build(model, dtype))
+
+
+def structure(model: Model) -> tuple:
+    """What a build depends on besides the weights' values and the layers' names: equal structures compute the same
+    function of their weights (the key of LayerBuilds)."""
+    from .layers import spec_of
+
+    index = {la.name: i for i, la in enumerate(model.layers)}
+
+    def layer(la):
+        opts = spec_of(la.kind).options(la.options)
+        return (la.kind, json.dumps(opts, sort_keys=True, default=str), tuple(index.get(s, -1) for s in la.inputs),
+                tuple(sorted((k, tuple(np.shape(v)), str(np.asarray(v).dtype)) for k, v in la.weights.items())))
+
+    return (model.input_shape, model.input_dtype, model.boundary, tuple(layer(la) for la in model.layers))
+
+
+class LayerBuilds:
+    """One voice's builds of small models (one layer, fed the reference's input), one build per distinct structure:
+    a model whose structure was built before is run by that build's `rebind`, so a framework that compiles (JAX,
+    Flax, XLA) compiles each layer configuration once, and a port writes no files for it."""
+
+    def __init__(self, voice: str, dtype: str):
+        self.voice, self.dtype = voice, dtype
+        self._built: dict[tuple, Built] = {}
+        self.built = self.rebound = 0  # how many builds, and how many runs of an earlier build (for --profile)
+
+    def get(self, model: Model) -> Built:
+        key = structure(model)
+        first = self._built.get(key)
+        if first is not None and first.rebind is not None:
+            self.rebound += 1
+            return _checked(model, first.rebind(model))
+        built = build(self.voice, model, self.dtype)
+        self._built.setdefault(key, built)
+        self.built += 1
+        return built
 
 
 def is_integer(dtype: str) -> bool:
@@ -144,4 +197,4 @@ def _checked(model: Model, built: Built) -> Built:
     return built
 
 
-__all__ = ["PORTS", "PRIMITIVES", "VOICES", "Built", "build", "port_module", "refusal"]
+__all__ = ["PORTS", "PRIMITIVES", "VOICES", "Built", "LayerBuilds", "build", "port_module", "refusal", "structure"]

@@ -160,6 +160,20 @@ def adam_update(
     return new_p, AdamState(t, tuple(new_m), tuple(new_v))
 
 
+def adam_first_step_sensitivity(g: np.ndarray, flavour: str, eps: float | None = None, lr: float = 1e-3,
+                                beta_2: float = 0.999) -> np.ndarray:  # fmt: skip
+    """|d(update)/dg| per element for the FIRST Adam step from zero moments, in `flavour`'s convention: how far a
+    gradient error moves the weight after the step. At t = 1 both conventions reduce to update = lr g / (|g| + e):
+    torch and optax with e = eps (added to the bias-corrected sqrt(v)), Keras with e = eps / sqrt(1 - beta_2) (added to
+    the uncorrected sqrt(v) = sqrt(1 - beta_2) |g|). So d(update)/dg = lr e / (|g| + e)^2: lr / e where g is 0, and
+    lr / (4 e) at |g| = e, where a rounding of 1e-16 in g moves the weight by about 2.5e-9 lr / 1e-3 (torch's e 1e-8)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown Adam flavour {flavour!r}; valid: {', '.join(FLAVOURS)}")
+    eps = DEFAULT_EPS[flavour] if eps is None else eps
+    e = eps / np.sqrt(1.0 - beta_2) if flavour == "keras" else eps
+    return lr * e / (np.abs(np.asarray(g, np.float64)) + e) ** 2
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -1,0 +1,122 @@
+"""The certificate's pipeline: one model description checked in every voice against the NumPy float64 reference.
+
+    cert = certify(model, imported, Settings(batch=3, bench=True, command=argv))   # a plain, JSON-able dict
+
+Sections, one module each (certificate.py renders them): the model and the machine (about.py); the seeded inputs and
+the reference (inputs.py); per voice the whole forward in float32 and float64, every layer isolated and accumulated,
+the gradients of the input and of every parameter (per_voice.py, layers.py); every GRU layer with a seeded non-zero
+initial state (initial_state.py, only where the model has a GRU); one Adam step per framework in its own convention
+(training.py); the user's own loaded model (user_model.py); the paired speed ranking (nnparity/timing.py); the
+verdict (verdict.py). Every comparison is the normwise relative error (checks.compare) against its bar from the
+tolerance table; `profile` says where the time went.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from impls.contract.tolerance import tolerance
+from impls.importers import Imported
+from impls.model import voices
+from impls.model.description import Model
+
+from .about import model_section, peak_memory, versions
+from .checks import Profile, attempt, compare
+from .initial_state import has_gru, initial_state_checks
+from .inputs import INPUT_RANGE, SEEDS, Reference, cast, described, inputs, lengths
+from .layers import first_diverging, layer_checks
+from .per_voice import DTYPES, voice_section
+from .training import UNMOVED, _unmoved, conditioned, training_section, zero_gradient_parameters
+from .user_model import source_section
+from .verdict import failures, overall_first_diverging
+
+FORMAT = "nnparity.certificate/1"
+
+
+@dataclass
+class Settings:
+    batch: int = 3
+    bench: bool = True
+    voices: tuple[str, ...] = voices.VOICES
+    command: list[str] = field(default_factory=list)
+    progress: Callable[[str], None] = lambda message: None
+    spec: str = ""  # what the command was pointed at
+    batch_note: str = ""  # why the batch is not the one the user gave, where it is not
+    one_pass: bool = True  # False: every accumulated check builds its prefix (the slow path that checks the fast one)
+
+
+def certify(model: Model, imported: Imported | None, settings: Settings) -> dict[str, Any]:
+    """The certificate of `model` (and of the user's own model, `imported`): a plain dict (JSON-able but for
+    non-finite floats, which certificate.py writes as strings)."""
+    t0 = time.perf_counter()
+    profile = Profile()
+    batch = settings.batch
+    data = inputs(model, batch)
+    settings.progress("the NumPy float64 reference")
+    with profile.section("reference", "forward"):
+        ref = Reference.of(model, data["x"])
+    gru = has_gru(model)
+    cert: dict[str, Any] = {
+        "format": FORMAT, "command": list(settings.command), "model": model_section(model, batch),
+        "inputs": {**described(model, data["x"], batch), "batch_note": settings.batch_note or "the batch given",
+                   **({"h0": f"uniform in {list(INPUT_RANGE)}, seed {SEEDS['h0']} + the GRU layer's index",
+                       "gru_state": "the model itself starts every GRU from zeros, as its source does; the "
+                                    "initial_state section checks a non-zero one"} if gru else {})},
+        "reference": "impls.model.compose.reference_forward / reference_vjp on the model in float64 (NumPy)",
+        "error_measure": "max|actual - reference| / max|reference| (impls.contract.tolerance.error_stats)",
+        "bars": {d: tolerance(d) for d in DTYPES},
+        "voices": {},
+    }  # fmt: skip
+    builts32: dict[str, voices.Built] = {}
+    for voice in settings.voices:
+        entry, builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress, settings.one_pass)
+        cert["voices"][voice] = entry
+        if "float32" in builts:
+            builts32[voice] = builts["float32"]
+    available = [v for v, e in cert["voices"].items() if "unavailable" not in e]
+    if gru:
+        settings.progress("GRU layers with a non-zero initial state")
+        with profile.section("reference", "initial state"):
+            cert["initial_state"] = initial_state_checks(model, ref, available)
+    cert["training"] = training_section(model, ref, available, settings.voices, settings.progress, profile)
+    with profile.section("source", "forward"):
+        cert["source"] = source_section(imported, ref, settings.progress)
+    cert["checks_s"] = time.perf_counter() - t0
+    if settings.bench:
+        from .. import timing
+
+        settings.progress("the speed ranking")
+        with profile.section("speed", "ranking"):
+            cert["speed"] = timing.rank(builts32, cast(data["x"], "float32"), data["dy"].astype("float32"),
+                                        SEEDS["blocks"], settings.progress, flops=model.flops(batch))  # fmt: skip
+    else:
+        cert["speed"] = {"skipped": "--no-bench"}
+    cert["versions"] = versions()
+    cert["platform"] = {"system": platform.platform(), "python": sys.version.split()[0]}
+    cert["failures"] = failures(cert)
+    fd = overall_first_diverging(cert)
+    cert["first_diverging_layer"] = fd["name"] if fd else None
+    cert["first_diverging"] = fd
+    cert["verdict"] = "pass" if not cert["failures"] else "fail"
+    cert["profile"] = {who: {k: round(v, 3) for k, v in row.items()} for who, row in profile.seconds.items()}
+    cert["memory"] = peak_memory()
+    cert["total_s"] = time.perf_counter() - t0
+    return cert
+
+
+def profile_table(cert: dict[str, Any]) -> str:
+    """The certificate's profile as the plain-text table `nnparity certify --profile` prints."""
+    p = Profile()
+    p.seconds = cert.get("profile", {})
+    mem = cert.get("memory", {})
+    return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB; checks "
+            f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s")
+
+
+__all__ = ["DTYPES", "FORMAT", "SEEDS", "UNMOVED", "Settings", "_unmoved", "attempt", "certify", "compare", "conditioned",
+           "failures", "first_diverging", "layer_checks", "lengths", "profile_table", "zero_gradient_parameters"]

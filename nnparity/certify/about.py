@@ -1,0 +1,47 @@
+"""What the certificate says about the model and the machine: its layers, counts and versions, and the peak memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+from typing import Any
+
+import numpy as np
+
+from impls import frameworks
+from impls.model.description import Model
+
+VERSIONS = ("torch", "tensorflow", "keras", "jax", "flax", "optax", "onnx", "onnxruntime")
+
+
+def versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    def mine() -> str | None:
+        try:
+            return md.version("nnparity")
+        except md.PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "nnparity": mine(),
+            **{name: frameworks.version(name) for name in VERSIONS}}  # fmt: skip
+
+
+def model_section(model: Model, batch: int) -> dict[str, Any]:
+    shapes = model.shapes(batch)
+    return {"name": model.name, "source": model.source, "input_shape": [batch, *model.input_shape],
+            "input_dtype": model.input_dtype, "boundary": model.boundary, "parameters": model.param_count(),
+            "flops": model.flops(batch),
+            "layers": [{"index": i, "name": la.name, "kind": la.kind, "options": dict(la.options),
+                        "output_shape": list(shapes[i + 1]), "parameters": int(sum(np.size(w) for w in la.weights.values()))}
+                       for i, la in enumerate(model.layers)]}  # fmt: skip
+
+
+def peak_memory() -> dict[str, float]:
+    """The peak resident memory of this process (and of the worker processes it waited for), in GiB (getrusage)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return {"peak_rss_gib": round(own, 3), "peak_rss_children_gib": round(children, 3)}
+
+
+__all__ = ["VERSIONS", "model_section", "peak_memory", "versions"]

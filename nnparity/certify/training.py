@@ -1,0 +1,173 @@
+"""One Adam step per framework (torch_nn, keras, flax: impls/ports/*.train_step) against the NumPy reference step in
+that framework's own convention and parametrization (nnparity/trainref.py), in float64, Dropout off.
+
+The bar of a weight after the step follows the step's conditioning (`conditioned`): element i may be off by
+    bar * max|w_after| + |d update_i / d g_i| * bar * max|g|
+the table's float64 bar on the weight itself (as for any array), plus the gradient's own bar (normwise, the same
+table) carried through the optimizer's first step at that element: update = lr g / (|g| + e), d update / d g =
+lr e / (|g| + e)^2 (numpy_train.adam_first_step_sensitivity; e = eps for torch and optax, eps / sqrt(1 - beta_2)
+for Keras). Where |g| is near eps that derivative is about lr / (4 eps) = 2.5e4, so a gradient rounding of a few
+1e-16 moves the weight by about 1e-12: honest, not a porting bug (resnet34's BatchNorm betas, issue 27). Elsewhere
+the second term is negligible, so a wrong convention (eps inside the square root, no bias correction, another eps,
+a momentum written as 1 - m) still fails at the plain bar.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from impls.contract.tolerance import OVERRIDES, tolerance
+from impls.model import training, voices
+from impls.model.description import Model
+from impls.train import numpy_train
+
+from .. import trainref
+from .checks import Profile, attempt, compare
+from .inputs import SEEDS, Reference
+
+ADAM_CONVENTIONS = {
+    "keras": "keras.optimizers.Adam: eps 1e-7 added to the uncorrected sqrt(v), the step size lr*sqrt(1-b2^t)/(1-b1^t)",
+    "torch": "torch.optim.Adam and optax.adam: eps 1e-8 added to the bias-corrected sqrt(v_hat)",
+}
+BAR_RULE = ("a weight after the step may be off by bar * max|w| plus, at each element, the gradient's bar (bar * "
+            "max|g| of its tensor) times Adam's first-step derivative there, lr e / (|g| + e)^2 (e = eps for torch and "
+            "optax, eps / sqrt(1 - beta_2) for Keras); moving statistics at the plain bar")
+UNMOVED = 1e-6
+"""A parameter whose gradient is exactly zero moves by rounding noise alone; Adam turns a gradient g of 1e-16 into a
+step of about lr * g / eps: both steps must keep it within UNMOVED * lr of where it was."""
+
+
+def _update_difference(before: dict, a: dict, b: dict) -> dict[str, Any]:
+    """How far two steps' updates are apart, relative to the update's size, and where most."""
+    worst = max(before, key=lambda k: float(np.max(np.abs((a[k] - before[k]) - (b[k] - before[k])))))
+    num = max(float(np.max(np.abs((a[k] - before[k]) - (b[k] - before[k])))) for k in before)
+    den = max(float(np.max(np.abs(b[k] - before[k]))) for k in before)
+    return {"relative_to_update": num / den if den > 0 else 0.0, "max_abs": num, "largest_in": "/".join(worst)}
+
+
+def zero_gradient_parameters(model: Model) -> dict[tuple[str, str], str]:
+    """{(layer, weight): why} for parameters whose gradient is exactly zero in a training step: the bias of a layer
+    read by nothing but a BatchNorm in training mode (the batch mean removes any per-channel constant)."""
+    out = {}
+    for la in model.layers:
+        readers = model.consumers(la.name)
+        if "bias" in la.weights and readers and all(model.layers[j].kind == "batch_norm" for j in readers):
+            out[(la.name, "bias")] = (f"read only by the BatchNorm {model.layers[readers[0]].name!r}, whose batch mean "
+                                      "removes it: its gradient is exactly zero")
+    return out
+
+
+def _unmoved(before: np.ndarray, got: np.ndarray, want: np.ndarray, why: str) -> dict[str, Any]:
+    bar = UNMOVED * training.LR
+    moved = max(float(np.max(np.abs(np.asarray(got) - before))), float(np.max(np.abs(np.asarray(want) - before))))
+    return {"error": moved, "bar": bar, "pass": bool(moved <= bar), "zero_gradient": why,
+            "measure": "the larger of the two steps' moves, absolute"}
+
+
+def conditioned(got: np.ndarray, want: np.ndarray, grad: np.ndarray, flavour: str, eps: float,
+                work: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A weight after the step against the reference's: compare()'s numbers, passed or failed by the rule above
+    (`allowed` per element); `worst_share` is the largest |difference| / allowed (at most 1 passes)."""
+    c = compare(got, want, "float64", work)
+    if "problem" in c:
+        return c
+    bar, gbar = tolerance("float64", work), tolerance("float64")
+    want, got = np.asarray(want, np.float64), np.asarray(got, np.float64)
+    sens = numpy_train.adam_first_step_sensitivity(grad, flavour, eps, training.LR)
+    allowed = bar * float(np.max(np.abs(want))) + sens * gbar * float(np.max(np.abs(grad)))
+    share = np.abs(got - want) / np.maximum(allowed, np.finfo(np.float64).tiny)
+    worst = np.unravel_index(int(np.argmax(share)), share.shape) if share.size else ()
+    return {**c, "pass": bool(np.all(share <= 1.0)), "worst_share": float(share[worst]) if share.size else 0.0,
+            "worst_share_index": [int(i) for i in worst], "conditioned": True}  # fmt: skip
+
+
+def training_section(model: Model, ref: Reference, available: list[str], selected: tuple[str, ...], progress,
+                     profile: Profile) -> dict[str, Any]:  # fmt: skip
+    kind = training.loss_kind(model)
+    t = training.targets(model, ref.outs[-1], SEEDS["targets"])
+    out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
+                           "dropout": "off (a step is taken in inference mode)", "conventions": ADAM_CONVENTIONS,
+                           "bar_rule": BAR_RULE,
+                           **({"batch_norm": ("training mode: each BatchNorm normalises by the batch's mean and biased "
+                                              "variance and moves its moving statistics, compared after the step "
+                                              "with the parameters")} if model.state() else {}),
+                           "voices": {}}  # fmt: skip
+    if not ref.model.parameters():
+        return {**out, "not_compared": "the model has no parameters: a training step has nothing to update"}
+    if kind == "categorical_crossentropy":
+        try:
+            training.check_unsaturated(ref.outs[-1])
+        except ValueError as e:
+            return {**out, "not_compared": f"{e}; on these inputs the frameworks' own losses are different functions"}
+    memo: dict = {}  # the reference's training gradients, once per distinct projected model
+    with profile.section("reference", "training"):
+        loss0, grads0, state0 = training.reference_gradients(model, ref.x, t)
+        memo[trainref._key(model.astype("float64"))] = (loss0, grads0, state0)
+        steps = {flavour: (loss0, {**training.adam_step(model, grads0, flavour, eps), **state0})
+                 for flavour, eps in set(training.FRAMEWORK_ADAM.values())}  # fmt: skip
+    before = {k: np.asarray(v, "float64") for k, v in ref.model.parameters().items()}
+    diff = _update_difference(before, steps["keras"][1], steps["torch"][1])
+    out["differences"] = [(
+        f"the Keras-convention step and the torch-convention step differ by {diff['relative_to_update']:.2e} of the "
+        f"update's size (largest in {diff['largest_in']}): Keras adds eps=1e-7 to the uncorrected sqrt(v), torch and "
+        "optax 1e-8 to the bias-corrected one")]
+    out["convention_difference"] = diff
+    zero = zero_gradient_parameters(ref.model)
+    for voice in training.FRAMEWORK_ADAM:
+        flavour, eps = training.FRAMEWORK_ADAM[voice]
+        row: dict[str, Any] = {"voice": voice, "convention": flavour, "eps": eps}
+        if voice not in selected:
+            out["voices"][voice] = {**row, "not_computed": "not among this run's voices"}
+            continue
+        if voice not in available:
+            out["voices"][voice] = {**row, "unavailable": "the voice is not available here (see its entry)"}
+            continue
+        why, problem = attempt(voices.refusal, voice, model, "float64")
+        if why or problem:
+            out["voices"][voice] = {**row, **(problem or {"refused": why})}
+            continue
+        module = voices.port_module(voice)
+        if not hasattr(module, "train_step"):
+            out["voices"][voice] = {**row, "unavailable": f"{voices.PORTS[voice]} has no train_step"}
+            continue
+        progress(f"{voice}: one training step")
+        with profile.section(voice, "training"):
+            got, problem = attempt(module.train_step, ref.model, ref.x, t)  # float64 weights: a fold is exact
+        if problem:
+            out["voices"][voice] = {**row, **problem}
+            continue
+        loss, weights = got
+        with profile.section("reference", "training"):
+            want_loss, want, notes, grads = trainref.step_and_gradients(voice, model, ref.x, t, memo)
+        if notes:
+            canonical = _update_difference(before, want, steps[flavour][1])
+            row["parametrization"] = notes
+            out["differences"].append(
+                f"{voice}: it holds the model in its own parametrization or convention ({'; '.join(notes)}); its "
+                f"step differs from the canonical {flavour}-convention step by {canonical['relative_to_update']:.2e} of "
+                f"the update's size (largest in {canonical['largest_in']})")  # fmt: skip
+            state = trainref.state_difference(model, want, steps[flavour][1])
+            if state and state["max_abs"] > 0:
+                out["differences"].append(
+                    f"{voice}: its moving statistics after the step differ from the canonical ones by "
+                    f"{state['relative_to_update']:.2e} of their move (largest in {state['largest_in']})")
+        work = "adam_step" if voice == "keras" else None
+        row["loss_check"] = compare(np.float64(loss), np.float64(want_loss), "float64")
+        row["weights"] = [{"tensor": "/".join(k), **(
+            {"error": float("inf"), "bar": tolerance("float64", work), "pass": False,
+             "problem": "train_step returned no such weight"} if k not in weights else
+            _unmoved(before[k], weights[k], want[k], zero[k]) if k in zero else
+            conditioned(weights[k], want[k], grads[k], flavour, eps, work) if k in grads else
+            compare(weights[k], want[k], "float64", work))} for k in want]  # fmt: skip
+        if work:
+            row["bar_reason"] = OVERRIDES[(work, "float64")][1]
+        row["port_notes"] = list(getattr(got, "notes", []))
+        row["loss_value"], row["reference_loss"] = float(loss), float(want_loss)
+        row["pass"] = row["loss_check"]["pass"] and all(w["pass"] for w in row["weights"])
+        out["voices"][voice] = row
+    return out
+
+
+__all__ = ["ADAM_CONVENTIONS", "BAR_RULE", "UNMOVED", "conditioned", "training_section", "zero_gradient_parameters"]
