@@ -191,7 +191,7 @@ def test_a_concat_axis_left_untranslated_fails(monkeypatch):
         x = x_for(model)
         want = reference_forward(model, x)
         assert_close(onnx_port.build(model, "float32").forward(x), want, "float32")
-        monkeypatch.setattr(onnx_port, "_physical_axis", lambda layout, rank, axis: axis % rank)
+        monkeypatch.setattr(onnx_port.shape, "_physical_axis", lambda layout, rank, axis: axis % rank)
         try:
             got = onnx_port.build(model, "float32").forward(x)
         except Exception as e:  # noqa: BLE001 -- the wrong axis may not fit the shapes: ONNX Runtime raises

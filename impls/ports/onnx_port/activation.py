@@ -1,0 +1,23 @@
+"""The ONNX port's activation and dropout: an Activation layer is its operator (Relu, Tanh, Sigmoid, Softmax on the
+canonical last axis; a linear one is left out), and Dropout is left out too (the identity at inference), noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .builder import EMITTERS, _Graph
+
+
+@EMITTERS.register("activation")
+def activation(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    g.activation(opts["activation"], len(shape))
+
+
+@EMITTERS.register("dropout")
+def dropout(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """The identity at inference: no node."""
+    g.notes.append(f"{layer.name}: dropout left out (the identity at inference)")
+
+
+__all__ = ["activation", "dropout"]
