@@ -14,7 +14,8 @@ from impls.contract.spec import ShapeError
 from impls.contract.tolerance import assert_close, error_stats
 from impls.importers import BadInput, UnsupportedLayer, torch_import
 from impls.model.compose import reference_forward, reference_outputs
-from impls.ports import torch_code, torch_port
+from impls.ports import torch_port
+from impls.ports.torch_port import code as torch_code
 from tests.test_port_torch import run_port
 
 

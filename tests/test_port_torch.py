@@ -21,7 +21,8 @@ from impls.contract.tolerance import assert_close, error_stats, tolerance
 from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
 from impls.model.description import Model
-from impls.ports import torch_code, torch_port
+from impls.ports import torch_port
+from impls.ports.torch_port import code as torch_code
 
 B = 3
 

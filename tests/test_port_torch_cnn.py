@@ -23,7 +23,8 @@ from impls.contract.tolerance import assert_close, tolerance
 from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
 from impls.model.description import INPUT, Model
-from impls.ports import torch_code, torch_port
+from impls.ports import torch_port
+from impls.ports.torch_port import code as torch_code
 
 B = 3
 UNBIASED = {"momentum": 0.9, "epsilon": 1e-5, "variance_update": "unbiased"}

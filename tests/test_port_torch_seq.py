@@ -1,4 +1,4 @@
-"""The torch port's sequence kinds (impls/ports/torch_code.py): lstm and gru in one or two directions with every
+"""The torch port's sequence kinds (impls/ports/torch_port/): lstm and gru in one or two directions with every
 merge mode, embedding, masking, take_step, and padded sequences (pack_padded_sequence, held padded outputs, rows of
 length 0), checked against the NumPy float64 reference: forward in float32 and float64, vjp, one Adam step (an LSTM
 in torch keeps both biases: training-exact), the named errors of the generated forward, and the written port loaded
@@ -22,7 +22,8 @@ from impls.contract.tolerance import assert_close, error_stats, tolerance
 from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
 from impls.model.description import Model
-from impls.ports import torch_code, torch_port
+from impls.ports import torch_port
+from impls.ports.torch_port import code as torch_code
 
 B, T, I, H, V = 3, 5, 4, 3, 9
 

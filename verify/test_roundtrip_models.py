@@ -108,7 +108,7 @@ def test_keras_model_read_back_computes_the_same_in_numpy_and_torch(model):
 @pytest.mark.parametrize("model", MODELS)
 def test_torch_model_gradients_read_back_both_ways(model):
     torch, tm = load_framework("torch"), load("torch_nn")
-    from impls.ports import torch_code
+    from impls.ports.torch_port import code as torch_code
 
     net = _torch_model(model)
     probs = net(torch.from_numpy(X_TORCH[model]))

@@ -23,7 +23,9 @@ from verify.headroom import check
 if unavailable_reason("torch_nn"):
     pytest.skip(unavailable_reason("torch_nn"), allow_module_level=True)
 
-from impls.ports import torch_code, torch_port
+from impls.ports import torch_port
+from impls.ports.torch_port import code as torch_code
+from impls.ports.torch_port import normalization as torch_normalization
 
 B = 3
 DTYPES = ("float32", "float64")
@@ -125,7 +127,7 @@ def test_the_training_step_matches_the_reference_step_with_the_moving_statistics
 def test_a_planted_momentum_mistake_fails_the_training_step_check(monkeypatch):
     m = MODELS["resblock"]()
     assert max(e for e in _step_errors(m).values()) <= tolerance("float64")  # unplanted: passes
-    monkeypatch.setattr(torch_code, "torch_momentum", lambda momentum: float(momentum))  # momentum, not 1 - momentum
+    monkeypatch.setattr(torch_normalization, "torch_momentum", lambda momentum: float(momentum))  # momentum, not 1 - momentum
     assert "momentum=0.9)" in torch_code.generate(m).source
     errs = _step_errors(m)
     stats = {k: e for k, e in errs.items() if "moving" in k}

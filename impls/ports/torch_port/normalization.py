@@ -1,0 +1,132 @@
+"""The torch port's normalizations: batch_norm as nn.BatchNorm1d / nn.BatchNorm2d over the channels, layer_norm as
+nn.LayerNorm over the canonical last axis.
+
+torch's BatchNorm momentum is the share of the new batch statistic, 1 - the description's (torch_momentum), and it
+moves running_var with the unbiased batch variance: a 'biased' layer (Keras', Flax's) ports forward-exact only.
+torch's BatchNorm has both gamma and beta or neither, its LayerNorm a bias only beside its weight: the other
+combinations of center and scale are refused, naming the layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...layouts import Layout
+from ...model.description import Layer, Model
+from .code import EMITTERS, _Piece, shape_text, torch_shape
+
+
+def torch_momentum(momentum: float) -> float:
+    """The description's momentum (the fraction of the old moving statistic kept) as torch's (that of the new one)."""
+    m = 1.0 - float(momentum)
+    short = float(f"{m:.12g}")
+    return short if abs(short - m) <= 1e-15 else m
+
+
+def batch_norm_check(layer: Layer) -> str | None:
+    """center without scale or scale without center: torch's BatchNorm is affine (both) or not (neither)."""
+    center, scale = layer.options.get("center", True), layer.options.get("scale", True)
+    if center != scale:
+        return (f"center={center}, scale={scale}; torch's BatchNorm has both gamma and beta (affine=True) or neither "
+                "(affine=False)")  # fmt: skip
+    return None
+
+
+def _batch_norm_takes(rank: int) -> tuple[str, ...]:
+    """A map over its channels: NCHW, NCW; a vector as it is."""
+    return {4: ("nchw",), 3: ("ncw",)}.get(rank, ("plain",))
+
+
+@EMITTERS.register("batch_norm", check=batch_norm_check, takes=_batch_norm_takes, reads_map=True)
+def batch_norm(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.BatchNorm1d (B, C) or NCW / nn.BatchNorm2d NCHW over the channels; running_mean / running_var are the
+    description's moving statistics. torch's momentum is 1 - the description's; torch moves running_var with the
+    unbiased batch variance (variance_update 'unbiased')."""
+    rank, c = len(shape), shape[-1]
+    cls = "BatchNorm2d" if rank == 4 else "BatchNorm1d"
+    affine = opts["scale"]  # batch_norm_check refuses center != scale
+    m = opts["momentum"]
+    args = [str(c), f"eps={opts['epsilon']!r}", f"momentum={torch_momentum(m)!r}"] + ([] if affine else ["affine=False"])
+    init = f"nn.{cls}({', '.join(args)})  # momentum: torch's share of the new batch statistic (1 - {m!r})"
+    state = {}
+    if affine:
+        state["weight"] = np.asarray(layer.weights["gamma"]).copy()
+        state["bias"] = np.asarray(layer.weights["beta"]).copy()
+    state["running_mean"] = np.asarray(layer.weights["moving_mean"]).copy()
+    state["running_var"] = np.asarray(layer.weights["moving_var"]).copy()
+    state["num_batches_tracked"] = np.array(0, np.int64)
+
+    def back(a):
+        names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
+        return {names[k]: np.asarray(v) for k, v in a.items() if k in names}
+
+    out = torch_shape(shape, layout)
+    return _Piece(init, [f"x = self.{{a}}(x)  # {shape_text(out)}: over the channels"], state, back, out, layout)
+
+
+def layer_norm_check(layer: Layer) -> str | None:
+    """center without scale: torch's LayerNorm has no bias without its weight."""
+    if layer.options.get("center", True) and not layer.options.get("scale", True):
+        return ("center=True with scale=False; torch's LayerNorm has a bias only beside its weight "
+                "(elementwise_affine=False drops both)")  # fmt: skip
+    return None
+
+
+@EMITTERS.register("layer_norm", check=layer_norm_check, takes=("nchw", "ncw", "plain"))
+def layer_norm(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.LayerNorm over the canonical last axis (the features; the channels of a map): torch's LayerNorm normalises
+    its input's last axis, so an NCW / NCHW map is permuted channels-last around it."""
+    c = shape[-1]
+    args = [str(c), f"eps={opts['epsilon']!r}"]
+    if not opts["scale"]:
+        args.append("elementwise_affine=False")  # layer_norm_check refuses center without scale
+    elif not opts["center"]:
+        args.append("bias=False")
+    state = {}
+    if opts["scale"]:
+        state["weight"] = np.asarray(layer.weights["gamma"]).copy()
+    if opts["center"]:
+        state["bias"] = np.asarray(layer.weights["beta"]).copy()
+
+    def back(a):
+        names = {"weight": "gamma", "bias": "beta"}
+        return {names[k]: np.asarray(v) for k, v in a.items() if k in names}
+
+    out = torch_shape(shape, layout)
+    if layout.kind == "nchw":
+        line = "x = self.{a}(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # over the channels (torch's LayerNorm: the last axis)"
+    elif layout.kind == "ncw":
+        line = "x = self.{a}(x.permute(0, 2, 1)).permute(0, 2, 1)  # over the channels (torch's LayerNorm: the last axis)"
+    else:
+        line = f"x = self.{{a}}(x)  # {shape_text(out)}: over the last axis"
+    return _Piece(f"nn.LayerNorm({', '.join(args)})", [line], state, back, out, layout)
+
+
+def _biased_batch_norms(model: Model) -> list[str]:
+    """The BatchNorm layers whose moving variance moves with the biased batch variance (Keras, Flax): torch's
+    BatchNorm moves running_var with the unbiased one, so their port is forward-exact only."""
+    return [la.label(i) for i, la in enumerate(model.layers)
+            if la.kind == "batch_norm" and la.options.get("variance_update", "biased") == "biased"]  # fmt: skip
+
+
+def notes(model: Model) -> list[str]:
+    """What the port translates for the normalizations, for the certificate: torch's momentum, LayerNorm's permutes
+    around a channels-first map, and the BatchNorm layers a training step moves in torch's convention."""
+    notes = []
+    for i, layer in enumerate(model.layers):
+        if layer.kind == "batch_norm":
+            m = float(layer.options.get("momentum", 0.99))
+            notes.append(f"{layer.label(i)}: nn.BatchNorm{'2d' if len(model.input_shapes(1)[i]) == 4 else '1d'} with "
+                         f"momentum={torch_momentum(m)!r} (torch's share of the new batch statistic; the "
+                         f"description keeps {m!r} of the old)")  # fmt: skip
+        if layer.kind == "layer_norm" and len(model.input_shapes(1)[i]) > 2 and len(model.input_shape) >= 2:
+            notes.append(f"{layer.label(i)}: nn.LayerNorm normalises its input's last axis: a channels-first map is "
+                         "permuted channels-last around it")  # fmt: skip
+    for label in _biased_batch_norms(model):
+        notes.append(f"{label}: forward-exact only: the description moves the moving variance with the biased batch "
+                     "variance (variance_update 'biased', Keras' and Flax's); torch's BatchNorm moves running_var with "
+                     "the unbiased one (n / (n - 1) times it): a training step moves it in torch's convention")  # fmt: skip
+    return notes
+
+
+__all__ = ["batch_norm", "batch_norm_check", "layer_norm", "layer_norm_check", "notes", "torch_momentum"]

@@ -1,0 +1,67 @@
+"""The torch port's pools: max_pool2d and avg_pool2d as nn.MaxPool2d / nn.AvgPool2d on NCHW, and the global pools
+as nn.Adaptive{Avg,Max}Pool{2d,1d}(1) on a map, a mean / amax over the steps of a sequence.
+
+torch's pools pad only symmetrically, at most half the window: other pads are an F.pad before the pool, -inf for a
+max pool (it never wins); an average pool that does not count its pads divides the zero-padded window sum by each
+window's share of cells inside the image.
+"""
+
+from __future__ import annotations
+
+from ...contract import spec
+from ...layouts import PLAIN, Layout
+from ...model.description import Layer
+from ...model.layers.pool2d import pool_kwargs
+from .code import EMITTERS, _Piece, pad_call, pad_reason, pair_text, shape_text
+
+
+@EMITTERS.register("max_pool2d", takes=("nchw",))
+@EMITTERS.register("avg_pool2d", takes=("nchw",))
+def pool2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.MaxPool2d / nn.AvgPool2d on NCHW; pads it cannot hold by F.pad before it."""
+    g = spec.check_pool2d(shape, **pool_kwargs(opts), op=layer.kind)
+    t, b, l, r = g.pads
+    own_pad = t == b and l == r and 2 * t <= g.pool[0] and 2 * l <= g.pool[1]  # torch's pools: pad <= window / 2
+    avg = layer.kind == "avg_pool2d"
+    args = [pair_text(g.pool), f"stride={pair_text(g.stride)}"]
+    if own_pad and (t or l):
+        args.append(f"padding={pair_text((t, l))}")
+    if avg and (own_pad and (t or l)):
+        args.append(f"count_include_pad={opts['count_include_pad']}")
+    out = ("B", g.C, g.OH, g.OW)
+    init = f"nn.{'AvgPool2d' if avg else 'MaxPool2d'}({', '.join(args)})"
+    if own_pad:
+        return _Piece(init, [f"x = self.{{a}}(x)  # {shape_text(out)}"], {}, lambda a: {}, out, Layout("nchw"))
+    why = pad_reason(opts["padding"])
+    if not avg:  # torch's MaxPool2d pads -inf but only symmetrically: the same -inf pads, explicitly
+        padded = pad_call(g.pads, "x", 'float("-inf")')
+        lines = [f"x = self.{{a}}({padded})  # {shape_text(out)}; {why}, -inf never wins"]
+    elif opts["count_include_pad"]:
+        lines = [f"x = self.{{a}}({pad_call(g.pads, 'x')})  # {shape_text(out)}; {why}, the zeros counted in the mean"]
+    else:  # the mean over the cells inside the image: the zero-padded window sum over the share of real cells
+        lines = [(f"inside = self.{{a}}({pad_call(g.pads, 'torch.ones_like(x[:1, :1])')})  # each window's share of "
+                  "cells inside the image"),
+                 f"x = self.{{a}}({pad_call(g.pads, 'x')}) / inside  # {shape_text(out)}; {why}, pads not counted"]  # fmt: skip
+    return _Piece(init, lines, {}, lambda a: {}, out, Layout("nchw"), True)
+
+
+def _global_takes(rank: int) -> tuple[str, ...]:
+    """An image NCHW; a 3-D input NCW where a map is held so, else as it is."""
+    return ("nchw",) if rank == 4 else ("ncw", "plain")
+
+
+@EMITTERS.register("global_avg_pool", takes=_global_takes, reads_map=True)
+@EMITTERS.register("global_max_pool", takes=_global_takes, reads_map=True)
+def global_pool(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """The mean / maximum over every position of a map (NCHW, NCW), or over the steps of a (B, T, C) sequence."""
+    avg, c = layer.kind == "global_avg_pool", shape[-1]
+    what = "mean" if avg else "maximum"
+    if layout.kind in ("nchw", "ncw"):
+        cls = f"Adaptive{'Avg' if avg else 'Max'}Pool{'2d' if layout.kind == 'nchw' else '1d'}(1)"
+        return _Piece(f"nn.{cls}", [f"x = self.{{a}}(x).flatten(1)  # (B, {c}): the {what} over every position"], {},
+                      lambda a: {}, ("B", c), PLAIN)  # fmt: skip
+    line = f"x = x.{'mean' if avg else 'amax'}(dim=1)  # {layer.name}: (B, {c}), the {what} over the steps"
+    return _Piece(None, [line], {}, lambda a: {}, ("B", c), PLAIN)
+
+
+__all__ = ["global_pool", "pool2d"]
