@@ -1,0 +1,70 @@
+"""nn.BatchNorm1d / nn.BatchNorm2d and nn.LayerNorm.
+
+BatchNorm: the running statistics are the state; torch's momentum m is the description's 1 - m, variance_update
+'unbiased'; track_running_stats=False and momentum=None are refused. BatchNorm2d reads an NCHW map, BatchNorm1d a
+(B, C) vector or a (B, C, L) map. LayerNorm: over the last dim where torch holds the channels last (a LayerNorm on
+an NCHW/NCW map normalises its width: refused, with the permute that makes it importable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import REGISTRY, Node, Step, _Ctx, _map_input, _step, nn
+
+
+def _description_momentum(m: float) -> float:
+    """torch's momentum (the new statistic's share) as the description's (the old one's share)."""
+    v = 1.0 - float(m)
+    short = float(f"{v:.12g}")
+    return short if abs(short - v) <= 1e-15 else v
+
+
+@REGISTRY.register(nn.BatchNorm2d, kinds=("batch_norm",))
+@REGISTRY.register(nn.BatchNorm1d, kinds=("batch_norm",), reads="ncw")  # a 3-D input is a (B, C, L) map
+def _batch_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
+    shape = ctx.shapes[node.args[0]]
+    if isinstance(m, nn.BatchNorm2d):
+        _map_input(ctx, node, "nchw", "batched NCHW map")
+    elif len(shape) == 3:
+        _map_input(ctx, node, "ncw", "batched (B, C, L) map (BatchNorm1d normalises dim 1)")
+    elif len(shape) != 2 or ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it takes {shape}, held {ctx.layout.kind}; BatchNorm1d takes (B, C) or (B, C, L)")
+    if not m.track_running_stats or m.running_mean is None:
+        raise ctx.refuse(node, "track_running_stats=False: it normalises by the batch's statistics at inference too; "
+                               "the description's BatchNorm uses its moving statistics at inference")  # fmt: skip
+    if m.momentum is None:
+        raise ctx.refuse(node, "momentum=None: torch then keeps a cumulative average of every batch's statistics; the "
+                               "description's moving statistics are an exponential average (a momentum in [0, 1))")  # fmt: skip
+    momentum = _description_momentum(m.momentum)
+    if not 0.0 <= momentum < 1.0:
+        raise ctx.refuse(node, f"momentum={m.momentum!r}: the description's momentum 1 - {m.momentum!r} is outside [0, 1)")
+    opts = {"epsilon": float(m.eps), "momentum": momentum, "variance_update": "unbiased", "center": bool(m.affine),
+            "scale": bool(m.affine)}  # fmt: skip
+    w = {"moving_mean": ctx.array(m.running_mean), "moving_var": ctx.array(m.running_var)}
+    if m.affine:
+        w |= {"gamma": ctx.array(m.weight), "beta": ctx.array(m.bias)}
+    ctx.notes.append(f"{node.name}: momentum={m.momentum!r} is torch's share of the new batch statistic: the "
+                     f"description keeps {momentum!r} of the old; running_var moves with the unbiased batch variance")  # fmt: skip
+    return _step(ctx, node, "batch_norm", opts, w)
+
+
+@REGISTRY.register(nn.LayerNorm, kinds=("layer_norm",))
+def _layer_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
+    shape = ctx.shapes[node.args[0]]
+    if len(m.normalized_shape) != 1:
+        raise ctx.refuse(node, f"normalized_shape={tuple(m.normalized_shape)}: the description's LayerNorm normalises "
+                               "the last axis alone")  # fmt: skip
+    if ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it normalises the last axis of the {ctx.layout.kind.upper()} map {shape}, which is not "
+                               "its channels; the description's LayerNorm is over the channels: permute the map "
+                               "channels-last around it (self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))")  # fmt: skip
+    affine = bool(m.elementwise_affine)
+    has_bias = affine and getattr(m, "bias", None) is not None
+    w = {}
+    if affine:
+        w["gamma"] = ctx.array(m.weight)
+    if has_bias:
+        w["beta"] = ctx.array(m.bias)
+    return _step(ctx, node, "layer_norm", {"epsilon": float(m.eps), "scale": affine, "center": has_bias}, w)
+
