@@ -33,6 +33,7 @@ from impls.model.description import Model
 from verify.conftest import load
 
 flax_port = pytest.importorskip("impls.ports.flax_port")
+flax_voice = pytest.importorskip("impls.ports.flax_port.voice")
 
 B = 3
 
@@ -322,7 +323,7 @@ def test_the_written_ports_load_with_only_flax_and_give_the_reference(tmp_path):
 def test_the_port_loads_back_with_its_own_load_in_float64(tmp_path):
     m = MODELS["gru"]
     flax_port.write(m, tmp_path / "p")
-    module, variables = flax_port._import(tmp_path / "p").load(tmp_path / "p" / "variables.npz", dtype="float64")
+    module, variables = flax_voice._import(tmp_path / "p").load(tmp_path / "p" / "variables.npz", dtype="float64")
     x = data(m, 30)
     y = np.asarray(module.apply(variables, x))
     assert y.dtype == np.float64

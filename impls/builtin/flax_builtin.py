@@ -1,25 +1,34 @@
 """Flax's built-in layers as a voice: flax.linen.GRUCell driven over the sequence by flax.linen.RNN, nn.Conv
 (feature_group_count, kernel_dilation, explicit padding), nn.max_pool, nn.avg_pool (count_include_pad), nn.Dense,
-nn.relu, nn.softmax. Whole models (the seed models among them) are the Flax port's (impls/ports/flax_port.py).
+nn.relu, nn.softmax. Whole models (the seed models among them) are the Flax port's (impls/ports/flax_port/).
 
 Canonical weights reach the layers through impls/convert.py (`gru_to_flax`: Flax's GRUCell keeps four biases, not
 six, and computes reset_after only; its conv and dense layouts are the canonical HWIO and (in, out)). Arrays are
 the JAX voice's (impls/primitives/jax_impl.py's asarray/to_numpy: boundary, not math). Every layer call is one jax.jit
-computation per configuration; gradients are jax.vjp over the layers, read back through the converters.
+computation per configuration (impls/builtin/flax_layers.py, which the gradients share); gradients are jax.vjp over
+the layers, read back through the converters (impls/builtin/flax_grads.py, re-exported here).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from .. import convert, frameworks
+from .. import frameworks
 from ..contract import spec
 from ..contract.spec import GRUWeights
 from ..primitives.jax_impl import MODE, MODES, asarray, compile, synchronize, to_numpy
+from .flax_grads import (
+    avg_pool2d_vjp,
+    conv2d_vjp,
+    dense_vjp,
+    gru_vjp,
+    max_pool2d_vjp,
+    relu_vjp,
+    softmax_cross_entropy,
+    softmax_cross_entropy_vjp,
+)
+from .flax_layers import SUPPORTED_VARIANTS, _apply, _conv_config, _gru_inputs, _padding, _pool, check_variant
 
 nn = frameworks.load("flax")  # flax.linen
 jax = frameworks.load("jax")
@@ -27,77 +36,6 @@ jnp = jax.numpy
 
 NAME = "flax"
 FRAMEWORK = "flax"
-SUPPORTED_VARIANTS = ("reset_after",)  # GRUCell: n = tanh(x W_in + b_in + r * (h W_hn + b_hn)), one form only
-
-
-def check_variant(variant: str) -> str:
-    spec.check_variant(variant)
-    if variant not in SUPPORTED_VARIANTS:
-        raise ValueError(f"flax.linen.GRUCell does not compute the GRU variant {variant!r}; supported: "
-                         f"{', '.join(SUPPORTED_VARIANTS)} (the 'jax' implementation from primitives computes every "
-                         "variant)")  # fmt: skip
-    return variant
-
-
-def _tree(tree: Any, x: Any) -> Any:
-    """A nested dict of NumPy arrays as jax arrays of x's dtype."""
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=x.dtype), tree)
-
-
-def _np_tree(tree: Any) -> Any:
-    return jax.tree_util.tree_map(np.asarray, tree)
-
-
-def _padding(padding: Any, pads: tuple[int, int, int, int]) -> Any:
-    """Flax's padding: 'VALID', 'SAME' (lax's, TensorFlow's rule) or explicit ((top, bottom), (left, right))."""
-    if isinstance(padding, str):
-        return padding.upper()
-    t, b, l, r = pads
-    return ((t, b), (l, r))
-
-
-# --------------------------------------------------------------------------- layers, one jitted apply per configuration
-
-
-@functools.cache
-def _apply(kind: str, *config: Any) -> Callable:
-    """jit(layer.apply) for one layer configuration: (params, *inputs) -> output."""
-    if kind == "gru":
-
-        def gru_apply(params, x, h0):
-            cell = nn.GRUCell(features=h0.shape[-1], param_dtype=x.dtype)
-            carry, y = nn.RNN(cell, return_carry=True).apply({"params": {"cell": params}}, x, initial_carry=h0)
-            return y, carry
-
-        return jax.jit(gru_apply)
-    if kind == "conv2d":
-        O, KH, KW, stride, padding, dilation, groups = config
-        layer = nn.Conv(O, (KH, KW), strides=stride, padding=padding, kernel_dilation=dilation, feature_group_count=groups)
-        return jax.jit(lambda params, x: layer.apply({"params": params}, x))
-    if kind == "dense":
-        (n_out,) = config
-        layer = nn.Dense(n_out)
-        return jax.jit(lambda params, x: layer.apply({"params": params}, x))
-    if kind == "seed_conv1d":
-        C, K = config
-        layer = nn.Conv(C, (K,), padding="VALID", feature_group_count=C)
-        return jax.jit(lambda params, x: layer.apply({"params": params}, x))
-    raise ValueError(f"unknown layer kind {kind!r}")
-
-
-@functools.cache
-def _pool(kind: str, *config: Any) -> Callable:
-    if kind == "max":
-        window, stride, padding = config
-        return jax.jit(lambda x: nn.max_pool(x, window, stride, padding))
-    window, stride, padding, count_include_pad = config
-    return jax.jit(lambda x: nn.avg_pool(x, window, stride, padding, count_include_pad=count_include_pad))
-
-
-def _gru_inputs(x: Any, weights: GRUWeights, h0: Any) -> tuple[Any, Any]:
-    B, H = x.shape[0], int(weights.U.shape[0])
-    params = _tree(convert.gru_to_flax(weights.map(np.asarray)), x)
-    return params, (jnp.zeros((B, H), x.dtype) if h0 is None else jnp.asarray(h0, x.dtype))
 
 
 def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any, Any]:
@@ -106,10 +44,6 @@ def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any,
     spec.check_gru(x.shape, weights, None if h0 is None else h0.shape)
     params, h = _gru_inputs(x, weights, h0)
     return _apply("gru")(params, x, h)
-
-
-def _conv_config(g: spec.ConvGeometry, padding: Any) -> tuple:
-    return (g.O, g.KH, g.KW, g.stride, _padding(padding, g.pads), g.dilation, g.groups)
 
 
 def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1) -> Any:
@@ -166,19 +100,6 @@ def seed_pool1d(y: Any) -> Any:
     spec.check_seed_pool1d(y.shape)
     return _pool("max", (2,), (1,), "VALID")(y)
 
-
-# --------------------------------------------------------------------------- gradients: impls/builtin/flax_grads.py
-
-from .flax_grads import (
-    avg_pool2d_vjp,
-    conv2d_vjp,
-    dense_vjp,
-    gru_vjp,
-    max_pool2d_vjp,
-    relu_vjp,
-    softmax_cross_entropy,
-    softmax_cross_entropy_vjp,
-)
 
 __all__ = [
     "FRAMEWORK", "MODE", "MODES", "NAME", "SUPPORTED_VARIANTS", "asarray", "avg_pool2d",

@@ -1,4 +1,4 @@
-"""The Flax voice's vector-Jacobian products: jax.vjp over flax.linen's layers (impls/builtin/flax_builtin.py) with the
+"""The Flax voice's vector-Jacobian products: jax.vjp over flax.linen's layers (impls/builtin/flax_layers.py) with the
 layers' own parameters as primals, read back to canonical through impls/convert.py (gru_grads_from_flax: a
 folded bias's gradient goes to both b_x and b_h of its gate). The loss is optax.softmax_cross_entropy, the JAX
 ecosystem's own. Re-exported by flax_builtin."""
@@ -10,7 +10,7 @@ from typing import Any
 from .. import convert, frameworks
 from ..contract import spec
 from ..contract.spec import GRUWeights
-from .flax_builtin import _apply, _conv_config, _gru_inputs, _np_tree, _padding, _pool, check_variant
+from .flax_layers import _apply, _conv_config, _gru_inputs, _np_tree, _padding, _pool, check_variant
 
 jax = frameworks.load("jax")
 optax = frameworks.load("optax")
