@@ -1,0 +1,84 @@
+"""The Keras importer's registry and the context each converter is handed: one Keras layer being converted.
+
+REGISTRY is keyed by the exact Keras layer class (a subclass is not the same layer: it could compute anything);
+each converter takes a Context and returns (kind, options, canonical weights), or None for a layer the description
+skips. `meta` on a registration tells the walker what it needs to know of a layer besides its conversion: `merge`
+(it reads several tensors: Add, Concatenate), `mask_maker` (it starts Keras' padding mask: Embedding, Masking).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ... import frameworks
+from ...model.layers import ACTIVATIONS
+from ...registry import Registry
+from .. import UnsupportedLayer
+
+keras = frameworks.load("keras")
+
+Converted = tuple[str, dict, dict] | None  # (kind, options, canonical weights); None: the layer is skipped
+REGISTRY = Registry("the Keras importer", "Keras layer class", name_of=lambda c: f"keras.layers.{c.__name__}")
+
+
+def supported() -> str:
+    """Every Keras layer class the importer reads, as a refusal lists them."""
+    return REGISTRY.supported()
+
+
+class Context:
+    """One Keras layer being converted: its config, its input shape (batch first) and how to refuse it."""
+
+    def __init__(self, layer: Any, position: int, in_shape: tuple[int, ...], where: str):
+        self.layer, self.position, self.in_shape, self.where = layer, position, in_shape, where
+        self.config = layer.get_config()
+        self.notes: list[str] = []
+        self.input_dtype = "float32"  # the model's input dtype (token ids for an Embedding), set by from_model
+
+    @property
+    def label(self) -> str:
+        return f"layer {self.position} {self.layer.name!r} (keras.layers.{type(self.layer).__name__})"
+
+    def refuse(self, why: str) -> UnsupportedLayer:
+        return UnsupportedLayer(f"{self.where}: {self.label}: {why}")
+
+    def activation(self, key: str = "activation") -> str:
+        act = self.config.get(key, "linear")
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            raise self.refuse(f"{key}={act!r} is not one of {', '.join(ACTIVATIONS)}")
+        return act
+
+    def channels_last(self) -> None:
+        if self.config.get("data_format", "channels_last") != "channels_last":
+            raise self.refuse(f"data_format={self.config['data_format']!r}: the description's images are NHWC; "
+                              "only channels_last Keras layers import")  # fmt: skip
+
+    def padding(self) -> str:
+        pad = str(self.config["padding"]).lower()
+        if pad not in ("valid", "same"):
+            raise self.refuse(f"padding={pad!r} is not 'valid' or 'same'")
+        return pad
+
+    def weight(self, name: str) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(getattr(self.layer, name)))
+
+    def kernel_and_bias(self) -> dict[str, np.ndarray]:
+        w = {"kernel": self.weight("kernel")}
+        if self.config["use_bias"]:
+            w["bias"] = self.weight("bias")
+        return w
+
+
+def pair(v: Any) -> list[int]:
+    """A Keras 2-D size (an int or a pair) -> [h, w]."""
+    return [int(a) for a in v] if isinstance(v, (list, tuple)) else [int(v), int(v)]
+
+
+def one(v: Any) -> int:
+    """A Keras 1-D size (an int or a 1-tuple) -> the int."""
+    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
+
+
+__all__ = ["REGISTRY", "Context", "Converted", "one", "pair", "supported"]

@@ -1,0 +1,45 @@
+"""The Keras importer's pools: MaxPooling2D and AveragePooling2D (valid, same; channels_last; AveragePooling2D
+divides by the input cells a window covers, count_include_pad False), GlobalAverage/MaxPooling1D/2D (keepdims=False;
+True refused)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ... import frameworks
+from .context import REGISTRY, Context, Converted, pair
+
+L = frameworks.load("keras").layers
+
+
+@REGISTRY.register(L.MaxPooling2D, kinds=("max_pool2d",))
+def _max_pool(c: Context) -> Converted:
+    c.channels_last()
+    pool = pair(c.config["pool_size"])
+    strides = pool if c.config["strides"] is None else pair(c.config["strides"])
+    return "max_pool2d", {"pool_size": pool, "strides": strides, "padding": c.padding()}, {}
+
+
+@REGISTRY.register(L.AveragePooling2D, kinds=("avg_pool2d",))
+def _avg_pool(c: Context) -> Converted:
+    _, opts, _ = _max_pool(c)
+    # Keras divides by the input cells a window covers ('same' as TensorFlow): padded cells are not counted
+    return "avg_pool2d", {**opts, "count_include_pad": False}, {}
+
+
+def _global_pool(kind: str, rank: int) -> Callable[[Context], Converted]:
+    def convert_pool(c: Context) -> Converted:
+        c.channels_last()
+        if c.config.get("keepdims"):
+            raise c.refuse("keepdims=True keeps the pooled axes as size 1: only keepdims=False, (B, C), imports")
+        if len(c.in_shape) != rank:
+            raise c.refuse(f"its input {c.in_shape} is not of rank {rank}")
+        return kind, {}, {}
+
+    return convert_pool
+
+
+REGISTRY.register(L.GlobalAveragePooling1D, kinds=("global_avg_pool",))(_global_pool("global_avg_pool", 3))
+REGISTRY.register(L.GlobalAveragePooling2D, kinds=("global_avg_pool",))(_global_pool("global_avg_pool", 4))
+REGISTRY.register(L.GlobalMaxPooling1D, kinds=("global_max_pool",))(_global_pool("global_max_pool", 3))
+REGISTRY.register(L.GlobalMaxPooling2D, kinds=("global_max_pool",))(_global_pool("global_max_pool", 4))

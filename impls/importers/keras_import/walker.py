@@ -1,0 +1,270 @@
+"""The Keras importer's walker: a keras.Model (Sequential or functional) -> Imported.
+
+A model imports when it is a graph of built-in layers with one input and one output: a keras.Sequential, or a
+functional model whose layers form a DAG (Add and Concatenate join paths, a tensor may feed several layers); the
+description's Layer.inputs record it (empty for a layer fed by the one before). Several inputs or outputs and a layer
+called at several places (shared weights) are a later step and refused with that reason. The walker reads the graph's
+own nodes in topological order, leaves out Keras' mask computations, hands each layer to its converter (REGISTRY,
+keyed by its exact class) and checks each output shape against Keras' own and each recurrent layer's mask against
+the description's Model.mask_sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ... import frameworks
+from ...contract.spec import ShapeError
+from ...model.description import INPUT, Layer, Model, ModelError
+from ...model.layers import spec_of
+from .. import BadInput, Imported, UnsupportedLayer
+from .context import REGISTRY, Context, supported
+
+keras = frameworks.load("keras")
+Functional = frameworks.load_attr("keras.src.models.functional", "Functional")
+L = keras.layers
+
+
+def _meta(layer: Any, key: str) -> bool:
+    """What the layer's registration tells the walker (merge, mask_maker); False for a class not registered."""
+    entry = REGISTRY.get(type(layer))
+    return bool(entry is not None and entry.meta.get(key))
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def _branches(where: str, why: str, shared: bool = False) -> UnsupportedLayer:
+    tail = ("a layer called at several places shares its weights between them, which the description's layers, one "
+            "weight set per layer, cannot say (a later step)") if shared else (
+            "a graph of layers with one input and one output imports (several inputs or outputs are a later step)")
+    return UnsupportedLayer(f"{where}: {why}; {tail}")
+
+
+def _graph(net: Any) -> Any:
+    """The functional graph a model runs: a Sequential's own (Keras builds one), or the model itself."""
+    return net._functional if isinstance(net, keras.Sequential) else net
+
+
+def _mask_ops(nodes: list) -> set[int]:
+    """ids of the nodes that only compute Keras' automatic padding masks: Keras 3 records an Embedding(mask_zero)'s
+    or a Masking's compute_mask (ops NotEqual, Any...) as operations of the functional graph, whose outputs a
+    masked layer takes as its mask= argument. An operation that feeds anything else is not one of them."""
+    masks = {id(t._keras_mask) for n in nodes for t in n.output_tensors if getattr(t, "_keras_mask", None) is not None}
+    masks |= {id(n.arguments.kwargs["mask"]) for n in nodes if n.arguments.kwargs.get("mask") is not None}
+    out: set[int] = set()
+    for node in reversed(nodes):  # outputs first: a mask op's own inputs may be mask ops too
+        if isinstance(node.operation, L.Layer) or not all(id(t) in masks for t in node.output_tensors):
+            continue
+        out.add(id(node))
+        masks |= {id(t) for t in node.input_tensors}
+    return out
+
+
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list]], dict[int, int]]:
+    """([(layer, its output tensor in this model, the tensors it reads)] in topological order, InputLayer left
+    out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
+    after checking the model's graph is one we import: one input, one output, every layer called once (a DAG of
+    layers: Add and Concatenate read several, a tensor may be read by several layers). The graph's own nodes are
+    read (Keras' _nodes_by_depth), not layer.input: a layer keeps the nodes of every call it ever had (a loaded
+    Sequential's first layer has two), and layer.input is the first. Keras' own mask computations are left out
+    (_mask_ops); from_model checks each mask= against the description's Model.mask_sources (an explicit mask of
+    the user's own is refused)."""
+    graph = _graph(net)
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
+    nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
+    mask_ops = _mask_ops(nodes)
+    producer = {id(t): n for n in nodes for t in n.output_tensors}
+    nodes = [n for n in nodes if id(n) not in mask_ops]
+    calls = [n.operation for n in nodes]
+    made = {id(graph.inputs[0])}  # tensors made so far: the input, then each imported layer's output
+    chain: list = []
+    masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
+    for node in nodes:
+        layer = node.operation
+        if isinstance(layer, L.InputLayer):
+            continue
+        label = f"layer {len(chain)} {layer.name!r} (keras.layers.{type(layer).__name__})"
+        if isinstance(layer, keras.Model):
+            raise UnsupportedLayer(f"{where}: {label} is a nested model; nnparity imports one flat graph of layers "
+                                   f"(rebuild it with the inner layers in place); supported: {supported()}")  # fmt: skip
+        if not isinstance(layer, L.Layer):
+            raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__name__} is not a keras.layers "
+                                   f"layer (a raw keras.ops call in the graph); supported: {supported()}")  # fmt: skip
+        if sum(c is layer for c in calls) != 1:
+            raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)",
+                            shared=True)  # fmt: skip
+        mask = node.arguments.kwargs.get("mask")
+        inputs = [t for t in node.input_tensors if mask is None or t is not mask]
+        if mask is not None:
+            roots = _mask_roots(mask, producer, mask_ops)
+            src = [i for i, (_, _, ins) in enumerate(chain) if any(t is r for t in ins for r in roots)]
+            if len(roots) != 1 or not src:
+                raise UnsupportedLayer(f"{where}: {label} is given a mask= that is not computed from one of the "
+                                       "chain's (the graph's) own tensors: only the padding mask Keras carries from an "
+                                       "Embedding(mask_zero=True) or a Masking imports")  # fmt: skip
+            makers = [i for i in src if _meta(chain[i][0], "mask_maker")]
+            masked[len(chain)] = (makers or src)[0]
+        if not inputs or any(id(t) not in made for t in inputs):
+            raise _branches(where, f"{label} reads a tensor that is not the model's input nor a layer's output")
+        made.add(id(node.output_tensors[0]))  # a layer with several outputs (return_state) is refused by its converter
+        chain.append((layer, node.output_tensors[0], inputs))
+    if not chain or graph.outputs[0] is not chain[-1][1]:
+        raise _branches(where, "the model's output is not its last layer's")
+    return chain, masked
+
+
+def _mask_roots(t: Any, producer: dict, mask_ops: set[int]) -> list:
+    """The chain tensors a mask is computed from, through Keras' mask operations."""
+    node = producer.get(id(t))
+    if node is None or id(node) not in mask_ops:
+        return [t]
+    out: list = []
+    for u in node.input_tensors:
+        out += [r for r in _mask_roots(u, producer, mask_ops) if not any(r is o for o in out)]
+    return out
+
+
+def _input_shape(net: Any, given: tuple[int, ...] | None, where: str) -> tuple[int, ...]:
+    """The batch-first input shape: `given` (--input-shape), checked against the model's known dimensions."""
+    known = tuple(_graph(net).inputs[0].shape)
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if len(given) != len(known) or any(k is not None and k != g for k, g in zip(known[1:], given[1:], strict=False)):
+            raise ShapeError(f"{where}: --input-shape {given} does not fit the model's input shape {known} "
+                             "(batch first; None is any size)")  # fmt: skip
+        return given
+    if any(d is None for d in known[1:]):
+        raise BadInput(f"{where}: the model's input shape {known} leaves a dimension besides the batch unknown; "
+                       f"give --input-shape, batch first (for example 3,{','.join(str(d or 100) for d in known[1:])})")
+    return (1, *known[1:])
+
+
+def _built(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Any:
+    if not isinstance(net, keras.Model):
+        raise BadInput(f"{where}: a {type(net).__module__}.{type(net).__name__}, not a keras.Model")
+    if not isinstance(net, (keras.Sequential, Functional)):
+        raise UnsupportedLayer(f"{where}: a subclassed keras.Model ({type(net).__name__}) with its own call(); "
+                               "only keras.Sequential and functional models import")  # fmt: skip
+    try:
+        _ = net.inputs
+    except AttributeError:  # a Sequential never built: no input, and no weights yet
+        if input_shape is None:
+            raise BadInput(f"{where}: the Sequential model {net.name!r} has no input yet; give it a keras.Input or "
+                           "pass --input-shape") from None
+        net.build((None, *input_shape[1:]))
+    return net
+
+
+def _check_output(out: Any, shape: tuple[int, ...], where: str, label: str) -> None:
+    """The description's shape for this layer against Keras' own (where Keras knows each dimension)."""
+    keras_shape = tuple(out.shape) if hasattr(out, "shape") else None
+    if keras_shape is None or len(keras_shape) != len(shape) or any(
+            k is not None and k != s for k, s in zip(keras_shape[1:], shape[1:], strict=True)):  # fmt: skip
+        raise ModelError(f"{where}: {label}: Keras gives output shape {keras_shape}, the description {shape}")
+
+
+def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imported:
+    """A keras.Model (Sequential or a functional graph) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
+    or ModelError, each naming `where`."""
+    net = _built(net, input_shape, where)
+    chain, masked = _chain(net, where)
+    full = _input_shape(net, input_shape, where)
+    graph_input = _graph(net).inputs[0]
+    names = {id(graph_input): INPUT}  # tensor -> the description's name for it
+    shapes = {INPUT: full}
+    layers, notes = [], []
+    for position, (klayer, out, ins) in enumerate(chain):
+        entry = REGISTRY.get(type(klayer))
+        label = f"layer {position} {klayer.name!r} (keras.layers.{type(klayer).__name__})"
+        if entry is None:
+            cls = type(klayer)
+            raise UnsupportedLayer(f"{where}: {label} (class {cls.__module__}.{cls.__qualname__}) is not supported; "
+                                   f"supported: {supported()}")  # fmt: skip
+        if klayer.name == INPUT:
+            raise UnsupportedLayer(f"{where}: {label}: the name {INPUT!r} is the description's name of the model's "
+                                   "input; rename the layer")  # fmt: skip
+        srcs = [names[id(t)] for t in ins]
+        merge = _meta(klayer, "merge")
+        if not merge and len(srcs) != 1:
+            raise _branches(where, f"{label} takes {len(srcs)} inputs")
+        in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
+        ctx = Context(klayer, position, in_shape, where)
+        ctx.input_dtype = str(graph_input.dtype)
+        converted = entry.fn(ctx)
+        if converted is None:
+            names[id(out)] = srcs[0]
+            continue
+        kind, opts, weights = converted
+        previous = layers[-1].name if layers else INPUT
+        layer = Layer(kind, klayer.name, opts, weights, () if srcs == [previous] else tuple(srcs))
+        try:
+            shape = tuple(spec_of(kind).output_shape(spec_of(kind).options(opts), in_shape))
+        except (ShapeError, ModelError) as e:
+            raise type(e)(f"{where}: {label} does not fit its input {ctx.in_shape}: {e}") from None
+        _check_output(out, shape, where, label)
+        names[id(out)], shapes[klayer.name] = klayer.name, shape
+        layers.append(layer)
+        notes += ctx.notes
+    model = _unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
+                                    source="keras", boundary="channels_last"))  # fmt: skip
+    try:
+        model.check(full[0])
+    except (ShapeError, ModelError) as e:
+        raise type(e)(f"{where}: {e}") from None
+    _check_masks(model, masked, where)
+    return _imported(net, [(la, out) for la, out, _ in chain], model, where, notes)
+
+
+def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
+    """Every recurrent layer Keras hands a mask is one the description masks from the same source layer, and the
+    other way round: a mask of the user's own, or a chain Keras masks otherwise than the description, is refused."""
+    sources = model.mask_sources()
+    for i, la in enumerate(model.layers):
+        if la.kind not in ("gru", "lstm"):
+            continue
+        keras_src, ours = masked.get(i), sources[i]
+        if keras_src != ours:
+            raise UnsupportedLayer(f"{where}: {la.label(i)}: Keras masks it from layer {keras_src}, the description "
+                                   f"from layer {ours} (Model.mask_sources): only the padding mask Keras carries from "
+                                   "an Embedding(mask_zero=True) or a Masking, through Dense, Activation, Dropout and "
+                                   "sequence-returning RNNs, imports")  # fmt: skip
+
+
+def _unmasked_padding(model: Model) -> Model:
+    """A recurrent layer no mask reaches has no padded steps: its padded_outputs (Keras' zero_output_for_mask) is
+    the default 'zero', so a port whose framework has only one of the two is not refused over an unused option."""
+    for i, (la, src) in enumerate(zip(model.layers, model.mask_sources(), strict=True)):
+        if la.kind in ("gru", "lstm") and src is None and la.options.get("padded_outputs") == "hold":
+            model = model.replace_layer(i, dataclasses.replace(la, options={**la.options, "padded_outputs": "zero"}))
+    return model
+
+
+def _imported(net: Any, chain: list, model: Model, where: str, notes: list[str]) -> Imported:
+    inputs = _graph(net).inputs
+    dtype = str(inputs[0].dtype)
+    to_np = keras.ops.convert_to_numpy
+    probe: list = []
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(to_np(net(np.asarray(x, dtype=dtype), training=False)))
+
+    def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
+        if not probe:  # the user's model with every layer's output exposed: its own chain, accumulated
+            probe.append(keras.Model(inputs[0], [out for _, out in chain]))
+        outs = probe[0](np.asarray(x, dtype=dtype), training=False)
+        return [np.asarray(to_np(o)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+
+    def layer_call(i: int, x: np.ndarray) -> np.ndarray:
+        layer = chain[i][0]
+        x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=layer.compute_dtype)
+        return np.asarray(to_np(layer(x, training=False)))
+
+    return Imported(model, "keras", where, forward, layer_outputs, layer_call, dtype=chain[0][0].compute_dtype, notes=notes)
+
+
+__all__ = ["from_model"]
