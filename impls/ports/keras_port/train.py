@@ -1,5 +1,6 @@
 """The Keras port's training step: one keras.optimizers.Adam step of the port in Keras' own NHWC layout (train_step),
-and what it cannot do as the canonical step does (train_notes)."""
+and what it cannot do as the canonical step does (train_notes). A model with state runs it in training mode
+(BatchNormalization on the batch) on a copy whose Dropout layers have rate 0."""
 
 from __future__ import annotations
 
