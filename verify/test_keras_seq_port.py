@@ -14,7 +14,7 @@ from impls.contract.tolerance import assert_close
 from impls.model import seeded, voices
 from impls.model.compose import reference_forward, reference_vjp
 
-keras_port = pytest.importorskip("impls.ports.keras_port")
+keras_recurrent = pytest.importorskip("impls.ports.keras_port.recurrent")  # the port's recurrent emitters
 pytestmark = pytest.mark.filterwarnings("ignore:Layer '.*' \\(of type Cropping1D\\) was passed an input with a mask")
 B, T = 3, 5
 LENGTHS = [5, 3, 0]
@@ -95,12 +95,12 @@ def test_a_gate_order_swap_in_lstm_from_keras_is_caught(monkeypatch):
 
 
 def test_a_merge_mode_mix_up_in_the_port_is_caught(monkeypatch):
-    real = keras_port._recurrent_layer
+    real = keras_recurrent.recurrent_layer
 
     def sum_for_ave(kind, name, opts, dt):
         return real(kind, name, {**opts, "merge_mode": "sum" if opts["merge_mode"] == "ave" else opts["merge_mode"]}, dt)
 
-    monkeypatch.setattr(keras_port, "_recurrent_layer", sum_for_ave)
+    monkeypatch.setattr(keras_recurrent, "recurrent_layer", sum_for_ave)
     check(*bidirectional("concat"), "float64")  # the plant leaves other modes alone
     with pytest.raises(AssertionError, match="forward"):
         check(*bidirectional("ave"), "float64")

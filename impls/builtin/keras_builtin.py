@@ -31,6 +31,7 @@ from .keras_conv import layer as _layer
 from .keras_conv import layer_vjp as _layer_vjp
 from .keras_conv import native as _native
 from .keras_conv import pull as _pull
+from .keras_gru import KERAS_GRU, REC_INIT
 
 keras = frameworks.load("keras")
 tf = frameworks.load("tensorflow")
@@ -40,15 +41,6 @@ FRAMEWORK = "keras"
 MODE = "eager"
 MODES = tf_impl.MODES
 asarray, to_numpy, synchronize, compile = tf_impl.asarray, tf_impl.to_numpy, tf_impl.synchronize, tf_impl.compile  # fmt: skip
-
-KERAS_GRU = {"reset_after": True, "reset_before": False}
-"""Canonical variant -> keras.layers.GRU(reset_after=...). The other variants have no Keras layer."""
-
-
-REC_INIT = "zeros"
-"""recurrent_initializer of every GRU built here. The weights are always replaced before use, and Keras'
-default ("orthogonal") runs a QR, which TensorFlow has no bfloat16 kernel for."""
-
 
 def reset_after_flag(variant: str) -> bool:
     """The keras.layers.GRU reset_after flag computing `variant`; ValueError naming the supported ones."""
@@ -143,7 +135,7 @@ def build_seed_gru(
 ):
     """The seed's GRU model as its section 4 writes it: GRU(128, return_sequences=True) -> GRU(64) -> Dense(10,
     softmax), with Keras' own initialisation. A source model (the audit counts it; tests import it): canonical
-    weights reach Keras through the Keras port (impls/ports/keras_port.py), never through this."""
+    weights reach Keras through the Keras port (impls/ports/keras_port/), never through this."""
     return keras.Sequential([
         keras.Input(shape=(steps, input_size), dtype=dtype),
         keras.layers.GRU(units[0], return_sequences=True, reset_after=reset_after, recurrent_initializer=REC_INIT,
