@@ -3,11 +3,14 @@ torch) and weights.pt (its state dict of plain tensors), `from model import load
 
     why = refusal(model, "float32")          # None, or what torch.nn cannot express, naming the layer
     files = write(model, Path("out"))        # [out/model.py, out/weights.pt]
-    built = build(model, "float64")          # that same port, imported: forward, vjp, step
+    built = build(model, "float64")          # that same port, in process: forward, vjp, step, outputs, rebind
     loss, weights = train_step(model, x, t)  # one torch.optim.Adam step on the port, weights back to canonical
 
-`build` writes the port to a temporary folder and imports it with its own `load()`, so the voice the certificate
-measures is the file a user gets. The package:
+`build` writes no file: it execs the text `write` writes for model.py as a module of its own and loads the state
+dict from the arrays weights.pt holds, as model.py's load() does, so the voice the certificate measures computes
+what the files a user gets compute. `built.outputs(x)` gives every layer's output from one forward (a recording
+variant of forward, never written); `built.rebind(model2)` runs a model of the same structure through the same
+class. The package:
 
     code.py           the code generator: `generate` walks the graph, EMITTERS (layer kind -> emitter) writes each
                       layer; source.py the text of model.py around the layers' lines
@@ -19,7 +22,8 @@ measures is the file a user gets. The package:
     activation.py     activation, dropout
     dense.py          dense
     shape.py          zero_pad2d, flatten, reshape, permute, add, concatenate
-    files.py          write, load_port, state_dict, canonical;  notes.py refusal, notes_for;  build.py build, train_step
+    files.py          write, load_port, state_dict, canonical;  notes.py refusal, notes_for
+    build.py          build (in memory), train_step
 """
 
 from __future__ import annotations

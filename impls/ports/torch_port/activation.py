@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ...layouts import Layout
 from ...model.description import Layer
-from .code import ANY_LAYOUT, EMITTERS, _Piece, torch_shape
+from .code import ANY_LAYOUT, EMITTERS, _Piece
+from .source import torch_shape
 
 
 @EMITTERS.register("activation", takes=ANY_LAYOUT)

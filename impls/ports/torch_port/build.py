@@ -1,12 +1,22 @@
-"""The torch port as a voice, in process: `build` (forward, vjp and the timed step of the written model.py, loaded
-by its own load()) and `train_step` (one torch.optim.Adam step on it, the weights read back as canonical ones).
+"""The torch port as a voice, in process: `build` (forward, vjp, the timed step, every layer's output, rebind) and
+`train_step` (one torch.optim.Adam step on it, the weights read back as canonical ones).
 
     built = build(model, "float64")          # impls.model.voices.Built
+    ys = built.outputs(x)                    # every layer's output, canonical, from one forward
+    other = built.rebind(model2)             # model2 (same structure, other weights) through the same class
     loss, weights = train_step(model, x, t)  # {(layer, weight): canonical array} after the step
+
+Nothing here writes a file: the generated model.py's text (the same text `write` writes) is exec'd as a module of
+its own, its class instantiated as its load() does (`Cls().to(DTYPE)`, load_state_dict, eval) with the state dict
+made of generate's arrays (the numbers weights.pt holds), so the module computes what the written port computes.
+`outputs` runs the recording variant's forward (generate(..., taps=True), exec'd once a build, never written) on the
+same module's weights, and converts each layer's output from the layout forward holds it in to the canonical one.
 """
 
 from __future__ import annotations
 
+import itertools
+import types
 from typing import Any
 
 import numpy as np
@@ -15,10 +25,55 @@ from ... import frameworks
 from ...contract.limits import Refused
 from ...model import training
 from ...model.description import Model
-from ...model.voices import Built
-from .code import VOICE, Code
-from .files import grad_map, load_port, takes_ids
+from ...model.voices import Built, structure
+from .code import VOICE, Code, generate, restate
+from .files import grad_map, takes_ids
 from .notes import notes_for, refusal
+
+_COUNTER = itertools.count()
+
+
+def exec_source(source: str) -> types.ModuleType:
+    """A generated model.py's text exec'd as a module of its own (a unique name: several ports live side by side)."""
+    name = f"nnparity_torch_port_mem_{next(_COUNTER)}"
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}: the generated model.py>", "exec"), module.__dict__)  # noqa: S102  (generate's own text)
+    return module
+
+
+class Program:
+    """The exec'd module of one generated model.py, and on first need its recording variant: what every build of a
+    model of this structure shares (a rebound build too)."""
+
+    def __init__(self, model: Model, code: Code):
+        self.model, self.code = model, code
+        self.module = exec_source(code.source)
+        self._taps: Any = None
+
+    def instance(self, code: Code) -> Any:
+        """The module's class holding `code`'s state (code: this program's, or restate's of another model), as the
+        written load() makes it."""
+        torch = frameworks.load("torch")
+        net = getattr(self.module, self.code.class_name)().to(self.module.DTYPE)
+        net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in code.state.items()})
+        return net.eval()
+
+    def recording(self) -> Any:
+        """The recording variant's forward, `(module, x) -> (y, [every layer's output as held])`: a function of the
+        module's attributes, which are the plain class's, so it runs on any instance of it."""
+        if self._taps is None:
+            code = self.code
+            taps = generate(self.model, code.dtype, code.native_layout, taps=True)
+            self._taps = getattr(exec_source(taps.source), taps.class_name).forward
+        return self._taps
+
+
+def in_memory(model: Model, dtype: str) -> tuple[Any, Code, Program]:
+    """(the nn.Module that `write` writes for `model` in `dtype`, as its load() gives it, generate's Code, the
+    Program), without a file."""
+    code = generate(model, dtype)
+    program = Program(model, code)
+    return program.instance(code), code, program
 
 
 def build(model: Model, dtype: str = "float32") -> Built:
@@ -26,10 +81,14 @@ def build(model: Model, dtype: str = "float32") -> Built:
     why = refusal(model, dtype)
     if why is not None:
         raise Refused(f"{VOICE}: {why}")
+    net, code, program = in_memory(model, dtype)
+    return _built(model, dtype, program, code, net)
+
+
+def _built(model: Model, dtype: str, program: Program, code: Code, net: Any) -> Built:
     torch = frameworks.load("torch")
     from ...primitives.torch_impl import asarray, to_numpy
 
-    net, code = load_port(model, dtype)
     params = dict(net.named_parameters())
     ids = takes_ids(model)
     in_dtype = model.input_dtype if ids else dtype  # token ids stay integers
@@ -62,11 +121,22 @@ def build(model: Model, dtype: str = "float32") -> Built:
         named = {k: to_numpy(g) for k, g in zip(params, gs, strict=True)}
         return (None if dx is None else code.inputs.to_canonical(to_numpy(dx))), grad_map(code, model, named)
 
+    def outputs(x: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            _, taps = program.recording()(net, to_native(x))
+        return [held.to_canonical(to_numpy(t)) for held, t in zip(code.held, taps, strict=True)]
+
+    def rebind(other: Model) -> Built:
+        if structure(other) != structure(model):
+            raise ValueError(f"{VOICE}: rebind takes a model of the same structure as {model.name!r}'s")
+        again = restate(program.code, other)
+        return _built(other, dtype, program, again, program.instance(again))
+
     notes = [f"torch.nn module {code.class_name} from the generated model.py, {dtype}, in eval mode", *notes_for(model)]
     if len(model.input_shape) == 3:
         notes.append("images NCHW inside the module; a Linear after a flatten of a map has its rows in (c, h, w) order")
     return Built(VOICE, dtype, to_native, call, to_numpy_, vjp, step, "eager", notes, native_model=net,
-                 dy_to_native=dy_to_native)
+                 dy_to_native=dy_to_native, outputs=outputs, rebind=rebind)
 
 
 def _loss(torch: Any, kind: str, y: Any, t: Any) -> Any:
@@ -106,7 +176,7 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     torch = frameworks.load("torch")
     from ...primitives.torch_impl import asarray, to_numpy
 
-    net, code = load_port(model, dtype)
+    net, code, _ = in_memory(model, dtype)
     net.eval()  # dropout off: every voice's step computes the same function
     stateful = bool(model.state())
     if stateful:  # BatchNorm normalises by the batch and moves running_mean / running_var
@@ -124,4 +194,4 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     return float(loss.detach()), grad_map(code, model, named, with_state=stateful)
 
 
-__all__ = ["build", "train_step"]
+__all__ = ["Program", "build", "exec_source", "in_memory", "train_step"]

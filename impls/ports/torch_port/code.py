@@ -4,6 +4,9 @@
     code.source                   # model.py: imports only torch (and pathlib), one attribute per layer
     code.state                    # {"conv1.weight": array in torch's layout, ...}, what weights.pt holds
     code.back(layer, arrays)      # torch-layout arrays of one layer (weights or gradients) -> canonical ones
+    code.held                     # per layer, the layout forward holds its output in
+    generate(model, taps=True)    # the recording variant (in process only): forward returns (y, every layer's output)
+    restate(code, model2)         # model2, of the same structure, as code's module holds it: its state, no source
 
 One emitter per layer kind writes that layer's piece (its attribute's constructor, its lines of forward, its state
 in torch's layout and how to read that back), registered in EMITTERS by the module of its family (recurrent,
@@ -22,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ... import convert
+from ... import convert  # noqa: F401  (the emitters' module; tests plant bugs in it as torch_code.convert)
 from ...layouts import PLAIN, Layout
 from ...model.description import INPUT, Model, ModelError
 from ...model.layers import spec_of
 from ...registry import Entry, Registry
-from .source import HELPERS, attribute_names, class_name, module_source, shape_text
+from .source import HELPERS, attribute_names, class_name, module_source
 
 VOICE = "torch_nn"
 DTYPES = ("float32", "float64")
@@ -46,6 +49,8 @@ class Code:
     inputs: Layout
     outputs: Layout
     backs: dict[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]] = field(default_factory=dict)
+    held: list[Layout] = field(default_factory=list)  # per layer, in order: the layout forward holds its output in
+    native_layout: bool = False
 
     def back(self, layer: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{state key: torch-layout array} (weights or their gradients) of `layer` -> {canonical weight name: array}."""
@@ -78,50 +83,6 @@ EMITTERS = Registry("the torch port", "layer kind")
     reads_map=True  its 3-D input is a feature map, which a channels_first source holds (B, C, L)"""
 
 ANY_LAYOUT = ("nchw", "ncw", "chw", "plain")
-
-
-# --------------------------------------------------------------------------- what the emitters write with
-
-
-def pair_text(p) -> str:
-    """A pair as the source writes it: (2, 1)."""
-    return f"({p[0]}, {p[1]})"
-
-
-def activated(name: str, expr: str, rank: int) -> str:
-    """`expr` through the layer's activation= ; softmax on the canonical last axis (channels: dim 1 in NCHW, and in
-    NCW where `rank` is given as 4: channels first)."""
-    if name == "linear":
-        return expr
-    if name == "softmax":
-        return f"torch.softmax({expr}, dim={1 if rank == 4 else -1})"
-    return f"torch.{name}({expr})"
-
-
-def act_comment(name: str, rank: int) -> str:
-    """What a layer's line says of its activation: only a softmax over the channels is worth saying."""
-    return ", softmax over channels" if name == "softmax" and rank == 4 else ""
-
-
-def torch_shape(canonical: tuple, layout: Layout) -> tuple:
-    """A canonical shape (batch first) as torch holds it, with B for the batch."""
-    if layout.kind == "nchw":
-        _, h, w, c = canonical
-        return ("B", c, h, w)
-    if layout.kind == "ncw":
-        _, length, c = canonical
-        return ("B", c, length)
-    return ("B", *canonical[1:])
-
-
-def pad_call(pads: tuple[int, int, int, int], expr: str, value: str = "") -> str:
-    """F.pad of `expr` by the description's (top, bottom, left, right) `pads`, in F.pad's order (convert.pads_to_torch)."""
-    return f"F.pad({expr}, {shape_text(convert.pads_to_torch(pads))}{', value=' + value if value else ''})"
-
-
-def pad_reason(padding) -> str:
-    """Why a layer pads by F.pad before it, not by its own symmetric `padding`."""
-    return "TensorFlow's 'same': the odd pixel after" if padding == "same" else "explicit pads (left, right, top, bottom)"
 
 
 # --------------------------------------------------------------------------- the module
@@ -178,10 +139,53 @@ def _reads_feature_map(model: Model) -> bool:
     return len(model.input_shape) == 2 and any(e is not None and e.meta.get("reads_map") for e in readers)
 
 
-def generate(model: Model, dtype: str | None = None, native_layout: bool = False) -> Code:
+def generate(model: Model, dtype: str | None = None, native_layout: bool = False, taps: bool = False) -> Code:
     """The port of `model` as source and state. dtype: the module's (DTYPE in the source), default the weights'.
     A graph is written as forward's lines in topological order; a tensor read by a layer other than the next one is
-    kept in a variable named after its layer (the input: x_in)."""
+    kept in a variable named after its layer (the input: x_in). taps: the recording variant, for the in-process
+    build only (never written): after each layer's lines one line appends `x` to a list, and forward returns
+    (its output, that list); each entry is held as `Code.held` says."""
+    w = _walk(model, dtype, native_layout, taps)
+    source = module_source(model, w.cls, w.dtype, w.inits, w.lines, w.uses_f, native_layout, w.in_layout,
+                           w.out_layout, w.shapes, w.y_note, w.helpers, w.returns)
+    return Code(source, w.cls, w.dtype, w.state, w.attrs, w.in_layout, w.out_layout, w.backs, w.held, native_layout)
+
+
+def restate(code: Code, model: Model) -> Code:
+    """`model`, of the same structure as the model `code` was generated for (voices.structure: other weights, other
+    layer names), as the module `code` describes holds it: its state dict under `code`'s attributes (layer by layer
+    in order), its own back maps. The emitters lay out the weights; no source is written (source is code's)."""
+    w = _walk(model, code.dtype, code.native_layout, False)
+    mine = dict(zip(w.attrs.values(), code.attrs.values(), strict=True))  # model's attribute -> code's, by layer
+    state = {f"{mine[k.split('.', 1)[0]]}.{k.split('.', 1)[1]}": v for k, v in w.state.items()}
+    attrs = {name: code.attrs[old] for name, old in zip(w.attrs, code.attrs, strict=True)}
+    return Code(code.source, code.class_name, code.dtype, state, attrs, code.inputs, code.outputs, w.backs, w.held,
+                code.native_layout)
+
+
+@dataclass
+class _Walked:
+    """What `_walk` wrote: the pieces of model.py's class and the state, before the source's text is put together."""
+
+    cls: str
+    dtype: str
+    attrs: dict[str, str]
+    shapes: list
+    inits: list[str]
+    lines: list[str]
+    state: dict[str, np.ndarray]
+    backs: dict
+    held: list[Layout]
+    uses_f: bool
+    helpers: list[str]
+    in_layout: Layout
+    out_layout: Layout
+    y_note: str
+    returns: str
+
+
+def _walk(model: Model, dtype: str | None, native_layout: bool, taps: bool) -> _Walked:
+    """generate's walk of the graph: every layer's emitter, the layout conversions between them, and the boundary's."""
     model.check(1)
     dtype = dtype or port_dtype(model)
     if dtype not in DTYPES:
@@ -200,6 +204,11 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
         lines.append(f"x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW (B, {c}, {h}, {w}): torch's image layout")
     names = _var_names(model, attrs)
     layouts, current, last = {INPUT: layout}, INPUT, len(model.layers) - 1
+    tap = "taps"
+    while tap in names.values():
+        tap += "_"
+    if taps:
+        lines.insert(0, f"{tap} = []  # every layer's output, as forward holds it")
 
     def keep(name: str, after: int) -> None:
         readers = model.consumers(name)
@@ -245,6 +254,8 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
         if p.init is not None:
             inits.append(f"self.{a} = {p.init}")
         lines.extend(line.replace("{a}", a) for line in p.lines)
+        if taps:
+            lines.append(f"{tap}.append(x)  # {layer.name!r}, held {p.layout.kind}")
         state |= {f"{a}.{k}": np.ascontiguousarray(np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else v)
                   for k, v in p.state.items()}
         backs[layer.name] = p.back
@@ -269,10 +280,9 @@ def generate(model: Model, dtype: str | None = None, native_layout: bool = False
         lines.append("x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW, the source's layout")
         out_layout = Layout("nchw")
     in_layout = Layout("nchw") if image_in and keep_torch else Layout("ncw") if map_in else PLAIN
-    cls = class_name(model)
-    source = module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note,
-                           helpers)
-    return Code(source, cls, dtype, state, attrs, in_layout, out_layout, backs)
+    held = [layouts[la.name] for la in model.layers]
+    return _Walked(class_name(model), dtype, attrs, shapes, inits, lines, state, backs, held, uses_f, helpers, in_layout,
+                   out_layout, y_note, f"x, {tap}" if taps else "x")
 
 
 def port_dtype(model: Model) -> str:
@@ -285,4 +295,5 @@ def port_dtype(model: Model) -> str:
     return "float32"
 
 
-__all__ = ["ANY_LAYOUT", "DTYPES", "EMITTERS", "HELPERS", "VOICE", "Code", "Layout", "attribute_names", "class_name", "generate", "port_dtype"]
+__all__ = ["ANY_LAYOUT", "DTYPES", "EMITTERS", "HELPERS", "VOICE", "Code", "Layout", "attribute_names", "class_name", "generate",
+           "port_dtype", "restate"]

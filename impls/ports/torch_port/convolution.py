@@ -16,7 +16,8 @@ from ...layouts import Layout
 from ...model.description import Layer
 from ...model.layers import conv1d as conv1d_layer
 from ...model.layers.conv2d import geometry_kwargs
-from .code import EMITTERS, _Piece, act_comment, activated, pad_call, pad_reason, pair_text, shape_text
+from .code import EMITTERS, _Piece
+from .source import act_comment, activated, pad_call, pad_reason, pair_text, shape_text
 
 
 @EMITTERS.register("conv2d", takes=("nchw",))

@@ -11,7 +11,8 @@ import numpy as np
 from ... import convert
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
-from .code import EMITTERS, _Piece, activated, shape_text
+from .code import EMITTERS, _Piece
+from .source import activated, shape_text
 
 
 @EMITTERS.register("dense", takes=("plain", "chw"))

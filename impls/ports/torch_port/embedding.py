@@ -12,7 +12,8 @@ import numpy as np
 
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer, Model
-from .code import EMITTERS, _Piece, shape_text
+from .code import EMITTERS, _Piece
+from .source import shape_text
 
 
 @EMITTERS.register("embedding")

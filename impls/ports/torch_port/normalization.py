@@ -13,7 +13,8 @@ import numpy as np
 
 from ...layouts import Layout
 from ...model.description import Layer, Model
-from .code import EMITTERS, _Piece, shape_text, torch_shape
+from .code import EMITTERS, _Piece
+from .source import shape_text, torch_shape
 
 
 def torch_momentum(momentum: float) -> float:

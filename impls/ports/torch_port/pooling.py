@@ -12,7 +12,8 @@ from ...contract import spec
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
 from ...model.layers.pool2d import pool_kwargs
-from .code import EMITTERS, _Piece, pad_call, pad_reason, pair_text, shape_text
+from .code import EMITTERS, _Piece
+from .source import pad_call, pad_reason, pair_text, shape_text
 
 
 @EMITTERS.register("max_pool2d", takes=("nchw",))

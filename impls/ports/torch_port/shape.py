@@ -12,7 +12,8 @@ from ... import convert
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
 from ...model.layers import spec_of
-from .code import ANY_LAYOUT, EMITTERS, _Piece, shape_text, torch_shape
+from .code import ANY_LAYOUT, EMITTERS, _Piece
+from .source import shape_text, torch_shape
 
 
 @EMITTERS.register("zero_pad2d", takes=("nchw",))

@@ -1,5 +1,6 @@
 """The text of the torch port's model.py around the layers' lines: the attribute and class names, the module-level
-helper functions forward may call, the docstring that says what the module takes and returns, and `load()`.
+helper functions forward may call, the docstring that says what the module takes and returns, and `load()`; and the
+text the emitters write their lines with (pair_text, activated, torch_shape, pad_call ...).
 
     source = module_source(model, cls, dtype, inits, lines, ...)   # generate's (impls/ports/torch_port/code.py)
 
@@ -13,6 +14,7 @@ import re
 
 import numpy as np
 
+from ... import convert
 from ...layouts import Layout
 from ...model.description import Model
 
@@ -74,6 +76,50 @@ HELPERS = {  # name -> the source of a module-level function forward calls (a _P
 }  # fmt: skip
 
 
+# what the emitters write with
+
+
+def pair_text(p) -> str:
+    """A pair as the source writes it: (2, 1)."""
+    return f"({p[0]}, {p[1]})"
+
+
+def activated(name: str, expr: str, rank: int) -> str:
+    """`expr` through the layer's activation= ; softmax on the canonical last axis (channels: dim 1 in NCHW, and in
+    NCW where `rank` is given as 4: channels first)."""
+    if name == "linear":
+        return expr
+    if name == "softmax":
+        return f"torch.softmax({expr}, dim={1 if rank == 4 else -1})"
+    return f"torch.{name}({expr})"
+
+
+def act_comment(name: str, rank: int) -> str:
+    """What a layer's line says of its activation: only a softmax over the channels is worth saying."""
+    return ", softmax over channels" if name == "softmax" and rank == 4 else ""
+
+
+def torch_shape(canonical: tuple, layout: Layout) -> tuple:
+    """A canonical shape (batch first) as torch holds it, with B for the batch."""
+    if layout.kind == "nchw":
+        _, h, w, c = canonical
+        return ("B", c, h, w)
+    if layout.kind == "ncw":
+        _, length, c = canonical
+        return ("B", c, length)
+    return ("B", *canonical[1:])
+
+
+def pad_call(pads: tuple[int, int, int, int], expr: str, value: str = "") -> str:
+    """F.pad of `expr` by the description's (top, bottom, left, right) `pads`, in F.pad's order (convert.pads_to_torch)."""
+    return f"F.pad({expr}, {shape_text(convert.pads_to_torch(pads))}{', value=' + value if value else ''})"
+
+
+def pad_reason(padding) -> str:
+    """Why a layer pads by F.pad before it, not by its own symmetric `padding`."""
+    return "TensorFlow's 'same': the odd pixel after" if padding == "same" else "explicit pads (left, right, top, bottom)"
+
+
 def _describe(shape: tuple, layout: Layout) -> str:
     if len(shape) == 4:
         _, h, w, c = shape
@@ -90,9 +136,9 @@ def _describe(shape: tuple, layout: Layout) -> str:
 
 
 def module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_layout, out_layout, shapes, y_note,
-                  helpers=()) -> str:
+                  helpers=(), returns="x") -> str:
     """model.py: the docstring (what x and y are, their layouts), the imports, DTYPE and INPUT_SHAPE, the helpers,
-    the class with `inits` in __init__ and `lines` in forward, and load()."""
+    the class with `inits` in __init__ and `lines` in forward (which returns `returns`), and load()."""
     x_text = _describe(shapes[0], in_layout)
     ids = np.issubdtype(np.dtype(model.input_dtype), np.integer)
     x_dtype = f"{model.input_dtype} token ids" if ids else dtype
@@ -124,7 +170,7 @@ def module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_lay
     out += [f"        {line}" for line in inits]
     out += ["", f"    def forward(self, x):  # x: {x_text}"]
     out += [f"        {line}" for line in lines]
-    out += ["        return x", "", "",
+    out += [f"        return {returns}", "", "",
             "def load(path=None):",
             f'    """The {cls} module with the weights in `path` (default: weights.pt beside this file), in eval mode."""',
             '    path = Path(__file__).with_name("weights.pt") if path is None else Path(path)',
@@ -134,4 +180,5 @@ def module_source(model, cls, dtype, inits, lines, uses_f, native_layout, in_lay
     return "\n".join(out)
 
 
-__all__ = ["HELPERS", "attribute_names", "class_name", "module_source", "shape_text"]
+__all__ = ["HELPERS", "act_comment", "activated", "attribute_names", "class_name", "module_source", "pad_call", "pad_reason",
+           "pair_text", "shape_text", "torch_shape"]
