@@ -14,6 +14,10 @@ reads the description's layer names (and which activation belongs to which layer
 registered in EMITTERS by the module of its family, with the `check` that refuses what ONNX Runtime cannot run (ONNX
 Runtime's CPU GRU, LSTM, Conv and AveragePool kernels are float32 only: impls/contract/limits.py, refused with that
 reason); an InferenceSession has no gradients, declared there too.
+
+Taps (issue 27): `_graph` also returns each layer's value as the graph holds it (its tensor, physical layout, and where
+it is a flattened NCHW map the (H, W, C) whose (c, h, w) feature order it keeps), and `to_canonical` reads one back in
+the description's layout: what the voice's Built.outputs marks as graph outputs (impls/ports/onnx_port/voice.py).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ DTYPES = ("float32", "float64")
 INPUT, OUTPUT = "input", "output"
 BATCH = "batch"  # the symbolic batch dimension's name
 _ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+ELEMENTWISE = ("dropout", "activation")  # layers that keep a flattened vector's element order
 
 EMITTERS = Registry("the ONNX port", "layer kind")
 """Layer kind -> the function adding its nodes, fn(g, i, layer, opts, shape) (shape: the layer's input shape, or the
@@ -106,6 +111,7 @@ class _Graph:
         self.notes: list[str] = []
         self.lens: dict[int, str] = {}  # mask source layer index -> its (B,) int32 valid-step counts (sequence_lens)
         self.sources = model.mask_sources()
+        self.chw: dict[str, tuple] = {}  # layer -> (H, W, C): its value is that map flattened in (c, h, w) order, no Dense took the order in
 
     def weight(self, name: str, a: np.ndarray) -> str:
         key = f"{self.scope}.{name}"
@@ -173,13 +179,14 @@ def graph(model: Model, dtype: str = "float32", native_layout: bool = False) -> 
     return _graph(model, dtype, native_layout)[0]
 
 
-def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str]]:
-    why = refusal(model, dtype)
-    if why is not None:
-        raise limits.Refused(f"{VOICE}: {why}")
-    shapes = model.check(3).shapes(3)
+Tap = tuple[str, str, Any]
+"""A layer's value in the graph: (tensor name, physical layout, (H, W, C) of the map it holds flattened in (c, h, w)
+order, or None)."""
+
+
+def _assemble(model: Model, dtype: str, native_layout: bool) -> _Graph:
+    """Every layer's nodes and converted weights, in order (the emitters' pass): g.values holds each layer's value."""
     g = _Graph(model, dtype, native_layout)
-    in_layout = g.layout
     in_shapes = model.input_shapes(3)
     for i, layer in enumerate(model.layers):
         g.scope = layer.name
@@ -187,6 +194,19 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
             g.read(model.sources(i)[0])
         EMITTERS.get(layer.kind).fn(g, i, layer, spec_of(layer.kind).options(layer.options), in_shapes[i])
         g.values[layer.name] = (g.value, g.layout, g.rows_nchw)
+        if layer.kind in ELEMENTWISE and model.sources(i)[0] in g.chw:
+            g.chw[layer.name] = g.chw[model.sources(i)[0]]
+    return g
+
+
+def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str], list[Tap]]:
+    """(the ModelProto, the build's notes, every layer's Tap, in layer order)."""
+    why = refusal(model, dtype)
+    if why is not None:
+        raise limits.Refused(f"{VOICE}: {why}")
+    shapes = model.check(3).shapes(3)
+    g = _assemble(model, dtype, native_layout)
+    in_layout = g.values[INPUT][1]
     out_rank = len(shapes[-1])
     g.scope = "output"
     g.to(_boundary_layout(model, native_layout, out_rank, model.layers[-1].name), out_rank)
@@ -195,6 +215,9 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
         g.apply("Identity")
     last = next(n for n in reversed(g.nodes) if g.value in n.output)  # a masking layer's lengths may come after it
     last.output[list(last.output).index(g.value)] = OUTPUT
+    renamed = {g.value: OUTPUT}  # the last layer's value, where no Transpose follows it
+    taps = [(renamed.get(t, t), layout, rows or g.chw.get(layer.name))
+            for layer, (t, layout, rows) in zip(model.layers, (g.values[la.name] for la in model.layers), strict=True)]
 
     g.nodes = live_nodes(g.nodes, [OUTPUT])  # gru_nodes squeezes both Y and Y_h: the unused one goes
     in_dtype = _input_dtype(model, g.dtype)
@@ -207,7 +230,7 @@ def _graph(model: Model, dtype: str, native_layout: bool) -> tuple[Any, list[str
         f"{_layout_words(len(shapes[0]), in_layout)}, returns {_layout_words(out_rank, out_layout)}; batch symbolic."
         + _sequence_words(model))
     onnx.checker.check_model(m)
-    return m, g.notes
+    return m, g.notes, taps
 
 
 def _input_dtype(model: Model, dtype: np.dtype) -> np.dtype:
@@ -240,19 +263,26 @@ def boundary_transforms(model: Model, native_layout: bool = False) -> tuple[Any,
     lay_in = _boundary_layout(model, native_layout, rank_in, INPUT)
     lay_out = _boundary_layout(model, native_layout, rank_out, model.layers[-1].name)
     perm_in = _perm(lay_in, rank_in) if lay_in != CANON else None
-    perm_out = tuple(np.argsort(_perm(lay_out, rank_out))) if lay_out != CANON else None
     flat = None if native_layout else model.flattened_output()  # features out in the source's (c, h, w) order
 
     def into(x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(x, perm_in)) if perm_in else x
 
     def back(y: np.ndarray) -> np.ndarray:
-        if flat:
-            return convert.features_nchw_to_nhwc(y, flat)
-        return np.ascontiguousarray(np.transpose(y, perm_out)) if perm_out else y
+        return to_canonical(y, lay_out, flat)
 
     return into, back
 
 
-__all__ = ["BATCH", "CANON", "DTYPES", "EMITTERS", "INPUT", "NCHW", "OUTPUT", "TBF", "VOICE", "boundary_transforms", "graph",
-           "helper", "is_map", "numpy_helper", "onnx", "ort_kernel", "refusal"]
+def to_canonical(y: np.ndarray, layout: str, chw: tuple | None = None) -> np.ndarray:
+    """A value as the graph holds it (physical `layout`; `chw`: the (H, W, C) of a map flattened in (c, h, w) order)
+    in the description's layout, NumPy."""
+    if chw:
+        return convert.features_nchw_to_nhwc(y, chw)
+    perm = _perm(layout, y.ndim)
+    return np.ascontiguousarray(np.transpose(y, np.argsort(perm))) if layout != CANON and perm != tuple(range(y.ndim)) else y
+
+
+__all__ = ["BATCH", "CANON", "DTYPES", "ELEMENTWISE", "EMITTERS", "INPUT", "NCHW", "OUTPUT", "TBF", "VOICE", "Tap",
+           "boundary_transforms", "graph", "helper", "is_map", "numpy_helper", "onnx", "ort_kernel", "refusal",
+           "to_canonical"]

@@ -15,9 +15,7 @@ import numpy as np
 
 from ...contract import limits
 from ...model.description import Model
-from .builder import CANON, EMITTERS, NCHW, TBF, VOICE, _Graph, _perm
-
-_ELEMENTWISE = ("dropout", "activation")  # layers that keep a flattened vector's element order meaningless
+from .builder import CANON, ELEMENTWISE, EMITTERS, NCHW, TBF, VOICE, _Graph, _perm
 
 
 @EMITTERS.register("zero_pad2d")
@@ -51,7 +49,7 @@ def _dense_follows(model: Model, i: int) -> bool:
         i = readers[0]
         if model.layers[i].kind == "dense":
             return True
-        if model.layers[i].kind not in _ELEMENTWISE:
+        if model.layers[i].kind not in ELEMENTWISE:
             return False
 
 
@@ -60,11 +58,13 @@ def flatten(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     # An NCHW image flattens (c, h, w): where a Dense follows (through element-wise layers only) the graph flattens
     # NCHW as torch does and that Dense's rows are permuted (convert.flatten_rows_nhwc_to_nchw); anywhere else it
     # transposes back to NHWC first, so the flattened vector is the description's (h, w, c) one; except where the
-    # model returns it to a channels_first source, whose order is (c, h, w) (model.flattened_output).
+    # model returns it to a channels_first source, whose order is (c, h, w) (model.flattened_output; g.chw says so
+    # for the taps).
     if len(shape) == 4 and g.layout == NCHW and _dense_follows(g.model, i):
         g.rows_nchw = tuple(shape[1:])
     elif len(shape) == 4 and not g.native and g.model.flattened_output() is not None:
         g.to(NCHW)
+        g.chw[layer.name] = tuple(shape[1:])
     else:
         g.to(CANON, len(shape))
     g.apply("Flatten", axis=1)
