@@ -25,6 +25,8 @@ Profiles
                set (18 sizes) and a subset of the inference set (batch 1 and 4; T = 750 for hidden 1536-2816,
                T = 1 for 512, T = 1500 for 1024).
 Ceilings (matmul per precision, memory copy) and the harness-overhead rows are part of every profile.
+Sizes live in bench/sizes.py, precisions in bench/precisions.py, ceilings in bench/ceilings.py; every name is
+re-exported here.
 """
 
 from __future__ import annotations
@@ -33,16 +35,34 @@ from dataclasses import dataclass
 
 from impls import GRU_VARIANTS, IMPLEMENTATIONS, SHORT
 from impls.contract import limits
-from impls.contract.models import (
-    SEED_CLASSES,
-    SEED_CNN_FILTERS,
-    SEED_CNN_INPUT,
-    SEED_DENSE_UNITS,
-    SEED_GRU_INPUT,
-    SEED_GRU_UNITS,
-    SEED_GRU_VARIANT,
-)
+from impls.contract.models import SEED_GRU_VARIANT
 from impls.model import seed as seed_models
+
+from .ceilings import Ceiling, ceilings
+from .precisions import CPU_PRECISIONS, CUDA_PRECISIONS, FRAMEWORK, STORAGE, precisions
+from .sizes import (
+    DEEPBENCH_CPU,
+    DEEPBENCH_CPU_FWD_ONLY,
+    DEEPBENCH_INFER_GPU,
+    DEEPBENCH_TRAIN,
+    QUICK_LAYERS,
+    SEED_B,
+    SEED_CONVS,
+    SEED_DENSES,
+    SEED_GRUS,
+    SEED_POOLS,
+    SWEEP_GRUS,
+    SWEEP_LAYERS,
+    Size,
+    conv_size,
+    deepbench_sizes,
+    dense_size,
+    gru_size,
+    layer_size,
+    pool_size,
+    seed_cnn_model_size,
+    seed_gru_model_size,
+)
 
 PROFILES = ("quick", "full", "deepbench")
 PASSES = ("fwd", "fwd+bwd", "train_step")
@@ -55,8 +75,6 @@ GRU's first-layer sizes. The GRU itself stays an op row (its op contract has eve
 LAYER_OPS = {"lstm": ("lstm",), "bilstm": ("lstm",), "bigru": ("gru",)}
 """The contract op each layer work runs on (impls.contract.limits refuses by op)."""
 
-FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "torch_nn": "torch",
-             "keras": "keras", "flax": "flax", "onnxruntime": "onnxruntime"}  # fmt: skip
 DEFAULT_MODE = {"numpy": "numpy", "torch": "eager", "torch_nn": "eager", "tensorflow": "tf.function", "keras": "tf.function",
                 "jax": "jit", "flax": "jit", "onnxruntime": "ort"}  # fmt: skip
 """The mode each implementation is benchmarked in by default. TensorFlow and Keras run under tf.function:
@@ -73,123 +91,9 @@ QUICK_FLOAT32_ONLY = ("jax", "flax", "onnxruntime")
 """issue 11's voices run float32 only in the quick profile (float64 in full): their rows would otherwise take the
 CPU quick profile past its 5-minute bar. float64 agreement is verify/'s, at 1e-10."""
 
-STORAGE = {"float64": "float64", "float32": "float32", "tf32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-"""precision -> storage dtype. tf32 stores float32 and rounds matmul inputs to 10-bit mantissas."""
-CUDA_PRECISIONS = {
-    "torch": ("float64", "float32", "tf32", "bfloat16", "float16"),
-    "tensorflow": ("float64", "float32", "tf32", "bfloat16", "float16"),
-    "keras": ("float64", "float32", "tf32", "bfloat16", "float16"),
-    "jax": ("float64", "float32", "bfloat16", "float16"),  # float32 matmuls at "highest" (impls.frameworks): no TF32 row
-    "flax": ("float64", "float32", "bfloat16", "float16"),
-    "onnxruntime": ("float32",),  # CUDAExecutionProvider, where onnxruntime-gpu is installed
-}
-CPU_PRECISIONS = ("float64", "float32")
-
-
-def precisions(impl: str, device: str) -> tuple[str, ...]:
-    if device == "cpu":
-        return CPU_PRECISIONS
-    return CUDA_PRECISIONS.get(FRAMEWORK[impl], ())
-
 
 def devices_for(impl: str, devices: tuple[str, ...]) -> tuple[str, ...]:
     return ("cpu",) if impl == "numpy" else devices
-
-
-# --------------------------------------------------------------------------- sizes
-
-
-@dataclass(frozen=True)
-class Size:
-    work: str
-    label: str  # "B32 T100 I64 H128"
-    sizes: tuple[tuple[str, int], ...]
-    sweep: str  # seed, hidden, seq_len, batch, deepbench, ceiling
-
-    @property
-    def dims(self) -> dict[str, int]:
-        return dict(self.sizes)
-
-    @property
-    def token(self) -> str:
-        return self.label.replace(" ", "").replace("/", "-")
-
-
-def gru_size(B: int, T: int, I: int, H: int, sweep: str) -> Size:
-    return Size("gru", f"B{B} T{T} I{I} H{H}", (("B", B), ("T", T), ("I", I), ("H", H)), sweep)
-
-
-def layer_size(work: str, B: int, T: int, I: int, H: int, sweep: str) -> Size:
-    return Size(work, f"B{B} T{T} I{I} H{H}", (("B", B), ("T", T), ("I", I), ("H", H)), sweep)
-
-
-def conv_size(B: int, HI: int, C: int, O: int, sweep: str, K: int = 3) -> Size:
-    OH = HI - K + 1  # valid, stride 1, square, as in the seed's Conv2D(…, (3, 3))
-    dims = (("B", B), ("HI", HI), ("WI", HI), ("C", C), ("KH", K), ("KW", K), ("O", O), ("OH", OH), ("OW", OH))
-    return Size("conv2d", f"B{B} H{HI} W{HI} C{C} K{K}x{K} O{O}", dims, sweep)
-
-
-def pool_size(B: int, HI: int, C: int, sweep: str, P: int = 2) -> Size:
-    OH = HI // P  # valid, stride = pool, as the seed's MaxPooling2D((2, 2))
-    return Size("max_pool2d", f"B{B} H{HI} W{HI} C{C} P{P}",
-                (("B", B), ("HI", HI), ("WI", HI), ("C", C), ("P", P), ("OH", OH), ("OW", OH)), sweep)  # fmt: skip
-
-
-def dense_size(B: int, n_in: int, n_out: int, sweep: str) -> Size:
-    return Size("dense", f"B{B} IN{n_in} OUT{n_out}", (("B", B), ("IN", n_in), ("OUT", n_out)), sweep)
-
-
-def seed_gru_model_size(B: int, sweep: str) -> Size:
-    (T, I), (H1, H2) = SEED_GRU_INPUT, SEED_GRU_UNITS
-    dims = (("B", B), ("T", T), ("I", I), ("H1", H1), ("H2", H2), ("CL", SEED_CLASSES))
-    return Size("seed_gru_model", f"B{B} T{T} I{I} H{H1}/{H2} C{SEED_CLASSES}", dims, sweep)
-
-
-def seed_cnn_model_size(B: int, sweep: str) -> Size:
-    (H, W, C), (F1, F2) = SEED_CNN_INPUT, SEED_CNN_FILTERS
-    dims = (("B", B), ("H", H), ("W", W), ("C", C), ("F1", F1), ("F2", F2), ("D", SEED_DENSE_UNITS), ("CL", SEED_CLASSES))
-    return Size("seed_cnn_model", f"B{B} {H}x{W}x{C} F{F1}/{F2} D{SEED_DENSE_UNITS} C{SEED_CLASSES}", dims, sweep)
-
-
-# The seed's own shapes: its two GRU layers, and the layers of its CNN at batch 32.
-SEED_B = 32
-SEED_GRUS = [gru_size(SEED_B, 100, 64, 128, "seed"), gru_size(SEED_B, 100, 128, 64, "seed")]
-SEED_CONVS = [conv_size(SEED_B, 28, 1, 32, "seed"), conv_size(SEED_B, 13, 32, 64, "seed")]
-SEED_POOLS = [pool_size(SEED_B, 26, 32, "seed"), pool_size(SEED_B, 11, 64, "seed")]
-SEED_DENSES = [dense_size(SEED_B, 5 * 5 * 64, 128, "seed"), dense_size(SEED_B, 128, 10, "seed")]
-QUICK_LAYERS = [SEED_CONVS[1], SEED_POOLS[0], SEED_DENSES[0]]
-"""quick times the heaviest layer of each kind in the seed CNN; full times all of them."""
-
-SWEEP_GRUS = (
-    [gru_size(32, 100, 64, H, "hidden") for H in (32, 256, 512, 1024)]
-    + [gru_size(32, T, 64, 128, "seq_len") for T in (1, 10, 300, 1000)]
-    + [gru_size(B, 100, 64, 128, "batch") for B in (1, 8, 128, 512)]
-)
-SWEEP_LAYERS = [conv_size(B, 13, 32, 64, "batch") for B in (1, 256)] + [
-    pool_size(B, 26, 32, "batch") for B in (1, 256)
-] + [dense_size(B, 1600, 128, "batch") for B in (1, 256)]
-
-# DeepBench GRU problems (hidden, batch, timesteps), kernels/rnn_problems.h. Input size = hidden.
-DEEPBENCH_TRAIN = [
-    (2816, 32, 750), (2816, 32, 375), (2816, 32, 187),
-    (2048, 32, 1500), (2048, 32, 750), (2048, 32, 375), (2048, 32, 187),
-    (1536, 32, 1500), (1536, 32, 750), (1536, 32, 375), (1536, 32, 187),
-    (2560, 32, 1500), (2560, 32, 750), (2560, 32, 375), (2560, 32, 187),
-    (512, 32, 1), (1024, 32, 1500), (1024, 64, 1500),
-]  # fmt: skip
-DEEPBENCH_INFER_GPU = [(H, B, 750) for H in (1536, 2048, 2560, 2816) for B in (1, 4)] + [
-    (512, 1, 1), (512, 4, 1), (1024, 1, 1500), (1024, 4, 1500)
-]
-DEEPBENCH_CPU = [(512, 32, 1), (512, 1, 1), (512, 4, 1), (1536, 1, 187)]
-DEEPBENCH_CPU_FWD_ONLY = [(1536, 4, 187)]  # batch 32 at T=187 and any fwd+bwd beyond: minutes per row on 2 cores
-
-
-def deepbench_sizes(device: str, pass_: str = "fwd") -> list[Size]:
-    if device == "cpu":
-        hbt = DEEPBENCH_CPU + (DEEPBENCH_CPU_FWD_ONLY if pass_ == "fwd" else [])
-    else:  # cheapest first (H^2 * B * T), so a run cut short by --bench-deadline loses the costliest rows
-        hbt = sorted(DEEPBENCH_TRAIN + DEEPBENCH_INFER_GPU, key=lambda hbt: (hbt[0] ** 2 * hbt[1] * hbt[2], hbt))
-    return [gru_size(B, T, H, H, "deepbench") for H, B, T in hbt]
 
 
 # --------------------------------------------------------------------------- rows
@@ -363,53 +267,12 @@ def rows(profile: str, devices: tuple[str, ...]) -> list[Row]:
     return unique
 
 
-# --------------------------------------------------------------------------- ceilings
-
-
-@dataclass(frozen=True)
-class Ceiling:
-    lib: str  # "numpy" or "torch"
-    work: str  # "matmul", "copy" or "empty" (the harness's own overhead: an empty callable + synchronize)
-    device: str
-    precision: str
-    size: Size
-    profile: str
-
-    @property
-    def dtype(self) -> str:
-        return STORAGE[self.precision]
-
-    @property
-    def id(self) -> str:
-        kind = "overhead" if self.work == "empty" else "ceiling"
-        return "-".join([kind, self.work, SHORT.get(self.lib, self.lib), self.device, self.precision, self.size.token])
-
-    @property
-    def group(self) -> str:
-        """A ceiling is timed alone: a group of one."""
-        return self.id
-
-
-def _matmul_size(n: int) -> Size:
-    return Size("matmul", f"M{n} N{n} K{n}", (("M", n), ("N", n), ("K", n)), "ceiling")
-
-
-def _copy_size(mib: int, itemsize: int = 4) -> Size:
-    return Size("copy", f"{mib}MiB", (("N", mib * 2**20 // itemsize),), "ceiling")
-
-
-def ceilings(profile: str, devices: tuple[str, ...]) -> list[Ceiling]:
-    """A large matmul per precision per device (NumPy and torch on cpu, torch on cuda), a memory copy
-    per device, and the empty-callable overhead row per framework and device."""
-    n_cpu = 2048 if profile == "full" else 1024
-    out = [Ceiling("numpy", "matmul", "cpu", p, _matmul_size(n_cpu), profile) for p in CPU_PRECISIONS]
-    out += [Ceiling("torch", "matmul", "cpu", p, _matmul_size(n_cpu), profile) for p in CPU_PRECISIONS]
-    out += [Ceiling(lib, "copy", "cpu", "float32", _copy_size(256 if profile == "full" else 64), profile)
-            for lib in ("numpy", "torch")]  # fmt: skip
-    empty = Size("empty", "call", (), "ceiling")
-    out += [Ceiling(lib, "empty", "cpu", "float32", empty, profile) for lib in ("numpy", "torch", "tensorflow")]
-    if "cuda" in devices:
-        out += [Ceiling("torch", "matmul", "cuda", p, _matmul_size(8192), profile) for p in CUDA_PRECISIONS["torch"]]
-        out += [Ceiling("torch", "copy", "cuda", "float32", _copy_size(1024), profile)]
-        out += [Ceiling(lib, "empty", "cuda", "float32", empty, profile) for lib in ("torch", "tensorflow")]
-    return out
+__all__ = [
+    "CPU_PRECISIONS", "CUDA_PRECISIONS", "DEEPBENCH_CPU", "DEEPBENCH_CPU_FWD_ONLY", "DEEPBENCH_INFER_GPU",
+    "DEEPBENCH_TRAIN", "DEFAULT_MODE", "FRAMEWORK", "LAYER_OPS", "LAYER_WORKS", "MODEL_WORKS", "MODE_TOKEN",
+    "OP_WORKS", "PASSES", "PROFILES", "QUICK_FLOAT32_ONLY", "QUICK_LAYERS", "QUICK_VARIANTS", "SEED_B",
+    "SEED_CONVS", "SEED_DENSES", "SEED_GRUS", "SEED_LAYERS_RNN", "SEED_POOLS", "STORAGE", "SWEEP_GRUS",
+    "SWEEP_LAYERS", "TRAIN_IMPLS", "Ceiling", "Row", "Size", "ceilings", "contract_op", "conv_size",
+    "deepbench_sizes", "dense_size", "devices_for", "gru_size", "layer_size", "pool_size", "precisions", "rows",
+    "seed_cnn_model_size", "seed_gru_model_size",
+]  # fmt: skip

@@ -31,7 +31,7 @@ from impls.contract import formulas as F
 from impls.contract.models import init_seed_cnn, init_seed_gru
 from impls.contract.spec import VARIANTS, ShapeError, init_conv, init_dense, init_gru, random_array
 from impls.model import seed as seed_models
-from impls.primitives import numpy_conv, numpy_impl
+from impls.primitives import numpy_activations, numpy_conv, numpy_gru, numpy_impl
 from verify.conftest import load
 
 N = 200  # examples per formula family (the issue's bar)
@@ -364,11 +364,12 @@ def _count_einsum(*args, **kwargs):
 def counting():
     """Run numpy_impl with its `np` swapped for the counting stand-in; yields the book."""
     saved, Counted.book = numpy_impl.np, Counter()
-    numpy_impl.np = numpy_conv.np = _CountingNumpy()  # numpy_conv: conv2d and the pools, re-exported
+    # numpy_conv (conv2d and the pools), numpy_gru (the GRU), numpy_activations: re-exported by numpy_impl
+    numpy_impl.np = numpy_conv.np = numpy_gru.np = numpy_activations.np = _CountingNumpy()
     try:
         yield Counted.book
     finally:
-        numpy_impl.np = numpy_conv.np = saved
+        numpy_impl.np = numpy_conv.np = numpy_gru.np = numpy_activations.np = saved
 
 
 def _c(a):

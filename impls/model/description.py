@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contract.spec import ShapeError
+from .errors import ModelError, ShapeError
 
 INPUT = "input"
 """The name by which a layer's `inputs` reads the model's input (no layer may be called so)."""
@@ -32,11 +32,6 @@ MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
 """Kinds that read a rank-3 input as a 1-D feature map (channels on the last axis, the time axis spatial)."""
 MAP_KEEPERS = ("activation", "dropout", "batch_norm", "add", "concatenate")
 """Kinds whose output is a map where what they read is one."""
-
-
-class ModelError(ValueError):
-    """A description that cannot be a model: an unknown kind, a bad option, a non-finite or misshapen weight.
-    The message names the layer (its position and name) and the offending value."""
 
 
 @dataclass(frozen=True)

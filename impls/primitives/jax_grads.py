@@ -1,5 +1,6 @@
-"""The JAX voice's vector-Jacobian products: jax.vjp over impls/primitives/jax_impl.py's own forwards, each jitted per
-configuration. Same names and dicts as every voice (DESIGN.md, "Gradients"); re-exported by jax_impl."""
+"""The JAX voice's vector-Jacobian products: jax.vjp over the voice's own forwards (jax_core.py, jax_seq.py,
+jax_conv.py), each jitted per configuration. Same names and dicts as every voice (DESIGN.md, "Gradients");
+re-exported by jax_impl."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 from .. import frameworks
 from ..contract import spec
 from ..contract.spec import GRUWeights
-from .jax_impl import _avg_pool2d, _conv2d, _dense, _gru, _gru_args, _jit, _like, _max_pool2d, _relu
+from .jax_conv import _avg_pool2d, _conv2d, _dense, _max_pool2d
+from .jax_core import _jit, _like, _relu
+from .jax_seq import _gru, _gru_args
 
 jax = frameworks.load("jax")
 jnp, lax = jax.numpy, jax.lax

@@ -9,70 +9,31 @@ Every function works eagerly and inside tf.function (with or without XLA): see `
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import numpy as np
-
-from .. import frameworks
 from ..contract import spec
-from ..contract.spec import GRUWeights, LSTMWeights
-
-tf = frameworks.load("tensorflow")
+from ..contract.spec import GRUWeights
+from .tf_conv import _pad, avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
+from .tf_core import _like, _vjp, asarray, device_name, synchronize, tf, tf_dtype, to_numpy
+from .tf_seq import (
+    concat,
+    embedding,
+    ids_mask,
+    lengths_of,
+    lstm,
+    mask_steps,
+    reverse_steps,
+    take_steps,
+    time_maps,
+    values_mask,
+)
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
 MODE = "eager"
 MODES = ("eager", "tf.function", "tf.function(jit_compile=True)")
 
-_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "cuda": "/GPU:0"}
-_DTYPES = ("float64", "float32", "bfloat16", "float16")
-_ID_DTYPES = ("int64", "int32")  # token ids (an embedding's input): asarray only
 
-
-# --------------------------------------------------------------------------- boundary
-
-
-def tf_dtype(dtype) -> Any:
-    """A NumPy dtype, its name, or a tf.DType -> tf.DType (float64, float32, bfloat16, float16 only)."""
-    name = (
-        dtype.name
-        if isinstance(dtype, tf.DType)
-        else dtype
-        if isinstance(dtype, str)
-        else np.dtype(dtype).name
-    )
-    if name not in _DTYPES:
-        raise ValueError(f"unsupported dtype {dtype!r}; supported: {', '.join(_DTYPES)}")
-    return tf.as_dtype(name)
-
-
-def device_name(device: str | None) -> str | None:
-    if device is None:
-        return None
-    if device not in _DEVICES:
-        raise ValueError(f"unknown device {device!r}; valid devices: {', '.join(_DEVICES)}")
-    return _DEVICES[device]
-
-
-def asarray(a, dtype="float64", device: str | None = None):
-    """NumPy (or a tensor) -> a tf tensor of `dtype` (a float; int64/int32 for integer token ids only, floats are
-    never cast to ids), placed on `device` ("cpu", "gpu"/"cuda") if given."""
-    name = dtype.name if isinstance(dtype, tf.DType) else dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    ids = name in _ID_DTYPES and tf.convert_to_tensor(a).dtype.is_integer  # never floats truncated to ids
-    dt, dev = (tf.as_dtype(name) if ids else tf_dtype(dtype)), device_name(device)
-    if dev is None:
-        return tf.cast(tf.convert_to_tensor(a), dt)
-    with tf.device(dev):
-        return tf.identity(tf.cast(tf.convert_to_tensor(a), dt))
-
-
-def to_numpy(a) -> np.ndarray:
-    return a.numpy() if hasattr(a, "numpy") else np.asarray(a)
-
-
-def synchronize(device=None) -> None:
-    """Block until queued device work (GPU streams, async eager ops) has finished."""
-    tf.test.experimental.sync_devices()
+# --------------------------------------------------------------------------- boundary (dtypes, arrays: tf_core.py)
 
 
 def compile(fn: Callable, mode: str = MODE) -> Callable:
@@ -84,11 +45,6 @@ def compile(fn: Callable, mode: str = MODE) -> Callable:
     if mode == "tf.function(jit_compile=True)":
         return tf.function(fn, jit_compile=True)
     raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
-
-
-def _like(a, x):
-    """A weight (NumPy or tensor) as a tensor of x's dtype."""
-    return tf.cast(tf.convert_to_tensor(a), x.dtype)
 
 
 # --------------------------------------------------------------------------- activations
@@ -150,82 +106,6 @@ def gru(x, weights: GRUWeights, variant: str, h0=None):
     return tf.transpose(ys, (1, 0, 2)), ys[-1]
 
 
-# --------------------------------------------------------------------------- LSTM, embeddings, padded sequences
-
-
-def lstm(x, weights: LSTMWeights, h0=None, c0=None):
-    """x (B, T, I) -> (y (B, T, H), h_T (B, H), c_T (B, H)). One matmul projects all timesteps; tf.scan runs the
-    recurrence: gates (i, f, g, o) = sigmoid, sigmoid, tanh, sigmoid; c = f * c + i * g; h = o * tanh(c)."""
-    B, T, I, H = spec.check_lstm(x.shape, weights, None if h0 is None else tuple(h0.shape),
-                                 None if c0 is None else tuple(c0.shape))
-    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
-    h = tf.zeros((B, H), dtype=x.dtype) if h0 is None else _like(h0, x)
-    c = tf.zeros((B, H), dtype=x.dtype) if c0 is None else _like(c0, x)
-    xp = tf.reshape(tf.matmul(tf.reshape(x, (B * T, I)), W) + b_x, (B, T, 4 * H))  # x W + b_x, all steps
-    xp = tf.transpose(xp, (1, 0, 2))  # (T, B, 4H): tf.scan walks the first axis
-
-    def step(state, xp_t):
-        h, c = state
-        a = xp_t + (tf.matmul(h, U) + b_h)
-        i, f = tf.sigmoid(a[:, :H]), tf.sigmoid(a[:, H : 2 * H])
-        g, o = tf.tanh(a[:, 2 * H : 3 * H]), tf.sigmoid(a[:, 3 * H :])
-        c = f * c + i * g
-        return o * tf.tanh(c), c
-
-    hs, cs = tf.scan(step, xp, initializer=(h, c))  # (T, B, H) each
-    return tf.transpose(hs, (1, 0, 2)), hs[-1], cs[-1]
-
-
-def embedding(ids, table):
-    """ids (B, T) integers -> table rows (B, T, D): tf.gather. Ids are checked at the model's boundary
-    (Model.check_input); TensorFlow's own gather would raise on the CPU and give zeros on a GPU."""
-    return tf.gather(table, ids)
-
-
-def ids_mask(ids):
-    """Keras' Embedding(mask_zero=True): id 0 is padding. (B, T) bool."""
-    return tf.not_equal(ids, tf.zeros((), ids.dtype))
-
-
-def values_mask(x, value: float):
-    """Keras' Masking(mask_value): a step is padding when every feature equals the value. (B, T) bool."""
-    return tf.reduce_any(tf.not_equal(x, tf.cast(value, x.dtype)), axis=-1)
-
-
-def lengths_of(mask):
-    """Valid steps per row (B,) int64: the sum alone (the mask was checked post-padded at the model's boundary)."""
-    return tf.reduce_sum(tf.cast(mask, tf.int64), axis=1)
-
-
-def time_maps(lengths, T: int):
-    """(valid, hold, rev, nonempty), each (B, T); what they mean is impls/primitives/numpy_seq.py's."""
-    t = tf.range(T, dtype=tf.int64)[None, :]
-    L = tf.cast(lengths, tf.int64)[:, None]
-    valid = t < L
-    hold = tf.maximum(tf.minimum(t, L - 1), tf.zeros((), tf.int64))
-    rev = tf.where(valid, L - 1 - t, t + tf.zeros_like(L))
-    return valid, hold, rev, tf.broadcast_to(L > 0, tf.shape(valid))
-
-
-def take_steps(x, idx):
-    """x (B, T, F), idx (B, T') int -> x[b, idx[b, t]] (B, T', F): a batched tf.gather along time."""
-    return tf.gather(x, idx, axis=1, batch_dims=1)
-
-
-def mask_steps(x, valid):
-    """x (B, T, F) with the steps where valid is False set to 0."""
-    return x * tf.cast(valid, x.dtype)[:, :, None]
-
-
-def reverse_steps(x):
-    """x (B, T, ...) with its time axis reversed."""
-    return tf.reverse(x, axis=[1])
-
-
-def concat(xs, axis: int = -1):
-    return tf.concat(list(xs), axis=axis)
-
-
 # --------------------------------------------------------------------------- shapes and reductions (issue 18's kinds)
 
 
@@ -251,56 +131,7 @@ def rsqrt(x):
     return tf.math.rsqrt(x)
 
 
-# --------------------------------------------------------------------------- conv, pool, dense
-
-
-def _pad(x, pads, value=0.0):
-    t, b, l, r = pads
-    return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], constant_values=value)
-
-
-def _windows(x, kh, kw, stride, oh, ow, dilation=(1, 1)):
-    """(B, H, W, C) -> kh*kw strided slices (B, OH, OW, C), in (i, j) row-major order; tap (i, j) starts
-    at (i * dh, j * dw)."""
-    (sh, sw), (dh, dw) = stride, dilation
-    return [
-        x[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-
-
-def conv2d(x, kernel, bias, stride=1, padding="valid", dilation=1, groups=1):
-    """Cross-correlation, NHWC input, HWIO kernel (I = C_in / groups); 'same' pads as TensorFlow (the odd
-    pixel after). One batched matmul over the groups."""
-    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
-    G, Cg, Og, N, KK = g.groups, g.C // g.groups, g.O // g.groups, g.B * g.OH * g.OW, g.KH * g.KW
-    cols = tf.stack(_windows(_pad(x, g.pads), g.KH, g.KW, g.stride, g.OH, g.OW, g.dilation), axis=3)  # (B, OH, OW, KK, C)
-    cols = tf.transpose(tf.reshape(cols, (N, KK, G, Cg)), (2, 0, 1, 3))  # (G, N, KK, Cg)
-    cols = tf.reshape(cols, (G, N, KK * Cg))  # rows (i, j, c'), as the kernel's HWI
-    k = tf.transpose(tf.reshape(_like(kernel, x), (KK, Cg, G, Og)), (2, 0, 1, 3))  # (G, KK, Cg, Og)
-    y = tf.matmul(cols, tf.reshape(k, (G, KK * Cg, Og)))  # (G, N, Og)
-    y = tf.reshape(tf.transpose(y, (1, 0, 2)), (g.B, g.OH, g.OW, g.O))  # output o = group * Og + o'
-    return y + _like(bias, x)
-
-
-def max_pool2d(x, pool=2, stride=None, padding="valid"):
-    """Max over windows; padding pads with -inf so that padding never wins."""
-    g = spec.check_pool2d(x.shape, pool, stride, padding)
-    win = tf.stack(_windows(_pad(x, g.pads, float("-inf")), *g.pool, g.stride, g.OH, g.OW))  # (ph*pw, B, OH, OW, C)
-    return tf.reduce_max(win, axis=0)  # its gradient splits dy among tied maxima (TIE_ROUTING declares it)
-
-
-def avg_pool2d(x, pool=2, stride=None, padding="valid", count_include_pad=False):
-    """Window sums of the zero-padded input over the window size (count_include_pad=True) or over the
-    input cells each window covers (False, TensorFlow's own AvgPool rule)."""
-    spec.check_count_include_pad(count_include_pad)
-    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
-    sums = tf.add_n(_windows(_pad(x, g.pads), *g.pool, g.stride, g.OH, g.OW))  # (B, OH, OW, C)
-    if count_include_pad:
-        return sums / tf.cast(g.pool[0] * g.pool[1], x.dtype)
-    ones = _pad(tf.ones((1, g.H, g.W, 1), dtype=x.dtype), g.pads)  # 1 on input cells, 0 on padding
-    return sums / tf.add_n(_windows(ones, *g.pool, g.stride, g.OH, g.OW))
+# --------------------------------------------------------------------------- dense (conv and pools: tf_conv.py)
 
 
 def dense(x, kernel, bias):
@@ -343,25 +174,6 @@ def flatten(x):
 # --------------------------------------------------------------------------- gradients (GradientTape)
 
 
-def _vjp(fn, inputs: dict, outputs_dy: list | None) -> dict:
-    """Run fn(**inputs) under a tape watching every input; pull back the cotangents (one per output;
-    None for a scalar output: its gradient)."""
-    with tf.GradientTape() as tape:
-        for v in inputs.values():
-            tape.watch(v)
-        out = fn(**inputs)
-    out = list(out) if isinstance(out, tuple) else [out]
-    keys = list(inputs)
-    grads = tape.gradient(
-        out,
-        [inputs[k] for k in keys],
-        output_gradients=outputs_dy,
-        unconnected_gradients=tf.UnconnectedGradients.ZERO,
-    )
-    # a gather's gradient (an embedding table's) is tf.IndexedSlices: the dense tensor, as every other gradient
-    return {k: tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for k, g in zip(keys, grads)}
-
-
 def chain_vjp(chain: Callable, weights: list[dict], x, dy) -> tuple:
     """GradientTape over <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model;
     dx is None where x holds integer token ids (an embedding's input), which the tape does not watch."""
@@ -391,25 +203,6 @@ def gru_vjp(x, weights: GRUWeights, variant: str, dy, h0=None, dh_T=None) -> dic
         return gru(x, GRUWeights(W, U, b_x, b_h), variant, h0)
 
     return _vjp(fn, inputs, [dy, dh])
-
-
-def conv2d_vjp(x, kernel, bias, dy, stride=1, padding="valid", dilation=1, groups=1) -> dict:
-    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
-    spec.check_dy("conv2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.O))
-    inputs = {"x": x, "kernel": _like(kernel, x), "bias": _like(bias, x)}
-    return _vjp(lambda x, kernel, bias: conv2d(x, kernel, bias, stride, padding, dilation, groups), inputs, [_like(dy, x)])
-
-
-def max_pool2d_vjp(x, dy, pool=2, stride=None, padding="valid") -> dict:
-    g = spec.check_pool2d(x.shape, pool, stride, padding)
-    spec.check_dy("max_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
-    return _vjp(lambda x: max_pool2d(x, pool, stride, padding), {"x": x}, [_like(dy, x)])
-
-
-def avg_pool2d_vjp(x, dy, pool=2, stride=None, padding="valid", count_include_pad=False) -> dict:
-    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
-    spec.check_dy("avg_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
-    return _vjp(lambda x: avg_pool2d(x, pool, stride, padding, count_include_pad), {"x": x}, [_like(dy, x)])
 
 
 def dense_vjp(x, kernel, bias, dy) -> dict:
@@ -459,6 +252,7 @@ __all__ = [
     "conv2d_vjp",
     "dense",
     "dense_vjp",
+    "device_name",
     "embedding",
     "flatten",
     "gru",
@@ -484,6 +278,7 @@ __all__ = [
     "synchronize",
     "take_steps",
     "tanh",
+    "tf_dtype",
     "time_maps",
     "to_numpy",
     "transpose",

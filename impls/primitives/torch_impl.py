@@ -10,61 +10,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from .. import frameworks
 from ..contract import spec
-from ..contract.spec import GRUWeights, LSTMWeights
-
-torch = frameworks.load("torch")
-F = torch.nn.functional  # F.pad only: padding is data movement, not the math under test
+from ..contract.spec import GRUWeights
+from .torch_conv import (
+    _pad_nhwc,
+    avg_pool2d,
+    avg_pool2d_vjp,
+    conv2d,
+    conv2d_vjp,
+    max_pool2d,
+    max_pool2d_vjp,
+)
+from .torch_core import _leaf, _like, _vjp, asarray, synchronize, to_numpy, torch, torch_dtype
+from .torch_seq import (
+    concat,
+    embedding,
+    ids_mask,
+    lengths_of,
+    lstm,
+    mask_steps,
+    reverse_steps,
+    take_steps,
+    time_maps,
+    values_mask,
+)
 
 NAME = "torch"
 FRAMEWORK = "torch"
 MODE = "eager"
 MODES = ("eager", "torch.compile")
 
-# --------------------------------------------------------------------------- boundary
-
-_TORCH_ONLY = {"bfloat16": torch.bfloat16}  # dtypes NumPy cannot name
-
-
-def torch_dtype(dtype: Any) -> Any:
-    """A NumPy dtype or name ("float32"), "bfloat16", or a torch dtype -> the torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype in _TORCH_ONLY:
-        return _TORCH_ONLY[dtype]
-    name = np.dtype(dtype).name
-    try:
-        return getattr(torch, name)
-    except AttributeError:
-        raise ValueError(f"no torch dtype for {dtype!r}") from None
-
-
-def asarray(a: Any, dtype: Any = "float64", device: str | None = None) -> Any:
-    """A NumPy array (or a tensor) -> a new tensor of `dtype` on `device` (default "cpu")."""
-    t = a.detach() if isinstance(a, torch.Tensor) else torch.from_numpy(np.array(a))
-    return t.to(device=device or "cpu", dtype=torch_dtype(dtype), copy=True)
-
-
-def to_numpy(a: Any) -> np.ndarray:
-    """Tensor -> NumPy on the host; bfloat16 (which NumPy lacks) comes back as float32."""
-    if not isinstance(a, torch.Tensor):
-        return np.asarray(a)
-    a = a.detach()
-    if a.dtype == torch.bfloat16:
-        a = a.float()
-    return a.cpu().numpy()
-
-
-def synchronize(device: Any = None) -> None:
-    """Wait for queued device work; CPU work is synchronous."""
-    if device is None:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-    elif str(device).startswith("cuda"):
-        torch.cuda.synchronize(device)
+# --------------------------------------------------------------------------- boundary (dtypes, arrays: torch_core.py)
 
 
 def compile(fn: Callable, mode: str = MODE) -> Callable:
@@ -72,13 +48,6 @@ def compile(fn: Callable, mode: str = MODE) -> Callable:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r} for {NAME}; valid modes: {', '.join(MODES)}")
     return fn if mode == "eager" else torch.compile(fn)
-
-
-def _like(a: Any, x: Any) -> Any:
-    """A weight (NumPy or tensor) as a tensor of x's dtype on x's device."""
-    if isinstance(a, torch.Tensor):
-        return a.to(device=x.device, dtype=x.dtype)
-    return torch.from_numpy(np.asarray(a)).to(device=x.device, dtype=x.dtype)
 
 
 # --------------------------------------------------------------------------- activations
@@ -145,79 +114,6 @@ def gru(x: Any, weights: GRUWeights, variant: str, h0: Any = None) -> tuple[Any,
     return torch.stack(ys, dim=1), h
 
 
-# --------------------------------------------------------------------------- LSTM, embeddings, padded sequences
-
-
-def lstm(x: Any, weights: LSTMWeights, h0: Any = None, c0: Any = None) -> tuple[Any, Any, Any]:
-    """x (B, T, I) -> (y (B, T, H), h_T (B, H), c_T (B, H)). One input GEMM for all steps, then per step the
-    recurrent GEMM and the gates (i, f, g, o): c = f * c + i * g, h = o * tanh(c). Zero state unless given."""
-    B, T, I, H = spec.check_lstm(x.shape, weights, None if h0 is None else tuple(h0.shape),
-                                 None if c0 is None else tuple(c0.shape))
-    W, U, b_x, b_h = (_like(a, x) for a in (weights.W, weights.U, weights.b_x, weights.b_h))
-    h = x.new_zeros((B, H)) if h0 is None else _like(h0, x)
-    c = x.new_zeros((B, H)) if c0 is None else _like(c0, x)
-    xp = (x.reshape(B * T, I) @ W + b_x).reshape(B, T, 4 * H)  # x W + b_x, every step at once
-    ys = []
-    for t in range(T):
-        a = xp[:, t] + (h @ U + b_h)
-        i, f = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H : 2 * H])
-        g, o = torch.tanh(a[:, 2 * H : 3 * H]), torch.sigmoid(a[:, 3 * H :])
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        ys.append(h)
-    return torch.stack(ys, dim=1), h, c
-
-
-def embedding(ids: Any, table: Any) -> Any:
-    """ids (B, T) integers -> table rows (B, T, D), a gather (index_select). Ids are checked at the model's
-    boundary (Model.check_input)."""
-    return torch.index_select(table, 0, ids.reshape(-1).long()).reshape(*ids.shape, table.shape[-1])
-
-
-def ids_mask(ids: Any) -> Any:
-    """Keras' Embedding(mask_zero=True): id 0 is padding. (B, T) bool."""
-    return ids != 0
-
-
-def values_mask(x: Any, value: float) -> Any:
-    """Keras' Masking(mask_value): a step is padding when every feature equals the value. (B, T) bool."""
-    return torch.any(x != value, dim=-1)
-
-
-def lengths_of(mask: Any) -> Any:
-    """Valid steps per row (B,) int64: the sum alone (the mask was checked post-padded at the model's boundary)."""
-    return torch.sum(mask.long(), dim=1)
-
-
-def time_maps(lengths: Any, T: int) -> tuple[Any, Any, Any, Any]:
-    """(valid, hold, rev, nonempty), each (B, T); what they mean is impls/primitives/numpy_seq.py's."""
-    t = torch.arange(T, device=lengths.device)[None, :]
-    L = lengths.long()[:, None]
-    valid = t < L
-    hold = torch.clamp(torch.minimum(t, L - 1), min=0)
-    rev = torch.where(valid, L - 1 - t, t)
-    return valid, hold, rev, (L > 0).expand(-1, T)
-
-
-def take_steps(x: Any, idx: Any) -> Any:
-    """x (B, T, F), idx (B, T') int -> x[b, idx[b, t]] (B, T', F): torch.gather along time."""
-    return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
-
-
-def mask_steps(x: Any, valid: Any) -> Any:
-    """x (B, T, F) with the steps where valid is False set to 0."""
-    return x * valid.to(x.dtype)[:, :, None]
-
-
-def reverse_steps(x: Any) -> Any:
-    """x (B, T, ...) with its time axis reversed."""
-    return torch.flip(x, dims=(1,))
-
-
-def concat(xs: Any, axis: int = -1) -> Any:
-    return torch.cat(list(xs), dim=axis)
-
-
 # --------------------------------------------------------------------------- shapes and reductions (issue 18's kinds)
 
 
@@ -243,52 +139,7 @@ def rsqrt(x: Any) -> Any:
     return torch.rsqrt(x)
 
 
-# --------------------------------------------------------------------------- conv, pool, dense
-
-
-def _windows(x: Any, kh: int, kw: int, stride: tuple[int, int], oh: int, ow: int, dilation=(1, 1)) -> Any:
-    """(B, H, W, C) -> strided, dilated view (B, OH, OW, C, KH, KW)."""
-    dh, dw = dilation
-    v = x.unfold(1, (kh - 1) * dh + 1, stride[0]).unfold(2, (kw - 1) * dw + 1, stride[1])
-    return v[:, :oh, :ow, :, ::dh, ::dw]
-
-
-def _pad_nhwc(x: Any, pads: tuple[int, int, int, int], value: float = 0.0) -> Any:
-    t, b, l, r = pads
-    if not any(pads):
-        return x
-    return F.pad(x, (0, 0, l, r, t, b), value=value)  # pads run from the last axis back
-
-
-def conv2d(x: Any, kernel: Any, bias: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1) -> Any:
-    """Cross-correlation as im2col + one (batched, per group) GEMM. NHWC input, HWIO kernel (I = C_in / groups)."""
-    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
-    G, Cg, Og, N = g.groups, g.C // g.groups, g.O // g.groups, g.B * g.OH * g.OW
-    cols = _windows(_pad_nhwc(x, g.pads), g.KH, g.KW, g.stride, g.OH, g.OW, g.dilation)  # (B, OH, OW, C, KH, KW)
-    cols = cols.reshape(g.B, g.OH, g.OW, G, Cg, g.KH, g.KW).permute(3, 0, 1, 2, 5, 6, 4)  # (G, B, OH, OW, KH, KW, Cg)
-    cols = cols.reshape(G, N, g.KH * g.KW * Cg)  # rows in HWI order, one matrix per group
-    k = _like(kernel, x).reshape(g.KH * g.KW * Cg, G, Og).permute(1, 0, 2)  # (G, KH*KW*Cg, Og)
-    y = torch.matmul(cols, k).permute(1, 0, 2).reshape(g.B, g.OH, g.OW, g.O)  # output o = group * Og + o'
-    return y + _like(bias, x)
-
-
-def max_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid") -> Any:
-    """Max over windows; padding pads with -inf, so padding never wins."""
-    g = spec.check_pool2d(x.shape, pool, stride, padding)
-    win = _windows(_pad_nhwc(x, g.pads, float("-inf")), *g.pool, g.stride, g.OH, g.OW)  # (B, OH, OW, C, ph, pw)
-    return torch.amax(win, dim=(4, 5))
-
-
-def avg_pool2d(x: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid", count_include_pad: bool = False) -> Any:
-    """Window sums of the zero-padded input over the window size (count_include_pad=True) or over the
-    input cells each window covers (False, TensorFlow's rule): the divisor is data, not learned."""
-    spec.check_count_include_pad(count_include_pad)
-    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
-    sums = torch.sum(_windows(_pad_nhwc(x, g.pads), *g.pool, g.stride, g.OH, g.OW), dim=(4, 5))  # (B, OH, OW, C)
-    if count_include_pad:
-        return sums / (g.pool[0] * g.pool[1])
-    ones = _pad_nhwc(x.new_ones((1, g.H, g.W, 1)), g.pads)  # 1 on input cells, 0 on padding
-    return sums / torch.sum(_windows(ones, *g.pool, g.stride, g.OH, g.OW), dim=(4, 5))
+# --------------------------------------------------------------------------- dense (conv and pools: torch_conv.py)
 
 
 def dense(x: Any, kernel: Any, bias: Any) -> Any:
@@ -323,16 +174,6 @@ def flatten(x):
 # --------------------------------------------------------------------------- gradients (autograd)
 
 
-def _leaf(a: Any, x: Any) -> Any:
-    """A fresh leaf of x's dtype/device that requires grad (never the caller's tensor itself)."""
-    return _like(a, x).detach().clone().requires_grad_(True)
-
-
-def _vjp(out: Any, dy: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-    grads = torch.autograd.grad(out, list(inputs.values()), grad_outputs=dy, allow_unused=True)
-    return {k: (torch.zeros_like(v) if g is None else g) for (k, v), g in zip(inputs.items(), grads)}
-
-
 def chain_vjp(chain: Callable, weights: list[dict[str, Any]], x: Any, dy: Any) -> tuple[Any, list[dict[str, Any]]]:
     """Autograd of <dy, chain(weights, x)>: (dx, the weights' gradients in the same nesting). For any model; dx is
     None where x holds integer token ids (an embedding's input)."""
@@ -358,33 +199,6 @@ def gru_vjp(x: Any, weights: GRUWeights, variant: str, dy: Any, h0: Any = None, 
         y, h_T = gru(leaves["x"], GRUWeights(leaves["W"], leaves["U"], leaves["b_x"], leaves["b_h"]), variant, leaves["h0"])
         loss = (0 if dy is None else torch.sum(y * _like(dy, x))) + (0 if dh_T is None else torch.sum(h_T * _like(dh_T, x)))
         return _vjp(loss, None, leaves)
-
-
-def conv2d_vjp(x: Any, kernel: Any, bias: Any, dy: Any, stride: Any = 1, padding: Any = "valid", dilation: Any = 1,
-               groups: int = 1) -> dict[str, Any]:  # fmt: skip
-    g = spec.check_conv2d(x.shape, kernel.shape, bias.shape, stride, padding, dilation, groups)
-    spec.check_dy("conv2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.O))
-    leaves = {"x": _leaf(x, x), "kernel": _leaf(kernel, x), "bias": _leaf(bias, x)}
-    with torch.enable_grad():
-        y = conv2d(leaves["x"], leaves["kernel"], leaves["bias"], stride, padding, dilation, groups)
-        return _vjp(y, _like(dy, x), leaves)
-
-
-def max_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid") -> dict[str, Any]:
-    g = spec.check_pool2d(x.shape, pool, stride, padding)
-    spec.check_dy("max_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
-    leaves = {"x": _leaf(x, x)}
-    with torch.enable_grad():
-        return _vjp(max_pool2d(leaves["x"], pool, stride, padding), _like(dy, x), leaves)
-
-
-def avg_pool2d_vjp(x: Any, dy: Any, pool: Any = 2, stride: Any = None, padding: Any = "valid",
-                   count_include_pad: bool = False) -> dict[str, Any]:  # fmt: skip
-    g = spec.check_pool2d(x.shape, pool, stride, padding, op="avg_pool2d")
-    spec.check_dy("avg_pool2d_vjp", dy.shape, (g.B, g.OH, g.OW, g.C))
-    leaves = {"x": _leaf(x, x)}
-    with torch.enable_grad():
-        return _vjp(avg_pool2d(leaves["x"], pool, stride, padding, count_include_pad), _like(dy, x), leaves)
 
 
 def dense_vjp(x: Any, kernel: Any, bias: Any, dy: Any) -> dict[str, Any]:

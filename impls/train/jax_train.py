@@ -12,12 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import frameworks
+from .. import backend, frameworks
 from ..contract.models import SEED_GRU_VARIANT, SeedCNNParams, SeedGRUParams
 from ..model import seed as seed_models
 from ..model.compose import compose
-from ..primitives import jax_impl
-from ..primitives.jax_impl import asarray, to_numpy
+from ..primitives.jax_core import asarray, to_numpy
 from . import numpy_train
 
 jax = frameworks.load("jax")
@@ -34,7 +33,7 @@ def keras_categorical_crossentropy(p, onehot):
 
 def _step(description, dtype: str):
     """One jitted (loss, gradients) of the description's weights, nested as compose's weights: [{name: array}]."""
-    composed = compose(jax_impl, description, dtype)
+    composed = compose(backend("jax"), description, dtype)  # the JAX voice (jax_impl), which re-exports this trainer
     keys = [list(w) for w in composed.weights]
     step = jax.jit(jax.value_and_grad(lambda ws, x, t: keras_categorical_crossentropy(composed.chain(ws, x), t)))
 

@@ -5,7 +5,7 @@ voice ask `spec_of(kind)` and never change. A kind that is not here is refused w
 
 from __future__ import annotations
 
-from .. import description
+from ..errors import ModelError
 from . import (
     activation,
     conv1d,
@@ -40,8 +40,8 @@ def spec_of(kind: str, where: str = "") -> LayerSpec:
     try:
         return KINDS[kind]
     except KeyError:
-        raise description.ModelError(f"{where + ': ' if where else ''}layer kind {kind!r} is not supported; "
-                                     f"supported: {', '.join(KINDS)}") from None
+        raise ModelError(f"{where + ': ' if where else ''}layer kind {kind!r} is not supported; "
+                         f"supported: {', '.join(KINDS)}") from None
 
 
 __all__ = ["ACTIVATIONS", "KINDS", "LayerSpec", "spec_of"]

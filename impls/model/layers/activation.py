@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ...primitives import numpy_impl as ref
-from ..description import ModelError
+from ..errors import ModelError
 from .base import ACTIVATION_OPS, ACTIVATIONS, LayerSpec
 
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..description import ModelError
+from ..errors import ModelError
 
 ACTIVATIONS = ("linear", "relu", "softmax", "tanh", "sigmoid")
 """The activations the contract verifies, as layers and as a layer's `activation=`."""

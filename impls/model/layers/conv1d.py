@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 from ...contract import formulas, spec
 from ...primitives import numpy_impl as ref
-from ..description import ModelError, ShapeError
-from . import activation
+from ..errors import ModelError, ShapeError
+from .activation import apply as apply_activation
+from .activation import vjp as activation_vjp
 from .base import ACTIVATION_OPS, LayerSpec, flag, positive_int
 from .dense import with_bias
 
@@ -95,14 +96,14 @@ class Conv1D(LayerSpec):
         return ops.reshape(y, (B, int(y.shape[2]), int(y.shape[3])))
 
     def forward(self, ops, x, opts, w):
-        return activation.apply(ops, opts["activation"], self._conv(ops, x, opts, w["kernel"], w["bias"]))
+        return apply_activation(ops, opts["activation"], self._conv(ops, x, opts, w["kernel"], w["bias"]))
 
     def vjp(self, x, opts, w, dy):
         full = with_bias(opts, w)
         B, L, C = x.shape
         k4 = full["kernel"][None]
         pre = self._conv(ref, x, opts, full["kernel"], full["bias"])
-        d = activation.vjp(opts["activation"], pre, dy)
+        d = activation_vjp(opts["activation"], pre, dy)
         g = ref.conv2d_vjp(x.reshape(B, 1, L, C), k4, full["bias"], d.reshape(B, 1, *d.shape[1:]), **conv2d_kwargs(opts, L))
         grads = {"kernel": g["kernel"][0]}
         if opts["use_bias"]:

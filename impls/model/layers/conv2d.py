@@ -7,8 +7,9 @@ from typing import ClassVar
 
 from ...contract import formulas, spec
 from ...primitives import numpy_impl as ref
-from ..description import ShapeError
-from . import activation
+from ..errors import ShapeError
+from .activation import apply as apply_activation
+from .activation import vjp as activation_vjp
 from .base import ACTIVATION_OPS, LayerSpec, flag, int_pair, padding_option, positive_int, spec_padding
 from .dense import with_bias
 
@@ -76,12 +77,12 @@ class Conv2D(LayerSpec):
         return with_bias(opts, w)
 
     def forward(self, ops, x, opts, w):
-        return activation.apply(ops, opts["activation"], ops.conv2d(x, w["kernel"], w["bias"], **geometry_kwargs(opts)))
+        return apply_activation(ops, opts["activation"], ops.conv2d(x, w["kernel"], w["bias"], **geometry_kwargs(opts)))
 
     def vjp(self, x, opts, w, dy):
         full = with_bias(opts, w)
         pre = ref.conv2d(x, full["kernel"], full["bias"], **geometry_kwargs(opts))
-        g = ref.conv2d_vjp(x, full["kernel"], full["bias"], activation.vjp(opts["activation"], pre, dy), **geometry_kwargs(opts))
+        g = ref.conv2d_vjp(x, full["kernel"], full["bias"], activation_vjp(opts["activation"], pre, dy), **geometry_kwargs(opts))
         grads = {"kernel": g["kernel"]}
         if opts["use_bias"]:
             grads["bias"] = g["bias"]

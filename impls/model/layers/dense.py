@@ -8,8 +8,9 @@ import numpy as np
 
 from ...contract import formulas
 from ...primitives import numpy_impl as ref
-from ..description import ShapeError
-from . import activation
+from ..errors import ShapeError
+from .activation import apply as apply_activation
+from .activation import vjp as activation_vjp
 from .base import ACTIVATION_OPS, LayerSpec, flag, positive_int
 
 
@@ -43,12 +44,12 @@ class Dense(LayerSpec):
         return with_bias(opts, w)
 
     def forward(self, ops, x, opts, w):
-        return activation.apply(ops, opts["activation"], ops.dense(x, w["kernel"], w["bias"]))
+        return apply_activation(ops, opts["activation"], ops.dense(x, w["kernel"], w["bias"]))
 
     def vjp(self, x, opts, w, dy):
         bias = with_bias(opts, w)["bias"]
         pre = ref.dense(x, w["kernel"], bias)
-        g = ref.dense_vjp(x, w["kernel"], bias, activation.vjp(opts["activation"], pre, dy))
+        g = ref.dense_vjp(x, w["kernel"], bias, activation_vjp(opts["activation"], pre, dy))
         grads = {"kernel": g["kernel"]}
         if opts["use_bias"]:
             grads["bias"] = g["bias"]

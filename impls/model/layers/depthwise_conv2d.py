@@ -9,7 +9,8 @@ from typing import ClassVar
 from ... import convert
 from ...contract import formulas
 from ...primitives import numpy_impl as ref
-from . import activation
+from .activation import apply as apply_activation
+from .activation import vjp as activation_vjp
 from .base import positive_int
 from .conv2d import Conv2D, geometry_kwargs
 from .dense import with_bias
@@ -53,7 +54,7 @@ class DepthwiseConv2D(Conv2D):
     def forward(self, ops, x, opts, w):
         groups = int(w["kernel"].shape[3]) // opts["depth_multiplier"]
         conv = ops.conv2d(x, w["kernel"], w["bias"], **geometry_kwargs({**opts, "groups": groups}))
-        return activation.apply(ops, opts["activation"], conv)
+        return apply_activation(ops, opts["activation"], conv)
 
     def vjp(self, x, opts, w, dy):
         c = x.shape[3]
@@ -61,7 +62,7 @@ class DepthwiseConv2D(Conv2D):
         kernel = convert.depthwise_to_grouped(full["kernel"])
         kw = geometry_kwargs({**opts, "groups": c})
         pre = ref.conv2d(x, kernel, full["bias"], **kw)
-        g = ref.conv2d_vjp(x, kernel, full["bias"], activation.vjp(opts["activation"], pre, dy), **kw)
+        g = ref.conv2d_vjp(x, kernel, full["bias"], activation_vjp(opts["activation"], pre, dy), **kw)
         grads = {"kernel": convert.grouped_to_depthwise(g["kernel"], c)}
         if opts["use_bias"]:
             grads["bias"] = g["bias"]

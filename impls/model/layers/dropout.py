@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..description import ModelError
+from ..errors import ModelError
 from .base import LayerSpec
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..description import ShapeError
+from ..errors import ShapeError
 from .base import LayerSpec
 
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 from ...contract import formulas, spec
 from ...contract.spec import GRUWeights
 from ...primitives import numpy_impl as ref
-from ..description import ModelError
+from ..errors import ModelError
 from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...primitives import numpy_impl as ref
-from ..description import ModelError, ShapeError
+from ..errors import ModelError, ShapeError
 from .base import LayerSpec
 from .embedding import check_post_padded
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..description import ModelError, ShapeError
+from ..errors import ModelError, ShapeError
 from .base import LayerSpec, flag
 
 VARIANCE_UPDATES = ("biased", "unbiased")

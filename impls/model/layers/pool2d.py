@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ...contract import spec
 from ...primitives import numpy_impl as ref
-from ..description import ShapeError
+from ..errors import ShapeError
 from .base import LayerSpec, flag, int_pair, padding_option, spec_padding
 
 

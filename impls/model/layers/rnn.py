@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...primitives import numpy_impl as ref
-from ..description import ModelError, ShapeError
+from ..errors import ModelError, ShapeError
 from .base import LayerSpec, flag, positive_int
 
 DIRECTIONS = ("forward", "bidirectional")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..description import ModelError, ShapeError
+from ..errors import ModelError, ShapeError
 from .base import LayerSpec
 
 
