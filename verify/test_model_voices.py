@@ -189,6 +189,10 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                               ("add", "a", {}, ("c", "input")), ("layer_norm", "l", {})]),
     "concatenate": ((5, 3), [("conv1d", "c1", {"filters": 2, "kernel_size": 3, "padding": "same"}),
                              ("dense", "c2", {"units": 3}, ("input",)), ("concatenate", "cat", {"axis": -1}, ("c1", "c2"))]),
+    # -- activations
+    # -- elementwise and constants
+    # -- pooling and shape
+    # -- normalization, convolution and the rest
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}
 

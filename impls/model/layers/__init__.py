@@ -27,13 +27,25 @@ from . import (
 )
 from .base import ACTIVATIONS, LayerSpec
 
+# the kinds of issue 24's families are imported here, each family under its own line:
+# -- activations
+# -- elementwise and constants
+# -- pooling and shape
+# -- normalization, convolution and the rest
+
 KINDS: dict[str, LayerSpec] = {
     s.KIND: s
-    for s in (gru.SPEC, conv2d.SPEC, depthwise_conv2d.SPEC, pool2d.MAX, pool2d.AVG, zero_pad2d.SPEC, flatten.SPEC,
-              dense.SPEC, activation.SPEC, dropout.SPEC, lstm.SPEC, embedding.SPEC, masking.SPEC, take_step.SPEC,
-              conv1d.SPEC, normalization.BATCH, normalization.LAYER, global_pool.AVG, global_pool.MAX, shape_layers.RESHAPE,
-              shape_layers.PERMUTE, shape_layers.ADD, shape_layers.CONCATENATE)
-}
+    for s in (
+        gru.SPEC, conv2d.SPEC, depthwise_conv2d.SPEC, pool2d.MAX, pool2d.AVG, zero_pad2d.SPEC, flatten.SPEC,
+        dense.SPEC, activation.SPEC, dropout.SPEC, lstm.SPEC, embedding.SPEC, masking.SPEC, take_step.SPEC,
+        conv1d.SPEC, normalization.BATCH, normalization.LAYER, global_pool.AVG, global_pool.MAX, shape_layers.RESHAPE,
+        shape_layers.PERMUTE, shape_layers.ADD, shape_layers.CONCATENATE,
+        # -- activations
+        # -- elementwise and constants
+        # -- pooling and shape
+        # -- normalization, convolution and the rest
+    )
+}  # fmt: skip
 
 
 def spec_of(kind: str, where: str = "") -> LayerSpec:
