@@ -1,0 +1,123 @@
+"""Issue 27's training-step bar: a weight's allowed error after one Adam step follows the step's conditioning at that
+element (the gradient's bar carried through Adam's first-step derivative), and a real convention bug still fails.
+
+- numpy_train.adam_first_step_sensitivity is Adam's own derivative at step 1 (central differences of adam_update), in
+  both conventions;
+- on a deep residual BatchNorm model, the honest torch.optim.Adam step passes, and each planted convention bug fails
+  the certificate's training check: eps inside the square root, no bias correction, the wrong eps, a BatchNorm
+  momentum written for 1 - m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from impls.model import seeded, training
+from impls.train import numpy_train
+from nnparity import certify
+
+
+@pytest.mark.parametrize("flavour", numpy_train.FLAVOURS)
+def test_the_sensitivity_is_adams_own_first_step_derivative(flavour):
+    g = np.array([-3e-2, -1e-6, -2e-8, 0.0, 1e-8, 3e-8, 4e-7, 5e-3])
+    p = np.zeros_like(g)  # the step's update exactly, its rounding relative to itself
+
+    def update(gg):
+        return -numpy_train.adam_update([p], [gg], numpy_train.adam_init([p]), lr=1e-3, flavour=flavour)[0][0]
+
+    h = 1e-5 * (np.abs(g) + 1e-8)  # a step small against the scale on which the update bends
+    fd = np.array([(update(g + h[i] * e) - update(g - h[i] * e))[i] / (2 * h[i]) for i, e in enumerate(np.eye(g.size))])
+    got = numpy_train.adam_first_step_sensitivity(g, flavour)
+    np.testing.assert_allclose(got, np.abs(fd), rtol=1e-4)
+    assert got[3] > 1e3 * got[0]  # a gradient at 0 is ill-conditioned, a large one is not
+
+
+def deep_model():
+    """Six conv -> BatchNorm -> relu blocks with residual adds, pooled into a softmax: 20 layers, I != H."""
+    specs: list = [("conv2d", "stem", {"filters": 4, "kernel_size": [3, 3], "padding": "same"}),
+                   ("batch_norm", "bn_stem", {"momentum": 0.9, "variance_update": "unbiased"}),
+                   ("activation", "relu_stem", {"activation": "relu"})]
+    prev = "relu_stem"
+    for b in range(3):
+        specs += [("conv2d", f"c{b}a", {"filters": 4, "kernel_size": [3, 3], "padding": "same"}, (prev,)),
+                  ("batch_norm", f"bn{b}a", {"momentum": 0.9, "variance_update": "unbiased"}),
+                  ("activation", f"r{b}a", {"activation": "relu"}),
+                  ("conv2d", f"c{b}b", {"filters": 4, "kernel_size": [3, 3], "padding": "same"}),
+                  ("batch_norm", f"bn{b}b", {"momentum": 0.9, "variance_update": "unbiased"}),
+                  ("add", f"add{b}", {}, (f"bn{b}b", prev))]
+        prev = f"add{b}"
+    specs += [("global_avg_pool", "gap", {}), ("dense", "head", {"units": 5, "activation": "softmax"})]
+    return seeded.chain("deep", (6, 5, 3), specs, seed=21, batch=3)
+
+
+def _torch_step(model):
+    cert = certify.certify(model, None, certify.Settings(bench=False, voices=("numpy", "torch_nn")))
+    return cert["training"]["voices"]["torch_nn"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = deep_model()
+    assert len(m.layers) >= 20 and not m.is_chain()
+    return m
+
+
+def test_the_honest_step_passes_with_the_rule_stated(model):
+    row = _torch_step(model)
+    assert row["pass"], [w for w in row["weights"] if not w["pass"]]
+    params = [w for w in row["weights"] if "/moving_" not in w["tensor"]]
+    assert params and all(w.get("conditioned") or "zero_gradient" in w for w in params), params
+    assert max(w["worst_share"] for w in row["weights"] if w.get("conditioned")) <= 1.0
+
+
+def _eps_inside_the_root(params, grads, state, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=None, flavour="keras"):
+    eps = numpy_train.DEFAULT_EPS[flavour] if eps is None else eps
+    out = []
+    for p, g in zip(params, grads, strict=True):
+        m, v = (1 - beta_1) * g, (1 - beta_2) * g * g
+        out.append(p - lr * (m / (1 - beta_1)) / np.sqrt(v / (1 - beta_2) + eps))
+    return out, state
+
+
+def _no_bias_correction(params, grads, state, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=None, flavour="keras"):
+    eps = numpy_train.DEFAULT_EPS[flavour] if eps is None else eps
+    return [p - lr * ((1 - beta_1) * g) / (np.sqrt((1 - beta_2) * g * g) + eps) for p, g in zip(params, grads, strict=True)], state
+
+
+@pytest.mark.parametrize("bug", ["eps inside the square root", "no bias correction", "the wrong eps", "momentum as 1 - m"])
+def test_each_planted_convention_bug_fails_on_the_deep_model(model, monkeypatch, bug):
+    if bug == "eps inside the square root":
+        monkeypatch.setattr(numpy_train, "adam_update", _eps_inside_the_root)
+    elif bug == "no bias correction":
+        monkeypatch.setattr(numpy_train, "adam_update", _no_bias_correction)
+    elif bug == "the wrong eps":
+        monkeypatch.setitem(training.FRAMEWORK_ADAM, "torch_nn", ("torch", 1e-7))
+    else:
+        from impls.ports.torch_port import normalization
+
+        monkeypatch.setattr(normalization, "torch_momentum", lambda momentum: float(momentum))
+    row = _torch_step(model)
+    assert not row["pass"], f"{bug}: the step passed"
+    failed = [w["tensor"] for w in row["weights"] if not w["pass"]]
+    if bug == "momentum as 1 - m":
+        assert failed and all("moving_" in t for t in failed), failed
+    else:
+        assert any("kernel" in t for t in failed), failed
+
+
+def test_a_rounding_amplified_where_the_gradient_is_near_eps_passes_and_the_same_error_elsewhere_fails():
+    """resnet34's case (issue 27): a BatchNorm beta after the step off by 7.5e-12 at the one element whose gradient
+    is 1e-8 (Adam's derivative there about lr / (4 eps) = 2.5e4), 7.5e-9 of the tensor's size: over the plain 1e-10
+    bar, within the conditioned one. The same difference where the gradient is large is a real error."""
+    want = np.full(8, 1e-3)
+    grad = np.array([1e-3, -2e-3, 1e-8, 5e-4, -1e-3, 3e-3, 2e-3, -4e-4])
+    near_eps = want.copy()
+    near_eps[2] += 7.5e-12
+    plain = certify.compare(near_eps, want, "float64")
+    assert not plain["pass"] and plain["error"] > 1e-10
+    c = certify.conditioned(near_eps, want, grad, "torch", 1e-8)
+    assert c["pass"] and c["worst_share_index"] == [2] and c["error"] == plain["error"]
+    large = want.copy()
+    large[0] += 7.5e-12
+    assert not certify.conditioned(large, want, grad, "torch", 1e-8)["pass"]
