@@ -10,6 +10,10 @@ it ends with Reshape, Permute((3, 1, 2)) and Flatten, so the features come out i
 (model.flattened_output); native_layout=True leaves them out (Keras' own NHWC) and says so in the model name. A
 channels_first source's 3-D feature map (B, C, L: what a conv1d, batch_norm or global pool reads) comes in through
 Permute((2, 1)) and, returned, goes out through one.
+
+Inside those permutes every tensor is in the canonical layout, so the in-process build (voice.py) reads every
+description layer's output off the same Keras layers (tapped: a second functional model over them, the taps); the
+net keras_model makes, and the file write() saves, have no taps.
 """
 
 from __future__ import annotations
@@ -105,6 +109,28 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False, 
     """(keras_model's net, its Mains): what canonical_weights reads weights or gradients back through. A chain is a
     keras.Sequential, a graph (merges, a tensor read twice) a functional keras.Model wired as the description's
     `inputs` say. dropout=False: every Dropout rate 0 (the training step's copy)."""
+    net, mains, _ = _assemble(model, dtype, native_layout, dropout)
+    return net, mains
+
+
+def layer_tensors(per_layer: list[list]) -> list:
+    """Each description layer's output in the assembled graph: the output of the LAST of its Keras layers (a pad or a
+    crop goes in front of its own). Every one is in the port's inner layout, which is the canonical one (NHWC maps,
+    (B, L, C) 3-D feature maps, (h, w, c) flattened features): the boundary's permutes lie outside them."""
+    return [pieces[-1].output for pieces in per_layer]
+
+
+def tapped(model: Model, dtype: str = "float32") -> tuple[Any, Mains, Any]:
+    """(assemble's net and Mains, taps): taps is a functional keras.Model over the same Keras layers (the same
+    weights) from the same input, whose outputs are every description layer's output (layer_tensors), in layer
+    order and in the canonical layout. The net is keras_model's own (the .keras file write() saves is unchanged)."""
+    net, mains, per_layer = _assemble(model, dtype, False, True)
+    taps = keras.Model(net.inputs[0], layer_tensors(per_layer), name=f"{net.name}_taps")
+    return net, mains, taps
+
+
+def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> tuple[Any, Mains, list[list]]:
+    """assemble's (net, Mains) and each description layer's Keras layers, in order."""
     check(model, dtype)
     shapes = model.input_shapes(1)
     first, last = boundary_perms(model, native_layout)
@@ -148,7 +174,7 @@ def assemble(model: Model, dtype: str = "float32", native_layout: bool = False, 
             y = la(y)
         net = keras.Model(inp, y, name=model_name(model, native_layout))
     assign(mains, dtype)
-    return net, mains
+    return net, mains, per_layer
 
 
-__all__ = ["assemble", "boundary_perms", "integer", "keras_model", "model_name", "permutes"]
+__all__ = ["assemble", "boundary_perms", "integer", "keras_model", "layer_tensors", "model_name", "permutes", "tapped"]
