@@ -33,7 +33,8 @@ def model_section(model: Model, batch: int) -> dict[str, Any]:
             "input_dtype": model.input_dtype, "boundary": model.boundary, "parameters": model.param_count(),
             "flops": model.flops(batch),
             "layers": [{"index": i, "name": la.name, "kind": la.kind, "options": dict(la.options),
-                        "output_shape": list(shapes[i + 1]), "parameters": int(sum(np.size(w) for w in la.weights.values()))}
+                        "output_shape": list(shapes[i + 1]), "parameters": int(sum(np.size(w) for w in la.weights.values())),
+                        "inputs": list(model.source_indices(i))}
                        for i, la in enumerate(model.layers)]}  # fmt: skip
 
 
