@@ -28,6 +28,8 @@ def versions() -> dict[str, str | None]:
 
 
 def model_section(model: Model, batch: int) -> dict[str, Any]:
+    """The model's counts and, per layer, its kind, options, output shape, parameters and `inputs`: the positions of
+    the layers it reads (-1: the model's input), which the certificate's growth of the error follows."""
     shapes = model.shapes(batch)
     return {"name": model.name, "source": model.source, "input_shape": [batch, *model.input_shape],
             "input_dtype": model.input_dtype, "boundary": model.boundary, "parameters": model.param_count(),
