@@ -60,8 +60,8 @@ def choose(columns: dict[str, list[dict[str, Any]]], reads: list[list[int]], dty
 
     over: dict[int, list[str]] = {}
     for who, rows in columns.items():
-        first = next((r["index"] for r in rows if "not_computed" not in (r.get("isolated") or {})
-                      and (r.get("isolated") is None or not r["isolated"].get("pass", False))), None)  # fmt: skip
+        first = next((r["index"] for r in rows if "isolated" in r and "not_computed" not in r["isolated"]
+                      and not r["isolated"].get("pass", False)), None)  # fmt: skip
         if first is not None:
             add(first, f"first diverging in {who}")
         for r in rows:
