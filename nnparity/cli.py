@@ -38,18 +38,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="{certify,port}")
     c = sub.add_parser(
         "certify", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="check the model in every voice and write DIR/certificate.md and DIR/certificate.json",
+        help="check the model in every voice and write DIR/certificate.md, DIR/certificate.json and DIR/certificate.png",
         description="Check MODEL in every voice (NumPy, torch, TensorFlow and JAX from primitives; torch.nn, Keras, "
                     "Flax and ONNX Runtime as ports) against the NumPy float64 reference: the whole forward in float32 "
                     "and float64, every layer isolated and accumulated (the first diverging layer), gradients, a GRU's "
                     "non-zero initial state, one Adam step per framework, the source model itself, and a paired speed "
                     "ranking. Exit 0 when every check passes, 1 when one fails, 2 on bad input.",
-        epilog="example:\n  nnparity certify mnist_convnet.keras -o cert    # cert/certificate.md, cert/certificate.json")  # fmt: skip
+        epilog="example:\n  nnparity certify mnist_convnet.keras -o cert    # cert/certificate.md, .json and .png")  # fmt: skip
     c.add_argument("model", help=MODEL_HELP)
     c.add_argument("--input-shape", help=SHAPE_HELP)
     c.add_argument("-o", "--output", type=Path, default=None,
-                   help="the folder for certificate.md and certificate.json (default: ./certificate-<model stem>); "
-                        "an existing one's two files are replaced")  # fmt: skip
+                   help="the folder for certificate.md, certificate.json and certificate.png (default: "
+                        "./certificate-<model stem>); an existing one's three files are replaced")  # fmt: skip
     c.add_argument("--no-bench", action="store_true", help="skip the speed ranking")
     c.add_argument("--profile", action="store_true",
                    help="print where the time went (seconds per voice and section) and the peak memory to stderr")

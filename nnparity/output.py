@@ -63,8 +63,15 @@ def staged(out: Path, force: bool = False) -> Iterator[Path]:
             _remove(tmp)
 
 
-def write_files(folder: Path, files: dict[str, str]) -> list[Path]:
-    """Write text files {name: content} into `folder`, all or none: a new folder is staged whole; into an existing
+def _write(path: Path, content: str | bytes) -> None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+
+
+def write_files(folder: Path, files: dict[str, str | bytes]) -> list[Path]:
+    """Write files {name: text or bytes} into `folder`, all or none: a new folder is staged whole; into an existing
     folder (a previous certificate) each file is staged beside it and replaced only after all were written."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -73,12 +80,12 @@ def write_files(folder: Path, files: dict[str, str]) -> list[Path]:
         with staged(folder) as tmp:
             tmp.mkdir()
             for name, text in files.items():
-                (tmp / name).write_text(text)
+                _write(tmp / name, text)
         return [folder / name for name in files]
     tmps = {name: _sibling(folder / name, "tmp") for name in files}
     try:
         for name, text in files.items():
-            tmps[name].write_text(text)
+            _write(tmps[name], text)
         for name, tmp in tmps.items():
             os.replace(tmp, folder / name)
     finally:

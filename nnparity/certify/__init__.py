@@ -2,8 +2,8 @@
 
     cert = certify(model, imported, Settings(batch=3, bench=True, command=argv))   # a plain, JSON-able dict
 
-Sections, one module each (certificate.py renders them): the model and the machine (about.py); the seeded inputs and
-the reference (inputs.py); per voice the whole forward in float32 and float64, every layer isolated and accumulated,
+Sections, one module each (nnparity/certificate/ renders them): the model and the machine (about.py); the seeded
+inputs and the reference (inputs.py); per voice the whole forward in float32 and float64, every layer isolated and accumulated,
 the gradients of the input and of every parameter (per_voice.py, layers.py); every GRU layer with a seeded non-zero
 initial state (initial_state.py, only where the model has a GRU); one Adam step per framework in its own convention
 (training.py); the user's own loaded model (user_model.py); the paired speed ranking (nnparity/timing.py); the
@@ -52,7 +52,7 @@ class Settings:
 
 def certify(model: Model, imported: Imported | None, settings: Settings) -> dict[str, Any]:
     """The certificate of `model` (and of the user's own model, `imported`): a plain dict (JSON-able but for
-    non-finite floats, which certificate.py writes as strings)."""
+    non-finite floats, which nnparity/certificate/ writes as strings)."""
     t0 = time.perf_counter()
     profile = Profile()
     batch = settings.batch

@@ -28,12 +28,15 @@ def versions() -> dict[str, str | None]:
 
 
 def model_section(model: Model, batch: int) -> dict[str, Any]:
+    """The model's counts and, per layer, its kind, options, output shape, parameters and `inputs`: the positions of
+    the layers it reads (-1: the model's input), which the certificate's growth of the error follows."""
     shapes = model.shapes(batch)
     return {"name": model.name, "source": model.source, "input_shape": [batch, *model.input_shape],
             "input_dtype": model.input_dtype, "boundary": model.boundary, "parameters": model.param_count(),
             "flops": model.flops(batch),
             "layers": [{"index": i, "name": la.name, "kind": la.kind, "options": dict(la.options),
-                        "output_shape": list(shapes[i + 1]), "parameters": int(sum(np.size(w) for w in la.weights.values()))}
+                        "output_shape": list(shapes[i + 1]), "parameters": int(sum(np.size(w) for w in la.weights.values())),
+                        "inputs": list(model.source_indices(i))}
                        for i, la in enumerate(model.layers)]}  # fmt: skip
 
 
