@@ -65,6 +65,9 @@ class Model:
     input_dtype: str = "float32"  # the source's input dtype; integer inputs (token ids) keep theirs
     source: str = "nnparity"  # where it came from: keras, torch, onnx, nnparity
     boundary: str = "channels_last"  # the source's layout of 4-D inputs and outputs: a drop-in port keeps it
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    """What the graph's queries computed once (the layers never change: the model is frozen); a derived model
+    (dataclasses.replace, sub, map) starts with its own empty memo. Read by _memoized only."""
 
     def __post_init__(self):
         if self.boundary not in BOUNDARIES:
@@ -72,11 +75,21 @@ class Model:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
 
+    def _memoized(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """compute(), once per key for this model: the graph's queries (shapes, the index, masks, maps) are asked once
+        per layer by every voice and port, which made them quadratic in the layers (resnet50: seconds per build)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
     # ------------------------------------------------------------------ shapes and checks
 
     def shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
         """[input shape, output shape of layer 0, ..., of the last layer], batch first. Raises ShapeError or
         ModelError naming the first layer that does not fit."""
+        return list(self._memoized(("shapes", int(batch)), lambda: self._shapes(batch)))
+
+    def _shapes(self, batch: int) -> list[tuple[int, ...]]:
         from .layers import spec_of
 
         out = [(int(batch), *self.input_shape)]
@@ -100,6 +113,9 @@ class Model:
 
     def _index(self) -> dict[str, int]:
         """Tensor name -> the position of the layer making it (INPUT -> -1). Checks names and order."""
+        return self._memoized(("index",), self._make_index)
+
+    def _make_index(self) -> dict[str, int]:
         index = {INPUT: -1}
         for i, la in enumerate(self.layers):
             if la.name == INPUT:
@@ -139,6 +155,9 @@ class Model:
         channels_first source holds (B, C, L): the input where a conv1d, batch_norm or global pool reads it, a
         conv1d's output, and what element-wise layers, batch_norm and merges make of a map. Sequences stay (B, T, F).
         (A 4-D tensor is always an image map; this rule is for the ambiguous rank 3.)"""
+        return self._memoized(("is_map", name), lambda: self._is_map(name))
+
+    def _is_map(self, name: str) -> bool:
         names = [INPUT, *(la.name for la in self.layers)]
         if len(self.shapes(1)[names.index(name)]) != 3:
             return False
@@ -200,6 +219,9 @@ class Model:
         """Per layer, the index of the layer whose padding mask reaches its input (an embedding with mask_zero, a
         masking layer), or None. A layer fed a mask cannot be checked on its own: `sub(mask_source, i + 1)` can.
         A merge passes a mask on only where every input carries the same one."""
+        return list(self._memoized(("mask_sources",), self._mask_sources))
+
+    def _mask_sources(self) -> list[int | None]:
         from .layers import spec_of
 
         out: list[int | None] = []
