@@ -1,6 +1,8 @@
 """The Flax port: a model description -> `OUT/model.py` (readable flax.linen code that imports only jax, flax and
 numpy) and `OUT/variables.npz` (the params, flat, read with allow_pickle=False). The voice "flax" of the general
-path is that very code, imported from a temporary folder and run under jax.jit.
+path is that very code, exec'd in memory with the same variables (no file written or read) and run under jax.jit;
+its build gives every layer's output from one forward (Built.outputs) and runs another model of the same structure
+without generating or compiling anything again (Built.rebind).
 
     files = write(model, Path("out"))        # out/model.py, out/variables.npz
     from model import load                   # (with out/ on the path; no nnparity needed)
@@ -13,8 +15,8 @@ depthwise_conv2d, conv1d), pooling (max/avg pools, global pools), normalization 
 activation (activation, dropout), shape (zero_pad2d, flatten, reshape, permute, add, concatenate) and dense. A
 layer's options the port cannot express are refused by the check registered with its kind's emitter (`refusal`).
 Around them: emit (the registry, the refusal, the names in the Flax tree), codegen (the text of model.py), layout
-(the boundary's transposes), weights (the weight maps both ways), voice (write, build) and train (train_step,
-project_for_training).
+(the boundary's transposes), weights (the weight maps both ways), program (the generated code exec'd in memory and
+jitted, shared by rebound builds), voice (write, build) and train (train_step, project_for_training).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ and load().
 
 Issue 18: the description is a graph, and __call__ keeps the values read again later (a merge's inputs, a tensor
 read by a layer that is not the next one) in named variables (NAME_out; `inputs` for the model's input).
+
+Issue 27: `source(model, record=True)` is the recording variant the built voice runs for Built.outputs, never
+written: the same text, but __call__ also appends every layer's value but the last to `taps`, where Flax holds it
+(channels last: the canonical layout, the boundary's transposes coming after the last layer), and returns
+(the output, taps). The written model.py (record=False) is unchanged, byte for byte.
 """
 
 from __future__ import annotations
@@ -119,10 +124,11 @@ def _notes(model: Model) -> list[str]:
     return notes
 
 
-def _body(model: Model, native_layout: bool, t_in: bool, t_out: bool) -> list[str]:
-    """The lines of __call__: each layer's emitter, the named values, the boundary transposes."""
+def _body(model: Model, native_layout: bool, t_in: bool, t_out: bool, record: bool = False) -> list[str]:
+    """The lines of __call__: each layer's emitter, the named values, the boundary transposes; with `record`, the
+    taps too (every layer's value but the last, which is the output) and (x, taps) returned."""
     shapes = model.shapes(1)
-    body = []
+    body = [TAPS] if record else []
     rank_in, rank_out = len(shapes[0]), len(shapes[-1])
     if t_in:
         body.append(f"x = jnp.transpose(x, {last_perm(rank_in)!r})  # channels first -> last: Flax's layout inside")
@@ -145,14 +151,20 @@ def _body(model: Model, native_layout: bool, t_in: bool, t_out: bool) -> list[st
         body.extend(EMITTERS.get(layer.kind).fn(name, opts, in_shapes[i], **extra))
         if layer.name in kept:
             body.append(f"{var[layer.name]} = x")
+        if record and i < len(model.layers) - 1:
+            body.append(TAP)
     if t_out:
         body.append(f"x = jnp.transpose(x, {first_perm(rank_out)!r})  # channels last -> first: the source's layout out")
     flat = None if native_layout else model.flattened_output()
     if flat:
         body.append(f"x = jnp.transpose(x.reshape((x.shape[0], {', '.join(map(str, flat))})), (0, 3, 1, 2)).reshape((x.shape[0], -1))"
                     "  # the flattened features in the source's (c, h, w) order")
-    body.append("return x")
+    body.append("return x, taps" if record else "return x")
     return body
+
+
+TAPS = "taps = []  # the recording variant: every layer's value but the last, as held here (channels last, canonical)"
+TAP = "taps.append(x)"
 
 
 _LOAD = [  # load(): reads variables.npz into the variables tree
@@ -180,8 +192,8 @@ _LOAD = [  # load(): reads variables.npz into the variables tree
 ]
 
 
-def source(model: Model, native_layout: bool = False) -> str:
-    """The text of model.py."""
+def source(model: Model, native_layout: bool = False, record: bool = False) -> str:
+    """The text of model.py; with `record`, its recording variant (the built voice's Built.outputs; never written)."""
     shapes = model.shapes(1)
     t_in, t_out = transposes(model, native_layout)
     x_shape, y_shape = boundary_shape(shapes[0], t_in), boundary_shape(shapes[-1], t_out)
@@ -220,7 +232,7 @@ def source(model: Model, native_layout: bool = False) -> str:
     if has_state(model):
         lines += ['        """train=True: BatchNorm normalises by the batch and updates "batch_stats" (apply with',
                   '        mutable=["batch_stats"]); False (inference): the moving statistics."""']
-    lines += ["        " + b for b in _body(model, native_layout, t_in, t_out)]
+    lines += ["        " + b for b in _body(model, native_layout, t_in, t_out, record)]
     return "\n".join(lines + _LOAD)
 
 

@@ -1,4 +1,5 @@
-"""The Flax port's training: `train_step`, one optax.adam step of the written port, and `project_for_training`.
+"""The Flax port's training: `train_step`, one optax.adam step of the written port (its code and variables in memory,
+program.Program, as the built voice runs them), and `project_for_training`.
 
 Training (`train_step`) is optax.adam with its defaults (eps 1e-8 after the bias-corrected sqrt(v), eps_root 0:
 optax/_src/transform.py's scale_by_adam, torch's convention), which is exact for every layer but a GRU or an LSTM: the
@@ -21,9 +22,8 @@ from ...model.description import Model
 from ...model.layers import spec_of
 from ...model.layers.rnn import CELL_WEIGHTS, directions
 from .emit import RECURRENT, VOICE, has_state, refusal
-from .layout import Boundary
 from .normalization import batch_norm_notes
-from .voice import integer_input, load_port
+from .program import Program, integer_input
 from .weights import canonical
 
 NOT_TRAINING_EXACT = (
@@ -65,8 +65,9 @@ def train_step(model: Model, x: np.ndarray, t: np.ndarray, dtype: str = "float64
     jax = frameworks.load("jax")
     optax = frameworks.load("optax")
     jnp = jax.numpy
-    module, variables = load_port(model, dtype)
-    layout, kind = Boundary(model), training.loss_kind(model)
+    program = Program(model, dtype)  # the code write() writes, exec'd in memory, and the same variables
+    module, variables = program.module, program.variables(model)
+    layout, kind = program.layout, training.loss_kind(model)
     stateful = has_state(model)
 
     def loss_fn(p, s, x, t):

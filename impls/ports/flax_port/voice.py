@@ -1,13 +1,16 @@
-"""The Flax port written and built: `write` (model.py and variables.npz in a folder), `load_port` (what write writes,
-imported from a temporary folder as a module of its own name and loaded by its own load()) and `build`, the "flax"
-voice of the general path: that very code under jax.jit, canonical layout in and out (layout.Boundary), its
-gradients read back through the weight maps (weights.canonical).
+"""The Flax port written and built: `write` (model.py and variables.npz in a folder, what users get), `load_port`
+(what write writes, written to a temporary folder and imported as a module of its own name, loaded by its own load())
+and `build`, the "flax" voice of the general path: that very code in memory (program.Program: the text exec'd, the
+variables from the arrays, no file written or read; numerically identical to the written port loaded by its own
+load()) under jax.jit, canonical layout in and out (layout.Boundary), its gradients read back through the weight maps
+(weights.canonical). The build offers Built.outputs (every layer's output from one forward of the recording variant)
+and Built.rebind (another model of the same structure through the same Program: nothing generated, exec'd, written or
+compiled again).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -21,9 +24,10 @@ from ...model.description import Model
 from ...model.voices import Built
 from .codegen import source
 from .emit import VOICE, bidirectional, has_state, masked, port_dtype, refusal
-from .layout import Boundary, transposes
+from .layout import transposes
 from .normalization import batch_norm_notes
-from .weights import batch_stats, canonical, flat, params
+from .program import Program, integer_input, module_name
+from .weights import arrays, canonical
 
 
 def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
@@ -36,16 +40,13 @@ def write(model: Model, out: Path, native_layout: bool = False) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     code, npz = out / "model.py", out / "variables.npz"
     code.write_text(source(model, native_layout))
-    np.savez(npz, **flat(params(model)), **{f"batch_stats:{k}": v for k, v in flat(batch_stats(model)).items()})
+    np.savez(npz, **arrays(model))
     return [code, npz]
-
-
-_COUNTER = itertools.count()
 
 
 def _import(folder: Path) -> Any:
     """The generated model.py as a fresh module of its own name (ports of different models never collide)."""
-    name = f"nnparity_flax_port_{next(_COUNTER)}"
+    name = module_name()
     spec = importlib.util.spec_from_file_location(name, folder / "model.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # flax's dataclass transform looks the module up while the class is made
@@ -98,51 +99,51 @@ def _notes(model: Model) -> list[str]:
     return notes
 
 
-def integer_input(model: Model) -> bool:
-    """Whether the model takes token ids (an integer input, fed as it is and given no gradient)."""
-    return bool(np.issubdtype(np.dtype(model.input_dtype), np.integer))
-
-
 def build(model: Model, dtype: str) -> Built:
-    """The port itself (the code write() writes, imported), under jax.jit; canonical layout in and out."""
+    """The port itself (the code write() writes, exec'd in memory: program.Program), under jax.jit; canonical layout
+    in and out."""
     why = refusal(model, dtype)
     if why is not None:
         raise limits.Refused(f"{VOICE}: {why}")
+    return bind(Program(model, dtype), model)
+
+
+def bind(program: Program, model: Model) -> Built:
+    """`model` (the Program's own, or one of its structure) run by `program` with its own variables."""
     jax = frameworks.load("jax")
     jnp = jax.numpy
-    module, variables = load_port(model, dtype)
-    layout = Boundary(model)
-    apply = jax.jit(module.apply)  # inference: a BatchNorm on its moving statistics (batch_stats, read only)
-    ids = integer_input(model)
-    with_params = lambda v, p: {**v, "params": p}  # gradients of the params only: batch_stats is state
-    if ids:  # token ids: no gradient for them (the reference's dx is None)
-        pull = jax.jit(lambda v, x, dy: (*jax.vjp(lambda p: module.apply(with_params(v, p), x), v["params"])[1](dy),
-                                         None))
-    else:
-        pull = jax.jit(lambda v, x, dy: jax.vjp(lambda p, x: module.apply(with_params(v, p), x), v["params"], x)[1](dy))
-    in_dtype = model.input_dtype if ids else dtype
+    layout, variables, names = program.layout, program.variables(model), program.names
 
     def to_native(x: np.ndarray) -> Any:
-        return jnp.asarray(layout.x(np.asarray(x)), dtype=in_dtype)
+        return jnp.asarray(layout.x(np.asarray(x)), dtype=program.in_dtype)
 
     def call(x: Any) -> Any:
-        return jax.block_until_ready(apply(variables, x))
+        return jax.block_until_ready(program.apply(variables, x))
 
     def to_numpy(y: Any) -> np.ndarray:
         return layout.dy(np.asarray(y))
 
     def dy_to_native(dy: np.ndarray) -> Any:
-        return jnp.asarray(layout.y(np.asarray(dy)), dtype=dtype)
+        return jnp.asarray(layout.y(np.asarray(dy)), dtype=program.dtype)
 
     def vjp(x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
-        gp, gx = pull(variables, to_native(x), dy_to_native(dy))
-        grads = canonical(model, jax.tree_util.tree_map(np.asarray, gp), gradients=True)
+        gp, gx = program.pull(variables, to_native(x), dy_to_native(dy))
+        grads = canonical(model, jax.tree_util.tree_map(np.asarray, gp), gradients=True, names=names)
         return (None if gx is None else layout.dx(np.asarray(gx))), {k: grads[k] for k in model.parameters()}
 
     def step(x: Any, dy: Any) -> Any:
-        return jax.block_until_ready(pull(variables, x, dy))
+        return jax.block_until_ready(program.pull(variables, x, dy))
 
-    return Built(VOICE, dtype, to_native, call, to_numpy, vjp, step, "jit", _notes(model), dy_to_native=dy_to_native)
+    def outputs(x: np.ndarray) -> list[np.ndarray]:
+        return program.outputs(variables, built.to_native(x))  # built.to_native: the input checked, as forward's
+
+    def rebind(other: Model) -> Built:
+        program.check(other)
+        return bind(program, other)
+
+    built = Built(VOICE, program.dtype, to_native, call, to_numpy, vjp, step, "jit", _notes(model),
+                  dy_to_native=dy_to_native, outputs=outputs, rebind=rebind)
+    return built
 
 
-__all__ = ["build", "integer_input", "load_port", "write"]
+__all__ = ["bind", "build", "integer_input", "load_port", "write"]

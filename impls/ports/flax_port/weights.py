@@ -4,7 +4,10 @@ collection (`batch_stats`), and a params tree (weights or gradients) -> the cano
 Flax keeps the canonical layouts (conv2d HWIO, conv1d (K, C / groups, F), dense (in, out)); the translations are the
 recurrent cells' folded biases (convert.gru_to_flax: the z and r gates' b_x + b_h; convert.lstm_to_flax: every gate's),
 nn.Embed's "embedding", the depthwise kernel as a grouped one, and a norm's {scale, bias} beside its moving
-statistics. variables.npz holds the trees flat (`flat`: "layer/weight", "batch_stats:layer/mean").
+statistics. variables.npz holds the trees flat (`arrays`: "layer/weight", "batch_stats:layer/mean"), and the built
+voice loads the same arrays without the file. `names`: the Flax names to hold them under, a model of the same
+structure's (a rebound build runs its first model's code, whose layers are named after that model's), by default
+the model's own (flax_names).
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ _FROM_FLAX = {("gru", False): convert.gru_from_flax, ("gru", True): convert.gru_
               ("lstm", False): convert.lstm_from_flax, ("lstm", True): convert.lstm_grads_from_flax}
 
 
-def params(model: Model) -> dict[str, dict]:
+def params(model: Model, names: list[str] | None = None) -> dict[str, dict]:
     """The Flax params tree of `model`'s canonical weights (NumPy): {flax layer name: {...}}; a bidirectional
     layer's backward cell is its own entry, backward_name(name)."""
     out: dict[str, dict] = {}
-    for layer, name in zip(model.layers, flax_names(model), strict=True):
+    for layer, name in zip(model.layers, flax_names(model) if names is None else names, strict=True):
         w = {k: np.asarray(v) for k, v in layer.weights.items()}
         if layer.kind in RECURRENT:
             for cell, suffix in _cells(layer, name):
@@ -50,19 +53,21 @@ def params(model: Model) -> dict[str, dict]:
     return out
 
 
-def batch_stats(model: Model) -> dict[str, dict]:
+def batch_stats(model: Model, names: list[str] | None = None) -> dict[str, dict]:
     """Flax's "batch_stats" collection of `model`'s state: {flax layer name: {mean, var}} per batch_norm."""
+    names = flax_names(model) if names is None else names
     return {name: convert.norm_to_flax({k: np.asarray(v) for k, v in layer.weights.items()})[1]
-            for layer, name in zip(model.layers, flax_names(model), strict=True) if layer.kind == "batch_norm"}
+            for layer, name in zip(model.layers, names, strict=True) if layer.kind == "batch_norm"}
 
 
-def canonical(model: Model, tree: dict, gradients: bool, stats: dict | None = None) -> dict[tuple[str, str], np.ndarray]:
+def canonical(model: Model, tree: dict, gradients: bool, stats: dict | None = None,
+              names: list[str] | None = None) -> dict[tuple[str, str], np.ndarray]:
     """A Flax params tree (weights, or their gradients when `gradients`) -> {(layer, weight): canonical array}.
     A folded GRU or LSTM bias's gradient goes to both b_x and b_h of its gate (convert.gru_grads_from_flax,
     convert.lstm_grads_from_flax); read as weights, the folded sum is b_x and that b_h zero. `stats`: a
     "batch_stats" collection, read back as the BatchNorms' moving_mean / moving_var (without it, state is left out)."""
     out: dict[tuple[str, str], np.ndarray] = {}
-    for layer, name in zip(model.layers, flax_names(model), strict=True):
+    for layer, name in zip(model.layers, flax_names(model) if names is None else names, strict=True):
         if not layer.weights:
             continue
         if layer.kind in NORMS:
@@ -95,4 +100,10 @@ def flat(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
-__all__ = ["batch_stats", "canonical", "flat", "params"]
+def arrays(model: Model, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The variables as variables.npz holds them, in its order: the params flat ("layer/weight", "layer/cell/weight"),
+    then the batch_stats ("batch_stats:layer/mean", "batch_stats:layer/var")."""
+    return {**flat(params(model, names)), **{f"batch_stats:{k}": v for k, v in flat(batch_stats(model, names)).items()}}
+
+
+__all__ = ["arrays", "batch_stats", "canonical", "flat", "params"]
