@@ -121,3 +121,18 @@ def test_a_rounding_amplified_where_the_gradient_is_near_eps_passes_and_the_same
     large = want.copy()
     large[0] += 7.5e-12
     assert not certify.conditioned(large, want, grad, "torch", 1e-8)["pass"]
+
+
+def test_the_gradient_spread_is_the_references_own_one_ulp_sensitivity(model):
+    """gradient_spread moves every weight and the input by one ulp: on the deep BatchNorm model the reference's
+    training gradient moves by more than nothing and far less than the gradient itself; recorded in the certificate."""
+    from nnparity.certify import training as section
+
+    x = np.random.default_rng(3).uniform(-1, 1, (3, *model.input_shape))
+    t = training.targets(model, np.zeros((3, 5)), 4)
+    _, grads, _ = training.reference_gradients(model, x, t)
+    spread = section.gradient_spread(model, x, t, grads)
+    assert set(spread) == set(grads)
+    zero = section.zero_gradient_parameters(model)  # conv biases read only by a BatchNorm: their gradient is noise
+    rel = {k: spread[k] / np.max(np.abs(grads[k])) for k in grads if k not in zero}
+    assert 0 < max(rel.values()) < 1e-9, max(rel.values())

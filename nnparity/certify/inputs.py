@@ -20,9 +20,9 @@ from impls.model.compose import reference_inputs, reference_outputs, reference_v
 from impls.model.description import Model
 from impls.model.layers import spec_of
 
-SEEDS = {"x": 1, "dy": 2, "h0": 3, "targets": 4, "blocks": 5}
+SEEDS = {"x": 1, "dy": 2, "h0": 3, "targets": 4, "blocks": 5, "ulp": 6}
 """Every random draw's seed: the input, the output cotangent of the gradient check, the GRU initial states, the
-training targets, and the speed ranking's block orders."""
+training targets, the speed ranking's block orders, and the signs of the training gradient's one-ulp perturbation."""
 INPUT_RANGE = (-1.0, 1.0)
 TOKEN_RANGE = (0, 10)  # integer inputs (token ids): uniform integers, in the source's dtype
 
