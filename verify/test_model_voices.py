@@ -193,6 +193,8 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     # -- elementwise and constants
     # -- pooling and shape
     # -- normalization, convolution and the rest
+    # -- attention (issue 25)
+    # -- recurrent initial states (issue 25)
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}
 

@@ -32,6 +32,8 @@ from .base import ACTIVATIONS, LayerSpec
 # -- elementwise and constants
 # -- pooling and shape
 # -- normalization, convolution and the rest
+# -- attention (issue 25)
+# -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
     s.KIND: s
@@ -44,6 +46,8 @@ KINDS: dict[str, LayerSpec] = {
         # -- elementwise and constants
         # -- pooling and shape
         # -- normalization, convolution and the rest
+        # -- attention (issue 25)
+        # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip
 
