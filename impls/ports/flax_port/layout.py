@@ -15,7 +15,8 @@ from ...model.description import INPUT, Model
 
 MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
 """Kinds that read a 3-D tensor as a feature map (B, L, C): a channels_first source holds it (B, C, L)."""
-MAP_KEEPERS = ("batch_norm", "activation", "dropout", "add", "concatenate")
+MAP_KEEPERS = ("batch_norm", "activation", "dropout", "add", "concatenate",
+               "multiply", "rescale", "layer_scale", "stochastic_depth")  # the element-wise kinds (issue 24)
 """Kinds whose 3-D output is a feature map where their (first) input is one."""
 
 
