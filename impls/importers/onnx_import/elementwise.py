@@ -127,4 +127,7 @@ def total(ctx: Context, pos: int, node: Any) -> None:
     ctx.set(replace(vals[0], name=node.output[0]))
 
 
+REGISTRY.absent("stochastic_depth", "ONNX has no stochastic-depth op: an exported model computes its inference, where "
+                "stochastic depth is the identity and leaves no node (torch.onnx.export writes none)")
+
 __all__ = ["arithmetic", "channel_axis", "mul", "total"]
