@@ -66,10 +66,15 @@ def _lookup(ctx: _Ctx, node: Node) -> tuple[Callable, Any]:
     raise ctx.refuse(node, "not supported", listed=True)
 
 
-def _paths(node: Node) -> list:
+def _paths(node: Node, distinct: bool = True) -> list:
     """The tensors a node reads that are paths of the graph: its tensor arguments less the tensors the module holds
-    (get_attr nodes: a parameter, a buffer), which the node's converter reads as constants or weights."""
-    return [a for a in _tensor_args(node) if a.op != "get_attr"]
+    (get_attr nodes: a parameter, a buffer), which the node's converter reads as constants or weights. distinct=False
+    keeps a tensor read twice twice (z * z is a product of two paths)."""
+    if distinct:
+        return [a for a in _tensor_args(node) if a.op != "get_attr"]
+    found: list = []
+    fx.node.map_arg((node.args, node.kwargs), lambda a: found.append(a) or a)
+    return [a for a in found if not _is_shape_node(a) and a.op != "get_attr"]
 
 
 def _is_merge(node: Node) -> bool:
@@ -79,7 +84,7 @@ def _is_merge(node: Node) -> bool:
     entry = _entry(node)
     if entry is None or not entry.meta.get("joins"):
         return False
-    return len(_paths(node)) >= 2 or not entry.meta.get("constants")
+    return len(_paths(node, distinct=False)) >= 2 or not entry.meta.get("constants")
 
 
 def _map_readers() -> tuple[type, ...]:
@@ -144,7 +149,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
             break
         args = _paths(node)
         if _is_merge(node):
-            if len(args) < 2:
+            if len(_paths(node, distinct=False)) < 2:
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
                                        "add and concatenate join two or more layers' outputs")  # fmt: skip
             step = _entry(node).fn(ctx, node, node.target)
