@@ -142,7 +142,7 @@ def _with_constant(case, tmp_path):
     if x.dtype != np.float32 or x.ndim < 2:
         return None, f"{x.dtype} inputs of shape {x.shape}: the description takes float inputs, batch first"
     if y.shape != (x.shape[-1],):
-        return None, (f"a second input {y.shape} the first's shape: one value per element is neither one number nor one per "
+        return None, (f"a second input of the first's shape {y.shape}: one value per element is neither one number nor one per "
                       "channel (two graph inputs: a description takes one)")  # fmt: skip
     g = case.model.graph
     node = helper.make_node(g.node[0].op_type, [g.input[0].name, "k"], [g.output[0].name], name=f"/{case.name}/op")
