@@ -22,6 +22,14 @@ from .. import UnsupportedLayer
 keras = frameworks.load("keras")
 
 Converted = tuple[str, dict, dict] | None  # (kind, options, canonical weights); None: the layer is skipped
+REGISTRY = Registry("the Keras importer", "Keras layer class", name_of=lambda c: f"keras.layers.{c.__name__}")
+
+
+def supported() -> str:
+    """Every Keras layer class the importer reads, as a refusal lists them."""
+    return REGISTRY.supported()
+
+
 def class_name(c: type) -> str:
     """How a registered class is named: keras.layers.Dense; a raw op of the functional graph keras.ops.Multiply;
     keras.applications' own layers by their module (keras.applications.convnext.LayerScale)."""
@@ -33,12 +41,7 @@ def class_name(c: type) -> str:
     return f"keras.layers.{c.__name__}"
 
 
-REGISTRY = Registry("the Keras importer", "Keras layer class", name_of=class_name)
-
-
-def supported() -> str:
-    """Every Keras layer class the importer reads, as a refusal lists them."""
-    return REGISTRY.supported()
+REGISTRY.name_of = class_name  # issue 24: raw ops and keras.applications' layers are registered classes too
 
 
 class Context:
@@ -95,4 +98,4 @@ def one(v: Any) -> int:
     return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
 
 
-__all__ = ["REGISTRY", "Context", "Converted", "class_name", "one", "pair", "supported"]
+__all__ = ["REGISTRY", "Context", "Converted", "one", "pair", "supported"]
