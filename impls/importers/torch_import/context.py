@@ -141,6 +141,14 @@ def _is_shape_node(n: Any) -> bool:
     return False
 
 
+def fetch(gm: Any, node: Node) -> Any:
+    """What get_attr node `node` reads off the traced module: its target, a dotted path of attributes."""
+    obj = gm
+    for part in str(node.target).split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _tensor_users(n: Node) -> list:
     return [u for u in n.users if not _is_shape_node(u)]
 

@@ -27,15 +27,13 @@ import numpy as np
 from ...layouts import Layout
 from ...model.description import Layer
 from .. import constants
-from .context import REGISTRY, Node, Step, _arg, _Ctx, _step, torch
+from .context import REGISTRY, Node, Step, _arg, _Ctx, _step, fetch, torch
 from .shape import _add, _joined
 
 
 def _held(ctx: _Ctx, n: Node) -> tuple[np.ndarray, bool]:
     """(the tensor a get_attr node reads, as NumPy in its own dtype, whether it is a trainable nn.Parameter)."""
-    obj = ctx.gm
-    for part in str(n.target).split("."):
-        obj = getattr(obj, part)
+    obj = fetch(ctx.gm, n)
     if not isinstance(obj, torch.Tensor):
         raise ctx.refuse(n, f"it reads {type(obj).__name__} {n.target!r}, not a tensor")
     return obj.detach().cpu().numpy(), isinstance(obj, torch.nn.Parameter) and obj.requires_grad

@@ -36,6 +36,7 @@ from .context import (
     _tensor_args,
     _tensor_users,
     by_name,
+    fetch,
     fx,
     supported,
     torch,
@@ -208,14 +209,6 @@ class _Recorder(fx.Interpreter):
         return out
 
 
-def _held(gm: Any, n: Node) -> Any:
-    """The tensor a get_attr node reads: the module's attribute at its dotted path."""
-    obj = gm
-    for part in str(n.target).split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _run_step(gm: Any, step: Step, t: Any, shapes: dict) -> Any:
     """The step's own modules / functions on t (fed where the chain fed step.input). A size read off a tensor
     outside the step (`b = x.size(0)` at the top of forward) comes from a stand-in of that tensor's shape, t's batch."""
@@ -224,7 +217,7 @@ def _run_step(gm: Any, step: Step, t: Any, shapes: dict) -> Any:
     def value(n: Node) -> Any:
         if n not in env:
             if n.op == "get_attr":  # a tensor the module holds: itself
-                env[n] = _held(gm, n)
+                env[n] = fetch(gm, n)
             elif _is_shape_node(n):
                 env[n] = run(n)
             else:
