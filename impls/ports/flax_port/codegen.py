@@ -49,7 +49,8 @@ _MASK_HELPERS = textwrap.dedent('''\
 def _helpers(model: Model) -> list[str]:
     """The module-level text (a small linen Module) that the emitters of the model's kinds call, registered with
     their emitter as `helper=` (layer_scale's ChannelScale), once each, before the Model."""
-    texts = dict.fromkeys(EMITTERS.get(la.kind).meta.get("helper") for la in model.layers)
+    entries = (EMITTERS.get(la.kind) for la in model.layers)
+    texts = dict.fromkeys(e.meta.get("helper") for e in entries if e is not None)
     return [line for text in texts if text for line in (*text.splitlines(), "", "")]
 
 
