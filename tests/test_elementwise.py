@@ -332,7 +332,7 @@ def test_what_has_no_kind_is_refused_naming_the_node(case):
     assert f"node {node!r}" in msg and words in msg, msg
 
 
-def test_keras_refuses_a_difference_of_tensors_and_a_normalization_over_several_axes():
+def test_keras_refuses_a_difference_of_tensors_a_normalization_over_several_axes_and_another_raw_op():
     keras = load_framework("keras")
     from impls.importers import keras_import
 
@@ -340,9 +340,22 @@ def test_keras_refuses_a_difference_of_tensors_and_a_normalization_over_several_
     x = keras.Input((3, 4))
     for y, words in ((x - L.Dense(4, name="d")(x), "subtracts two tensors"),
                      (L.Normalization(axis=(1, 2), mean=np.zeros((3, 4)), variance=np.ones((3, 4)), name="n")(x),
-                      "other than the last")):  # fmt: skip
+                      "other than the last"),
+                     (keras.ops.exp(x), r"keras.src.ops.numpy.Exp \(a raw keras.ops call in the graph\) is not supported")):  # fmt: skip
         with pytest.raises(UnsupportedLayer, match=words):
             keras_import.from_model(keras.Model(x, y), (2, 3, 4), "net.py:net")
+
+
+@pytest.mark.parametrize("layer", ["invert", "one mean for every channel"])
+def test_keras_normalization_inverted_and_scalar(layer):
+    """invert=True is mean + x * max(sqrt(variance), epsilon); axis=None one mean and variance for every value."""
+    keras = load_framework("keras")
+    N = keras.layers.Normalization
+    made = N(mean=[0.5, -1.0, 2.0, 0.0], variance=[4.0, 0.25, 1e-16, 9.0], invert=True, name="n") if layer == "invert" \
+        else N(axis=None, mean=0.5, variance=2.0, name="n")  # fmt: skip
+    imported = _keras_constants(made)
+    assert imported.model.layers[0].kind == "rescale"
+    assert not _caught(imported, np.random.default_rng(7).uniform(-1, 1, (3, 4)))
 
 
 def test_a_padding_mask_passes_a_rescaling_to_the_lstm():
