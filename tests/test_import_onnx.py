@@ -266,12 +266,12 @@ def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
                 return self.pool(self.conv(x))
             if what == "bidirectional":  # h_n[0]: the forward half alone (a bidirectional layer imports joined only)
                 return self.gru(x)[1][0]
-            return x * torch.relu(self.conv(x))  # a residual (x + ...) imports since issue 18; a gate's Mul does not
+            return x / torch.relu(self.conv(x))  # x + ... imports since issue 18, a gate's x * ... since 24; x / ... not
 
     shape = (3, 6, 5) if what == "bidirectional" else (3, 2, 5, 5)
     path = export(M(), shape, tmp_path / f"{what}.onnx")
     words = {"ceil_mode": ("(MaxPool)", "ceil_mode=1"), "bidirectional": ("(GRU)", "bidirectional"),
-             "gate": ("(Mul)", "only Add and Concat merge")}[what]  # fmt: skip
+             "gate": ("(Div)", "only Add, Mul, Sum and Concat merge")}[what]  # fmt: skip
     _refused(path, *words)
 
 

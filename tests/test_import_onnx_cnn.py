@@ -243,7 +243,7 @@ def test_refusals_name_the_node(tmp_path):
         "training": ([_bn("bn", "x", "y", training_mode=1)], (3, 2, 4), ("training_mode=1",)),
         "ln_axes": ([helper.make_node("LayerNormalization", ["x", "ln.s"], ["y"], name="/ln/LN", axis=1)], (3, 2, 4),
                     ("(LayerNormalization)", "over the last axis only")),
-        "mul": ([helper.make_node("Mul", ["x", "x"], ["y"], name="/m/Mul")], (3, 2, 4), ("(Mul)", "only Add and Concat")),
+        "div": ([helper.make_node("Div", ["x", "x"], ["y"], name="/m/Div")], (3, 2, 4), ("(Div)", "only Add, Mul, Sum and Concat")),
     }  # fmt: skip
     for what, (nodes, shape, words) in cases.items():
         path = _save(tmp_path / f"{what}.onnx", nodes, shape, init, shape[1:])

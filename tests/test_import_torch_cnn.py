@@ -301,7 +301,7 @@ class _Body(nn.Module):
     (nn.AdaptiveAvgPool2d(2), lambda s, x: s.body(x).flatten(1), (3, 2, 4, 4), "body", ["output_size=2"]),
     (nn.AdaptiveAvgPool2d(1), lambda s, x: s.body(x) * 2.0, (3, 2, 4, 4), "body", ["not flattened"]),
     (nn.Conv2d(2, 2, 1), lambda s, x: s.body(x).mean(dim=(2, 3), keepdim=True), (3, 2, 4, 4), "mean", ["keepdim=True"]),
-    (nn.Conv2d(2, 2, 1), lambda s, x: s.body(x) + 1.0, (3, 2, 4, 4), "add", ["constant"]),
+    (nn.Conv2d(2, 2, 1), lambda s, x: 1.0 / s.body(x), (3, 2, 4, 4), "truediv", ["constant"]),  # x + 1.0: issue 24's rescale
 ])  # fmt: skip
 def test_what_the_description_lacks_is_refused_naming_the_node(body, fn, shape, node, words):
     with pytest.raises(UnsupportedLayer) as e:

@@ -191,6 +191,11 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                              ("dense", "c2", {"units": 3}, ("input",)), ("concatenate", "cat", {"axis": -1}, ("c1", "c2"))]),
     # -- activations
     # -- elementwise and constants
+    "multiply-broadcast": ((3, 2, 4), [("global_avg_pool", "g", {}), ("reshape", "r", {"target_shape": [1, 1, 4]}),
+                                       ("multiply", "m", {}, ("r", "input")), ("multiply", "m3", {}, ("m", "input", "m"))]),
+    "rescale-layer_scale-stochastic_depth": ((3, 4), [
+        ("rescale", "s", {"scale": [0.5, -2.0, 1.5, 3.0], "offset": 0.25}), ("layer_scale", "ls", {}),
+        ("stochastic_depth", "sd", {"rate": 0.2, "mode": "batch"}), ("rescale", "s2", {"scale": -0.5, "offset": [1, 2, 3, 4]})]),
     # -- pooling and shape
     # -- normalization, convolution and the rest
     # -- attention (issue 25)

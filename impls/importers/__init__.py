@@ -71,14 +71,15 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
 def _frameworks_first(path: Path) -> None:
     """Start, through impls.frameworks, the Keras or TensorFlow that the user's file imports, before it runs: so
     they start configured (KERAS_BACKEND, thread counts) and quiet (TensorFlow's absl start-up lines on fd 2 went
-    into a bad-input command's one-line stderr when the file imported Keras itself)."""
+    into a bad-input command's one-line stderr when the file imported Keras itself); and torchvision, whose own
+    import fails beside this CPU torch ("operator torchvision::nms does not exist") unless frameworks loads it."""
     try:
         tree = ast.parse(path.read_bytes())
     except (SyntaxError, ValueError, OSError):
         return  # running the file says what is wrong with it
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
-    for framework in ("keras", "tensorflow"):
+    for framework in ("keras", "tensorflow", "torchvision"):
         if framework in roots:
             try:
                 frameworks.load(framework)

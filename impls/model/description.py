@@ -32,6 +32,7 @@ MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
 """Kinds that read a rank-3 input as a 1-D feature map (channels on the last axis, the time axis spatial)."""
 MAP_KEEPERS = ("activation", "dropout", "batch_norm", "add", "concatenate")
 """Kinds whose output is a map where what they read is one."""
+MAP_KEEPERS += ("multiply", "rescale", "layer_scale", "stochastic_depth")  # issue 24's element-wise kinds
 
 
 @dataclass(frozen=True)

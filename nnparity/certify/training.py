@@ -114,12 +114,17 @@ def conditioned(got: np.ndarray, want: np.ndarray, grad: np.ndarray, flavour: st
             "worst_share_index": [int(i) for i in worst], "conditioned": True}  # fmt: skip
 
 
+_STOCHASTIC_DEPTH = ("; stochastic depth is off too, the identity it is at inference (in training torchvision drops "
+                     "each sample's path, Keras' ConvNeXt the whole batch's, at random: no two frameworks' draws match)")
+
+
 def training_section(model: Model, ref: Reference, available: list[str], selected: tuple[str, ...], progress,
                      profile: Profile) -> dict[str, Any]:  # fmt: skip
     kind = training.loss_kind(model)
     t = training.targets(model, ref.outs[-1], SEEDS["targets"])
     out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
-                           "dropout": "off (a step is taken in inference mode)", "conventions": ADAM_CONVENTIONS,
+                           "dropout": "off (a step is taken in inference mode)" + _STOCHASTIC_DEPTH * any(
+                               la.kind == "stochastic_depth" for la in model.layers), "conventions": ADAM_CONVENTIONS,
                            "bar_rule": BAR_RULE,
                            **({"batch_norm": ("training mode: each BatchNorm normalises by the batch's mean and biased "
                                               "variance and moves its moving statistics, compared after the step "

@@ -3,7 +3,9 @@
 REGISTRY is keyed by the exact Keras layer class (a subclass is not the same layer: it could compute anything);
 each converter takes a Context and returns (kind, options, canonical weights), or None for a layer the description
 skips. `meta` on a registration tells the walker what it needs to know of a layer besides its conversion: `merge`
-(it reads several tensors: Add, Concatenate), `mask_maker` (it starts Keras' padding mask: Embedding, Masking).
+(it reads several tensors: Add, Multiply, Concatenate; "auto" for a raw op, which reads one tensor with a constant
+or several), `mask_maker` (it starts Keras' padding mask: Embedding, Masking). Raw ops of a functional graph
+(keras.src.ops.numpy.Add for `x + 3`) and keras.applications' own layers are keyed by their classes too.
 """
 
 from __future__ import annotations
@@ -28,18 +30,33 @@ def supported() -> str:
     return REGISTRY.supported()
 
 
+def class_name(c: type) -> str:
+    """How a registered class is named: keras.layers.Dense; a raw op of the functional graph keras.ops.Multiply;
+    keras.applications' own layers by their module (keras.applications.convnext.LayerScale)."""
+    module = c.__module__
+    if module.startswith("keras.src.ops"):
+        return f"keras.ops.{c.__name__}"
+    if module.startswith("keras.src.applications"):
+        return f"keras.applications.{module.rsplit('.', 1)[-1]}.{c.__name__}"
+    return f"keras.layers.{c.__name__}"
+
+
+REGISTRY.name_of = class_name  # issue 24: raw ops and keras.applications' layers are registered classes too
+
+
 class Context:
     """One Keras layer being converted: its config, its input shape (batch first) and how to refuse it."""
 
-    def __init__(self, layer: Any, position: int, in_shape: tuple[int, ...], where: str):
+    def __init__(self, layer: Any, position: int, in_shape: tuple[int, ...], where: str, node: Any = None):
         self.layer, self.position, self.in_shape, self.where = layer, position, in_shape, where
+        self.node = node  # its node in the graph: a raw op's constants are its arguments
         self.config = layer.get_config()
         self.notes: list[str] = []
         self.input_dtype = "float32"  # the model's input dtype (token ids for an Embedding), set by from_model
 
     @property
     def label(self) -> str:
-        return f"layer {self.position} {self.layer.name!r} (keras.layers.{type(self.layer).__name__})"
+        return f"layer {self.position} {self.layer.name!r} ({class_name(type(self.layer))})"
 
     def refuse(self, why: str) -> UnsupportedLayer:
         return UnsupportedLayer(f"{self.where}: {self.label}: {why}")

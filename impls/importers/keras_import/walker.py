@@ -21,7 +21,7 @@ from ...contract.spec import ShapeError
 from ...model.description import INPUT, Layer, Model, ModelError
 from ...model.layers import spec_of
 from .. import BadInput, Imported, UnsupportedLayer
-from .context import REGISTRY, Context, supported
+from .context import REGISTRY, Context, class_name, supported
 
 keras = frameworks.load("keras")
 Functional = frameworks.load_attr("keras.src.models.functional", "Functional")
@@ -29,7 +29,7 @@ L = keras.layers
 
 
 def _meta(layer: Any, key: str) -> bool:
-    """What the layer's registration tells the walker (merge, mask_maker); False for a class not registered."""
+    """What the layer's registration tells the walker (mask_maker); False for a class not registered."""
     entry = REGISTRY.get(type(layer))
     return bool(entry is not None and entry.meta.get(key))
 
@@ -64,45 +64,67 @@ def _mask_ops(nodes: list) -> set[int]:
     return out
 
 
-def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list]], dict[int, int]]:
-    """([(layer, its output tensor in this model, the tensors it reads)] in topological order, InputLayer left
-    out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
+def _label(position: int, op: Any) -> str:
+    return f"layer {position} {op.name!r} ({class_name(type(op))})"
+
+
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict[int, int], dict[int, Any]]:
+    """([(layer or op, its output tensor, the tensors it reads, its graph node)] in topological order, InputLayer
+    left out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
     after checking the model's graph is one we import: one input, one output, every layer called once (a DAG of
-    layers: Add and Concatenate read several, a tensor may be read by several layers). The graph's own nodes are
-    read (Keras' _nodes_by_depth), not layer.input: a layer keeps the nodes of every call it ever had (a loaded
-    Sequential's first layer has two), and layer.input is the first. Keras' own mask computations are left out
-    (_mask_ops); from_model checks each mask= against the description's Model.mask_sources (an explicit mask of
-    the user's own is refused)."""
+    layers: Add, Multiply and Concatenate read several, a tensor may be read by several layers). The graph's own
+    nodes are read (Keras' _nodes_by_depth), not layer.input: a layer keeps the nodes of every call it ever had (a
+    loaded Sequential's first layer has two), and layer.input is the first. Keras' own mask computations are left
+    out (_mask_ops); from_model checks each mask= against the description's Model.mask_sources (an explicit mask of
+    the user's own is refused). A raw operation of the functional graph (x + 3, x * y: keras.src.ops) is read by
+    its converter where REGISTRY has its class; a Sequential or functional model used as a layer is flattened into
+    the graph (its input is the tensor it is called on, its output's readers read its last layer's): the third
+    answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so."""
     graph = _graph(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
+    chain: list = []
+    masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
+    alias: dict[int, Any] = {}  # id of a nested model's input or output tensor -> the tensor it stands for
+    _walk_graph(graph, where, chain, masked, alias, {id(graph.inputs[0])})
+    if not chain or _resolved(alias, graph.outputs[0]) is not chain[-1][1]:
+        raise _branches(where, "the model's output is not its last layer's")
+    return chain, masked, alias
+
+
+def _resolved(alias: dict[int, Any], t: Any) -> Any:
+    while id(t) in alias:
+        t = alias[id(t)]
+    return t
+
+
+def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set) -> None:
+    """_chain's walk of one graph's nodes (the model's, or a nested model's, recursively)."""
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
     mask_ops = _mask_ops(nodes)
     producer = {id(t): n for n in nodes for t in n.output_tensors}
     nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
-    made = {id(graph.inputs[0])}  # tensors made so far: the input, then each imported layer's output
-    chain: list = []
-    masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
     for node in nodes:
         layer = node.operation
         if isinstance(layer, L.InputLayer):
             continue
-        label = f"layer {len(chain)} {layer.name!r} (keras.layers.{type(layer).__name__})"
-        if isinstance(layer, keras.Model):
-            raise UnsupportedLayer(f"{where}: {label} is a nested model; nnparity imports one flat graph of layers "
-                                   f"(rebuild it with the inner layers in place); supported: {supported()}")  # fmt: skip
-        if not isinstance(layer, L.Layer):
-            raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__name__} is not a keras.layers "
-                                   f"layer (a raw keras.ops call in the graph); supported: {supported()}")  # fmt: skip
+        label = _label(len(chain), layer)
         if sum(c is layer for c in calls) != 1:
             raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)",
                             shared=True)  # fmt: skip
+        ins = [_resolved(alias, t) for t in node.input_tensors]
+        if isinstance(layer, keras.Model):
+            _nested(layer, node, ins, where, label, chain, masked, alias, made)
+            continue
+        if not isinstance(layer, L.Layer) and REGISTRY.get(type(layer)) is None:
+            raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__module__}.{type(layer).__name__} (a "
+                                   f"raw keras.ops call in the graph) is not supported; supported: {supported()}")  # fmt: skip
         mask = node.arguments.kwargs.get("mask")
-        inputs = [t for t in node.input_tensors if mask is None or t is not mask]
+        inputs = [t for t, raw in zip(ins, node.input_tensors, strict=True) if mask is None or raw is not mask]
         if mask is not None:
             roots = _mask_roots(mask, producer, mask_ops)
-            src = [i for i, (_, _, ins) in enumerate(chain) if any(t is r for t in ins for r in roots)]
+            src = [i for i, (_, _, reads, _) in enumerate(chain) if any(t is r for t in reads for r in roots)]
             if len(roots) != 1 or not src:
                 raise UnsupportedLayer(f"{where}: {label} is given a mask= that is not computed from one of the "
                                        "chain's (the graph's) own tensors: only the padding mask Keras carries from an "
@@ -112,10 +134,24 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list]], dict[int,
         if not inputs or any(id(t) not in made for t in inputs):
             raise _branches(where, f"{label} reads a tensor that is not the model's input nor a layer's output")
         made.add(id(node.output_tensors[0]))  # a layer with several outputs (return_state) is refused by its converter
-        chain.append((layer, node.output_tensors[0], inputs))
-    if not chain or graph.outputs[0] is not chain[-1][1]:
-        raise _branches(where, "the model's output is not its last layer's")
-    return chain, masked
+        chain.append((layer, node.output_tensors[0], inputs, node))
+
+
+def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: list, masked: dict, alias: dict,
+            made: set) -> None:  # fmt: skip
+    """A Sequential or functional model used as a layer: its own graph walked in place, fed the tensor it is called
+    on; whatever reads its output reads its last layer's."""
+    if not isinstance(inner, (keras.Sequential, Functional)):
+        raise UnsupportedLayer(f"{where}: {label} is a subclassed keras.Model with its own call(); only Sequential and "
+                               f"functional models nested as layers import; supported: {supported()}")  # fmt: skip
+    g = _graph(inner)
+    if len(g.inputs) != 1 or len(g.outputs) != 1 or len(ins) != 1 or len(node.output_tensors) != 1:
+        raise _branches(where, f"{label} is a nested model with {len(g.inputs)} inputs and {len(g.outputs)} outputs")
+    alias[id(g.inputs[0])] = ins[0]
+    made.add(id(g.inputs[0]))
+    _walk_graph(g, where, chain, masked, alias, made)
+    alias[id(node.output_tensors[0])] = _resolved(alias, g.outputs[0])
+    made.add(id(node.output_tensors[0]))
 
 
 def _mask_roots(t: Any, producer: dict, mask_ops: set[int]) -> list:
@@ -172,15 +208,15 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     """A keras.Model (Sequential or a functional graph) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
     or ModelError, each naming `where`."""
     net = _built(net, input_shape, where)
-    chain, masked = _chain(net, where)
+    chain, masked, alias = _chain(net, where)
     full = _input_shape(net, input_shape, where)
     graph_input = _graph(net).inputs[0]
     names = {id(graph_input): INPUT}  # tensor -> the description's name for it
     shapes = {INPUT: full}
     layers, notes = [], []
-    for position, (klayer, out, ins) in enumerate(chain):
+    for position, (klayer, out, ins, node) in enumerate(chain):
         entry = REGISTRY.get(type(klayer))
-        label = f"layer {position} {klayer.name!r} (keras.layers.{type(klayer).__name__})"
+        label = _label(position, klayer)
         if entry is None:
             cls = type(klayer)
             raise UnsupportedLayer(f"{where}: {label} (class {cls.__module__}.{cls.__qualname__}) is not supported; "
@@ -189,11 +225,12 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
             raise UnsupportedLayer(f"{where}: {label}: the name {INPUT!r} is the description's name of the model's "
                                    "input; rename the layer")  # fmt: skip
         srcs = [names[id(t)] for t in ins]
-        merge = _meta(klayer, "merge")
+        merge = entry.meta.get("merge", False)
+        merge = len(srcs) > 1 if merge == "auto" else merge  # an op: x * y merges, x * 3 reads one tensor
         if not merge and len(srcs) != 1:
             raise _branches(where, f"{label} takes {len(srcs)} inputs")
         in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
-        ctx = Context(klayer, position, in_shape, where)
+        ctx = Context(klayer, position, in_shape, where, node)
         ctx.input_dtype = str(graph_input.dtype)
         converted = entry.fn(ctx)
         if converted is None:
@@ -217,7 +254,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
     _check_masks(model, masked, where)
-    return _imported(net, [(la, out) for la, out, _ in chain], model, where, notes)
+    return _imported(net, chain, alias, model, where, notes)
 
 
 def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
@@ -244,27 +281,63 @@ def _unmasked_padding(model: Model) -> Model:
     return model
 
 
-def _imported(net: Any, chain: list, model: Model, where: str, notes: list[str]) -> Imported:
+def _call(op: Any, node: Any, tensors: dict[int, Any]) -> Any:
+    """A layer or raw op of the chain called as its graph node calls it, `tensors` ({id of a KerasTensor the node
+    reads: what to read instead}) in place of its tensors and a raw op's constants kept (x + 3 fed x); a layer's
+    mask= is left to Keras' own mask propagation."""
+    args, kwargs = node.arguments.fill_in(tensors)
+    kwargs = {k: v for k, v in kwargs.items() if k != "mask"}
+    return op(*args, **kwargs, **({"training": False} if isinstance(op, L.Layer) else {}))
+
+
+def _replayed(net: Any, chain: list, alias: dict[int, Any]) -> Any:
+    """The chain as one functional model exposing every layer's output, each layer and op called again on new
+    symbolic tensors: what layer_outputs runs where a nested model's layers live in a graph of their own."""
+    graph = _graph(net)
+    x = keras.Input(batch_shape=graph.inputs[0].shape, dtype=graph.inputs[0].dtype)
+    env = {id(graph.inputs[0]): x}
+    outs = []
+    for op, out, _, node in chain:
+        env[id(out)] = _call(op, node, {id(t): env.get(id(_resolved(alias, t))) for t in node.input_tensors})
+        outs.append(env[id(out)])
+    return keras.Model(x, outs)
+
+
+def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where: str, notes: list[str]) -> Imported:
     inputs = _graph(net).inputs
     dtype = str(inputs[0].dtype)
     to_np = keras.ops.convert_to_numpy
     probe: list = []
+    nested = any(not _in_graph(_graph(net), out) for _, out, _, _ in chain)
 
     def forward(x: np.ndarray) -> np.ndarray:
         return np.asarray(to_np(net(np.asarray(x, dtype=dtype), training=False)))
 
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
         if not probe:  # the user's model with every layer's output exposed: its own chain, accumulated
-            probe.append(keras.Model(inputs[0], [out for _, out in chain]))
+            probe.append(_replayed(net, chain, alias) if nested else keras.Model(inputs[0], [out for _, out, _, _ in chain]))
         outs = probe[0](np.asarray(x, dtype=dtype), training=False)
         return [np.asarray(to_np(o)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
-        layer = chain[i][0]
-        x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=layer.compute_dtype)
-        return np.asarray(to_np(layer(x, training=False)))
+        op, _, _, node = chain[i]
+        x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=_dtype(op, dtype))
+        if not isinstance(op, L.Layer):  # a raw op (x * 3): fed x where it reads its one tensor, its constants kept
+            return np.asarray(to_np(_call(op, node, {id(node.input_tensors[0]): x})))
+        return np.asarray(to_np(op(x, training=False)))
 
-    return Imported(model, "keras", where, forward, layer_outputs, layer_call, dtype=chain[0][0].compute_dtype, notes=notes)
+    return Imported(model, "keras", where, forward, layer_outputs, layer_call, dtype=_dtype(chain[0][0], dtype),
+                    notes=notes)  # fmt: skip
+
+
+def _dtype(op: Any, default: str) -> str:
+    """A layer's compute dtype; a raw op's is the model input's (it computes in its operands')."""
+    return getattr(op, "compute_dtype", None) or default
+
+
+def _in_graph(graph: Any, t: Any) -> bool:
+    """Whether tensor `t` is made by a node of `graph` itself (not inside a nested model's graph)."""
+    return any(t is o for nodes in graph._nodes_by_depth.values() for n in nodes for o in n.output_tensors)
 
 
 __all__ = ["from_model"]

@@ -7,14 +7,14 @@ Three steps. (1) onnx.load and onnx.checker, (2) constant subgraphs folded at th
 (folding.py), (3) what is left walked in node order (walker.py) by a registry of small converters keyed by op_type
 (`REGISTRY`, onnx2torch's @add_converter style), one module a family: recurrent (GRU, LSTM, take_step), embedding
 (Gather), convolution (Conv), pooling, normalization, activation, dense (Gemm, MatMul), shape (Pad, Flatten, Reshape,
-Transpose, Squeeze, Unsqueeze, Add, Concat). A miss is UnsupportedLayer naming the node, its op_type, its position
+Transpose, Squeeze, Unsqueeze, Concat), elementwise (Add, Sub, Mul, Div, Sum: merges, constants, a layer scale). A miss is UnsupportedLayer naming the node, its op_type, its position
 and the supported list. The value the walk follows (values.py) records the graph's layout of each tensor, so layout
 ops are bookkeeping; runner.py runs the user's file in ONNX Runtime for its outputs and its layers' outputs.
 """
 
 from __future__ import annotations
 
-from . import activation, convolution, dense, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- they register
+from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- they register
 from .context import CONVERTERS, REGISTRY, converter, supported
 from .folding import ANALYSIS_BATCH
 from .recurrent import REFUSED

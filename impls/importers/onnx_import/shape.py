@@ -1,6 +1,6 @@
 """Shape ops and merges: Pad (zero_pad2d: zeros on an image's H and W), Flatten and a Reshape to (batch, -1)
 (flatten), any other Reshape of a value in the canonical order (reshape), Transpose, Squeeze and Unsqueeze (bookkeeping
-of the value's axes, no layer), Add and Concat of computed tensors (add, concatenate).
+of the value's axes, no layer), Add (registered in elementwise.py) and Concat of computed tensors (add, concatenate).
 
 A Flatten of an NCHW map flattens (c, h, w): the value carries its `rows` and the next Dense's rows are permuted to
 the canonical (h, w, c) order. A Transpose only moves the value's axes; where a later node reads the value in the
@@ -161,9 +161,9 @@ def _merged(ctx: Context, pos: int, node: Any) -> list[Value]:
     return vals
 
 
-@REGISTRY.register("Add", kinds=("add",))
 def add(ctx: Context, pos: int, node: Any) -> None:
-    """Two or more computed tensors of one shape and layout: an add layer (a residual connection)."""
+    """Two or more computed tensors of one shape and layout: an add layer (a residual connection). Registered by
+    elementwise.py, which reads an Add of a constant as a rescale and hands the sum of computed tensors here."""
     vals = _merged(ctx, pos, node)
     ctx.emit("add", node, {}, inputs=tuple(ctx.owner[v.name] for v in vals))
     ctx.set(replace(vals[0], name=node.output[0]))

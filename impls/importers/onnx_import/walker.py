@@ -21,7 +21,7 @@ onnx = frameworks.load("onnx")
 helper = onnx.helper
 
 _DTYPES = {1: "float32", 11: "float64", 7: "int64", 6: "int32"}  # integers: token ids into an embedding
-_MERGES = ("Add", "Concat")  # the ops that take two or more computed tensors (shape.py's add and concatenate)
+_MERGES = ("Add", "Concat", "Mul", "Sum")  # the ops that take two or more computed tensors (add, concatenate, multiply)
 
 
 def load_file(path: Path, input_shape: tuple | None) -> Imported:
@@ -54,7 +54,8 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
             raise ctx.refuse(pos, node, f"takes {unknown or node.input}, which no node read so far computes from the "
                              "graph's input: a side input that does not fold to a constant")  # fmt: skip
         if len(computed) > 1 and node.op_type not in _MERGES:
-            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add and Concat merge tensors")
+            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add, Mul, Sum and Concat merge "
+                                        "tensors")  # fmt: skip
         ctx.read(computed[0])
         entry = REGISTRY.get(node.op_type)
         if entry is None:

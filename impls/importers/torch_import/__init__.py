@@ -5,10 +5,10 @@
 The module is traced with torch.fx.symbolic_trace and its nodes are read in the traced (topological) order by a
 registry of small converters keyed by module class, function or Tensor method (`REGISTRY`: nn.Conv2d, torch.relu,
 "view"), as a graph: a layer may read any earlier layer's output, and paths join by `x + y` / torch.add (add) and
-torch.cat(dim=d) (concatenate on the description's axis of torch's dim d). A miss, another join (x * y), a module
-with weights called twice (shared weights), or an option the description lacks is UnsupportedLayer naming the node,
-its class or function and its position. Weights become canonical arrays in the module's own dtype through
-impls/convert.py.
+torch.cat(dim=d) (concatenate on the description's axis of torch's dim d), and x * y (multiply). A miss, another join
+(x / y), a module with weights called twice (shared weights), or an option the description lacks is UnsupportedLayer
+naming the node, its class or function and its position. Weights become canonical arrays in the module's own dtype
+through impls/convert.py.
 
     walker.py         the walk of the traced graph, the layout bookkeeping, from_module's assembly
     context.py        REGISTRY, Step, the walk's context and the readers of fx nodes every converter shares
@@ -21,12 +21,14 @@ impls/convert.py.
     dense.py          nn.Linear
     activation.py     ReLU, Tanh, Sigmoid, Softmax (modules and functions), Dropout, Identity
     shape.py          ZeroPad2d, flatten, view / reshape, permute / transpose; the merges add and cat
+    elementwise.py    x + y, x * y, a tensor with a constant (rescale), a parameter times x (layer_scale),
+                      torchvision's stochastic_depth
 """
 
 from __future__ import annotations
 
 from ... import convert  # noqa: F401 - the module every converter calls through (tests patch torch_import.convert)
-from . import activation, convolution, dense, embedding, normalization, pooling, recurrent, shape  # noqa: F401 - each registers its converters
+from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 - each registers its converters
 from .context import REGISTRY, Step, supported
 from .walker import from_module
 

@@ -4,8 +4,12 @@ converter checks for).
 
 A converter is `fn(ctx, node, obj) -> Step`, registered in its family's module with
 `@REGISTRY.register(nn.Conv2d, kinds=("conv2d",))` (a module class: obj is the module), `torch.relu` (a function:
-obj is the function) or `"view"` (a Tensor method name). `joins=True` marks a converter that reads several layers'
-outputs (add, concatenate); `reads="ncw"` a module class that takes a 3-D input as a (B, C, L) map.
+obj is the function), `"view"` (a Tensor method name) or a (module, qualified name) pair (`by_name`: a library's
+function or class the importer does not import itself). `joins=True` marks a converter that reads several layers'
+outputs (add, multiply, concatenate), and `constants=True` one that also takes a single tensor with constants (x + 3,
+x * a tensor the module holds: the walker hands it the node as any other layer's); `reads="ncw"` a module class that
+takes a 3-D input as a (B, C, L) map. A tensor the module holds (a get_attr node: a parameter, a buffer) is no path:
+the converter of the node that reads it decides (elementwise.py reads a parameter as a layer scale).
 """
 
 from __future__ import annotations
@@ -39,12 +43,21 @@ def _cls_name(c: type) -> str:
 
 
 def _key_name(key: Any) -> str:
-    """A registry key by name: nn.Conv2d (a module class), torch.relu / F.relu (a function), Tensor.view (a method)."""
+    """A registry key by name: nn.Conv2d (a module class), torch.relu / F.relu (a function), Tensor.view (a method),
+    torchvision.ops.stochastic_depth.stochastic_depth (a (module, qualified name) pair: see by_name)."""
     if isinstance(key, type):
         return _cls_name(key)
     if isinstance(key, str):
         return f"Tensor.{key}"
+    if isinstance(key, tuple):
+        return ".".join(key)
     return _fn_name(key)
+
+
+def by_name(obj: Any) -> tuple[str, str]:
+    """(module, qualified name) of a function or class: the key of a converter registered for a library the importer
+    does not import itself (torchvision, whose import takes seconds), matched once the user's module uses it."""
+    return (str(getattr(obj, "__module__", "")), str(getattr(obj, "__qualname__", "")))
 
 
 REGISTRY = Registry("the torch importer", "torch module class, function or Tensor method", name_of=_key_name)
@@ -126,6 +139,14 @@ def _is_shape_node(n: Any) -> bool:
         nodes = [a for a in n.args if isinstance(a, Node)]
         return bool(nodes) and all(_is_shape_node(a) for a in nodes)
     return False
+
+
+def fetch(gm: Any, node: Node) -> Any:
+    """What get_attr node `node` reads off the traced module: its target, a dotted path of attributes."""
+    obj = gm
+    for part in str(node.target).split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _tensor_users(n: Node) -> list:

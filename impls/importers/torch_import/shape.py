@@ -1,6 +1,7 @@
 """The layers that move values without computing on them: nn.ZeroPad2d, the flattens (nn.Flatten, torch.flatten,
 x.view / x.reshape to (B, -1)), the other reshapes, x.permute / x.transpose; and the merges that join paths: x + y /
-torch.add (add) and torch.cat(dim=d) (concatenate on the description's axis of torch's dim d).
+torch.add (add, registered in elementwise.py beside x + 3) and torch.cat(dim=d) (concatenate on the description's
+axis of torch's dim d).
 
 A flatten of an NCHW map holds its features in torch's (c, h, w) order (Layout 'chw'; the next Linear reads its rows
 back). Reshapes are those of a tensor torch holds as the description does. A permute is no layer where the result is
@@ -10,7 +11,6 @@ that a Conv1d then reads); else a permute layer.
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
@@ -133,9 +133,9 @@ def _joined(ctx: _Ctx, node: Node, parts: list) -> Layout:
     return layouts[0]
 
 
-@REGISTRY.register(operator.add, torch.add, "add", kinds=("add",), joins=True)
 def _add(ctx: _Ctx, node: Node, f: Any) -> Step:
-    """x + y / torch.add(x, y) / x.add(y) -> add: the plain sum of one shape."""
+    """x + y / torch.add(x, y) / x.add(y) -> add: the plain sum of one shape. Registered by elementwise.py, which
+    reads a tensor plus a constant (x + 3) as a rescale and hands the sum of two paths here."""
     parts = list(node.args[:2])
     if len(node.args) > 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
         raise ctx.refuse(node, "an add with alpha= or out=: the description's add is the plain sum")

@@ -3,9 +3,10 @@ bookkeeping (how torch holds each tensor: impls/layouts.py); and from_module's a
 own forward, its per-layer outputs through an fx Interpreter, and one layer's own nodes run alone).
 
 Each node is read by the converter registered for its module class, function or Tensor method (context.REGISTRY);
-a layer may read any earlier layer's output (or the input), and a merge (add, concatenate) reads several. A miss,
-another join (x * y), a module with weights called twice (shared weights), or a second path beside the chain is
-UnsupportedLayer naming the node, its class or function and its position. A 4-D input is an NCHW map; a 3-D input
+a layer may read any earlier layer's output (or the input), and a merge (add, multiply, concatenate) reads several;
+a tensor the module holds (get_attr) is read by the converter of the node using it. A miss, another join (x / y), a
+module with weights called twice (shared weights), or a second path beside the chain is UnsupportedLayer naming the
+node, its class or function and its position. A 4-D input is an NCHW map; a 3-D input
 a Conv1d, BatchNorm1d or 1-D adaptive pool reads (a converter registered with reads="ncw") is a (B, C, L) map (the
 description's (B, L, C)). Images are NHWC in the description (input_shape (H, W, C)), with boundary
 "channels_first".
@@ -34,6 +35,8 @@ from .context import (
     _is_shape_node,
     _tensor_args,
     _tensor_users,
+    by_name,
+    fetch,
     fx,
     supported,
     torch,
@@ -44,7 +47,7 @@ from .trace import _id_table, _shapes
 def _entry(node: Node) -> Entry | None:
     """The converter registered for a function or Tensor-method node (a module's is its class's: _lookup)."""
     if node.op == "call_function" and not isinstance(node.target, type):
-        return REGISTRY.get(node.target)
+        return REGISTRY.get(node.target) or REGISTRY.get(by_name(node.target))
     if node.op == "call_method":
         return REGISTRY.get(node.target)
     return None
@@ -54,22 +57,35 @@ def _lookup(ctx: _Ctx, node: Node) -> tuple[Callable, Any]:
     """The node's converter and what it reads the options from: the module, or the function / method name."""
     if node.op == "call_module":
         m = ctx.gm.get_submodule(node.target)
-        entry = REGISTRY.get(type(m))
+        entry = REGISTRY.get(type(m)) or REGISTRY.get(by_name(type(m)))
         if entry is not None:
             return entry.fn, m
         raise ctx.refuse(node, f"{_cls_name(type(m))} is not supported", listed=True)
     entry = _entry(node)
     if entry is not None:
         return entry.fn, node.target
-    if node.op == "get_attr":
-        raise ctx.refuse(node, "a tensor the module holds is used in forward; the chain's layers hold every weight", listed=True)
     raise ctx.refuse(node, "not supported", listed=True)
 
 
+def _paths(node: Node, distinct: bool = True) -> list:
+    """The tensors a node reads that are paths of the graph: its tensor arguments less the tensors the module holds
+    (get_attr nodes: a parameter, a buffer), which the node's converter reads as constants or weights. distinct=False
+    keeps a tensor read twice twice (z * z is a product of two paths)."""
+    if distinct:
+        return [a for a in _tensor_args(node) if a.op != "get_attr"]
+    found: list = []
+    fx.node.map_arg((node.args, node.kwargs), lambda a: found.append(a) or a)
+    return [a for a in found if not _is_shape_node(a) and a.op != "get_attr"]
+
+
 def _is_merge(node: Node) -> bool:
-    """A node whose converter joins several layers' outputs (registered with joins=True: add, concatenate)."""
+    """A node whose converter joins several layers' outputs (registered with joins=True: add, multiply,
+    concatenate); one registered with constants=True too is a merge only where it reads two paths or more (x + y,
+    not x + 3)."""
     entry = _entry(node)
-    return entry is not None and bool(entry.meta.get("joins"))
+    if entry is None or not entry.meta.get("joins"):
+        return False
+    return len(_paths(node, distinct=False)) >= 2 or not entry.meta.get("constants")
 
 
 def _map_readers() -> tuple[type, ...]:
@@ -121,8 +137,8 @@ def _walk(ctx: _Ctx) -> list[Step]:
     done, steps = set(inputs), []
     last_name = None
     for node in nodes:
-        if node in done or _is_shape_node(node):
-            continue
+        if node in done or _is_shape_node(node) or node.op == "get_attr":
+            continue  # a get_attr (a tensor the module holds) is read by the converter of the node that uses it
         if node.op == "output":
             result = node.args[0]
             if not isinstance(result, Node) or result not in tensors:
@@ -132,9 +148,9 @@ def _walk(ctx: _Ctx) -> list[Step]:
                 raise UnsupportedLayer(f"{ctx.where}: forward returns {result.name!r} ({name!r}), not the last layer's "
                                        f"output {last_name!r}")  # fmt: skip
             break
-        args = _tensor_args(node)
+        args = _paths(node)
         if _is_merge(node):
-            if len(args) < 2:
+            if len(_paths(node, distinct=False)) < 2:
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
                                        "add and concatenate join two or more layers' outputs")  # fmt: skip
             step = _entry(node).fn(ctx, node, node.target)
@@ -143,11 +159,12 @@ def _walk(ctx: _Ctx) -> list[Step]:
         else:
             if len(args) > 1:
                 raise ctx.refuse(node, f"it joins {len(args)} paths ({', '.join(a.name for a in args)}); the "
-                                       "description joins paths by add (x + y) and concatenate (torch.cat) only")  # fmt: skip
-            if node.op != "get_attr" and not args:
+                                       "description joins paths by add (x + y), multiply (x * y) and concatenate "
+                                       "(torch.cat) only")  # fmt: skip
+            if not args:
                 raise ctx.refuse(node, "it makes a tensor from no input: a second path beside the chain; the description "
                                        "is a chain whose layers hold every weight")  # fmt: skip
-            if node.op != "get_attr" and args[0] not in tensors:
+            if args[0] not in tensors:
                 raise ctx.refuse(node, f"it reads {args[0].name!r}, which is no layer's output (a part of a layer's "
                                        "tuple, or a value the description does not hold)")  # fmt: skip
             fn, obj = _lookup(ctx, node)
@@ -199,7 +216,9 @@ def _run_step(gm: Any, step: Step, t: Any, shapes: dict) -> Any:
 
     def value(n: Node) -> Any:
         if n not in env:
-            if _is_shape_node(n):
+            if n.op == "get_attr":  # a tensor the module holds: itself
+                env[n] = fetch(gm, n)
+            elif _is_shape_node(n):
                 env[n] = run(n)
             else:
                 shape = shapes[n]

@@ -30,6 +30,7 @@ from .base import ACTIVATIONS, LayerSpec
 # the kinds of issue 24's families are imported here, each family under its own line:
 # -- activations
 # -- elementwise and constants
+from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stochastic_depth)
 # -- pooling and shape
 # -- normalization, convolution and the rest
 # -- attention (issue 25)
@@ -44,6 +45,7 @@ KINDS: dict[str, LayerSpec] = {
         shape_layers.PERMUTE, shape_layers.ADD, shape_layers.CONCATENATE,
         # -- activations
         # -- elementwise and constants
+        elementwise.MULTIPLY, elementwise.RESCALE, elementwise.LAYER_SCALE, elementwise.STOCHASTIC_DEPTH,
         # -- pooling and shape
         # -- normalization, convolution and the rest
         # -- attention (issue 25)

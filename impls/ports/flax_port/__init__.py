@@ -12,7 +12,8 @@ without generating or compiling anything again (Built.rebind).
 Each layer kind is a few lines of linen written by its emitter (EMITTERS, an impls.registry.Registry keyed by layer
 kind), one module a family: recurrent (gru, lstm, take_step), embedding (embedding, masking), convolution (conv2d,
 depthwise_conv2d, conv1d), pooling (max/avg pools, global pools), normalization (batch_norm, layer_norm),
-activation (activation, dropout), shape (zero_pad2d, flatten, reshape, permute, add, concatenate) and dense. A
+activation (activation, dropout), shape (zero_pad2d, flatten, reshape, permute, add, concatenate), dense and
+elementwise (multiply, rescale, layer_scale, stochastic_depth). A
 layer's options the port cannot express are refused by the check registered with its kind's emitter (`refusal`).
 Around them: emit (the registry, the refusal, the names in the Flax tree), codegen (the text of model.py), layout
 (the boundary's transposes), weights (the weight maps both ways), program (the generated code exec'd in memory and
@@ -22,7 +23,7 @@ jitted, shared by rebound builds), voice (write, build) and train (train_step, p
 from __future__ import annotations
 
 # the families: importing each registers its emitters in EMITTERS
-from . import activation, convolution, dense, embedding, normalization, pooling, recurrent, shape  # noqa: F401
+from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401
 from .codegen import source
 from .emit import (
     DTYPES,

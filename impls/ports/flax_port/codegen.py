@@ -51,6 +51,14 @@ _MASK_HELPERS = textwrap.dedent('''\
     ''').splitlines()
 
 
+def _helpers(model: Model) -> list[str]:
+    """The module-level text (a small linen Module) that the emitters of the model's kinds call, registered with
+    their emitter as `helper=` (layer_scale's ChannelScale), once each, before the Model."""
+    entries = (EMITTERS.get(la.kind) for la in model.layers)
+    texts = dict.fromkeys(e.meta.get("helper") for e in entries if e is not None)
+    return [line for text in texts if text for line in (*text.splitlines(), "", "")]
+
+
 def _kept(model: Model) -> set[str]:
     """Tensors (INPUT or layer names) the generated code keeps in a named value: those a merge reads, or a layer
     that is not the next one."""
@@ -225,6 +233,7 @@ def source(model: Model, native_layout: bool = False, record: bool = False) -> s
         "",
         "",
         *(_MASK_HELPERS if masked(model) else []),
+        *_helpers(model),
         "class Model(nn.Module):",
         "    @nn.compact",
         "    def __call__(self, x, train: bool = False):" if has_state(model) else "    def __call__(self, x):",

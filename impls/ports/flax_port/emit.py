@@ -22,7 +22,7 @@ from ...registry import Registry
 VOICE = "flax"
 DTYPES = ("float32", "float64")
 RECURRENT = ("gru", "lstm")
-MERGES = ("add", "concatenate")
+MERGES = ("add", "concatenate", "multiply")
 NORMS = ("batch_norm", "layer_norm")
 EMITTERS = Registry("the Flax port", "layer kind")
 Check = Callable[[Model, int, dict, str], str | None]  # a per-layer refusal: (model, index, opts, dtype) -> reason

@@ -17,6 +17,7 @@ MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
 """Kinds that read a 3-D tensor as a feature map (B, L, C): a channels_first source holds it (B, C, L)."""
 MAP_KEEPERS = ("batch_norm", "activation", "dropout", "add", "concatenate")
 """Kinds whose 3-D output is a feature map where their (first) input is one."""
+MAP_KEEPERS += ("multiply", "rescale", "layer_scale", "stochastic_depth")  # issue 24's element-wise kinds
 
 
 def feature_maps(model: Model) -> list[bool]:

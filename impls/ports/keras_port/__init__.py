@@ -9,14 +9,15 @@ Each layer kind has one emitter in EMITTERS (an impls.registry.Registry keyed by
 its family with its per-layer refusal (`check`: the options Keras cannot express) and, for a weighted kind, its
 weights' Keras order both ways: recurrent (gru, lstm, take_step), embedding (embedding, masking), convolution
 (conv2d, depthwise_conv2d, conv1d), pooling (max/avg pool, global pools), normalization (batch_norm, layer_norm),
-activation (activation, dropout), dense, shape (zero_pad2d, flatten, reshape, permute, add, concatenate). `refusal`
+activation (activation, dropout), dense, shape (zero_pad2d, flatten, reshape, permute, add, concatenate),
+elementwise (multiply, rescale, layer_scale, stochastic_depth). `refusal`
 asks them layer by layer (emitters.py); assembly.py wires the layers and the channels_first boundary's permutes,
 weights.py maps a whole model's weights both ways, voice.py builds the voice and writes the file, train.py steps it.
 """
 
 from __future__ import annotations
 
-from . import activation, convolution, dense, embedding, normalization, pooling, recurrent, shape  # noqa: F401 (they register)
+from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 (they register)
 from .assembly import assemble, boundary_perms, keras_model, model_name, permutes
 from .emitters import DTYPES, EMITTERS, KERAS_NAMES, VOICE, keras, refusal, tf
 from .normalization import batch_norm_notes

@@ -14,12 +14,12 @@ one emitter module per family of layer kinds, each registering its kinds' emitte
 refuses what ONNX Runtime cannot run: recurrent.py (gru, lstm, take_step), embedding.py (embedding, masking),
 convolution.py (conv2d, depthwise_conv2d, conv1d), pooling.py (max/avg pools, global pools), normalization.py
 (batch_norm, layer_norm), activation.py (activation, dropout), dense.py (dense), shape.py (zero_pad2d, flatten,
-reshape, permute, add, concatenate). Every kind of impls.model.layers.KINDS has an emitter.
+reshape, permute, add, concatenate), elementwise.py (multiply, rescale, layer_scale, stochastic_depth). Every kind of impls.model.layers.KINDS has an emitter.
 """
 
 from __future__ import annotations
 
-from . import activation, convolution, dense, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- each registers its emitters
+from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- each registers its emitters
 from .builder import (
     DTYPES,
     EMITTERS,

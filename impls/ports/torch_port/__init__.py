@@ -22,20 +22,21 @@ class. The package:
     activation.py     activation, dropout
     dense.py          dense
     shape.py          zero_pad2d, flatten, reshape, permute, add, concatenate
+    elementwise.py    multiply, rescale, layer_scale, stochastic_depth
     files.py          write, load_port, state_dict, canonical;  notes.py refusal, notes_for
     build.py          build (in memory), train_step
 """
 
 from __future__ import annotations
 
-from . import activation, code, convolution, dense, embedding, normalization, pooling, recurrent, shape
+from . import activation, code, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape
 from . import code as torch_code  # the generator, by the name it had as impls/ports/torch_code.py
 from .build import build, train_step
 from .code import DTYPES, EMITTERS, VOICE, Code, generate, port_dtype
 from .files import FILES, canonical, load_port, state_dict, write
 from .notes import notes_for, refusal
 
-FAMILIES = (recurrent, embedding, convolution, pooling, normalization, activation, dense, shape)
+FAMILIES = (recurrent, embedding, convolution, pooling, normalization, activation, dense, shape, elementwise)
 """The emitter modules, one a family of kinds: importing them registers their emitters in EMITTERS."""
 
 __all__ = ["DTYPES", "EMITTERS", "FAMILIES", "FILES", "VOICE", "Code", "build", "canonical", "code", "generate",
