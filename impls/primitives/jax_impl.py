@@ -57,6 +57,7 @@ from .jax_seq import (
     time_maps,
     values_mask,
 )
+from .jax_norm import lrn  # issue 24's normalization family
 
 NAME = "jax"
 FRAMEWORK = "jax"

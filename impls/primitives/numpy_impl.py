@@ -49,6 +49,7 @@ from .numpy_seq import (
     time_maps,
     values_mask,
 )
+from .numpy_norm import lrn  # issue 24's normalization family
 
 NAME = "numpy"
 FRAMEWORK = "numpy"

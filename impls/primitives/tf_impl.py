@@ -26,6 +26,7 @@ from .tf_seq import (
     time_maps,
     values_mask,
 )
+from .tf_norm import lrn  # issue 24's normalization family
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"

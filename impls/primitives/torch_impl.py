@@ -34,6 +34,7 @@ from .torch_seq import (
     time_maps,
     values_mask,
 )
+from .torch_norm import lrn  # issue 24's normalization family
 
 NAME = "torch"
 FRAMEWORK = "torch"
