@@ -57,6 +57,8 @@ from .jax_seq import (
     time_maps,
     values_mask,
 )
+from .jax_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "jax"
 FRAMEWORK = "jax"
@@ -162,6 +164,8 @@ def flatten(x: Any) -> Any:
 
 
 __all__ = [
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

@@ -49,6 +49,8 @@ from .numpy_seq import (
     time_maps,
     values_mask,
 )
+from .numpy_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
@@ -157,6 +159,8 @@ def flatten(x):
 
 
 __all__ = [
+    "mask_scores",
+    "matmul",
     "ConvWeights",
     "DenseWeights",
     "GRUTape",

@@ -26,6 +26,8 @@ from .tf_seq import (
     time_maps,
     values_mask,
 )
+from .tf_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
@@ -237,6 +239,8 @@ def softmax_cross_entropy_vjp(logits, onehot) -> dict:
 
 
 __all__ = [
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

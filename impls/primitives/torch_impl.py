@@ -34,6 +34,8 @@ from .torch_seq import (
     time_maps,
     values_mask,
 )
+from .torch_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "torch"
 FRAMEWORK = "torch"
@@ -239,6 +241,8 @@ def softmax_cross_entropy_vjp(logits: Any, onehot: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",
