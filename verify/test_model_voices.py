@@ -206,6 +206,15 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     # -- pooling and shape
     # -- normalization, convolution and the rest
     # -- attention (issue 25)
+    "mha-self-causal": ((4, 5), [("multi_head_attention", "a", {"num_heads": 2, "key_dim": 3, "causal": True},
+                                  ("input", "input"))]),
+    "mha-cross-key-nobias": ((4, 5), [("dense", "mem", {"units": 3}), ("dense", "kk", {"units": 2, "activation": "tanh"}, ("input",)),
+                                      ("multi_head_attention", "a", {"num_heads": 3, "key_dim": 2, "value_dim": 4,
+                                                                     "output_dim": 6, "use_bias": False},
+                                       ("input", "mem", "kk"))]),
+    "mha-masked": ((5, 3), [("masking", "m", {"mask_value": 5.0}),
+                            ("multi_head_attention", "a", {"num_heads": 2, "key_dim": 2}, ("m", "m")),
+                            ("lstm", "l", {"units": 2})]),
     # -- recurrent initial states (issue 25)
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}

@@ -58,6 +58,8 @@ from .jax_seq import (
     time_maps,
     values_mask,
 )
+from .jax_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "jax"
 FRAMEWORK = "jax"
@@ -171,6 +173,8 @@ __all__ = [
     "leaky_relu",
     "relu6",
     "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

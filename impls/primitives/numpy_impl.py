@@ -65,6 +65,8 @@ from .numpy_seq import (
     time_maps,
     values_mask,
 )
+from .numpy_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
@@ -189,6 +191,8 @@ __all__ = [
     "relu6_vjp",
     "silu",
     "silu_vjp",
+    "mask_scores",
+    "matmul",
     "ConvWeights",
     "DenseWeights",
     "GRUTape",

@@ -27,6 +27,8 @@ from .tf_seq import (
     time_maps,
     values_mask,
 )
+from .tf_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
@@ -246,6 +248,8 @@ __all__ = [
     "leaky_relu",
     "relu6",
     "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

@@ -35,6 +35,8 @@ from .torch_seq import (
     time_maps,
     values_mask,
 )
+from .torch_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "torch"
 FRAMEWORK = "torch"
@@ -248,6 +250,8 @@ __all__ = [
     "leaky_relu",
     "relu6",
     "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",
