@@ -35,6 +35,7 @@ from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stoch
 # -- normalization, convolution and the rest
 from . import lrn  # isort: skip  (lrn)
 # -- attention (issue 25)
+from . import attention  # isort: skip  (multi_head_attention)
 # -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
@@ -51,6 +52,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- normalization, convolution and the rest
         lrn.SPEC,
         # -- attention (issue 25)
+        attention.SPEC,
         # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip
