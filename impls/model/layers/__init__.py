@@ -34,6 +34,7 @@ from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stoch
 # -- pooling and shape
 # -- normalization, convolution and the rest
 # -- attention (issue 25)
+from . import attention  # isort: skip  (multi_head_attention)
 # -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
@@ -49,6 +50,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- pooling and shape
         # -- normalization, convolution and the rest
         # -- attention (issue 25)
+        attention.SPEC,
         # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip
