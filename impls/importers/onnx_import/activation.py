@@ -15,7 +15,7 @@ from .context import REGISTRY, Context, attrs, scope
 _ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
 
 
-@REGISTRY.register(*_ACTIVATIONS, kinds=("activation",))
+@REGISTRY.register(*(op for op in _ACTIVATIONS if op != "Softmax"), kinds=("activation",))  # Softmax: normalization.py
 def activation(ctx: Context, pos: int, node: Any) -> None:
     v, act = ctx.value, _ACTIVATIONS[node.op_type]
     if act == "softmax":
