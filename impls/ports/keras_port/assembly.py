@@ -167,8 +167,9 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
         for i, (layer, pieces) in enumerate(zip(model.layers, per_layer, strict=True)):
             ins = [env[s] for s in model.sources(i)]
             y = ins[0] if spec_of(layer.kind).ARITY == 1 else ins
+            call = EMITTERS.get(layer.kind).meta.get("call")  # a layer called otherwise than on its list (attention)
             for piece in pieces:
-                y = piece(y)
+                y = piece(y) if call is None else call(piece, y, spec_of(layer.kind).options(layer.options))
             env[layer.name] = y
         for la in tail:
             y = la(y)
