@@ -190,6 +190,13 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     "concatenate": ((5, 3), [("conv1d", "c1", {"filters": 2, "kernel_size": 3, "padding": "same"}),
                              ("dense", "c2", {"units": 3}, ("input",)), ("concatenate", "cat", {"axis": -1}, ("c1", "c2"))]),
     # -- activations
+    **{f"activation-{a}" + "".join(f"-{v}" for v in p.values()): ((4,), [("rescale", "s", {"scale": [4.0, -5.0, 7.0, 3.0], "offset": [1.0, 0.5, 3.0, -0.5]}),
+                                  ("activation", "a", {"activation": a, **p})])
+       for a, p in (("relu6", {}), ("hard_sigmoid", {}), ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}), ("hard_swish", {}),
+                    ("silu", {}), ("gelu", {}), ("gelu_tanh", {}), ("leaky_relu", {"negative_slope": 0.3}),
+                    ("clip", {"min": -2.0, "max": 3.5}), ("clip", {"min": None, "max": 2.0}))},
+    "conv-hard_swish-dense-gelu": ((4, 3, 2), [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2], "activation": "hard_swish"}),
+                                                ("flatten", "f", {}), ("dense", "d", {"units": 3, "activation": "gelu"})]),
     # -- elementwise and constants
     "multiply-broadcast": ((3, 2, 4), [("global_avg_pool", "g", {}), ("reshape", "r", {"target_shape": [1, 1, 4]}),
                                        ("multiply", "m", {}, ("r", "input")), ("multiply", "m3", {}, ("m", "input", "m"))]),

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..contract import spec
 from ..train.jax_train import train_seed_model
+from .jax_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .jax_conv import _pad, avg_pool2d, conv2d, dense, max_pool2d
 from .jax_core import (
     _like,
@@ -164,6 +165,14 @@ def flatten(x: Any) -> Any:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
     "mask_scores",
     "matmul",
     "FRAMEWORK",

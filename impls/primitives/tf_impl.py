@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..contract import spec
 from ..contract.spec import GRUWeights
+from .tf_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .tf_conv import _pad, avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
 from .tf_core import _like, _vjp, asarray, device_name, synchronize, tf, tf_dtype, to_numpy
 from .tf_seq import (
@@ -239,6 +240,14 @@ def softmax_cross_entropy_vjp(logits, onehot) -> dict:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
     "mask_scores",
     "matmul",
     "FRAMEWORK",

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..contract import spec
 from ..contract.spec import GRUWeights
+from .torch_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .torch_conv import (
     _pad_nhwc,
     avg_pool2d,
@@ -241,6 +242,14 @@ def softmax_cross_entropy_vjp(logits: Any, onehot: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
     "mask_scores",
     "matmul",
     "FRAMEWORK",
