@@ -205,6 +205,9 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
         ("stochastic_depth", "sd", {"rate": 0.2, "mode": "batch"}), ("rescale", "s2", {"scale": -0.5, "offset": [1, 2, 3, 4]})]),
     # -- pooling and shape
     # -- normalization, convolution and the rest
+    "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
+    "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),
+                                    ("lrn", "n3", {"size": 3, "alpha": 0.5, "beta": 1.3, "bias": 2.0})]),
     # -- attention (issue 25)
     "mha-self-causal": ((4, 5), [("multi_head_attention", "a", {"num_heads": 2, "key_dim": 3, "causal": True},
                                   ("input", "input"))]),

@@ -58,6 +58,7 @@ from .jax_seq import (
     time_maps,
     values_mask,
 )
+from .jax_norm import lrn  # issue 24's normalization family
 from .jax_attn import mask_scores, matmul  # attention's ops (issue 25)
 
 

@@ -65,6 +65,7 @@ from .numpy_seq import (
     time_maps,
     values_mask,
 )
+from .numpy_norm import lrn  # issue 24's normalization family
 from .numpy_attn import mask_scores, matmul  # attention's ops (issue 25)
 
 

@@ -27,6 +27,7 @@ from .tf_seq import (
     time_maps,
     values_mask,
 )
+from .tf_norm import lrn  # issue 24's normalization family
 from .tf_attn import mask_scores, matmul  # attention's ops (issue 25)
 
 

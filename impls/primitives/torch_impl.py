@@ -35,6 +35,7 @@ from .torch_seq import (
     time_maps,
     values_mask,
 )
+from .torch_norm import lrn  # issue 24's normalization family
 from .torch_attn import mask_scores, matmul  # attention's ops (issue 25)
 
 

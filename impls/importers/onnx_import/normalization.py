@@ -70,4 +70,23 @@ def layer_norm(ctx: Context, pos: int, node: Any) -> None:
     ctx.set(replace(ctx.value, name=node.output[0]))
 
 
-__all__ = ["batch_norm", "layer_norm"]
+@REGISTRY.register("LRN", kinds=("lrn", "permute"))
+def lrn(ctx: Context, pos: int, node: Any) -> None:
+    """LRN(size, alpha=1e-4, beta=0.75, bias=1) across axis 1 (NCHW or NCW: the channels): square_sum over channels
+    [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)], y = x / (bias + alpha / size * square_sum) ** beta."""
+    a = attrs(node)
+    rank = len(ctx.value.axes)
+    if rank not in (3, 4):
+        raise ctx.refuse(pos, node, f"normalises a rank-{rank} tensor: across the channels of an NCW or NCHW map only")
+    ctx.reinterpret(pos, node, CHANNELS_FIRST[rank], "normalises axis 1, which holds no channel axis of the description")
+    if ctx.value.rows is not None:
+        raise ctx.refuse(pos, node, "normalises a value whose rows are not a map's")
+    if "size" not in a:
+        raise ctx.refuse(pos, node, "has no size attribute (required by ONNX)")
+    opts = {"size": int(a["size"]), "alpha": _f32(a.get("alpha", 1e-4)), "beta": _f32(a.get("beta", 0.75)),
+            "bias": _f32(a.get("bias", 1.0)), "extra": "after"}  # fmt: skip
+    ctx.emit("lrn", node, opts, {})
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+__all__ = ["batch_norm", "layer_norm", "lrn"]

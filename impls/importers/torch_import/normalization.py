@@ -5,7 +5,8 @@ BatchNorm: the running statistics are the state; torch's momentum m is the descr
 (B, C) vector or a (B, C, L) map. LayerNorm: over the last dim where torch holds the channels last (a LayerNorm on
 an NCHW/NCW map normalises its width: refused, with the permute that makes it importable). An affine weight held
 frozen at 1 (requires_grad False; the torch port writes Keras' BatchNormalization(scale=False) so) is no scale, a
-bias frozen at 0 no center: the description's layer without that weight.
+bias frozen at 0 no center: the description's layer without that weight. nn.LocalResponseNorm is lrn across dim 1, the
+channels of an NCHW / NCW map, with torch's even window (extra channel before c: extra "before").
 """
 
 from __future__ import annotations
@@ -79,3 +80,19 @@ def _layer_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
         w["beta"] = ctx.array(m.bias)
     return _step(ctx, node, "layer_norm", {"epsilon": float(m.eps), "scale": affine, "center": has_bias}, w)
 
+
+
+@REGISTRY.register(nn.LocalResponseNorm, kinds=("lrn",), reads="ncw")  # a 3-D input is a (B, C, L) map
+def _lrn(ctx: _Ctx, node: Node, m: Any) -> Step:
+    """alpha / size and the window as F.local_response_norm computes them: size // 2 channels before c, (size - 1) // 2
+    after; k is the description's bias."""
+    shape = ctx.shapes[node.args[0]]
+    if len(shape) == 4:
+        _map_input(ctx, node, "nchw", "batched NCHW map")
+    elif len(shape) == 3:
+        _map_input(ctx, node, "ncw", "batched (B, C, L) map (LocalResponseNorm normalises across dim 1)")
+    else:
+        raise ctx.refuse(node, f"it takes {shape}: lrn normalises across the channels of an NCHW or (B, C, L) map")
+    opts = {"size": int(m.size), "alpha": float(m.alpha), "beta": float(m.beta), "bias": float(m.k),
+            "extra": "before" if m.size % 2 == 0 else "after"}  # fmt: skip  (an odd window is centred either way)
+    return _step(ctx, node, "lrn", opts, {})

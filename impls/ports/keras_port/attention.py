@@ -55,9 +55,10 @@ class _MHAWeights(Weights):
         return out
 
 
-def _call(piece: Any, ins: list, opts: dict) -> Any:
+def _wire(pieces: list, opts: dict, ins: list) -> Any:
+    """mha(query, value[, key]), use_causal_mask=True for a causal layer."""
     kwargs = {"use_causal_mask": True} if opts["causal"] else {}
-    return piece(*ins, **kwargs)
+    return pieces[-1](*ins, **kwargs)
 
 
 def check(opts: dict, in_shape: tuple, masked: bool) -> str | None:
@@ -73,7 +74,7 @@ FLOAT64 = ("in float64 Keras' MultiHeadAttention scales the scores by 1 / sqrt(k
            "a layer's output, over the float64 bar")  # fmt: skip
 
 
-@EMITTERS.register("multi_head_attention", weights=_MHAWeights(lambda opts: []), call=_call, check=check,
+@EMITTERS.register("multi_head_attention", weights=_MHAWeights(lambda opts: []), wire=_wire, check=check,
                    float64=FLOAT64)
 def attention(opts: dict, at: Site) -> list:
     q = at.in_shape[0]

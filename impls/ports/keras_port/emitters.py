@@ -34,7 +34,9 @@ GELU_TANH = ("Keras has no layer or activation name for the tanh GELU (keras.act
 """Layer kind -> emitter(opts, at: Site) -> the Keras layers computing one description layer (the last one holds its
 weights). Registered with: check=fn(opts, in_shape, masked) -> the reason Keras cannot express these options, or
 None; weights= how a weighted kind's Keras layer holds its weights (a Weights, or recurrent.Cells); helper="crop"
-where the layer a kind puts in front of its own is a crop ("<layer>_crop"), not a pad ("<layer>_pad"); and the 3-D
+where the layer a kind puts in front of its own is a crop ("<layer>_crop"), not a pad ("<layer>_pad"); wire=fn(pieces,
+opts, y) -> the output, where a kind's layers are no chain (lrn reads its input twice: the port is then a functional
+keras.Model, the last piece's output the layer's); and the 3-D
 feature-map flags the boundary reads (assembly._maps3): reads_map (a channels_first source holds the 3-D input it
 reads as (B, C, L)), makes_map (its 3-D output is such a map), keeps_map (its output is one where its inputs are)."""
 

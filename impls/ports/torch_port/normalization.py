@@ -120,6 +120,24 @@ def layer_norm(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece
     return _Piece(init, [line], state, back, out, layout, helpers=helpers)
 
 
+@EMITTERS.register("lrn", takes=lambda rank: ("nchw",) if rank == 4 else ("ncw", "plain"), reads_map=True)
+def lrn(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.LocalResponseNorm(size, alpha, beta, k=bias) over dim 1, the channels: torch divides alpha by size as the
+    description does and pads an even window with its extra channel before c (F.local_response_norm pads size // 2
+    before, (size - 1) // 2 after). The description's other even window ("after", ONNX's) is torch's on the channels
+    reversed: x.flip(1) around it (exact: the window mirrors)."""
+    size = opts["size"]
+    init = (f"nn.LocalResponseNorm({size}, alpha={opts['alpha']!r}, beta={opts['beta']!r}, k={opts['bias']!r})  "
+            "# alpha / size, as the description")  # fmt: skip
+    out = torch_shape(shape, layout)
+    call = "self.{a}(x.flip(1)).flip(1)" if size % 2 == 0 and opts["extra"] == "after" else "self.{a}(x)"
+    why = (": the even window's extra channel after c (torch's is before it): the channels reversed around it"
+           if "flip" in call else "")  # fmt: skip
+    if layout.kind == "plain":  # a (B, L, C) sequence: its channels to dim 1 and back
+        call = call.replace("(x", "(x.permute(0, 2, 1)", 1) + ".permute(0, 2, 1)"
+    return _Piece(init, [f"x = {call}  # {shape_text(out)}: across the channels{why}"], {}, lambda a: {}, out, layout)
+
+
 def _biased_batch_norms(model: Model) -> list[str]:
     """The BatchNorm layers whose moving variance moves with the biased batch variance (Keras, Flax): torch's
     BatchNorm moves running_var with the unbiased one, so their port is forward-exact only."""
@@ -147,4 +165,4 @@ def notes(model: Model) -> list[str]:
     return notes
 
 
-__all__ = ["batch_norm", "layer_norm", "notes", "torch_momentum"]
+__all__ = ["batch_norm", "layer_norm", "lrn", "notes", "torch_momentum"]
