@@ -33,7 +33,9 @@ from .base import ACTIVATIONS, LayerSpec
 from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stochastic_depth)
 # -- pooling and shape
 # -- normalization, convolution and the rest
+from . import lrn  # isort: skip  (lrn)
 # -- attention (issue 25)
+from . import attention  # isort: skip  (multi_head_attention)
 # -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
@@ -48,7 +50,9 @@ KINDS: dict[str, LayerSpec] = {
         elementwise.MULTIPLY, elementwise.RESCALE, elementwise.LAYER_SCALE, elementwise.STOCHASTIC_DEPTH,
         # -- pooling and shape
         # -- normalization, convolution and the rest
+        lrn.SPEC,
         # -- attention (issue 25)
+        attention.SPEC,
         # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip
