@@ -53,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-bench", action="store_true", help="skip the speed ranking")
     c.add_argument("--profile", action="store_true",
                    help="print where the time went (seconds per voice and section) and the peak memory to stderr")
+    c.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="processes for the checks: 2 or more computes JAX's voices (jax, flax) in a worker process "
+                        "beside the others; 1 computes everything in this one (default: 2 where the machine has "
+                        "two cores). The certificate is the same either way, apart from its times")
     q = sub.add_parser(
         "port", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write the model as a torch, Keras, ONNX or Flax model that loads without nnparity",
@@ -100,6 +104,16 @@ def one_line(names: list[str], e: BaseException) -> str:
     return f"nnparity: {text if named else f'{names[0]}: {text}'}"
 
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be a whole number of at least 1, not {text!r}")
+    return n
+
+
 def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], None]) -> int:
     from impls import frameworks
     from impls.importers import locate, parse_input_shape
@@ -125,7 +139,8 @@ def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], Non
     model, imported = source.load(args.model, shape)
     batch, note = source.certificate_batch(shape)
     settings = certify.Settings(batch=batch, bench=not args.no_bench, command=["nnparity", *argv], progress=say,
-                                spec=args.model, batch_note=note)  # fmt: skip
+                                spec=args.model, batch_note=note,
+                                **({"jobs": args.jobs} if args.jobs is not None else {}))  # fmt: skip
     cert = certify.certify(model, imported, settings)
     certificate.write(cert, out)
     if args.profile:

@@ -201,9 +201,10 @@ UNSUPPORTED = {
     "custom": (lambda: seq(L.Flatten(), Doubler(name="twice")), r"layer 1 'twice' .*Doubler"),
     "subclass": (lambda: seq(L.Flatten(), MyDense(3, name="mine")), r"layer 1 'mine' .*MyDense"),
     "go_backwards": (lambda: seq(L.GRU(3, go_backwards=True, name="g"), shape=(5, 3)), r"'g'.*go_backwards=True"),
-    "relu6": (lambda: seq(L.ReLU(max_value=6.0, name="r6")), r"'r6'.*max_value=6.0"),
+    "relu threshold": (lambda: seq(L.ReLU(threshold=0.5, name="rt")), r"'rt'.*threshold=0.5"),  # relu6 imports (issue 24)
     "softmax axis": (lambda: seq(L.Softmax(axis=1, name="sm")), r"'sm'.*axis=1"),
-    "gelu": (lambda: seq(L.Dense(3, activation="gelu", name="d"), shape=(4,)), r"'d'.*activation='gelu'"),
+    "mish": (lambda: seq(L.Dense(3, activation="mish", name="d"), shape=(4,)), r"'d'.*activation='mish'"),  # gelu imports
+    "leaky activation=": (lambda: seq(L.Dense(3, activation="leaky_relu", name="d"), shape=(4,)), r"'d'.*'leaky_relu'.*slope 0.2"),
     "gru tanh gates": (lambda: seq(L.GRU(3, recurrent_activation="hard_sigmoid", name="g"), shape=(5, 3)),
                        r"'g'.*recurrent_activation='hard_sigmoid'.*sigmoid"),
     "gru relu": (lambda: seq(L.GRU(3, activation="relu", name="g"), shape=(5, 3)), r"'g'.*activation='relu'.*tanh"),

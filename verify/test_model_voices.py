@@ -190,6 +190,13 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     "concatenate": ((5, 3), [("conv1d", "c1", {"filters": 2, "kernel_size": 3, "padding": "same"}),
                              ("dense", "c2", {"units": 3}, ("input",)), ("concatenate", "cat", {"axis": -1}, ("c1", "c2"))]),
     # -- activations
+    **{f"activation-{a}" + "".join(f"-{v}" for v in p.values()): ((4,), [("rescale", "s", {"scale": [4.0, -5.0, 7.0, 3.0], "offset": [1.0, 0.5, 3.0, -0.5]}),
+                                  ("activation", "a", {"activation": a, **p})])
+       for a, p in (("relu6", {}), ("hard_sigmoid", {}), ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}), ("hard_swish", {}),
+                    ("silu", {}), ("gelu", {}), ("gelu_tanh", {}), ("leaky_relu", {"negative_slope": 0.3}),
+                    ("clip", {"min": -2.0, "max": 3.5}), ("clip", {"min": None, "max": 2.0}))},
+    "conv-hard_swish-dense-gelu": ((4, 3, 2), [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2], "activation": "hard_swish"}),
+                                                ("flatten", "f", {}), ("dense", "d", {"units": 3, "activation": "gelu"})]),
     # -- elementwise and constants
     "multiply-broadcast": ((3, 2, 4), [("global_avg_pool", "g", {}), ("reshape", "r", {"target_shape": [1, 1, 4]}),
                                        ("multiply", "m", {}, ("r", "input")), ("multiply", "m3", {}, ("m", "input", "m"))]),
@@ -203,7 +210,19 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                                                           "ceil_mode": True, "count_include_pad": True})]),
     "adaptive_avg_pool2d": ((5, 7, 2), [("adaptive_avg_pool2d", "a", {"output_size": [3, 4]})]),
     # -- normalization, convolution and the rest
+    "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
+    "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),
+                                    ("lrn", "n3", {"size": 3, "alpha": 0.5, "beta": 1.3, "bias": 2.0})]),
     # -- attention (issue 25)
+    "mha-self-causal": ((4, 5), [("multi_head_attention", "a", {"num_heads": 2, "key_dim": 3, "causal": True},
+                                  ("input", "input"))]),
+    "mha-cross-key-nobias": ((4, 5), [("dense", "mem", {"units": 3}), ("dense", "kk", {"units": 2, "activation": "tanh"}, ("input",)),
+                                      ("multi_head_attention", "a", {"num_heads": 3, "key_dim": 2, "value_dim": 4,
+                                                                     "output_dim": 6, "use_bias": False},
+                                       ("input", "mem", "kk"))]),
+    "mha-masked": ((5, 3), [("masking", "m", {"mask_value": 5.0}),
+                            ("multi_head_attention", "a", {"num_heads": 2, "key_dim": 2}, ("m", "m")),
+                            ("lstm", "l", {"units": 2})]),
     # -- recurrent initial states (issue 25)
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}

@@ -25,6 +25,7 @@ from .convolution import (
     pads_to_onnx,
     pads_to_torch,
 )
+from .attention import mha_from_torch, mha_to_torch  # issue 25
 from .dense import dense_from_torch, dense_to_torch
 from .gru import (
     FLAX_GATES,
@@ -79,6 +80,7 @@ from .normalization import (
 )
 
 __all__ = [
+    "mha_from_torch", "mha_to_torch",
     "FLAX_GATES", "FLAX_LSTM_HIDDEN", "FLAX_LSTM_INPUT", "FLAX_NORM_PARAMS", "FLAX_NORM_STATS", "FLAX_RECURRENT",
     "ONNX_LSTM_FROM_CANON", "batch_norm_momentum_to_flax", "dense_from_torch", "dense_to_torch", "depthwise_to_grouped",
     "features_nchw_to_nhwc", "features_nhwc_to_nchw", "flatten_rows_nchw_to_nhwc", "flatten_rows_nhwc_to_nchw",

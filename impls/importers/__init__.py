@@ -87,14 +87,22 @@ def _frameworks_first(path: Path) -> None:
                 pass  # the file's own import fails as it runs, and says so
 
 
+def _raised(e: BaseException) -> str:
+    """What a user's file raised, on one line: SystemExit with its code (sys.exit() in a script is not a failed
+    check but a file that cannot be imported as a model)."""
+    if isinstance(e, SystemExit):
+        return f"SystemExit (it called sys.exit({'' if e.code is None else repr(e.code)}) or raised SystemExit)"
+    return f"{type(e).__name__}: {e}"
+
+
 def _python_object(path: Path, name: str) -> Any:
     _frameworks_first(path)
     try:
         namespace = runpy.run_path(str(path), run_name="__nnparity_import__")
     except SyntaxError as e:
         raise BadInput(f"{path}: not valid Python (line {e.lineno}: {e.msg})") from None
-    except Exception as e:  # noqa: BLE001 (the user's file failed while it ran: any error is bad input)
-        raise BadInput(f"{path}: running it raised {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 (the user's file failed or exited while it ran: bad input)
+        raise BadInput(f"{path}: running it raised {_raised(e)}") from None
     if name not in namespace:
         names = sorted(k for k in namespace if not k.startswith("_"))
         raise BadInput(f"{path}: has no name {name!r}; it defines {names}")
@@ -142,6 +150,8 @@ def load(spec: str, input_shape: tuple[int, ...] | None = None) -> Imported:
                 obj = obj()
             except TypeError as e:
                 raise BadInput(f"{path}: {name} is a callable that needs arguments ({e}); give a zero-argument one") from None
+            except (Exception, SystemExit) as e:  # noqa: BLE001 (the user's callable failed or exited: bad input)
+                raise BadInput(f"{path}: calling {name}() raised {_raised(e)}") from None
         where = f"{path}:{name}"
         if _is_torch_module(obj):
             return importlib.import_module(".torch_import", __name__).from_module(obj, input_shape, where)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..contract import spec
 from ..train.jax_train import train_seed_model
+from .jax_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .jax_conv import _pad, avg_pool2d, conv2d, dense, max_pool2d
 from .jax_core import (
     _like,
@@ -57,6 +58,9 @@ from .jax_seq import (
     time_maps,
     values_mask,
 )
+from .jax_norm import lrn  # issue 24's normalization family
+from .jax_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "jax"
 FRAMEWORK = "jax"
@@ -162,6 +166,16 @@ def flatten(x: Any) -> Any:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

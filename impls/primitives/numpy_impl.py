@@ -25,7 +25,23 @@ import numpy as np
 from ..contract import spec
 from ..contract.spec import ConvWeights, DenseWeights, GRUWeights
 from .numpy_activations import (
+    clip,
+    clip_vjp,
+    gelu,
+    gelu_tanh,
+    gelu_tanh_vjp,
+    gelu_vjp,
+    hard_sigmoid,
+    hard_sigmoid_vjp,
+    hard_swish,
+    hard_swish_vjp,
+    leaky_relu,
+    leaky_relu_vjp,
     relu,
+    relu6,
+    relu6_vjp,
+    silu,
+    silu_vjp,
     relu_vjp,
     sigmoid,
     softmax,
@@ -49,6 +65,9 @@ from .numpy_seq import (
     time_maps,
     values_mask,
 )
+from .numpy_norm import lrn  # issue 24's normalization family
+from .numpy_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
@@ -157,6 +176,24 @@ def flatten(x):
 
 
 __all__ = [
+    "clip",
+    "clip_vjp",
+    "gelu",
+    "gelu_tanh",
+    "gelu_tanh_vjp",
+    "gelu_vjp",
+    "hard_sigmoid",
+    "hard_sigmoid_vjp",
+    "hard_swish",
+    "hard_swish_vjp",
+    "leaky_relu",
+    "leaky_relu_vjp",
+    "relu6",
+    "relu6_vjp",
+    "silu",
+    "silu_vjp",
+    "mask_scores",
+    "matmul",
     "ConvWeights",
     "DenseWeights",
     "GRUTape",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..contract import spec
 from ..contract.spec import GRUWeights
+from .tf_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .tf_conv import _pad, avg_pool2d, avg_pool2d_vjp, conv2d, conv2d_vjp, max_pool2d, max_pool2d_vjp
 from .tf_core import _like, _vjp, asarray, device_name, synchronize, tf, tf_dtype, to_numpy
 from .tf_seq import (
@@ -26,6 +27,9 @@ from .tf_seq import (
     time_maps,
     values_mask,
 )
+from .tf_norm import lrn  # issue 24's normalization family
+from .tf_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
@@ -237,6 +241,16 @@ def softmax_cross_entropy_vjp(logits, onehot) -> dict:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

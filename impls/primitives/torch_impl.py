@@ -12,6 +12,7 @@ from typing import Any
 
 from ..contract import spec
 from ..contract.spec import GRUWeights
+from .torch_activations import clip, gelu, gelu_tanh, hard_sigmoid, hard_swish, leaky_relu, relu6, silu
 from .torch_conv import (
     _pad_nhwc,
     avg_pool2d,
@@ -34,6 +35,9 @@ from .torch_seq import (
     time_maps,
     values_mask,
 )
+from .torch_norm import lrn  # issue 24's normalization family
+from .torch_attn import mask_scores, matmul  # attention's ops (issue 25)
+
 
 NAME = "torch"
 FRAMEWORK = "torch"
@@ -239,6 +243,16 @@ def softmax_cross_entropy_vjp(logits: Any, onehot: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "clip",
+    "gelu",
+    "gelu_tanh",
+    "hard_sigmoid",
+    "hard_swish",
+    "leaky_relu",
+    "relu6",
+    "silu",
+    "mask_scores",
+    "matmul",
     "FRAMEWORK",
     "MODE",
     "MODES",

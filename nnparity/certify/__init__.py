@@ -34,6 +34,7 @@ from .per_voice import DTYPES, voice_section
 from .training import UNMOVED, _unmoved, conditioned, training_section, zero_gradient_parameters
 from .user_model import source_section
 from .verdict import failures, overall_first_diverging
+from .worker import Worker, cores, split
 
 FORMAT = "nnparity.certificate/1"
 
@@ -48,6 +49,7 @@ class Settings:
     spec: str = ""  # what the command was pointed at
     batch_note: str = ""  # why the batch is not the one the user gave, where it is not
     one_pass: bool = True  # False: every accumulated check builds its prefix (the slow path that checks the fast one)
+    jobs: int = field(default_factory=cores)  # 2 or more: JAX's voices in a worker process (worker.py)
 
 
 def certify(model: Model, imported: Imported | None, settings: Settings) -> dict[str, Any]:
@@ -73,11 +75,29 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         "voices": {},
     }  # fmt: skip
     builts32: dict[str, voices.Built] = {}
-    for voice in settings.voices:
-        entry, builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress, settings.one_pass)
-        cert["voices"][voice] = entry
-        if "float32" in builts:
-            builts32[voice] = builts["float32"]
+    away = split(settings.voices, settings.jobs)
+    job = Worker.start(model, batch, away, settings.one_pass) if away else None
+    entries: dict[str, dict] = {}
+    try:
+        for voice in settings.voices:
+            if job is None or voice not in away:
+                entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
+                                                       settings.one_pass)  # fmt: skip
+                builts32.update({voice: builts["float32"]} if "float32" in builts else {})
+        got = job.result() if job else None
+    finally:
+        if job:
+            job.stop()
+    if got:
+        entries.update(got[0])
+        for who, row in got[1].items():
+            profile.seconds[who] = row
+    for voice in away if job else ():
+        if voice not in entries:  # the worker failed: computed here after all
+            entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
+                                                   settings.one_pass)  # fmt: skip
+            builts32.update({voice: builts["float32"]} if "float32" in builts else {})
+    cert["voices"] = {voice: entries[voice] for voice in settings.voices}
     available = [v for v, e in cert["voices"].items() if "unavailable" not in e]
     if gru:
         settings.progress("GRU layers with a non-zero initial state")
@@ -91,6 +111,11 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         from .. import timing
 
         settings.progress("the speed ranking")
+        for voice in away if job else ():  # the worker's builts stayed there: the ranking builds its own
+            if voice in entries and "float32" in entries[voice].get("forward", {}) and voice not in builts32:
+                built, problem = attempt(voices.build, voice, model.astype("float32"), "float32")
+                builts32.update({voice: built} if problem is None else {})
+        builts32 = {v: builts32[v] for v in settings.voices if v in builts32}
         with profile.section("speed", "ranking"):
             cert["speed"] = timing.rank(builts32, cast(data["x"], "float32"), data["dy"].astype("float32"),
                                         SEEDS["blocks"], settings.progress, flops=model.flops(batch))  # fmt: skip

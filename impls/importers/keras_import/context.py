@@ -44,6 +44,12 @@ def class_name(c: type) -> str:
 REGISTRY.name_of = class_name  # issue 24: raw ops and keras.applications' layers are registered classes too
 
 
+KERAS_ACTIVATIONS = {"swish": "silu", "hard_silu": "hard_swish"}
+"""Keras 3's activation names that are another name of the description's (issue 24): Keras' silu is swish, its
+hard_swish hard_silu. Keras 3's hard_sigmoid is relu6(x + 3) / 6 (the description's default; Keras 2's was 0.2 x + 0.5)
+and keras.activations.gelu the erf one (approximate=False), so the rest are the description's names as they are."""
+
+
 class Context:
     """One Keras layer being converted: its config, its input shape (batch first) and how to refuse it."""
 
@@ -63,8 +69,12 @@ class Context:
 
     def activation(self, key: str = "activation") -> str:
         act = self.config.get(key, "linear")
+        act = KERAS_ACTIVATIONS.get(act, act) if isinstance(act, str) else act
+        if act == "leaky_relu":
+            raise self.refuse(f"{key}='leaky_relu' (keras.activations.leaky_relu, slope 0.2): a layer's activation= is a "
+                              "name with no parameter; as an Activation or LeakyReLU layer it imports")  # fmt: skip
         if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise self.refuse(f"{key}={act!r} is not one of {', '.join(ACTIVATIONS)}")
+            raise self.refuse(f"{key}={act!r} is not one of {', '.join(ACTIVATIONS)} (or Keras' swish, hard_silu)")
         return act
 
     def channels_last(self) -> None:

@@ -1,7 +1,7 @@
 """The Keras importer's normalizations, on the last axis only (the channels of a channels_last map or the features
 of a sequence): BatchNormalization (momentum and epsilon as Keras keeps them, which is the description's convention;
 moving_mean / moving_variance as the model's state; variance_update "biased", Keras' own; renorm refused) and
-LayerNormalization (rms_scaling refused)."""
+LayerNormalization (rms_scaling refused). Keras has no local response normalization layer: lrn is absent."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from ... import frameworks
 from .context import REGISTRY, Context, Converted
 
 L = frameworks.load("keras").layers
+
+REGISTRY.absent("lrn", "Keras has no local response normalization layer (tf.nn.local_response_normalization is a raw "
+                       "TensorFlow op, not a keras.layers class)")  # fmt: skip
 
 
 def _last_axis(c: Context, rank: int) -> None:

@@ -15,6 +15,7 @@ ops are bookkeeping; runner.py runs the user's file in ONNX Runtime for its outp
 from __future__ import annotations
 
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- they register
+from . import attention  # noqa: F401 - issue 25: attention
 from .context import CONVERTERS, REGISTRY, converter, supported
 from .folding import ANALYSIS_BATCH
 from .recurrent import REFUSED

@@ -1,4 +1,6 @@
-"""Activations and the identities: Relu, Tanh, Sigmoid, Softmax (the last, feature axis only) as an activation layer,
+"""Activations and the identities: Relu, Tanh, Sigmoid, Softmax (the last, feature axis only), issue 24's Clip (relu6
+for Clip(0, 6), else clip), HardSigmoid (alpha, beta), HardSwish, LeakyRelu (alpha), Gelu (approximate) and Sigmoid
+then Mul of its input (silu, as torch.onnx writes nn.SiLU) as an activation layer,
 or fused into the conv / dense layer of the same module (Keras' Dense(activation=...)); Dropout (the identity at
 inference, its rate kept); Identity (bookkeeping, no layer).
 """
@@ -10,14 +12,62 @@ from typing import Any
 
 import numpy as np
 
+from ...model.layers import ACTIVATIONS
 from .context import REGISTRY, Context, attrs, scope
 
-_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax",
+                # -- issue 24's activations (their parameters read by _parameters)
+                "Clip": "clip", "HardSigmoid": "hard_sigmoid", "HardSwish": "hard_swish", "LeakyRelu": "leaky_relu",
+                "Gelu": "gelu"}  # fmt: skip
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-@REGISTRY.register(*_ACTIVATIONS, kinds=("activation",))
+def _parameters(ctx: Context, pos: int, node: Any) -> dict:
+    """The activation's name and its parameters with ONNX's defaults: HardSigmoid alpha 0.2 and beta 0.5 (Keras 2's
+    0.2 x + 0.5, not torch's 1/6), LeakyRelu alpha 0.01, Gelu approximate "none" (erf), Clip's min and max (attributes
+    before opset 11, optional constant inputs since; an absent or infinite bound is none; Clip(0, 6) is relu6)."""
+    a, op = attrs(node), node.op_type
+    if op == "HardSigmoid":
+        return {"activation": "hard_sigmoid", "alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))}
+    if op == "LeakyRelu":
+        return {"activation": "leaky_relu", "negative_slope": float(a.get("alpha", 0.01))}
+    if op == "Gelu":
+        approximate = a.get("approximate", "none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            raise ctx.refuse(pos, node, f"approximate={approximate!r} is neither 'none' (erf) nor 'tanh'")
+        return {"activation": "gelu" if approximate == "none" else "gelu_tanh"}
+    if op == "Clip":
+        if ctx.opset < 11:
+            lo, hi = a.get("min"), a.get("max")
+        else:
+            lo, hi = ctx.const(pos, node, 1, None), ctx.const(pos, node, 2, None)
+        bounds = [None if b is None or not np.isfinite(float(np.asarray(b))) or abs(float(np.asarray(b))) >= _FLOAT32_MAX
+                  else float(np.asarray(b)) for b in (lo, hi)]  # fmt: skip
+        if bounds == [0.0, 6.0]:
+            return {"activation": "relu6"}
+        if bounds == [None, None]:
+            raise ctx.refuse(pos, node, "has no bound (the identity)")
+        if None not in bounds and bounds[0] > bounds[1]:
+            raise ctx.refuse(pos, node, f"min {bounds[0]} > max {bounds[1]}")
+        return {"activation": "clip", "min": bounds[0], "max": bounds[1]}
+    return {"activation": _ACTIVATIONS[op]}
+
+
+def _silu(ctx: Context, node: Any) -> Any:
+    """The Mul that makes this Sigmoid x * sigmoid(x) (torch.onnx's nn.SiLU), or None."""
+    mul = ctx.next_only(node.output[0], "Mul")
+    return mul if mul is not None and sorted(mul.input) == sorted([node.input[0], node.output[0]]) else None
+
+
+@REGISTRY.register(*(op for op in _ACTIVATIONS if op != "Softmax"), kinds=("activation",))  # Softmax: normalization.py
 def activation(ctx: Context, pos: int, node: Any) -> None:
-    v, act = ctx.value, _ACTIVATIONS[node.op_type]
+    v, opts = ctx.value, _parameters(ctx, pos, node)
+    out = node.output[0]
+    if node.op_type == "Sigmoid" and (mul := _silu(ctx, node)) is not None:
+        ctx.take(mul)
+        opts, out = {"activation": "silu"}, mul.output[0]
+    act = opts["activation"]
     if act == "softmax":
         axis = attrs(node).get("axis", -1 if ctx.opset >= 13 else 1) % len(v.axes)
         last_only = ctx.opset >= 13 or axis == len(v.axes) - 1  # before opset 13 Softmax flattens from `axis`
@@ -26,11 +76,12 @@ def activation(ctx: Context, pos: int, node: Any) -> None:
     last = ctx.layers[-1] if ctx.layers else None
     alone = last is not None and ctx.current == last.name and not ctx.consumers(v.name) and v.name != ctx.output
     if (alone and last.kind in ("conv2d", "depthwise_conv2d", "dense", "conv1d") and ctx.scopes[-1]
-            and ctx.scopes[-1] == scope(node) and last.options.get("activation", "linear") == "linear"):  # fmt: skip
+            and ctx.scopes[-1] == scope(node) and last.options.get("activation", "linear") == "linear"
+            and act in ACTIVATIONS and len(opts) == 1):  # fmt: skip
         ctx.amend(activation=act)  # the same module's activation: Keras' Dense(activation=...)
     else:
-        ctx.emit("activation", node, {"activation": act})
-    ctx.set(replace(v, name=node.output[0]))
+        ctx.emit("activation", node, opts)
+    ctx.set(replace(v, name=out))
 
 
 @REGISTRY.register("Dropout", kinds=("dropout",))

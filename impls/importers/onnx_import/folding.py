@@ -40,6 +40,8 @@ def read(path: Path) -> Any:
         model = onnx.load(str(path))
     except (DecodeError, OSError, ValueError) as e:  # a truncated or corrupt file: protobuf's DecodeError
         raise BadInput(f"{path}: not a readable ONNX file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
+    except onnx.checker.ValidationError as e:  # its external data: outside the model's folder, or missing
+        raise BadInput(f"{path}: {_external_data_problem(str(e))}") from None
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
@@ -47,6 +49,15 @@ def read(path: Path) -> Any:
     if not model.graph.node:
         raise BadInput(f"{path}: the ONNX graph has no nodes")
     return model
+
+
+def _external_data_problem(text: str) -> str:
+    """onnx.load's ValidationError about a weight kept in an external data file, as one line: a reference outside the
+    model's folder is refused (onnx will not read it, and a model file should not reach elsewhere on the disk)."""
+    line = " ".join(text.split())
+    if "outside the directory" in line:
+        return f"an external data reference points outside the model's folder, refused ({line})"
+    return f"its external data cannot be read ({line})"
 
 
 def declared_dims(vi: Any) -> list:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from ... import convert  # noqa: F401 - the module every converter calls through (tests patch torch_import.convert)
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 - each registers its converters
+from . import attention  # noqa: F401 - issue 25: attention
 from .context import REGISTRY, Step, supported
 from .walker import from_module
 

@@ -80,6 +80,7 @@ class Step:
     parts: list | None = None  # several description layers from these nodes (a stacked or bidirectional recurrence
     # read at its last step): [(Layer, torch tensor -> tensor: that layer alone, the module's own weights)]
     joined: list | None = None  # a merge: the nodes it joins, in order
+    part_outputs: Any = None  # parts that form a graph (a Transformer encoder layer): step input -> every part's output
 
     def layers(self) -> list[Layer]:
         return [p[0] for p in self.parts] if self.parts else ([] if self.layer is None else [self.layer])

@@ -3,7 +3,10 @@
 BatchNorm: the running statistics are the state; torch's momentum m is the description's 1 - m, variance_update
 'unbiased'; track_running_stats=False and momentum=None are refused. BatchNorm2d reads an NCHW map, BatchNorm1d a
 (B, C) vector or a (B, C, L) map. LayerNorm: over the last dim where torch holds the channels last (a LayerNorm on
-an NCHW/NCW map normalises its width: refused, with the permute that makes it importable).
+an NCHW/NCW map normalises its width: refused, with the permute that makes it importable). An affine weight held
+frozen at 1 (requires_grad False; the torch port writes Keras' BatchNormalization(scale=False) so) is no scale, a
+bias frozen at 0 no center: the description's layer without that weight. nn.LocalResponseNorm is lrn across dim 1, the
+channels of an NCHW / NCW map, with torch's even window (extra channel before c: extra "before").
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from .context import REGISTRY, Node, Step, _Ctx, _map_input, _step, nn
+
+
+def _held(p: Any, value: float) -> bool:
+    """A parameter that is the constant `value` and never trained: frozen (requires_grad False) at it everywhere."""
+    return p is not None and not p.requires_grad and bool((p.detach() == value).all())
 
 
 def _description_momentum(m: float) -> float:
@@ -39,11 +47,15 @@ def _batch_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
     momentum = _description_momentum(m.momentum)
     if not 0.0 <= momentum < 1.0:
         raise ctx.refuse(node, f"momentum={m.momentum!r}: the description's momentum 1 - {m.momentum!r} is outside [0, 1)")
-    opts = {"epsilon": float(m.eps), "momentum": momentum, "variance_update": "unbiased", "center": bool(m.affine),
-            "scale": bool(m.affine)}  # fmt: skip
+    scale = bool(m.affine) and not _held(m.weight, 1.0)
+    center = bool(m.affine) and not _held(m.bias, 0.0)
+    opts = {"epsilon": float(m.eps), "momentum": momentum, "variance_update": "unbiased", "center": center,
+            "scale": scale}  # fmt: skip
     w = {"moving_mean": ctx.array(m.running_mean), "moving_var": ctx.array(m.running_var)}
-    if m.affine:
-        w |= {"gamma": ctx.array(m.weight), "beta": ctx.array(m.bias)}
+    if scale:
+        w["gamma"] = ctx.array(m.weight)
+    if center:
+        w["beta"] = ctx.array(m.bias)
     ctx.notes.append(f"{node.name}: momentum={m.momentum!r} is torch's share of the new batch statistic: the "
                      f"description keeps {momentum!r} of the old; running_var moves with the unbiased batch variance")  # fmt: skip
     return _step(ctx, node, "batch_norm", opts, w)
@@ -59,8 +71,8 @@ def _layer_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
         raise ctx.refuse(node, f"it normalises the last axis of the {ctx.layout.kind.upper()} map {shape}, which is not "
                                "its channels; the description's LayerNorm is over the channels: permute the map "
                                "channels-last around it (self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))")  # fmt: skip
-    affine = bool(m.elementwise_affine)
-    has_bias = affine and getattr(m, "bias", None) is not None
+    affine = bool(m.elementwise_affine) and not _held(m.weight, 1.0)
+    has_bias = bool(m.elementwise_affine) and getattr(m, "bias", None) is not None and not _held(m.bias, 0.0)
     w = {}
     if affine:
         w["gamma"] = ctx.array(m.weight)
@@ -68,3 +80,19 @@ def _layer_norm(ctx: _Ctx, node: Node, m: Any) -> Step:
         w["beta"] = ctx.array(m.bias)
     return _step(ctx, node, "layer_norm", {"epsilon": float(m.eps), "scale": affine, "center": has_bias}, w)
 
+
+
+@REGISTRY.register(nn.LocalResponseNorm, kinds=("lrn",), reads="ncw")  # a 3-D input is a (B, C, L) map
+def _lrn(ctx: _Ctx, node: Node, m: Any) -> Step:
+    """alpha / size and the window as F.local_response_norm computes them: size // 2 channels before c, (size - 1) // 2
+    after; k is the description's bias."""
+    shape = ctx.shapes[node.args[0]]
+    if len(shape) == 4:
+        _map_input(ctx, node, "nchw", "batched NCHW map")
+    elif len(shape) == 3:
+        _map_input(ctx, node, "ncw", "batched (B, C, L) map (LocalResponseNorm normalises across dim 1)")
+    else:
+        raise ctx.refuse(node, f"it takes {shape}: lrn normalises across the channels of an NCHW or (B, C, L) map")
+    opts = {"size": int(m.size), "alpha": float(m.alpha), "beta": float(m.beta), "bias": float(m.k),
+            "extra": "before" if m.size % 2 == 0 else "after"}  # fmt: skip  (an odd window is centred either way)
+    return _step(ctx, node, "lrn", opts, {})

@@ -179,7 +179,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
             continue
         prev = last_name or INPUT
         first = layers[0]
-        if list(srcs) != [prev]:
+        if list(srcs) != [prev] and not first.inputs:  # a converter that names its inputs (attention) keeps them
             first = dataclasses.replace(first, inputs=tuple(srcs))
             if step.parts:
                 step.parts[0] = (first, step.parts[0][1])
@@ -307,7 +307,10 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
             interp.run(xt)
             out, carry = [], None
             for i, (s, j, fn) in enumerate(rows):
-                if fn is not None and j < len(s.layers()) - 1:  # a layer inside a step: its own part on the chain
+                if s.part_outputs is not None and j < len(s.layers()) - 1:  # parts forming a graph: all at once
+                    carry = s.part_outputs(interp.inputs[s.input]) if j == 0 else carry
+                    out.append(s.layout.to_canonical(carry[j].numpy()))
+                elif fn is not None and j < len(s.layers()) - 1:  # a layer inside a step: its own part on the chain
                     carry = fn(interp.inputs[s.input] if j == 0 else carry)
                     out.append(s.layout.to_canonical(carry.numpy()))
                 else:

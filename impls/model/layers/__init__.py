@@ -34,7 +34,9 @@ from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stoch
 # -- pooling and shape
 from . import adaptive_pool, slicing  # isort: skip  (adaptive_avg_pool2d, crop2d, slice, channel_shuffle)
 # -- normalization, convolution and the rest
+from . import lrn  # isort: skip  (lrn)
 # -- attention (issue 25)
+from . import attention  # isort: skip  (multi_head_attention)
 # -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
@@ -50,7 +52,9 @@ KINDS: dict[str, LayerSpec] = {
         # -- pooling and shape
         adaptive_pool.SPEC,
         # -- normalization, convolution and the rest
+        lrn.SPEC,
         # -- attention (issue 25)
+        attention.SPEC,
         # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip

@@ -13,8 +13,13 @@ import numpy as np
 
 from ..errors import ModelError
 
-ACTIVATIONS = ("linear", "relu", "softmax", "tanh", "sigmoid")
+ACTIVATIONS = ("linear", "relu", "softmax", "tanh", "sigmoid",
+               # -- issue 24's activations (each exactly one function, no parameter: layers/activation.py)
+               "relu6", "hard_sigmoid", "hard_swish", "silu", "gelu", "gelu_tanh")  # fmt: skip
 """The activations the contract verifies, as layers and as a layer's `activation=`."""
+PARAMETERISED = ("leaky_relu", "clip")
+"""Activations with parameters of their own (leaky_relu's negative_slope, clip's min and max): an activation layer's
+only (a layer's `activation=` is a name)."""
 ACTIVATION_OPS = tuple(a for a in ACTIVATIONS if a != "linear")
 """The op-contract functions an `activation=` may call (linear calls none)."""
 

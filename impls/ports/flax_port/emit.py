@@ -28,7 +28,11 @@ EMITTERS = Registry("the Flax port", "layer kind")
 Check = Callable[[Model, int, dict, str], str | None]  # a per-layer refusal: (model, index, opts, dtype) -> reason
 
 _ACTIVATION = {"relu": "nn.relu(x)", "softmax": "nn.softmax(x, axis=-1)", "tanh": "jnp.tanh(x)",
-               "sigmoid": "nn.sigmoid(x)"}
+               "sigmoid": "nn.sigmoid(x)",
+               # -- issue 24's activations: jax.nn's own, each argument written out (hard_sigmoid is relu6(x + 3) / 6)
+               "relu6": "jax.nn.relu6(x)", "hard_sigmoid": "jax.nn.hard_sigmoid(x)", "hard_swish": "jax.nn.hard_swish(x)",
+               "silu": "jax.nn.silu(x)", "gelu": "jax.nn.gelu(x, approximate=False)",
+               "gelu_tanh": "jax.nn.gelu(x, approximate=True)"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- what the port can express
@@ -78,6 +82,12 @@ def pair(v: list[int]) -> str:
 
 def act(opts: dict) -> list[str]:
     a = opts.get("activation", "linear")
+    if a == "leaky_relu":
+        return [f"x = jax.nn.leaky_relu(x, negative_slope={opts['negative_slope']!r})"]
+    if a == "clip":
+        return [f"x = jnp.clip(x, {opts['min']!r}, {opts['max']!r})"]
+    if a == "hard_sigmoid" and (opts.get("alpha", 1 / 6), opts.get("beta", 0.5)) != (1 / 6, 0.5):
+        return [f"x = jnp.clip(x * {opts['alpha']!r} + {opts['beta']!r}, 0.0, 1.0)  # hard_sigmoid, alpha and beta"]
     return [] if a == "linear" else [f"x = {_ACTIVATION[a]}"]
 
 

@@ -18,6 +18,7 @@ weights.py maps a whole model's weights both ways, voice.py builds the voice and
 from __future__ import annotations
 
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 (they register)
+from . import attention  # noqa: F401 - issue 25: multi_head_attention
 from .assembly import assemble, boundary_perms, keras_model, model_name, permutes
 from .emitters import DTYPES, EMITTERS, KERAS_NAMES, VOICE, keras, refusal, tf
 from .normalization import batch_norm_notes

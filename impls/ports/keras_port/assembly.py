@@ -157,7 +157,8 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
         tail += [keras.layers.Reshape(flat, dtype=dtype, name=_unique("to_chw_map", used)),
                  keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
                  keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
-    if model.is_chain():
+    wired = [EMITTERS.get(la.kind).meta.get("wire") for la in model.layers]  # a kind whose Keras layers are no chain
+    if model.is_chain() and not any(wired):
         net = keras.Sequential([inp, *head, *(p for ps in per_layer for p in ps), *tail], name=model_name(model, native_layout))
     else:
         t = inp
@@ -167,7 +168,9 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
         for i, (layer, pieces) in enumerate(zip(model.layers, per_layer, strict=True)):
             ins = [env[s] for s in model.sources(i)]
             y = ins[0] if spec_of(layer.kind).ARITY == 1 else ins
-            for piece in pieces:
+            if wired[i]:  # wire(pieces, opts, y) calls them on y as the kind connects them (the last one's output is y)
+                y = wired[i](pieces, spec_of(layer.kind).options(layer.options), y)
+            for piece in [] if wired[i] else pieces:
                 y = piece(y)
             env[layer.name] = y
         for la in tail:

@@ -25,10 +25,18 @@ DTYPES = ("float32", "float64")
 KERAS_NAMES = {"moving_var": "moving_variance"}  # canonical weight name -> the Keras layer's attribute, where not the same
 
 EMITTERS = Registry("the Keras port", "layer kind")
+GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x / sqrt 2), and TF's float64 erfc "
+                "kernel is off by up to 8e-9 (measured at x = -2.83: 8.3e-9), over the float64 bar; Keras has no other "
+                "erf layer")
+GELU_TANH = ("Keras has no layer or activation name for the tanh GELU (keras.activations.gelu's approximate=False is "
+             "the erf one, and an activation name carries no argument): the port writes no keras.ops node, so it is "
+             "not ported")
 """Layer kind -> emitter(opts, at: Site) -> the Keras layers computing one description layer (the last one holds its
 weights). Registered with: check=fn(opts, in_shape, masked) -> the reason Keras cannot express these options, or
 None; weights= how a weighted kind's Keras layer holds its weights (a Weights, or recurrent.Cells); helper="crop"
-where the layer a kind puts in front of its own is a crop ("<layer>_crop"), not a pad ("<layer>_pad"); and the 3-D
+where the layer a kind puts in front of its own is a crop ("<layer>_crop"), not a pad ("<layer>_pad"); wire=fn(pieces,
+opts, y) -> the output, where a kind's layers are no chain (lrn reads its input twice: the port is then a functional
+keras.Model, the last piece's output the layer's); and the 3-D
 feature-map flags the boundary reads (assembly._maps3): reads_map (a channels_first source holds the 3-D input it
 reads as (B, C, L)), makes_map (its 3-D output is such a map), keeps_map (its output is one where its inputs are)."""
 
@@ -103,6 +111,8 @@ def layer_refusal(layer: Layer, opts: dict, in_shape: tuple, masked: bool = Fals
     if entry is None:
         return EMITTERS.refusal(layer.kind) or EMITTERS.missing(layer.kind)
     check = entry.meta.get("check")
+    if opts.get("activation") == "gelu_tanh":  # a layer's activation= (dense, conv) too: issue 24
+        return GELU_TANH
     return None if check is None else check(opts, in_shape, masked)
 
 
@@ -113,7 +123,12 @@ def refusal(model: Model, dtype: str) -> str | None:
     shapes = model.input_shapes(1)
     masks = model.mask_sources()
     for i, layer in enumerate(model.layers):
+        if dtype == "float64" and layer.options.get("activation") == "gelu":
+            return f"{layer.label(i)}: {GELU_FLOAT64}"
         why = layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i], masks[i] is not None)
+        entry = EMITTERS.get(layer.kind)
+        if why is None and str(dtype) == "float64" and entry is not None:
+            why = entry.meta.get("float64")  # a kind whose Keras layer computes part of float64 in float32
         if why is not None:
             return f"{layer.label(i)}: {why}"
     return None
@@ -125,5 +140,5 @@ def check(model: Model, dtype: str) -> None:
         raise Refused(f"{VOICE}: {why}")
 
 
-__all__ = ["DTYPES", "EMITTERS", "KERAS_NAMES", "KERNEL", "VOICE", "Site", "Weights", "check", "emitter", "keras",
+__all__ = ["DTYPES", "EMITTERS", "GELU_TANH", "KERAS_NAMES", "KERNEL", "VOICE", "Site", "Weights", "check", "emitter", "keras",
            "layer_refusal", "pads2d", "refusal", "tf"]  # fmt: skip

@@ -20,6 +20,7 @@ reshape, permute, add, concatenate), elementwise.py (multiply, rescale, layer_sc
 from __future__ import annotations
 
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- each registers its emitters
+from . import attention  # noqa: F401 - issue 25: multi_head_attention
 from .builder import (
     DTYPES,
     EMITTERS,

@@ -61,6 +61,15 @@ def ort_kernel(op: str) -> Callable[[dict, str], str | None]:
     return check
 
 
+def activation_refusal(opts: dict, dtype: str) -> str | None:
+    """A layer's activation (its own or its activation=) ONNX Runtime cannot run in `dtype`: the erf GELU in float64
+    (measured: Gelu and Erf raise 'Could not find an implementation' for double; the tanh one runs)."""
+    if opts.get("activation") == "gelu" and dtype == "float64":
+        return ("ONNX Runtime 1.31's CPU kernels for Gelu and Erf are registered for float32 only (measured: 'Could not "
+                "find an implementation for Erf(13)' in float64): the erf GELU has no float64 graph ONNX Runtime runs")
+    return None
+
+
 # Physical layouts of the value flowing through the graph (the description's value is always canonical):
 CANON, NCHW, TBF = "canonical", "nchw", "tbf"
 """NCHW is channels first at any rank: (B, C, H, W) images and (B, C, L) 1-D maps (ONNX's NCW)."""
@@ -89,7 +98,7 @@ def refusal(model: Model, dtype: str) -> str | None:
         entry = EMITTERS.get(layer.kind)
         if entry is None:
             return f"{layer.label(i)}: {EMITTERS.refusal(layer.kind) or EMITTERS.missing(layer.kind)}"
-        why = entry.meta.get("check", ort_kernel(layer.kind))(opts, dtype)
+        why = entry.meta.get("check", ort_kernel(layer.kind))(opts, dtype) or activation_refusal(opts, dtype)
         if why:
             return f"{layer.label(i)}: {why}"
     return None
@@ -149,13 +158,49 @@ class _Graph:
         """Make layer `name`'s output (or the input) the value being built."""
         self.value, self.layout, self.rows_nchw = self.values[name]
 
-    def activation(self, name: str, rank: int) -> None:
+    def activation(self, name: str, rank: int, opts: dict | None = None) -> None:
+        """The activation's operator, or its exact decomposition where ONNX Runtime's CPU kernel is float32 only
+        (HardSigmoid, HardSwish, LeakyRelu: measured 'Could not find an implementation' in float64)."""
         if name == "linear":
             return
+        opts, f64 = opts or {}, self.dtype == np.float64
+        if name == "relu6":
+            return self.apply("Clip", self.const("relu6_min", 0.0, self.dtype), self.const("relu6_max", 6.0, self.dtype))
+        if name == "clip":
+            lo, hi = opts["min"], opts["max"]
+            return self.apply("Clip", "" if lo is None else self.const("clip_min", lo, self.dtype),
+                              *([] if hi is None else [self.const("clip_max", hi, self.dtype)]))
+        if name in ("hard_sigmoid", "hard_swish"):
+            alpha, beta = (opts.get("alpha", 1 / 6), opts.get("beta", 0.5)) if name == "hard_sigmoid" else (1 / 6, 0.5)
+            if not f64:
+                return self.apply("HardSigmoid", alpha=alpha, beta=beta) if name == "hard_sigmoid" else self.apply("HardSwish")
+            x = self.value  # ONNX's own definition, max(0, min(1, alpha x + beta)) (times x), in float64 nodes
+            self.apply("Mul", self.const(f"{name}_alpha", alpha, self.dtype))
+            self.apply("Add", self.const(f"{name}_beta", beta, self.dtype))
+            self.apply("Clip", self.const(f"{name}_0", 0.0, self.dtype), self.const(f"{name}_1", 1.0, self.dtype))
+            if name == "hard_swish":
+                self.value = self.node("Mul", [x, self.value])[0]
+            return None
+        if name == "silu":  # Sigmoid then Mul, as torch.onnx writes nn.SiLU
+            x = self.value
+            self.apply("Sigmoid")
+            self.value = self.node("Mul", [x, self.value])[0]
+            return None
+        if name in ("gelu", "gelu_tanh"):
+            return self.apply("Gelu", approximate="none" if name == "gelu" else "tanh")
+        if name == "leaky_relu":
+            if not f64:
+                return self.apply("LeakyRelu", alpha=opts["negative_slope"])
+            x = self.value
+            positive = self.node("Greater", [x, self.const("leaky_relu_0", 0.0, self.dtype)])[0]
+            scaled = self.node("Mul", [x, self.const("leaky_relu_slope", opts["negative_slope"], self.dtype)])[0]
+            self.value = self.node("Where", [positive, x, scaled])[0]
+            return None
         attrs = {}
         if name == "softmax":  # the canonical last axis: the channels, axis 1 of an NCHW image or NCW map
             attrs["axis"] = 1 if (rank >= 3 and self.layout == NCHW) else -1
         self.apply(_ACTIVATION_OPS[name], **attrs)
+        return None
 
 
 def _boundary_layout(model: Model, native_layout: bool, rank: int, name: str) -> str:

@@ -89,7 +89,7 @@ def _built(model: Model, dtype: str, program: Program, code: Code, net: Any) -> 
     torch = frameworks.load("torch")
     from ...primitives.torch_impl import asarray, to_numpy
 
-    params = dict(net.named_parameters())
+    params = {k: p for k, p in net.named_parameters() if p.requires_grad}  # a frozen BatchNorm weight is no parameter
     ids = takes_ids(model)
     in_dtype = model.input_dtype if ids else dtype  # token ids stay integers
 

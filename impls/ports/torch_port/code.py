@@ -236,7 +236,8 @@ def _walk(model: Model, dtype: str | None, native_layout: bool, taps: bool) -> _
             for s in srcs:
                 e, lay, _ = _convert("x" if s == current else names[s], layouts[s], wants, rank)
                 exprs.append(e)
-            p = entry.fn(layer, opts, in_shapes[i], exprs, lay)
+            extra = {"masked": masked[i] is not None} if entry.meta.get("masked") else {}
+            p = entry.fn(layer, opts, in_shapes[i], exprs, lay, **extra)
         else:
             s = srcs[0]
             shape = tuple(in_shapes[i])

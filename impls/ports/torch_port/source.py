@@ -91,7 +91,17 @@ def activated(name: str, expr: str, rank: int) -> str:
         return expr
     if name == "softmax":
         return f"torch.softmax({expr}, dim={1 if rank == 4 else -1})"
+    if name in _FUNCTIONAL:
+        return _FUNCTIONAL[name].format(expr)
     return f"torch.{name}({expr})"
+
+
+_FUNCTIONAL = {"relu6": "torch.nn.functional.relu6({})", "hard_sigmoid": "torch.nn.functional.relu6({} + 3.0) / 6.0",
+               "hard_swish": "torch.nn.functional.hardswish({})", "silu": "torch.nn.functional.silu({})",
+               "gelu": "torch.nn.functional.gelu({})", "gelu_tanh": "torch.nn.functional.gelu({}, approximate='tanh')"}
+"""issue 24's activations as a layer's activation= (torch.nn.functional's own, with its defaults: gelu the erf one;
+hard_sigmoid as relu6(x + 3) / 6 itself, since F.hardsigmoid's float64 backward multiplies by float32(1 / 6): measured
+2.8e-9 off, where the relu6 form's gradient is exact)."""
 
 
 def act_comment(name: str, rank: int) -> str:

@@ -1,0 +1,212 @@
+"""nn.MultiheadAttention, nn.TransformerEncoderLayer and nn.TransformerEncoder (issue 25).
+
+torch.fx keeps each of these modules whole (a leaf: torch.nn's own modules are), so each is one step of the walk:
+- nn.MultiheadAttention called as self-attention, `self.attn(x, x, x)` (need_weights is irrelevant to the output),
+  read at `[0]`: one multi_head_attention layer reading x twice (query, value); its weights through
+  impls/convert/attention.py (the packed in_proj_weight in q, k, v order; torch's key bias dropped: it changes nothing).
+- nn.TransformerEncoderLayer as the graph it is (dropout the identity in eval):
+  norm_first=False: a = MHA(x); r1 = x + a; n1 = LayerNorm(r1); f = Linear2(act(Linear1(n1))); y = LayerNorm(n1 + f)
+  norm_first=True:  n1 = LayerNorm(x); r1 = x + MHA(n1); y = r1 + Linear2(act(Linear1(LayerNorm(r1))))
+- nn.TransformerEncoder: its layers in order, then its final norm where it has one.
+Refused with the reason: batch_first=False (the description's sequences are batch first), a mask argument (attn_mask,
+key_padding_mask, src_mask, src_key_padding_mask, is_causal), cross attention (query and key/value from two paths),
+add_bias_kv / add_zero_attn, an activation other than relu (or gelu where the activation kind has it).
+In eval torch may run its fused fast path; the arithmetic is the same, and only the module's own output is read from
+it (the parts' outputs are recomputed from the module's own submodules, the slow path's order).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from ... import convert
+from ...layouts import PLAIN
+from ...model.description import Layer
+from ...model.layers.base import ACTIVATIONS
+from .context import REGISTRY, F, Node, Step, _Ctx, nn
+
+
+def _unique(ctx: _Ctx, name: str) -> str:
+    while name in ctx.names:
+        name += "_"
+    ctx.names.add(name)
+    return name
+
+
+def _check_mha(ctx: _Ctx, node: Node, m: Any, where: str = "") -> None:
+    at = f"{where}: " if where else ""
+    if not m.batch_first:
+        raise ctx.refuse(node, f"{at}batch_first=False: the module takes (T, B, E); the description's sequences are "
+                               "batch first (B, T, E): build it with batch_first=True (the same weights)")  # fmt: skip
+    if m.bias_k is not None or m.add_zero_attn:
+        raise ctx.refuse(node, f"{at}add_bias_kv / add_zero_attn append a learned or zero key and value to every "
+                               "sequence, which the description's attention does not hold")  # fmt: skip
+
+
+def mha_layer(ctx: _Ctx, m: Any, name: str, src: str) -> Layer:
+    """The multi_head_attention layer of nn.MultiheadAttention `m`, self-attention on the tensor `src`."""
+    state = {k: ctx.array(v) for k, v in m.state_dict().items()}
+    w = convert.mha_from_torch({**state, "in_proj_bias": state.get("in_proj_bias")}, int(m.num_heads))
+    bias = m.in_proj_bias is not None
+    opts = {"num_heads": int(m.num_heads), "key_dim": int(m.head_dim), "use_bias": bias}
+    return Layer("multi_head_attention", name, opts, w, (src, src))
+
+
+def _self_attention_args(ctx: _Ctx, node: Node) -> None:
+    """query, key and value one tensor; no mask argument."""
+    args = list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value") if k in node.kwargs]
+    if len(args) != 3 or len({id(a) for a in args}) != 1:
+        raise ctx.refuse(node, "its query, key and value are not one tensor: the torch importer reads self-attention "
+                               "(attn(x, x, x)); cross attention joins two paths")  # fmt: skip
+    for k in ("key_padding_mask", "attn_mask"):
+        if node.kwargs.get(k) is not None:
+            raise ctx.refuse(node, f"it is given {k}: masks passed to nn.MultiheadAttention are not imported yet; the "
+                                   "description's attention takes a causal option and the padding mask of its input")  # fmt: skip
+    if node.kwargs.get("is_causal"):
+        raise ctx.refuse(node, "is_causal=True (with its attn_mask) is not imported yet")
+
+
+def _picked(ctx: _Ctx, node: Node) -> Node:
+    """The `[0]` of the (output, weights) tuple: the only use."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "call_function" or users[0].target is not operator.getitem or users[0].args[1] != 0:
+        raise ctx.refuse(node, "its (output, attention weights) tuple is used otherwise than [0]: the description's "
+                               "attention gives its output only")  # fmt: skip
+    return users[0]
+
+
+@REGISTRY.register(nn.MultiheadAttention, kinds=("multi_head_attention",))
+def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
+    _check_mha(ctx, node, m)
+    _self_attention_args(ctx, node)
+    pick = _picked(ctx, node)
+    src = ctx.tensors[node.args[0]][0]
+    layer = mha_layer(ctx, m, ctx.name(node), src)
+    ctx.notes.append(f"{node.target}: torch's key bias (in_proj_bias[E:2E]) is dropped: softmax ignores it exactly")
+    return Step(layer, [node, pick], PLAIN)
+
+
+def _activation(ctx: _Ctx, node: Node, layer: Any, where: str) -> str:
+    act = layer.activation
+    if act is F.relu or isinstance(act, nn.ReLU):
+        return "relu"
+    if (act is F.gelu or isinstance(act, nn.GELU)) and "gelu" in ACTIVATIONS:
+        return "gelu"
+    raise ctx.refuse(node, f"{where}: activation {getattr(act, '__name__', type(act).__name__)} is not imported "
+                           f"(the description's activations: {', '.join(ACTIVATIONS)})")  # fmt: skip
+
+
+def _norm(ctx: _Ctx, m: Any, name: str, src: str) -> tuple[Layer, Any]:
+    w = {"gamma": ctx.array(m.weight)} if m.weight is not None else {}
+    if getattr(m, "bias", None) is not None:
+        w["beta"] = ctx.array(m.bias)
+    opts = {"epsilon": float(m.eps), "center": "beta" in w, "scale": "gamma" in w}
+    return Layer("layer_norm", name, opts, w, (src,)), m
+
+
+def _dense(ctx: _Ctx, m: Any, name: str, src: str, activation: str = "linear") -> Layer:
+    w = {"kernel": convert.dense_from_torch(ctx.array(m.weight))}
+    if m.bias is not None:
+        w["bias"] = ctx.array(m.bias)
+    return Layer("dense", name, {"units": int(m.out_features), "activation": activation, "use_bias": m.bias is not None},
+                 w, (src,))  # fmt: skip
+
+
+def _alone_merge(*_: Any) -> Any:
+    raise RuntimeError("a layer that reads several tensors is checked accumulated only")
+
+
+def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str) -> list:
+    """[(Layer, torch tensor -> tensor: that layer alone, or None for one reading several), ...] and the function of
+    the step's input giving every part's output, for TransformerEncoderLayer `e` reading the tensor `src`."""
+    _check_mha(ctx, node, e.self_attn, f"{base}.self_attn")
+    act = _activation(ctx, node, e, base)
+    n = {k: _unique(ctx, f"{base}.{k}") for k in ("norm1", "self_attn", "residual1", "norm2", "linear1", "linear2",
+                                                  "residual2")}  # fmt: skip
+
+    def attn(t):
+        return e.self_attn(t, t, t, need_weights=False)[0]
+
+    ff_act = F.relu if act == "relu" else F.gelu
+    parts: list = []
+    if e.norm_first:
+        parts.append(_norm(ctx, e.norm1, n["norm1"], src))
+        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], n["norm1"]), _alone_merge))
+        parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
+        parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual1"]))
+        parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm2"], act), lambda t: ff_act(e.linear1(t))))
+        parts.append((_dense(ctx, e.linear2, n["linear2"], n["linear1"]), e.linear2))
+        parts.append((Layer("add", n["residual2"], {}, {}, (n["residual1"], n["linear2"])), _alone_merge))
+
+        def outputs(x):
+            a = e.norm1(x)
+            b = attn(a)
+            r1 = x + b
+            c = e.norm2(r1)
+            f1 = ff_act(e.linear1(c))
+            f2 = e.linear2(f1)
+            return [a, b, r1, c, f1, f2, r1 + f2]
+    else:
+        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], src), _alone_merge))
+        parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
+        parts.append(_norm(ctx, e.norm1, n["norm1"], n["residual1"]))
+        parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm1"], act), lambda t: ff_act(e.linear1(t))))
+        parts.append((_dense(ctx, e.linear2, n["linear2"], n["linear1"]), e.linear2))
+        parts.append((Layer("add", n["residual2"], {}, {}, (n["norm1"], n["linear2"])), _alone_merge))
+        parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual2"]))
+
+        def outputs(x):
+            b = attn(x)
+            r1 = x + b
+            a = e.norm1(r1)
+            f1 = ff_act(e.linear1(a))
+            f2 = e.linear2(f1)
+            r2 = a + f2
+            return [b, r1, a, f1, f2, r2, e.norm2(r2)]
+    return parts, outputs
+
+
+def _no_masks(ctx: _Ctx, node: Node) -> None:
+    if len(node.args) > 1 or any(v is not None and v is not False for k, v in node.kwargs.items()):
+        raise ctx.refuse(node, "it is given a mask (src_mask, src_key_padding_mask or is_causal): masks passed to a "
+                               "Transformer encoder are not imported yet")  # fmt: skip
+
+
+@REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+def _encoder_layer(ctx: _Ctx, node: Node, e: Any) -> Step:
+    _no_masks(ctx, node)
+    parts, outputs = encoder_layer_parts(ctx, node, e, _unique(ctx, str(node.target)), ctx.tensors[node.args[0]][0])
+    ctx.notes.append(f"{node.target}: a TransformerEncoderLayer (norm_first={e.norm_first}) imported as its graph; "
+                     "dropout is the identity in eval; torch's key bias dropped")  # fmt: skip
+    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+
+
+@REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
+    _no_masks(ctx, node)
+    src = ctx.tensors[node.args[0]][0]
+    parts, fns = [], []
+    base = _unique(ctx, str(node.target))
+    for i, e in enumerate(enc.layers):
+        p, f = encoder_layer_parts(ctx, node, e, f"{base}.layers.{i}", src)
+        parts += p
+        fns.append(f)
+        src = p[-1][0].name
+    if enc.norm is not None:
+        parts.append(_norm(ctx, enc.norm, _unique(ctx, f"{base}.norm"), src))
+
+    def outputs(x):
+        out = []
+        for f in fns:
+            got = f(x)
+            out += got
+            x = got[-1]
+        return out + ([enc.norm(x)] if enc.norm is not None else [])
+
+    ctx.notes.append(f"{node.target}: a TransformerEncoder of {len(enc.layers)} layers imported as their graph; "
+                     "dropout is the identity in eval; torch's key biases dropped")  # fmt: skip
+    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+
+
+__all__ = ["encoder_layer_parts", "mha_layer"]

@@ -1,0 +1,123 @@
+"""The second core: some voices' sections computed in a worker process while this one computes the others.
+
+    job = Worker.start(model, batch, ("jax", "flax"), one_pass)    # an exec'd `python -m nnparity.certify.worker`
+    ...                                                             # this process's voices meanwhile
+    entries, seconds = job.result()                                 # {voice: its entry}, {voice: {section: s}}
+
+The voices are independent: each compares its own build with the same NumPy float64 reference. The worker is a
+fresh interpreter (exec'd, never forked: JAX deadlocks under fork), given the model description as its .json and
+.npz (impls/model/store.py) and the batch; it draws the same seeded inputs, runs the same reference and the same
+`voice_section`, and hands back JSON, in which a float keeps every bit (repr), so the certificate is the same byte
+for byte as one computed in one process, apart from its times (tests/test_certify_worker.py). Its frameworks run
+with this process's thread count. Should the worker fail to start or die, its voices are computed here after all,
+and the certificate says nothing different.
+
+Which voices go to the worker (`split`): JAX and Flax, where both cores exist. They compile (XLA) and are the
+slowest voices of a deep CNN's certificate (measured on torchvision resnet18, 3,3,64,64: 40 of 72 s of checks), and
+they are the only voices that import JAX, so neither process starts every framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from impls import frameworks
+from impls.model import store
+from impls.model.description import Model
+
+WORKER_VOICES = ("jax", "flax")
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def split(voices: tuple[str, ...], jobs: int) -> tuple[str, ...]:
+    """The voices the worker computes: JAX's, where a second process may run."""
+    return tuple(v for v in voices if v in WORKER_VOICES) if jobs > 1 else ()
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON-able")
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen, folder: tempfile.TemporaryDirectory, voices: tuple[str, ...]) -> None:
+        self.proc, self.folder, self.voices = proc, folder, voices
+
+    @classmethod
+    def start(cls, model: Model, batch: int, voices: tuple[str, ...], one_pass: bool) -> Worker | None:
+        """The worker, started; None where it cannot be (its voices are then computed here)."""
+        folder = tempfile.TemporaryDirectory(prefix="nnparity-worker-")
+        base = Path(folder.name)
+        try:
+            store.save(model, base / "model")
+            (base / "request.json").write_text(json.dumps({"voices": list(voices), "batch": batch, "one_pass": one_pass,
+                                                           "threads": frameworks.threads()}))  # fmt: skip
+            proc = subprocess.Popen([sys.executable, "-m", "nnparity.certify.worker", str(base)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+        except (OSError, ValueError):
+            folder.cleanup()
+            return None
+        return cls(proc, folder, voices)
+
+    def result(self) -> tuple[dict[str, dict], dict[str, dict[str, float]]] | None:
+        """({voice: entry}, {voice: {section: seconds}}), or None where the worker failed."""
+        try:
+            code = self.proc.wait()
+            out = Path(self.folder.name) / "result.json"
+            if code != 0 or not out.exists():
+                return None
+            got = json.loads(out.read_text())
+            return got["entries"], got["profile"]
+        finally:
+            self.folder.cleanup()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.folder.cleanup()
+
+
+def main(folder: str) -> int:
+    base = Path(folder)
+    request = json.loads((base / "request.json").read_text())
+    if request["threads"] is not None:
+        frameworks.set_threads(request["threads"])
+    from .checks import Profile
+    from .inputs import Reference, inputs
+    from .per_voice import voice_section
+
+    model = store.load(base / "model")
+    data = inputs(model, request["batch"])
+    ref = Reference.of(model, data["x"])
+    profile = Profile()
+
+    def say(message: str) -> None:  # as the command's own progress lines: on a terminal only
+        if sys.stderr.isatty():
+            print(f"nnparity [worker] {message}", file=sys.stderr, flush=True)
+
+    entries = {}
+    for voice in request["voices"]:
+        entries[voice], _ = voice_section(voice, model, ref, data["dy"], profile, say, request["one_pass"])
+    tmp = base / "result.json.part"
+    tmp.write_text(json.dumps({"entries": entries, "profile": profile.seconds}, default=_plain))
+    tmp.replace(base / "result.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

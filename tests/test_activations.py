@@ -1,0 +1,324 @@
+"""Issue 24's activations, from each source to each target, as a user runs them.
+
+- Sources, each a user's file: a Keras functional model (Conv2D(activation="relu6" / "swish" / "hard_silu"),
+  Dense(activation="gelu" / "hard_sigmoid"), ReLU(max_value=6), ReLU(max_value=3), LeakyReLU() (Keras 3's 0.3),
+  Activation("leaky_relu") (keras.activations' 0.2), ReLU(negative_slope=0.1)); a torch module (nn.ReLU6,
+  nn.Hardtanh(-1.5, 2), nn.Hardsigmoid, nn.Hardswish, nn.SiLU, nn.GELU() and GELU('tanh'), nn.LeakyReLU() (torch's
+  0.01), F.leaky_relu(x, 0.2), torch.clamp(x, min=-1), x.clamp(0, 4)); that module exported by torch.onnx.export (Clip,
+  HardSigmoid, HardSwish, Sigmoid + Mul, Gelu, LeakyRelu). Each imports with each convention's parameters stated,
+  and its description's reference agrees with the source layer by layer.
+- `nnparity port` of each to torch, Keras, ONNX and Flax, each loaded back by its own framework in a fresh
+  interpreter that never imports nnparity, agreeing with the source at the float32 bar (Keras refuses the tanh GELU
+  and a clip not from 0, with why).
+- Planted convention bugs, each caught: hard_sigmoid as 0.2 x + 0.5 where relu6(x + 3) / 6 is meant; the tanh GELU
+  for the erf one (jax.nn.gelu's default in the Flax port, Keras' "gelu" read as approximate); a leaky slope default
+  swapped (Keras' 0.3 read as torch's 0.01; ONNX's LeakyRelu default 0.01 as 0.3; ONNX's HardSigmoid default 0.2 as
+  1/6).
+- ONNX's own node tests (HardSigmoid, HardSwish, LeakyRelu, Clip, Gelu, with their defaults) through the importer and
+  every voice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from impls import SHORT, unavailable_reason
+from impls.contract.tolerance import error_stats, tolerance
+from impls.importers import load
+from impls.model import voices
+from impls.model.compose import reference_forward, reference_outputs
+from nnparity import cli
+from tests.test_elementwise import LOADER, _canonical, _nchw
+from verify.conftest import load_framework
+from verify.headroom import check
+
+BAR = tolerance("float32")
+
+KERAS_NET = """
+import keras
+
+L = keras.layers
+keras.utils.set_random_seed(0)
+x = keras.Input((6, 5, 3))
+y = L.Conv2D(4, 3, padding="same", activation="relu6", name="c_relu6")(x)
+y = L.Conv2D(4, 3, padding="same", activation="swish", name="c_swish")(y)
+y = L.DepthwiseConv2D(3, padding="same", activation="hard_silu", name="dw_hard_silu")(y)
+y = L.Rescaling(4.0, name="spread")(y)
+a = L.ReLU(max_value=6.0, name="relu_6")(y)
+b = L.ReLU(max_value=3.0, name="relu_3")(y)
+c = L.LeakyReLU(name="leaky_default")(y)
+d = L.Activation("leaky_relu", name="leaky_activation")(y)
+e = L.ReLU(negative_slope=0.1, name="relu_leaky")(y)
+z = L.Concatenate(name="cat")([a, b, c, d, e])
+z = L.Rescaling(40.0, name="gap_wide")(L.GlobalAveragePooling2D(name="gap")(z))
+z = L.Dense(6, activation="gelu", name="d_gelu")(z)
+model = keras.Model(x, L.Dense(3, activation="hard_sigmoid", name="out")(L.Rescaling(3.0, name="wide")(z)))
+"""
+
+TORCH_NET = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu6, self.hardtanh = nn.ReLU6(inplace=True), nn.Hardtanh(-1.5, 2.0)
+        self.hsig, self.hswish, self.silu = nn.Hardsigmoid(), nn.Hardswish(), nn.SiLU()
+        self.gelu, self.gelu_tanh, self.leaky = nn.GELU(), nn.GELU(approximate="tanh"), nn.LeakyReLU()
+        self.fc = nn.Linear(4 * 10, 3)
+
+    def forward(self, x):
+        y = self.conv(x) * 4.0
+        parts = [self.relu6(y + 0.0), self.hardtanh(y), self.hsig(y), self.hswish(y), self.silu(y), self.gelu(y),
+                 self.gelu_tanh(y), self.leaky(y), F.leaky_relu(y, 0.2), torch.clamp(y, min=-1.0)]
+        z = torch.cat([p.mean((2, 3)) for p in parts], 1)
+        return self.fc(z).clamp(0.0, 4.0)
+
+
+torch.manual_seed(0)
+model = Net().eval()
+"""
+
+_MODELS_NEED = {
+    "keras": {("relu6", ()), ("silu", ()), ("hard_swish", ()), ("gelu", ()), ("hard_sigmoid", ()),
+              ("clip", (("max", 3.0), ("min", 0.0))), ("leaky_relu", (("negative_slope", 0.3),)),
+              ("leaky_relu", (("negative_slope", 0.2),)), ("leaky_relu", (("negative_slope", 0.1),))},
+    "torch": {("relu6", ()), ("clip", (("max", 2.0), ("min", -1.5))), ("hard_sigmoid", (("alpha", 1 / 6), ("beta", 0.5))),
+              ("hard_swish", ()), ("silu", ()), ("gelu", ()), ("gelu_tanh", ()), ("leaky_relu", (("negative_slope", 0.01),)),
+              ("leaky_relu", (("negative_slope", 0.2),)), ("clip", (("max", None), ("min", -1.0))),
+              ("clip", (("max", 4.0), ("min", 0.0)))},
+}  # fmt: skip
+
+
+def _activations(m) -> set:
+    """(name, its parameters) of every activation layer and every layer's activation=."""
+    from impls.model.layers import spec_of
+
+    out = set()
+    for la in m.layers:
+        opts = spec_of(la.kind).options(la.options)
+        name = opts.get("activation", "linear")
+        if name != "linear":
+            params = tuple(sorted((k, v) for k, v in opts.items() if k != "activation")) if la.kind == "activation" else ()
+            out.add((name, params))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict:
+    """name -> (spec, --input-shape or None, x in the source's layout, the source's own output there, Imported)."""
+    torch = load_framework("torch")
+    load_framework("keras"), load_framework("onnxruntime"), load_framework("flax")
+    d = tmp_path_factory.mktemp("activations")
+    (d / "keras_net.py").write_text(textwrap.dedent(KERAS_NET))
+    (d / "torch_net.py").write_text(textwrap.dedent(TORCH_NET))
+    g = np.random.default_rng(5)
+    out = {}
+    imported = load(f"{d / 'keras_net.py'}:model", (3, 6, 5, 3))
+    x = g.uniform(-1, 1, (3, 6, 5, 3)).astype(np.float32)
+    out["keras"] = (f"{d / 'keras_net.py'}:model", "3,6,5,3", x, imported.forward(x), imported)
+    imported = load(f"{d / 'torch_net.py'}:model", (3, 3, 6, 5))
+    net = runpy.run_path(str(d / "torch_net.py"))["model"]
+    x = g.uniform(-1, 1, (3, 3, 6, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    out["torch"] = (f"{d / 'torch_net.py'}:model", "3,3,6,5", x, want, imported)
+    torch.onnx.export(net, torch.from_numpy(x), str(d / "torch_net.onnx"), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})  # fmt: skip
+    out["onnx"] = (str(d / "torch_net.onnx"), None, x, want, load(str(d / "torch_net.onnx"), None))
+    return {"folder": d, **out}
+
+
+@pytest.mark.parametrize("name", ["keras", "torch", "onnx"])
+def test_each_source_imports_with_its_conventions_and_agrees_layer_by_layer(sources, name):
+    _, _, x, want, imported = sources[name]
+    m = imported.model
+    need = _MODELS_NEED["torch" if name == "onnx" else name]
+    got_acts = _activations(m)
+    if name == "onnx":  # ONNX holds HardSigmoid's alpha and LeakyRelu's slope as float32 attributes
+        need = {(n, tuple((k, None if v is None else float(np.float32(v))) for k, v in p)) for n, p in need}
+    assert need <= got_acts, sorted(need - got_acts, key=str)
+    xc = _canonical(name, x).astype(np.float64)
+    got, ref = imported.forward(xc), reference_forward(m, xc)
+    assert error_stats(got, ref).rel <= BAR
+    assert error_stats(_nchw(got) if got.ndim == 4 else got, want).rel <= BAR  # the source's own output
+    for i, (got, r) in enumerate(zip(imported.layer_outputs(xc), reference_outputs(m, xc), strict=True)):
+        assert error_stats(got, r).rel <= BAR, f"{name}: {m.layers[i].label(i)}"
+
+
+def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(sources, capsys):
+    d = sources["folder"]
+    ports, refused, cwd = [], {}, Path.cwd()
+    try:
+        os.chdir(d)
+        for name in ("keras", "torch", "onnx"):
+            spec, shape, x, want, _ = sources[name]
+            np.save(f"{name}_x.npy", x)
+            np.save(f"{name}_want.npy", np.asarray(want, np.float32))
+            for target, path in (("torch", f"{name}_torch"), ("keras", f"{name}.keras"), ("onnx", f"{name}.onnx"),
+                                 ("flax", f"{name}_flax")):  # fmt: skip
+                if name == target:
+                    continue
+                argv = ["port", spec, "--to", target, "-o", path] + (["--input-shape", shape] if shape else [])
+                rc = cli.main(argv)
+                if name in ("torch", "onnx") and target == "keras":  # the tanh GELU, clip(-1.5, 2): no Keras layer
+                    refused[name] = (rc, capsys.readouterr().err)
+                    continue
+                assert rc == 0, (argv, capsys.readouterr().err)
+                ports.append((name, target, path))
+        Path("ports.json").write_text(json.dumps(ports))
+    finally:
+        os.chdir(cwd)
+    for name, (rc, err) in refused.items():
+        assert rc == 2 and ("tanh GELU" in err or "clip" in err), (name, err)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got.pop("nnparity loaded") == []
+    assert len(got) == len(ports) == 7 and all(err <= BAR for err in got.values()), got
+
+
+# --------------------------------------------------------------------------- planted convention bugs
+
+
+def _caught(imported, x) -> bool:
+    """Whether the description's reference and the source disagree beyond the float32 bar at some layer."""
+    pairs = zip(imported.layer_outputs(x), reference_outputs(imported.model, x), strict=True)
+    return max(error_stats(got, ref).rel for got, ref in pairs) > BAR
+
+
+def _reimport(sources, name):
+    spec, _, x, _, _ = sources[name]
+    shape = {"keras": (3, 6, 5, 3), "torch": (3, 3, 6, 5), "onnx": None}[name]
+    return load(spec, shape), _canonical(name, x).astype(np.float64)
+
+
+@pytest.mark.parametrize("name", ["keras", "torch"])
+def test_a_planted_hard_sigmoid_of_keras_2_is_caught(sources, monkeypatch, name):
+    """hard_sigmoid as Keras 2's 0.2 x + 0.5 where torch's and Keras 3's relu6(x + 3) / 6 is meant."""
+    from impls.model.layers import activation
+
+    imported, x = _reimport(sources, name)
+    assert not _caught(imported, x)
+    monkeypatch.setitem(activation.PARAMS, "hard_sigmoid", {"alpha": 0.2, "beta": 0.5})
+    assert _caught(imported, x)
+
+
+def test_a_planted_tanh_gelu_for_erf_is_caught_in_the_keras_importer_and_the_flax_port(sources, monkeypatch):
+    from impls.importers.keras_import import context
+    from impls.ports.flax_port import emit
+
+    imported, x = _reimport(sources, "keras")
+    monkeypatch.setitem(context.KERAS_ACTIVATIONS, "gelu", "gelu_tanh")  # Keras' "gelu" read as keras.ops.gelu's default
+    bugged, _ = _reimport(sources, "keras")
+    assert not _caught(imported, x) and _caught(bugged, x)
+    m = imported.model
+    ok = voices.build("flax", m, "float32").forward(x.astype(np.float32))
+    assert error_stats(ok, reference_forward(m, x)).rel <= BAR
+    monkeypatch.setitem(emit._ACTIVATION, "gelu", "jax.nn.gelu(x)")  # jax.nn.gelu's default: approximate=True
+    bad = voices.build("flax", m, "float32").forward(x.astype(np.float32))
+    assert error_stats(bad, reference_forward(m, x)).rel > BAR
+
+
+def test_a_planted_leaky_slope_default_swap_is_caught(sources, monkeypatch):
+    """Keras 3's LeakyReLU() is 0.3; read with torch's 0.01 the description disagrees with the source."""
+    from impls.importers.keras_import import activation as keras_activation
+
+    imported, x = _reimport(sources, "keras")
+    real = keras_activation._leaky
+    monkeypatch.setattr(keras_activation, "_leaky", lambda c, slope: real(c, 0.01 if slope == 0.3 else slope))
+    bugged, _ = _reimport(sources, "keras")
+    assert not _caught(imported, x) and _caught(bugged, x)
+
+
+# --------------------------------------------------------------------------- ONNX's own node tests
+
+NODE_OPS = ("hardsigmoid", "hardswish", "leakyrelu", "clip", "gelu")
+
+
+def _node_cases() -> list:
+    """ONNX's node cases of the five operators (float32, batch-first: rank >= 2), written by the onnx package's own
+    case code; the expanded HardSwish (HardSigmoid then Mul) too."""
+    load_framework("onnx")
+    node_cases = importlib.import_module("onnx.backend.test.case.node")
+    for m in NODE_OPS:
+        importlib.import_module(f"onnx.backend.test.case.node.{m}")
+    cases = [c for c in node_cases._NodeTestCases if c.model and c.data_sets
+             and c.model.graph.node[-1].op_type.lower() in (*NODE_OPS, "mul")
+             and (not c.name.endswith("expanded") or c.name == "test_hardswish_expanded")
+             and c.name.startswith(tuple(f"test_{m}" for m in NODE_OPS))]  # fmt: skip
+    return [pytest.param(c, id=c.name) for c in cases]
+
+
+def _one_input(case, tmp_path):
+    """The case's graph with its extra inputs (Clip's min and max) made initializers, or None with why."""
+    onnx = load_framework("onnx")
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    ins, (want,) = case.data_sets[0]
+    x = ins[0]
+    if x.dtype != np.float32 or x.ndim < 2:
+        return None, f"{x.dtype} input of shape {x.shape}: the description takes float inputs, batch first"
+    g = case.model.graph
+    inits = [numpy_helper.from_array(a, g.input[k].name) for k, a in enumerate(ins) if k > 0]
+    graph = helper.make_graph(list(g.node), case.name, [g.input[0]], [g.output[0]], [*g.initializer, *inits])
+    m = helper.make_model(graph, opset_imports=list(case.model.opset_import))
+    m.ir_version = min(case.model.ir_version, 8)
+    path = tmp_path / f"{case.name}.onnx"
+    onnx.save(m, str(path))
+    return (path, x, want), None
+
+
+_NODE_KINDS = {"hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish", "leakyrelu": "leaky_relu", "gelu": "gelu"}
+
+
+@pytest.mark.parametrize("case", _node_cases())
+@pytest.mark.parametrize("voice", voices.VOICES)
+def test_onnx_node_cases_are_reproduced_by_every_voice(case, voice, tmp_path):
+    made, why = _one_input(case, tmp_path)
+    if made is None:
+        pytest.skip(why)
+    path, x, want = made
+    from impls.importers import onnx_import
+
+    imported = onnx_import.load_file(path, None)
+    m = imported.model
+    assert {la.kind for la in m.layers} <= {"activation", "multiply"}
+    unavailable = unavailable_reason(voice) or voices.refusal(voice, m, "float32")
+    if unavailable:
+        pytest.skip(f"{voice}: {unavailable}")
+    got = voices.build(voice, m, "float32").forward(x)
+    check(got, want.astype(np.float64), "float32", voice, what=f"{case.name} {SHORT[voice]}")
+
+
+@pytest.mark.parametrize("case_name, planted", [("test_hardsigmoid_default", ("alpha", 1 / 6)),
+                                                ("test_leakyrelu_default", ("alpha", 0.3))])  # fmt: skip
+def test_a_planted_onnx_default_is_caught_by_its_node_case(monkeypatch, tmp_path, case_name, planted):
+    """ONNX's HardSigmoid defaults to alpha 0.2 (not torch's 1/6), LeakyRelu to 0.01 (not Keras' 0.3): an importer
+    that fills the other default disagrees with ONNX's own expected output."""
+    from impls.importers import onnx_import
+    from impls.importers.onnx_import import activation as onnx_activation
+
+    (case,) = [p.values[0] for p in _node_cases() if p.id == case_name]
+    (path, x, want), _ = _one_input(case, tmp_path)
+    assert not onnx_activation.attrs(case.model.graph.node[0])  # the default is not written
+    ok = reference_forward(onnx_import.load_file(path, None).model, x.astype(np.float64))
+    assert error_stats(ok, want).rel <= BAR
+    real = onnx_activation.attrs
+    monkeypatch.setattr(onnx_activation, "attrs", lambda node: {planted[0]: planted[1], **real(node)})
+    bad = reference_forward(onnx_import.load_file(path, None).model, x.astype(np.float64))
+    assert error_stats(bad, want).rel > BAR

@@ -1,0 +1,87 @@
+"""Issue 27's second core: JAX's voices computed in a worker process (nnparity/certify/worker.py) give the same
+certificate, byte for byte apart from its times, as every voice computed in one process; a worker that cannot start
+or dies leaves its voices to this process, and the certificate is still the same."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from impls.model import voices
+from nnparity import certificate, certify
+from nnparity.certify import worker
+
+from .test_certify_one_pass import residual_model
+
+VOICES = ("numpy", "jax", "flax")
+TIMES = ("profile", "checks_s", "total_s", "memory")
+
+
+def _certificate(model, jobs: int) -> dict:
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=jobs))
+    plain = json.loads(certificate.to_json(cert))
+    return {k: v for k, v in plain.items() if k not in TIMES}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return residual_model()
+
+
+@pytest.fixture(scope="module")
+def alone(model):
+    return _certificate(model, 1)
+
+
+def test_the_split_sends_only_jax_voices_and_only_with_two_jobs():
+    assert worker.split(voices.VOICES, 2) == ("jax", "flax")
+    assert worker.split(voices.VOICES, 1) == ()
+    assert worker.split(("numpy", "torch"), 2) == ()
+
+
+def test_a_worker_gives_the_same_certificate_apart_from_times(model, alone, monkeypatch):
+    started = []
+    real = worker.Worker.start.__func__
+
+    def spy(cls, *args):
+        job = real(cls, *args)
+        started.append(job)
+        return job
+
+    monkeypatch.setattr(worker.Worker, "start", classmethod(spy))
+    split = _certificate(model, 2)
+    assert started and started[0] is not None and started[0].proc.returncode == 0, "the worker did not run"
+    assert json.dumps(split, sort_keys=False) == json.dumps(alone, sort_keys=False)
+    assert list(split["voices"]) == list(VOICES)  # the certificate's order, not the order of computing
+
+
+def test_a_worker_that_cannot_start_leaves_its_voices_here(model, alone, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert _certificate(model, 2) == alone
+
+
+def test_a_worker_that_dies_leaves_its_voices_here(model, alone, monkeypatch):
+    def dying(cls, model, batch, voices_, one_pass):
+        import tempfile
+
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+        return cls(proc, tempfile.TemporaryDirectory(), voices_)
+
+    monkeypatch.setattr(worker.Worker, "start", classmethod(dying))
+    assert _certificate(model, 2) == alone
+
+
+def test_a_planted_bug_in_the_workers_bookkeeping_is_caught(model, alone, monkeypatch):
+    """The worker's entries handed back under the wrong voice: the comparison above would see it."""
+    real = worker.Worker.result
+
+    def swapped(self):
+        got = real(self)
+        entries, seconds = got
+        return {"jax": entries["flax"], "flax": entries["jax"]}, seconds
+
+    monkeypatch.setattr(worker.Worker, "result", swapped)
+    assert _certificate(model, 2) != alone
