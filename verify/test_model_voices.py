@@ -209,6 +209,10 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                                      ("avg_pool2d", "a", {"pool_size": [2, 2], "strides": [2, 1], "padding": [[1, 1], [1, 0]],
                                                           "ceil_mode": True, "count_include_pad": True})]),
     "adaptive_avg_pool2d": ((5, 7, 2), [("adaptive_avg_pool2d", "a", {"output_size": [3, 4]})]),
+    "crop2d-slice-channel_shuffle": ((4, 5, 6), [("crop2d", "c", {"cropping": [[1, 0], [1, 2]]}),
+                                                  ("channel_shuffle", "s", {"groups": 3}),
+                                                  ("slice", "k", {"axis": -1, "start": 1, "stop": 5}),
+                                                  ("slice", "h", {"axis": 1, "start": 1, "stop": 3})]),
     # -- normalization, convolution and the rest
     "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
     "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),
