@@ -286,7 +286,7 @@ def _call(op: Any, node: Any, tensors: dict[int, Any]) -> Any:
     reads: what to read instead}) in place of its tensors and a raw op's constants kept (x + 3 fed x); a layer's
     mask= is left to Keras' own mask propagation."""
     args, kwargs = node.arguments.fill_in(tensors)
-    kwargs = {k: v for k, v in kwargs.items() if k != "mask"}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}  # training: False, below
     return op(*args, **kwargs, **({"training": False} if isinstance(op, L.Layer) else {}))
 
 

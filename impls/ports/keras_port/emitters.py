@@ -128,6 +128,9 @@ def refusal(model: Model, dtype: str) -> str | None:
         if dtype == "float64" and layer.options.get("activation") in ("gelu", "gelu_tanh"):
             return f"{layer.label(i)}: {GELU_FLOAT64 if layer.options['activation'] == 'gelu' else GELU_TANH_FLOAT64}"
         why = layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i], masks[i] is not None)
+        entry = EMITTERS.get(layer.kind)
+        if why is None and str(dtype) == "float64" and entry is not None:
+            why = entry.meta.get("float64")  # a kind whose Keras layer computes part of float64 in float32
         if why is not None:
             return f"{layer.label(i)}: {why}"
     return None
