@@ -195,6 +195,8 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
        for a, p in (("relu6", {}), ("hard_sigmoid", {}), ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}), ("hard_swish", {}),
                     ("silu", {}), ("gelu", {}), ("gelu_tanh", {}), ("leaky_relu", {"negative_slope": 0.3}),
                     ("clip", {"min": -2.0, "max": 3.5}), ("clip", {"min": None, "max": 2.0}))},
+    "depthwise_conv2d-nobias-relu6": ((5, 4, 3), [("depthwise_conv2d", "d", {"kernel_size": [3, 3], "padding": "same",
+                                                                          "use_bias": False, "activation": "relu6"})]),  # MobileNetV2's
     "conv-hard_swish-dense-gelu": ((4, 3, 2), [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2], "activation": "hard_swish"}),
                                                 ("flatten", "f", {}), ("dense", "d", {"units": 3, "activation": "gelu"})]),
     # -- elementwise and constants
