@@ -4,6 +4,7 @@
     python -m reports audit [args]       -> reports.audit:main(args)
     python -m reports training [args]    -> reports.training:main(args)
     python -m reports porting [args]     -> reports.porting:main(args)
+    python -m reports zoo [args]         -> reports.zoo:main(args)
 
 Exit status: 0 written; 2 bad input or usage (the message names the file and the problem, and no
 report is written); 1 an unexpected failure.
@@ -16,7 +17,8 @@ import importlib
 import sys
 
 SUBCOMMANDS = {"audit": "the seed audit (reports/audit.py)", "training": "training curves (reports/training.py)",
-               "porting": "what the ONNX exporters emit (reports/porting.py)"}
+               "porting": "what the ONNX exporters emit (reports/porting.py)",
+               "zoo": "the model zoo ported and certified (reports/zoo.py)"}
 
 
 def _subcommand(name: str, args: list[str]) -> int:

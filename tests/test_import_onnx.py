@@ -249,7 +249,7 @@ def test_batchnorm_in_training_mode_is_refused(tmp_path):
     _refused(path, "node 0 'bn' (BatchNormalization)", "training_mode=1")
 
 
-@pytest.mark.parametrize("what", ["ceil_mode", "bidirectional", "gate"])
+@pytest.mark.parametrize("what", ["dilation", "bidirectional", "gate"])
 def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
     torch = _torch()
     nn = torch.nn
@@ -258,11 +258,11 @@ def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(2, 2, 1)
-            self.pool = nn.MaxPool2d(2, ceil_mode=True)
+            self.pool = nn.MaxPool2d(2, dilation=2)  # ceil_mode imports since issue 24
             self.gru = nn.GRU(5, 3, batch_first=True, bidirectional=True)
 
         def forward(self, x):
-            if what == "ceil_mode":
+            if what == "dilation":
                 return self.pool(self.conv(x))
             if what == "bidirectional":  # h_n[0]: the forward half alone (a bidirectional layer imports joined only)
                 return self.gru(x)[1][0]
@@ -270,7 +270,7 @@ def test_torch_graphs_outside_the_chain_are_refused(tmp_path, what):
 
     shape = (3, 6, 5) if what == "bidirectional" else (3, 2, 5, 5)
     path = export(M(), shape, tmp_path / f"{what}.onnx")
-    words = {"ceil_mode": ("(MaxPool)", "ceil_mode=1"), "bidirectional": ("(GRU)", "bidirectional"),
+    words = {"dilation": ("(MaxPool)", "dilations"), "bidirectional": ("(GRU)", "bidirectional"),
              "gate": ("(Div)", "only Add, Mul, Sum and Concat merge")}[what]  # fmt: skip
     _refused(path, *words)
 

@@ -307,10 +307,10 @@ SEQ = (3, 5, 4)
     (nn.GRU(4, 5, batch_first=True), _out_and_h, SEQ, "body", ["both its output and h_n"]),
     (nn.GRU(4, 5, batch_first=True), _gru_with_h0, SEQ, "zeros", ["function torch.zeros", "from no input"]),
     (nn.GRU(4, 5), lambda s, x: s.body(x)[0], SEQ, "body", ["batch_first=False"]),
-    (nn.MaxPool2d(2, ceil_mode=True), None, CONV, "body", ["ceil_mode=True", "nn.MaxPool2d"]),
+    (nn.AdaptiveMaxPool2d(2), None, CONV, "body", ["output_size=2", "maximum to size 1"]),  # ceil_mode: issue 24
     (nn.MaxPool2d(2, dilation=2), None, CONV, "body", ["dilation"]),
     (nn.AvgPool2d(2, divisor_override=3), None, CONV, "body", ["divisor_override=3"]),
-    (nn.Identity(), lambda s, x: F.max_pool2d(x, 2, ceil_mode=True), CONV, "max_pool2d", ["ceil_mode=True", "F.max_pool2d"]),
+    (nn.Identity(), lambda s, x: F.max_pool2d(x, 2, dilation=2), CONV, "max_pool2d", ["dilation", "F.max_pool2d"]),
     (nn.Identity(), lambda s, x: F.avg_pool2d(x, 2, divisor_override=2), CONV, "avg_pool2d", ["divisor_override=2"]),
     (nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), None, CONV, "body", ["padding_mode='reflect'"]),
     (nn.Softmax(dim=0), None, (3, 4), "body", ["softmax over dim 0"]),

@@ -298,8 +298,8 @@ class _Body(nn.Module):
     (nn.Sequential(nn.Conv1d(3, 4, 2), nn.Linear(4, 4)), None, (3, 3, 5), "body_1", ["length", "NCW"]),
     (nn.Conv1d(3, 2, 2, padding_mode="circular", padding=1), lambda s, x: s.body(x), (3, 3, 5), "body", ["circular"]),
     (nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(4)), None, (3, 4, 3), "body_1", ["sequence", "permute"]),
-    (nn.AdaptiveAvgPool2d(2), lambda s, x: s.body(x).flatten(1), (3, 2, 4, 4), "body", ["output_size=2"]),
-    (nn.AdaptiveAvgPool2d(1), lambda s, x: s.body(x) * 2.0, (3, 2, 4, 4), "body", ["not flattened"]),
+    (nn.AdaptiveMaxPool2d(2), lambda s, x: s.body(x).flatten(1), (3, 2, 4, 4), "body", ["output_size=2"]),  # avg: issue 24
+    (nn.AdaptiveMaxPool2d(1), lambda s, x: s.body(x) * 2.0, (3, 2, 4, 4), "body", ["not flattened"]),
     (nn.Conv2d(2, 2, 1), lambda s, x: s.body(x).mean(dim=(2, 3), keepdim=True), (3, 2, 4, 4), "mean", ["keepdim=True"]),
     (nn.Conv2d(2, 2, 1), lambda s, x: 1.0 / s.body(x), (3, 2, 4, 4), "truediv", ["constant"]),  # x + 1.0: issue 24's rescale
 ])  # fmt: skip

@@ -174,9 +174,7 @@ REFUSED = {
                                           (11, 11, 2)), "refuse strides > 1 together with dilation_rate > 1"),
     "depthwise strided dilated": (lambda: _one("depthwise_conv2d", {"kernel_size": [2, 2], "strides": [2, 1], "dilation": [1, 2]},
                                                (9, 9, 2)), "refuse strides > 1 together with dilation_rate > 1"),
-    "max pool explicit": (lambda: _one("max_pool2d", {"padding": [[1, 0], [0, 1]]}, (6, 6, 2)), "explicit padding has no Keras layer"),
-    "avg pool explicit": (lambda: _one("avg_pool2d", {"padding": [[1, 0], [0, 1]]}, (6, 6, 2)),
-                          "only count_include_pad=True has a Keras layer"),
+    # explicit pads of a max or an average pool port since issue 24 (tests/test_pool_shape.py)
 }  # fmt: skip
 
 
@@ -228,7 +226,11 @@ def test_explicit_pool_pads_that_are_tensorflows_same_port_as_same():
     assert_close(keras_port.build(model, "float64").forward(x), reference_forward(model, x), "float64")
     other = chain("pools", (5, 6, 2), [("avg_pool2d", "avg", {"pool_size": [3, 3], "strides": [2, 2],
                                                               "padding": [[1, 1], [1, 0]]}), ("flatten", "flat", {})])  # fmt: skip
-    assert "pads only 'valid' or 'same'" in keras_port.refusal(other, "float32")  # not 'same' here: still refused
+    assert keras_port.refusal(other, "float32") is None  # not 'same' here: pads and a per-window divisor (issue 24)
+    assert [type(la).__name__ for la in keras_port.keras_model(other).layers[:3]] == ["ZeroPadding2D",
+                                                                                       "AveragePooling2D", "Rescaling"]
+    x = data(other)
+    assert_close(keras_port.build(other, "float64").forward(x), reference_forward(other, x), "float64")
 
 
 def test_a_dtype_without_a_port_is_refused():

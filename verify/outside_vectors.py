@@ -93,7 +93,8 @@ def _case(name: str, op_type: str, attrs: dict, arrays: list[np.ndarray], expect
     elif not np.issubdtype(x.dtype, np.floating):
         reason = f"{x.dtype} data: the voices compute in floating point"
     elif attrs.get("ceil_mode", 0):
-        reason = "ceil_mode: the contract sizes outputs with floor (TensorFlow's and Keras' rule)"
+        reason = ("ceil_mode: the op contract's pools size outputs with floor (TensorFlow's and Keras' rule); the "
+                  "max_pool2d / avg_pool2d layers' ceil_mode meets these cases in verify/test_pool_shape_layers.py")
     elif op != "conv2d" and any(d != 1 for d in attrs.get("dilations", [1])):
         reason = "dilated pooling: the contract's pools have no dilation"
     elif attrs.get("storage_order", 0):

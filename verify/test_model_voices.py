@@ -195,6 +195,8 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
        for a, p in (("relu6", {}), ("hard_sigmoid", {}), ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}), ("hard_swish", {}),
                     ("silu", {}), ("gelu", {}), ("gelu_tanh", {}), ("leaky_relu", {"negative_slope": 0.3}),
                     ("clip", {"min": -2.0, "max": 3.5}), ("clip", {"min": None, "max": 2.0}))},
+    "depthwise_conv2d-nobias-relu6": ((5, 4, 3), [("depthwise_conv2d", "d", {"kernel_size": [3, 3], "padding": "same",
+                                                                          "use_bias": False, "activation": "relu6"})]),  # MobileNetV2's
     "conv-hard_swish-dense-gelu": ((4, 3, 2), [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2], "activation": "hard_swish"}),
                                                 ("flatten", "f", {}), ("dense", "d", {"units": 3, "activation": "gelu"})]),
     # -- elementwise and constants
@@ -204,6 +206,11 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
         ("rescale", "s", {"scale": [0.5, -2.0, 1.5, 3.0], "offset": 0.25}), ("layer_scale", "ls", {}),
         ("stochastic_depth", "sd", {"rate": 0.2, "mode": "batch"}), ("rescale", "s2", {"scale": -0.5, "offset": [1, 2, 3, 4]})]),
     # -- pooling and shape
+    "pool2d-ceil_mode": ((5, 6, 2), [("max_pool2d", "m", {"pool_size": [2, 3], "strides": [2, 2], "padding": [[1, 1], [0, 0]],
+                                                           "ceil_mode": True}),
+                                     ("avg_pool2d", "a", {"pool_size": [2, 2], "strides": [2, 1], "padding": [[1, 1], [1, 0]],
+                                                          "ceil_mode": True, "count_include_pad": True})]),
+    "adaptive_avg_pool2d": ((5, 7, 2), [("adaptive_avg_pool2d", "a", {"output_size": [3, 4]})]),
     # -- normalization, convolution and the rest
     "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
     "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),

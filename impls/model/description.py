@@ -33,6 +33,7 @@ MAP_READERS = ("conv1d", "batch_norm", "global_avg_pool", "global_max_pool")
 MAP_KEEPERS = ("activation", "dropout", "batch_norm", "add", "concatenate")
 """Kinds whose output is a map where what they read is one."""
 MAP_KEEPERS += ("multiply", "rescale", "layer_scale", "stochastic_depth")  # issue 24's element-wise kinds
+MAP_KEEPERS += ("slice", "channel_shuffle")  # issue 24's shape kinds that keep a map
 MAP_READERS += ("lrn",)  # issue 24's normalization family
 MAP_KEEPERS += ("lrn",)  # issue 24's normalization family
 

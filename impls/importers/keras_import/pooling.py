@@ -1,6 +1,6 @@
 """The Keras importer's pools: MaxPooling2D and AveragePooling2D (valid, same; channels_last; AveragePooling2D
 divides by the input cells a window covers, count_include_pad False), GlobalAverage/MaxPooling1D/2D (keepdims=False;
-True refused)."""
+True refused), AdaptiveAveragePooling2D (adaptive_avg_pool2d)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def _avg_pool(c: Context) -> Converted:
     _, opts, _ = _max_pool(c)
     # Keras divides by the input cells a window covers ('same' as TensorFlow): padded cells are not counted
     return "avg_pool2d", {**opts, "count_include_pad": False}, {}
+
+
+@REGISTRY.register(L.AdaptiveAveragePooling2D, kinds=("adaptive_avg_pool2d",))
+def _adaptive_avg_pool(c: Context) -> Converted:
+    """Keras 3's AdaptiveAveragePooling2D: torch's windows (floor(i * n / out) .. ceil((i + 1) * n / out))."""
+    c.channels_last()
+    return "adaptive_avg_pool2d", {"output_size": pair(c.config["output_size"])}, {}
 
 
 def _global_pool(kind: str, rank: int) -> Callable[[Context], Converted]:

@@ -60,7 +60,7 @@ def _silu(ctx: Context, node: Any) -> Any:
     return mul if mul is not None and sorted(mul.input) == sorted([node.input[0], node.output[0]]) else None
 
 
-@REGISTRY.register(*_ACTIVATIONS, kinds=("activation",))
+@REGISTRY.register(*(op for op in _ACTIVATIONS if op != "Softmax"), kinds=("activation",))  # Softmax: normalization.py
 def activation(ctx: Context, pos: int, node: Any) -> None:
     v, opts = ctx.value, _parameters(ctx, pos, node)
     out = node.output[0]

@@ -81,11 +81,54 @@ def rebuild(model: Any, nodes: list, consts: dict) -> Any:
     return m
 
 
-def static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+def _infer(model: Any) -> Any:
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 -- best effort: a graph inference cannot follow leaves shapes unknown, and the converters refuse what they cannot see
-        inferred = model
+        return model
+
+
+def _ceil_pool_dropping(model: Any, inferred: Any) -> tuple[int, list[int]] | None:
+    """The first ceil_mode=1 MaxPool / AveragePool whose last window torch's rule (ONNX's "windows that start in
+    the trailing pad are ignored", which ONNX Runtime computes) drops but onnx's shape inference keeps (it infers
+    ceil((n + pads - k) / s) + 1): (its position, floor pads giving the kept size), or None."""
+    dims = {vi.name: declared_dims(vi) for vi in (*inferred.graph.input, *inferred.graph.value_info)}
+    for pos, n in enumerate(model.graph.node):
+        a = attrs(n)
+        if n.op_type not in ("MaxPool", "AveragePool") or not a.get("ceil_mode", 0) or "auto_pad" in a \
+                and as_str(a["auto_pad"]) not in ("NOTSET", ""):  # fmt: skip
+            continue
+        d = dims.get(n.input[0])
+        k, pads = list(a.get("kernel_shape", [])), list(a.get("pads", [0] * 2 * len(a.get("kernel_shape", []))))
+        s = list(a.get("strides", [1] * len(k)))
+        if not d or len(d) != len(k) + 2 or not all(isinstance(v, int) for v in d[2:]):
+            continue
+        floor_pads, dropped = list(pads), False
+        for i, (size, kk, ss) in enumerate(zip(d[2:], k, s, strict=True)):
+            lo, hi = pads[i], pads[i + len(k)]
+            out = -(-(size + lo + hi - kk) // ss) + 1
+            if (out - 1) * ss >= size + lo:
+                out, dropped = out - 1, True
+            floor_pads[i + len(k)] = max(hi, (out - 1) * ss + kk - size - lo)
+        if dropped:
+            return pos, floor_pads
+    return None
+
+
+def static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    inferred = _infer(model)
+    for _ in range(len(model.graph.node)):  # onnx's inference of a ceil_mode pool that drops its last window is one
+        found = _ceil_pool_dropping(model, inferred)  # too large: infer on a copy whose pool floors to the kept size
+        if found is None:
+            break
+        model = copy.deepcopy(model)
+        pos, pads = found
+        node = model.graph.node[pos]
+        kept = [att for att in node.attribute if att.name not in ("ceil_mode", "pads")]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("pads", pads)])
+        del model.graph.value_info[:]
+        inferred = _infer(model)
     g = inferred.graph
     out = {}
     for vi in (*g.input, *g.value_info, *g.output):

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .context import REGISTRY, Context, attrs
-from .values import CHANNELS_FIRST
+from .context import REGISTRY, Context, attrs, scope
+from .values import CHANNELS_FIRST, Value
 
 
 def _f32(v: float) -> float:
@@ -89,4 +89,53 @@ def lrn(ctx: Context, pos: int, node: Any) -> None:
     ctx.set(replace(ctx.value, name=node.output[0]))
 
 
-__all__ = ["batch_norm", "layer_norm", "lrn"]
+@REGISTRY.register("Softmax", kinds=("activation", "permute"))
+def softmax(ctx: Context, pos: int, node: Any) -> None:
+    """Softmax as ONNX's opset defines it: from opset 13 over the one axis `axis` (default -1); before it, over the
+    input flattened to 2-D at `axis` (default 1), i.e. over every axis from `axis` on together (ONNX's squeezenet
+    and inception end with opset 9's Softmax(axis=1) of an (N, C, 1, 1) map: over its channels). Size-1 axes change
+    nothing. Over the one canonical last axis (the channels, the features): an activation softmax (fused into the
+    conv / dense of the same module, as Keras' activation=). Over another single axis: permute it last, softmax,
+    permute back. Over the batch, or several axes of size > 1 together: refused."""
+    v = ctx.value
+    shape = ctx.shape(node.input[0])
+    rank = len(v.axes)
+    a = int(attrs(node).get("axis", -1 if ctx.opset >= 13 else 1)) % rank
+    over = [a] if ctx.opset >= 13 else list(range(a, rank))
+    wide = [k for k in over if shape[k] != 1 and v.axes[k] is not None]
+    canon = sorted(v.axes[k] for k in wide)
+    if 0 in canon:
+        raise ctx.refuse(pos, node, f"normalises over the batch axis (axes {over} of {tuple(shape)})")
+    last = v.rank - 1
+    if not canon:  # every axis normalised has size 1: any one of them (the channels where they are among them)
+        canon = [last] if any(v.axes[k] == last for k in over) else canon
+    if canon == [last]:
+        _softmax_last(ctx, node)
+    elif len(canon) == 1:  # the layers' outputs as the graph holds them: the tensors, their axes moved
+        c, base = canon[0], scope(node) or "softmax"
+        order = [d for d in range(1, v.rank) if d != c] + [c]
+        moved = tuple(ax if ax in (None, 0) else order.index(ax) + 1 for ax in v.axes)
+        ctx.emit("permute", node, {"dims": order}, name=f"{base}_to_last")
+        ctx.ends[-1] = Value(v.name, moved)
+        ctx.emit("activation", node, {"activation": "softmax"})
+        ctx.ends[-1] = Value(node.output[0], moved)
+        ctx.emit("permute", node, {"dims": [order.index(d) + 1 for d in range(1, v.rank)]}, name=f"{base}_back")
+    else:
+        raise ctx.refuse(pos, node, f"normalises axes {over} of {tuple(shape)} together, several of the value's axes: "
+                                    "a softmax over one axis only")  # fmt: skip
+    ctx.set(replace(ctx.value, name=node.output[0]))
+
+
+def _softmax_last(ctx: Context, node: Any) -> None:
+    """The activation softmax, fused into the conv / dense of the same module where it ends one."""
+    last = ctx.layers[-1] if ctx.layers else None
+    v = ctx.value
+    alone = last is not None and ctx.current == last.name and not ctx.consumers(v.name) and v.name != ctx.output
+    if (alone and last.kind in ("conv2d", "depthwise_conv2d", "dense", "conv1d") and ctx.scopes[-1]
+            and ctx.scopes[-1] == scope(node) and last.options.get("activation", "linear") == "linear"):  # fmt: skip
+        ctx.amend(activation="softmax")
+    else:
+        ctx.emit("activation", node, {"activation": "softmax"})
+
+
+__all__ = ["batch_norm", "layer_norm", "lrn", "softmax"]

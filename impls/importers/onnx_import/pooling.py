@@ -1,5 +1,5 @@
-"""Pools: MaxPool and AveragePool on NCHW images (max_pool2d, avg_pool2d: ceil_mode, dilations and the Indices output
-refused; ONNX's default stride is 1, not the window), and the global pools: GlobalAveragePool / GlobalMaxPool of an
+"""Pools: MaxPool and AveragePool on NCHW images (max_pool2d, avg_pool2d, ceil_mode=1 as ceil_mode; dilations and the
+Indices output refused; ONNX's default stride is 1, not the window), and the global pools: GlobalAveragePool / GlobalMaxPool of an
 NCW or NCHW map, and ReduceMean / ReduceMax over exactly its spatial axes (tf2onnx's GlobalAveragePooling, torch's
 x.mean((2, 3))), as global_avg_pool / global_max_pool.
 """
@@ -20,8 +20,6 @@ from .values import CHANNELS_FIRST, NCHW, Value
 def pool(ctx: Context, pos: int, node: Any) -> None:
     spatial(ctx, pos, node)
     a = attrs(node)
-    if a.get("ceil_mode", 0):
-        raise ctx.refuse(pos, node, "has ceil_mode=1: the description's pools floor their output size (ceil_mode=0)")
     if any(d != 1 for d in a.get("dilations", [1, 1])):
         raise ctx.refuse(pos, node, f"has dilations {a['dilations']}: pools without dilation only")
     if len(node.output) > 1 and node.output[1] and ctx.used(node.output[1]):
@@ -32,6 +30,11 @@ def pool(ctx: Context, pos: int, node: Any) -> None:
     strides = tuple(a.get("strides", [1, 1]))  # ONNX's default stride is 1, not the window
     opts = {"pool_size": list(window), "strides": list(strides),
             "padding": window_padding(ctx, pos, node, a, window, strides)}  # fmt: skip
+    if a.get("ceil_mode", 0):  # ONNX's rule is torch's: a window starting in the trailing pad is dropped
+        if opts["padding"] == "same":
+            raise ctx.refuse(pos, node, f"has ceil_mode=1 with auto_pad {a.get('auto_pad')!r}: ceil_mode takes "
+                             "explicit pads")  # fmt: skip
+        opts["ceil_mode"] = True
     if node.op_type == "AveragePool":
         ctx.emit("avg_pool2d", node, {**opts, "count_include_pad": bool(a.get("count_include_pad", 0))})
     else:
@@ -68,5 +71,8 @@ def reduce(ctx: Context, pos: int, node: Any) -> None:
     out = [None if k in reduced else (0 if v.axes[k] == 0 else 1) for k in range(rank) if keep or k not in reduced]
     ctx.set(Value(node.output[0], tuple(out)))
 
+
+REGISTRY.absent("adaptive_avg_pool2d", "ONNX has no adaptive pool: exporters write torch's AdaptiveAvgPool2d as an "
+                "AveragePool (the windows tile the map) or refuse it, and those import as what they are")
 
 __all__ = ["global_pool", "pool", "reduce"]

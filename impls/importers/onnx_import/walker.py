@@ -106,6 +106,8 @@ def _drop_in_output(ctx: Context, canon_in: tuple, axes: tuple) -> Value:
     map to a channels-last source, a sequence transposed) gets a permute layer making the graph's order the
     description's. 4-D layouts are checked by the caller."""
     out = ctx.value
+    if axes == NCHW and len(out.axes) == 4 and out.axes[:2] == (0, 1) and out.axes[2:] == (None, None):
+        return _pooled_map(ctx, out)
     if out.axes != NCW or out.rows is not None:  # (T, B, F) out of a time-major graph: as before, its own layout
         return out
     trial = _model(ctx, "trial", canon_in, "float32", axes)
@@ -114,6 +116,18 @@ def _drop_in_output(ctx: Context, canon_in: tuple, axes: tuple) -> Value:
     producer = next((n for _, n in reversed(ctx.nodes) if out.name in n.output), None)
     ctx.reinterpret(-1, producer or helper.make_node("Identity", [], [], name="output"), (0, 1, 2),
                     "returns the value in an order the description cannot name")  # fmt: skip
+    return ctx.value
+
+
+def _pooled_map(ctx: Context, out: Value) -> Value:
+    """An NCHW graph that returns an (N, C, 1, 1) value of the description's (B, C) (ONNX's squeezenet: GlobalAveragePool
+    then Softmax): a reshape layer makes it the (B, 1, 1, C) map the graph returns, so a drop-in port returns it too."""
+    producer = next((n for _, n in reversed(ctx.nodes) if out.name in n.output), None)
+    c = int(ctx.shape(out.name)[1])
+    ctx.emit("reshape", producer or helper.make_node("Identity", [], [], name="output"), {"target_shape": [1, 1, c]},
+             name="output_map")  # fmt: skip
+    ctx.set(Value(out.name, NCHW))
+    ctx.notes.append(f"the graph returns (N, {c}, 1, 1): the description's (B, {c}) reshaped to the (B, 1, 1, {c}) map")
     return ctx.value
 
 

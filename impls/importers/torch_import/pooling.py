@@ -1,7 +1,8 @@
 """The pools: nn.MaxPool2d, nn.AvgPool2d and their functional forms; the global pools: nn.AdaptiveAvg/MaxPool1d/2d(1)
 followed by a flatten, and x.mean(dim=...) / x.amax(dim=...) over every position.
 
-A 2-D pool reads an NCHW map (floor windows: ceil_mode, dilation, divisor_override and return_indices are refused). An
+A 2-D pool reads an NCHW map (ceil_mode as the description's; dilation, divisor_override and return_indices are
+refused). nn.AdaptiveAvgPool2d / F.adaptive_avg_pool2d to any other size (or not flattened) is adaptive_avg_pool2d. An
 adaptive pool to output size 1 whose (B, C, 1[, 1]) output is flattened to (B, C) right after is a global pool (the
 1-D ones read a (B, C, L) map); so is a mean / maximum over every position of a map (dims 2, 3 of NCHW; 2 of NCW) or
 over the steps of a (B, T, F) sequence (dim 1).
@@ -33,12 +34,11 @@ from .context import (
 
 def _pool_opts(ctx: _Ctx, node: Node, m: Any) -> dict:
     _image_input(ctx, node)
-    if m.ceil_mode:
-        raise ctx.refuse(node, "ceil_mode=True; the description's pools take floor((n + pads - k) / s) + 1 windows")
     k = _pair(m.kernel_size)
     stride = k if m.stride in (None, [], ()) else _pair(m.stride)
     p = _pair(m.padding)
-    return {"pool_size": k, "strides": stride, "padding": _explicit((p[0], p[0], p[1], p[1]))}
+    opts = {"pool_size": k, "strides": stride, "padding": _explicit((p[0], p[0], p[1], p[1]))}
+    return {**opts, "ceil_mode": True} if m.ceil_mode else opts  # torch's ceil rule is the description's
 
 
 @REGISTRY.register(nn.MaxPool2d, kinds=("max_pool2d",))
@@ -98,23 +98,39 @@ def _pooled_flatten(ctx: _Ctx, node: Node) -> Node | None:
 
 @REGISTRY.register(nn.AdaptiveMaxPool2d, kinds=("global_max_pool",))
 @REGISTRY.register(nn.AdaptiveMaxPool1d, kinds=("global_max_pool",), reads="ncw")
-@REGISTRY.register(nn.AdaptiveAvgPool2d, kinds=("global_avg_pool",))
+@REGISTRY.register(nn.AdaptiveAvgPool2d, kinds=("global_avg_pool", "adaptive_avg_pool2d"))
 @REGISTRY.register(nn.AdaptiveAvgPool1d, kinds=("global_avg_pool",), reads="ncw")  # a 3-D input is a (B, C, L) map
 def _adaptive_pool(ctx: _Ctx, node: Node, m: Any) -> Step:
     two = isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
     _map_input(ctx, node, "nchw" if two else "ncw", "batched NCHW map" if two else "batched (B, C, L) map")
     size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * (2 if two else 1)
-    if any(s != 1 for s in size):
-        raise ctx.refuse(node, f"output_size={m.output_size!r}; the description pools globally (output size 1)")
     if getattr(m, "return_indices", False):
         raise ctx.refuse(node, "return_indices=True; a layer gives one tensor")
-    flat = _pooled_flatten(ctx, node)
+    flat = _pooled_flatten(ctx, node) if all(s == 1 for s in size) else None
+    if flat is None and isinstance(m, nn.AdaptiveAvgPool2d):
+        return _adaptive_avg(ctx, node, size)
+    if any(s != 1 for s in size):
+        raise ctx.refuse(node, f"output_size={m.output_size!r}; the description's adaptive pools are the average "
+                               "to any size (2-D) and the maximum to size 1")  # fmt: skip
     if flat is None:
         raise ctx.refuse(node, f"its (B, C, {'1, 1' if two else '1'}) output is not flattened to (B, C) right after "
                                "(nn.Flatten(), x.flatten(1), x.view(B, -1)); the description's global pool gives "
                                "(B, C)")  # fmt: skip
     kind = "global_avg_pool" if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)) else "global_max_pool"
     return _step(ctx, node, kind, layout=PLAIN, nodes=[node, flat])
+
+
+def _adaptive_avg(ctx: _Ctx, node: Node, size: Any) -> Step:
+    """torch's adaptive windows on an NCHW map; an output size None keeps that axis' input size."""
+    _, _, H, W = ctx.shapes[node.args[0]]
+    out = [n if s is None else int(s) for s, n in zip(size, (H, W), strict=True)]
+    return _step(ctx, node, "adaptive_avg_pool2d", {"output_size": out}, layout=Layout("nchw"))
+
+
+@REGISTRY.register(F.adaptive_avg_pool2d, kinds=("adaptive_avg_pool2d", "global_avg_pool"))
+def _adaptive_avg_call(ctx: _Ctx, node: Node, f: Any) -> Step:
+    size = _arg(node, 1, "output_size", None)
+    return _adaptive_pool(ctx, node, nn.AdaptiveAvgPool2d(size))
 
 
 @REGISTRY.register("amax", torch.amax, kinds=("global_max_pool",))

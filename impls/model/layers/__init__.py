@@ -32,6 +32,7 @@ from .base import ACTIVATIONS, LayerSpec
 # -- elementwise and constants
 from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stochastic_depth)
 # -- pooling and shape
+from . import adaptive_pool, slicing  # isort: skip  (adaptive_avg_pool2d, crop2d, slice, channel_shuffle)
 # -- normalization, convolution and the rest
 from . import lrn  # isort: skip  (lrn)
 # -- attention (issue 25)
@@ -49,6 +50,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- elementwise and constants
         elementwise.MULTIPLY, elementwise.RESCALE, elementwise.LAYER_SCALE, elementwise.STOCHASTIC_DEPTH,
         # -- pooling and shape
+        adaptive_pool.SPEC,
         # -- normalization, convolution and the rest
         lrn.SPEC,
         # -- attention (issue 25)

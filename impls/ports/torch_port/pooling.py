@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...contract import spec
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
-from ...model.layers.pool2d import pool_kwargs
+from ...model.layers import pool2d as pool2d_layer
 from .code import EMITTERS, _Piece
 from .source import pad_call, pad_reason, pair_text, shape_text
 
@@ -19,11 +19,24 @@ from .source import pad_call, pad_reason, pair_text, shape_text
 @EMITTERS.register("max_pool2d", takes=("nchw",))
 @EMITTERS.register("avg_pool2d", takes=("nchw",))
 def pool2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
-    """nn.MaxPool2d / nn.AvgPool2d on NCHW; pads it cannot hold by F.pad before it."""
-    g = spec.check_pool2d(shape, **pool_kwargs(opts), op=layer.kind)
+    """nn.MaxPool2d / nn.AvgPool2d on NCHW (ceil_mode=True where the pads are torch's own); pads it cannot hold by
+    F.pad before it (a ceil_mode pool then as `lowered` writes it in floor pools)."""
+    avg = layer.kind == "avg_pool2d"
+    if opts["ceil_mode"]:
+        native = _native_ceil(opts)
+        if native is not None:
+            out = ("B", *shape_of(layer, opts, shape))
+            return _Piece(native, [f"x = self.{{a}}(x)  # {shape_text(out)}; ceil_mode: the last window may overhang"],
+                          {}, lambda a: {}, out, Layout("nchw"))  # fmt: skip
+    pre, opts = pool2d_layer.lowered(opts, shape)
+    pre_line = []
+    if pre is not None:  # the explicit pads the ceil_mode average counts, as zeros; its overhang not counted
+        pre_line = [f"x = {pad_call(pre, 'x')}  # the pads the ceil_mode average counts"]
+        t, b, l, r = pre
+        shape = (shape[0], shape[1] + t + b, shape[2] + l + r, shape[3])
+    g = spec.check_pool2d(shape, **pool2d_layer.pool_kwargs(opts), op=layer.kind)
     t, b, l, r = g.pads
     own_pad = t == b and l == r and 2 * t <= g.pool[0] and 2 * l <= g.pool[1]  # torch's pools: pad <= window / 2
-    avg = layer.kind == "avg_pool2d"
     args = [pair_text(g.pool), f"stride={pair_text(g.stride)}"]
     if own_pad and (t or l):
         args.append(f"padding={pair_text((t, l))}")
@@ -32,7 +45,8 @@ def pool2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
     out = ("B", g.C, g.OH, g.OW)
     init = f"nn.{'AvgPool2d' if avg else 'MaxPool2d'}({', '.join(args)})"
     if own_pad:
-        return _Piece(init, [f"x = self.{{a}}(x)  # {shape_text(out)}"], {}, lambda a: {}, out, Layout("nchw"))
+        return _Piece(init, [*pre_line, f"x = self.{{a}}(x)  # {shape_text(out)}"], {}, lambda a: {}, out,
+                      Layout("nchw"), bool(pre_line))  # fmt: skip
     why = pad_reason(opts["padding"])
     if not avg:  # torch's MaxPool2d pads -inf but only symmetrically: the same -inf pads, explicitly
         padded = pad_call(g.pads, "x", 'float("-inf")')
@@ -43,7 +57,36 @@ def pool2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
         lines = [(f"inside = self.{{a}}({pad_call(g.pads, 'torch.ones_like(x[:1, :1])')})  # each window's share of "
                   "cells inside the image"),
                  f"x = self.{{a}}({pad_call(g.pads, 'x')}) / inside  # {shape_text(out)}; {why}, pads not counted"]  # fmt: skip
-    return _Piece(init, lines, {}, lambda a: {}, out, Layout("nchw"), True)
+    return _Piece(init, [*pre_line, *lines], {}, lambda a: {}, out, Layout("nchw"), True)
+
+
+def shape_of(layer: Layer, opts: dict, shape: tuple) -> tuple:
+    """The pool's output (C, OH, OW) as torch holds it."""
+    _, oh, ow, c = pool2d_layer.MAX.output_shape(opts, (1, *shape[1:]))
+    return (c, oh, ow)
+
+
+def _native_ceil(opts: dict) -> str | None:
+    """nn.MaxPool2d / nn.AvgPool2d(..., ceil_mode=True) where its symmetric pads (at most half the window) are the
+    layer's: torch's own rule is the description's. None otherwise."""
+    (t, b), (l, r) = [[0, 0], [0, 0]] if opts["padding"] == "valid" else opts["padding"]
+    k = opts["pool_size"]
+    if t != b or l != r or 2 * t > k[0] or 2 * l > k[1]:
+        return None
+    args = [pair_text(k), f"stride={pair_text(opts['strides'])}", *([f"padding={pair_text((t, l))}"] if t or l else []),
+            "ceil_mode=True"]
+    if "count_include_pad" in opts:
+        args.append(f"count_include_pad={opts['count_include_pad']}")
+        return f"nn.AvgPool2d({', '.join(args)})"
+    return f"nn.MaxPool2d({', '.join(args)})"
+
+
+@EMITTERS.register("adaptive_avg_pool2d", takes=("nchw",))
+def adaptive_avg_pool2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """nn.AdaptiveAvgPool2d((OH, OW)) on NCHW: torch's own windows are the description's."""
+    out = ("B", shape[3], *opts["output_size"])
+    return _Piece(f"nn.AdaptiveAvgPool2d({pair_text(opts['output_size'])})", [f"x = self.{{a}}(x)  # {shape_text(out)}"],
+                  {}, lambda a: {}, out, Layout("nchw"))  # fmt: skip
 
 
 def _global_takes(rank: int) -> tuple[str, ...]:
@@ -65,4 +108,4 @@ def global_pool(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piec
     return _Piece(None, [line], {}, lambda a: {}, ("B", c), PLAIN)
 
 
-__all__ = ["global_pool", "pool2d"]
+__all__ = ["adaptive_avg_pool2d", "global_pool", "pool2d"]
