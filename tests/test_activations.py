@@ -159,6 +159,26 @@ def test_each_source_imports_with_its_conventions_and_agrees_layer_by_layer(sour
         assert error_stats(got, r).rel <= BAR, f"{name}: {m.layers[i].label(i)}"
 
 
+def test_an_erf_gelu_written_before_opset_20_imports_as_gelu(sources):
+    """torch.onnx at opset 17 writes nn.GELU() as Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5: one gelu layer (and the
+    tanh GELU as the Mul / Add / Tanh nodes it is, which import as they compute)."""
+    torch = load_framework("torch")
+    spec, _, x, want, _ = sources["torch"]
+    net = runpy.run_path(spec.rsplit(":", 1)[0])["model"]
+    path = sources["folder"] / "torch_net_17.onnx"
+    torch.onnx.export(net, torch.from_numpy(x), str(path), dynamo=False, opset_version=17, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})  # fmt: skip
+    ops = {n.op_type for n in load_framework("onnx").load(str(path)).graph.node}
+    assert "Erf" in ops and "Gelu" not in ops
+    imported = load(str(path), None)
+    m = imported.model
+    assert ("gelu", ()) in _activations(m) and ("gelu_tanh", ()) not in _activations(m)
+    xc = _canonical("onnx", x).astype(np.float64)
+    assert error_stats(imported.forward(xc), want).rel <= BAR
+    for i, (got, r) in enumerate(zip(imported.layer_outputs(xc), reference_outputs(m, xc), strict=True)):
+        assert error_stats(got, r).rel <= BAR, m.layers[i].label(i)
+
+
 def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(sources, capsys):
     d = sources["folder"]
     ports, cwd = [], Path.cwd()
@@ -326,3 +346,25 @@ def test_a_planted_onnx_default_is_caught_by_its_node_case(monkeypatch, tmp_path
     monkeypatch.setattr(onnx_activation, "attrs", lambda node: {planted[0]: planted[1], **real(node)})
     bad = reference_forward(onnx_import.load_file(path, None).model, x.astype(np.float64))
     assert error_stats(bad, want).rel > BAR
+
+
+def test_an_erf_that_is_no_gelu_and_a_keras_threshold_are_refused_naming_them(tmp_path):
+    from impls.importers import UnsupportedLayer
+
+    onnx = load_framework("onnx")
+    helper, T = onnx.helper, onnx.TensorProto
+    graph = helper.make_graph([helper.make_node("Erf", ["x"], ["y"], name="/e/Erf")], "erf",
+                              [helper.make_tensor_value_info("x", T.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", T.FLOAT, ["N", 4])])  # fmt: skip
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "erf.onnx"))
+    with pytest.raises(UnsupportedLayer, match=r"'/e/Erf' \(Erf\) is not the erf of x / sqrt\(2\)"):
+        load(str(tmp_path / "erf.onnx"), (3, 4))
+    keras = load_framework("keras")
+    from impls.importers import keras_import
+
+    x = keras.Input((4,))
+    net = keras.Model(x, keras.layers.ReLU(max_value=6.0, negative_slope=0.1, name="capped_leaky")(x))
+    with pytest.raises(UnsupportedLayer, match=r"'capped_leaky'.*slope together with a max_value"):
+        keras_import.from_model(net, (3, 4), "net.py:net")
