@@ -8,7 +8,8 @@
   fresh interpreter, agreeing within 2e-5; `nnparity certify` exits 0.
 - Planted convention bugs, each caught: q and k swapped in torch's packed in_proj_weight; the key padding mask's
   polarity inverted in the torch port (torch's True = ignore written as the description's True = valid).
-- What the importer does not read is refused naming the node: batch_first=False, a mask argument, cross attention.
+- batch_first=False modules on x.transpose(0, 1) import (the transposes are no layer); one given a batch-first
+  tensor is refused, as are a mask argument and cross attention, naming the node.
 """
 
 from __future__ import annotations
@@ -67,7 +68,24 @@ class Block(nn.Module):
         return self.out(x.mean(dim=1))
 
 
+class TimeMajor(nn.Module):
+    # batch_first=False modules on x.transpose(0, 1), a GELU (erf) feed-forward
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 12)
+        self.block = nn.TransformerEncoderLayer(12, 3, 20, activation="gelu", norm_first=True)
+        self.attn = nn.MultiheadAttention(12, 2)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        t = self.block(self.proj(x).transpose(0, 1))
+        t = self.attn(t, t, t)[0]
+        return self.out(t.transpose(0, 1).mean(dim=1))
+
+
 model = Classifier().eval()
+time_major = TimeMajor().eval()
 post_norm = Block(False).eval()
 pre_norm = Block(True).eval()
 no_bias = Block(False, bias=False).eval()
@@ -162,7 +180,7 @@ def _ids(seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 50, (3, 7))
 
 
-@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model"])
+@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model", "time_major"])
 def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_file, name):
     path = torch_file / "torch_net.py"
     if name == "model":
@@ -184,6 +202,8 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         first = [la for la in m.layers if la.name.startswith("block.")]
         assert [la.kind for la in first[:3]] == ["layer_norm", "multi_head_attention", "add"]
         assert first[0].options["epsilon"] == 1e-6
+    if name == "time_major":  # batch_first=False on x.transpose(0, 1): no layer for the transposes; an erf GELU
+        assert "permute" not in kinds and any(la.options.get("activation") == "gelu" for la in m.layers)
     if name == "no_bias":
         attn = next(la for la in m.layers if la.kind == "multi_head_attention")
         assert attn.options["use_bias"] is False and "query_bias" not in attn.weights
@@ -235,8 +255,8 @@ def test_a_planted_mask_polarity_in_the_torch_port_is_caught(monkeypatch):
 
 
 @pytest.mark.parametrize("net, why", [
-    ("nn.MultiheadAttention(8, 2)", "batch_first=False"),
-    ("nn.TransformerEncoderLayer(8, 2, 16)", "batch_first=False"),
+    ("nn.MultiheadAttention(8, 2)", "batch_first=False but it is given a sequence held batch first"),
+    ("nn.TransformerEncoderLayer(8, 2, 16)", "batch_first=False but it is given a sequence held batch first"),
 ])  # fmt: skip
 def test_time_major_attention_is_refused_naming_the_node(tmp_path, net, why):
     torch = load_framework("torch")
@@ -451,3 +471,19 @@ def test_the_keras_classifier_certifies(keras_file, tmp_path):
     out = tmp_path / "cert"
     rc = cli.main(["certify", f"{keras_file / 'keras_net.py'}:model", "--input-shape", "3,7", "--no-bench", "-o", str(out)])
     assert rc == 0, (out / "certificate.md").read_text()[:3000]
+
+
+@pytest.mark.parametrize("voice", ["torch_nn", "keras", "flax", "onnxruntime"])
+def test_the_time_major_gelu_model_ports_to_every_target(torch_file, voice):
+    """batch_first=False attention, a pre-norm encoder layer with an erf GELU: each port's build agrees with torch."""
+    from impls import unavailable_reason
+    from impls.model import voices
+
+    if unavailable_reason(voice):
+        pytest.skip(unavailable_reason(voice))
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 6, 5)).astype(np.float32)
+    imported = load(f"{torch_file / 'torch_net.py'}:time_major", x.shape)
+    want = _torch_want(torch_file / "torch_net.py", "time_major", x)
+    assert voices.refusal(voice, imported.model, "float32") is None
+    got = voices.build(voice, imported.model, "float32").forward(x)
+    assert error_stats(got, want).rel <= AGREE

@@ -1,6 +1,6 @@
 """Issue 24's normalization family in every voice: lrn (both even windows, odd sizes, NCHW and (B, L, C) maps, from
 channels-first and channels-last sources), batch_norm and layer_norm in every center / scale combination, ConvNeXt's
-block (layer_norm over a map's channels, dense on the last axis of a rank-4 map); and ONNX's own LRN node tests
+block (layer_norm over a map's channels, dense on the last axis of a rank-4 map), Xception's separable_conv2d; and ONNX's own LRN node tests
 through the ONNX importer.
 
     voice (impls.model.voices.VOICES: the four from primitives and the four ports) x dtype (float32, float64) x model
@@ -65,6 +65,16 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("global_avg_pool", "gap", {}),
         ("dense", "out", {"units": 3}),
     ], "channels_first"),
+    # Xception's separable convolutions: depth_multiplier, strides with 'same', explicit pads, dilation, no bias
+    "separable": ((9, 8, 3), [
+        ("separable_conv2d", "s1", {"filters": 6, "kernel_size": [3, 3], "depth_multiplier": 2, "strides": [2, 2],
+                                    "padding": "same", "activation": "relu"}),
+        ("separable_conv2d", "s2", {"filters": 5, "kernel_size": [2, 3], "padding": [[1, 0], [2, 1]], "use_bias": False}),
+        ("batch_norm", "bn", {"scale": False}),
+        ("separable_conv2d", "s3", {"filters": 4, "kernel_size": [2, 2], "dilation": [2, 1], "activation": "tanh"}),
+        ("global_avg_pool", "gap", {}),
+        ("dense", "out", {"units": 3}),
+    ], "channels_last"),
     # no convolution, so that ONNX Runtime runs it in float64 too (the LRN node and the formula in plain ops)
     "lrn-only": ((4, 5, 6), [
         ("layer_scale", "ls", {}),

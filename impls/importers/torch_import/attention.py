@@ -8,7 +8,9 @@ torch.fx keeps each of these modules whole (a leaf: torch.nn's own modules are),
   norm_first=False: a = MHA(x); r1 = x + a; n1 = LayerNorm(r1); f = Linear2(act(Linear1(n1))); y = LayerNorm(n1 + f)
   norm_first=True:  n1 = LayerNorm(x); r1 = x + MHA(n1); y = r1 + Linear2(act(Linear1(LayerNorm(r1))))
 - nn.TransformerEncoder: its layers in order, then its final norm where it has one.
-Refused with the reason: batch_first=False (the description's sequences are batch first), a mask argument (attn_mask,
+batch_first=False modules read the time-major x.transpose(0, 1) of a batch-first sequence (the layout "tbf": no
+layer; the transpose back ends it). Refused with the reason: a batch_first=False module given a batch-first
+tensor (the model's input is batch first) or the other way round, a mask argument (attn_mask,
 key_padding_mask, src_mask, src_key_padding_mask, is_causal), cross attention (query and key/value from two paths),
 add_bias_kv / add_zero_attn, an activation other than relu (or gelu where the activation kind has it).
 In eval torch may run its fused fast path; the arithmetic is the same, and only the module's own output is read from
@@ -21,7 +23,6 @@ import operator
 from typing import Any
 
 from ... import convert
-from ...layouts import PLAIN
 from ...model.description import Layer
 from ...model.layers.base import ACTIVATIONS
 from .context import REGISTRY, F, Node, Step, _Ctx, nn
@@ -36,9 +37,11 @@ def _unique(ctx: _Ctx, name: str) -> str:
 
 def _check_mha(ctx: _Ctx, node: Node, m: Any, where: str = "") -> None:
     at = f"{where}: " if where else ""
-    if not m.batch_first:
-        raise ctx.refuse(node, f"{at}batch_first=False: the module takes (T, B, E); the description's sequences are "
-                               "batch first (B, T, E): build it with batch_first=True (the same weights)")  # fmt: skip
+    if m.batch_first != (ctx.layout.kind == "plain"):
+        held = "time-major (T, B, E)" if ctx.layout.kind == "tbf" else "batch first (B, T, E)"
+        raise ctx.refuse(node, f"{at}batch_first={m.batch_first} but it is given a sequence held {held}: a "
+                               "batch_first=False module reads x.transpose(0, 1) of the batch-first sequence (the "
+                               "model's input is taken batch first)")  # fmt: skip
     if m.bias_k is not None or m.add_zero_attn:
         raise ctx.refuse(node, f"{at}add_bias_kv / add_zero_attn append a learned or zero key and value to every "
                                "sequence, which the description's attention does not hold")  # fmt: skip
@@ -76,7 +79,7 @@ def _picked(ctx: _Ctx, node: Node) -> Node:
     return users[0]
 
 
-@REGISTRY.register(nn.MultiheadAttention, kinds=("multi_head_attention",))
+@REGISTRY.register(nn.MultiheadAttention, kinds=("multi_head_attention",), time_major=True)
 def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
     _check_mha(ctx, node, m)
     _self_attention_args(ctx, node)
@@ -84,7 +87,7 @@ def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
     src = ctx.tensors[node.args[0]][0]
     layer = mha_layer(ctx, m, ctx.name(node), src)
     ctx.notes.append(f"{node.target}: torch's key bias (in_proj_bias[E:2E]) is dropped: softmax ignores it exactly")
-    return Step(layer, [node, pick], PLAIN)
+    return Step(layer, [node, pick], ctx.layout)
 
 
 def _activation(ctx: _Ctx, node: Node, layer: Any, where: str) -> str:
@@ -173,16 +176,17 @@ def _no_masks(ctx: _Ctx, node: Node) -> None:
                                "Transformer encoder are not imported yet")  # fmt: skip
 
 
-@REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+@REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"),
+                   time_major=True)
 def _encoder_layer(ctx: _Ctx, node: Node, e: Any) -> Step:
     _no_masks(ctx, node)
     parts, outputs = encoder_layer_parts(ctx, node, e, _unique(ctx, str(node.target)), ctx.tensors[node.args[0]][0])
     ctx.notes.append(f"{node.target}: a TransformerEncoderLayer (norm_first={e.norm_first}) imported as its graph; "
                      "dropout is the identity in eval; torch's key bias dropped")  # fmt: skip
-    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
 
 
-@REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+@REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"), time_major=True)
 def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
     _no_masks(ctx, node)
     src = ctx.tensors[node.args[0]][0]
@@ -206,7 +210,7 @@ def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
 
     ctx.notes.append(f"{node.target}: a TransformerEncoder of {len(enc.layers)} layers imported as their graph; "
                      "dropout is the identity in eval; torch's key biases dropped")  # fmt: skip
-    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
 
 
 __all__ = ["encoder_layer_parts", "mha_layer"]
