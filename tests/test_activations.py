@@ -368,3 +368,32 @@ def test_an_erf_that_is_no_gelu_and_a_keras_threshold_are_refused_naming_them(tm
     net = keras.Model(x, keras.layers.ReLU(max_value=6.0, negative_slope=0.1, name="capped_leaky")(x))
     with pytest.raises(UnsupportedLayer, match=r"'capped_leaky'.*slope together with a max_value"):
         keras_import.from_model(net, (3, 4), "net.py:net")
+
+
+@pytest.mark.parametrize("opset, bounds, want", [(10, {"min": 0.0, "max": 6.0}, {"activation": "relu6"}),
+                                                 (10, {"max": 2.5}, {"activation": "clip", "min": None, "max": 2.5}),
+                                                 (13, (0.0, 6.0), {"activation": "relu6"}),
+                                                 (13, (-1.0, None), {"activation": "clip", "min": -1.0, "max": None})])  # fmt: skip
+def test_onnx_clip_bounds_as_attributes_before_opset_11_and_inputs_since(tmp_path, opset, bounds, want):
+    onnx = load_framework("onnx")
+    helper, numpy_helper, T = onnx.helper, onnx.numpy_helper, onnx.TensorProto
+    inits, ins = [], ["x"]
+    if isinstance(bounds, dict):
+        node = helper.make_node("Clip", ins, ["y"], name="/c/Clip", **bounds)
+    else:
+        for k, b in zip(("lo", "hi"), bounds, strict=True):
+            ins.append("" if b is None else k)
+            if b is not None:
+                inits.append(numpy_helper.from_array(np.asarray(b, np.float32), k))
+        while ins[-1] == "":  # an absent last input is left out, an absent min is ""
+            ins.pop()
+        node = helper.make_node("Clip", ins, ["y"], name="/c/Clip")
+    graph = helper.make_graph([node], "clip", [helper.make_tensor_value_info("x", T.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", T.FLOAT, ["N", 4])], inits)  # fmt: skip
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "clip.onnx"))
+    imported = load(str(tmp_path / "clip.onnx"), (3, 4))
+    assert [la.options for la in imported.model.layers] == [want]
+    x = np.random.default_rng(0).uniform(-8, 8, (3, 4)).astype(np.float32)
+    assert error_stats(imported.forward(x), reference_forward(imported.model, x.astype(np.float64))).rel == 0.0
