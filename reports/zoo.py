@@ -209,6 +209,45 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
     return res
 
 
+def blocks(res: dict) -> list[dict]:
+    """The model's step results: prepare, each port, certify (those it has)."""
+    return [b for b in (res.get("prepare"), *res.get("ports", {}).values(), res.get("certify")) if b]
+
+
+def stamp(res: dict, run: int) -> dict:
+    """Each step result says which run made it (a model's ports and certificate may come from different runs)."""
+    for b in blocks(res):
+        b.setdefault("run", res.get("run", run))
+    res["run"] = run
+    return res
+
+
+def merge_model(old: dict | None, new: dict, steps: tuple[str, ...]) -> dict:
+    """`new` for the steps it ran; the steps it did not run keep `old`'s results."""
+    if old is None:
+        return new
+    out = dict(new)
+    if "ports" not in steps:
+        out["ports"] = old.get("ports", {})
+    if "certify" not in steps:
+        out["certify"] = old.get("certify")
+    return out
+
+
+def merge_results(into: dict, other: dict) -> dict:
+    """`other`'s runs appended to `into`'s, and each of its models' step results replacing `into`'s."""
+    offset = len(into["runs"])
+    into["runs"] += other["runs"]
+    for name, res in other["models"].items():
+        res = stamp(json.loads(json.dumps(res)), res.get("run", 0))
+        for b in blocks(res):
+            b["run"] += offset
+        res["run"] += offset
+        ran = tuple(s for s, has in (("ports", bool(res.get("ports"))), ("certify", res.get("certify") is not None)) if has)
+        into["models"][name] = merge_model(into["models"].get(name), res, ran)
+    return into
+
+
 def _commit() -> str:
     def git(*args: str) -> str:
         r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -262,6 +301,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-gib", type=float, default=10.0, help="resident memory a command may use (0: no limit)")
     p.add_argument("--workdir", type=Path, help="where models are built (default: a temporary folder, removed)")
     p.add_argument("--no-run", action="store_true", help="only re-render the report (and README) from the results")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="RESULTS.json",
+                   help="fold these results (another run's zoo.json) into the results first: their step results win")
     p.add_argument("--readme", type=Path, help="also rewrite this README's zoo section (between its markers)")
     return p
 
@@ -282,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results_path = args.results or args.output.with_name("zoo.json")
     results = load_results(results_path)
+    for res in results["models"].values():
+        stamp(res, res.get("run", 0))
+    for other in args.merge or []:
+        merge_results(results, load_results(other))
     if chosen:
         from bench import contention, machine
 
@@ -295,13 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for e in chosen:
                 print(f"zoo: {e.name} ...", file=sys.stderr, flush=True)
-                res = run_model(e, work, args.model_timeout, args.memory_gib, steps)
-                res |= {"commit": this["commit"], "run": len(results["runs"]) - 1}
-                old = results["models"].get(e.name)
-                if old is not None and "ports" not in steps:  # a certify-only run keeps the ports' results
-                    res |= {"ports": old["ports"], "ports_commit": old.get("ports_commit", old.get("commit"))}
-                if old is not None and "certify" not in steps:
-                    res |= {"certify": old.get("certify"), "certify_commit": old.get("certify_commit", old.get("commit"))}
+                res = stamp(run_model(e, work, args.model_timeout, args.memory_gib, steps), len(results["runs"]) - 1)
+                res = merge_model(results["models"].get(e.name), res, steps)
                 results["models"][e.name] = res
                 this["models"].append(e.name)
                 print(f"zoo: {e.name}: {zoo_render.summary_line(res)}", file=sys.stderr, flush=True)
@@ -319,4 +359,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["LOADER", "main", "rel_error", "run_model", "select"]
+__all__ = ["LOADER", "main", "merge_results", "rel_error", "run_model", "select"]

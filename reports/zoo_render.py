@@ -9,6 +9,7 @@ run in its own framework alone). Each reason is stated once, numbered, with the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .markdown import escape
@@ -51,6 +52,14 @@ def _why(cell: dict | None) -> str | None:
     return load.get("error")
 
 
+_SPEC = re.compile(r"^(net\.py:make|net\.keras|net\.onnx|port\.keras|port\.onnx|port_torch|port_flax): ")
+
+
+def _text(text: str) -> str:
+    """A reason without the model's own file name in front (every model's is net.py:make, net.keras or net.onnx)."""
+    return _SPEC.sub("", text.strip())
+
+
 class Reasons:
     """Numbered reasons, each stated once, with the models it holds for."""
 
@@ -59,6 +68,7 @@ class Reasons:
         self.models: dict[int, list[str]] = {}
 
     def ref(self, text: str, model: str) -> str:
+        text = _text(text)
         text = text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
         n = self.texts.setdefault(text, len(self.texts) + 1)
         self.models.setdefault(n, [])
@@ -167,17 +177,22 @@ def _totals_table(results: dict) -> list[str]:
     return lines
 
 
+def _step_runs(res: dict) -> set:
+    steps = [res.get("prepare"), *res.get("ports", {}).values(), res.get("certify")]
+    return {b.get("run", res.get("run")) for b in steps if b} | {res.get("run")}
+
+
 def _runs(results: dict) -> list[str]:
-    shown = {res.get("run") for res in ordered(results)}
+    shown = [_step_runs(res) for res in ordered(results)]
     lines = []
     for k, run in enumerate(results["runs"]):
-        if k not in shown:
+        n = sum(1 for s in shown if k in s)
+        if not n:
             continue
-        n = sum(1 for res in ordered(results) if res.get("run") == k)
         ceiling = f"matmul ceiling {run.get('matmul_gflops_start', '?')} -> {run.get('matmul_gflops_end', '?')} GFLOP/s"
         busy = "; ".join(run.get("contention") or []) or "no contention flagged"
         lines.append(f"- `{run['command']}` at commit `{run['commit']}`, {run['started']} to {run.get('finished', '(stopped)')}"
-                     f" ({n} of the models below): {run.get('cpu') or 'unknown CPU'}, {run.get('cores')} cores; "
+                     f" (steps of {n} of the models below): {run.get('cpu') or 'unknown CPU'}, {run.get('cores')} cores; "
                      f"{ceiling} (NumPy float32 1024³ matmul on every core, at the run's start and end); {busy}")  # fmt: skip
     return lines
 

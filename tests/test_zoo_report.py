@@ -145,8 +145,8 @@ def test_only_reruns_merge_into_the_earlier_results(tmp_path, results, monkeypat
                      "--model-timeout", "5"]) == 0  # fmt: skip
     got = json.loads((tmp_path / "zoo.json").read_text())
     assert set(got["models"]) == set(results["models"])
-    assert got["models"]["keras/MobileNet"]["commit"] == "def5678" and got["models"]["keras/MobileNet"]["run"] == 1
-    assert got["models"]["torchvision/resnet18"]["commit"] == "abc1234"
+    assert got["models"]["keras/MobileNet"]["run"] == 1 and got["runs"][1]["commit"] == "def5678"
+    assert got["models"]["torchvision/resnet18"]["run"] == 0 and got["runs"][0]["commit"] == "abc1234"
     assert "keras/MobileNet" in seen[1][1] and got["models"]["keras/MobileNet"]["ports"]["torch"]["rc"] == 0
     md = (tmp_path / "ZOO.md").read_text()
     assert "--only keras/MobileNet onnx/vgg19" in md and "at commit `def5678`" in md and "at commit `abc1234`" in md
@@ -235,3 +235,29 @@ def test_the_onnx_light_model_gets_seeded_weights_at_batch_3(tmp_path):
     y = s.run(None, {s.get_inputs()[0].name: np.random.default_rng(0).uniform(-1, 1, (3, 3, 224, 224)).astype(np.float32)})[0]
     assert y.shape == (3, 1000) and np.isfinite(y).all() and np.abs(y[0] - y[1]).max() > 1e-6
     assert y.max() < 0.9  # a softmax that is not one-hot: the statistics fit the data
+
+
+def test_a_certify_only_run_keeps_the_ports_and_a_merge_folds_another_runs_results(tmp_path, results, monkeypatch):
+    """--steps certify replaces only the certificate (its run stated with it); --merge folds another results file in,
+    its runs appended and its step results winning."""
+    (tmp_path / "zoo.json").write_text(json.dumps(results))
+    monkeypatch.setattr(zoo, "_commit", lambda: "c0ffee1")
+    monkeypatch.setattr(zoo, "run_model", lambda e, work, limit, memory, steps: {
+        "name": e.name, "source": e.source, "listed": e.listed, "constructor": e.constructor,
+        "input_shape": list(e.input_shape), "prepare": {"rc": 0, "s": 1.0, "error": None}, "ports": {},
+        "certify": {"rc": 0, "s": 7.0, "verdict": "pass"}})  # fmt: skip
+    assert zoo.main(["--only", "onnx/vgg19", "--steps", "certify", "-o", str(tmp_path / "ZOO.md")]) == 0
+    got = json.loads((tmp_path / "zoo.json").read_text())["models"]["onnx/vgg19"]
+    assert got["certify"] == {"rc": 0, "s": 7.0, "verdict": "pass", "run": 1}
+    assert got["ports"]["flax"]["run"] == 0 and got["ports"]["flax"]["load"]["rel"] == 1e-7
+    other = {"runs": [_run(command="python -m reports zoo --steps ports")], "models": {
+        "keras/MobileNet": _model("keras/MobileNet", {t: _port(rel=5e-7) for t in ("torch", "onnx", "flax")}, None)}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert zoo.main(["--no-run", "--merge", str(tmp_path / "other.json"), "-o", str(tmp_path / "ZOO.md")]) == 0
+    merged = json.loads((tmp_path / "zoo.json").read_text())
+    assert len(merged["runs"]) == 3 and merged["runs"][2]["command"] == "python -m reports zoo --steps ports"
+    m = merged["models"]["keras/MobileNet"]
+    assert m["ports"]["torch"]["load"]["rel"] == 5e-7 and m["ports"]["torch"]["run"] == 2
+    assert m["certify"]["rc"] == 2 and m["certify"]["run"] == 0  # the certificate it had, kept
+    md = (tmp_path / "ZOO.md").read_text()
+    assert md.count("matmul ceiling") == 3 and "--steps certify" in md

@@ -58,15 +58,20 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2, "activation": "relu6"}),
     ], "channels_last"),
-    # what Keras has no layer for (a skip there, with why): the tanh GELU, a clip of any bounds, one bound only
+    # what Keras has no layer for (keras.ops nodes): the tanh GELU, a clip of any bounds, one bound only; ONNX's float64
+    # decompositions of HardSigmoid, HardSwish, LeakyRelu
     "tanh_gelu-clip": ((4,), [
         WIDE,
-        ("dense", "d", {"units": 5, "activation": "gelu_tanh"}),
+        ("dense", "d", {"units": 5}),
+        ("activation", "gt0", {"activation": "gelu_tanh"}),
+        ("activation", "hs", {"activation": "hard_sigmoid", "alpha": 0.2, "beta": 0.5}, ("d",)),
+        ("activation", "hsw", {"activation": "hard_swish"}, ("d",)),
+        ("add", "sum", {}, ("gt0", "hs", "hsw")),
         ("activation", "cl", {"activation": "clip", "min": -1.5, "max": 2.0}),
         ("activation", "gt", {"activation": "gelu_tanh"}),
         ("activation", "up", {"activation": "clip", "min": None, "max": 1.0}),
         ("activation", "lr", {"activation": "leaky_relu", "negative_slope": 0.01}),
-        ("dense", "out", {"units": 3, "activation": "gelu"}),
+        ("dense", "out", {"units": 3, "activation": "relu6"}),
     ], "channels_last"),
 }  # fmt: skip
 

@@ -195,6 +195,8 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
        for a, p in (("relu6", {}), ("hard_sigmoid", {}), ("hard_sigmoid", {"alpha": 0.2, "beta": 0.5}), ("hard_swish", {}),
                     ("silu", {}), ("gelu", {}), ("gelu_tanh", {}), ("leaky_relu", {"negative_slope": 0.3}),
                     ("clip", {"min": -2.0, "max": 3.5}), ("clip", {"min": None, "max": 2.0}))},
+    "depthwise_conv2d-nobias-relu6": ((5, 4, 3), [("depthwise_conv2d", "d", {"kernel_size": [3, 3], "padding": "same",
+                                                                          "use_bias": False, "activation": "relu6"})]),  # MobileNetV2's
     "conv-hard_swish-dense-gelu": ((4, 3, 2), [("conv2d", "c", {"filters": 3, "kernel_size": [2, 2], "activation": "hard_swish"}),
                                                 ("flatten", "f", {}), ("dense", "d", {"units": 3, "activation": "gelu"})]),
     # -- elementwise and constants
@@ -214,6 +216,10 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                                                   ("slice", "k", {"axis": -1, "start": 1, "stop": 5}),
                                                   ("slice", "h", {"axis": 1, "start": 1, "stop": 3})]),
     # -- normalization, convolution and the rest
+    "separable_conv2d": ((6, 5, 2), [("separable_conv2d", "s", {"filters": 3, "kernel_size": [3, 2], "depth_multiplier": 2,
+                                                                "strides": [2, 1], "padding": "same", "activation": "tanh"})]),
+    "separable_conv2d-dilated-nobias": ((5, 5, 3), [("separable_conv2d", "s", {"filters": 2, "kernel_size": [2, 2],
+                                                                               "dilation": [2, 1], "use_bias": False})]),
     "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
     "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),
                                     ("lrn", "n3", {"size": 3, "alpha": 0.5, "beta": 1.3, "bias": 2.0})]),

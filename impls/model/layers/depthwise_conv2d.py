@@ -48,8 +48,7 @@ class DepthwiseConv2D(Conv2D):
         return formulas.conv2d_flops(g.B, g.OH, g.OW, g.KH, g.KW, g.C, g.O, g.groups)
 
     def op_weights(self, opts, w):
-        full = with_bias(opts, w)
-        return {"kernel": convert.depthwise_to_grouped(full["kernel"]), "bias": full["bias"]}
+        return with_bias(opts, {**w, "kernel": convert.depthwise_to_grouped(w["kernel"])})  # no bias: C * M zeros
 
     def forward(self, ops, x, opts, w):
         groups = int(w["kernel"].shape[3]) // opts["depth_multiplier"]
@@ -58,8 +57,8 @@ class DepthwiseConv2D(Conv2D):
 
     def vjp(self, x, opts, w, dy):
         c = x.shape[3]
-        full = with_bias(opts, w)
-        kernel = convert.depthwise_to_grouped(full["kernel"])
+        full = self.op_weights(opts, w)
+        kernel = full["kernel"]
         kw = geometry_kwargs({**opts, "groups": c})
         pre = ref.conv2d(x, kernel, full["bias"], **kw)
         g = ref.conv2d_vjp(x, kernel, full["bias"], activation_vjp(opts["activation"], pre, dy), **kw)

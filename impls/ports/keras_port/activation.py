@@ -1,30 +1,26 @@
 """The Keras port's activation kinds: activation (keras.layers.Activation of Keras' own name; issue 24's leaky_relu a
 LeakyReLU(negative_slope) (in float64 ReLU(negative_slope, max_value=inf): x - slope relu(-x), exact, where TF's
 LeakyRelu op rounds its alpha to float32), a clip from 0 a ReLU(max_value), a hard_sigmoid of other alpha and beta than Keras 3's
-relu6(x + 3) / 6 a Rescaling(alpha, offset=beta) then ReLU(max_value=1): exactly max(0, min(1, alpha x + beta))) and
+relu6(x + 3) / 6 a Rescaling(alpha, offset=beta) then ReLU(max_value=1): exactly max(0, min(1, alpha x + beta)); the
+tanh GELU and a clip not from 0, which no Keras layer computes, a keras.ops node (Gelu(approximate=True), Clip), which
+the .keras file holds and loads in safe mode; the port is then a functional model) and
 dropout (keras.layers.Dropout; rate 0 in the training step's copy, so that a model with state steps in training mode with dropout off). Both carry a
 padding mask, and a channels_first source's 3-D feature map stays one through them."""
 
 from __future__ import annotations
 
 from .elementwise import constant
-from .emitters import EMITTERS, GELU_TANH, Site, keras
+from .emitters import EMITTERS, Site, keras
 
 
-def check_activation(opts: dict, in_shape: tuple = (), masked: bool = False) -> str | None:
-    """Why Keras' layers cannot write this activation (a layer's or a layer's activation=); None where they can."""
-    name = opts.get("activation", "linear")
-    if name == "gelu_tanh":
-        return GELU_TANH
-    if name == "clip" and opts["min"] != 0.0:
-        return (f"clip(min={opts['min']}, max={opts['max']}): Keras' ReLU(max_value) is a clip from 0 only and Keras "
-                "has no clip layer; the port writes no keras.ops node, so it is not ported")
-    return None
-
-
-@EMITTERS.register("activation", keeps_map=True, check=check_activation, helper="affine")
+@EMITTERS.register("activation", keeps_map=True, helper="affine")
 def activation(opts: dict, at: Site) -> list:
     name, L = opts["activation"], keras.layers
+    if name == "gelu_tanh":  # no layer and no activation name: keras.ops.gelu's node (the .keras file loads it safely)
+        return [keras.src.ops.nn.Gelu(approximate=True, name=at.name)]
+    if name == "clip" and opts["min"] != 0.0:  # ReLU(max_value) clips from 0 only: keras.ops.clip's node
+        lo, hi = (float("-inf") if opts["min"] is None else opts["min"]), (float("inf") if opts["max"] is None else opts["max"])
+        return [keras.src.ops.numpy.Clip(lo, hi, name=at.name)]
     if name == "leaky_relu":
         if at.dt == "float64":  # TF's LeakyRelu holds its alpha as a float32 attribute: 0.1 comes out 1.5e-9 off
             return [L.ReLU(negative_slope=opts["negative_slope"], max_value=float("inf"), dtype=at.dt, name=at.name)]

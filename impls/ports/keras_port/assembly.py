@@ -158,7 +158,8 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
                  keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
                  keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
     wired = [EMITTERS.get(la.kind).meta.get("wire") for la in model.layers]  # a kind whose Keras layers are no chain
-    if model.is_chain() and not any(wired):
+    ops = any(not isinstance(p, keras.layers.Layer) for ps in per_layer for p in ps)  # a keras.ops node: no Sequential
+    if model.is_chain() and not any(wired) and not ops:
         net = keras.Sequential([inp, *head, *(p for ps in per_layer for p in ps), *tail], name=model_name(model, native_layout))
     else:
         t = inp

@@ -25,12 +25,16 @@ DTYPES = ("float32", "float64")
 KERAS_NAMES = {"moving_var": "moving_variance"}  # canonical weight name -> the Keras layer's attribute, where not the same
 
 EMITTERS = Registry("the Keras port", "layer kind")
-GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x / sqrt 2), and TF's float64 erfc "
-                "kernel is off by up to 8e-9 (measured at x = -2.83: 8.3e-9), over the float64 bar; Keras has no other "
-                "erf layer")
+GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x * math_ops.cast(0.7071067811865476, "
+                "float64)), and that cast of a Python float goes through a float32 tensor: 1 / sqrt 2 rounded to float32 "
+                "(measured: 8.3e-9 off at x = 1, over the float64 bar; tf.math.erfc itself is exact to 4e-16); Keras has "
+                "no other erf layer")
+GELU_TANH_FLOAT64 = ("keras.ops.gelu(approximate=True) in float64 is tf.nn.gelu, whose 0.044715 is "
+                     "math_ops.cast(0.044715, float64): rounded through float32 (measured 9e-10 off at |x| near 4, over "
+                     "the float64 bar)")
 GELU_TANH = ("Keras has no layer or activation name for the tanh GELU (keras.activations.gelu's approximate=False is "
-             "the erf one, and an activation name carries no argument): the port writes no keras.ops node, so it is "
-             "not ported")
+             "the erf one, and an activation name carries no argument): as an activation layer it ports (a keras.ops "
+             "node), as a layer's activation= it is a missing feature of the port")
 """Layer kind -> emitter(opts, at: Site) -> the Keras layers computing one description layer (the last one holds its
 weights). Registered with: check=fn(opts, in_shape, masked) -> the reason Keras cannot express these options, or
 None; weights= how a weighted kind's Keras layer holds its weights (a Weights, or recurrent.Cells); helper="crop"
@@ -111,7 +115,7 @@ def layer_refusal(layer: Layer, opts: dict, in_shape: tuple, masked: bool = Fals
     if entry is None:
         return EMITTERS.refusal(layer.kind) or EMITTERS.missing(layer.kind)
     check = entry.meta.get("check")
-    if opts.get("activation") == "gelu_tanh":  # a layer's activation= (dense, conv) too: issue 24
+    if opts.get("activation") == "gelu_tanh" and layer.kind != "activation":  # a layer's activation= (issue 24)
         return GELU_TANH
     return None if check is None else check(opts, in_shape, masked)
 
@@ -123,8 +127,8 @@ def refusal(model: Model, dtype: str) -> str | None:
     shapes = model.input_shapes(1)
     masks = model.mask_sources()
     for i, layer in enumerate(model.layers):
-        if dtype == "float64" and layer.options.get("activation") == "gelu":
-            return f"{layer.label(i)}: {GELU_FLOAT64}"
+        if dtype == "float64" and layer.options.get("activation") in ("gelu", "gelu_tanh"):
+            return f"{layer.label(i)}: {GELU_FLOAT64 if layer.options['activation'] == 'gelu' else GELU_TANH_FLOAT64}"
         why = layer_refusal(layer, spec_of(layer.kind, layer.label(i)).options(layer.options), shapes[i], masks[i] is not None)
         entry = EMITTERS.get(layer.kind)
         if why is None and str(dtype) == "float64" and entry is not None:

@@ -1,0 +1,80 @@
+"""The zoo in CI (issue 24): `python -m reports zoo --subset --steps ports` as the published report runs it, two models
+a source (reports/zoo_models.py SUBSET), each ported by the `nnparity` command to every other framework, each port
+loaded by its own framework alone in `python -I` and compared with the source at the float32 bar. The numbers are
+asserted, not only the exit status. Certifying them is left to the published run (reports/ZOO.md): measured on this
+2-core VM shared with other jobs, `nnparity certify --no-bench` of the smallest, mnasnet0_5 at 64x64, took 9 min of
+wall time (4 min of CPU), more than CI can give six models.
+
+The port's interpreter is really without nnparity: a port that imports it fails to load, and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports import zoo, zoo_models, zoo_render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory) -> tuple[dict, str]:
+    d = tmp_path_factory.mktemp("zoo")
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "reports", "zoo", "--subset", "--steps", "ports", "-o", str(d / "ZOO.md"),
+                        "--model-timeout", "400"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000,
+                       check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((d / "zoo.json").read_text()), (d / "ZOO.md").read_text()
+
+
+@pytest.mark.parametrize("name", zoo_models.SUBSET)
+def test_each_subset_model_ports_to_every_other_framework_and_agrees(subset, name):
+    results, _ = subset
+    res = results["models"][name]
+    assert res["prepare"]["rc"] == 0 and res["prepare"]["finite"], res["prepare"]
+    e = zoo_models.by_name(name)
+    assert sorted(res["ports"]) == sorted(e.targets)
+    for target in e.targets:
+        cell = res["ports"][target]
+        assert zoo_render.port_status(cell) == "agreed", (target, cell.get("error"), cell.get("load"))
+        assert 0 <= cell["load"]["rel"] <= zoo_render.BAR, (target, cell["load"]["rel"])
+        loaded = set(cell["load"]["loaded"])
+        assert not loaded & {"nnparity", "impls"}, loaded
+        assert loaded <= zoo.OWN[target], (target, loaded)  # its own framework, nothing else
+
+
+def test_the_subset_report_says_each_number(subset):
+    results, md = subset
+    for name in zoo_models.SUBSET:
+        row = next(line for line in md.splitlines() if line.startswith(f"| `{name}`"))
+        for cell in results["models"][name]["ports"].values():
+            assert f"{cell['load']['rel']:.1e}" in row, row
+    assert "| torchvision | Keras | 2 | 2 | 0 | 0 | 0 | 0 | 0 |" in md
+    assert "| keras.applications | torch | 2 | 2 |" in md and "| ONNX light models | Flax | 2 | 2 |" in md
+    assert "--subset --steps ports" in md and "matmul ceiling" in md
+
+
+def test_a_port_that_imports_nnparity_does_not_load(tmp_path):
+    """The loader's interpreter cannot import nnparity (the editable install would otherwise let it)."""
+    port = tmp_path / "port_torch"
+    port.mkdir()
+    (port / "model.py").write_text("import impls.frameworks\n\ndef load():\n    return None\n")
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", "port_torch", "x.npy", "y.npy"], tmp_path, 120, 0,
+                isolated=True)  # fmt: skip
+    assert r["rc"] != 0 and "not importable" in zoo.one_line(r, tmp_path)
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_a_command_over_its_time_is_stopped_and_says_so(tmp_path):
+    r = zoo.run([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, 2, 0)
+    assert r["stopped"] == "timed out after 2 s" and r["s"] < 30 and r["rc"] != 0
+    assert zoo.one_line(r, tmp_path) == "timed out after 2 s"
