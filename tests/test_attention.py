@@ -84,8 +84,27 @@ class TimeMajor(nn.Module):
         return self.out(t.transpose(0, 1).mean(dim=1))
 
 
+class Causal(nn.Module):
+    # a decoder-style stack: the causal masks the module holds (float -inf for the encoder, bool for the attention)
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 12)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(12, 3, 20, batch_first=True), 2,
+                                         enable_nested_tensor=False)
+        self.attn = nn.MultiheadAttention(12, 4, batch_first=True)
+        self.register_buffer("future", nn.Transformer.generate_square_subsequent_mask(6))
+        self.register_buffer("ahead", torch.ones(6, 6, dtype=torch.bool).triu(1))
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.enc(self.proj(x), mask=self.future, is_causal=True)
+        x = self.attn(x, x, x, attn_mask=self.ahead)[0]
+        return self.out(x.mean(dim=1))
+
+
 model = Classifier().eval()
 time_major = TimeMajor().eval()
+causal = Causal().eval()
 post_norm = Block(False).eval()
 pre_norm = Block(True).eval()
 no_bias = Block(False, bias=False).eval()
@@ -180,7 +199,7 @@ def _ids(seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 50, (3, 7))
 
 
-@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model", "time_major"])
+@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model", "time_major", "causal"])
 def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_file, name):
     path = torch_file / "torch_net.py"
     if name == "model":
@@ -191,7 +210,7 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         imported = load(f"{path}:{name}", x.shape)
     m = imported.model
     kinds = [la.kind for la in m.layers]
-    assert kinds.count("multi_head_attention") == (2 if name == "model" else 2)
+    assert kinds.count("multi_head_attention") == (3 if name == "causal" else 2)
     assert {"add", "layer_norm", "dense"} <= set(kinds)
     want = _torch_want(path, name, x)
     xr = x if name == "model" else x.astype(np.float64)
@@ -204,6 +223,8 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         assert first[0].options["epsilon"] == 1e-6
     if name == "time_major":  # batch_first=False on x.transpose(0, 1): no layer for the transposes; an erf GELU
         assert "permute" not in kinds and any(la.options.get("activation") == "gelu" for la in m.layers)
+    if name == "causal":  # the masks the module holds are the description's causal option, every attention's
+        assert all(la.options["causal"] for la in m.layers if la.kind == "multi_head_attention")
     if name == "no_bias":
         attn = next(la for la in m.layers if la.kind == "multi_head_attention")
         assert attn.options["use_bias"] is False and "query_bias" not in attn.weights
@@ -473,8 +494,9 @@ def test_the_keras_classifier_certifies(keras_file, tmp_path):
     assert rc == 0, (out / "certificate.md").read_text()[:3000]
 
 
+@pytest.mark.parametrize("name", ["time_major", "causal"])
 @pytest.mark.parametrize("voice", ["torch_nn", "keras", "flax", "onnxruntime"])
-def test_the_time_major_gelu_model_ports_to_every_target(torch_file, voice):
+def test_the_time_major_gelu_and_causal_models_port_to_every_target(torch_file, voice, name):
     """batch_first=False attention, a pre-norm encoder layer with an erf GELU: each port's build agrees with torch."""
     from impls import unavailable_reason
     from impls.model import voices
@@ -482,8 +504,20 @@ def test_the_time_major_gelu_model_ports_to_every_target(torch_file, voice):
     if unavailable_reason(voice):
         pytest.skip(unavailable_reason(voice))
     x = np.random.default_rng(2).uniform(-1, 1, (3, 6, 5)).astype(np.float32)
-    imported = load(f"{torch_file / 'torch_net.py'}:time_major", x.shape)
-    want = _torch_want(torch_file / "torch_net.py", "time_major", x)
+    imported = load(f"{torch_file / 'torch_net.py'}:{name}", x.shape)
+    want = _torch_want(torch_file / "torch_net.py", name, x)
     assert voices.refusal(voice, imported.model, "float32") is None
     got = voices.build(voice, imported.model, "float32").forward(x)
     assert error_stats(got, want).rel <= AGREE
+
+
+def test_keras_attention_under_a_padding_mask_is_refused_naming_the_layer():
+    keras = load_framework("keras")
+    from impls.importers import keras_import
+
+    ids = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(9, 8, mask_zero=True)(ids)
+    y = keras.layers.MultiHeadAttention(2, 4, name="attn")(x, x)
+    net = keras.Model(ids, keras.layers.GlobalAveragePooling1D()(y))
+    with pytest.raises(UnsupportedLayer, match="'attn'.*padded query rows"):
+        keras_import.from_model(net, (3, 6), "m")
