@@ -212,6 +212,10 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                                                           "ceil_mode": True, "count_include_pad": True})]),
     "adaptive_avg_pool2d": ((5, 7, 2), [("adaptive_avg_pool2d", "a", {"output_size": [3, 4]})]),
     # -- normalization, convolution and the rest
+    "separable_conv2d": ((6, 5, 2), [("separable_conv2d", "s", {"filters": 3, "kernel_size": [3, 2], "depth_multiplier": 2,
+                                                                "strides": [2, 1], "padding": "same", "activation": "tanh"})]),
+    "separable_conv2d-dilated-nobias": ((5, 5, 3), [("separable_conv2d", "s", {"filters": 2, "kernel_size": [2, 2],
+                                                                               "dilation": [2, 1], "use_bias": False})]),
     "lrn-even-before": ((2, 3, 5), [("lrn", "n", {"size": 4, "alpha": 0.9, "beta": 0.6, "bias": 1.5, "extra": "before"})]),
     "lrn-even-after-odd": ((4, 6), [("lrn", "n", {"size": 2, "alpha": 1.2, "beta": 0.8, "bias": 0.7}),
                                     ("lrn", "n3", {"size": 3, "alpha": 0.5, "beta": 1.3, "bias": 2.0})]),

@@ -1,6 +1,7 @@
 """Issue 24's normalization family in every voice: lrn (both even windows, odd sizes, NCHW and (B, L, C) maps, from
-channels-first and channels-last sources), batch_norm and layer_norm in every center / scale combination; and ONNX's
-own LRN node tests through the ONNX importer.
+channels-first and channels-last sources), batch_norm and layer_norm in every center / scale combination, ConvNeXt's
+block (layer_norm over a map's channels, dense on the last axis of a rank-4 map), Xception's separable_conv2d; and ONNX's own LRN node tests
+through the ONNX importer.
 
     voice (impls.model.voices.VOICES: the four from primitives and the four ports) x dtype (float32, float64) x model
     (CASES): voices.build(...).forward and every gradient (.vjp, where the voice has them) against
@@ -50,6 +51,29 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("layer_norm", "ln_none", {"scale": False, "center": False}),
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2}),
+    ], "channels_last"),
+    # ConvNeXt's block on a channels-last map: a 3x3 depthwise conv, layer_norm over the channels, dense on the last
+    # axis of the rank-4 map (expand, gelu, project), layer scale, stochastic depth, the residual
+    "cnblock": ((5, 4, 6), [
+        ("conv2d", "dw", {"filters": 6, "kernel_size": [3, 3], "padding": "same", "groups": 6}),
+        ("layer_norm", "ln", {"epsilon": 1e-6}),
+        ("dense", "pw1", {"units": 12, "activation": "tanh"}),
+        ("dense", "pw2", {"units": 6}),
+        ("layer_scale", "ls", {}),
+        ("stochastic_depth", "sd", {"rate": 0.1}),
+        ("add", "res", {}, ("sd", "input")),
+        ("global_avg_pool", "gap", {}),
+        ("dense", "out", {"units": 3}),
+    ], "channels_first"),
+    # Xception's separable convolutions: depth_multiplier, strides with 'same', explicit pads, dilation, no bias
+    "separable": ((9, 8, 3), [
+        ("separable_conv2d", "s1", {"filters": 6, "kernel_size": [3, 3], "depth_multiplier": 2, "strides": [2, 2],
+                                    "padding": "same", "activation": "relu"}),
+        ("separable_conv2d", "s2", {"filters": 5, "kernel_size": [2, 3], "padding": [[1, 0], [2, 1]], "use_bias": False}),
+        ("batch_norm", "bn", {"scale": False}),
+        ("separable_conv2d", "s3", {"filters": 4, "kernel_size": [2, 2], "dilation": [2, 1], "activation": "tanh"}),
+        ("global_avg_pool", "gap", {}),
+        ("dense", "out", {"units": 3}),
     ], "channels_last"),
     # no convolution, so that ONNX Runtime runs it in float64 too (the LRN node and the formula in plain ops)
     "lrn-only": ((4, 5, 6), [

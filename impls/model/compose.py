@@ -97,11 +97,11 @@ class Composed:
 
 def _back_to_canonical(model: Model, key: tuple[str, str], grads: dict) -> Any:
     """An op weight's gradient as the canonical weight's: the same array except for a depthwise kernel, which the op
-    contract takes grouped (KH, KW, 1, C * M) and the description keeps as (KH, KW, C, M)."""
+    contract takes grouped (KH, KW, 1, C * M) and the description keeps as (KH, KW, C, M) (a separable one's too)."""
     layer = model.layers[model.layer_index(key[0])]
     g = grads[key]
-    if layer.kind == "depthwise_conv2d" and key[1] == "kernel":
-        kh, kw, c, m = layer.weights["kernel"].shape
+    if (layer.kind, key[1]) in (("depthwise_conv2d", "kernel"), ("separable_conv2d", "depthwise_kernel")):
+        kh, kw, c, m = layer.weights[key[1]].shape
         if not hasattr(g, "reshape"):  # a TensorFlow tensor has no .reshape method
             return frameworks.load("tensorflow").reshape(g, (kh, kw, c, m))
         return g.reshape(kh, kw, c, m)

@@ -1,6 +1,6 @@
 """The Keras importer's convolutions: Conv1D (valid, same, causal; strides, dilation, groups), Conv2D and
-DepthwiseConv2D (valid, same; strides, dilation; Conv2D's groups), channels_last only. Keras' kernels are the
-canonical layouts as they are."""
+DepthwiseConv2D (valid, same; strides, dilation; Conv2D's groups), SeparableConv2D (separable_conv2d: its
+depthwise_kernel, pointwise_kernel and bias), channels_last only. Keras' kernels are the canonical layouts as they are."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ def _depthwise(c: Context) -> Converted:
             "strides": pair(cfg["strides"]), "padding": c.padding(), "dilation": pair(cfg["dilation_rate"]),
             "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
     return "depthwise_conv2d", opts, c.kernel_and_bias()  # (KH, KW, C, M): the canonical layout
+
+
+@REGISTRY.register(L.SeparableConv2D, kinds=("separable_conv2d",))
+def _separable(c: Context) -> Converted:
+    """depth_multiplier, strides, padding and dilation are the depthwise step's; the bias and the activation the
+    pointwise step's (Keras' SeparableConv2D has no depthwise bias)."""
+    c.channels_last()
+    cfg = c.config
+    opts = {"filters": int(cfg["filters"]), "kernel_size": pair(cfg["kernel_size"]),
+            "depth_multiplier": int(cfg["depth_multiplier"]), "strides": pair(cfg["strides"]), "padding": c.padding(),
+            "dilation": pair(cfg["dilation_rate"]), "activation": c.activation(), "use_bias": bool(cfg["use_bias"])}  # fmt: skip
+    w = {"depthwise_kernel": c.weight("depthwise_kernel"), "pointwise_kernel": c.weight("pointwise_kernel")}
+    if opts["use_bias"]:
+        w["bias"] = c.weight("bias")
+    return "separable_conv2d", opts, w
 
 
 @REGISTRY.register(L.Conv1D, kinds=("conv1d",))

@@ -98,4 +98,48 @@ def identity(ctx: Context, pos: int, node: Any) -> None:
     ctx.set(replace(ctx.value, name=node.output[0]))
 
 
-__all__ = ["activation", "dropout", "identity"]
+
+
+
+# -- the erf GELU as exporters before opset 20 write it (torch.onnx: Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5)
+
+
+def _scalar(ctx: Context, node: Any, other: str) -> float | None:
+    """The node's constant operand (the input that is not `other`) as a number, or None."""
+    ins = [t for t in node.input if t != other]
+    if len(ins) != 1 or ins[0] not in ctx.consts or np.asarray(ctx.consts[ins[0]]).size != 1:
+        return None
+    return float(np.asarray(ctx.consts[ins[0]]).reshape(()))
+
+
+def _near(a: float | None, b: float) -> bool:
+    return a is not None and abs(a - b) <= 4 * np.finfo(np.float32).eps * abs(b)
+
+
+@REGISTRY.register("Erf", kinds=("activation",))
+def erf(ctx: Context, pos: int, node: Any) -> None:
+    """Erf as the middle of x (1 + erf(x / sqrt 2)) / 2: the rescale layer its Div made (x / sqrt 2, or x * 1/sqrt 2)
+    and the Add, Mul and Mul after it become one gelu layer. Any other Erf is refused."""
+    made = next((n for _, n in ctx.nodes[: ctx.i] if node.input[0] in n.output), None)
+    last = ctx.layers[-1] if ctx.layers else None
+    why = "is not the erf of x / sqrt(2) in x (1 + erf(x / sqrt 2)) / 2 (the erf GELU): Erf alone has no kind"
+    if made is None or made.op_type not in ("Div", "Mul") or last is None or ctx.owner.get(node.input[0]) != last.name:
+        raise ctx.refuse(pos, node, why)
+    x = next((t for t in made.input if t in ctx.values), None)
+    k = _scalar(ctx, made, x)
+    if x is None or not (_near(k, np.sqrt(2.0)) if made.op_type == "Div" else _near(k, 1 / np.sqrt(2.0))):
+        raise ctx.refuse(pos, node, why)
+    add = ctx.next_only(node.output[0], "Add")
+    mul = ctx.next_only(add.output[0], "Mul") if add is not None and _near(_scalar(ctx, add, node.output[0]), 1.0) else None
+    if mul is None or sorted(mul.input) != sorted([x, add.output[0]]):
+        raise ctx.refuse(pos, node, why)
+    half = ctx.next_only(mul.output[0], "Mul")
+    if half is None or not _near(_scalar(ctx, half, mul.output[0]), 0.5):
+        raise ctx.refuse(pos, node, why)
+    for n in (add, mul, half):
+        ctx.take(n)
+    ctx.layers.pop(), ctx.scopes.pop(), ctx.ends.pop()  # the rescale x / sqrt 2 is inside the gelu
+    ctx.read(x)
+    ctx.emit("activation", made, {"activation": "gelu"}, name=f"{scope(node) or 'gelu'}")
+    ctx.set(replace(ctx.value, name=half.output[0]))
+__all__ = ["activation", "dropout", "erf", "identity"]

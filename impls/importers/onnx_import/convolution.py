@@ -74,6 +74,9 @@ def _conv1d(ctx: Context, pos: int, node: Any, W: np.ndarray) -> None:
     ctx.set(Value(node.output[0], NCW))
 
 
+REGISTRY.absent("separable_conv2d", "ONNX has no separable convolution op: its exporters write two Conv nodes (group = C, "
+                                    "then 1x1), which import as depthwise_conv2d and conv2d")  # fmt: skip
+
 @REGISTRY.register("Conv", kinds=("conv1d", "conv2d", "depthwise_conv2d", "permute"))
 def conv(ctx: Context, pos: int, node: Any) -> None:
     W = ctx.const(pos, node, 1)

@@ -20,6 +20,9 @@ REGISTRY.absent("depthwise_conv2d", "torch.nn has no depthwise convolution of it
                                     "(groups=C)")  # fmt: skip
 
 
+REGISTRY.absent("separable_conv2d", "torch has no separable convolution layer: a grouped nn.Conv2d (one group per "
+                                    "channel) then a 1x1 nn.Conv2d import as depthwise_conv2d and conv2d")  # fmt: skip
+
 @REGISTRY.register(nn.Conv2d, kinds=("conv2d",))
 def _conv2d(ctx: _Ctx, node: Node, m: Any) -> Step:
     _, _, H, W = _image_input(ctx, node)

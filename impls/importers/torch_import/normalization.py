@@ -6,14 +6,16 @@ BatchNorm: the running statistics are the state; torch's momentum m is the descr
 an NCHW/NCW map normalises its width: refused, with the permute that makes it importable). An affine weight held
 frozen at 1 (requires_grad False; the torch port writes Keras' BatchNormalization(scale=False) so) is no scale, a
 bias frozen at 0 no center: the description's layer without that weight. nn.LocalResponseNorm is lrn across dim 1, the
-channels of an NCHW / NCW map, with torch's even window (extra channel before c: extra "before").
+channels of an NCHW / NCW map, with torch's even window (extra channel before c: extra "before"). F.layer_norm of a
+tensor torch holds channels last (torchvision's ConvNeXt LayerNorm2d: permute to NHWC, F.layer_norm over C, permute
+back; the permutes are no layers) is the layer_norm over the channels, its weight and bias read off the module.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .context import REGISTRY, Node, Step, _Ctx, _map_input, _step, nn
+from .context import REGISTRY, Node, Step, _arg, _Ctx, _map_input, _step, fetch, nn, torch
 
 
 def _held(p: Any, value: float) -> bool:
@@ -96,3 +98,36 @@ def _lrn(ctx: _Ctx, node: Node, m: Any) -> Step:
     opts = {"size": int(m.size), "alpha": float(m.alpha), "beta": float(m.beta), "bias": float(m.k),
             "extra": "before" if m.size % 2 == 0 else "after"}  # fmt: skip  (an odd window is centred either way)
     return _step(ctx, node, "lrn", opts, {})
+
+
+def _held_tensor(ctx: _Ctx, node: Node, a: Any, what: str) -> Any:
+    """A weight / bias argument: None, or a get_attr of a tensor the module holds (a parameter)."""
+    if a is None:
+        return None
+    if not isinstance(a, Node) or a.op != "get_attr":
+        raise ctx.refuse(node, f"its {what} is computed ({a!r}), not a tensor the module holds")
+    t = fetch(ctx.gm, a)
+    if not isinstance(t, torch.Tensor):
+        raise ctx.refuse(node, f"its {what} {a.target!r} is a {type(t).__name__}, not a tensor")
+    return t
+
+
+@REGISTRY.register(torch.nn.functional.layer_norm, kinds=("layer_norm",))
+def _layer_norm_call(ctx: _Ctx, node: Node, f: Any) -> Step:
+    """F.layer_norm(x, normalized_shape, weight, bias, eps) over the last axis of a tensor torch holds as the
+    description does (channels last: torchvision's LayerNorm2d permutes its NCHW map to NHWC around it)."""
+    shape = ctx.shapes[node.args[0]]
+    normalized = tuple(int(d) for d in _arg(node, 1, "normalized_shape", ()))
+    if len(normalized) != 1 or normalized[0] != shape[-1]:
+        raise ctx.refuse(node, f"normalized_shape={normalized} of {shape}: the description's LayerNorm normalises the "
+                               "last axis alone")  # fmt: skip
+    if ctx.layout.kind != "plain":
+        raise ctx.refuse(node, f"it normalises the last axis of the {ctx.layout.kind.upper()} map {shape}, which is not "
+                               "its channels: permute the map channels-last around it (x.permute(0, 2, 3, 1))")  # fmt: skip
+    weight = _held_tensor(ctx, node, _arg(node, 2, "weight", None), "weight")
+    bias = _held_tensor(ctx, node, _arg(node, 3, "bias", None), "bias")
+    scale = weight is not None and not _held(weight, 1.0)
+    center = bias is not None and not _held(bias, 0.0)
+    w = {**({"gamma": ctx.array(weight)} if scale else {}), **({"beta": ctx.array(bias)} if center else {})}
+    eps = float(_arg(node, 4, "eps", 1e-5))
+    return _step(ctx, node, "layer_norm", {"epsilon": eps, "scale": scale, "center": center}, w)

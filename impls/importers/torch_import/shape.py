@@ -103,6 +103,8 @@ def _permute(ctx: _Ctx, node: Node, f: Any) -> Step:
         if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
             dims = dims[0]
         perm = [int(d) % rank for d in dims]
+    if rank == 3 and perm == [1, 0, 2] and ctx.layout.kind in ("plain", "tbf"):  # batch first <-> time major
+        return Step(None, [node], Layout("tbf") if ctx.layout.kind == "plain" else PLAIN)
     if sorted(perm) != list(range(rank)) or perm[0] != 0:
         raise ctx.refuse(node, f"it permutes the axes {perm}, moving the batch axis; the description keeps it first")
     have = _CANON.get(ctx.layout.kind, tuple(range(rank)))

@@ -35,6 +35,7 @@ from . import elementwise  # isort: skip  (multiply, rescale, layer_scale, stoch
 from . import adaptive_pool, slicing  # isort: skip  (adaptive_avg_pool2d, crop2d, slice, channel_shuffle)
 # -- normalization, convolution and the rest
 from . import lrn  # isort: skip  (lrn)
+from . import separable_conv2d  # isort: skip  (separable_conv2d)
 # -- attention (issue 25)
 from . import attention  # isort: skip  (multi_head_attention)
 # -- recurrent initial states (issue 25)
@@ -52,7 +53,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- pooling and shape
         adaptive_pool.SPEC,
         # -- normalization, convolution and the rest
-        lrn.SPEC,
+        lrn.SPEC, separable_conv2d.SPEC,
         # -- attention (issue 25)
         attention.SPEC,
         # -- recurrent initial states (issue 25)

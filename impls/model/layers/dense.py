@@ -1,4 +1,5 @@
-"""Dense: y = activation(x @ kernel + bias) on the last axis; x (B, in) or (B, T, in). kernel (in, units)."""
+"""Dense: y = activation(x @ kernel + bias) on the last axis; x (B, in), (B, T, in) or a map's channels (B, H, W, in)
+(ConvNeXt's nn.Linear on a channels-last map, issue 24). kernel (in, units)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ class Dense(LayerSpec):
         return opts
 
     def output_shape(self, opts, in_shape):
-        if len(in_shape) not in (2, 3):
-            raise ShapeError(f"dense takes (B, in) or (B, T, in), got {in_shape}")
+        if len(in_shape) not in (2, 3, 4):
+            raise ShapeError(f"dense takes (B, in), (B, T, in) or (B, H, W, in), got {in_shape}")
         return (*in_shape[:-1], opts["units"])
 
     def weight_shapes(self, opts, in_shape):

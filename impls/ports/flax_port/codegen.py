@@ -154,6 +154,8 @@ def _body(model: Model, native_layout: bool, t_in: bool, t_out: bool, record: bo
         extra = {"masked": sources[i] is not None} if layer.kind in RECURRENT else {}
         if layer.kind in MERGES:
             extra = {"ins": [var[s] for s in srcs]}
+            if EMITTERS.get(layer.kind).meta.get("masked"):  # attention: its keys' padding
+                extra["masked"] = sources[i] is not None
         elif srcs[0] != (model.layers[i - 1].name if i else INPUT):
             body.append(f"x = {var[srcs[0]]}")
         body.extend(EMITTERS.get(layer.kind).fn(name, opts, in_shapes[i], **extra))

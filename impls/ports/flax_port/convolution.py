@@ -50,4 +50,31 @@ def conv1d(name, opts, in_shape):
     return [f"# NWC, kernel (K, C / groups, filters){';' + note[3:] if note else ''}", first, second, *act(opts)]
 
 
-__all__ = ["conv1d", "conv2d", "conv_limits", "depthwise_conv2d"]
+SEPARABLE = '''class SeparableConv(nn.Module):
+    """Keras' SeparableConv2D: "depthwise", nn.Conv with one group per input channel (the grouped kernel
+    (KH, KW, 1, C * M)) and no bias, then "pointwise", the 1x1 nn.Conv with the bias."""
+
+    features: int
+    multiplier: int
+    kernel_size: tuple
+    strides: tuple
+    padding: object
+    dilation: tuple
+    use_bias: bool
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        x = nn.Conv(c * self.multiplier, self.kernel_size, strides=self.strides, padding=self.padding,
+                    kernel_dilation=self.dilation, feature_group_count=c, use_bias=False, name="depthwise")(x)
+        return nn.Conv(self.features, (1, 1), use_bias=self.use_bias, name="pointwise")(x)'''
+
+
+@EMITTERS.register("separable_conv2d", check=conv_limits, helper=SEPARABLE)
+def separable_conv2d(name, opts, in_shape):
+    return [(f"x = SeparableConv({opts['filters']}, {opts['depth_multiplier']}, {pair(opts['kernel_size'])}, "
+             f"{pair(opts['strides'])}, {pad(opts['padding'])}, {pair(opts['dilation'])},"),
+            f'                  {opts["use_bias"]}, name="{name}")(x)', *act(opts)]
+
+
+__all__ = ["SEPARABLE", "conv1d", "conv2d", "conv_limits", "depthwise_conv2d", "separable_conv2d"]

@@ -23,6 +23,7 @@ VOICE = "flax"
 DTYPES = ("float32", "float64")
 RECURRENT = ("gru", "lstm")
 MERGES = ("add", "concatenate", "multiply")
+MERGES += ("multi_head_attention",)  # issue 25: it reads (query, value[, key]) as a merge its sources
 NORMS = ("batch_norm", "layer_norm")
 EMITTERS = Registry("the Flax port", "layer kind")
 Check = Callable[[Model, int, dict, str], str | None]  # a per-layer refusal: (model, index, opts, dtype) -> reason

@@ -44,6 +44,9 @@ def params(model: Model, names: list[str] | None = None) -> dict[str, dict]:
             out[name] = {"embedding": w["embeddings"]}
         elif layer.kind == "depthwise_conv2d":
             out[name] = {**w, "kernel": convert.depthwise_to_grouped(w["kernel"])}
+        elif layer.kind == "separable_conv2d":  # SeparableConv's two nn.Conv
+            out[name] = {"depthwise": {"kernel": convert.depthwise_to_grouped(w["depthwise_kernel"])},
+                         "pointwise": {"kernel": w["pointwise_kernel"], **({"bias": w["bias"]} if "bias" in w else {})}}
         elif layer.kind in NORMS:
             tree = convert.norm_to_flax(w)[0]  # {scale, bias}; absent where the layer has neither
             if tree:
@@ -85,6 +88,10 @@ def canonical(model: Model, tree: dict, gradients: bool, stats: dict | None = No
             node = {"embeddings": node["embedding"]}
         if layer.kind == "depthwise_conv2d":
             node["kernel"] = convert.grouped_to_depthwise(node["kernel"], int(np.shape(layer.weights["kernel"])[2]))
+        if layer.kind == "separable_conv2d":
+            c = int(np.shape(layer.weights["depthwise_kernel"])[2])
+            node = {"depthwise_kernel": convert.grouped_to_depthwise(np.asarray(node["depthwise"]["kernel"]), c),
+                    "pointwise_kernel": node["pointwise"]["kernel"], **({"bias": node["pointwise"]["bias"]} if "bias" in node["pointwise"] else {})}
         out |= {(layer.name, k): np.asarray(node[k]) for k in layer.weights}
     return out
 

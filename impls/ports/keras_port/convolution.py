@@ -1,5 +1,5 @@
 """The Keras port's convolutions: conv2d (keras.layers.Conv2D with groups), depthwise_conv2d (DepthwiseConv2D) and
-conv1d (Conv1D), each behind a ZeroPadding2D / ZeroPadding1D named "<layer>_pad" where its pads are explicit (the
+conv1d (Conv1D), separable_conv2d (SeparableConv2D), each behind a ZeroPadding2D / ZeroPadding1D named "<layer>_pad" where its pads are explicit (the
 convolution itself then 'valid'). conv1d's valid / same / causal are Keras' own. Keras refuses strides > 1 together
 with dilation_rate > 1 (impls/contract/limits.py declares it): such a layer is refused. A channels_first source holds
 conv1d's 3-D input and output as (B, C, L) feature maps.
@@ -8,7 +8,7 @@ conv1d's 3-D input and output as (B, C, L) feature maps.
 from __future__ import annotations
 
 from ...contract import limits
-from .emitters import EMITTERS, KERNEL, VOICE, Site, keras, pads2d
+from .emitters import EMITTERS, KERNEL, VOICE, Site, Weights, keras, pads2d
 
 
 def _conv2d_check(opts: dict, in_shape: tuple, masked: bool) -> str | None:
@@ -53,4 +53,13 @@ def conv1d(opts: dict, at: Site) -> list:
     return [*([L.ZeroPadding1D(tuple(opts["padding"]), dtype=at.dt, name=at.helper)] if explicit else []), conv]
 
 
-__all__ = ["conv1d", "conv2d", "depthwise_conv2d"]
+@EMITTERS.register("separable_conv2d", check=_conv2d_check,
+                   weights=Weights(lambda opts: ["depthwise_kernel", "pointwise_kernel", *(["bias"] if opts["use_bias"] else [])]))
+def separable_conv2d(opts: dict, at: Site) -> list:
+    """keras.layers.SeparableConv2D itself: its depthwise_kernel (KH, KW, C, M) and pointwise_kernel (1, 1, C * M, F)
+    are the description's."""
+    return _conv2d_layers(lambda **common: keras.layers.SeparableConv2D(
+        opts["filters"], tuple(opts["kernel_size"]), depth_multiplier=opts["depth_multiplier"], **common), opts, at)  # fmt: skip
+
+
+__all__ = ["conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import convert
 from ...contract import spec
+from ...model.description import Layer
 from ...model.layers import conv1d as conv1d_layer
 from ...model.layers import conv2d as conv2d_layer
 from ...model.layers import spec_of
@@ -54,4 +55,22 @@ def conv1d(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     g.activation(opts["activation"], 3)
 
 
-__all__ = ["conv1d", "conv2d"]
+@EMITTERS.register("separable_conv2d", check=ort_kernel("conv2d"))
+def separable_conv2d(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
+    """Two Conv nodes: the depthwise one (group C, no bias; its weight under "<layer>_depthwise") and the 1x1
+    pointwise one with the bias and the activation."""
+    dw = Layer("depthwise_conv2d", layer.name, {}, {"kernel": layer.weights["depthwise_kernel"]})
+    scope = g.scope
+    g.scope = f"{scope}_depthwise"
+    conv2d(g, i, dw, {**opts, "use_bias": False, "activation": "linear"}, shape)
+    g.scope = scope
+    mid = spec_of("depthwise_conv2d").output_shape(spec_of("depthwise_conv2d").options(
+        {k: opts[k] for k in ("kernel_size", "depth_multiplier", "strides", "padding", "dilation")}), shape)
+    pw = Layer("conv2d", layer.name, {}, {"kernel": layer.weights["pointwise_kernel"],
+                                          **({"bias": layer.weights["bias"]} if opts["use_bias"] else {})})  # fmt: skip
+    conv2d(g, i, pw, {"filters": opts["filters"], "kernel_size": [1, 1], "strides": [1, 1], "padding": "valid",
+                      "dilation": [1, 1], "groups": 1, "activation": opts["activation"], "use_bias": opts["use_bias"]},
+           mid)  # fmt: skip
+
+
+__all__ = ["conv1d", "conv2d", "separable_conv2d"]

@@ -3,7 +3,8 @@
 Kernels are OIHW (convert.hwio_to_oihw); a depthwise convolution is nn.Conv2d with groups = C
 (convert.depthwise_to_grouped); conv1d's (K, C / groups, O) kernel is torch's (O, C / groups, K). Pads torch's own
 symmetric `padding` cannot hold (TensorFlow's 'same' with its odd pad after, causal, unequal explicit pads) are an
-F.pad before the layer, in F.pad's order (convert.pads_to_torch).
+F.pad before the layer, in F.pad's order (convert.pads_to_torch). separable_conv2d is nn.Sequential(the depthwise
+nn.Conv2d without bias, the pointwise 1x1 nn.Conv2d with the bias), called as self.<a>[0] and self.<a>[1].
 """
 
 from __future__ import annotations
@@ -106,4 +107,28 @@ def conv1d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
                   back, out, Layout("ncw"), not own_pad)  # fmt: skip
 
 
-__all__ = ["conv1d", "conv2d", "depthwise_conv2d"]
+@EMITTERS.register("separable_conv2d", takes=("nchw",))
+def separable_conv2d(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
+    """Keras' SeparableConv2D: the depthwise step (strides, padding, dilation; no bias) then the 1x1 pointwise step
+    (the bias, the activation), one nn.Sequential of the two nn.Conv2d the other emitters write."""
+    dw = conv2d(Layer("depthwise_conv2d", layer.name, {}, {"kernel": layer.weights["depthwise_kernel"]}),
+                {**opts, "use_bias": False, "activation": "linear"}, shape, layout, depthwise=True)  # fmt: skip
+    mid = (shape[0], dw.shape[2], dw.shape[3], dw.shape[1])
+    pw_w = {"kernel": layer.weights["pointwise_kernel"], **({"bias": layer.weights["bias"]} if opts["use_bias"] else {})}
+    pw = conv2d(Layer("conv2d", layer.name, {}, pw_w),
+                {**opts, "filters": opts["filters"], "kernel_size": [1, 1], "strides": [1, 1], "padding": "valid",
+                 "dilation": [1, 1], "groups": 1}, mid, Layout("nchw"))  # fmt: skip
+    init = f"nn.Sequential({dw.init.split('  #')[0]}, {pw.init})  # depthwise (one group per channel), then pointwise 1x1"
+    lines = [*(ln.replace("self.{a}(", "self.{a}[0](") for ln in dw.lines),
+             *(ln.replace("self.{a}(", "self.{a}[1](") for ln in pw.lines)]  # fmt: skip
+    state = {**{f"0.{k}": v for k, v in dw.state.items()}, **{f"1.{k}": v for k, v in pw.state.items()}}
+
+    def back(a):
+        d = dw.back({k[2:]: v for k, v in a.items() if k.startswith("0.")})
+        p = pw.back({k[2:]: v for k, v in a.items() if k.startswith("1.")})
+        return {"depthwise_kernel": d["kernel"], "pointwise_kernel": p["kernel"], **({"bias": p["bias"]} if "bias" in p else {})}
+
+    return _Piece(init, lines, state, back, pw.shape, pw.layout, dw.uses_f or pw.uses_f)
+
+
+__all__ = ["conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d"]
