@@ -19,7 +19,8 @@ from . import convert
 class Layout:
     """How one tensor is laid out in torch: 'nchw' (a 4-D map), 'ncw' (a 3-D feature map (B, C, L), what nn.Conv1d
     and nn.BatchNorm1d take), 'chw' (a flattened map in torch's (c, h, w) order, `feature` its canonical (h, w, c); a
-    flattened 1-D map is (1, L, C)) or 'plain' (sequences, vectors: the canonical layout itself)."""
+    flattened 1-D map is (1, L, C)), 'tbf' (a time-major sequence (T, B, F), what batch_first=False attention takes) or
+'plain' (sequences, vectors: the canonical layout itself)."""
 
     kind: str
     feature: tuple[int, int, int] | None = None
@@ -35,6 +36,8 @@ class Layout:
         if self.kind == "chw":
             h, w, c = self.feature
             return np.ascontiguousarray(a.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(a.shape[0], -1))
+        if self.kind == "tbf":  # a time-major sequence (T, B, F): nn.MultiheadAttention's batch_first=False
+            return np.ascontiguousarray(np.asarray(a).transpose(1, 0, 2))
         return np.ascontiguousarray(a)
 
     def to_canonical(self, a: np.ndarray) -> np.ndarray:
@@ -45,6 +48,8 @@ class Layout:
         if self.kind == "chw":
             h, w, c = self.feature
             return np.ascontiguousarray(a.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(a.shape[0], -1))
+        if self.kind == "tbf":
+            return np.ascontiguousarray(np.asarray(a).transpose(1, 0, 2))
         return np.ascontiguousarray(a)
 
 

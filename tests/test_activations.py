@@ -13,7 +13,8 @@
 - Planted convention bugs, each caught: hard_sigmoid as 0.2 x + 0.5 where relu6(x + 3) / 6 is meant; the tanh GELU
   for the erf one (jax.nn.gelu's default in the Flax port, Keras' "gelu" read as approximate); a leaky slope default
   swapped (Keras' 0.3 read as torch's 0.01; ONNX's LeakyRelu default 0.01 as 0.3; ONNX's HardSigmoid default 0.2 as
-  1/6).
+  1/6); in the ports, Keras' LeakyReLU in float64 (TF rounds its alpha to float32), torch's nn.Hardsigmoid in float64
+  (its backward multiplies by float32(1 / 6)), ONNX's Gelu with approximate="tanh" for gelu.
 - ONNX's own node tests (HardSigmoid, HardSwish, LeakyRelu, Clip, Gelu, with their defaults) through the importer and
   every voice.
 """
@@ -368,3 +369,93 @@ def test_an_erf_that_is_no_gelu_and_a_keras_threshold_are_refused_naming_them(tm
     net = keras.Model(x, keras.layers.ReLU(max_value=6.0, negative_slope=0.1, name="capped_leaky")(x))
     with pytest.raises(UnsupportedLayer, match=r"'capped_leaky'.*slope together with a max_value"):
         keras_import.from_model(net, (3, 4), "net.py:net")
+
+
+@pytest.mark.parametrize("opset, bounds, want", [(10, {"min": 0.0, "max": 6.0}, {"activation": "relu6"}),
+                                                 (10, {"max": 2.5}, {"activation": "clip", "min": None, "max": 2.5}),
+                                                 (13, (0.0, 6.0), {"activation": "relu6"}),
+                                                 (13, (-1.0, None), {"activation": "clip", "min": -1.0, "max": None})])  # fmt: skip
+def test_onnx_clip_bounds_as_attributes_before_opset_11_and_inputs_since(tmp_path, opset, bounds, want):
+    onnx = load_framework("onnx")
+    helper, numpy_helper, T = onnx.helper, onnx.numpy_helper, onnx.TensorProto
+    inits, ins = [], ["x"]
+    if isinstance(bounds, dict):
+        node = helper.make_node("Clip", ins, ["y"], name="/c/Clip", **bounds)
+    else:
+        for k, b in zip(("lo", "hi"), bounds, strict=True):
+            ins.append("" if b is None else k)
+            if b is not None:
+                inits.append(numpy_helper.from_array(np.asarray(b, np.float32), k))
+        while ins[-1] == "":  # an absent last input is left out, an absent min is ""
+            ins.pop()
+        node = helper.make_node("Clip", ins, ["y"], name="/c/Clip")
+    graph = helper.make_graph([node], "clip", [helper.make_tensor_value_info("x", T.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", T.FLOAT, ["N", 4])], inits)  # fmt: skip
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "clip.onnx"))
+    imported = load(str(tmp_path / "clip.onnx"), (3, 4))
+    assert [la.options for la in imported.model.layers] == [want]
+    x = np.random.default_rng(0).uniform(-8, 8, (3, 4)).astype(np.float32)
+    assert error_stats(imported.forward(x), reference_forward(imported.model, x.astype(np.float64))).rel == 0.0
+
+
+# --------------------------------------------------------------------------- planted port bugs (float64 conventions)
+
+
+def _small(*acts: dict):
+    from impls.model import seeded
+
+    specs = [("rescale", "wide", {"scale": 4.0, "offset": 0.5}), ("dense", "d", {"units": 4})]
+    specs += [("activation", f"a{i}", a) for i, a in enumerate(acts)]
+    return seeded.chain("small", (4,), specs, seed=2, batch=3)
+
+
+def _worst(voice: str, m, dtype: str) -> float:
+    """The larger of the forward's and the input gradient's error against the reference."""
+    from impls.model.compose import reference_vjp
+
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    dy = np.random.default_rng(1).uniform(-1, 1, (3, 4))
+    b = voices.build(voice, m, dtype)
+    fwd = error_stats(b.forward(x.astype(dtype)), reference_forward(m, x)).rel
+    return max(fwd, error_stats(b.vjp(x.astype(dtype), dy.astype(dtype))[0], reference_vjp(m, x, dy)[0]).rel)
+
+
+def test_a_planted_float32_slope_in_the_keras_port_is_caught(monkeypatch):
+    """TF's LeakyRelu rounds its alpha to float32: the float64 port writes ReLU(negative_slope, max_value=inf)."""
+    from impls.ports.keras_port import activation as keras_activation
+
+    m = _small({"activation": "leaky_relu", "negative_slope": 0.1})
+    assert _worst("keras", m, "float64") <= tolerance("float64")
+    monkeypatch.setattr(keras_activation, "leaky_relu", lambda slope, at: keras_activation.keras.layers.LeakyReLU(
+        negative_slope=slope, dtype=at.dt, name=at.name))
+    assert _worst("keras", m, "float64") > tolerance("float64")
+
+
+def test_a_planted_nn_hardsigmoid_in_the_torch_port_is_caught_in_float64(monkeypatch):
+    """nn.Hardsigmoid's float64 backward multiplies by float32(1 / 6): the port writes F.relu6(x + 3) / 6."""
+    from impls.ports.torch_port import activation as torch_activation
+
+    m = _small({"activation": "hard_sigmoid"})
+    assert _worst("torch_nn", m, "float64") <= tolerance("float64")
+    real = torch_activation._line
+    monkeypatch.setattr(torch_activation, "_line", lambda opts: "F.hardsigmoid(x)" if opts["activation"] == "hard_sigmoid"
+                        else real(opts))  # fmt: skip
+    assert _worst("torch_nn", m, "float64") > tolerance("float64")
+
+
+def test_a_planted_tanh_gelu_in_the_onnx_port_is_caught(monkeypatch):
+    """Gelu's approximate attribute: "none" (erf) for gelu; "tanh" there is off by up to 4.7e-4 (forward only: ONNX
+    Runtime has no gradients)."""
+    from impls.ports.onnx_port import builder
+
+    m = _small({"activation": "gelu"})
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    ok = voices.build("onnxruntime", m, "float32").forward(x.astype(np.float32))
+    assert error_stats(ok, reference_forward(m, x)).rel <= BAR
+    real = builder._Graph.apply
+    monkeypatch.setattr(builder._Graph, "apply", lambda g, op, *ins, **attrs: real(
+        g, op, *ins, **({**attrs, "approximate": "tanh"} if op == "Gelu" else attrs)))
+    bad = voices.build("onnxruntime", m, "float32").forward(x.astype(np.float32))
+    assert error_stats(bad, reference_forward(m, x)).rel > BAR

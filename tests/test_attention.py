@@ -8,7 +8,8 @@
   fresh interpreter, agreeing within 2e-5; `nnparity certify` exits 0.
 - Planted convention bugs, each caught: q and k swapped in torch's packed in_proj_weight; the key padding mask's
   polarity inverted in the torch port (torch's True = ignore written as the description's True = valid).
-- What the importer does not read is refused naming the node: batch_first=False, a mask argument, cross attention.
+- batch_first=False modules on x.transpose(0, 1) import (the transposes are no layer); one given a batch-first
+  tensor is refused, as are a mask argument and cross attention, naming the node.
 """
 
 from __future__ import annotations
@@ -67,7 +68,43 @@ class Block(nn.Module):
         return self.out(x.mean(dim=1))
 
 
+class TimeMajor(nn.Module):
+    # batch_first=False modules on x.transpose(0, 1), a GELU (erf) feed-forward
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 12)
+        self.block = nn.TransformerEncoderLayer(12, 3, 20, activation="gelu", norm_first=True)
+        self.attn = nn.MultiheadAttention(12, 2)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        t = self.block(self.proj(x).transpose(0, 1))
+        t = self.attn(t, t, t)[0]
+        return self.out(t.transpose(0, 1).mean(dim=1))
+
+
+class Causal(nn.Module):
+    # a decoder-style stack: the causal masks the module holds (float -inf for the encoder, bool for the attention)
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 12)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(12, 3, 20, batch_first=True), 2,
+                                         enable_nested_tensor=False)
+        self.attn = nn.MultiheadAttention(12, 4, batch_first=True)
+        self.register_buffer("future", nn.Transformer.generate_square_subsequent_mask(6))
+        self.register_buffer("ahead", torch.ones(6, 6, dtype=torch.bool).triu(1))
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.enc(self.proj(x), mask=self.future, is_causal=True)
+        x = self.attn(x, x, x, attn_mask=self.ahead)[0]
+        return self.out(x.mean(dim=1))
+
+
 model = Classifier().eval()
+time_major = TimeMajor().eval()
+causal = Causal().eval()
 post_norm = Block(False).eval()
 pre_norm = Block(True).eval()
 no_bias = Block(False, bias=False).eval()
@@ -162,7 +199,7 @@ def _ids(seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 50, (3, 7))
 
 
-@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model"])
+@pytest.mark.parametrize("name", ["post_norm", "pre_norm", "no_bias", "model", "time_major", "causal"])
 def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_file, name):
     path = torch_file / "torch_net.py"
     if name == "model":
@@ -173,7 +210,7 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         imported = load(f"{path}:{name}", x.shape)
     m = imported.model
     kinds = [la.kind for la in m.layers]
-    assert kinds.count("multi_head_attention") == (2 if name == "model" else 2)
+    assert kinds.count("multi_head_attention") == (3 if name == "causal" else 2)
     assert {"add", "layer_norm", "dense"} <= set(kinds)
     want = _torch_want(path, name, x)
     xr = x if name == "model" else x.astype(np.float64)
@@ -184,6 +221,10 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         first = [la for la in m.layers if la.name.startswith("block.")]
         assert [la.kind for la in first[:3]] == ["layer_norm", "multi_head_attention", "add"]
         assert first[0].options["epsilon"] == 1e-6
+    if name == "time_major":  # batch_first=False on x.transpose(0, 1): no layer for the transposes; an erf GELU
+        assert "permute" not in kinds and any(la.options.get("activation") == "gelu" for la in m.layers)
+    if name == "causal":  # the masks the module holds are the description's causal option, every attention's
+        assert all(la.options["causal"] for la in m.layers if la.kind == "multi_head_attention")
     if name == "no_bias":
         attn = next(la for la in m.layers if la.kind == "multi_head_attention")
         assert attn.options["use_bias"] is False and "query_bias" not in attn.weights
@@ -235,8 +276,8 @@ def test_a_planted_mask_polarity_in_the_torch_port_is_caught(monkeypatch):
 
 
 @pytest.mark.parametrize("net, why", [
-    ("nn.MultiheadAttention(8, 2)", "batch_first=False"),
-    ("nn.TransformerEncoderLayer(8, 2, 16)", "batch_first=False"),
+    ("nn.MultiheadAttention(8, 2)", "batch_first=False but it is given a sequence held batch first"),
+    ("nn.TransformerEncoderLayer(8, 2, 16)", "batch_first=False but it is given a sequence held batch first"),
 ])  # fmt: skip
 def test_time_major_attention_is_refused_naming_the_node(tmp_path, net, why):
     torch = load_framework("torch")
@@ -451,3 +492,62 @@ def test_the_keras_classifier_certifies(keras_file, tmp_path):
     out = tmp_path / "cert"
     rc = cli.main(["certify", f"{keras_file / 'keras_net.py'}:model", "--input-shape", "3,7", "--no-bench", "-o", str(out)])
     assert rc == 0, (out / "certificate.md").read_text()[:3000]
+
+
+@pytest.mark.parametrize("name", ["time_major", "causal"])
+@pytest.mark.parametrize("voice", ["torch_nn", "keras", "flax", "onnxruntime"])
+def test_the_time_major_gelu_and_causal_models_port_to_every_target(torch_file, voice, name):
+    """batch_first=False attention, a pre-norm encoder layer with an erf GELU: each port's build agrees with torch."""
+    from impls import unavailable_reason
+    from impls.model import voices
+
+    if unavailable_reason(voice):
+        pytest.skip(unavailable_reason(voice))
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 6, 5)).astype(np.float32)
+    imported = load(f"{torch_file / 'torch_net.py'}:{name}", x.shape)
+    want = _torch_want(torch_file / "torch_net.py", name, x)
+    assert voices.refusal(voice, imported.model, "float32") is None
+    got = voices.build(voice, imported.model, "float32").forward(x)
+    assert error_stats(got, want).rel <= AGREE
+
+
+def test_keras_attention_under_a_padding_mask_is_refused_naming_the_layer():
+    keras = load_framework("keras")
+    from impls.importers import keras_import
+
+    ids = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(9, 8, mask_zero=True)(ids)
+    y = keras.layers.MultiHeadAttention(2, 4, name="attn")(x, x)
+    net = keras.Model(ids, keras.layers.GlobalAveragePooling1D()(y))
+    with pytest.raises(UnsupportedLayer, match="'attn'.*padded query rows"):
+        keras_import.from_model(net, (3, 6), "m")
+
+
+# --------------------------------------------------------------------------- bad descriptions
+
+
+@pytest.mark.parametrize("opts, inputs, shape, why", [
+    ({"num_heads": 0, "key_dim": 2}, ("input", "input"), (4, 6), "num_heads must be an int >= 1, got 0"),
+    ({"num_heads": 2}, ("input", "input"), (4, 6), r"missing options \['key_dim'\]"),
+    ({"num_heads": 2, "key_dim": 2, "causal": "yes"}, ("input", "input"), (4, 6), "causal must be true or false"),
+    ({"num_heads": 2, "key_dim": 2, "dropout": 0.1}, ("input", "input"), (4, 6), r"unknown options \['dropout'\]"),
+    ({"num_heads": 2, "key_dim": 2}, ("input",), (4, 6), "a merge reads at least two tensors"),
+    ({"num_heads": 2, "key_dim": 2}, ("input", "input"), (6,), r"the query must be \(B, T, E\)"),
+    ({"num_heads": 2, "key_dim": 2}, ("input", "input", "input", "input"), (4, 6), "reads \\(query, value\\) or"),
+])  # fmt: skip
+def test_a_bad_attention_layer_is_one_error_naming_the_layer_and_option(opts, inputs, shape, why):
+    from impls.model.description import Layer, Model, ModelError, ShapeError
+
+    m = Model("bad", shape, (Layer("multi_head_attention", "attn", opts, {}, inputs),))
+    with pytest.raises((ModelError, ShapeError), match=why) as e:
+        m.check(3)
+    assert "attn" in str(e.value) or "multi_head_attention" in str(e.value)
+
+
+def test_key_and_value_of_different_lengths_are_refused():
+    from impls.model import seeded
+    from impls.model.description import ShapeError
+
+    with pytest.raises(ShapeError, match="key and value need one length"):
+        seeded.chain("bad", (4, 6), [("dense", "d", {"units": 6}), ("reshape", "r", {"target_shape": [2, 12]}, ("d",)),
+                                     ("multi_head_attention", "a", {"num_heads": 2, "key_dim": 2}, ("input", "d", "r"))])

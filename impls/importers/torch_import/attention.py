@@ -8,8 +8,11 @@ torch.fx keeps each of these modules whole (a leaf: torch.nn's own modules are),
   norm_first=False: a = MHA(x); r1 = x + a; n1 = LayerNorm(r1); f = Linear2(act(Linear1(n1))); y = LayerNorm(n1 + f)
   norm_first=True:  n1 = LayerNorm(x); r1 = x + MHA(n1); y = r1 + Linear2(act(Linear1(LayerNorm(r1))))
 - nn.TransformerEncoder: its layers in order, then its final norm where it has one.
-Refused with the reason: batch_first=False (the description's sequences are batch first), a mask argument (attn_mask,
-key_padding_mask, src_mask, src_key_padding_mask, is_causal), cross attention (query and key/value from two paths),
+batch_first=False modules read the time-major x.transpose(0, 1) of a batch-first sequence (the layout "tbf": no
+layer; the transpose back ends it). A causal mask the module holds (a buffer: True or -inf above the diagonal, torch's
+polarity; is_causal a hint beside it) passed as attn_mask / src_mask / mask is the description's causal option.
+Refused with the reason: a batch_first=False module given a batch-first tensor (the model's input is batch first)
+or the other way round, a key padding mask, another attention mask or one computed in forward, cross attention (query and key/value from two paths),
 add_bias_kv / add_zero_attn, an activation other than relu (or gelu where the activation kind has it).
 In eval torch may run its fused fast path; the arithmetic is the same, and only the module's own output is read from
 it (the parts' outputs are recomputed from the module's own submodules, the slow path's order).
@@ -20,11 +23,12 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
+
 from ... import convert
-from ...layouts import PLAIN
 from ...model.description import Layer
 from ...model.layers.base import ACTIVATIONS
-from .context import REGISTRY, F, Node, Step, _Ctx, nn
+from .context import REGISTRY, F, Node, Step, _Ctx, fetch, nn
 
 
 def _unique(ctx: _Ctx, name: str) -> str:
@@ -36,35 +40,56 @@ def _unique(ctx: _Ctx, name: str) -> str:
 
 def _check_mha(ctx: _Ctx, node: Node, m: Any, where: str = "") -> None:
     at = f"{where}: " if where else ""
-    if not m.batch_first:
-        raise ctx.refuse(node, f"{at}batch_first=False: the module takes (T, B, E); the description's sequences are "
-                               "batch first (B, T, E): build it with batch_first=True (the same weights)")  # fmt: skip
+    if m.batch_first != (ctx.layout.kind == "plain"):
+        held = "time-major (T, B, E)" if ctx.layout.kind == "tbf" else "batch first (B, T, E)"
+        raise ctx.refuse(node, f"{at}batch_first={m.batch_first} but it is given a sequence held {held}: a "
+                               "batch_first=False module reads x.transpose(0, 1) of the batch-first sequence (the "
+                               "model's input is taken batch first)")  # fmt: skip
     if m.bias_k is not None or m.add_zero_attn:
         raise ctx.refuse(node, f"{at}add_bias_kv / add_zero_attn append a learned or zero key and value to every "
                                "sequence, which the description's attention does not hold")  # fmt: skip
 
 
-def mha_layer(ctx: _Ctx, m: Any, name: str, src: str) -> Layer:
+def mha_layer(ctx: _Ctx, m: Any, name: str, src: str, causal: bool = False) -> Layer:
     """The multi_head_attention layer of nn.MultiheadAttention `m`, self-attention on the tensor `src`."""
     state = {k: ctx.array(v) for k, v in m.state_dict().items()}
     w = convert.mha_from_torch({**state, "in_proj_bias": state.get("in_proj_bias")}, int(m.num_heads))
     bias = m.in_proj_bias is not None
-    opts = {"num_heads": int(m.num_heads), "key_dim": int(m.head_dim), "use_bias": bias}
+    opts = {"num_heads": int(m.num_heads), "key_dim": int(m.head_dim), "use_bias": bias, "causal": causal}
     return Layer("multi_head_attention", name, opts, w, (src, src))
 
 
-def _self_attention_args(ctx: _Ctx, node: Node) -> None:
-    """query, key and value one tensor; no mask argument."""
+def _causal(ctx: _Ctx, node: Node, mask: Any, steps: int, what: str) -> bool:
+    """Whether the mask argument `mask` (None, or a tensor the module holds) is the causal one: torch's polarity, True
+    (or -inf) above the diagonal where a query may not attend (nn.Transformer.generate_square_subsequent_mask's)."""
+    if mask is None:
+        return False
+    if not isinstance(mask, Node) or mask.op != "get_attr":
+        raise ctx.refuse(node, f"its {what} is computed in forward ({getattr(mask, 'name', mask)!r}); a causal mask the "
+                               "module holds (a buffer) imports, as the description's causal option")  # fmt: skip
+    t = fetch(ctx.gm, mask).detach().cpu().numpy()
+    above = np.triu(np.ones((steps, steps), bool), 1)
+    causal = t.shape == (steps, steps) and (
+        (t.dtype == bool and np.array_equal(t, above)) or
+        (t.dtype != bool and np.all(np.isneginf(t[above])) and np.all(t[~above] == 0)))  # fmt: skip
+    if not causal:
+        raise ctx.refuse(node, f"its {what} {mask.target!r} (shape {t.shape}, {t.dtype}) is not the causal mask (True or "
+                               "-inf above the diagonal, where torch does not attend): other attention masks are not "
+                               "imported")  # fmt: skip
+    return True
+
+
+def _self_attention_args(ctx: _Ctx, node: Node) -> bool:
+    """query, key and value one tensor; no key padding mask; the attn_mask a causal one or none. Returns causal."""
     args = list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value") if k in node.kwargs]
     if len(args) != 3 or len({id(a) for a in args}) != 1:
         raise ctx.refuse(node, "its query, key and value are not one tensor: the torch importer reads self-attention "
                                "(attn(x, x, x)); cross attention joins two paths")  # fmt: skip
-    for k in ("key_padding_mask", "attn_mask"):
-        if node.kwargs.get(k) is not None:
-            raise ctx.refuse(node, f"it is given {k}: masks passed to nn.MultiheadAttention are not imported yet; the "
-                                   "description's attention takes a causal option and the padding mask of its input")  # fmt: skip
-    if node.kwargs.get("is_causal"):
-        raise ctx.refuse(node, "is_causal=True (with its attn_mask) is not imported yet")
+    if node.kwargs.get("key_padding_mask") is not None:
+        raise ctx.refuse(node, "it is given key_padding_mask: padding masks passed to nn.MultiheadAttention are not "
+                               "imported yet (the description masks the keys of a padded input)")  # fmt: skip
+    steps = ctx.shapes[args[0]][0 if ctx.layout.kind == "tbf" else 1]
+    return _causal(ctx, node, node.kwargs.get("attn_mask"), steps, "attn_mask")
 
 
 def _picked(ctx: _Ctx, node: Node) -> Node:
@@ -76,15 +101,15 @@ def _picked(ctx: _Ctx, node: Node) -> Node:
     return users[0]
 
 
-@REGISTRY.register(nn.MultiheadAttention, kinds=("multi_head_attention",))
+@REGISTRY.register(nn.MultiheadAttention, kinds=("multi_head_attention",), time_major=True)
 def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
     _check_mha(ctx, node, m)
-    _self_attention_args(ctx, node)
+    causal = _self_attention_args(ctx, node)
     pick = _picked(ctx, node)
     src = ctx.tensors[node.args[0]][0]
-    layer = mha_layer(ctx, m, ctx.name(node), src)
+    layer = mha_layer(ctx, m, ctx.name(node), src, causal)
     ctx.notes.append(f"{node.target}: torch's key bias (in_proj_bias[E:2E]) is dropped: softmax ignores it exactly")
-    return Step(layer, [node, pick], PLAIN)
+    return Step(layer, [node, pick], ctx.layout)
 
 
 def _activation(ctx: _Ctx, node: Node, layer: Any, where: str) -> str:
@@ -117,7 +142,7 @@ def _alone_merge(*_: Any) -> Any:
     raise RuntimeError("a layer that reads several tensors is checked accumulated only")
 
 
-def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str) -> list:
+def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, causal: bool = False) -> list:
     """[(Layer, torch tensor -> tensor: that layer alone, or None for one reading several), ...] and the function of
     the step's input giving every part's output, for TransformerEncoderLayer `e` reading the tensor `src`."""
     _check_mha(ctx, node, e.self_attn, f"{base}.self_attn")
@@ -125,14 +150,17 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str) -> l
     n = {k: _unique(ctx, f"{base}.{k}") for k in ("norm1", "self_attn", "residual1", "norm2", "linear1", "linear2",
                                                   "residual2")}  # fmt: skip
 
+    steps = ctx.shapes[node.args[0]][0 if ctx.layout.kind == "tbf" else 1]
+    mask = nn.Transformer.generate_square_subsequent_mask(steps).to(e.linear1.weight.dtype) if causal else None
+
     def attn(t):
-        return e.self_attn(t, t, t, need_weights=False)[0]
+        return e.self_attn(t, t, t, need_weights=False, attn_mask=mask)[0]
 
     ff_act = F.relu if act == "relu" else F.gelu
     parts: list = []
     if e.norm_first:
         parts.append(_norm(ctx, e.norm1, n["norm1"], src))
-        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], n["norm1"]), _alone_merge))
+        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], n["norm1"], causal), _alone_merge))
         parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
         parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual1"]))
         parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm2"], act), lambda t: ff_act(e.linear1(t))))
@@ -148,7 +176,7 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str) -> l
             f2 = e.linear2(f1)
             return [a, b, r1, c, f1, f2, r1 + f2]
     else:
-        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], src), _alone_merge))
+        parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], src, causal), _alone_merge))
         parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
         parts.append(_norm(ctx, e.norm1, n["norm1"], n["residual1"]))
         parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm1"], act), lambda t: ff_act(e.linear1(t))))
@@ -167,29 +195,37 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str) -> l
     return parts, outputs
 
 
-def _no_masks(ctx: _Ctx, node: Node) -> None:
-    if len(node.args) > 1 or any(v is not None and v is not False for k, v in node.kwargs.items()):
-        raise ctx.refuse(node, "it is given a mask (src_mask, src_key_padding_mask or is_causal): masks passed to a "
-                               "Transformer encoder are not imported yet")  # fmt: skip
+def _encoder_causal(ctx: _Ctx, node: Node, mask_name: str) -> bool:
+    """An encoder's (src_)mask: the causal one (is_causal a hint beside it) or none; a src_key_padding_mask refused."""
+    if len(node.args) > 2 or node.kwargs.get("src_key_padding_mask") is not None:
+        raise ctx.refuse(node, "it is given src_key_padding_mask: padding masks passed to a Transformer encoder are not "
+                               "imported yet (the description masks the keys of a padded input)")  # fmt: skip
+    mask = node.args[1] if len(node.args) > 1 else node.kwargs.get(mask_name)
+    steps = ctx.shapes[node.args[0]][0 if ctx.layout.kind == "tbf" else 1]
+    if mask is None and node.kwargs.get("is_causal"):
+        raise ctx.refuse(node, "is_causal=True without its mask: torch takes it as a hint beside the causal mask")
+    return _causal(ctx, node, mask, steps, mask_name)
 
 
-@REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+@REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"),
+                   time_major=True)
 def _encoder_layer(ctx: _Ctx, node: Node, e: Any) -> Step:
-    _no_masks(ctx, node)
-    parts, outputs = encoder_layer_parts(ctx, node, e, _unique(ctx, str(node.target)), ctx.tensors[node.args[0]][0])
+    causal = _encoder_causal(ctx, node, "src_mask")
+    parts, outputs = encoder_layer_parts(ctx, node, e, _unique(ctx, str(node.target)), ctx.tensors[node.args[0]][0],
+                                         causal)  # fmt: skip
     ctx.notes.append(f"{node.target}: a TransformerEncoderLayer (norm_first={e.norm_first}) imported as its graph; "
                      "dropout is the identity in eval; torch's key bias dropped")  # fmt: skip
-    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
 
 
-@REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"))
+@REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"), time_major=True)
 def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
-    _no_masks(ctx, node)
+    causal = _encoder_causal(ctx, node, "mask")
     src = ctx.tensors[node.args[0]][0]
     parts, fns = [], []
     base = _unique(ctx, str(node.target))
     for i, e in enumerate(enc.layers):
-        p, f = encoder_layer_parts(ctx, node, e, f"{base}.layers.{i}", src)
+        p, f = encoder_layer_parts(ctx, node, e, f"{base}.layers.{i}", src, causal)
         parts += p
         fns.append(f)
         src = p[-1][0].name
@@ -206,7 +242,7 @@ def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
 
     ctx.notes.append(f"{node.target}: a TransformerEncoder of {len(enc.layers)} layers imported as their graph; "
                      "dropout is the identity in eval; torch's key biases dropped")  # fmt: skip
-    return Step(None, [node], PLAIN, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
 
 
 __all__ = ["encoder_layer_parts", "mha_layer"]

@@ -176,6 +176,9 @@ def _canonical_shape(shape: tuple, layout: Layout) -> tuple:
     if layout.kind == "ncw":
         b, c, length = shape
         return (b, length, c)
+    if layout.kind == "tbf":
+        t, b, f = shape
+        return (b, t, f)
     return tuple(shape)
 
 

@@ -78,6 +78,19 @@ def _paths(node: Node, distinct: bool = True) -> list:
     return [a for a in found if not _is_shape_node(a) and a.op != "get_attr"]
 
 
+def _reads_time_major(ctx: _Ctx, node: Node) -> bool:
+    """Whether the node's converter takes a (T, B, F) tensor: the transposes, and converters registered with
+    time_major=True (batch_first=False attention)."""
+    if node.target in ("transpose", "permute", torch.transpose, torch.permute):
+        return True
+    if node.op == "call_module":
+        m = ctx.gm.get_submodule(node.target)
+        entry = REGISTRY.get(type(m)) or REGISTRY.get(by_name(type(m)))
+    else:
+        entry = _entry(node)
+    return entry is not None and bool(entry.meta.get("time_major"))
+
+
 def _is_merge(node: Node) -> bool:
     """A node whose converter joins several layers' outputs (registered with joins=True: add, multiply,
     concatenate); one registered with constants=True too is a merge only where it reads two paths or more (x + y,
@@ -150,7 +163,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
             break
         args = _paths(node)
         if _is_merge(node):
-            if len(_paths(node, distinct=False)) < 2:
+            if len(_paths(node, distinct=False)) < 2 and not _entry(node).meta.get("alone"):  # cat([x]): x
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
                                        "add and concatenate join two or more layers' outputs")  # fmt: skip
             step = _entry(node).fn(ctx, node, node.target)
@@ -169,6 +182,9 @@ def _walk(ctx: _Ctx) -> list[Step]:
                                        "tuple, or a value the description does not hold)")  # fmt: skip
             fn, obj = _lookup(ctx, node)
             ctx.layout = tensors[args[0]][1]
+            if ctx.layout.kind == "tbf" and not _reads_time_major(ctx, node):
+                raise ctx.refuse(node, "it reads a time-major (T, B, F) tensor (a transpose(0, 1) before it): only "
+                                       "batch_first=False attention and the transpose back read one")  # fmt: skip
             step = fn(ctx, node, obj)
             step.input, step.in_layout = args[0], ctx.layout
             srcs = [tensors[args[0]][0]]

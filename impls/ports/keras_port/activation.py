@@ -13,6 +13,14 @@ from .elementwise import constant
 from .emitters import EMITTERS, Site, keras
 
 
+def leaky_relu(slope: float, at: Site) -> object:
+    """LeakyReLU(slope); in float64 ReLU(negative_slope=slope, max_value=inf), x - slope relu(-x): TF's LeakyRelu holds
+    its alpha as a float32 attribute (0.1 comes out 1.5e-9 off)."""
+    if at.dt == "float64":
+        return keras.layers.ReLU(negative_slope=slope, max_value=float("inf"), dtype=at.dt, name=at.name)
+    return keras.layers.LeakyReLU(negative_slope=slope, dtype=at.dt, name=at.name)
+
+
 @EMITTERS.register("activation", keeps_map=True, helper="affine")
 def activation(opts: dict, at: Site) -> list:
     name, L = opts["activation"], keras.layers
@@ -22,9 +30,7 @@ def activation(opts: dict, at: Site) -> list:
         lo, hi = (float("-inf") if opts["min"] is None else opts["min"]), (float("inf") if opts["max"] is None else opts["max"])
         return [keras.src.ops.numpy.Clip(lo, hi, name=at.name)]
     if name == "leaky_relu":
-        if at.dt == "float64":  # TF's LeakyRelu holds its alpha as a float32 attribute: 0.1 comes out 1.5e-9 off
-            return [L.ReLU(negative_slope=opts["negative_slope"], max_value=float("inf"), dtype=at.dt, name=at.name)]
-        return [L.LeakyReLU(negative_slope=opts["negative_slope"], dtype=at.dt, name=at.name)]
+        return [leaky_relu(opts["negative_slope"], at)]
     if name == "clip":
         return [L.ReLU(max_value=opts["max"], dtype=at.dt, name=at.name)]
     if name == "hard_sigmoid" and (opts["alpha"], opts["beta"]) != (1 / 6, 0.5):

@@ -25,11 +25,13 @@ DTYPES = ("float32", "float64")
 KERAS_NAMES = {"moving_var": "moving_variance"}  # canonical weight name -> the Keras layer's attribute, where not the same
 
 EMITTERS = Registry("the Keras port", "layer kind")
-GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x / sqrt 2), and TF's float64 erfc "
-                "kernel is off by up to 8e-9 (measured at x = -2.83: 8.3e-9), over the float64 bar; Keras has no other "
-                "erf layer")
-GELU_TANH_FLOAT64 = ("keras.ops.gelu(approximate=True) in float64 is tf.nn.gelu, measured 9e-10 off the tanh GELU "
-                     "(at |x| near 4; its tanh, pow and products alone are exact to 4e-16), over the float64 bar")
+GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x * math_ops.cast(0.7071067811865476, "
+                "float64)), and that cast of a Python float goes through a float32 tensor: 1 / sqrt 2 rounded to float32 "
+                "(measured: 8.3e-9 off at x = 1, over the float64 bar; tf.math.erfc itself is exact to 4e-16); Keras has "
+                "no other erf layer")
+GELU_TANH_FLOAT64 = ("keras.ops.gelu(approximate=True) in float64 is tf.nn.gelu, whose 0.044715 is "
+                     "math_ops.cast(0.044715, float64): rounded through float32 (measured 9e-10 off at |x| near 4, over "
+                     "the float64 bar)")
 GELU_TANH = ("Keras has no layer or activation name for the tanh GELU (keras.activations.gelu's approximate=False is "
              "the erf one, and an activation name carries no argument): as an activation layer it ports (a keras.ops "
              "node), as a layer's activation= it is a missing feature of the port")
