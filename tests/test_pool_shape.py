@@ -63,6 +63,49 @@ torch.manual_seed(0)
 model = Net().eval()
 """
 
+SHUFFLE_NET = """
+import torch
+from torch import nn
+from torchvision.models.shufflenetv2 import channel_shuffle
+
+
+class Net(nn.Module):  # shufflenet_v2's unit of stride 1, then split, cat, a cat of one tensor, a crop and a slice
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU())
+        self.fc = nn.Linear(8 * 2 * 5, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x1, x2 = x.chunk(2, dim=1)
+        out = channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
+        a, b, c = torch.split(out, [2, 3, 3], dim=1)
+        out = torch.cat([torch.cat((c, b, a), dim=1)], 1)  # densenet's cat of a list holding one tensor
+        out = out[:, :, 1:, :-1]  # a crop of H and W
+        out = out[:, :, 2:4]  # a slice of H
+        return self.fc(torch.flatten(out, 1))
+
+
+torch.manual_seed(0)
+model = Net().eval()
+"""
+
+KERAS_SHAPES = """
+import keras
+
+L = keras.layers
+keras.utils.set_random_seed(0)
+x = keras.Input((7, 6, 3))
+y = L.Conv2D(6, 3, padding="same", name="conv")(x)
+y = L.Cropping2D(((1, 2), (0, 1)), name="crop")(y)
+y = L.Reshape((4, 5, 3, 2), name="groups")(y)  # a channel shuffle as Keras code writes it
+y = L.Permute((1, 2, 4, 3), name="swap")(y)
+y = L.Reshape((20, 6), name="steps")(y)
+y = L.Cropping1D((2, 3), name="crop_steps")(y)
+model = keras.Model(x, L.Dense(3, name="out")(L.Flatten(name="flat")(y)))
+"""
+
 KERAS_NET = """
 import keras
 
@@ -108,6 +151,19 @@ def sources(tmp_path_factory) -> dict:
     imported = load(f"{d / 'keras_net.py'}:model", (3, 9, 8, 3))
     x = g.uniform(-1, 1, (3, 9, 8, 3)).astype(np.float32)
     out["keras"] = (f"{d / 'keras_net.py'}:model", "3,9,8,3", x, np.asarray(runpy.run_path(str(d / "keras_net.py"))["model"](x)), imported)
+    (d / "shuffle_net.py").write_text(textwrap.dedent(SHUFFLE_NET))
+    (d / "keras_shapes.py").write_text(textwrap.dedent(KERAS_SHAPES))
+    net = runpy.run_path(str(d / "shuffle_net.py"))["model"]
+    x = g.uniform(-1, 1, (3, 3, 7, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    out["shuffle"] = (f"{d / 'shuffle_net.py'}:model", "3,3,7,6", x, want, load(f"{d / 'shuffle_net.py'}:model", x.shape))
+    torch.onnx.export(net, torch.from_numpy(x), str(d / "shuffle_net.onnx"), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})  # fmt: skip
+    out["shuffle_onnx"] = (str(d / "shuffle_net.onnx"), None, x, want, load(str(d / "shuffle_net.onnx"), None))
+    x = g.uniform(-1, 1, (3, 7, 6, 3)).astype(np.float32)
+    want = np.asarray(runpy.run_path(str(d / "keras_shapes.py"))["model"](x))
+    out["keras_shapes"] = (f"{d / 'keras_shapes.py'}:model", "3,7,6,3", x, want, load(f"{d / 'keras_shapes.py'}:model", x.shape))
     return {"folder": d, **out}
 
 
@@ -119,12 +175,15 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
     ("torch", {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"}),
     ("onnx", {"max_pool2d", "avg_pool2d"}),
     ("keras", {"adaptive_avg_pool2d"}),
+    ("shuffle", {"slice", "channel_shuffle", "concatenate", "crop2d"}),
+    ("shuffle_onnx", {"slice", "channel_shuffle", "concatenate"}),  # torch.onnx slices H and W by one Slice each
+    ("keras_shapes", {"crop2d", "slice", "reshape", "permute"}),
 ])  # fmt: skip
 def test_each_source_imports_and_its_description_agrees_layer_by_layer(sources, name, kinds):
     _, _, x, want, imported = sources[name]
     m = imported.model
     assert kinds <= {la.kind for la in m.layers}, [la.kind for la in m.layers]
-    xc = (x if name == "keras" else _nhwc(x)).astype(np.float64)
+    xc = (x if name.startswith("keras") else _nhwc(x)).astype(np.float64)
     got, ref = imported.forward(xc), reference_forward(m, xc)
     assert error_stats(got, ref).rel <= BAR
     assert error_stats(got, want).rel <= BAR  # the source's own output
@@ -133,6 +192,10 @@ def test_each_source_imports_and_its_description_agrees_layer_by_layer(sources, 
     if name in ("torch", "onnx"):
         ceil = [la.options for la in m.layers if la.options.get("ceil_mode")]
         assert len(ceil) == 3 and {c.get("count_include_pad") for c in ceil} == {None, True, False}, ceil
+    if name.startswith("shuffle"):  # chunk: two slices, split: three, a shuffle of 2 groups; cat([x]) no layer
+        assert [la.options["groups"] for la in m.layers if la.kind == "channel_shuffle"] == [2]
+        assert sum(la.kind == "slice" for la in m.layers) == (6 if name == "shuffle" else 8)
+        assert sum(la.kind == "concatenate" for la in m.layers) == 2
     if name == "torch":
         assert [la.options["output_size"] for la in m.layers if la.kind == "adaptive_avg_pool2d"] == [[5, 3], [3, 2]]
 
@@ -142,13 +205,13 @@ def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(sources
     ports, cwd = [], Path.cwd()
     try:
         os.chdir(d)
-        for name in ("torch", "onnx", "keras"):
+        for name in ("torch", "onnx", "keras", "shuffle", "shuffle_onnx", "keras_shapes"):
             spec, shape, x, want, _ = sources[name]
             np.save(f"{name}_x.npy", x)
             np.save(f"{name}_want.npy", np.asarray(want, np.float32))
             for target, path in (("torch", f"{name}_torch"), ("keras", f"{name}.keras"), ("onnx", f"{name}.onnx"),
                                  ("flax", f"{name}_flax")):  # fmt: skip
-                if name == "onnx" and target == "onnx":
+                if name in ("onnx", "shuffle_onnx") and target == "onnx":
                     continue
                 argv = ["port", spec, "--to", target, "-o", path] + (["--input-shape", shape] if shape else [])
                 assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
@@ -229,3 +292,58 @@ def test_the_keras_port_of_explicit_pads_is_built_in_layers_only():
     assert kinds == ["ZeroPadding2D", "Rescaling", "MaxPooling2D", "ZeroPadding2D", "AveragePooling2D", "Rescaling"]
     floor = net.layers[1].offset
     assert np.min(floor) == np.finfo(np.float32).min and np.max(floor) == 0
+
+
+def test_a_planted_shuffle_without_its_transpose_is_caught(sources, monkeypatch):
+    """The kind's reshape, swap, reshape without the swap is no shuffle: the description leaves torch's source."""
+    from impls.model.layers import slicing
+
+    spec, _, x, want, _ = sources["shuffle"]
+    assert not _caught(spec, x.shape, x, want)
+    monkeypatch.setattr(slicing.ChannelShuffle, "forward", lambda self, ops, x, opts, w: x)
+    assert _caught(spec, x.shape, x, want)
+
+
+def test_a_planted_keras_shuffle_without_its_permute_is_caught(monkeypatch):
+    from impls.ports.keras_port import slicing
+
+    m = seeded.chain("shuffle", (3, 2, 6), [("channel_shuffle", "s", {"groups": 3}), ("flatten", "f", {})], seed=3)
+    x = np.random.default_rng(6).uniform(-1, 1, (3, 3, 2, 6))
+    ref = reference_forward(m, x)
+    assert error_stats(voices.build("keras", m, "float64").forward(x), ref).rel <= tolerance("float64")
+    real = slicing.channel_shuffle
+    monkeypatch.setattr(slicing.keras.layers, "Permute", lambda dims, **kw: slicing.keras.layers.Identity(**kw))
+    assert error_stats(voices.build("keras", m, "float64").forward(x), ref).rel > BAR
+    assert real is slicing.channel_shuffle
+
+
+def test_chunk_and_split_pieces_of_any_count():
+    """x.chunk(3, dim=1) of 8 channels is 3, 3, 2; x.split(3, dim=2) of 7 rows 3, 3, 1; torch.split(x, [1, 4], -1)."""
+    torch = load_framework("torch")
+    from impls.importers import torch_import
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            a, b, c = x.chunk(3, dim=1)
+            p, q, r = x.split(3, dim=2)
+            u, v = torch.split(x, [1, 4], -1)
+            return torch.cat((c, a, b), 1).sum() * 0 + torch.cat((r, p, q), 2)[:, :, :, :4] + torch.cat((v, u), -1)[:, :, :, :4]
+
+    x = np.random.default_rng(8).uniform(-1, 1, (3, 8, 7, 5)).astype(np.float32)
+    with pytest.raises(Exception):  # noqa: B017 - the sum is outside the description; the pieces themselves:
+        torch_import.from_module(M(), x.shape, "net.py:model")
+
+    class Pieces(torch.nn.Module):
+        def forward(self, x):
+            a, b, c = x.chunk(3, dim=1)
+            p, q, r = x.split(3, dim=2)
+            u, v = torch.split(x, [1, 4], -1)
+            return torch.cat((torch.cat((c, a, b), 1), torch.cat((r, p, q), 2), torch.cat((v, u), -1)), 1)
+
+    imported = torch_import.from_module(Pieces(), x.shape, "net.py:model")
+    slices = [(la.options["axis"], la.options["start"], la.options["stop"]) for la in imported.model.layers if la.kind == "slice"]
+    assert slices == [(-1, 0, 3), (-1, 3, 6), (-1, 6, 8), (1, 0, 3), (1, 3, 6), (1, 6, 7), (2, 0, 1), (2, 1, 5)]
+    with torch.no_grad():
+        want = Pieces()(torch.from_numpy(x)).numpy()
+    got = reference_forward(imported.model, _nhwc(x).astype(np.float64))
+    assert error_stats(np.transpose(got, (0, 3, 1, 2)), want).rel <= BAR

@@ -211,6 +211,10 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
                                      ("avg_pool2d", "a", {"pool_size": [2, 2], "strides": [2, 1], "padding": [[1, 1], [1, 0]],
                                                           "ceil_mode": True, "count_include_pad": True})]),
     "adaptive_avg_pool2d": ((5, 7, 2), [("adaptive_avg_pool2d", "a", {"output_size": [3, 4]})]),
+    "crop2d-slice-channel_shuffle": ((4, 5, 6), [("crop2d", "c", {"cropping": [[1, 0], [1, 2]]}),
+                                                  ("channel_shuffle", "s", {"groups": 3}),
+                                                  ("slice", "k", {"axis": -1, "start": 1, "stop": 5}),
+                                                  ("slice", "h", {"axis": 1, "start": 1, "stop": 3})]),
     # -- normalization, convolution and the rest
     "separable_conv2d": ((6, 5, 2), [("separable_conv2d", "s", {"filters": 3, "kernel_size": [3, 2], "depth_multiplier": 2,
                                                                 "strides": [2, 1], "padding": "same", "activation": "tanh"})]),

@@ -39,6 +39,21 @@ _POOLS = [
     ("dense", "out", {"units": 3}),
 ]  # fmt: skip
 
+_SHAPES = [  # shufflenet_v2's unit: chunk in two, one half convolved, cat, channel shuffle; a crop, a slice of H
+    ("conv2d", "c", {"filters": 6, "kernel_size": [3, 3], "padding": "same"}),
+    ("slice", "x1", {"axis": -1, "start": 0, "stop": 3}, ("c",)),
+    ("slice", "x2", {"axis": -1, "start": 3, "stop": 6}, ("c",)),
+    ("conv2d", "branch", {"filters": 3, "kernel_size": [1, 1], "activation": "relu"}, ("x2",)),
+    ("concatenate", "cat", {"axis": -1}, ("x1", "branch")),
+    ("channel_shuffle", "shuffle", {"groups": 2}),
+    ("channel_shuffle", "shuffle3", {"groups": 3}),
+    ("crop2d", "crop", {"cropping": [[1, 0], [2, 1]]}),
+    ("slice", "rows", {"axis": 1, "start": 1, "stop": 4}),
+    ("slice", "cols", {"axis": 2, "start": 0, "stop": 2}),
+    ("flatten", "f", {}),
+    ("dense", "out", {"units": 3}),
+]  # fmt: skip
+
 # name: (input shape without the batch, layers, boundary)
 CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
     "pools-nchw": ((11, 10, 3), _POOLS, "channels_first"),
@@ -52,6 +67,15 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2}),
     ], "channels_first"),
+    "shapes-nchw": ((6, 5, 2), _SHAPES, "channels_first"),
+    "shapes-nhwc": ((6, 5, 2), _SHAPES, "channels_last"),
+    "shapes-sequence": ((5, 6), [  # (B, T, F): a slice of the steps and of the features, a shuffle of the features
+        ("slice", "steps", {"axis": 1, "start": 1, "stop": 4}),
+        ("channel_shuffle", "shuffle", {"groups": 3}),
+        ("slice", "features", {"axis": -1, "start": 2, "stop": 5}),
+        ("flatten", "f", {}),
+        ("dense", "out", {"units": 2}),
+    ], "channels_last"),
     # no conv: ONNX Runtime computes these in float64 too (its Conv and AveragePool kernels are float32 only)
     "max-adaptive-nchw": ((7, 9, 2), [
         ("max_pool2d", "ceil_max", {"pool_size": [2, 3], "strides": [2, 2], "padding": [[1, 1], [1, 1]], "ceil_mode": True}),
@@ -107,7 +131,7 @@ def test_the_cases_overhang_and_pad_where_they_should():
         assert max(overhang(la.options, shapes[i])) > 0, name  # a window reaches past the pads
     assert m.shapes(1)[by["ceil_max"][0] + 1] == (1, 6, 6, 4)  # W: ceil((10 + 2 - 3) / 2) + 1 = 6; floor gives 5
     kinds = {la.kind for name in CASES for la in model(name).layers}
-    assert {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"} <= kinds
+    assert {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "crop2d", "slice", "channel_shuffle"} <= kinds
 
 
 MATRIX = [pytest.param(v, n, d, id=f"{SHORT[v]}-{d}-{n}") for v in voices.VOICES for d in DTYPES for n in CASES]

@@ -18,6 +18,7 @@ from __future__ import annotations
 # isort: off
 from . import core, convolution, pooling, normalization, shape, activation, embedding, recurrent  # noqa: F401
 from . import elementwise  # noqa: F401 - issue 24: Multiply, raw ops, Rescaling, Normalization, LayerScale
+from . import slicing  # noqa: F401 - issue 24: Cropping2D, Cropping1D
 from . import attention  # noqa: F401 - issue 25: attention
 # isort: on
 from .context import REGISTRY, Context, Converted, supported

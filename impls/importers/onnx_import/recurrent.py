@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ... import convert
+from . import slicing
 from .context import REGISTRY, Context, as_str, attrs
 from .values import Value
 
@@ -157,9 +158,10 @@ def last_step(ctx: Context, pos: int, node: Any, axis: int, index: int, keep: bo
     ctx.set(Value(node.output[0], tuple(ax if ax is None or ax < 1 else ax - 1 for ax in axes)))
 
 
-@REGISTRY.register("Slice", kinds=("take_step",))
+@REGISTRY.register("Slice", kinds=("take_step", "slice", "crop2d"))
 def slice_step(ctx: Context, pos: int, node: Any) -> None:
-    """A Slice that cuts nothing is bookkeeping; one that keeps one step of a sequence (out[:, -1:]) is last_step."""
+    """A Slice that cuts nothing is bookkeeping; one that keeps the last step of a sequence (out[:, -1:]) is last_step;
+    any other a slice or a crop2d (slicing.slice_)."""
     src = ctx.shape(ctx.value.name)
     starts, ends = (np.asarray(ctx.const(pos, node, k)).ravel() for k in (1, 2))
     axes = np.asarray(ctx.const(pos, node, 3, np.arange(len(starts)))).ravel()
@@ -168,8 +170,9 @@ def slice_step(ctx: Context, pos: int, node: Any) -> None:
            if not (s == 0 and e >= src[int(ax)] and st == 1)]  # fmt: skip
     if not cut:
         return ctx.set(replace(ctx.value, name=node.output[0]))
-    if len(cut) != 1 or np.any(steps != 1) or cut[0][2] < src[cut[0][0]]:
-        raise ctx.refuse(pos, node, "slices something other than one step of a recurrent layer's sequence (out[:, -1:])")
+    one_step = len(cut) == 1 and len(src) == 3 and cut[0][2] >= src[cut[0][0]] and cut[0][1] in (-1, src[cut[0][0]] - 1)
+    if not one_step or np.any(steps != 1):  # any other Slice: a slice / crop2d (issue 24, slicing.py)
+        return slicing.slice_(ctx, pos, node)
     last_step(ctx, pos, node, cut[0][0], cut[0][1], keep=True)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import slicing
 from .context import REGISTRY, Context, attrs
 from .values import Value
 
@@ -71,7 +72,7 @@ def flatten(ctx: Context, pos: int, node: Any) -> None:
     _flatten_value(ctx, pos, node)
 
 
-@REGISTRY.register("Reshape", kinds=("flatten", "reshape"))
+@REGISTRY.register("Reshape", kinds=("flatten", "reshape", "channel_shuffle"))
 def reshape(ctx: Context, pos: int, node: Any) -> None:
     v, src, out = ctx.value, ctx.shape(ctx.value.name), ctx.shape(node.output[0])
     if len(out) == 2 and v.axes and v.axes[0] == 0 and out[0] == src[0]:  # (B, -1): a Flatten
@@ -79,6 +80,8 @@ def reshape(ctx: Context, pos: int, node: Any) -> None:
     axes = _singletons_only(v.axes, src, out)
     if axes is not None:
         return ctx.set(replace(v, name=node.output[0], axes=axes))
+    if slicing.shuffle(ctx, pos, node):  # ShuffleNet's Reshape to 5-D, Transpose, Reshape back
+        return None
     if v.axes != tuple(range(len(v.axes))) or v.rows is not None or out[0] != src[0]:
         raise ctx.refuse(pos, node, f"reshapes {src} to {out} from axes {v.axes} of the canonical layout: a reshape of a "
                          "channels-first map is not the description's row-major channels-last one; only a flatten to "

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
+from . import slicing
 from .context import REGISTRY, Node, Step, _arg, _Ctx, _image_input, _step, nn, torch
 
 
@@ -62,7 +63,7 @@ def _flatten_call(ctx: _Ctx, node: Node, f: Any) -> Step:
     return _flatten_step(ctx, node)
 
 
-@REGISTRY.register("view", "reshape", torch.reshape, kinds=("flatten", "reshape"))
+@REGISTRY.register("view", "reshape", torch.reshape, kinds=("flatten", "reshape", "channel_shuffle"))
 def _reshape(ctx: _Ctx, node: Node, f: Any) -> Step:
     """A reshape to (B, -1) is a flatten (any layout); any other keeps the batch and reads row-major memory, which is
     the description's reshape where torch holds the tensor as the description does (a sequence, a vector, a
@@ -72,6 +73,9 @@ def _reshape(ctx: _Ctx, node: Node, f: Any) -> Step:
         raise ctx.refuse(node, f"it reshapes {before} to {after}; the description's reshape keeps the batch axis")
     if len(after) == 2:
         return _flatten_step(ctx, node)
+    shuffle = slicing.shuffle_step(ctx, node)  # ShuffleNet's view to 5-D, transpose(1, 2), view back
+    if shuffle is not None:
+        return shuffle
     if ctx.layout.kind != "plain":
         raise ctx.refuse(node, f"it reshapes the {ctx.layout.kind.upper()} map {before} to {after}: torch reshapes its "
                                "channels-first memory, the description its channels-last one; permute it channels-last "
@@ -150,14 +154,17 @@ def _add(ctx: _Ctx, node: Node, f: Any) -> Step:
     return Step(Layer("add", ctx.name(node), {}, {}), [node], layout, joined=parts)
 
 
-@REGISTRY.register(torch.cat, torch.concat, kinds=("concatenate",), joins=True)
+@REGISTRY.register(torch.cat, torch.concat, kinds=("concatenate",), joins=True, alone=True)
 def _cat(ctx: _Ctx, node: Node, f: Any) -> Step:
-    """torch.cat([...], dim) -> concatenate on the canonical axis of that dim."""
+    """torch.cat([...], dim) -> concatenate on the canonical axis of that dim; of a list holding one tensor (densenet's
+    torch.cat([x], 1)), no layer: that tensor."""
     seq = _arg(node, 0, "tensors", None)
     if not isinstance(seq, (list, tuple)) or not all(isinstance(a, Node) for a in seq):
         raise ctx.refuse(node, "torch.cat of something other than a list of tensors")
     parts = list(seq)
     layout = _joined(ctx, node, parts)
+    if len(parts) == 1:
+        return Step(None, [node], layout, joined=parts)
     rank = len(ctx.shapes[parts[0]])
     dim = _arg(node, 1, "dim", 0) % rank
     if dim == 0:

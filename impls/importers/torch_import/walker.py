@@ -163,7 +163,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
             break
         args = _paths(node)
         if _is_merge(node):
-            if len(_paths(node, distinct=False)) < 2:
+            if len(_paths(node, distinct=False)) < 2 and not _entry(node).meta.get("alone"):  # cat([x]): x
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
                                        "add and concatenate join two or more layers' outputs")  # fmt: skip
             step = _entry(node).fn(ctx, node, node.target)

@@ -51,7 +51,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- elementwise and constants
         elementwise.MULTIPLY, elementwise.RESCALE, elementwise.LAYER_SCALE, elementwise.STOCHASTIC_DEPTH,
         # -- pooling and shape
-        adaptive_pool.SPEC,
+        adaptive_pool.SPEC, slicing.CROP, slicing.SLICE, slicing.SHUFFLE,
         # -- normalization, convolution and the rest
         lrn.SPEC, separable_conv2d.SPEC,
         # -- attention (issue 25)
