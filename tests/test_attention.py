@@ -521,3 +521,33 @@ def test_keras_attention_under_a_padding_mask_is_refused_naming_the_layer():
     net = keras.Model(ids, keras.layers.GlobalAveragePooling1D()(y))
     with pytest.raises(UnsupportedLayer, match="'attn'.*padded query rows"):
         keras_import.from_model(net, (3, 6), "m")
+
+
+# --------------------------------------------------------------------------- bad descriptions
+
+
+@pytest.mark.parametrize("opts, inputs, shape, why", [
+    ({"num_heads": 0, "key_dim": 2}, ("input", "input"), (4, 6), "num_heads must be an int >= 1, got 0"),
+    ({"num_heads": 2}, ("input", "input"), (4, 6), r"missing options \['key_dim'\]"),
+    ({"num_heads": 2, "key_dim": 2, "causal": "yes"}, ("input", "input"), (4, 6), "causal must be true or false"),
+    ({"num_heads": 2, "key_dim": 2, "dropout": 0.1}, ("input", "input"), (4, 6), r"unknown options \['dropout'\]"),
+    ({"num_heads": 2, "key_dim": 2}, ("input",), (4, 6), "a merge reads at least two tensors"),
+    ({"num_heads": 2, "key_dim": 2}, ("input", "input"), (6,), r"the query must be \(B, T, E\)"),
+    ({"num_heads": 2, "key_dim": 2}, ("input", "input", "input", "input"), (4, 6), "reads \\(query, value\\) or"),
+])  # fmt: skip
+def test_a_bad_attention_layer_is_one_error_naming_the_layer_and_option(opts, inputs, shape, why):
+    from impls.model.description import Layer, Model, ModelError, ShapeError
+
+    m = Model("bad", shape, (Layer("multi_head_attention", "attn", opts, {}, inputs),))
+    with pytest.raises((ModelError, ShapeError), match=why) as e:
+        m.check(3)
+    assert "attn" in str(e.value) or "multi_head_attention" in str(e.value)
+
+
+def test_key_and_value_of_different_lengths_are_refused():
+    from impls.model import seeded
+    from impls.model.description import ShapeError
+
+    with pytest.raises(ShapeError, match="key and value need one length"):
+        seeded.chain("bad", (4, 6), [("dense", "d", {"units": 6}), ("reshape", "r", {"target_shape": [2, 12]}, ("d",)),
+                                     ("multi_head_attention", "a", {"num_heads": 2, "key_dim": 2}, ("input", "d", "r"))])
