@@ -82,8 +82,9 @@ names = ("torch", "tensorflow", "keras", "jax", "flax", "onnxruntime", "onnx", "
 print(json.dumps({"loaded": [n for n in names if n in sys.modules]}))
 """
 
-OWN = {"torch": {"torch"}, "keras": {"keras", "tensorflow"}, "onnx": {"onnxruntime"}, "flax": {"jax", "flax"}}
-"""What each port's interpreter may have loaded: its own framework (Keras' backend is TensorFlow here)."""
+OWN = {"torch": {"torch"}, "keras": {"keras", "tensorflow", "jax"}, "onnx": {"onnxruntime"}, "flax": {"jax", "flax"}}
+"""What each port's interpreter may have loaded: its own framework and what importing it loads (Keras' backend is
+TensorFlow here; `import keras` alone loads jax where it is installed: measured, Keras 3.15)."""
 
 
 def _env(isolated: bool) -> dict[str, str]:
@@ -173,7 +174,8 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
     if r["rc"] != 0:
         return res
     spec = json.loads((folder / "spec.json").read_text())
-    res["prepare"].update(want_max_abs=spec["want_max_abs"], finite=spec["finite"])
+    res["prepare"].update(want_max_abs=spec["want_max_abs"], finite=spec["finite"],
+                          own_float32_error=spec.get("own_float32_error"))  # fmt: skip
     want = np.load(folder / "want.npy")
     for target in e.targets if "ports" in steps else ():
         out = folder / {"keras": "port.keras", "onnx": "port.onnx"}.get(target, f"port_{target}")

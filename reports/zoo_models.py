@@ -13,7 +13,9 @@ source is a file.py with a zero-argument `make` (the seeding is in the file, so 
 Keras' is the .keras file `model.save` writes; ONNX's is the light model with every ConstantOfShape weight (and
 initializer) replaced by a seeded random initializer, batch 3. `prepare` also writes the input (x.npy, seeded, the
 source's layout) and the source's own output on it (want.npy), computed from the saved file by the source's own
-framework.
+framework, and measures how far that float32 output is from the same source computing in float64 (torch's
+`model.double()`, Keras' config with float64 dtype policies; not ONNX, whose CPU Conv is float32 only): the float32
+error the source itself has, against which a port's difference can be read.
 """
 
 from __future__ import annotations
@@ -183,6 +185,21 @@ def _randomise_keras(model, e: Entry) -> None:
         la.moving_mean.assign(mean.astype(np.float32))
 
 
+def _keras_float64(model):
+    """The same Keras model computing in float64: its config with every dtype policy float64, its weights cast."""
+
+    def f64(o):
+        if isinstance(o, dict):
+            if o.get("class_name") == "DTypePolicy":
+                return {**o, "config": {**o["config"], "name": "float64"}}
+            return {k: f64(v) for k, v in o.items()}
+        return [f64(v) for v in o] if isinstance(o, list) else o
+
+    m64 = model.__class__.from_config(f64(model.get_config()))
+    m64.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    return m64
+
+
 def _light_path(name: str) -> Path:
     import onnx
 
@@ -337,6 +354,7 @@ def prepare(name: str, folder: Path) -> dict:
         model = runpy.run_path(str(folder / e.file))["make"]()
         with torch.no_grad():
             want = model(torch.from_numpy(x)).numpy()
+            want64 = model.double()(torch.from_numpy(x).double()).numpy()
     elif e.source == "keras":
         keras = frameworks.load("keras")
         keras.utils.set_random_seed(SEED)
@@ -344,18 +362,22 @@ def prepare(name: str, folder: Path) -> dict:
         model = eval(f"keras.applications.{ctor}", {"keras": keras})  # noqa: S307 (our own constructor text)
         _randomise_keras(model, e)
         model.save(folder / e.file)
-        want = np.asarray(keras.saving.load_model(folder / e.file)(x, training=False))
+        model = keras.saving.load_model(folder / e.file)
+        want = np.asarray(model(x, training=False))
+        want64 = np.asarray(_keras_float64(model)(x.astype(np.float64), training=False))
     else:
         frameworks.load("onnx")
         ort = frameworks.load("onnxruntime")
         onnx_source(e, folder / e.file)
         s = ort.InferenceSession(str(folder / e.file), providers=["CPUExecutionProvider"])
         want = s.run(None, {s.get_inputs()[0].name: x})[0]
+        want64 = None  # ONNX Runtime's CPU Conv is float32 only
     want = np.asarray(want, np.float32)
+    own = None if want64 is None else float(np.max(np.abs(want - want64)) / np.max(np.abs(want64)))
     np.save(folder / "want.npy", want)
     spec = {**asdict(e), "spec": e.spec, "shape_args": e.shape_args, "targets": list(e.targets),
             "want_max_abs": float(np.max(np.abs(want))), "want_std": float(np.std(want)),
-            "finite": bool(np.isfinite(want).all())}  # fmt: skip
+            "finite": bool(np.isfinite(want).all()), "own_float32_error": own}  # fmt: skip
     (folder / "spec.json").write_text(json.dumps(spec, indent=1))
     return spec
 
