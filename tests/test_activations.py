@@ -459,3 +459,23 @@ def test_a_planted_tanh_gelu_in_the_onnx_port_is_caught(monkeypatch):
         g, op, *ins, **({**attrs, "approximate": "tanh"} if op == "Gelu" else attrs)))
     bad = voices.build("onnxruntime", m, "float32").forward(x.astype(np.float32))
     assert error_stats(bad, reference_forward(m, x)).rel > BAR
+
+
+def test_a_float64_keras_source_states_tfs_float32_constants():
+    """A float64 Keras LeakyReLU(0.1) computes with float32(0.1) (TF's op attribute): the description's slope is that,
+    and the source agrees with the reference at the float64 bar; a float64 gelu is noted (tf.nn.gelu's float32 cast)."""
+    keras = load_framework("keras")
+    from impls.importers import keras_import
+
+    x = keras.Input((4,), dtype="float64")
+    y = keras.layers.LeakyReLU(negative_slope=0.1, dtype="float64", name="leaky")(
+        keras.layers.Dense(4, dtype="float64", name="d")(x))
+    y = keras.layers.Dense(3, activation="gelu", dtype="float64", name="g")(y)
+    imported = keras_import.from_model(keras.Model(x, y), (3, 4), "net.py:net")
+    leaky = imported.model.layers[1]
+    assert leaky.options["negative_slope"] == float(np.float32(0.1)) != 0.1
+    assert any("'leaky'" in n and "float32" in n for n in imported.notes)
+    assert any("'g'" in n and "1 / sqrt 2" in n for n in imported.notes)
+    xs = np.random.default_rng(0).uniform(-4, 4, (3, 4))
+    got, ref = imported.layer_outputs(xs)[1], reference_outputs(imported.model, xs)[1]
+    assert error_stats(got, ref).rel <= tolerance("float64")

@@ -75,6 +75,9 @@ class Context:
                               "name with no parameter; as an Activation or LeakyReLU layer it imports")  # fmt: skip
         if not isinstance(act, str) or act not in ACTIVATIONS:
             raise self.refuse(f"{key}={act!r} is not one of {', '.join(ACTIVATIONS)} (or Keras' swish, hard_silu)")
+        if act == "gelu" and getattr(self.layer, "compute_dtype", None) == "float64":
+            self.notes.append(f"{self.label}: Keras' float64 gelu is tf.nn.gelu, whose 1 / sqrt 2 is cast through float32 "
+                              "(up to 1.2e-8 off the exact erf GELU the description holds)")  # fmt: skip
         return act
 
     def channels_last(self) -> None:
