@@ -156,3 +156,24 @@ def test_onnx_softmax_node_cases_in_every_voice(case, voice, tmp_path):
                     "by its ulp, 1e-3, so the output by 2.4e-4 relative (measured; the other voices subtract the max)")
     got = voices.build(voice, imported.model, "float32").forward(x)
     check(got, want.astype(np.float64), "float32", voice, what=f"{case.name} {SHORT[voice]}")
+
+
+def test_a_pooled_map_read_by_a_conv_is_reshaped_to_a_map(tmp_path):
+    """ONNX's densenet121 head: GlobalAveragePool (N, C, 1, 1), then its classifier a 1x1 Conv, then (here) opset 9's
+    Softmax over the channels: the pooled (B, C) becomes the (B, 1, 1, C) map the Conv reads, and the graph's
+    (N, K, 1, 1) output is that map."""
+    onnx = load_framework("onnx")
+    helper, numpy_helper, T = onnx.helper, onnx.numpy_helper, onnx.TensorProto
+    g = np.random.default_rng(7)
+    inits = [numpy_helper.from_array(g.uniform(-1, 1, s).astype(np.float32), n)
+             for n, s in (("w", (6, 4, 1, 1)), ("b", (6,)), ("w2", (5, 6, 1, 1)), ("b2", (5,)))]  # fmt: skip
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="/conv/Conv"),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Conv", ["p", "w2", "b2"], ["f"], name="/fc/Conv"),
+             helper.make_node("Softmax", ["f"], ["y"], name="/head/Softmax")]  # fmt: skip
+    graph = helper.make_graph(nodes, "pooled", [helper.make_tensor_value_info("x", T.FLOAT, ["N", 4, 3, 5])],
+                              [helper.make_tensor_value_info("y", T.FLOAT, ["N", 5, 1, 1])], inits)  # fmt: skip
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    m.ir_version = 7
+    onnx.save(m, str(tmp_path / "pooled.onnx"))
+    _check(tmp_path / "pooled.onnx", ["conv2d", "global_avg_pool", "reshape", "conv2d", "activation"])

@@ -347,3 +347,20 @@ def test_chunk_and_split_pieces_of_any_count():
         want = Pieces()(torch.from_numpy(x)).numpy()
     got = reference_forward(imported.model, _nhwc(x).astype(np.float64))
     assert error_stats(np.transpose(got, (0, 3, 1, 2)), want).rel <= BAR
+
+
+def test_onnx_light_shufflenet_imports_its_channel_shuffles():
+    """ONNX's shipped light_shufflenet (IR 3, its weights ConstantOfShape nodes): folded, its shapes inferred (IR 3
+    wants every initializer a graph input; the folded weights are not, and inference gave no shapes before the
+    rebuilt model said IR 4), each Reshape / Transpose / Reshape a channel_shuffle of 4 groups."""
+    onnx = load_framework("onnx")
+    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_shufflenet.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this onnx wheel")
+    m = load(str(path), None).model
+    shuffles = [la.options["groups"] for la in m.layers if la.kind == "channel_shuffle"]
+    assert len(shuffles) == 16 and set(shuffles) == {4}
+    assert {"avg_pool2d", "max_pool2d", "concatenate", "add"} <= {la.kind for la in m.layers}
+    from impls.ports import keras_port, onnx_port
+
+    assert keras_port.refusal(m, "float32") is None and onnx_port.refusal(m, "float32") is None

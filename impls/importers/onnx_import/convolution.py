@@ -15,11 +15,20 @@ import numpy as np
 
 from ... import convert
 from ...contract import spec
-from .context import REGISTRY, Context, as_str, attrs
+from .context import REGISTRY, Context, as_str, attrs, scope
 from .values import NCHW, NCW, Value
 
 
 def spatial(ctx: Context, pos: int, node: Any) -> None:
+    """The node reads an NCHW image. A pooled (N, C, 1, 1) value the description holds as (B, C) (ONNX's densenet121:
+    GlobalAveragePool, then its classifier a 1x1 Conv) becomes the (B, 1, 1, C) map by a reshape layer first."""
+    v = ctx.value
+    if v.axes == (0, 1, None, None) and v.rows is None:
+        c = int(ctx.shape(node.input[0])[1])
+        ctx.emit("reshape", node, {"target_shape": [1, 1, c]}, name=f"{scope(node) or node.op_type.lower()}_map")
+        ctx.set(Value(v.name, NCHW))
+        ctx.notes.append(f"node {pos} {node.name!r} reads the pooled (N, {c}, 1, 1) as an image: the description's "
+                         f"(B, {c}) reshaped to the (B, 1, 1, {c}) map first")  # fmt: skip
     if ctx.value.axes != NCHW:
         raise ctx.refuse(pos, node, f"takes an image in another layout than NCHW (axes {ctx.value.axes} of NHWC)")
 
