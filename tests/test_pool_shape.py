@@ -364,3 +364,14 @@ def test_onnx_light_shufflenet_imports_its_channel_shuffles():
     from impls.ports import keras_port, onnx_port
 
     assert keras_port.refusal(m, "float32") is None and onnx_port.refusal(m, "float32") is None
+
+
+def test_the_shuffle_unit_certifies(sources, tmp_path, capsys):
+    """`nnparity certify --no-bench` of the torch source (chunk, cat, channel shuffle, split, crop, slice) passes: the
+    source's own layers checked one by one too (a chunk's piece run alone takes the chunk of its input, not [i] of
+    the batch)."""
+    spec, shape, _, _, _ = sources["shuffle"]
+    assert cli.main(["certify", spec, "--input-shape", shape, "--no-bench", "-o", str(tmp_path / "cert")]) == 0, \
+        capsys.readouterr().err  # fmt: skip
+    text = (tmp_path / "cert" / "certificate.md").read_text()
+    assert "**Verdict: PASS**" in text, text[:2000]
