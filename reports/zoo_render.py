@@ -122,6 +122,13 @@ def _times(res: dict) -> str:
     return ", ".join(parts)
 
 
+def _own(res: dict) -> str:
+    own = res["prepare"].get("own_float32_error")
+    if own is not None:
+        return f"{own:.1e}"
+    return "-" if res["source"] == "onnx" else "not measured"  # a run from before prepare measured it
+
+
 def summary_line(res: dict) -> str:
     """One line for the progress log: each target's status and the certificate's."""
     bits = [f"{t} {port_status(res['ports'].get(t))}" for t in TARGETS if t != res["source"]]
@@ -209,12 +216,13 @@ def render(results: dict) -> str:
             continue
         cells = [_port_cell(res, t, reasons) for t in TARGETS]
         own = res["prepare"].get("own_float32_error")
-        rows.append(f"| `{name}` | {shape} | " + " | ".join(cells) + f" | {'-' if own is None else f'{own:.1e}'} | "
+        rows.append(f"| `{name}` | {shape} | " + " | ".join(cells) + f" | {_own(res)} | "
                     f"{_certify_cell(res, reasons)} | {_times(res)} |")  # fmt: skip
     return "\n".join([
         "# The model zoo: each model ported, loaded by its own framework alone, and certified", "",
         "Written by `python -m reports zoo` (reports/zoo.py; the models and their seeding: reports/zoo_models.py; "
         "the results: reports/zoo.json). The runs behind this table:", "", *_runs(results), "",
+        *([f"Put together from those runs' results by `{results['assembled']}`.", ""] if results.get("assembled") else []),
         "Each model is built with seeded random weights (nothing downloaded; BatchNorm statistics and every "
         "constant-initialised parameter drawn as a trained model's look: variance positive and not 1, mean not 0), "
         "saved as its users have it (torchvision: a `file.py` with `make()`; keras.applications: a `.keras` file; "

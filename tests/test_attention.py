@@ -78,8 +78,10 @@ class TimeMajor(nn.Module):
         self.attn = nn.MultiheadAttention(12, 2)
         self.out = nn.Linear(12, 3)
 
+        self.tanh_block = nn.TransformerEncoderLayer(12, 2, 16, activation=nn.GELU(approximate="tanh"))
+
     def forward(self, x):
-        t = self.block(self.proj(x).transpose(0, 1))
+        t = self.tanh_block(self.block(self.proj(x).transpose(0, 1)))
         t = self.attn(t, t, t)[0]
         return self.out(t.transpose(0, 1).mean(dim=1))
 
@@ -210,7 +212,7 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         imported = load(f"{path}:{name}", x.shape)
     m = imported.model
     kinds = [la.kind for la in m.layers]
-    assert kinds.count("multi_head_attention") == (3 if name == "causal" else 2)
+    assert kinds.count("multi_head_attention") == (3 if name in ("causal", "time_major") else 2)
     assert {"add", "layer_norm", "dense"} <= set(kinds)
     want = _torch_want(path, name, x)
     xr = x if name == "model" else x.astype(np.float64)
@@ -221,8 +223,9 @@ def test_torch_encoders_import_as_their_graph_and_agree_layer_by_layer(torch_fil
         first = [la for la in m.layers if la.name.startswith("block.")]
         assert [la.kind for la in first[:3]] == ["layer_norm", "multi_head_attention", "add"]
         assert first[0].options["epsilon"] == 1e-6
-    if name == "time_major":  # batch_first=False on x.transpose(0, 1): no layer for the transposes; an erf GELU
-        assert "permute" not in kinds and any(la.options.get("activation") == "gelu" for la in m.layers)
+    if name == "time_major":  # batch_first=False on x.transpose(0, 1): no layer for the transposes; each GELU its own
+        acts = {la.name: la.options["activation"] for la in m.layers if la.kind == "activation"}
+        assert "permute" not in kinds and acts == {"block.activation": "gelu", "tanh_block.activation": "gelu_tanh"}
     if name == "causal":  # the masks the module holds are the description's causal option, every attention's
         assert all(la.options["causal"] for la in m.layers if la.kind == "multi_head_attention")
     if name == "no_bias":

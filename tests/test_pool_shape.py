@@ -347,3 +347,31 @@ def test_chunk_and_split_pieces_of_any_count():
         want = Pieces()(torch.from_numpy(x)).numpy()
     got = reference_forward(imported.model, _nhwc(x).astype(np.float64))
     assert error_stats(np.transpose(got, (0, 3, 1, 2)), want).rel <= BAR
+
+
+def test_onnx_light_shufflenet_imports_its_channel_shuffles():
+    """ONNX's shipped light_shufflenet (IR 3, its weights ConstantOfShape nodes): folded, its shapes inferred (IR 3
+    wants every initializer a graph input; the folded weights are not, and inference gave no shapes before the
+    rebuilt model said IR 4), each Reshape / Transpose / Reshape a channel_shuffle of 4 groups."""
+    onnx = load_framework("onnx")
+    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_shufflenet.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this onnx wheel")
+    m = load(str(path), None).model
+    shuffles = [la.options["groups"] for la in m.layers if la.kind == "channel_shuffle"]
+    assert len(shuffles) == 16 and set(shuffles) == {4}
+    assert {"avg_pool2d", "max_pool2d", "concatenate", "add"} <= {la.kind for la in m.layers}
+    from impls.ports import keras_port, onnx_port
+
+    assert keras_port.refusal(m, "float32") is None and onnx_port.refusal(m, "float32") is None
+
+
+def test_the_shuffle_unit_certifies(sources, tmp_path, capsys):
+    """`nnparity certify --no-bench` of the torch source (chunk, cat, channel shuffle, split, crop, slice) passes: the
+    source's own layers checked one by one too (a chunk's piece run alone takes the chunk of its input, not [i] of
+    the batch)."""
+    spec, shape, _, _, _ = sources["shuffle"]
+    assert cli.main(["certify", spec, "--input-shape", shape, "--no-bench", "-o", str(tmp_path / "cert")]) == 0, \
+        capsys.readouterr().err  # fmt: skip
+    text = (tmp_path / "cert" / "certificate.md").read_text()
+    assert "**Verdict: PASS**" in text, text[:2000]

@@ -261,3 +261,4 @@ def test_a_certify_only_run_keeps_the_ports_and_a_merge_folds_another_runs_resul
     assert m["certify"]["rc"] == 2 and m["certify"]["run"] == 0  # the certificate it had, kept
     md = (tmp_path / "ZOO.md").read_text()
     assert md.count("matmul ceiling") == 3 and "--steps certify" in md
+    assert f"Put together from those runs' results by `python -m reports zoo --no-run --merge {tmp_path / 'other.json'}" in md

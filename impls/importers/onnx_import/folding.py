@@ -77,7 +77,7 @@ def rebuild(model: Any, nodes: list, consts: dict) -> Any:
     g = helper.make_graph([n for _, n in nodes], model.graph.name, list(model.graph.input), list(model.graph.output),
                           [numpy_helper.from_array(np.asarray(a), k) for k, a in consts.items() if k in used])  # fmt: skip
     m = helper.make_model(g, opset_imports=list(model.opset_import))
-    m.ir_version = model.ir_version
+    m.ir_version = max(model.ir_version, 4)  # IR 3 wants every initializer a graph input: a folded one is not
     return m
 
 

@@ -113,11 +113,15 @@ def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
 
 
 def _activation(ctx: _Ctx, node: Node, layer: Any, where: str) -> str:
+    """The feed-forward's activation: relu, or GELU in its own form (F.gelu and nn.GELU() erf, nn.GELU("tanh") the
+    tanh approximation: never one for the other)."""
     act = layer.activation
     if act is F.relu or isinstance(act, nn.ReLU):
         return "relu"
-    if (act is F.gelu or isinstance(act, nn.GELU)) and "gelu" in ACTIVATIONS:
-        return "gelu"
+    name = "gelu" if act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none") else \
+        "gelu_tanh" if isinstance(act, nn.GELU) and act.approximate == "tanh" else None  # fmt: skip
+    if name is not None and name in ACTIVATIONS:
+        return name
     raise ctx.refuse(node, f"{where}: activation {getattr(act, '__name__', type(act).__name__)} is not imported "
                            f"(the description's activations: {', '.join(ACTIVATIONS)})")  # fmt: skip
 
@@ -138,6 +142,24 @@ def _dense(ctx: _Ctx, m: Any, name: str, src: str, activation: str = "linear") -
                  w, (src,))  # fmt: skip
 
 
+def _feed_forward(ctx: _Ctx, e: Any, n: dict, src: str, act: str) -> tuple[list, Any]:
+    """linear1 (relu fused as its activation=; a GELU an activation layer of its own, which every port writes), then
+    linear2: (the parts, the function of their input giving each part's output)."""
+    fused = act == "relu"
+    parts = [(_dense(ctx, e.linear1, n["linear1"], src, act if fused else "linear"),
+              (lambda t: e.activation(e.linear1(t))) if fused else e.linear1)]  # fmt: skip
+    if not fused:
+        parts.append((Layer("activation", n["activation"], {"activation": act}, {}, (n["linear1"],)), e.activation))
+    parts.append((_dense(ctx, e.linear2, n["linear2"], parts[-1][0].name), e.linear2))
+
+    def outputs(t):
+        h = e.linear1(t)
+        got = [e.activation(h)] if fused else [h, e.activation(h)]
+        return [*got, e.linear2(got[-1])]
+
+    return parts, outputs
+
+
 def _alone_merge(*_: Any) -> Any:
     raise RuntimeError("a layer that reads several tensors is checked accumulated only")
 
@@ -147,8 +169,8 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
     the step's input giving every part's output, for TransformerEncoderLayer `e` reading the tensor `src`."""
     _check_mha(ctx, node, e.self_attn, f"{base}.self_attn")
     act = _activation(ctx, node, e, base)
-    n = {k: _unique(ctx, f"{base}.{k}") for k in ("norm1", "self_attn", "residual1", "norm2", "linear1", "linear2",
-                                                  "residual2")}  # fmt: skip
+    n = {k: _unique(ctx, f"{base}.{k}") for k in ("norm1", "self_attn", "residual1", "norm2", "linear1", "activation",
+                                                  "linear2", "residual2")}  # fmt: skip
 
     steps = ctx.shapes[node.args[0]][0 if ctx.layout.kind == "tbf" else 1]
     mask = nn.Transformer.generate_square_subsequent_mask(steps).to(e.linear1.weight.dtype) if causal else None
@@ -156,15 +178,14 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
     def attn(t):
         return e.self_attn(t, t, t, need_weights=False, attn_mask=mask)[0]
 
-    ff_act = F.relu if act == "relu" else F.gelu
     parts: list = []
     if e.norm_first:
         parts.append(_norm(ctx, e.norm1, n["norm1"], src))
         parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], n["norm1"], causal), _alone_merge))
         parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
         parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual1"]))
-        parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm2"], act), lambda t: ff_act(e.linear1(t))))
-        parts.append((_dense(ctx, e.linear2, n["linear2"], n["linear1"]), e.linear2))
+        ff, ff_outputs = _feed_forward(ctx, e, n, n["norm2"], act)
+        parts += ff
         parts.append((Layer("add", n["residual2"], {}, {}, (n["residual1"], n["linear2"])), _alone_merge))
 
         def outputs(x):
@@ -172,15 +193,14 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
             b = attn(a)
             r1 = x + b
             c = e.norm2(r1)
-            f1 = ff_act(e.linear1(c))
-            f2 = e.linear2(f1)
-            return [a, b, r1, c, f1, f2, r1 + f2]
+            f = ff_outputs(c)
+            return [a, b, r1, c, *f, r1 + f[-1]]
     else:
         parts.append((mha_layer(ctx, e.self_attn, n["self_attn"], src, causal), _alone_merge))
         parts.append((Layer("add", n["residual1"], {}, {}, (src, n["self_attn"])), _alone_merge))
         parts.append(_norm(ctx, e.norm1, n["norm1"], n["residual1"]))
-        parts.append((_dense(ctx, e.linear1, n["linear1"], n["norm1"], act), lambda t: ff_act(e.linear1(t))))
-        parts.append((_dense(ctx, e.linear2, n["linear2"], n["linear1"]), e.linear2))
+        ff, ff_outputs = _feed_forward(ctx, e, n, n["norm1"], act)
+        parts += ff
         parts.append((Layer("add", n["residual2"], {}, {}, (n["norm1"], n["linear2"])), _alone_merge))
         parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual2"]))
 
@@ -188,10 +208,9 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
             b = attn(x)
             r1 = x + b
             a = e.norm1(r1)
-            f1 = ff_act(e.linear1(a))
-            f2 = e.linear2(f1)
-            r2 = a + f2
-            return [b, r1, a, f1, f2, r2, e.norm2(r2)]
+            f = ff_outputs(a)
+            r2 = a + f[-1]
+            return [b, r1, a, *f, r2, e.norm2(r2)]
     return parts, outputs
 
 
