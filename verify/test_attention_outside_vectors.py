@@ -11,7 +11,9 @@ cases' attention mask is not a causal one).
 
 Keras' `keras/src/layers/attention/multi_head_attention_test.py` (read as source): test_correctness's identity
 kernels and its expected output, in every voice at that test's atol; test_compute_output_shape's sequence cases,
-the kind's output shape against the layer's own.
+the kind's output shape against the layer's own. ONNX's Attention node cases (onnx.backend.test.case.node.attention):
+Q, K, V side by side in one input, selected by 0/1 projections, every voice against ONNX's expected output (3-D and
+4-D, scaled, causal, value heads of another size); the rest skipped with the reason.
 """
 
 from __future__ import annotations
@@ -177,3 +179,86 @@ def test_keras_output_shape_cases_are_the_descriptions():
         assert tuple(spec.output_shape(opts, tuple(a.shape for a in args))) == tuple(mha(*args).shape), name
         done.append(name)
     assert len(done) >= 2, done
+
+
+# --------------------------------------------------------------------------- ONNX's own Attention node cases
+
+
+def _onnx_attention_cases() -> list:
+    """ONNX's Attention node cases (written in memory by the onnx package's own case code), each with the reason it
+    is skipped where the description's attention is not that computation: an attn_mask input, past key/value,
+    softcap, grouped-query heads, qk_matmul_output_mode, float16 data."""
+    import importlib
+
+    try:
+        onnx = frameworks.load("onnx")
+        node_cases = importlib.import_module("onnx.backend.test.case.node")
+        before = len(node_cases._NodeTestCases)
+        importlib.import_module("onnx.backend.test.case.node.attention")
+    except Exception as e:  # noqa: BLE001 - no onnx, or no Attention cases in this onnx
+        return [pytest.param(None, id="onnx-attention-unavailable", marks=pytest.mark.skip(reason=str(e)))]
+    out = []
+    for c in node_cases._NodeTestCases[before:]:
+        node = c.model.graph.node[0]
+        if node.op_type != "Attention" or len(c.model.graph.node) != 1 or not c.data_sets:
+            continue  # the *_expanded function bodies: the same data, decomposed
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        (ins, outs) = c.data_sets[0]
+        why = None
+        if len([i for i in node.input if i]) != 3:
+            why = f"inputs {list(node.input)}: only Q, K, V (an attn_mask or past key/value is no option of the kind)"
+        elif set(attrs) - {"is_causal", "scale", "q_num_heads", "kv_num_heads"}:
+            why = f"attributes {sorted(set(attrs) - {'is_causal', 'scale', 'q_num_heads', 'kv_num_heads'})}"
+        elif ins[0].dtype != np.float32:
+            why = f"{ins[0].dtype} data: the voices compute float32 and float64"
+        elif attrs.get("q_num_heads", 0) != attrs.get("kv_num_heads", 0) or (ins[0].ndim == 4 and ins[0].shape[1] != ins[1].shape[1]):
+            why = "grouped-query heads (fewer key/value heads than query heads)"
+        out.append(pytest.param((c.name, attrs, ins, outs[0], why), id=c.name))
+    return out
+
+
+def _heads_last(a: np.ndarray, heads: int) -> np.ndarray:
+    """(B, H, T, d) -> (B, T, H d), head-major; a 3-D (B, T, H d) as it is."""
+    return a if a.ndim == 3 else a.transpose(0, 2, 1, 3).reshape(a.shape[0], a.shape[2], -1)
+
+
+@pytest.mark.parametrize("case", _onnx_attention_cases())
+def test_onnx_attention_node_cases_are_reproduced_by_every_voice(case):
+    """Q, K and V (projected already) become one input, their features side by side, Q's rows padded to K's count
+    with zeros; the description's projections select each (0/1 kernels, no bias: exact), its output kernel merges the
+    heads as ONNX's 3-D output does; the first Tq rows are compared (a query's output reads only its own row, and a
+    causal query i attends keys j <= i, ONNX's top-left alignment). A scale attribute other than 1/sqrt(dk) is folded
+    into the query's kernel."""
+    from impls.model.description import Layer, Model
+
+    name, attrs, ins, want, why = case
+    if why:
+        pytest.skip(why)
+    q, k, v = ins
+    heads = q.shape[1] if q.ndim == 4 else int(attrs["q_num_heads"])
+    q3, k3, v3 = (_heads_last(a, heads) for a in (q, k, v))
+    b, tq, eq = q3.shape
+    tk, ek, ev = k3.shape[1], k3.shape[2], v3.shape[2]
+    dk, dv = eq // heads, ev // heads
+    assert tq <= tk, name
+    x = np.zeros((b, tk, eq + ek + ev), np.float32)
+    x[:, :tq, :eq], x[:, :, eq:eq + ek], x[:, :, eq + ek:] = q3, k3, v3
+    width = eq + ek + ev
+
+    def select(start: int, n: int, d: int) -> np.ndarray:
+        kernel = np.zeros((width, n), np.float64)
+        kernel[start:start + n] = np.identity(n)
+        return kernel.reshape(width, heads, d)
+
+    factor = float(attrs.get("scale", 1 / np.sqrt(dk))) * np.sqrt(dk)  # the kind scales by 1/sqrt(dk) itself
+    w = {"query_kernel": select(0, eq, dk) * factor, "key_kernel": select(eq, ek, dk), "value_kernel": select(eq + ek, ev, dv),
+         "output_kernel": np.identity(heads * dv).reshape(heads, dv, heads * dv)}  # fmt: skip
+    opts = {"num_heads": heads, "key_dim": dk, "value_dim": dv, "output_dim": heads * dv, "use_bias": False,
+            "causal": bool(attrs.get("is_causal"))}
+    m = Model(name, x.shape[1:], (Layer("multi_head_attention", "attention", opts, w, ("input", "input", "input")),)).check(b)
+    expect = _heads_last(want, heads)
+    for voice in voices.VOICES:
+        if unavailable_reason(voice) or voices.refusal(voice, m, "float32"):
+            continue
+        got = voices.build(voice, m, "float32").forward(x)[:, :tq]
+        check(got, expect.astype(np.float64), "float32", voice, what=f"{name} {SHORT[voice]}")
