@@ -63,8 +63,18 @@ def _merge_final(mode: str, bidirectional: bool) -> str:
             "mul": "x = h[0] * h[1]  # merge_mode mul of the final states"}[mode]  # fmt: skip
 
 
+def state_check(layer: Layer) -> str | None:
+    """A given initial state (initial_state "weights"): not yet written by this port."""
+    if layer.options.get("initial_state", "zero") != "zero":
+        return (f"{layer.kind} {layer.name!r}: initial_state 'weights' (a given h0/c0) is not yet written by the torch "
+                "port (it would pass h0 to nn.{GRU,LSTM}); refused rather than started from zeros")
+    return None
+
+
 def gru_check(layer: Layer) -> str | None:
     """A GRU variant torch.nn.GRU cannot compute."""
+    if state_check(layer):
+        return state_check(layer)
     variant = layer.options.get("variant", "reset_after")
     if variant not in GRU_VARIANTS[VOICE]:
         return (f"torch.nn.GRU computes only {', '.join(GRU_VARIANTS[VOICE])} (r multiplies h U_h + b_hh); the "
@@ -72,7 +82,7 @@ def gru_check(layer: Layer) -> str | None:
     return None
 
 
-@EMITTERS.register("lstm", masked=True)
+@EMITTERS.register("lstm", masked=True, check=state_check)
 @EMITTERS.register("gru", masked=True, check=gru_check)
 def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bool = False) -> _Piece:
     """nn.LSTM / nn.GRU, one per description layer (num_layers 1), batch_first, bidirectional where the layer is.
@@ -158,4 +168,4 @@ def notes(model: Model) -> list[str]:
     return notes
 
 
-__all__ = ["RECURRENT", "gru_check", "notes", "recurrent", "take_step"]
+__all__ = ["RECURRENT", "gru_check", "state_check", "notes", "recurrent", "take_step"]
