@@ -5,6 +5,8 @@ Gate order and transposes are convert.lstm_to_torch / gru_to_torch's (torch's i,
 direction torch's `_reverse` weights. nn.GRU computes only reset_after (r multiplies h U_h + b_hh): every other
 variant is refused, naming the layer. A bidirectional layer's final state is h_n's (forward h[0], backward h[1],
 the backward after step 0), not out[:, -1]; merge_mode other than concat merges torch's concatenated halves.
+A given initial state (initial_state "weights") is a Started module around the RNN: h0 (and c0) trainable
+nn.Parameters (D, 1, H) expanded over the batch and passed as h_0 (and c_0).
 Padded sequences: a recurrent layer a padding mask reaches (`lengths` from the layer that made it, impls/ports/
 torch_port/embedding.py) packs the rows (pack_padded_sequence, enforce_sorted=False) and pads them back with zeros.
 """
@@ -19,7 +21,9 @@ from ... import GRU_VARIANTS, convert
 from ...contract.spec import GRUWeights, LSTMWeights
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer, Model
+from ...model.layers import rnn as rnn_layer
 from .code import EMITTERS, VOICE, _Piece
+from .source import HELPERS
 
 RECURRENT = ("lstm", "gru")
 _GATES = {"lstm": "gates i, f, g, o", "gru": "gates r, z, n; reset_after"}
@@ -63,18 +67,52 @@ def _merge_final(mode: str, bidirectional: bool) -> str:
             "mul": "x = h[0] * h[1]  # merge_mode mul of the final states"}[mode]  # fmt: skip
 
 
-def state_check(layer: Layer) -> str | None:
-    """A given initial state (initial_state "weights"): not yet written by this port."""
-    if layer.options.get("initial_state", "zero") != "zero":
-        return (f"{layer.kind} {layer.name!r}: initial_state 'weights' (a given h0/c0) is not yet written by the torch "
-                "port (it would pass h0 to nn.{GRU,LSTM}); refused rather than started from zeros")
-    return None
+HELPERS["Started"] = '''class Started(nn.Module):
+    """An nn.GRU / nn.LSTM started from trainable initial states h0 (and the LSTM's c0), (directions, 1, H) expanded
+    over the batch (forward direction first, as torch's h_0 is), passed to the RNN as its h_0 (and c_0)."""
+
+    def __init__(self, rnn, lstm):
+        super().__init__()
+        self.rnn = rnn
+        shape = (2 if rnn.bidirectional else 1, 1, rnn.hidden_size)
+        self.h0 = nn.Parameter(torch.empty(shape))
+        self.c0 = nn.Parameter(torch.empty(shape)) if lstm else None
+
+    def forward(self, x):
+        packed = isinstance(x, nn.utils.rnn.PackedSequence)
+        batch = int(x.batch_sizes[0]) if packed else x.shape[0]
+        h0 = self.h0.expand(-1, batch, -1).contiguous()
+        if self.c0 is None:
+            return self.rnn(x, h0)
+        return self.rnn(x, (h0, self.c0.expand(-1, batch, -1).contiguous()))'''
+
+
+def _started(layer: Layer, opts: dict, init: str, state: dict, back: Callable) -> tuple[str, dict, Callable]:
+    """Where the layer starts from given states (initial_state "weights"): the RNN inside a Started module, its
+    weights under `rnn.`, h0 / c0 (D, 1, H) beside them."""
+    if opts["initial_state"] == "zero":
+        return init, state, back
+    names = rnn_layer.STATE_WEIGHTS[layer.kind]
+    sufs = rnn_layer.directions(opts)
+    state = {f"rnn.{k}": v for k, v in state.items()} | {
+        k: np.stack([np.asarray(layer.weights[k + s]) for s in sufs])[:, None, :] for k in names}
+    inner = back
+
+    def started_back(a):
+        out = inner({k[4:]: v for k, v in a.items() if k.startswith("rnn.")})
+        for k in names:
+            if k in a:
+                out |= {k + s: np.asarray(a[k])[d, 0] for d, s in enumerate(sufs)}
+        return out
+
+    head, _, comment = init.partition("  # ")
+    lstm = layer.kind == "lstm"
+    return (f"Started({head}, lstm={lstm})  # {comment}; from the trainable initial state{'s h0, c0' if lstm else ' h0'}",
+            state, started_back)
 
 
 def gru_check(layer: Layer) -> str | None:
     """A GRU variant torch.nn.GRU cannot compute."""
-    if state_check(layer):
-        return state_check(layer)
     variant = layer.options.get("variant", "reset_after")
     if variant not in GRU_VARIANTS[VOICE]:
         return (f"torch.nn.GRU computes only {', '.join(GRU_VARIANTS[VOICE])} (r multiplies h U_h + b_hh); the "
@@ -82,7 +120,7 @@ def gru_check(layer: Layer) -> str | None:
     return None
 
 
-@EMITTERS.register("lstm", masked=True, check=state_check)
+@EMITTERS.register("lstm", masked=True)
 @EMITTERS.register("gru", masked=True, check=gru_check)
 def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bool = False) -> _Piece:
     """nn.LSTM / nn.GRU, one per description layer (num_layers 1), batch_first, bidirectional where the layer is.
@@ -94,6 +132,8 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
     state, back = _cells(layer, opts)
     cls = "LSTM" if lstm else "GRU"
     init = f"nn.{cls}({I}, {H}, batch_first=True{', bidirectional=True' if bi else ''})  # {_GATES[layer.kind]}"
+    init, state, back = _started(layer, opts, init, state, back)
+    helpers = ("Started",) if opts["initial_state"] != "zero" else ()
     D = 2 if bi else 1
     out_units = 2 * H if bi and mode == "concat" else H
     h_out = "(h, _)" if lstm else "h"
@@ -123,7 +163,7 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
             lines[-1] += f"  # (B, {T}, {D * H}): every step's state" + (", forward then backward" if bi else "")
         if bi and mode != "concat":
             lines.append(_merge_halves(mode, H))
-        return _Piece(init, lines, state, back, ("B", T, out_units), PLAIN)
+        return _Piece(init, lines, state, back, ("B", T, out_units), PLAIN, helpers=helpers)
     what = ("forward's state after each row's last valid step, backward's after step 0" if bi else
             "the state after each row's last valid step") if masked else \
         ("forward's last state, backward's after step 0 (not out[:, -1])" if bi else "the last state")  # fmt: skip
@@ -131,7 +171,7 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
     lines.append(_merge_final(mode, bi))
     if masked:
         lines.append("x = x.masked_fill((lengths == 0).to(x.device)[:, None], 0.0)  # a row of length 0: zeros")
-    return _Piece(init, lines, state, back, ("B", out_units), PLAIN)
+    return _Piece(init, lines, state, back, ("B", out_units), PLAIN, helpers=helpers)
 
 
 @EMITTERS.register("take_step")
@@ -168,4 +208,4 @@ def notes(model: Model) -> list[str]:
     return notes
 
 
-__all__ = ["RECURRENT", "gru_check", "state_check", "notes", "recurrent", "take_step"]
+__all__ = ["RECURRENT", "gru_check", "notes", "recurrent", "take_step"]
