@@ -67,6 +67,14 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2}),
     ], "channels_first"),
+    # torch's AvgPool2d(2, ceil_mode=True): no pads, count_include_pad True by default, yet the overhang is not counted
+    "ceil-valid-counted-nchw": ((7, 5, 2), [
+        ("conv2d", "c", {"filters": 3, "kernel_size": [1, 1]}),
+        ("avg_pool2d", "avg", {"pool_size": [2, 2], "strides": [2, 2], "ceil_mode": True, "count_include_pad": True}),
+        ("max_pool2d", "max", {"pool_size": [3, 2], "strides": [2, 1], "ceil_mode": True}),
+        ("flatten", "f", {}),
+        ("dense", "out", {"units": 2}),
+    ], "channels_first"),
     "shapes-nchw": ((6, 5, 2), _SHAPES, "channels_first"),
     "shapes-nhwc": ((6, 5, 2), _SHAPES, "channels_last"),
     "shapes-sequence": ((5, 6), [  # (B, T, F): a slice of the steps and of the features, a shuffle of the features
