@@ -143,3 +143,83 @@ def test_torch_port_alone_agrees_and_planted_bugs_fail(tmp_path, monkeypatch, bu
         else:
             with pytest.raises(AssertionError):
                 assert_close(y, want, "float32", what=f"{n}: {bug}")
+
+
+# --------------------------------------------------------------------------- the torch importer vs the module itself
+
+
+def _torch_modules():
+    import torch
+
+    nn = torch.nn
+
+    class BiGRUParam(nn.Module):
+        """A bidirectional GRU from a trainable h0 (2, 1, H) expanded over the batch, read by its final states."""
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(I, H, batch_first=True, bidirectional=True)
+            self.h0 = nn.Parameter(torch.linspace(-0.6, 0.5, 2 * H).reshape(2, 1, H))
+            self.fc = nn.Linear(2 * H, 3)
+
+        def forward(self, x):
+            _, h = self.gru(x, self.h0.expand(-1, x.size(0), -1).contiguous())
+            return self.fc(torch.cat((h[-2], h[-1]), dim=1))
+
+    class LSTMStackBuffers(nn.Module):
+        """A two-layer LSTM from buffers h0, c0 (2, B, H) the same in every row, returning its sequence."""
+
+        def __init__(self, rows: bool = False):
+            super().__init__()
+            self.lstm = nn.LSTM(I, H, num_layers=2, batch_first=True)
+            base = torch.linspace(-0.5, 0.7, 2 * H).reshape(2, 1, H).expand(-1, B, -1).clone()
+            self.register_buffer("h0", base + (torch.arange(B * 1.0)[None, :, None] * 0.1 if rows else 0))
+            self.register_buffer("c0", base.flip(-1) * 0.8)
+
+        def forward(self, x):
+            out, _ = self.lstm(x, (self.h0, self.c0))
+            return out
+
+    return BiGRUParam, LSTMStackBuffers
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_torch_importer_matches_the_module_from_its_state(which):
+    import torch
+
+    from impls.importers.torch_import import from_module
+
+    torch.manual_seed(7)
+    net = _torch_modules()[which]().eval()
+    imported = from_module(net, (B, T, I), "m.py:net")
+    rnns = [la for la in imported.model.layers if la.kind in ("gru", "lstm")]
+    assert rnns and all(la.options["initial_state"] == "weights" for la in rnns)
+    x = floats(9)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x).float()).double().numpy()
+    assert_close(reference_forward(imported.model, x), want, "float32", what=type(net).__name__)
+    with torch.no_grad():  # float64: the description is exact
+        want64 = net.double()(torch.from_numpy(x)).numpy()
+    imported64 = from_module(net, (B, T, I), "m.py:net")
+    np.testing.assert_allclose(reference_forward(imported64.model, x), want64, rtol=0, atol=1e-10)
+
+
+def test_torch_importer_refuses_a_state_per_row_and_a_computed_state():
+    import torch
+
+    from impls.importers import UnsupportedLayer
+    from impls.importers.torch_import import from_module
+
+    with pytest.raises(UnsupportedLayer, match="differs between the rows of the batch"):
+        from_module(_torch_modules()[1](rows=True).eval(), (B, T, I), "m.py:net")
+
+    class Computed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(I, H, batch_first=True)
+
+        def forward(self, x):
+            return self.gru(x, torch.tanh(x[:, :1, :1].transpose(0, 1).expand(-1, -1, H)))[0]
+
+    with pytest.raises(UnsupportedLayer):  # refused where the walk meets it (a state computed from the input)
+        from_module(Computed().eval(), (B, T, I), "m.py:net")
