@@ -208,11 +208,20 @@ def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(sources
     assert len(got) == len(ports) == 9 and all(err <= BAR for err in got.values()), got
 
 
-def test_keras_refuses_a_tanh_gelu_as_a_layers_activation_and_a_float64_erf_gelu_with_why():
+def test_keras_writes_a_tanh_gelu_as_an_ops_node_and_refuses_float64_gelus_with_why(tmp_path):
     from impls.model import seeded
+    from impls.ports.keras_port import assembly
 
     m = seeded.chain("d", (4,), [("dense", "d", {"units": 3, "activation": "gelu_tanh"})], seed=1, batch=3)
-    assert "tanh GELU" in voices.refusal("keras", m, "float32")
+    assert voices.refusal("keras", m, "float32") is None and "0.044715" in voices.refusal("keras", m, "float64")
+    net = assembly.keras_model(m, "float32")
+    assert "'class_name': 'Gelu'" in str(net.get_config())  # keras.ops.gelu's node after the Dense
+    x = np.random.default_rng(0).uniform(-3, 3, (3, 4))
+    got = voices.build("keras", m, "float32").forward(x.astype(np.float32))
+    assert error_stats(got, reference_forward(m, x)).rel <= BAR
+    net.save(str(tmp_path / "d.keras"))
+    again = load_framework("keras").saving.load_model(str(tmp_path / "d.keras"), safe_mode=True)
+    assert error_stats(np.asarray(again(x.astype(np.float32))), reference_forward(m, x)).rel <= BAR
     m = seeded.chain("g", (4,), [("dense", "d", {"units": 3}), ("activation", "g", {"activation": "gelu"})], seed=1, batch=3)
     assert voices.refusal("keras", m, "float32") is None and "erfc" in voices.refusal("keras", m, "float64")
     assert "Erf" in voices.refusal("onnxruntime", m, "float64")

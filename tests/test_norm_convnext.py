@@ -31,12 +31,6 @@ BAR = tolerance("float32")
 NET = """
 import torch
 from torch import nn
-from impls import frameworks  # noqa: F401  (dropped by the test: torchvision through nnparity's import workaround)
-"""
-
-NET = """
-import torch
-from torch import nn
 from torchvision.models.convnext import CNBlock, LayerNorm2d
 
 
@@ -195,3 +189,20 @@ def test_a_planted_layer_norm_over_the_maps_width_is_caught(monkeypatch):
 
     monkeypatch.setitem(EMITTERS._entries, "layer_norm", Entry("layer_norm", planted, right.kinds, right.meta))
     assert error_stats(voices.build("torch_nn", m, "float64").forward(x), ref).rel > BAR
+
+
+@pytest.mark.parametrize("voice", ["torch_nn", "keras", "onnxruntime", "flax"])
+def test_dense_on_a_map_held_channels_first_in_every_port(voice):
+    """A dense reading an NCHW map straight from the input (what the certificate builds for one layer in isolation):
+    each port brings the channels last first."""
+    from impls import unavailable_reason
+    from impls.model import seeded, voices
+
+    why = unavailable_reason(voice)
+    if why:
+        pytest.skip(why)
+    m = seeded.chain("d4", (5, 4, 6), [("dense", "pw", {"units": 3, "activation": "tanh"})], seed=4, batch=B,
+                     boundary="channels_first")  # fmt: skip
+    x = np.random.default_rng(8).uniform(-1, 1, (B, 5, 4, 6)).astype(np.float32)
+    got = voices.build(voice, m, "float32").forward(x)
+    assert error_stats(got, reference_forward(m, x.astype(np.float64))).rel <= BAR

@@ -364,3 +364,50 @@ def test_onnx_light_shufflenet_imports_its_channel_shuffles():
     from impls.ports import keras_port, onnx_port
 
     assert keras_port.refusal(m, "float32") is None and onnx_port.refusal(m, "float32") is None
+
+
+def test_the_shuffle_unit_certifies(sources, tmp_path, capsys):
+    """`nnparity certify --no-bench` of the torch source (chunk, cat, channel shuffle, split, crop, slice) passes: the
+    source's own layers checked one by one too (a chunk's piece run alone takes the chunk of its input, not [i] of
+    the batch)."""
+    spec, shape, _, _, _ = sources["shuffle"]
+    assert cli.main(["certify", spec, "--input-shape", shape, "--no-bench", "-o", str(tmp_path / "cert")]) == 0, \
+        capsys.readouterr().err  # fmt: skip
+    text = (tmp_path / "cert" / "certificate.md").read_text()
+    assert "**Verdict: PASS**" in text, text[:2000]
+
+
+def test_torch_pads_asymmetric_and_negative():
+    """F.pad(x, (1, 0, 2, 1)) is an asymmetric zero_pad2d, nn.ZeroPad2d of negative pads a crop2d; a pad that both
+    adds and crops is refused naming the node."""
+    torch = load_framework("torch")
+    from impls.importers import UnsupportedLayer, torch_import
+
+    F = torch.nn.functional
+
+    class Pads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 3, 2)
+            self.crop = torch.nn.ZeroPad2d((-1, 0, -2, -1))
+
+        def forward(self, x):
+            return self.crop(self.conv(F.pad(x, (1, 0, 2, 1))))
+
+    x = np.random.default_rng(9).uniform(-1, 1, (3, 2, 7, 6)).astype(np.float32)
+    torch.manual_seed(0)
+    net = Pads()
+    imported = torch_import.from_module(net, x.shape, "net.py:model")
+    assert [(la.kind, la.options) for la in imported.model.layers if la.kind != "conv2d"] == [
+        ("zero_pad2d", {"padding": [[2, 1], [1, 0]]}), ("crop2d", {"cropping": [[2, 1], [1, 0]]})]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = reference_forward(imported.model, _nhwc(x).astype(np.float64))
+    assert error_stats(np.transpose(got, (0, 3, 1, 2)), want).rel <= BAR
+
+    class Mixed(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.pad(x, (1, -1, 0, 0))
+
+    with pytest.raises(UnsupportedLayer, match="both pads and crops"):
+        torch_import.from_module(Mixed(), x.shape, "net.py:model")

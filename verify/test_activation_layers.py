@@ -62,7 +62,7 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
     # decompositions of HardSigmoid, HardSwish, LeakyRelu
     "tanh_gelu-clip": ((4,), [
         WIDE,
-        ("dense", "d", {"units": 5}),
+        ("dense", "d", {"units": 5, "activation": "gelu_tanh"}),
         ("activation", "gt0", {"activation": "gelu_tanh"}),
         ("activation", "hs", {"activation": "hard_sigmoid", "alpha": 0.2, "beta": 0.5}, ("d",)),
         ("activation", "hsw", {"activation": "hard_swish"}, ("d",)),

@@ -67,6 +67,14 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2}),
     ], "channels_first"),
+    # torch's AvgPool2d(2, ceil_mode=True): no pads, count_include_pad True by default, yet the overhang is not counted
+    "ceil-valid-counted-nchw": ((7, 5, 2), [
+        ("conv2d", "c", {"filters": 3, "kernel_size": [1, 1]}),
+        ("avg_pool2d", "avg", {"pool_size": [2, 2], "strides": [2, 2], "ceil_mode": True, "count_include_pad": True}),
+        ("max_pool2d", "max", {"pool_size": [3, 2], "strides": [2, 1], "ceil_mode": True}),
+        ("flatten", "f", {}),
+        ("dense", "out", {"units": 2}),
+    ], "channels_first"),
     "shapes-nchw": ((6, 5, 2), _SHAPES, "channels_first"),
     "shapes-nhwc": ((6, 5, 2), _SHAPES, "channels_last"),
     "shapes-sequence": ((5, 6), [  # (B, T, F): a slice of the steps and of the features, a shuffle of the features
@@ -214,3 +222,62 @@ def test_onnx_pool_node_cases_are_reproduced_by_every_voice(case, voice, tmp_pat
         assert np.max(np.abs(np.transpose(got, (0, 3, 1, 2)) - want)) <= 1e-4, case.name
         return
     check(np.transpose(got, (0, 3, 1, 2)), want.astype(np.float64), "float32", voice, what=f"{case.name} {SHORT[voice]}")
+
+
+def _slice_split_cases() -> list:
+    frameworks.load("onnx")
+    node_cases = importlib.import_module("onnx.backend.test.case.node")
+    before = len(node_cases._NodeTestCases)
+    for m in ("slice", "split"):
+        importlib.import_module(f"onnx.backend.test.case.node.{m}")
+    cases = node_cases._NodeTestCases[before:] or [c for c in node_cases._NodeTestCases
+                                                   if c.model and c.model.graph.node[0].op_type in ("Slice", "Split")]  # fmt: skip
+    return [pytest.param(c, id=c.name) for c in cases if c.model and c.data_sets]
+
+
+def _one_output_graph(case, tmp_path):
+    """The case's graph with its index inputs (Slice's starts / ends / axes / steps, Split's sizes) as initializers,
+    and a Split's outputs joined by a Concat in reverse order (a description has one output): (path, x, expected)."""
+    onnx = frameworks.load("onnx")
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    g = case.model.graph
+    ins, outs = case.data_sets[0]
+    node = g.node[0]
+    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in zip(node.input[1:], ins[1:], strict=False) if name]
+    nodes, outputs, want = [node], [g.output[0]], outs[0]
+    if node.op_type == "Split":
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        nodes.append(helper.make_node("Concat", list(node.output)[::-1], ["joined"], axis=axis, name="/join/Concat"))
+        want = np.concatenate(outs[::-1], axis=axis)
+        outputs = [helper.make_tensor_value_info("joined", g.output[0].type.tensor_type.elem_type, list(want.shape))]
+    graph = helper.make_graph(nodes, case.name, [g.input[0]], outputs, inits)
+    m = helper.make_model(graph, opset_imports=list(case.model.opset_import))
+    m.ir_version = min(case.model.ir_version, 8)
+    path = tmp_path / f"{case.name}.onnx"
+    onnx.save(m, str(path))
+    return path, ins[0], want
+
+
+@pytest.mark.parametrize("case", _slice_split_cases())
+@pytest.mark.parametrize("voice", voices.VOICES)
+def test_onnx_slice_and_split_node_cases(case, voice, tmp_path):
+    """Each case on a batched input imports as slice layers (a Split's joined by a concatenate) run by every voice at
+    the float32 bar against ONNX's expected output; one that slices the batch, steps, or empties an axis is refused
+    naming the node."""
+    from impls.importers import UnsupportedLayer, onnx_import
+
+    path, x, want = _one_output_graph(case, tmp_path)
+    if x.ndim < 2 or x.shape[0] == 0:
+        pytest.skip(f"an input of shape {x.shape}: a description's input is batched (B, ...)")
+    try:
+        imported = onnx_import.load_file(path, None)
+    except UnsupportedLayer as e:
+        assert any(w in str(e) for w in ("past the batch", "steps", "to something")), str(e)
+        assert case.name in ("test_slice", "test_slice_start_out_of_bounds", "test_slice_neg_steps"), str(e)
+        return
+    assert {la.kind for la in imported.model.layers} <= {"slice", "concatenate"}
+    unavailable = unavailable_reason(voice) or voices.refusal(voice, imported.model, "float32")
+    if unavailable:
+        pytest.skip(f"{voice}: {unavailable}")
+    got = voices.build(voice, imported.model, "float32").forward(x)
+    check(got, want.astype(np.float64), "float32", voice, what=f"{case.name} {SHORT[voice]}")

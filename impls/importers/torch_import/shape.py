@@ -18,16 +18,29 @@ import numpy as np
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
 from . import slicing
-from .context import REGISTRY, Node, Step, _arg, _Ctx, _image_input, _step, nn, torch
+from .context import REGISTRY, F, Node, Step, _arg, _Ctx, _image_input, _step, nn, torch
 
 
-@REGISTRY.register(nn.ZeroPad2d, kinds=("zero_pad2d",))
+@REGISTRY.register(nn.ZeroPad2d, kinds=("zero_pad2d", "crop2d"))
 def _zero_pad(ctx: _Ctx, node: Node, m: Any) -> Step:
+    """nn.ZeroPad2d: zeros around H and W (zero_pad2d); negative pads crop (crop2d), as torch computes them."""
     _image_input(ctx, node)
     l, r, t, b = (int(p) for p in m.padding)  # F.pad's order (left, right, top, bottom)
+    if max(l, r, t, b) <= 0 and min(l, r, t, b) < 0:
+        return _step(ctx, node, "crop2d", {"cropping": [[-t, -b], [-l, -r]]}, layout=Layout("nchw"))
     if min(l, r, t, b) < 0:
-        raise ctx.refuse(node, f"negative padding {m.padding!r} crops; the description's zero padding only adds")
+        raise ctx.refuse(node, f"padding {m.padding!r} both pads and crops; pad or crop (zero_pad2d, crop2d) in two steps")
     return _step(ctx, node, "zero_pad2d", {"padding": [[t, b], [l, r]]}, layout=Layout("nchw"))
+
+
+@REGISTRY.register(F.pad, kinds=("zero_pad2d", "crop2d"))
+def _pad_call(ctx: _Ctx, node: Node, f: Any) -> Step:
+    """F.pad(x, (left, right, top, bottom)) of an NCHW map with zeros (mode 'constant', value 0 or None)."""
+    pads, mode, value = _arg(node, 1, "pad", ()), _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", None)
+    if mode != "constant" or value not in (None, 0, 0.0) or len(pads) not in (2, 4):
+        raise ctx.refuse(node, f"F.pad with pad={pads!r}, mode={mode!r}, value={value!r}: zeros on H and W only "
+                               "(mode 'constant', value 0, 2 or 4 pads)")  # fmt: skip
+    return _zero_pad(ctx, node, nn.ZeroPad2d((*pads, 0, 0) if len(pads) == 2 else tuple(pads)))
 
 
 def _flatten_step(ctx: _Ctx, node: Node) -> Step:

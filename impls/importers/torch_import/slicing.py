@@ -68,7 +68,10 @@ def _getitem(ctx: _Ctx, node: Node, f: Any) -> Step:
     if _is_piece_call(src):
         dim, start, stop = _bounds(ctx, src, int(index))
         rank = len(ctx.shapes[src.args[0]])
-        return _step(ctx, node, "slice", {"axis": canonical_axis(ctx, node, dim, rank), "start": start, "stop": stop})
+        step = _step(ctx, node, "slice", {"axis": canonical_axis(ctx, node, dim, rank), "start": start, "stop": stop},
+                     nodes=[src, node])  # run alone (the source's isolated check): the chunk of x, then its piece
+        step.input = src.args[0]
+        return step
     shape = ctx.shapes[src]
     items = index if isinstance(index, tuple) else (index,)
     if Ellipsis in items or not all(isinstance(s, slice) for s in items):

@@ -185,8 +185,8 @@ def _walk(ctx: _Ctx) -> list[Step]:
             if ctx.layout.kind == "tbf" and not _reads_time_major(ctx, node):
                 raise ctx.refuse(node, "it reads a time-major (T, B, F) tensor (a transpose(0, 1) before it): only "
                                        "batch_first=False attention and the transpose back read one")  # fmt: skip
-            step = fn(ctx, node, obj)
-            step.input, step.in_layout = args[0], ctx.layout
+            step = fn(ctx, node, obj)  # a converter may name the tensor its nodes start from (a chunk's piece: x)
+            step.input, step.in_layout = args[0] if step.input is None else step.input, ctx.layout
             srcs = [tensors[args[0]][0]]
         done.update(step.nodes)
         layers = step.layers()

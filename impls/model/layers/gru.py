@@ -1,4 +1,4 @@
-"""GRU: (B, T, I) -> the sequence or the final state, zero initial state, in one named variant, in one or two
+"""GRU: (B, T, I) -> the sequence or the final state, zero or given initial state, in one named variant, in one or two
 directions, under a padding mask or not (rnn.py says what those mean).
 
 Canonical weights are spec.GRUWeights' fields per direction: W (I, 3H), U (H, 3H), b_x (3H,), b_h (3H,), gates
@@ -12,7 +12,9 @@ from ...contract import formulas, spec
 from ...contract.spec import GRUWeights
 from ...primitives import numpy_impl as ref
 from ..errors import ModelError
-from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent
+import numpy as np
+
+from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent, batched
 
 
 def weights(w: dict) -> GRUWeights:
@@ -40,11 +42,15 @@ class GRU(Recurrent):
         return formulas.gru_matmul_flops(B, T, I, opts["units"])
 
     def cell(self, ops, x, opts, w):
-        return ops.gru(x, weights(w), opts["variant"])[0]
+        return ops.gru(x, weights(w), opts["variant"], batched(ops, x, w.get("h0")))[0]
 
     def cell_vjp(self, x, opts, w, dy):
-        g = ref.gru_vjp(x, weights(w), opts["variant"], dy)
-        return g["x"], {k: g[k] for k in CELL_WEIGHTS}
+        h0 = w.get("h0")
+        g = ref.gru_vjp(x, weights(w), opts["variant"], dy, h0=None if h0 is None else np.broadcast_to(h0, (x.shape[0], len(h0))))
+        out = {k: g[k] for k in CELL_WEIGHTS}
+        if h0 is not None:
+            out["h0"] = g["h0"].sum(0)  # broadcast over the batch
+        return g["x"], out
 
 
 SPEC = GRU()

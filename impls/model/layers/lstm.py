@@ -9,7 +9,9 @@ from __future__ import annotations
 from ...contract import formulas, spec
 from ...contract.spec import LSTMWeights
 from ...primitives import numpy_impl as ref
-from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent
+import numpy as np
+
+from .rnn import CELL_WEIGHTS, RNN_OPS, Recurrent, batched
 
 
 def weights(w: dict) -> LSTMWeights:
@@ -30,11 +32,13 @@ class LSTM(Recurrent):
         return formulas.lstm_matmul_flops(B, T, I, opts["units"])
 
     def cell(self, ops, x, opts, w):
-        return ops.lstm(x, weights(w))[0]
+        return ops.lstm(x, weights(w), batched(ops, x, w.get("h0")), batched(ops, x, w.get("c0")))[0]
 
     def cell_vjp(self, x, opts, w, dy):
-        g = ref.lstm_vjp(x, weights(w), dy)
-        return g["x"], {k: g[k] for k in CELL_WEIGHTS}
+        given = [k for k in ("h0", "c0") if k in w]
+        states = {k: np.broadcast_to(w[k], (x.shape[0], len(w[k]))) for k in given}
+        g = ref.lstm_vjp(x, weights(w), dy, **states)
+        return g["x"], {k: g[k] for k in CELL_WEIGHTS} | {k: g[k].sum(0) for k in given}  # broadcast over the batch
 
 
 SPEC = LSTM()

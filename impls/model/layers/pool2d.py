@@ -56,8 +56,10 @@ def lowered(opts: dict, in_shape: tuple) -> tuple[tuple[int, int, int, int] | No
     eh, ew = overhang(opts, in_shape)
     (t, b), (l, r) = [[0, 0], [0, 0]] if opts["padding"] == "valid" else opts["padding"]
     floor = {k: v for k, v in opts.items() if k != "ceil_mode"}
-    if opts.get("count_include_pad") and (t or b or l or r):
-        return (t, b, l, r), {**floor, "padding": [[0, eh], [0, ew]], "count_include_pad": False}
+    if opts.get("count_include_pad"):  # it counts the input and its explicit pads, never the overhang
+        if t or b or l or r:
+            return (t, b, l, r), {**floor, "padding": [[0, eh], [0, ew]], "count_include_pad": False}
+        return None, {**floor, "padding": [[0, eh], [0, ew]], "count_include_pad": False}
     return None, {**floor, "padding": [[t, b + eh], [l, r + ew]]}
 
 

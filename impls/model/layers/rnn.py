@@ -10,6 +10,10 @@ Options (docs/DESIGN.md, "Recurrent layers"):
   Keras with zero_output_for_mask or inside Bidirectional) or "hold" (the last valid step's output, Keras' default).
 
 Weights: the forward cell's (W, U, b_x, b_h) and, bidirectional, the backward cell's with a `_rev` suffix.
+- `initial_state`: "zero" (default) or "weights": each direction starts from its own given state, weights `h0` (H,)
+  (and the LSTM's `c0` (H,)), `_rev` for the backward cell, broadcast over the batch and trained like every other
+  weight (their gradient is the batch's sum). A source whose state is one per row (torch's (D, B, H) of a fixed B,
+  ONNX's initial_h) is imported only where every row is the same (the importers refuse the rest, naming the layer).
 A mask arrives from an embedding with mask_zero or a masking layer: post-padded, so each row's first `lengths[b]`
 steps are valid. The cell itself runs every step (a post-padded row's valid steps come first and do not see the
 padding); the time maps of impls/primitives/numpy_seq.py pick and zero what the contract says.
@@ -28,7 +32,10 @@ from .base import LayerSpec, flag, positive_int
 DIRECTIONS = ("forward", "bidirectional")
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 PADDED_OUTPUTS = ("zero", "hold")
+INITIAL_STATES = ("zero", "weights")
 CELL_WEIGHTS = ("W", "U", "b_x", "b_h")
+STATE_WEIGHTS = {"gru": ("h0",), "lstm": ("h0", "c0")}
+"""The given initial state's weights per kind (initial_state "weights"), each (H,) per direction."""
 
 
 def directions(opts) -> tuple[str, ...]:
@@ -37,7 +44,13 @@ def directions(opts) -> tuple[str, ...]:
 
 
 def cell_weights(w: dict, suffix: str) -> dict:
-    return {k: w[k + suffix] for k in CELL_WEIGHTS}
+    """One direction's (W, U, b_x, b_h) and, where the layer has a given initial state, its h0 (and c0)."""
+    return {k: w[k + suffix] for k in (*CELL_WEIGHTS, "h0", "c0") if k + suffix in w}
+
+
+def batched(ops, x, v):
+    """A given state v (H,) broadcast over x's batch: (B, H) (None stays None, the zero state)."""
+    return None if v is None else x[:, 0, :1] * 0 + v
 
 
 def output_units(opts) -> int:
@@ -52,13 +65,14 @@ RNN_OPS = ("time_maps", "lengths_of", "mask_steps", "take_steps", "reverse_steps
 class Recurrent(LayerSpec):
     REQUIRED = ("units",)
     DEFAULTS: ClassVar[dict] = {"return_sequences": False, "direction": "forward", "merge_mode": "concat",
-                                "padded_outputs": "zero"}
+                                "padded_outputs": "zero", "initial_state": "zero"}
     GATES: ClassVar[int]
 
     def validate(self, opts):
         opts["units"] = positive_int(self.KIND, "units", opts["units"])
         opts["return_sequences"] = flag(self.KIND, "return_sequences", opts["return_sequences"])
-        for name, allowed in (("direction", DIRECTIONS), ("merge_mode", MERGE_MODES), ("padded_outputs", PADDED_OUTPUTS)):
+        for name, allowed in (("direction", DIRECTIONS), ("merge_mode", MERGE_MODES), ("padded_outputs", PADDED_OUTPUTS),
+                              ("initial_state", INITIAL_STATES)):
             if opts[name] not in allowed:
                 raise ModelError(f"{self.KIND}: {name} {opts[name]!r} is not one of {allowed}")
         return opts
@@ -72,12 +86,17 @@ class Recurrent(LayerSpec):
     def weight_shapes(self, opts, in_shape):
         H, I, G = opts["units"], in_shape[2], self.GATES
         one = {"W": (I, G * H), "U": (H, G * H), "b_x": (G * H,), "b_h": (G * H,)}
+        if opts["initial_state"] == "weights":
+            one |= {k: (H,) for k in STATE_WEIGHTS[self.KIND]}
         return {k + s: v for s in directions(opts) for k, v in one.items()}
 
     def init(self, opts, in_shape, seed, dtype="float64"):
         out = {}
         for n, s in enumerate(directions(opts)):
             out.update({k + s: v for k, v in self.init_cell(in_shape[2], opts["units"], seed + 7919 * n, dtype).items()})
+            if opts["initial_state"] == "weights":  # a seeded non-zero state in (-0.5, 0.5)
+                rng = np.random.default_rng(seed + 7919 * n + 17)
+                out.update({k + s: rng.uniform(-0.5, 0.5, opts["units"]).astype(dtype) for k in STATE_WEIGHTS[self.KIND]})
         return out
 
     def flops(self, opts, in_shape):
@@ -92,11 +111,12 @@ class Recurrent(LayerSpec):
         raise NotImplementedError
 
     def cell(self, ops, x, opts, w) -> Any:
-        """The whole-sequence cell over every step from a zero state: (B, T, H)."""
+        """The whole-sequence cell over every step from the direction's initial state (w's h0 / c0 (H,) where given,
+        else zeros): (B, T, H)."""
         raise NotImplementedError
 
     def cell_vjp(self, x, opts, w, dy) -> tuple[np.ndarray, dict]:
-        """NumPy: (dx, {W, U, b_x, b_h: gradient}) of <dy, cell(x)>."""
+        """NumPy: (dx, {W, U, b_x, b_h (and h0, c0 where given): gradient}) of <dy, cell(x)>."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the layer
@@ -192,5 +212,5 @@ def _merge(ops, mode: str, parts: list):
     return a * b
 
 
-__all__ = ["CELL_WEIGHTS", "DIRECTIONS", "MERGE_MODES", "PADDED_OUTPUTS", "Recurrent", "cell_weights", "directions",
-           "output_units"]
+__all__ = ["CELL_WEIGHTS", "DIRECTIONS", "INITIAL_STATES", "MERGE_MODES", "PADDED_OUTPUTS", "STATE_WEIGHTS", "Recurrent",
+           "batched", "cell_weights", "directions", "output_units"]

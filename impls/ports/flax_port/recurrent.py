@@ -67,8 +67,18 @@ def _recurrent(kind: str, name: str, opts: dict, in_shape, masked: bool = False)
     return [*lines, f"x = {merge(mode, 'fwd', 'bwd')}"]
 
 
+def state_check(model: Model, index: int, opts: dict, dtype: str) -> str | None:
+    """A given initial state (initial_state "weights"): not yet written by this port (it would be the cell's carry)."""
+    if opts["initial_state"] != "zero":
+        return ("initial_state 'weights' (a given h0/c0) is not yet written by the Flax port (it would be the "
+                "cell's initial carry); refused rather than started from zeros")
+    return declared(model.layers[index].kind, dtype)
+
+
 def gru_variant(model: Model, index: int, opts: dict, dtype: str) -> str | None:
     """flax.linen.GRUCell computes one GRU variant (GRU_VARIANTS["flax"]): any other is refused."""
+    if opts["initial_state"] != "zero":
+        return state_check(model, index, opts, dtype)
     if opts["variant"] not in GRU_VARIANTS[VOICE]:
         return (f"GRU variant {opts['variant']!r}: flax.linen.GRUCell computes "
                 f"{', '.join(GRU_VARIANTS[VOICE])} only (n = tanh(x W_in + b_in + r * (h W_hn + b_hn))); the "
@@ -81,7 +91,7 @@ def gru(name, opts, in_shape, masked=False):
     return _recurrent("gru", name, opts, in_shape, masked)
 
 
-@EMITTERS.register("lstm")
+@EMITTERS.register("lstm", check=state_check)
 def lstm(name, opts, in_shape, masked=False):
     return _recurrent("lstm", name, opts, in_shape, masked)
 
@@ -91,4 +101,4 @@ def take_step(name, opts, in_shape):
     return [f"x = x[:, {opts['index']}]  # one time step"]
 
 
-__all__ = ["gru", "gru_variant", "lstm", "merge", "take_step"]
+__all__ = ["gru", "gru_variant", "state_check", "lstm", "merge", "take_step"]

@@ -147,10 +147,13 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
         opts = spec_of(layer.kind, layer.label(i)).options(layer.options)
         entry = emitter(layer.kind, layer.label(i))
         helper = _unique(f"{kname}_{entry.meta.get('helper', 'pad')}", used)
-        pieces = entry.fn(opts, Site(kname, helper, shapes[i], dtype, dropout))
+        gelu_tanh = layer.kind != "activation" and opts.get("activation") == "gelu_tanh"  # no Keras activation name
+        pieces = entry.fn({**opts, "activation": "linear"} if gelu_tanh else opts, Site(kname, helper, shapes[i], dtype, dropout))
+        if gelu_tanh:  # keras.ops.gelu's node after the layer (issue 24; the .keras file loads it in safe mode)
+            pieces = [*pieces, keras.src.ops.nn.Gelu(approximate=True, name=_unique(f"{kname}_gelu_tanh", used))]
         per_layer.append(pieces)
-        if weights_of(layer.kind) is not None:
-            mains.append((layer, opts, pieces[-1]))
+        if weights_of(layer.kind) is not None:  # the last Keras layer holds the weights (a keras.ops node holds none)
+            mains.append((layer, opts, [p for p in pieces if isinstance(p, keras.layers.Layer)][-1]))
     tail = [keras.layers.Permute(last, dtype=dtype, name=_unique("to_nchw" if len(last) == 3 else "to_ncw", used))] if last else []
     flat = None if native_layout else model.flattened_output()
     if flat:  # the channels_first source's flattened features come out in its (c, h, w) order

@@ -25,16 +25,6 @@ DTYPES = ("float32", "float64")
 KERAS_NAMES = {"moving_var": "moving_variance"}  # canonical weight name -> the Keras layer's attribute, where not the same
 
 EMITTERS = Registry("the Keras port", "layer kind")
-GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x * math_ops.cast(0.7071067811865476, "
-                "float64)), and that cast of a Python float goes through a float32 tensor: 1 / sqrt 2 rounded to float32 "
-                "(measured: 8.3e-9 off at x = 1, over the float64 bar; tf.math.erfc itself is exact to 4e-16); Keras has "
-                "no other erf layer")
-GELU_TANH_FLOAT64 = ("keras.ops.gelu(approximate=True) in float64 is tf.nn.gelu, whose 0.044715 is "
-                     "math_ops.cast(0.044715, float64): rounded through float32 (measured 9e-10 off at |x| near 4, over "
-                     "the float64 bar)")
-GELU_TANH = ("Keras has no layer or activation name for the tanh GELU (keras.activations.gelu's approximate=False is "
-             "the erf one, and an activation name carries no argument): as an activation layer it ports (a keras.ops "
-             "node), as a layer's activation= it is a missing feature of the port")
 """Layer kind -> emitter(opts, at: Site) -> the Keras layers computing one description layer (the last one holds its
 weights). Registered with: check=fn(opts, in_shape, masked) -> the reason Keras cannot express these options, or
 None; weights= how a weighted kind's Keras layer holds its weights (a Weights, or recurrent.Cells); helper="crop"
@@ -43,6 +33,13 @@ opts, y) -> the output, where a kind's layers are no chain (lrn reads its input 
 keras.Model, the last piece's output the layer's); and the 3-D
 feature-map flags the boundary reads (assembly._maps3): reads_map (a channels_first source holds the 3-D input it
 reads as (B, C, L)), makes_map (its 3-D output is such a map), keeps_map (its output is one where its inputs are)."""
+GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x * math_ops.cast(0.7071067811865476, "
+                "float64)), and that cast of a Python float goes through a float32 tensor: 1 / sqrt 2 rounded to float32 "
+                "(measured: 8.3e-9 off at x = 1, over the float64 bar; tf.math.erfc itself is exact to 4e-16); Keras has "
+                "no other erf layer")
+GELU_TANH_FLOAT64 = ("keras.ops.gelu(approximate=True) in float64 is tf.nn.gelu, whose 0.044715 is "
+                     "math_ops.cast(0.044715, float64): rounded through float32 (measured 9e-10 off at |x| near 4, over "
+                     "the float64 bar)")
 
 
 @dataclass(frozen=True)
@@ -115,8 +112,6 @@ def layer_refusal(layer: Layer, opts: dict, in_shape: tuple, masked: bool = Fals
     if entry is None:
         return EMITTERS.refusal(layer.kind) or EMITTERS.missing(layer.kind)
     check = entry.meta.get("check")
-    if opts.get("activation") == "gelu_tanh" and layer.kind != "activation":  # a layer's activation= (issue 24)
-        return GELU_TANH
     return None if check is None else check(opts, in_shape, masked)
 
 
@@ -144,5 +139,5 @@ def check(model: Model, dtype: str) -> None:
         raise Refused(f"{VOICE}: {why}")
 
 
-__all__ = ["DTYPES", "EMITTERS", "GELU_TANH", "KERAS_NAMES", "KERNEL", "VOICE", "Site", "Weights", "check", "emitter", "keras",
+__all__ = ["DTYPES", "EMITTERS", "KERAS_NAMES", "KERNEL", "VOICE", "Site", "Weights", "check", "emitter", "keras",
            "layer_refusal", "pads2d", "refusal", "tf"]  # fmt: skip

@@ -83,6 +83,9 @@ def _cells(main: Any) -> list:
 
 
 def _hold_check(opts: dict, in_shape: tuple, masked: bool) -> str | None:
+    if opts["initial_state"] != "zero":
+        return ("initial_state 'weights' (a given h0/c0) is not yet written by the Keras port (it would pass "
+                "initial_state= to the layer); refused rather than started from zeros")
     if masked and opts["direction"] == "bidirectional" and opts["return_sequences"] and opts["padded_outputs"] == "hold":
         return ("keras.layers.Bidirectional sets zero_output_for_mask=True on both of its layers when they return "
                 "sequences: a padded step outputs zeros, never the held last valid output (padded_outputs 'hold')")

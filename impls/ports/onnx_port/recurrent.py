@@ -6,7 +6,8 @@ padding mask reaches a recurrent layer (Model.mask_sources) the graph computes i
 source's input (impls/ports/onnx_port/embedding.py); ONNX's zeros at padded steps are padded_outputs "zero", "hold"
 is gathered exactly. Post-padding cannot be checked inside the graph: the doc_string says so. take_step is a Gather.
 ONNX Runtime 1.31's CPU GRU and LSTM kernels are float32 only (limits.py), and the GRU operator computes the
-variants GRU_VARIANTS["onnxruntime"] only: both refused with the reason.
+variants GRU_VARIANTS["onnxruntime"] only: both refused with the reason. A given initial state (initial_state
+"weights") is initial_h / initial_c: initializers (D, 1, H) expanded over the batch.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
     src = g.sources[i]
     lens = g.lens[src] if src is not None else ""
     op = "LSTM" if layer.kind == "lstm" else "GRU"
-    y, y_h = g.node(op, [g.value, *(g.weight(k, w[k]) for k in ("W", "R", "B")), lens], n_out=2, hidden_size=H,
+    y, y_h = g.node(op, [g.value, *(g.weight(k, w[k]) for k in ("W", "R", "B")), lens,
+                         *_initial(g, layer, cells)], n_out=2, hidden_size=H,
                     direction=opts["direction"], **attrs)[:2]
     D = len(dirs)
     concat = D == 2 and opts["merge_mode"] == "concat"
@@ -77,6 +79,18 @@ def recurrent(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None:
         parts = [g.node("Squeeze", [p_, g.const("ax0", [0])])[0]
                  for p_ in ([y_h] if D == 1 else g.node("Split", [y_h], n_out=2, axis=0, num_outputs=2))]
         g.value, g.layout = _merged(g, parts, opts["merge_mode"]), CANON
+
+
+def _initial(g: _Graph, layer: Any, cells: list[dict]) -> list[str]:
+    """initial_h (and the LSTM's initial_c), (D, B, H): the given states (initial_state "weights", (H,) per direction,
+    forward then backward as ONNX's D axis is) as initializers (D, 1, H) expanded over the batch of X (T, B, I)."""
+    if "h0" not in cells[0]:
+        return []
+    batch = g.node("Gather", [g.node("Shape", [g.value])[0], g.const("batch_axis", [1])])[0]  # (1,): B
+    shape = g.node("Concat", [g.const("one_1", [1]), batch, g.const("one_1b", [1])], axis=0)[0]  # (1, B, 1)
+    names = ("h0", "c0") if layer.kind == "lstm" else ("h0",)
+    return [g.node("Expand", [g.weight(f"initial_{k[0]}", np.stack([c[k] for c in cells])[:, None, :]), shape])[0]
+            for k in names]
 
 
 def _merged(g: _Graph, parts: list[str], mode: str) -> str:

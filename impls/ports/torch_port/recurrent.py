@@ -5,6 +5,8 @@ Gate order and transposes are convert.lstm_to_torch / gru_to_torch's (torch's i,
 direction torch's `_reverse` weights. nn.GRU computes only reset_after (r multiplies h U_h + b_hh): every other
 variant is refused, naming the layer. A bidirectional layer's final state is h_n's (forward h[0], backward h[1],
 the backward after step 0), not out[:, -1]; merge_mode other than concat merges torch's concatenated halves.
+A given initial state (initial_state "weights") is a Started module around the RNN: h0 (and c0) trainable
+nn.Parameters (D, 1, H) expanded over the batch and passed as h_0 (and c_0).
 Padded sequences: a recurrent layer a padding mask reaches (`lengths` from the layer that made it, impls/ports/
 torch_port/embedding.py) packs the rows (pack_padded_sequence, enforce_sorted=False) and pads them back with zeros.
 """
@@ -19,7 +21,9 @@ from ... import GRU_VARIANTS, convert
 from ...contract.spec import GRUWeights, LSTMWeights
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer, Model
+from ...model.layers import rnn as rnn_layer
 from .code import EMITTERS, VOICE, _Piece
+from .source import HELPERS
 
 RECURRENT = ("lstm", "gru")
 _GATES = {"lstm": "gates i, f, g, o", "gru": "gates r, z, n; reset_after"}
@@ -63,6 +67,50 @@ def _merge_final(mode: str, bidirectional: bool) -> str:
             "mul": "x = h[0] * h[1]  # merge_mode mul of the final states"}[mode]  # fmt: skip
 
 
+HELPERS["Started"] = '''class Started(nn.Module):
+    """An nn.GRU / nn.LSTM started from trainable initial states h0 (and the LSTM's c0), (directions, 1, H) expanded
+    over the batch (forward direction first, as torch's h_0 is), passed to the RNN as its h_0 (and c_0)."""
+
+    def __init__(self, rnn, lstm):
+        super().__init__()
+        self.rnn = rnn
+        shape = (2 if rnn.bidirectional else 1, 1, rnn.hidden_size)
+        self.h0 = nn.Parameter(torch.empty(shape))
+        self.c0 = nn.Parameter(torch.empty(shape)) if lstm else None
+
+    def forward(self, x):
+        packed = isinstance(x, nn.utils.rnn.PackedSequence)
+        batch = int(x.batch_sizes[0]) if packed else x.shape[0]
+        h0 = self.h0.expand(-1, batch, -1).contiguous()
+        if self.c0 is None:
+            return self.rnn(x, h0)
+        return self.rnn(x, (h0, self.c0.expand(-1, batch, -1).contiguous()))'''
+
+
+def _started(layer: Layer, opts: dict, init: str, state: dict, back: Callable) -> tuple[str, dict, Callable]:
+    """Where the layer starts from given states (initial_state "weights"): the RNN inside a Started module, its
+    weights under `rnn.`, h0 / c0 (D, 1, H) beside them."""
+    if opts["initial_state"] == "zero":
+        return init, state, back
+    names = rnn_layer.STATE_WEIGHTS[layer.kind]
+    sufs = rnn_layer.directions(opts)
+    state = {f"rnn.{k}": v for k, v in state.items()} | {
+        k: np.stack([np.asarray(layer.weights[k + s]) for s in sufs])[:, None, :] for k in names}
+    inner = back
+
+    def started_back(a):
+        out = inner({k[4:]: v for k, v in a.items() if k.startswith("rnn.")})
+        for k in names:
+            if k in a:
+                out |= {k + s: np.asarray(a[k])[d, 0] for d, s in enumerate(sufs)}
+        return out
+
+    head, _, comment = init.partition("  # ")
+    lstm = layer.kind == "lstm"
+    return (f"Started({head}, lstm={lstm})  # {comment}; from the trainable initial state{'s h0, c0' if lstm else ' h0'}",
+            state, started_back)
+
+
 def gru_check(layer: Layer) -> str | None:
     """A GRU variant torch.nn.GRU cannot compute."""
     variant = layer.options.get("variant", "reset_after")
@@ -84,6 +132,8 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
     state, back = _cells(layer, opts)
     cls = "LSTM" if lstm else "GRU"
     init = f"nn.{cls}({I}, {H}, batch_first=True{', bidirectional=True' if bi else ''})  # {_GATES[layer.kind]}"
+    init, state, back = _started(layer, opts, init, state, back)
+    helpers = ("Started",) if opts["initial_state"] != "zero" else ()
     D = 2 if bi else 1
     out_units = 2 * H if bi and mode == "concat" else H
     h_out = "(h, _)" if lstm else "h"
@@ -113,7 +163,7 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
             lines[-1] += f"  # (B, {T}, {D * H}): every step's state" + (", forward then backward" if bi else "")
         if bi and mode != "concat":
             lines.append(_merge_halves(mode, H))
-        return _Piece(init, lines, state, back, ("B", T, out_units), PLAIN)
+        return _Piece(init, lines, state, back, ("B", T, out_units), PLAIN, helpers=helpers)
     what = ("forward's state after each row's last valid step, backward's after step 0" if bi else
             "the state after each row's last valid step") if masked else \
         ("forward's last state, backward's after step 0 (not out[:, -1])" if bi else "the last state")  # fmt: skip
@@ -121,7 +171,7 @@ def recurrent(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bo
     lines.append(_merge_final(mode, bi))
     if masked:
         lines.append("x = x.masked_fill((lengths == 0).to(x.device)[:, None], 0.0)  # a row of length 0: zeros")
-    return _Piece(init, lines, state, back, ("B", out_units), PLAIN)
+    return _Piece(init, lines, state, back, ("B", out_units), PLAIN, helpers=helpers)
 
 
 @EMITTERS.register("take_step")
