@@ -256,7 +256,7 @@ def _commit() -> str:
         return r.stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports/ZOO.md", ":!reports/zoo.json")  # its own outputs
     return f"{head}+uncommitted" if dirty else head
 
 

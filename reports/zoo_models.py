@@ -99,9 +99,11 @@ MODELS: list[Entry] = [
     _ox("inception_v2", listed=False), _ox("shufflenet", listed=False), _ox("zfnet512", listed=False),
 ]  # fmt: skip
 
-SUBSET = ("torchvision/mnasnet0_5", "torchvision/regnet_x_400mf", "keras/VGG16", "keras/DenseNet121", "onnx/vgg19",
-          "onnx/squeezenet")  # fmt: skip
-"""Two models a source, for CI (tests/test_zoo.py): the cheapest that port, load and certify today."""
+SUBSET = ("torchvision/alexnet", "torchvision/squeezenet1_1", "keras/VGG16", "keras/VGG19", "onnx/squeezenet",
+          "onnx/shufflenet")  # fmt: skip
+"""Two models a source, for CI (tests/test_zoo.py): of those whose every port agreed in the full run (2026-12-07),
+the cheapest, with the most headroom under the bar (errors 1e-7 to 7e-6); 71-186 s each on the 2-core VM under a
+load of 10."""
 
 
 def by_name(name: str) -> Entry:

@@ -111,7 +111,7 @@ def _certify_cell(res: dict, reasons: Reasons) -> str:
 
 def _times(res: dict) -> str:
     parts = [f"prepare {res['prepare']['s']:.0f}"]
-    ports = [(t, c) for t, c in res["ports"].items() if c.get("rc") is not None]
+    ports = [(t, res["ports"][t]) for t in TARGETS if res["ports"].get(t, {}).get("rc") is not None]  # column order
     if ports:
         parts.append("port " + "/".join(f"{c['s']:.0f}" for _, c in ports))
     loads = [c["load"] for _, c in ports if c.get("load")]

@@ -225,20 +225,29 @@ def test_a_loop_is_refused_naming_the_node_and_the_keras_export(tmp_path):
     _refused(path, "node 0 'while_gru' (Loop)", "tf2onnx", "Keras")
 
 
-def test_an_lstm_from_a_nonzero_state_is_refused_naming_the_node(tmp_path):
+def test_an_lstm_from_a_state_per_batch_row_is_refused_naming_the_node(tmp_path):
+    """torch.onnx writes a buffer h0 (1, B, H) as initial_h: one the same in every row imports (initial_state
+    'weights', tests/test_initial_state.py), one that differs between rows is refused."""
     torch = _torch()
     nn = torch.nn
 
     class L(nn.Module):
-        def __init__(self):
+        def __init__(self, rows):
             super().__init__()
             self.lstm = nn.LSTM(5, 4, batch_first=True)
-            self.register_buffer("h0", torch.full((1, 3, 4), 0.5))
+            self.register_buffer("h0", torch.full((1, 3, 4), 0.5) + (torch.arange(3.0)[None, :, None] if rows else 0))
 
         def forward(self, x):
             return self.lstm(x, (self.h0, torch.zeros_like(self.h0)))[0][:, -1]
 
-    _refused(export(L(), (3, 6, 5), tmp_path / "lstm.onnx", dynamic=False), "'/lstm/LSTM' (LSTM)", "node ", "initial_h")
+    _refused(export(L(True), (3, 6, 5), tmp_path / "lstm.onnx", dynamic=False), "'/lstm/LSTM' (LSTM)", "node ",
+             "initial_h", "differs between the rows")  # fmt: skip
+    imported = onnx_import.load_file(export(L(False), (3, 6, 5), tmp_path / "same.onnx", dynamic=False), None)
+    (layer,) = imported.model.layers
+    assert layer.options["initial_state"] == "weights" and np.all(layer.weights["h0"] == 0.5)
+    assert np.all(layer.weights["c0"] == 0)
+    x = np.random.default_rng(4).uniform(-1, 1, (3, 6, 5))
+    assert_close(reference_forward(imported.model, x), imported.forward(x).astype(np.float64), "float32")
 
 
 def test_batchnorm_in_training_mode_is_refused(tmp_path):

@@ -186,8 +186,8 @@ def test_a_hand_built_node_imports_in_either_layout(tmp_path, op, layout):
     ("clip", ("clip=",)),
     ("input_forget", ("input_forget=1",)),
     ("activations", ("activations", "Relu")),
-    ("initial_h", ("non-zero initial_h",)),
-    ("initial_c", ("non-zero initial_c",)),
+    ("initial_h", ("initial_h that differs between the rows",)),
+    ("initial_c", ("initial_c that differs between the rows",)),
     ("reverse", ("direction='reverse'",)),
     ("Y_c", ("cell state Y_c",)),
     ("sequence_lens", ("sequence_lens", "one input")),
@@ -203,8 +203,9 @@ def test_lstm_options_outside_the_contract_are_refused_with_the_reason(tmp_path,
     elif case == "activations":
         kw["activations"] = ["Sigmoid", "Relu", "Tanh"]
     elif case in ("initial_h", "initial_c"):
-        kw["extra_inputs"] = {5: ("h0", np.full((1, B, H), 0.5 if case == "initial_h" else 0.0)),
-                              6: ("c0", np.full((1, B, H), 0.5 if case == "initial_c" else 0.0))}  # fmt: skip
+        rows = np.arange(B, dtype=np.float64)[None, :, None] * 0.1  # a state per batch row
+        kw["extra_inputs"] = {5: ("h0", np.full((1, B, H), 0.5) + (rows if case == "initial_h" else 0.0)),
+                              6: ("c0", np.full((1, B, H), 0.5) + (rows if case == "initial_c" else 0.0))}  # fmt: skip
     elif case == "reverse":
         kw["direction"] = "reverse"
     elif case == "Y_c":

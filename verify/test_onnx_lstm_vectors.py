@@ -104,8 +104,9 @@ def _outside(node, feeds: dict) -> str | None:
     if names["sequence_lens"]:
         why.append("sequence_lens: the description's padded sequences come from a mask layer, not an ONNX input")
     for k in ("initial_h", "initial_c"):
-        if names.get(k) and np.any(feeds[names[k]] != 0):
-            why.append(f"non-zero {k}: the contract's cells start from zeros")
+        s = feeds[names[k]] if names.get(k) else None
+        if s is not None and np.any(s != np.swapaxes(s, 0, 1)[:1].swapaxes(0, 1) if a.get("layout", 0) else s != s[:, :1]):
+            why.append(f"{k} differing between batch rows: the description's given state is one per direction")
     if names.get("P") and np.any(feeds[names["P"]] != 0):
         why.append("peepholes P")
     return "; ".join(why) or None
@@ -131,6 +132,13 @@ def _description(name: str, node, feeds: dict, output: str) -> tuple[Model, np.n
                for k in ("W", "U", "b_x", "b_h")}  # fmt: skip
     seq = output == "Y"
     opts = {"units": H, "return_sequences": seq, "direction": direction}
+    given = {n: feeds[names[k]] for k, n in (("initial_h", "h0"), ("initial_c", "c0")) if names.get(k)}
+    if any(np.any(v != 0) for v in given.values()):  # one state per direction, the same in every row (_outside)
+        opts["initial_state"] = "weights"
+        for n in ("h0", "c0") if op == "LSTM" else ("h0",):
+            v = given.get(n, np.zeros((D, 1, H)))
+            v = np.swapaxes(v, 0, 1) if layout else v  # layout 1 holds (B, D, H)
+            weights |= {n + s: np.asarray(v[d, 0], np.float64) for d, s in enumerate(("", "_rev")[:D])}
     if op == "GRU":
         opts["variant"] = "reset_after" if a.get("linear_before_reset", 0) else "reset_before"
     x = np.asarray(X if layout else X.transpose(1, 0, 2), np.float64)  # canonical (B, T, I)

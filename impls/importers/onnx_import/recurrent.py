@@ -34,8 +34,9 @@ _DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]
 @REGISTRY.register("GRU", kinds=("gru",))
 def rnn(ctx: Context, pos: int, node: Any) -> None:
     """ONNX's GRU or LSTM (forward or bidirectional, layout 0 or 1) as the description's gru / lstm. Refused with the
-    reason: direction 'reverse', clip, other activations, LSTM's input_forget and peepholes P, a non-zero initial
-    state, sequence_lens, and the LSTM's cell output Y_c."""
+    reason: direction 'reverse', clip, other activations, LSTM's input_forget and peepholes P, an initial state that
+    differs between batch rows (one the same in every row is initial_state 'weights'), sequence_lens, and the LSTM's
+    cell output Y_c."""
     a, op = attrs(node), node.op_type
     direction = as_str(a.get("direction", b"forward"))
     acts = [as_str(x) for x in a.get("activations", [])]
@@ -52,12 +53,6 @@ def rnn(ctx: Context, pos: int, node: Any) -> None:
         raise ctx.refuse(pos, node, "has sequence_lens: the description takes one input, and every sequence runs its "
                          "full length in an imported graph (padded sequences come from an embedding's mask_zero or a "
                          "masking layer, which ONNX has not)")  # fmt: skip
-    for k, what in ((5, "initial_h"), (6, "initial_c")):
-        if k == 6 and op != "LSTM":
-            continue
-        h0 = ctx.const(pos, node, k)
-        if h0 is not None and np.any(h0 != 0):
-            raise ctx.refuse(pos, node, f"starts from a non-zero {what}: the description's cells start from zeros")
     if op == "LSTM":
         P = ctx.const(pos, node, 7)
         if P is not None and np.any(P != 0):
@@ -65,6 +60,7 @@ def rnn(ctx: Context, pos: int, node: Any) -> None:
         if P is not None:
             ctx.notes.append(f"node {pos} {node.name!r}: an all-zero peephole input P, the same as none")
     layout = int(a.get("layout", 0))
+    states = _initial_states(ctx, pos, node, op, layout, D)
     want = (1, 0, 2) if layout == 0 else (0, 1, 2)
     if ctx.value.axes != want:
         raise ctx.refuse(pos, node, f"(layout {layout}) takes its input in axes {ctx.value.axes} of (B, T, F), not {want}")
@@ -88,7 +84,13 @@ def rnn(ctx: Context, pos: int, node: Any) -> None:
     seq, last = bool(y) and ctx.used(y), bool(y_h) and ctx.used(y_h)
     if seq == last:
         raise ctx.refuse(pos, node, "uses both Y and Y_h (a branch), or neither: a chain takes one of them")
+    if states:
+        H0 = next(iter(states.values())).shape[-1]
+        weights |= {k + s: states.get(k, np.zeros((D, H0), W.dtype))[d] for k in (("h0", "c0") if op == "LSTM" else ("h0",))
+                    for d, s in enumerate(("", "_rev")[:D])}  # fmt: skip
     opts: dict[str, Any] = {"units": H}
+    if states:
+        opts["initial_state"] = "weights"
     if op == "GRU":
         opts["variant"] = "reset_after" if a.get("linear_before_reset", 0) else "reset_before"
     opts["return_sequences"] = seq
@@ -102,6 +104,32 @@ def rnn(ctx: Context, pos: int, node: Any) -> None:
             ctx.set(Value(y_h, (None, 0, 1) if layout == 0 else (0, None, 1)))
         return
     ctx.set(_merge_directions(ctx, pos, node, y if seq else y_h, seq, layout, H))
+
+
+def _initial_states(ctx: Context, pos: int, node: Any, op: str, layout: int, D: int) -> dict[str, np.ndarray]:
+    """initial_h (and the LSTM's initial_c) as the description's given states {"h0", "c0": (D, H)}: constants (the
+    folding evaluates an Expand over the batch, as nnparity's port and torch.onnx write a state held per model), one
+    per direction and the same in every batch row; all zero (or absent) is the zero state, {}. A state that differs
+    between the rows of the batch is refused: the description's is one per direction, broadcast over the batch."""
+    out = {}
+    for k, what, name in ((5, "initial_h", "h0"), (6, "initial_c", "c0")):
+        if k == 6 and op != "LSTM":
+            continue
+        s = ctx.const(pos, node, k)
+        if s is None or not np.any(s != 0):
+            continue
+        s = np.asarray(s)
+        s = s if layout == 0 else np.swapaxes(s, 0, 1)  # layout 1 holds (B, D, H)
+        if s.ndim != 3 or s.shape[0] != D:
+            raise ctx.refuse(pos, node, f"has {what} of shape {s.shape}: (directions {D}, batch, hidden) expected")
+        if np.any(s != s[:, :1]):
+            raise ctx.refuse(pos, node, f"starts from an {what} that differs between the rows of the batch: the "
+                             "description's given initial state is one (H,) per direction, broadcast over the batch")  # fmt: skip
+        out[name] = s[:, 0]
+    if out:
+        ctx.notes.append(f"node {pos} {node.name!r}: starts from the given {' and '.join(sorted(out))} (initial_state "
+                         "'weights'), the same in every batch row")  # fmt: skip
+    return out
 
 
 def _merge_directions(ctx: Context, pos: int, node: Any, out: str, seq: bool, layout: int, H: int) -> Value:
