@@ -233,6 +233,11 @@ TINY: dict[str, tuple[tuple[int, ...], list]] = {
     "mha-masked": ((5, 3), [("masking", "m", {"mask_value": 5.0}),
                             ("multi_head_attention", "a", {"num_heads": 2, "key_dim": 2}, ("m", "m")),
                             ("lstm", "l", {"units": 2})]),
+    "class_token-position_embedding-take_step": ((4, 3), [("class_token", "ct", {}), ("position_embedding", "pe", {}),
+                                                          ("dense", "d", {"units": 2, "activation": "tanh"}),
+                                                          ("take_step", "t", {"index": 0})]),
+    "position_embedding-class_token": ((3, 2), [("position_embedding", "pe", {}), ("class_token", "ct", {}),
+                                                ("layer_norm", "l", {})]),
     # -- recurrent initial states (issue 25)
 }  # fmt: skip
 FD_ELSEWHERE = {"embedding": "its input is integer ids: verify/test_sequence_layers.py differences its table"}

@@ -24,4 +24,10 @@ def mask_scores(s: Any, key_mask: Any, causal: bool) -> Any:
     return jnp.where(keep, s, jnp.array(-jnp.inf, s.dtype))
 
 
-__all__ = ["mask_scores", "matmul"]
+
+def prepend_token(x: Any, token: Any) -> Any:
+    """A (1, 1, D) token before every row of x (B, T, D): jnp.concatenate of the token broadcast over the batch."""
+    return jnp.concatenate([jnp.broadcast_to(token, (x.shape[0], 1, x.shape[2])), x], axis=1)
+
+
+__all__ = ["mask_scores", "matmul", "prepend_token"]

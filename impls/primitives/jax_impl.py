@@ -59,7 +59,7 @@ from .jax_seq import (
     values_mask,
 )
 from .jax_norm import lrn  # issue 24's normalization family
-from .jax_attn import mask_scores, matmul  # attention's ops (issue 25)
+from .jax_attn import mask_scores, matmul, prepend_token  # attention's ops (issue 25)
 
 
 NAME = "jax"
@@ -176,6 +176,7 @@ __all__ = [
     "silu",
     "mask_scores",
     "matmul",
+    "prepend_token",
     "FRAMEWORK",
     "MODE",
     "MODES",

@@ -29,4 +29,10 @@ def mask_scores(s: np.ndarray, key_mask, causal: bool) -> np.ndarray:
     return np.where(keep(key_mask, causal, s.shape[-2], s.shape[-1]), s, -np.inf)
 
 
-__all__ = ["keep", "mask_scores", "matmul"]
+
+def prepend_token(x: np.ndarray, token: np.ndarray) -> np.ndarray:
+    """A (1, 1, D) token before every row of x (B, T, D): (B, T + 1, D), the token first (a class token)."""
+    return np.concatenate([np.broadcast_to(token, (x.shape[0], 1, x.shape[2])).astype(x.dtype), x], axis=1)
+
+
+__all__ = ["keep", "mask_scores", "matmul", "prepend_token"]

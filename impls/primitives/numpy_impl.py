@@ -66,7 +66,7 @@ from .numpy_seq import (
     values_mask,
 )
 from .numpy_norm import lrn  # issue 24's normalization family
-from .numpy_attn import mask_scores, matmul  # attention's ops (issue 25)
+from .numpy_attn import mask_scores, matmul, prepend_token  # attention's ops (issue 25)
 
 
 NAME = "numpy"
@@ -194,6 +194,7 @@ __all__ = [
     "silu_vjp",
     "mask_scores",
     "matmul",
+    "prepend_token",
     "ConvWeights",
     "DenseWeights",
     "GRUTape",

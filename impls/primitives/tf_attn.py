@@ -25,4 +25,10 @@ def mask_scores(s: Any, key_mask: Any, causal: bool) -> Any:
     return tf.where(keep, s, tf.fill(tf.shape(s), tf.constant(float("-inf"), s.dtype)))
 
 
-__all__ = ["mask_scores", "matmul"]
+
+def prepend_token(x: Any, token: Any) -> Any:
+    """A (1, 1, D) token before every row of x (B, T, D): tf.concat of the token tiled over the batch, then x."""
+    return tf.concat([tf.tile(token, [tf.shape(x)[0], 1, 1]), x], axis=1)
+
+
+__all__ = ["mask_scores", "matmul", "prepend_token"]

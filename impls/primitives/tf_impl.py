@@ -28,7 +28,7 @@ from .tf_seq import (
     values_mask,
 )
 from .tf_norm import lrn  # issue 24's normalization family
-from .tf_attn import mask_scores, matmul  # attention's ops (issue 25)
+from .tf_attn import mask_scores, matmul, prepend_token  # attention's ops (issue 25)
 
 
 NAME = "tensorflow"
@@ -251,6 +251,7 @@ __all__ = [
     "silu",
     "mask_scores",
     "matmul",
+    "prepend_token",
     "FRAMEWORK",
     "MODE",
     "MODES",

@@ -24,4 +24,10 @@ def mask_scores(s: Any, key_mask: Any, causal: bool) -> Any:
     return torch.where(keep, s, torch.full_like(s, float("-inf")))
 
 
-__all__ = ["mask_scores", "matmul"]
+
+def prepend_token(x: Any, token: Any) -> Any:
+    """A (1, 1, D) token before every row of x (B, T, D): torch.cat of the token expanded over the batch, then x."""
+    return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+__all__ = ["mask_scores", "matmul", "prepend_token"]

@@ -36,7 +36,7 @@ from .torch_seq import (
     values_mask,
 )
 from .torch_norm import lrn  # issue 24's normalization family
-from .torch_attn import mask_scores, matmul  # attention's ops (issue 25)
+from .torch_attn import mask_scores, matmul, prepend_token  # attention's ops (issue 25)
 
 
 NAME = "torch"
@@ -253,6 +253,7 @@ __all__ = [
     "silu",
     "mask_scores",
     "matmul",
+    "prepend_token",
     "FRAMEWORK",
     "MODE",
     "MODES",

@@ -20,6 +20,7 @@ from . import core, convolution, pooling, normalization, shape, activation, embe
 from . import elementwise  # noqa: F401 - issue 24: Multiply, raw ops, Rescaling, Normalization, LayerScale
 from . import slicing  # noqa: F401 - issue 24: Cropping2D, Cropping1D
 from . import attention  # noqa: F401 - issue 25: attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 # isort: on
 from .context import REGISTRY, Context, Converted, supported
 from .keras_file import load_file

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 -- they register
 from . import attention  # noqa: F401 - issue 25: attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 from . import slicing  # noqa: F401 - issue 24: Slice, the channel shuffle
 from .context import CONVERTERS, REGISTRY, converter, supported
 from .folding import ANALYSIS_BATCH

@@ -30,6 +30,7 @@ from __future__ import annotations
 from ... import convert  # noqa: F401 - the module every converter calls through (tests patch torch_import.convert)
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 - each registers its converters
 from . import attention  # noqa: F401 - issue 25: attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 from . import slicing  # noqa: F401 - issue 24: chunk, split, [a:b], channel shuffle
 from .context import REGISTRY, Step, supported
 from .walker import from_module

@@ -142,6 +142,13 @@ def _is_shape_node(n: Any) -> bool:
     return False
 
 
+def held_expand(n: Any) -> bool:
+    """`self.p.expand(b, -1, -1)`: a tensor the module holds, expanded by sizes (a ViT's class token over the batch);
+    not a path of the chain: the converter of the node that uses it (torch.cat) reads it."""
+    return isinstance(n, Node) and n.op == "call_method" and n.target == "expand" and isinstance(n.args[0], Node) \
+        and n.args[0].op == "get_attr" and all(_is_shape_node(a) or not isinstance(a, Node) for a in n.args[1:])
+
+
 def fetch(gm: Any, node: Node) -> Any:
     """What get_attr node `node` reads off the traced module: its target, a dotted path of attributes."""
     obj = gm

@@ -27,6 +27,7 @@ import numpy as np
 from ...layouts import Layout
 from ...model.description import Layer
 from .. import constants
+from . import tokens
 from .context import REGISTRY, Node, Step, _arg, _Ctx, _step, fetch, torch
 from .shape import _add, _joined
 
@@ -83,6 +84,8 @@ def _constant(ctx: _Ctx, node: Node, op: str) -> Step:
     held = other if isinstance(other, Node) and other.op == "get_attr" else None
     if held is not None:
         k, trainable = _held(ctx, held)
+        if trainable and op == "add" and alpha == 1 and tokens.is_position_embedding(k, shape, layout):
+            return tokens.position_embedding(ctx, node, held, k)
     elif isinstance(other, (int, float)) and not isinstance(other, bool):
         k, trainable = np.asarray(float(other)), False
     else:
@@ -118,7 +121,8 @@ def _two_paths(ctx: _Ctx, node: Node) -> bool:
                                                                   _arg(node, 1, "other", None))) == 2  # fmt: skip
 
 
-@REGISTRY.register(operator.add, torch.add, "add", kinds=("add", "rescale"), joins=True, constants=True)
+@REGISTRY.register(operator.add, torch.add, "add", kinds=("add", "rescale", "position_embedding"), joins=True,
+                   constants=True)  # fmt: skip
 def _plus(ctx: _Ctx, node: Node, f: Any) -> Step:
     """x + y -> add (shape.py); x + a constant -> rescale."""
     return _add(ctx, node, f) if _two_paths(ctx, node) else _constant(ctx, node, "add")

@@ -18,7 +18,8 @@ import numpy as np
 from ...layouts import PLAIN, Layout
 from ...model.description import Layer
 from . import slicing
-from .context import REGISTRY, F, Node, Step, _arg, _Ctx, _image_input, _step, nn, torch
+from . import tokens
+from .context import REGISTRY, F, Node, Step, _arg, _Ctx, _image_input, _step, held_expand, nn, torch
 
 
 @REGISTRY.register(nn.ZeroPad2d, kinds=("zero_pad2d", "crop2d"))
@@ -167,7 +168,7 @@ def _add(ctx: _Ctx, node: Node, f: Any) -> Step:
     return Step(Layer("add", ctx.name(node), {}, {}), [node], layout, joined=parts)
 
 
-@REGISTRY.register(torch.cat, torch.concat, kinds=("concatenate",), joins=True, alone=True)
+@REGISTRY.register(torch.cat, torch.concat, kinds=("concatenate", "class_token"), joins=True, alone=True)
 def _cat(ctx: _Ctx, node: Node, f: Any) -> Step:
     """torch.cat([...], dim) -> concatenate on the canonical axis of that dim; of a list holding one tensor (densenet's
     torch.cat([x], 1)), no layer: that tensor."""
@@ -175,6 +176,8 @@ def _cat(ctx: _Ctx, node: Node, f: Any) -> Step:
     if not isinstance(seq, (list, tuple)) or not all(isinstance(a, Node) for a in seq):
         raise ctx.refuse(node, "torch.cat of something other than a list of tensors")
     parts = list(seq)
+    if any(held_expand(a) for a in parts):
+        return tokens.class_token(ctx, node, parts)
     layout = _joined(ctx, node, parts)
     if len(parts) == 1:
         return Step(None, [node], layout, joined=parts)

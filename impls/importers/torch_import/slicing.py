@@ -61,9 +61,10 @@ def _bounds(ctx: _Ctx, call: Node, index: int) -> tuple[int, int, int]:
     return dim, start, start + sizes[index % len(sizes)]
 
 
-@REGISTRY.register(operator.getitem, kinds=("slice", "crop2d"))
+@REGISTRY.register(operator.getitem, kinds=("slice", "crop2d", "take_step"))
 def _getitem(ctx: _Ctx, node: Node, f: Any) -> Step:
-    """A piece of a chunk / split (slice), or x[:, a:b] on one axis (slice) or on H and W of an NCHW map (crop2d)."""
+    """A piece of a chunk / split (slice), x[:, a:b] on one axis (slice) or on H and W of an NCHW map (crop2d), or one
+    step x[:, i] of a (B, T, F) sequence (take_step)."""
     src, index = node.args[0], node.args[1]
     if _is_piece_call(src):
         dim, start, stop = _bounds(ctx, src, int(index))
@@ -74,6 +75,11 @@ def _getitem(ctx: _Ctx, node: Node, f: Any) -> Step:
         return step
     shape = ctx.shapes[src]
     items = index if isinstance(index, tuple) else (index,)
+    if len(items) == 2 and items[0] == slice(None) and isinstance(items[1], int) and not isinstance(items[1], bool):
+        if len(shape) != 3 or ctx.layout.kind != "plain" or not -shape[1] <= items[1] < shape[1]:
+            raise ctx.refuse(node, f"it takes position {items[1]} of {tuple(shape)} (held {ctx.layout.kind}): one "
+                                   "step x[:, i] of a (B, T, F) sequence is a take_step")  # fmt: skip
+        return _step(ctx, node, "take_step", {"index": items[1]})  # a ViT's class token out: x[:, 0]
     if Ellipsis in items or not all(isinstance(s, slice) for s in items):
         raise ctx.refuse(node, f"it indexes {shape} by {index!r}; the description takes slices a:b of whole axes")
     cuts = {}

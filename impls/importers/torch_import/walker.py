@@ -37,6 +37,7 @@ from .context import (
     _tensor_users,
     by_name,
     fetch,
+    held_expand,
     fx,
     supported,
     torch,
@@ -73,10 +74,10 @@ def _paths(node: Node, distinct: bool = True) -> list:
     (get_attr nodes: a parameter, a buffer), which the node's converter reads as constants or weights. distinct=False
     keeps a tensor read twice twice (z * z is a product of two paths)."""
     if distinct:
-        return [a for a in _tensor_args(node) if a.op != "get_attr"]
+        return [a for a in _tensor_args(node) if a.op != "get_attr" and not held_expand(a)]
     found: list = []
     fx.node.map_arg((node.args, node.kwargs), lambda a: found.append(a) or a)
-    return [a for a in found if not _is_shape_node(a) and a.op != "get_attr"]
+    return [a for a in found if not _is_shape_node(a) and a.op != "get_attr" and not held_expand(a)]
 
 
 def _reads_time_major(ctx: _Ctx, node: Node) -> bool:
@@ -151,9 +152,9 @@ def _walk(ctx: _Ctx) -> list[Step]:
     done, steps = set(inputs), []
     last_name = None
     for node in nodes:
-        if node in done or _is_shape_node(node) or node.op == "get_attr" or feeds_a_state(ctx, node):
-            continue  # a get_attr (a tensor the module holds, maybe expanded into a recurrence's initial state) is read
-            # by the converter of the node that uses it
+        if node in done or _is_shape_node(node) or node.op == "get_attr" or held_expand(node) or feeds_a_state(ctx, node):
+            continue  # a get_attr (a tensor the module holds, maybe expanded: a class token, a recurrence's initial
+            # state) is read by the converter of the node that uses it
         if node.op == "output":
             result = node.args[0]
             if not isinstance(result, Node) or result not in tensors:

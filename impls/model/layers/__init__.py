@@ -38,6 +38,7 @@ from . import lrn  # isort: skip  (lrn)
 from . import separable_conv2d  # isort: skip  (separable_conv2d)
 # -- attention (issue 25)
 from . import attention  # isort: skip  (multi_head_attention)
+from . import tokens  # isort: skip  (class_token, position_embedding)
 # -- recurrent initial states (issue 25)
 
 KINDS: dict[str, LayerSpec] = {
@@ -55,7 +56,7 @@ KINDS: dict[str, LayerSpec] = {
         # -- normalization, convolution and the rest
         lrn.SPEC, separable_conv2d.SPEC,
         # -- attention (issue 25)
-        attention.SPEC,
+        attention.SPEC, tokens.CLASS_TOKEN, tokens.POSITION_EMBEDDING,
         # -- recurrent initial states (issue 25)
     )
 }  # fmt: skip

@@ -25,6 +25,7 @@ from __future__ import annotations
 # the families: importing each registers its emitters in EMITTERS
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401
 from . import attention  # noqa: F401 - issue 25: multi_head_attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 from . import slicing  # noqa: F401 - issue 24: crop2d, slice, channel_shuffle
 from .codegen import source
 from .emit import (

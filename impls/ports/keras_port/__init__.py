@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from . import activation, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape  # noqa: F401 (they register)
 from . import attention  # noqa: F401 - issue 25: multi_head_attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 from . import slicing  # noqa: F401 - issue 24: crop2d, slice, channel_shuffle
 from .assembly import assemble, boundary_perms, keras_model, model_name, permutes
 from .emitters import DTYPES, EMITTERS, KERAS_NAMES, VOICE, keras, refusal, tf

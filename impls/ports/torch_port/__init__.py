@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from . import activation, code, convolution, dense, elementwise, embedding, normalization, pooling, recurrent, shape
 from . import attention  # noqa: F401 - issue 25: multi_head_attention
+from . import tokens  # noqa: F401 - issue 25: class_token, position_embedding
 from . import slicing  # noqa: F401 - issue 24: crop2d, slice, channel_shuffle
 from . import code as torch_code  # the generator, by the name it had as impls/ports/torch_code.py
 from .build import build, train_step

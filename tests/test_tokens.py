@@ -1,0 +1,256 @@
+"""Issue 25's Vision Transformer tokens (class_token, position_embedding) and one position x[:, 0] (take_step), from
+torch to each target, as a user runs them.
+
+- torch: `torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)` -> class_token, `x + self.pos_embedding` ->
+  position_embedding (each named by its parameter, its weight the parameter's values), `x[:, 0]` -> take_step(0); the
+  description's reference agrees with torch's own output, layer by layer. The model ports to torch, ONNX and Flax,
+  each loaded by its own framework alone in a fresh interpreter, agreeing within 2e-5; Keras refuses naming why.
+- Planted bugs, each caught: the class token put after the sequence (in the reference's op, and in the torch port's
+  module), the position embedding not added (the ONNX port) or added twice (the Flax port).
+- Refused, naming the node: a token concatenated after the sequence, a non-trainable token, x[:, i] of a map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from impls.contract.tolerance import error_stats, tolerance
+from impls.importers import UnsupportedLayer
+from impls.model.compose import reference_forward, reference_outputs
+from nnparity import cli
+from verify.conftest import load_framework
+
+from .test_attention import LOADER
+
+BAR = tolerance("float32")
+AGREE = 2e-5
+
+TORCH_NET = """
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+
+
+class TinyViT(nn.Module):
+    # torchvision's VisionTransformer's steps on a (B, T, F) sequence of patch features
+    def __init__(self, steps=5, features=4, width=8, classes=3):
+        super().__init__()
+        self.proj = nn.Linear(features, width)
+        self.class_token = nn.Parameter(torch.randn(1, 1, width))
+        self.pos_embedding = nn.Parameter(torch.empty(1, steps + 1, width).normal_(std=0.5))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.attn = nn.MultiheadAttention(width, 2, batch_first=True)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.proj(x)
+        n = x.shape[0]
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        x = x + self.pos_embedding
+        y = self.norm(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return self.head(x[:, 0])
+
+
+model = TinyViT().eval()
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_file(tmp_path_factory):
+    load_framework("torch")
+    d = tmp_path_factory.mktemp("tokens")
+    (d / "torch_net.py").write_text(textwrap.dedent(TORCH_NET))
+    return d
+
+
+def _x() -> np.ndarray:
+    return np.random.default_rng(4).uniform(-1, 1, (3, 5, 4)).astype(np.float32)
+
+
+def _net(torch_file):
+    import runpy
+
+    return runpy.run_path(str(torch_file / "torch_net.py"))["model"]
+
+
+def _imported(torch_file):
+    from impls.importers import torch_import
+
+    return torch_import.from_module(_net(torch_file), (3, 5, 4), "tiny_vit")
+
+
+def test_the_torch_vit_steps_import_and_agree_layer_by_layer(torch_file):
+    torch = load_framework("torch")
+    net, imported = _net(torch_file), _imported(torch_file)
+    m = imported.model
+    assert [la.kind for la in m.layers] == ["dense", "class_token", "position_embedding", "layer_norm",
+                                            "multi_head_attention", "add", "take_step", "dense"]  # fmt: skip
+    cls, pos = m.layers[1], m.layers[2]
+    assert (cls.name, pos.name) == ("class_token", "pos_embedding")
+    np.testing.assert_array_equal(cls.weights["token"], net.class_token.detach().numpy())
+    np.testing.assert_array_equal(pos.weights["embedding"], net.pos_embedding.detach().numpy())
+    assert m.layers[6].options == {"index": 0}
+    x = _x()
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    xr = x.astype(np.float64)
+    assert error_stats(reference_forward(m.astype("float64"), xr), want).rel <= BAR
+    for i, (got, r) in enumerate(zip(imported.layer_outputs(xr), reference_outputs(m.astype("float64"), xr), strict=True)):
+        assert error_stats(got, r).rel <= BAR, m.layers[i].label(i)
+
+
+def test_the_vit_steps_port_and_load_alone(torch_file, tmp_path, capsys):
+    torch = load_framework("torch")
+    x = _x()
+    with torch.no_grad():
+        want = _net(torch_file)(torch.from_numpy(x)).numpy()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", want)
+    src = f"{torch_file / 'torch_net.py'}:model"
+    ports = []
+    for target, path in (("torch", "port_torch"), ("onnx", "port.onnx"), ("flax", "port_flax")):
+        argv = ["port", src, "--to", target, "-o", str(tmp_path / path), "--input-shape", "3,5,4"]
+        assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
+        ports.append((target, path))
+    assert "ClassToken(8)" in (tmp_path / "port_torch" / "model.py").read_text()
+    assert cli.main(["port", src, "--to", "keras", "-o", str(tmp_path / "port.keras"), "--input-shape", "3,5,4"]) != 0
+    assert "Keras has no built-in layer" in capsys.readouterr().err
+    (tmp_path / "ports.json").write_text(json.dumps(ports))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got.pop("nnparity loaded") == []
+    assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
+
+
+# --------------------------------------------------------------------------- planted bugs
+
+
+def _model():
+    from impls.model import seeded
+
+    return seeded.chain("tokens", (5, 4), [
+        ("dense", "embed", {"units": 6}),
+        ("class_token", "cls", {}),
+        ("position_embedding", "pos", {}),
+        ("dense", "d", {"units": 3, "activation": "tanh"}),
+        ("flatten", "f", {}),
+    ], seed=5)  # fmt: skip
+
+
+def _data():
+    return np.random.default_rng(6).uniform(-1, 1, (3, 5, 4))
+
+
+def test_a_planted_token_after_the_sequence_in_the_reference_is_caught(monkeypatch):
+    from impls.model import voices
+    from impls.primitives import numpy_impl
+
+    m, x = _model(), _data()
+    torch_voice = voices.build("torch_nn", m, "float64").forward(x)
+    assert error_stats(torch_voice, reference_forward(m, x)).rel <= 1e-12
+    monkeypatch.setattr(numpy_impl, "prepend_token",
+                        lambda x, t: np.concatenate([x, np.broadcast_to(t, (x.shape[0], 1, x.shape[2]))], axis=1))
+    assert error_stats(torch_voice, reference_forward(m, x)).rel > 1e-3
+
+
+def _planted(monkeypatch, registry, kind, fn):
+    import dataclasses
+
+    entry = registry.get(kind)
+    monkeypatch.setattr(registry, "_entries", {**registry._entries, kind: dataclasses.replace(entry, fn=fn(entry.fn))})
+
+
+def test_a_planted_token_after_the_sequence_in_the_torch_port_is_caught(monkeypatch):
+    from impls.model import voices
+    from impls.ports.torch_port.source import HELPERS
+
+    m, x = _model(), _data()
+    want = reference_forward(m, x)
+    assert error_stats(voices.build("torch_nn", m, "float64").forward(x), want).rel <= 1e-12
+    monkeypatch.setitem(HELPERS, "ClassToken", HELPERS["ClassToken"].replace(
+        "torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)", "torch.cat([x, self.token.expand(x.shape[0], -1, -1)], dim=1)"))
+    assert "torch.cat([x, self.token" in HELPERS["ClassToken"]
+    assert error_stats(voices.build("torch_nn", m, "float64").forward(x), want).rel > 1e-3
+
+
+def test_a_planted_missing_position_embedding_in_the_onnx_port_is_caught(monkeypatch):
+    from impls.model import voices
+    from impls.ports.onnx_port import EMITTERS
+
+    m, x = _model(), _data()
+    want = reference_forward(m, x)
+    assert error_stats(voices.build("onnxruntime", m, "float64").forward(x), want).rel <= 1e-12
+
+    def skipped(real):
+        def emit(g, i, layer, opts, shape):
+            g.apply("Identity")
+        return emit
+
+    _planted(monkeypatch, EMITTERS, "position_embedding", skipped)
+    assert error_stats(voices.build("onnxruntime", m, "float64").forward(x), want).rel > 1e-3
+
+
+def test_a_planted_position_embedding_added_twice_in_the_flax_port_is_caught(monkeypatch):
+    from impls.model import voices
+    from impls.ports.flax_port import EMITTERS
+
+    m, x = _model(), _data()
+    want = reference_forward(m, x)
+    assert error_stats(voices.build("flax", m, "float64").forward(x), want).rel <= 1e-12
+
+    def twice(real):
+        def emit(name, opts, in_shape):
+            (line,) = real(name, opts, in_shape)
+            return [line.replace(f'x = PositionEmbedding(name="{name}")(x)', f'pe = PositionEmbedding(name="{name}")'),
+                    "x = pe(pe(x))  # planted: the embedding added twice"]
+        return emit
+
+    _planted(monkeypatch, EMITTERS, "position_embedding", twice)
+    assert error_stats(voices.build("flax", m, "float64").forward(x), want).rel > 1e-3
+
+
+# --------------------------------------------------------------------------- refused, naming the node
+
+
+def _refused(forward_src: str, token_grad: bool = True):
+    torch = load_framework("torch")
+    nn = torch.nn
+    from impls.importers import torch_import
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 8)
+            self.class_token = nn.Parameter(torch.randn(1, 1, 8), requires_grad=token_grad)
+
+        def forward(self, x):
+            x = self.proj(x)
+            return eval(forward_src, {"torch": torch, "self": self, "x": x})
+
+    return lambda: torch_import.from_module(M(), (3, 5, 4), "m")
+
+
+@pytest.mark.parametrize("src, why", [
+    ("torch.cat([x, self.class_token.expand(x.shape[0], -1, -1)], dim=1)", "only first of two, before the sequence"),
+    ("torch.cat([self.class_token.expand(x.shape[0], 5, -1), x], dim=2)", "on dim 2"),
+])  # fmt: skip
+def test_a_token_elsewhere_is_refused_naming_the_node(src, why):
+    with pytest.raises(UnsupportedLayer, match=why):
+        _refused(src)()
+
+
+def test_a_frozen_token_is_refused():
+    with pytest.raises(UnsupportedLayer, match="not a trainable"):
+        _refused("torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)", token_grad=False)()
