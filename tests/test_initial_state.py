@@ -223,3 +223,63 @@ def test_torch_importer_refuses_a_state_per_row_and_a_computed_state():
 
     with pytest.raises(UnsupportedLayer):  # refused where the walk meets it (a state computed from the input)
         from_module(Computed().eval(), (B, T, I), "m.py:net")
+
+
+# --------------------------------------------------------------------------- Flax: the port alone
+
+
+def _flax_bug(monkeypatch, bug: str) -> None:
+    """Plant the bug in the variables the port writes (weights.params: "<cell>_h0", "<cell>_c0")."""
+    from impls.ports.flax_port import weights
+
+    real = weights.params
+
+    def planted(model, names=None):
+        tree = dict(real(model, names))
+        states = sorted(k for k in tree if k.endswith(("_h0", "_c0")))
+        if bug == "h0 ignored":
+            return tree | {k: np.zeros_like(tree[k]) for k in states}
+        if bug == "h and c swapped":
+            return tree | {k: tree[k[:-2] + ("c0" if k.endswith("h0") else "h0")] for k in states}
+        fwd = [k for k in states if "backward" not in k]  # the directions swapped
+        bwd = [k for k in states if "backward" in k]
+        return tree | dict(zip(fwd + bwd, [tree[k] for k in bwd + fwd], strict=True))
+
+    monkeypatch.setattr(weights, "params", planted)
+
+
+@pytest.mark.parametrize("bug", [None, *BUGS])
+def test_flax_port_alone_agrees_and_planted_bugs_fail(tmp_path, monkeypatch, bug):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from impls.ports import flax_port
+    from impls.ports.flax_port import emit
+    from tests.test_port_flax_seq import LOADER
+
+    names = [n for n in MODELS if bug is None or _bug_applies(n, bug)]
+    if bug is not None:
+        _flax_bug(monkeypatch, bug)
+    runs, models = [], []
+    for n in names:
+        m = MODELS[n]().astype("float32")
+        flax_port.write(m, tmp_path / n)
+        np.save(tmp_path / f"{n}.x.npy", floats().astype(np.float32))
+        runs.append((str(tmp_path / n), str(tmp_path / f"{n}.x.npy"), str(tmp_path / f"{n}.y.npy")))
+        models.append(m)
+    assert emit.backward_name("g") != "g"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "JAX_"))} | {"JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-I", "-c", LOADER, json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240, check=False, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    for n, m in zip(names, models, strict=True):
+        y = np.load(tmp_path / f"{n}.y.npy")
+        want = reference_forward(m.astype("float64"), floats().astype(np.float32).astype(np.float64))
+        if bug is None:
+            assert_close(y, want, "float32", what=f"{n}: the Flax port alone")
+            assert error_stats(y, want).rel < 2e-5, n
+        else:
+            with pytest.raises(AssertionError):
+                assert_close(y, want, "float32", what=f"{n}: {bug}")
