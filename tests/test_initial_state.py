@@ -283,3 +283,17 @@ def test_flax_port_alone_agrees_and_planted_bugs_fail(tmp_path, monkeypatch, bug
         else:
             with pytest.raises(AssertionError):
                 assert_close(y, want, "float32", what=f"{n}: {bug}")
+
+
+def test_keras_initial_state_from_another_tensor_is_refused_naming_the_layer(tmp_path):
+    """Keras' initial_state= makes the layer take two tensors: refused (one input, one path), never ignored."""
+    from impls import frameworks
+    from impls.importers import UnsupportedLayer
+    from impls.importers.keras_import.keras_file import load_file
+
+    keras = frameworks.load("keras")
+    x = keras.Input((T, I))
+    s = keras.layers.Dense(H)(keras.layers.GlobalAveragePooling1D()(x))
+    keras.Model(x, keras.layers.GRU(H, name="gru")(x, initial_state=[s])).save(tmp_path / "k.keras")
+    with pytest.raises(UnsupportedLayer, match="'gru' .* takes 2 inputs"):
+        load_file(tmp_path / "k.keras", None)
