@@ -6,7 +6,9 @@ pattern reading it says: `out` used whole is the sequence; a one-direction `out[
 the final state (return_sequences False); a bidirectional `out[:, -1]` is NOT its final states (the backward half is
 the backward cell's first step): the sequence and a take_step(-1) layer; `torch.cat((h[-2], h[-1]), dim=1)` is a
 bidirectional layer's final states (concat). h[-1] of a bidirectional h_n (the backward final state alone), c_n,
-proj_size, an initial state and batch_first=False are refused, with the reason; bias=False is zero biases and the
+proj_size, an initial state computed in forward or one that differs between batch rows, and batch_first=False are
+refused, with the reason; a given initial state a tensor the module holds (a buffer or parameter (L D, B, H), the same
+in every row, or (L D, 1, H) expanded over the batch) is initial_state "weights"; bias=False is zero biases and the
 inter-layer dropout is identity at inference. The weights become canonical arrays through impls/convert.py
 (lstm_from_torch, gru_from_torch).
 """
@@ -22,7 +24,64 @@ import numpy as np
 from ... import convert
 from ...layouts import PLAIN
 from ...model.description import Layer
-from .context import REGISTRY, Node, Step, _arg, _Ctx, _tensor_users, nn, torch
+from .context import REGISTRY, Node, Step, _arg, _Ctx, _tensor_users, fetch, nn, torch
+
+_SAME_STATE = ("expand", "contiguous")  # methods that hand a held state on unchanged but for the batch it spans
+
+
+def feeds_a_state(ctx: _Ctx, node: Node) -> bool:
+    """`node` is an .expand / .contiguous of a tensor the module holds read only as a recurrence's initial state (its
+    converter reads it there; the walk passes it by)."""
+
+    def held(n: Any) -> bool:  # n hands on a tensor the module holds
+        return isinstance(n, Node) and (n.op == "get_attr" or n.op == "call_method" and n.target in _SAME_STATE
+                                        and held(n.args[0]))  # fmt: skip
+
+    def only_state(n: Node) -> bool:  # every user reads n as a recurrence's hx
+        return all(u.op == "call_module" and isinstance(ctx.gm.get_submodule(u.target), (nn.GRU, nn.LSTM))
+                   and u.args[0] is not n or u.op == "call_method" and u.target in _SAME_STATE and only_state(u)
+                   for u in n.users)  # fmt: skip
+
+    return node.op == "call_method" and node.target in _SAME_STATE and held(node) and only_state(node)
+
+
+def _given_state(ctx: _Ctx, node: Node, lstm: bool, count: int, H: int) -> tuple[dict[str, np.ndarray], list[Node]]:
+    """The recurrence's hx as {"h0", "c0": (L D, H)} and the nodes that read it: a tensor the module holds (a
+    get_attr: buffer or parameter), maybe .expand(...) / .contiguous(), the same in every batch row. {} where none is
+    given or it is all zero."""
+    extra = sorted(set(node.kwargs) - {"hx"})
+    if extra or len(node.args) > 2:
+        raise ctx.refuse(node, f"it is called with {', '.join(extra) or 'more arguments'}: rnn(x) or rnn(x, hx) only")
+    hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+    if hx is None:
+        return {}, []
+    parts = list(hx) if isinstance(hx, (tuple, list)) else [hx]
+    if len(parts) != (2 if lstm else 1):
+        raise ctx.refuse(node, "its initial state is not " + ("(h_0, c_0)" if lstm else "one h_0 tensor"))
+    out, nodes = {}, []
+    for name, n in zip(("h0", "c0"), parts):
+        while isinstance(n, Node) and n.op == "call_method" and n.target in _SAME_STATE:
+            nodes.append(n)
+            n = n.args[0]
+        if not isinstance(n, Node) or n.op != "get_attr":
+            raise ctx.refuse(node, f"its initial {name[0]}_0 is computed in forward ({getattr(n, 'name', n)!r}); the "
+                             "description's given state is a tensor the module holds (a buffer or parameter), the "
+                             "same in every batch row")  # fmt: skip
+        nodes.append(n)
+        obj = fetch(ctx.gm, n)
+        a = obj.detach().cpu().numpy()
+        if a.ndim != 3 or a.shape[0] != count or a.shape[2] != H:
+            raise ctx.refuse(node, f"its initial {name[0]}_0 {n.target!r} has shape {a.shape}; ({count}, B or 1, {H}) expected")
+        if np.any(a != a[:, :1]):
+            raise ctx.refuse(node, f"its initial {name[0]}_0 {n.target!r} differs between the rows of the batch; the "
+                             "description's given state is one (H,) per layer and direction, broadcast over the batch")  # fmt: skip
+        out[name] = a[:, 0].astype(ctx.dtype)
+        if not isinstance(obj, nn.Parameter):
+            ctx.notes.append(f"{node.name}: its initial {name[0]}_0 is the buffer {n.target!r}, which torch never trains; "
+                             "the description holds it as a weight (initial_state 'weights'), trained by its steps")  # fmt: skip
+    if not any(np.any(a != 0) for a in out.values()):
+        return {}, nodes
+    return out, nodes
 
 
 def _getitems(node: Node) -> dict:
@@ -75,9 +134,10 @@ def _rnn_weights(ctx: _Ctx, m: Any, layer: int, lstm: bool) -> dict:
     return out
 
 
-def _one_layer(m: Any, layer: int, seq: bool) -> Callable:
+def _one_layer(m: Any, layer: int, seq: bool, states: dict | None = None) -> Callable:
     """Layer `layer` of the user's stacked recurrence alone: a one-layer copy of torch's own class holding that
-    layer's weights, returning the sequence or the final state(s) (forward, then backward, concatenated)."""
+    layer's weights, from its given initial states (`states`: {"h0", "c0": (D, H)}) where there are, returning the
+    sequence or the final state(s) (forward, then backward, concatenated)."""
     lstm = isinstance(m, nn.LSTM)
     ref = getattr(m, f"weight_ih_l{layer}")
     one = type(m)(ref.shape[1], m.hidden_size, batch_first=True, bidirectional=m.bidirectional, bias=m.bias)
@@ -88,7 +148,9 @@ def _one_layer(m: Any, layer: int, seq: bool) -> Callable:
                 getattr(one, f"{k}_l0{sfx}").copy_(getattr(m, f"{k}_l{layer}{sfx}"))
 
     def run(t: Any) -> Any:
-        out, hn = one(t)
+        hx = [torch.from_numpy(np.ascontiguousarray(states[k])).to(t.dtype)[:, None].expand(-1, t.shape[0], -1).contiguous()
+              for k in ("h0", "c0") if k in (states or {})]  # fmt: skip
+        out, hn = one(t, (tuple(hx) if lstm else hx[0]) if hx else None)
         if seq:
             return out
         h = hn[0] if lstm else hn
@@ -110,16 +172,15 @@ def _recurrent(ctx: _Ctx, node: Node, m: Any) -> Step:
                                "batch first (B, T, I): build it with batch_first=True (the same weights)")  # fmt: skip
     if lstm and m.proj_size > 0:
         raise ctx.refuse(node, f"proj_size={m.proj_size}: a projected LSTM (h = W_hr h) is not in the description")
-    if len(node.args) > 1 or node.kwargs:
-        raise ctx.refuse(node, "it is given an initial state; the description's recurrences start from zeros")
+    L, D, H = int(m.num_layers), 2 if m.bidirectional else 1, int(m.hidden_size)
+    given, state_nodes = _given_state(ctx, node, lstm, L * D, H)
     if len(ctx.shapes[node.args[0]]) != 3:
         raise ctx.refuse(node, f"its input {ctx.shapes[node.args[0]]} is not batched (B, T, I)")
-    L, D, H = int(m.num_layers), 2 if m.bidirectional else 1, int(m.hidden_size)
     T = ctx.shapes[node.args[0]][1]
     picks = _getitems(node)
     if None in picks:
         raise ctx.refuse(node, f"its (output, h_n) tuple is used whole by {picks[None].name!r}; unpack it: out, h = rnn(x)")
-    nodes = [node, *picks.values()]
+    nodes = [*state_nodes, node, *picks.values()]
     hn = picks.get(1)
     if lstm and hn is not None:  # (h_n, c_n)
         sub = _getitems(hn)
@@ -179,8 +240,13 @@ def _recurrent(ctx: _Ctx, node: Node, m: Any) -> Step:
         if not lstm:
             opts["variant"] = "reset_after"
         name = base if L == 1 else f"{base}.l{j}"
-        layers.append(Layer(kind, name, opts, _rnn_weights(ctx, m, j, lstm)))
-        fns.append(_one_layer(m, j, opts["return_sequences"]))
+        weights = _rnn_weights(ctx, m, j, lstm)
+        states = {k: v[j * D : j * D + D] for k, v in given.items()}
+        if given:
+            opts["initial_state"] = "weights"
+            weights |= {k + s: v[d] for k, v in states.items() for d, s in enumerate(("", "_rev")[:D])}
+        layers.append(Layer(kind, name, opts, weights))
+        fns.append(_one_layer(m, j, opts["return_sequences"], states))
     if take_step:
         ctx.notes.append(f"{node.name}: out[:, -1] of a bidirectional layer is its sequence's last step (the backward "
                          "half is the backward cell's FIRST step, not its final state): a take_step(-1) layer")  # fmt: skip

@@ -42,6 +42,7 @@ from .context import (
     supported,
     torch,
 )
+from .recurrent import feeds_a_state
 from .trace import _id_table, _shapes
 
 
@@ -151,8 +152,9 @@ def _walk(ctx: _Ctx) -> list[Step]:
     done, steps = set(inputs), []
     last_name = None
     for node in nodes:
-        if node in done or _is_shape_node(node) or node.op == "get_attr" or held_expand(node):
-            continue  # a get_attr (a tensor the module holds) is read by the converter of the node that uses it
+        if node in done or _is_shape_node(node) or node.op == "get_attr" or held_expand(node) or feeds_a_state(ctx, node):
+            continue  # a get_attr (a tensor the module holds, maybe expanded: a class token, a recurrence's initial
+            # state) is read by the converter of the node that uses it
         if node.op == "output":
             result = node.args[0]
             if not isinstance(result, Node) or result not in tensors:
@@ -162,7 +164,7 @@ def _walk(ctx: _Ctx) -> list[Step]:
                 raise UnsupportedLayer(f"{ctx.where}: forward returns {result.name!r} ({name!r}), not the last layer's "
                                        f"output {last_name!r}")  # fmt: skip
             break
-        args = _paths(node)
+        args = [a for a in _paths(node) if not feeds_a_state(ctx, a)]  # a recurrence's held initial state is no path
         if _is_merge(node):
             if len(_paths(node, distinct=False)) < 2 and not _entry(node).meta.get("alone"):  # cat([x]): x
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "

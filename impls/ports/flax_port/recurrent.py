@@ -13,6 +13,8 @@ valid steps for the backward cell and picks each row's carry at step lengths - 1
 at padded steps (the cell runs on over the padding), and a row of length 0 gets the carry after the whole padding.
 The file reproduces the contract (impls/model/layers/rnn.py) exactly on top: padded steps zeroed ("zero") or the
 last valid step repeated ("hold", the backward half zero), and a length-0 row's final state zero.
+A given initial state (initial_state "weights") is each cell's initial_carry, from top-level params "<cell>_h0" (and
+"<cell>_c0") (H,) broadcast over the batch (the LSTM's carry is (c, h)).
 """
 
 from __future__ import annotations
@@ -33,12 +35,41 @@ def _recurrent(kind: str, name: str, opts: dict, in_shape, masked: bool = False)
     """nn.RNN (forward) or nn.Bidirectional; under a mask, seq_lengths and the contract's padded steps on top."""
     cell = lambda n: f'{_CELL[kind]}({opts["units"]}, param_dtype=x.dtype, name="{n}")'
     seq, lengths = opts["return_sequences"], (", seq_lengths=lengths" if masked else "")
+    pre, lengths = _carries(kind, name, opts, lengths)
+    if pre:
+        return [*pre, *_recurrent_body(kind, name, opts, masked, seq, lengths, cell)]
+    return _recurrent_body(kind, name, opts, masked, seq, lengths, cell)
+
+
+def state_param(name: str, which: str) -> str:
+    """The top-level Flax param holding a given initial state of cell `name` (weights.py reads and writes it)."""
+    return f"{name}_{which}"
+
+
+def _carries(kind: str, name: str, opts: dict, lengths: str) -> tuple[list[str], str]:
+    """Where the layer starts from given states (initial_state "weights"): lines making each cell's initial carry
+    from trainable params (H,) broadcast over the batch, and the call's keyword arguments with initial_carry."""
+    if opts["initial_state"] == "zero":
+        return [], lengths
+    H = opts["units"]
+    cells = [name] + ([backward_name(name)] if opts["direction"] == "bidirectional" else [])
+    lines, carries = [f"# {name}: starts from the given (trainable) initial states, broadcast over the batch"], []
+    for n, c in enumerate(cells):
+        for k in ("h0", "c0") if kind == "lstm" else ("h0",):
+            lines.append(f'{k}_{n} = jnp.broadcast_to(self.param("{state_param(c, k)}", nn.initializers.zeros, ({H},), '
+                         f"x.dtype), (x.shape[0], {H}))")
+        carries.append(f"(c0_{n}, h0_{n})" if kind == "lstm" else f"h0_{n}")  # the LSTM's carry is (c, h)
+    carry = carries[0] if len(carries) == 1 else f"({carries[0]}, {carries[1]})"
+    return lines, f", initial_carry={carry}{lengths}"
+
+
+def _recurrent_body(kind: str, name: str, opts: dict, masked: bool, seq: bool, lengths: str, cell) -> list[str]:
     h = "(_, {})" if kind == "lstm" else "{}"  # the LSTM's carry is (c, h)
     what = "h, the last valid step's" if masked else "h_T"
     if opts["direction"] == "forward":
         rnn = f"nn.RNN({cell(name)}"
         if seq and not masked:
-            return [f"x = {rnn})(x)  # the sequence of states"]
+            return [f"x = {rnn})(x{lengths})  # the sequence of states"]
         if seq:
             fix = "padded_zero" if opts["padded_outputs"] == "zero" else "padded_hold"
             return [f"x = {fix}({rnn})(x{lengths}), lengths)  # padded steps: {opts['padded_outputs']}"]
@@ -52,7 +83,7 @@ def _recurrent(kind: str, name: str, opts: dict, in_shape, masked: bool = False)
             "# keep_order=True: its outputs aligned back to the input positions)",
             f"forward = nn.RNN({cell(name)})", f"backward = nn.RNN({cell(backward_name(name))})"]
     if seq and not masked:
-        return [*head, f"x = {bi}{fn})(x)"]
+        return [*head, f"x = {bi}{fn})(x{lengths})"]
     if seq and opts["padded_outputs"] == "zero":
         return [*head, f"x = padded_zero({bi}{fn})(x{lengths}), lengths)  # padded steps zero in both halves"]
     if seq:
@@ -67,18 +98,8 @@ def _recurrent(kind: str, name: str, opts: dict, in_shape, masked: bool = False)
     return [*lines, f"x = {merge(mode, 'fwd', 'bwd')}"]
 
 
-def state_check(model: Model, index: int, opts: dict, dtype: str) -> str | None:
-    """A given initial state (initial_state "weights"): not yet written by this port (it would be the cell's carry)."""
-    if opts["initial_state"] != "zero":
-        return ("initial_state 'weights' (a given h0/c0) is not yet written by the Flax port (it would be the "
-                "cell's initial carry); refused rather than started from zeros")
-    return declared(model.layers[index].kind, dtype)
-
-
 def gru_variant(model: Model, index: int, opts: dict, dtype: str) -> str | None:
     """flax.linen.GRUCell computes one GRU variant (GRU_VARIANTS["flax"]): any other is refused."""
-    if opts["initial_state"] != "zero":
-        return state_check(model, index, opts, dtype)
     if opts["variant"] not in GRU_VARIANTS[VOICE]:
         return (f"GRU variant {opts['variant']!r}: flax.linen.GRUCell computes "
                 f"{', '.join(GRU_VARIANTS[VOICE])} only (n = tanh(x W_in + b_in + r * (h W_hn + b_hn))); the "
@@ -91,7 +112,7 @@ def gru(name, opts, in_shape, masked=False):
     return _recurrent("gru", name, opts, in_shape, masked)
 
 
-@EMITTERS.register("lstm", check=state_check)
+@EMITTERS.register("lstm")
 def lstm(name, opts, in_shape, masked=False):
     return _recurrent("lstm", name, opts, in_shape, masked)
 
@@ -101,4 +122,4 @@ def take_step(name, opts, in_shape):
     return [f"x = x[:, {opts['index']}]  # one time step"]
 
 
-__all__ = ["gru", "gru_variant", "state_check", "lstm", "merge", "take_step"]
+__all__ = ["gru", "gru_variant", "state_param", "lstm", "merge", "take_step"]

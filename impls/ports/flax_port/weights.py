@@ -40,6 +40,7 @@ def params(model: Model, names: list[str] | None = None) -> dict[str, dict]:
         if layer.kind in RECURRENT:
             for cell, suffix in _cells(layer, name):
                 out[cell] = _TO_FLAX[layer.kind]([w[k + suffix] for k in CELL_WEIGHTS])
+                out |= {f"{cell}_{k}": w[k + suffix] for k in ("h0", "c0") if k + suffix in w}  # given initial states
         elif layer.kind == "embedding":
             out[name] = {"embedding": w["embeddings"]}
         elif layer.kind == "depthwise_conv2d":
@@ -82,6 +83,8 @@ def canonical(model: Model, tree: dict, gradients: bool, stats: dict | None = No
                 g = _FROM_FLAX[(layer.kind, gradients)]({k: {kk: np.asarray(vv) for kk, vv in v.items()}
                                                          for k, v in tree[cell].items()})
                 out |= {(layer.name, k + suffix): np.asarray(getattr(g, k)) for k in CELL_WEIGHTS}
+                out |= {(layer.name, k + suffix): np.asarray(tree[f"{cell}_{k}"]) for k in ("h0", "c0")
+                        if k + suffix in layer.weights}  # fmt: skip
             continue
         node = {k: (dict(v) if isinstance(v, dict) else np.asarray(v)) for k, v in tree[name].items()}
         if layer.kind == "embedding":
