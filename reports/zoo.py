@@ -238,13 +238,17 @@ def merge_model(old: dict | None, new: dict, steps: tuple[str, ...]) -> dict:
 
 def merge_results(into: dict, other: dict) -> dict:
     """`other`'s runs appended to `into`'s, and each of its models' step results replacing `into`'s."""
-    offset = len(into["runs"])
-    into["runs"] += other["runs"]
+    index = {}  # other's run -> into's; a run already there (the same command and start) is not added twice
+    for k, run in enumerate(other["runs"]):
+        same = [j for j, r in enumerate(into["runs"]) if (r["command"], r["started"]) == (run["command"], run["started"])]
+        index[k] = same[0] if same else len(into["runs"])
+        if not same:
+            into["runs"].append(run)
     for name, res in other["models"].items():
         res = stamp(json.loads(json.dumps(res)), res.get("run", 0))
         for b in blocks(res):
-            b["run"] += offset
-        res["run"] += offset
+            b["run"] = index[b["run"]]
+        res["run"] = index[res["run"]]
         ran = tuple(s for s, has in (("ports", bool(res.get("ports"))), ("certify", res.get("certify") is not None)) if has)
         into["models"][name] = merge_model(into["models"].get(name), res, ran)
     return into
