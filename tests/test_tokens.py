@@ -254,3 +254,84 @@ def test_a_token_elsewhere_is_refused_naming_the_node(src, why):
 def test_a_frozen_token_is_refused():
     with pytest.raises(UnsupportedLayer, match="not a trainable"):
         _refused("torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)", token_grad=False)()
+
+
+# --------------------------------------------------------------------------- torchvision's VisionTransformer
+
+VIT_NET = """
+import torch
+from impls import frameworks
+
+tv = frameworks.load("torchvision")
+torch.manual_seed(0)
+model = tv.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128,
+                                    num_classes=10).eval()
+with torch.no_grad():  # torchvision starts the class token and the head at zeros: make every weight say something
+    for p in model.parameters():
+        if not p.any():
+            p.normal_(std=0.2)
+"""
+
+
+@pytest.fixture(scope="module")
+def vit_file(tmp_path_factory):
+    load_framework("torch")
+    d = tmp_path_factory.mktemp("vit")
+    (d / "vit_net.py").write_text(textwrap.dedent(VIT_NET))
+    return d / "vit_net.py"
+
+
+def _image() -> np.ndarray:
+    return np.random.default_rng(8).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+
+
+def test_torchvision_vit_imports_and_agrees_layer_by_layer(vit_file):
+    """conv_proj (conv2d), the (B, C, H * W) reshape held channels-first and its permute (no layer), the class token,
+    the position embedding, torchvision's own EncoderBlocks (LayerNorm, MultiheadAttention read at [0] beside an
+    unused [1], dropout, add, MLPBlock), the final LayerNorm, x[:, 0] (take_step 0) and the head."""
+    import runpy
+
+    from impls.importers import load
+
+    torch = load_framework("torch")
+    net = runpy.run_path(str(vit_file))["model"]
+    imported = load(f"{vit_file}:model", (3, 3, 32, 32))
+    m = imported.model
+    kinds = [la.kind for la in m.layers]
+    assert kinds[:4] == ["conv2d", "reshape", "class_token", "position_embedding"]
+    assert kinds[-3:] == ["layer_norm", "take_step", "dense"] and m.layers[-2].options == {"index": 0}
+    assert kinds.count("multi_head_attention") == 2 and m.layers[1].options == {"target_shape": [16, 64]}
+    x = _image()
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    xr = x.transpose(0, 2, 3, 1).astype(np.float64)  # the description's channels-last input
+    assert error_stats(reference_forward(m.astype("float64"), xr), want).rel <= BAR
+    for i, (got, r) in enumerate(zip(imported.layer_outputs(xr), reference_outputs(m.astype("float64"), xr), strict=True)):
+        assert error_stats(got, r).rel <= BAR, m.layers[i].label(i)
+
+
+def test_torchvision_vit_ports_load_alone_and_certifies(vit_file, tmp_path, capsys):
+    import runpy
+
+    torch = load_framework("torch")
+    x = _image()
+    with torch.no_grad():
+        want = runpy.run_path(str(vit_file))["model"](torch.from_numpy(x)).numpy()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", want)
+    ports = []
+    for target, path in (("torch", "port_torch"), ("onnx", "port.onnx"), ("flax", "port_flax")):
+        argv = ["port", f"{vit_file}:model", "--to", target, "-o", str(tmp_path / path), "--input-shape", "3,3,32,32"]
+        assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
+        ports.append((target, path))
+    (tmp_path / "ports.json").write_text(json.dumps(ports))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got.pop("nnparity loaded") == []
+    assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
+    out = tmp_path / "cert"
+    rc = cli.main(["certify", f"{vit_file}:model", "--input-shape", "3,3,32,32", "--no-bench", "-o", str(out)])
+    assert rc == 0, (out / "certificate.md").read_text()[:3000]

@@ -31,6 +31,10 @@ CASES: dict[str, tuple[tuple[int, ...], list]] = {
     "lstm-bi-seq": ((6, 4), [("lstm", "l", {"units": 5, "direction": "bidirectional", "return_sequences": True, **IS}),
                              ("lstm", "l2", {"units": 3, **IS})]),
     "lstm-bi-sum-final": ((6, 4), [("lstm", "l", {"units": 5, "direction": "bidirectional", "merge_mode": "sum", **IS})]),
+    # padded sequences (a masking layer; post-padded rows of 6, 4 and 2 valid steps): the states under a mask
+    "masked-gru-bi-seq": ((6, 4), [("masking", "m", {"mask_value": 0.0}),
+                                   ("gru", "g", {"units": 5, "direction": "bidirectional", "return_sequences": True, **IS})]),
+    "masked-lstm-final": ((6, 4), [("masking", "m", {"mask_value": 0.0}), ("lstm", "l", {"units": 5, **IS})]),
 }  # fmt: skip
 
 _MODELS: dict[str, Model] = {}
@@ -48,7 +52,11 @@ def rounded(m: Model, dtype: str) -> Model:
 
 
 def data(m: Model, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, (B, *m.input_shape))
+    x = np.random.default_rng(seed).uniform(-1.0, 1.0, (B, *m.input_shape))
+    if m.name.startswith("masked"):  # post-padded: rows of 6, 4 and 2 valid steps
+        x[1, 4:] = 0.0
+        x[2, 2:] = 0.0
+    return x
 
 
 def test_the_states_are_weights_non_zero_and_differ_per_direction():

@@ -92,9 +92,14 @@ def _self_attention_args(ctx: _Ctx, node: Node) -> bool:
     return _causal(ctx, node, node.kwargs.get("attn_mask"), steps, "attn_mask")
 
 
+def _unused(n: Node) -> bool:
+    """`out[1]` read and never used (torchvision's `x, _ = self.self_attention(...)`)."""
+    return n.op == "call_function" and n.target is operator.getitem and n.args[1] == 1 and not n.users
+
+
 def _picked(ctx: _Ctx, node: Node) -> Node:
-    """The `[0]` of the (output, weights) tuple: the only use."""
-    users = list(node.users)
+    """The `[0]` of the (output, weights) tuple: the only use (an unused `[1]` beside it, as `x, _ = ...` reads)."""
+    users = [u for u in node.users if not _unused(u)]
     if len(users) != 1 or users[0].op != "call_function" or users[0].target is not operator.getitem or users[0].args[1] != 0:
         raise ctx.refuse(node, "its (output, attention weights) tuple is used otherwise than [0]: the description's "
                                "attention gives its output only")  # fmt: skip
@@ -109,7 +114,7 @@ def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
     src = ctx.tensors[node.args[0]][0]
     layer = mha_layer(ctx, m, ctx.name(node), src, causal)
     ctx.notes.append(f"{node.target}: torch's key bias (in_proj_bias[E:2E]) is dropped: softmax ignores it exactly")
-    return Step(layer, [node, pick], ctx.layout)
+    return Step(layer, [node, *(u for u in node.users if _unused(u)), pick], ctx.layout)
 
 
 def _activation(ctx: _Ctx, node: Node, layer: Any, where: str) -> str:

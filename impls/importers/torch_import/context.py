@@ -136,7 +136,9 @@ def _is_shape_node(n: Any) -> bool:
         return True
     if n.op == "call_function" and n.target is getattr and len(n.args) > 1 and n.args[1] == "shape":
         return True
-    if n.op == "call_function" and n.target in (operator.getitem, operator.mul, operator.floordiv, operator.add):
+    if n.op == "call_function" and (n.target in (operator.getitem, operator.mul, operator.floordiv, operator.add,
+                                                  operator.eq) or getattr(n.target, "__name__", "") == "_assert"):
+        # sizes, arithmetic and checks on them (torchvision's torch._assert(h == self.image_size, ...))
         nodes = [a for a in n.args if isinstance(a, Node)]
         return bool(nodes) and all(_is_shape_node(a) for a in nodes)
     return False

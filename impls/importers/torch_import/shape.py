@@ -90,6 +90,11 @@ def _reshape(ctx: _Ctx, node: Node, f: Any) -> Step:
     shuffle = slicing.shuffle_step(ctx, node)  # ShuffleNet's view to 5-D, transpose(1, 2), view back
     if shuffle is not None:
         return shuffle
+    if ctx.layout.kind == "nchw" and len(before) == 4 and tuple(after) == (before[0], before[1], before[2] * before[3]):
+        # (B, C, H, W) -> (B, C, H * W): H and W joined in their order, each channel apart (a ViT's patches): the
+        # description's (B, H * W, C), which torch holds channels-first (ncw); x.permute(0, 2, 1) then is no layer
+        return _step(ctx, node, "reshape", {"target_shape": [int(before[2] * before[3]), int(before[1])]},
+                     layout=Layout("ncw"))
     if ctx.layout.kind != "plain":
         raise ctx.refuse(node, f"it reshapes the {ctx.layout.kind.upper()} map {before} to {after}: torch reshapes its "
                                "channels-first memory, the description its channels-last one; permute it channels-last "
