@@ -213,7 +213,7 @@ REFUSED = {
                      r"'bn'.*axis=1 .*only the last axis"),
     "ln on two axes": (lambda: _functional(lambda x: L.LayerNormalization(axis=[1, 2], name="ln")(x), (5, 4)),
                        r"'ln'.*axis=\[1, 2\].*only the last axis"),
-    "gmp2d keepdims": (lambda: _functional(lambda x: L.GlobalMaxPooling2D(keepdims=True, name="gp")(x), (4, 4, 2)),
+    "gmp1d keepdims": (lambda: _functional(lambda x: L.GlobalMaxPooling1D(keepdims=True, name="gp")(x), (5, 4)),
                        r"'gp'.*keepdims=True"),
     "conv1d channels_first": (lambda: _functional(lambda x: L.Conv1D(2, 2, data_format="channels_first", name="c")(x), (5, 4)),
                               r"'c'.*channels_first"),
@@ -227,3 +227,27 @@ def test_each_refusal_names_the_layer_and_the_reason(case):
     with pytest.raises(UnsupportedLayer, match=pattern) as e:
         keras_import.from_model(make(), None, "net.py:m")
     assert str(e.value).startswith("net.py:m: ")
+
+
+@pytest.mark.parametrize("pool", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
+def test_a_map_pooled_with_keepdims_imports_as_one_window_over_the_map(pool):
+    """MobileNet's and MobileNetV3's heads and squeeze-excitation: GlobalAveragePooling2D(keepdims=True) is
+    adaptive_avg_pool2d to (1, 1), GlobalMaxPooling2D(keepdims=True) a max_pool2d whose one window is the map (5 x 6,
+    not square), each (B, 1, 1, C) read by a 1 x 1 convolution, agreeing with Keras layer by layer."""
+    def head(x):
+        y = L.Conv2D(3, 3, activation="tanh", name="c0")(x)
+        g = getattr(L, pool)(keepdims=True, name="gp")(y)
+        return L.Flatten(name="f")(L.Conv2D(4, 1, name="c1")(g))
+
+    net = _functional(head, (7, 8, 2))
+    randomise(net, 5)
+    imported = keras_import.from_model(net, None, "net.py:m")
+    model = imported.model
+    assert model.layers[1].kind == ("adaptive_avg_pool2d" if pool.startswith("GlobalAverage") else "max_pool2d")
+    assert tuple(model.shapes(3)[2]) == (3, 1, 1, 3)  # [0] is the input
+    x = data((BATCH, 7, 8, 2))
+    want = np.asarray(net(x, training=False))
+    assert_close(reference_forward(model, x.astype("float64")), want, "float32", what=f"{pool} keepdims import")
+    refs = reference_outputs(model, x.astype("float64"))
+    for i, (got, ref) in enumerate(zip(imported.layer_outputs(x), refs, strict=True)):
+        assert_close(got, ref, "float32", what=f"layer {i} {model.layers[i].name}")

@@ -1,6 +1,7 @@
 """The Keras importer's pools: MaxPooling2D and AveragePooling2D (valid, same; channels_last; AveragePooling2D
-divides by the input cells a window covers, count_include_pad False), GlobalAverage/MaxPooling1D/2D (keepdims=False;
-True refused), AdaptiveAveragePooling2D (adaptive_avg_pool2d)."""
+divides by the input cells a window covers, count_include_pad False), GlobalAverage/MaxPooling1D/2D (keepdims=False; keepdims=True
+of a map as adaptive_avg_pool2d to (1, 1) or a max_pool2d over the whole map, of a sequence refused),
+AdaptiveAveragePooling2D (adaptive_avg_pool2d)."""
 
 from __future__ import annotations
 
@@ -37,16 +38,22 @@ def _adaptive_avg_pool(c: Context) -> Converted:
 def _global_pool(kind: str, rank: int) -> Callable[[Context], Converted]:
     def convert_pool(c: Context) -> Converted:
         c.channels_last()
-        if c.config.get("keepdims"):
-            raise c.refuse("keepdims=True keeps the pooled axes as size 1: only keepdims=False, (B, C), imports")
         if len(c.in_shape) != rank:
             raise c.refuse(f"its input {c.in_shape} is not of rank {rank}")
+        if c.config.get("keepdims"):  # (B, 1, 1, C): the same mean / max over the whole map, its axes kept
+            if rank != 4:
+                raise c.refuse("keepdims=True of a sequence keeps its time axis as size 1: only GlobalAveragePooling2D "
+                               "and GlobalMaxPooling2D with keepdims=True import (as one window over the whole map)")
+            whole = [int(c.in_shape[1]), int(c.in_shape[2])]
+            if kind == "global_avg_pool":
+                return "adaptive_avg_pool2d", {"output_size": [1, 1]}, {}
+            return "max_pool2d", {"pool_size": whole, "strides": whole, "padding": "valid"}, {}
         return kind, {}, {}
 
     return convert_pool
 
 
 REGISTRY.register(L.GlobalAveragePooling1D, kinds=("global_avg_pool",))(_global_pool("global_avg_pool", 3))
-REGISTRY.register(L.GlobalAveragePooling2D, kinds=("global_avg_pool",))(_global_pool("global_avg_pool", 4))
+REGISTRY.register(L.GlobalAveragePooling2D, kinds=("global_avg_pool", "adaptive_avg_pool2d"))(_global_pool("global_avg_pool", 4))
 REGISTRY.register(L.GlobalMaxPooling1D, kinds=("global_max_pool",))(_global_pool("global_max_pool", 3))
-REGISTRY.register(L.GlobalMaxPooling2D, kinds=("global_max_pool",))(_global_pool("global_max_pool", 4))
+REGISTRY.register(L.GlobalMaxPooling2D, kinds=("global_max_pool", "max_pool2d"))(_global_pool("global_max_pool", 4))
