@@ -18,7 +18,8 @@ case "${1:-}" in
   setup) setup ;;
   test)
     setup
-    "$PY" -m pytest verify/ tests/ -q
+    # both cores (pytest-xdist): the suite's tests are independent; the slowest 25 are named at the end
+    "$PY" -m pytest verify/ tests/ -q -n 2 --durations=25
     "$PY" -m pytest bench/ -q --benchmark-disable
     ;;
   main)
