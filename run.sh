@@ -18,8 +18,8 @@ case "${1:-}" in
   setup) setup ;;
   test)
     setup
-    # both cores (pytest-xdist): the suite's tests are independent; the slowest 25 are named at the end
-    "$PY" -m pytest verify/ tests/ -q -n 2 --durations=25
+    # both cores (pytest-xdist), a file per worker (a module fixture, e.g. the zoo subset, runs once); slowest 25 named
+    "$PY" -m pytest verify/ tests/ -q -n 2 --dist loadfile --durations=25
     "$PY" -m pytest bench/ -q --benchmark-disable
     ;;
   main)
