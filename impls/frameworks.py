@@ -189,6 +189,32 @@ def set_threads(n: int | None) -> None:
     _apply_pending(strict=True)
 
 
+@contextlib.contextmanager
+def thread_limit(n: int):
+    """set_threads(n) for a block, and the limit before it afterwards (NumPy's BLAS pools and torch's count back as
+    they were; TensorFlow's pools, fixed once its runtime starts, stay). Yields None, or what TensorFlow said where its
+    runtime had already started with another count (the other frameworks took the limit). For in-process callers of
+    `nnparity certify`: a test or a notebook, whose later work must not run on one thread unasked."""
+    import threadpoolctl
+
+    global _THREADS
+    before, blas = _THREADS, threadpoolctl.threadpool_limits(None)  # None: records the pools' limits, changes none
+    torch_before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    refused = None
+    try:
+        try:
+            set_threads(n)
+        except RuntimeError as e:
+            refused = str(e)
+        yield refused
+    finally:
+        _THREADS = before
+        _APPLIED.clear()
+        blas.restore_original_limits()
+        if torch_before is not None:
+            sys.modules["torch"].set_num_threads(torch_before)
+
+
 def threads() -> int | None:
     """The thread limit set by set_threads, or None."""
     return _THREADS

@@ -8,6 +8,7 @@ is a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -116,19 +117,28 @@ def _jobs(text: str) -> int:
 
 def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], None]) -> int:
     from impls import frameworks
-    from impls.importers import locate, parse_input_shape
+    from impls.importers import locate
 
-    from . import certificate, certify, source, timing
+    from . import timing
 
     locate(args.model)  # a missing file is said before any framework starts
-    if not args.no_bench:  # one thread per framework while timing: set before any framework starts
-        try:
-            frameworks.set_threads(timing.THREADS)
-            frameworks.load("tensorflow")  # now, before an importer's Keras starts TensorFlow's pools at their default
-        except frameworks.BackendUnavailable:
-            pass
-        except RuntimeError as e:  # TensorFlow already started in this process: timing.py reports its real count
-            say(f"threads: {e}")
+    with contextlib.ExitStack() as limit:
+        if not args.no_bench:  # one thread per framework while timing: set before any framework starts
+            refused = limit.enter_context(frameworks.thread_limit(timing.THREADS))
+            try:
+                frameworks.load("tensorflow")  # now, before an importer's Keras starts TensorFlow's pools
+            except frameworks.BackendUnavailable:
+                pass
+            if refused:  # TensorFlow already started in this process: timing.py reports its real count
+                say(f"threads: {refused}")
+        return _certify_limited(args, argv, say)
+
+
+def _certify_limited(args: argparse.Namespace, argv: list[str], say: Callable[[str], None]) -> int:
+    from impls.importers import parse_input_shape
+
+    from . import certificate, certify, source
+
     shape = parse_input_shape(args.input_shape)
     out = args.output if args.output is not None else Path.cwd() / f"certificate-{source.stem(args.model)}"
     if out.exists() and not out.is_dir():

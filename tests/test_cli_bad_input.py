@@ -213,3 +213,21 @@ def test_a_python_file_that_imports_keras_itself_still_gets_one_line(tmp_path):
                        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"})  # fmt: skip
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "nnparity: net.py: has no name 'absent'; it defines ['keras', 'model']"], r.stderr
+
+
+def test_an_in_process_certify_leaves_the_thread_limit_as_it_found_it(tmp_path, capsys):
+    """A timed certify limits every framework to one thread while it runs; called in-process (a test, a notebook) it
+    hands the process back as it found it. CI failed when an earlier bad-input certify in the same pytest worker left
+    the limit at 1, and the certificates of later tests lost their `speed.pin.why`."""
+    from impls import frameworks
+    from verify.conftest import load_framework
+
+    torch = load_framework("torch")
+    assert frameworks.threads() is None, "an earlier test left a thread limit"
+    torch_before = torch.get_num_threads()
+    js = _description(tmp_path)
+    _bad(["certify", str(js), "--input-shape", "3,6", "-o", str(tmp_path / "c")], tmp_path, capsys, str(js))
+    assert frameworks.threads() is None and torch.get_num_threads() == torch_before
+    with frameworks.thread_limit(1):  # inside, the limit holds
+        assert frameworks.threads() == 1 and torch.get_num_threads() == 1
+    assert frameworks.threads() is None and torch.get_num_threads() == torch_before
