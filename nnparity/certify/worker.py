@@ -1,6 +1,6 @@
 """The second core: some voices' sections computed in a worker process while this one computes the others.
 
-    job = Worker.start(model, batch, ("jax", "flax"), one_pass)    # an exec'd `python -m nnparity.certify.worker`
+    job = Worker.start(model, batch, ("jax", "flax"), one_pass)    # an exec'd interpreter running worker.main(DIR)
     ...                                                             # this process's voices meanwhile
     entries, seconds = job.result()                                 # {voice: its entry}, {voice: {section: s}}
 
@@ -34,6 +34,9 @@ from impls.model import store
 from impls.model.description import Model
 
 WORKER_VOICES = ("jax", "flax")
+_RUN = "import sys; from nnparity.certify.worker import main; sys.exit(main(sys.argv[1]))"
+"""The worker's command (`python -c`): `python -m nnparity.certify.worker` imports this module twice, once as the
+package's and once as __main__, and runpy warns so on the user's terminal."""
 
 
 def cores() -> int:
@@ -66,7 +69,7 @@ class Worker:
             store.save(model, base / "model")
             (base / "request.json").write_text(json.dumps({"voices": list(voices), "batch": batch, "one_pass": one_pass,
                                                            "threads": frameworks.threads()}))  # fmt: skip
-            proc = subprocess.Popen([sys.executable, "-m", "nnparity.certify.worker", str(base)],
+            proc = subprocess.Popen([sys.executable, "-c", _RUN, str(base)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
         except (OSError, ValueError):
             folder.cleanup()
