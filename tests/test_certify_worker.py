@@ -96,7 +96,8 @@ def test_the_training_step_computed_meanwhile_follows_what_the_worker_found(mode
 
     def flax_missing(self):
         entries, seconds = real(self)
-        return {**entries, "flax": {"voice": "flax", "unavailable": "planted: flax is not importable in the worker"}}, seconds
+        missing = {"voice": "flax", "unavailable": "planted: flax is not importable in the worker"}
+        return {**entries, "flax": missing}, seconds
 
     monkeypatch.setattr(worker.Worker, "result", flax_missing)
     cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
@@ -105,3 +106,25 @@ def test_the_training_step_computed_meanwhile_follows_what_the_worker_found(mode
     monkeypatch.setattr(worker.Worker, "result", real)
     cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
     assert {"training", "forward", "layers"} <= set(cert["profile"]["flax"])
+
+
+def test_the_memory_of_both_processes_is_read_together():
+    """getrusage gives each process's own peak; the certificate also states the most both held at one moment, read
+    from /proc: a child holding 300 MiB more reads at least that much."""
+    code = "import sys, numpy as np; a = np.ones(300 * 2**20 // 8); print('ready', flush=True); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert worker.resident_gib(child.pid) >= 300 / 1024
+        assert 0 < worker.resident_gib("self") < 64
+    finally:
+        child.communicate("")
+    assert worker.resident_gib(child.pid) == 0.0  # gone
+
+
+def test_a_certificate_with_a_worker_states_both_processes_memory(model):
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
+    mem = cert["memory"]
+    assert 0 < mem["peak_rss_together_gib"] <= mem["peak_rss_gib"] + mem["peak_rss_children_gib"] + 0.05
+    assert mem["peak_rss_together_gib"] > mem["peak_rss_children_gib"] / 2  # the worker's memory is in it
+    assert "both at once at most" in certificate.to_markdown(cert)

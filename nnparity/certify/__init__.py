@@ -140,7 +140,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     cert["first_diverging"] = fd
     cert["verdict"] = "pass" if not cert["failures"] else "fail"
     cert["profile"] = {who: {k: round(v, 3) for k, v in row.items()} for who, row in profile.seconds.items()}
-    cert["memory"] = peak_memory()
+    cert["memory"] = peak_memory(job.peak_together_gib, job.SAMPLE_S) if job else peak_memory()
     cert["total_s"] = time.perf_counter() - t0
     return cert
 
@@ -150,7 +150,9 @@ def profile_table(cert: dict[str, Any]) -> str:
     p = Profile()
     p.seconds = cert.get("profile", {})
     mem = cert.get("memory", {})
-    return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB; checks "
+    both = (f" (worker {mem['peak_rss_children_gib']:.2f} GiB; both at once at most {mem['peak_rss_together_gib']:.2f}"
+            " GiB)") if "peak_rss_together_gib" in mem else ""  # fmt: skip
+    return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB{both}; checks "
             f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s")
 
 

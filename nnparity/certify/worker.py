@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,29 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON-able")
 
 
+def resident_gib(pid: int | str) -> float:
+    """A process's resident memory now, in GiB (/proc/PID/statm); 0.0 where it cannot be read (gone, not Linux)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class Worker:
+    SAMPLE_S = 0.2  # how often the two processes' resident memory is read together
+
     def __init__(self, proc: subprocess.Popen, folder: tempfile.TemporaryDirectory, voices: tuple[str, ...]) -> None:
         self.proc, self.folder, self.voices = proc, folder, voices
+        self.peak_together_gib = 0.0  # getrusage gives each process's own peak, not the machine's at one moment
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._sample, daemon=True)
+        self._watch.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set() and self.proc.poll() is None:
+            now = resident_gib("self") + resident_gib(self.proc.pid)
+            self.peak_together_gib = max(self.peak_together_gib, now)
+            self._done.wait(self.SAMPLE_S)
 
     @classmethod
     def start(cls, model: Model, batch: int, voices: tuple[str, ...], one_pass: bool) -> Worker | None:
@@ -80,6 +101,7 @@ class Worker:
         """({voice: entry}, {voice: {section: seconds}}), or None where the worker failed."""
         try:
             code = self.proc.wait()
+            self._done.set()
             out = Path(self.folder.name) / "result.json"
             if code != 0 or not out.exists():
                 return None
@@ -89,6 +111,7 @@ class Worker:
             self.folder.cleanup()
 
     def stop(self) -> None:
+        self._done.set()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
