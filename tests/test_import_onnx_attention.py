@@ -251,6 +251,7 @@ ROUND = {
                                                                         "output_dim": 7, "use_bias": False,
                                                                         "causal": True}, ("input", "input")),
                                       ("dense", "out", {"units": 3})]),
+    "returned": ((5, 8), [("multi_head_attention", "attn", {"num_heads": 4, "key_dim": 2}, ("input", "input"))]),
 }  # fmt: skip
 
 
@@ -452,3 +453,14 @@ def test_a_mask_that_is_not_causal_is_refused_naming_why(tmp_path):
     onnx.save(m, str(path))
     with pytest.raises(UnsupportedLayer, match="MatMul.*neither none nor causal"):
         onnx_import.load_file(path, None)
+
+
+def test_the_node_cases_are_not_vacuous_and_the_kinds_matrix_says_converts():
+    """At least the 16 cases onnx 1.23 ships inside the kind (3-D and 4-D, scaled, causal, value heads of another
+    size, all-attend masks) import; the matrix's ONNX importer cell for the kind converts."""
+    from impls import coverage
+
+    cases = [p.values[0] for p in _node_cases() if p.values and p.values[0] is not None]
+    assert len([c for c in cases if not c[5]]) >= 16 and len(cases) >= 50
+    row = next(r for r in coverage.matrix() if r.kind == "multi_head_attention")
+    assert row.cells["onnx importer"] == ("converts", "Attention")
