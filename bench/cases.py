@@ -18,6 +18,9 @@ Profiles
                size, sequence length and batch, and the other modes at the seed's shapes:
                tf.function(jit_compile=True), eager TensorFlow/Keras, torch.compile (forward; the GRU once, the
                seed GRU model not: its compile takes minutes on 2 cores).
+               And the seed's sequence task three ways (bench/seqtask.py: its GRU model, the same with LSTMs, a
+               Transformer encoder of the GRU's parameter count), float32, forward in every voice and one Adam step in
+               numpy, torch.nn, Keras and Flax, the three architectures in one comparison group (`seq_rows`).
     deepbench  DeepBench's GRU sizes (baidu-research/DeepBench, kernels/rnn_problems.h; input = hidden,
                reset_after, FLOPs by DeepBench's 6*T*B*H^2 convention). On cpu a representative subset
                that runs in minutes on a 2-core machine: (H, B, T) = (512, 32, 1), (512, 1, 1), (512, 4, 1),
@@ -51,6 +54,7 @@ from .sizes import (
     SEED_DENSES,
     SEED_GRUS,
     SEED_POOLS,
+    SEQ_TASK,
     SWEEP_GRUS,
     SWEEP_LAYERS,
     Size,
@@ -62,6 +66,7 @@ from .sizes import (
     pool_size,
     seed_cnn_model_size,
     seed_gru_model_size,
+    seq_task_size,
 )
 
 PROFILES = ("quick", "full", "deepbench")
@@ -74,6 +79,17 @@ included): an LSTM, a bidirectional LSTM and a bidirectional GRU (merge concat, 
 GRU's first-layer sizes. The GRU itself stays an op row (its op contract has every variant)."""
 LAYER_OPS = {"lstm": ("lstm",), "bilstm": ("lstm",), "bigru": ("gru",)}
 """The contract op each layer work runs on (impls.contract.limits refuses by op)."""
+SEQ_WORKS = ("seq_task",)
+"""The seed's sequence task three ways (bench/seqtask.py): the row's variant is the architecture (gru, lstm,
+transformer), and one comparison group holds all three (Row.group), so architecture against architecture is paired."""
+SEQ_ARCHS = ("gru", "lstm", "transformer")
+SEQ_PASSES = ("fwd", "train_step")
+SEQ_TRAIN_IMPLS = ("numpy", "torch_nn", "keras", "flax")
+"""Voices with an optimiser step on any description: numpy_train's Adam (Keras' flavour) on the hand-written
+backward, torch.optim.Adam on the torch port, keras.optimizers.Adam on the Keras port, optax.adam on the Flax port
+(bench/seqtrain.py). The from-primitives torch, TensorFlow and JAX voices have gradients, not an optimiser."""
+SEQ_OPS = ("gru", "lstm", "dense")
+"""Contract ops inside the sequence task (impls.contract.limits refuses by op: ONNX Runtime's float64 GRU)."""
 
 DEFAULT_MODE = {"numpy": "numpy", "torch": "eager", "torch_nn": "eager", "tensorflow": "tf.function", "keras": "tf.function",
                 "jax": "jit", "flax": "jit", "onnxruntime": "ort"}  # fmt: skip
@@ -130,7 +146,8 @@ class Row:
         """The comparison group: the id without implementation and mode, i.e. one work item (work, device,
         precision, variant, shape, pass) that every implementation and mode is timed on together."""
         parts = [self.work, self.device, self.precision]
-        return "-".join(parts + ([self.variant] if self.variant else []) + [self.size.token, self.pass_])
+        shared = self.work in SEQ_WORKS  # the architectures of the sequence task are timed together
+        return "-".join(parts + ([self.variant] if self.variant and not shared else []) + [self.size.token, self.pass_])
 
 
 def contract_op(work: str, pass_: str) -> str:
@@ -144,6 +161,8 @@ chung and the seed's own run in full. Issue 17 moved them there, to make room fo
 
 
 def _variants(work: str, impl: str, all_variants: bool | tuple[str, ...]) -> tuple[str | None, ...]:
+    if work in SEQ_WORKS:
+        return SEQ_ARCHS
     if work not in ("gru", "seed_gru_model"):
         return (None,)
     offered = GRU_VARIANTS[impl]
@@ -160,12 +179,13 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
     reference run one after another."""
     out = []
     for size in sizes:
+        trains = SEQ_TRAIN_IMPLS if size.work in SEQ_WORKS else TRAIN_IMPLS
         for variant in sorted({v for i in IMPLEMENTATIONS for v in _variants(size.work, i, all_variants)}, key=str):
             for pass_ in passes:
                 for device in devices:
                     for prec in precisions_ or ("float64", "float32", "tf32", "bfloat16", "float16"):
                         for impl in impls or IMPLEMENTATIONS:
-                            if pass_ == "train_step" and impl not in TRAIN_IMPLS:
+                            if pass_ == "train_step" and impl not in trains:
                                 continue
                             if variant not in _variants(size.work, impl, all_variants):
                                 continue
@@ -174,7 +194,7 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
                             if profile == "quick" and impl in QUICK_FLOAT32_ONLY and prec == "float64":
                                 continue
                             inside = (contract_op(size.work, pass_), *seed_models.OPS.get(size.work, ()),
-                                      *LAYER_OPS.get(size.work, ()))
+                                      *LAYER_OPS.get(size.work, ()), *(SEQ_OPS if size.work in SEQ_WORKS else ()))
                             if any(limits.refusal(impl, op, STORAGE[prec]) is not None for op in inside):
                                 continue  # declared (impls/contract/limits.py): ONNX Runtime's float64 GRU/Conv, its gradients
                             for mode in (modes or {}).get(impl, (DEFAULT_MODE[impl],)):
@@ -186,6 +206,18 @@ def _rows(sizes, passes, devices, profile, modes=None, all_variants=False, impls
 SEED_LAYERS_RNN = [layer_size(w, SEED_B, 100, 64, 128, "seed") for w in LAYER_WORKS]
 """The LSTM and the bidirectional layers at the seed's first GRU's sizes (B32 T100 I64 H128): the FAQ's
 GRU-against-LSTM question at one shape, beside the GRU op rows."""
+
+
+def seq_rows(devices: tuple[str, ...], profile: str, sizes=None) -> list[Row]:
+    """The sequence task's rows (bench/seqtask.py): every voice forward, the SEQ_TRAIN_IMPLS one Adam step, float32,
+    each architecture a variant of one work (and of one comparison group per pass)."""
+    out = []
+    for size in sizes or [SEQ_TASK]:
+        for pass_ in SEQ_PASSES:
+            impls = SEQ_TRAIN_IMPLS if pass_ == "train_step" else None
+            for device in devices:
+                out += _rows([size], (pass_,), (device,), profile, impls=impls, precisions_=("float32",))
+    return out
 
 
 def _quick(devices: tuple[str, ...], profile: str) -> list[Row]:
@@ -214,6 +246,7 @@ def _full(devices: tuple[str, ...]) -> list[Row]:
     rows += _rows(SWEEP_GRUS, ("fwd", "fwd+bwd"), devices, p)
     rows += _rows(SEED_LAYERS_RNN, ("fwd", "fwd+bwd"), devices, p)
     rows += _rows(SWEEP_LAYERS, ("fwd", "fwd+bwd"), devices, p)
+    rows += seq_rows(devices, p)  # the sequence task: GRU, LSTM, Transformer (issue 25)
     # Other modes at the seed's shapes.
     xla = {"tensorflow": ("tf.function(jit_compile=True)",), "keras": ("tf.function(jit_compile=True)",)}
     rows += _rows(SEED_GRUS + layers + seed_models, ("fwd", "fwd+bwd"), devices, p, modes=xla,
@@ -271,8 +304,9 @@ __all__ = [
     "CPU_PRECISIONS", "CUDA_PRECISIONS", "DEEPBENCH_CPU", "DEEPBENCH_CPU_FWD_ONLY", "DEEPBENCH_INFER_GPU",
     "DEEPBENCH_TRAIN", "DEFAULT_MODE", "FRAMEWORK", "LAYER_OPS", "LAYER_WORKS", "MODEL_WORKS", "MODE_TOKEN",
     "OP_WORKS", "PASSES", "PROFILES", "QUICK_FLOAT32_ONLY", "QUICK_LAYERS", "QUICK_VARIANTS", "SEED_B",
-    "SEED_CONVS", "SEED_DENSES", "SEED_GRUS", "SEED_LAYERS_RNN", "SEED_POOLS", "STORAGE", "SWEEP_GRUS",
+    "SEED_CONVS", "SEED_DENSES", "SEED_GRUS", "SEED_LAYERS_RNN", "SEED_POOLS", "SEQ_ARCHS", "SEQ_OPS", "SEQ_PASSES",
+    "SEQ_TASK", "SEQ_TRAIN_IMPLS", "SEQ_WORKS", "STORAGE", "SWEEP_GRUS",
     "SWEEP_LAYERS", "TRAIN_IMPLS", "Ceiling", "Row", "Size", "ceilings", "contract_op", "conv_size",
     "deepbench_sizes", "dense_size", "devices_for", "gru_size", "layer_size", "pool_size", "precisions", "rows",
-    "seed_cnn_model_size", "seed_gru_model_size",
+    "seed_cnn_model_size", "seed_gru_model_size", "seq_rows", "seq_task_size",
 ]  # fmt: skip

@@ -33,7 +33,7 @@ def pytest_addoption(parser):
                     help="compute threads for every framework: a number, or 'default' (each framework's own, the "
                          "machine's cores); default: the profile's (quick 1, full and deepbench 'default')")  # fmt: skip
     group.addoption("--bench-sweep", default=None,
-                    help="only rows of these sweeps, comma-separated: seed, hidden, seq_len, batch, deepbench "
+                    help="only rows of these sweeps, comma-separated: seed, hidden, seq_len, batch, deepbench, seq_task "
                          "(ceilings and overhead rows always run)")  # fmt: skip
     group.addoption("--bench-blocks", type=int, default=None,
                     help="interleaved blocks per comparison group, split over its epochs (default: group time / "
@@ -143,7 +143,7 @@ def _rows(config) -> list:
     return [r for r in rows if r.size.sweep in wanted] if wanted else rows
 
 
-SWEEPS = ("seed", "hidden", "seq_len", "batch", "deepbench")
+SWEEPS = ("seed", "hidden", "seq_len", "batch", "deepbench", "seq_task")
 
 
 def _sweeps(config) -> set[str]:
@@ -165,6 +165,9 @@ def pytest_generate_tests(metafunc):
     if "layer_row" in metafunc.fixturenames:
         rows = [r for r in _rows(metafunc.config) if r.work in cases.LAYER_WORKS]
         metafunc.parametrize("layer_row", rows, ids=[r.id for r in rows])
+    if "seq_row" in metafunc.fixturenames:
+        rows = [r for r in _rows(metafunc.config) if r.work in cases.SEQ_WORKS]
+        metafunc.parametrize("seq_row", rows, ids=[r.id for r in rows])
     if "ceiling" in metafunc.fixturenames:
         cs = cases.ceilings(profile, devs)
         metafunc.parametrize("ceiling", cs, ids=[c.id for c in cs])
@@ -175,7 +178,7 @@ def pytest_collection_finish(session):
     items = []
     for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        items += [params[k] for k in ("op_row", "model_row", "layer_row", "ceiling") if k in params]
+        items += [params[k] for k in ("op_row", "model_row", "layer_row", "seq_row", "ceiling") if k in params]
     bench_session(session.config).register(items)
 
 

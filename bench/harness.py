@@ -34,9 +34,9 @@ from impls import frameworks
 from impls.contract.tolerance import tolerance
 from impls.primitives import numpy_impl as ref
 
-from . import flops
+from . import flops, seqtask
 from .blocks import Member, Timing
-from .cases import LAYER_WORKS, Ceiling, Row
+from .cases import LAYER_WORKS, SEQ_WORKS, Ceiling, Row
 from .prepare import load, max_error, native, prepare_layer, prepare_model, prepare_op, tol_work, version
 from .works import seed_of
 
@@ -180,18 +180,25 @@ def _entry(id_: str, mod: ModuleType, fn: Callable[[], Any], device: str, opts: 
 def row_info(row: Row, mod: ModuleType) -> dict[str, Any]:
     d = row.size.dims
     convention = row.convention if row.work != "max_pool2d" else "model"
+    item = np.dtype(row.dtype if row.dtype != "bfloat16" else "float16").itemsize
+    if row.work in SEQ_WORKS:  # counted from the architecture's description (bench/seqtask.py)
+        fl = gemm = seqtask.row_flops(row.variant, row.size.sizes, row.pass_)
+        nbytes = seqtask.row_bytes(row.variant, row.size.sizes, row.pass_, item)
+    else:
+        fl = flops.row_flops(row.work, d, row.pass_, convention if convention == "deepbench" else "gemm")
+        gemm, nbytes = flops.row_flops(row.work, d, row.pass_), flops.row_bytes(row.work, d, row.pass_, item)
     info = {
         "schema": SCHEMA, "kind": "row", "impl": row.impl, "framework": row.framework,
         "framework_version": version(row.framework), "mode": row.mode, "device": row.device, "dtype": row.dtype,
         "precision": row.precision, "work": row.work, "variant": row.variant, "pass": row.pass_,
         "shape": row.size.label, "sizes": d, "sweep": row.size.sweep, "profile": row.profile,
-        "flops": flops.row_flops(row.work, d, row.pass_, convention if convention == "deepbench" else "gemm"),
-        "flop_convention": convention, "flops_gemm": flops.row_flops(row.work, d, row.pass_),
-        "bytes": flops.row_bytes(row.work, d, row.pass_, np.dtype(row.dtype if row.dtype != "bfloat16" else "float16").itemsize),
+        "flops": fl, "flop_convention": convention, "flops_gemm": gemm, "bytes": nbytes,
         "bound": "memory" if row.work == "max_pool2d" else "compute",
         "max_rel_err": None, "tolerance": tolerance(row.precision, tol_work(row)), "err_ok": None,
         "reference": "numpy float64, same dtype-rounded inputs", "id": row.id,
     }  # fmt: skip
+    if row.work in SEQ_WORKS:
+        info["params"] = seqtask.param_counts(row.size.sizes)  # canonical counts of the three architectures
     if row.framework == "keras":
         info["backend_version"] = f"tensorflow {frameworks.version('tensorflow')}"
     if row.impl == "numpy" and row.precision == "float64":
@@ -224,8 +231,13 @@ def prepare_row(row: Row, opts: Options) -> Entry:
     if row.device == "cuda" and (why := cuda_missing(row.framework)):
         pytest.skip(why)
     info = row_info(row, mod)
-    prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense")
-            else prepare_layer if row.work in LAYER_WORKS else prepare_model)(row, mod)
+    if row.work in SEQ_WORKS:
+        from .seqtrain import prepare_seq  # imports the ports' modules: only where a run has these rows
+
+        prep = prepare_seq(row, mod)
+    else:
+        prep = (prepare_op if row.work in ("gru", "conv2d", "max_pool2d", "dense")
+                else prepare_layer if row.work in LAYER_WORKS else prepare_model)(row, mod)  # fmt: skip
     info["timed"] = prep.what
     try:
         return _entry(row.id, mod, prep.fn, row.device, opts, info, prep.check)

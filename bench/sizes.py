@@ -62,6 +62,15 @@ def seed_gru_model_size(B: int, sweep: str) -> Size:
     return Size("seed_gru_model", f"B{B} T{T} I{I} H{H1}/{H2} C{SEED_CLASSES}", dims, sweep)
 
 
+def seq_task_size(B: int = 32, T: int = 100, I: int = 64, H1: int = 128, H2: int = 64, CL: int = 10, D: int = 64,
+                  NH: int = 4, L: int = 2, sweep: str = "seq_task") -> Size:
+    """The seed's sequence task (bench/seqtask.py): B x T x I in, CL classes; the GRU and LSTM models' units H1, H2, the
+    Transformer's d_model D, heads NH and layers L (its FFN width is solved from the GRU's parameter count). Its three
+    architectures share one comparison group (the row's variant is the architecture)."""
+    dims = (("B", B), ("T", T), ("I", I), ("CL", CL), ("H1", H1), ("H2", H2), ("D", D), ("NH", NH), ("L", L))
+    return Size("seq_task", f"B{B} T{T} I{I} C{CL} H{H1}/{H2} D{D}h{NH}x{L}", dims, sweep)
+
+
 def seed_cnn_model_size(B: int, sweep: str) -> Size:
     (H, W, C), (F1, F2) = SEED_CNN_INPUT, SEED_CNN_FILTERS
     dims = (("B", B), ("H", H), ("W", W), ("C", C), ("F1", F1), ("F2", F2), ("D", SEED_DENSE_UNITS), ("CL", SEED_CLASSES))
@@ -76,6 +85,8 @@ SEED_POOLS = [pool_size(SEED_B, 26, 32, "seed"), pool_size(SEED_B, 11, 64, "seed
 SEED_DENSES = [dense_size(SEED_B, 5 * 5 * 64, 128, "seed"), dense_size(SEED_B, 128, 10, "seed")]
 QUICK_LAYERS = [SEED_CONVS[1], SEED_POOLS[0], SEED_DENSES[0]]
 """quick times the heaviest layer of each kind in the seed CNN; full times all of them."""
+SEQ_TASK = seq_task_size()
+"""The seed's sequence task at its own sizes (B32 T100 I64, 10 classes; GRU 128/64, Transformer D64 h4 x2): full."""
 
 SWEEP_GRUS = (
     [gru_size(32, 100, 64, H, "hidden") for H in (32, 256, 512, 1024)]

@@ -60,6 +60,8 @@ def make_inputs(work: str, dims: dict[str, int], pass_: str, label: str) -> dict
         params = init_seed_gru(s + 1, input_size=d["I"], units=(d["H1"], d["H2"]), classes=d["CL"])
         x = random_array((d["B"], d["T"], d["I"]), s)
         return {"x": x, "params": params, "onehot": onehot(d["B"], d["CL"], s + 2)}
+    if work == "seq_task":  # the sequence task's descriptions hold their own weights (bench/seqtask.py)
+        return {"x": random_array((d["B"], d["T"], d["I"]), s), "onehot": onehot(d["B"], d["CL"], s + 2)}
     if work == "seed_cnn_model":
         params = init_seed_cnn(s + 1, image=(d["H"], d["W"], d["C"]), filters=(d["F1"], d["F2"]),
                                dense_units=d["D"], classes=d["CL"])  # fmt: skip

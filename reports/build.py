@@ -212,6 +212,7 @@ def render(runs: list[Run], verify: dict[str, list], out: Path, argv: list[str],
         results[4:4] = [("Where one machine has several runs, tables and plots take each row from the latest run "
                         "that measured it; the comparison below shows what changed between them."), ""]  # fmt: skip
     doc += results + [line for _, df in latest for line in rnn_compare.section(df)]
+    doc += [line for _, df in latest for line in rnn_compare.seq_section(df)]
     doc += fidelity_section(runs) + comparison_section(runs) + verification_section(verify)
     doc += seed_audit_section(out.parent) + porting_section(out.parent)
     warnings = [w for r in runs for w in r.warnings]

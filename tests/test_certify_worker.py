@@ -42,7 +42,7 @@ def test_the_split_sends_only_jax_voices_and_only_with_two_jobs():
     assert worker.split(("numpy", "torch"), 2) == ()
 
 
-def test_a_worker_gives_the_same_certificate_apart_from_times(model, alone, monkeypatch):
+def test_a_worker_gives_the_same_certificate_apart_from_times(model, alone, monkeypatch, capfd):
     started = []
     real = worker.Worker.start.__func__
 
@@ -56,6 +56,7 @@ def test_a_worker_gives_the_same_certificate_apart_from_times(model, alone, monk
     assert started and started[0] is not None and started[0].proc.returncode == 0, "the worker did not run"
     assert json.dumps(split, sort_keys=False) == json.dumps(alone, sort_keys=False)
     assert list(split["voices"]) == list(VOICES)  # the certificate's order, not the order of computing
+    assert "Warning" not in capfd.readouterr().err  # the worker writes nothing on the user's terminal (runpy warned)
 
 
 def test_a_worker_that_cannot_start_leaves_its_voices_here(model, alone, monkeypatch):
@@ -85,3 +86,45 @@ def test_a_planted_bug_in_the_workers_bookkeeping_is_caught(model, alone, monkey
 
     monkeypatch.setattr(worker.Worker, "result", swapped)
     assert _certificate(model, 2) != alone
+
+
+def test_the_training_step_computed_meanwhile_follows_what_the_worker_found(model, alone, monkeypatch):
+    """This process takes every voice's training step while the worker computes (the worker's voices included, judged
+    importable here). Where the worker finds one unavailable after all, the training section says so, as one process
+    would; and the profile keeps both processes' seconds for a voice (flax: the worker's sections, this one's step)."""
+    real = worker.Worker.result
+
+    def flax_missing(self):
+        entries, seconds = real(self)
+        missing = {"voice": "flax", "unavailable": "planted: flax is not importable in the worker"}
+        return {**entries, "flax": missing}, seconds
+
+    monkeypatch.setattr(worker.Worker, "result", flax_missing)
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
+    assert "unavailable" in cert["training"]["voices"]["flax"]
+    assert "unavailable" not in alone["training"]["voices"]["flax"]
+    monkeypatch.setattr(worker.Worker, "result", real)
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
+    assert {"training", "forward", "layers"} <= set(cert["profile"]["flax"])
+
+
+def test_the_memory_of_both_processes_is_read_together():
+    """getrusage gives each process's own peak; the certificate also states the most both held at one moment, read
+    from /proc: a child holding 300 MiB more reads at least that much."""
+    code = "import sys, numpy as np; a = np.ones(300 * 2**20 // 8); print('ready', flush=True); sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert worker.resident_gib(child.pid) >= 300 / 1024
+        assert 0 < worker.resident_gib("self") < 64
+    finally:
+        child.communicate("")
+    assert worker.resident_gib(child.pid) == 0.0  # gone
+
+
+def test_a_certificate_with_a_worker_states_both_processes_memory(model):
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2))
+    mem = cert["memory"]
+    assert 0 < mem["peak_rss_together_gib"] <= mem["peak_rss_gib"] + mem["peak_rss_children_gib"] + 0.05
+    assert mem["peak_rss_together_gib"] > mem["peak_rss_children_gib"] / 2  # the worker's memory is in it
+    assert "both at once at most" in certificate.to_markdown(cert)

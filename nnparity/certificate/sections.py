@@ -186,7 +186,15 @@ def versions(cert: dict[str, Any]) -> list[str]:
     v = cert["versions"]
     return ["## Versions", "", ", ".join(f"{k} {v[k] or 'not installed'}" for k in v),
             "", f"Checks took {cert['checks_s']:.1f} s, the whole certificate {cert['total_s']:.1f} s"
-            + (f"; peak resident memory {cert['memory']['peak_rss_gib']:.2f} GiB" if "memory" in cert else "") + ".", ""]
+            + (f"; peak resident memory {memory(cert['memory'])}" if "memory" in cert else "") + ".", ""]
+
+
+def memory(mem: dict[str, float]) -> str:
+    """This process's peak, and with a worker its own and the two processes' most at one moment."""
+    if "peak_rss_together_gib" not in mem:
+        return f"{mem['peak_rss_gib']:.2f} GiB"
+    return (f"{mem['peak_rss_gib']:.2f} GiB, the worker's {mem['peak_rss_children_gib']:.2f} GiB, both at once at most "
+            f"{mem['peak_rss_together_gib']:.2f} GiB (read every {mem['together_sampled_s']} s)")
 
 
 def failed(cert: dict[str, Any]) -> list[str]:

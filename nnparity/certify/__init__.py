@@ -40,7 +40,7 @@ from .inputs import (
     undefined_described,
 )
 from .layers import first_diverging, layer_checks
-from .per_voice import DTYPES, voice_section
+from .per_voice import DTYPES, availability, voice_section
 from .training import UNMOVED, _unmoved, conditioned, training_section, zero_gradient_parameters
 from .user_model import source_section
 from .verdict import failures, overall_first_diverging
@@ -89,15 +89,25 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     if steps:
         cert["inputs"]["compared_steps"] = steps
     builts32: dict[str, voices.Built] = {}
+    entries: dict[str, dict] = {}
+
+    def here(voice: str) -> None:  # the voice's section computed in this process
+        entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
+                                               settings.one_pass)  # fmt: skip
+        builts32.update({voice: builts["float32"]} if "float32" in builts else {})
+
+    def usable(voice: str) -> bool:  # known from its entry, or for the worker's voices from whether it imports here
+        return "unavailable" not in entries[voice] if voice in entries else availability(voice) is None
+
     away = split(settings.voices, settings.jobs)
     job = Worker.start(model, batch, away, settings.one_pass) if away else None
-    entries: dict[str, dict] = {}
     try:
         for voice in settings.voices:
             if job is None or voice not in away:
-                entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
-                                                       settings.one_pass)  # fmt: skip
-                builts32.update({voice: builts["float32"]} if "float32" in builts else {})
+                here(voice)
+        # the training step while the worker computes: every voice's, the worker's included (its step is one build)
+        expected = [v for v in settings.voices if usable(v)]
+        trained = training_section(model, ref, expected, settings.voices, settings.progress, profile)
         got = job.result() if job else None
     finally:
         if job:
@@ -105,19 +115,20 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     if got:
         entries.update(got[0])
         for who, row in got[1].items():
-            profile.seconds[who] = row
+            for section, seconds in row.items():
+                profile.seconds.setdefault(who, {})[section] = profile.seconds.get(who, {}).get(section, 0.0) + seconds
     for voice in away if job else ():
         if voice not in entries:  # the worker failed: computed here after all
-            entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
-                                                   settings.one_pass)  # fmt: skip
-            builts32.update({voice: builts["float32"]} if "float32" in builts else {})
+            here(voice)
     cert["voices"] = {voice: entries[voice] for voice in settings.voices}
     available = [v for v, e in cert["voices"].items() if "unavailable" not in e]
+    if available != expected:  # a voice the worker found unavailable: the training section as it must read
+        trained = training_section(model, ref, available, settings.voices, settings.progress, profile)
     if gru:
         settings.progress("GRU layers with a non-zero initial state")
         with profile.section("reference", "initial state"):
             cert["initial_state"] = initial_state_checks(model, ref, available)
-    cert["training"] = training_section(model, ref, available, settings.voices, settings.progress, profile)
+    cert["training"] = trained
     with profile.section("source", "forward"):
         cert["source"] = source_section(imported, ref, settings.progress)
     cert["checks_s"] = time.perf_counter() - t0
@@ -143,7 +154,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     cert["first_diverging"] = fd
     cert["verdict"] = "pass" if not cert["failures"] else "fail"
     cert["profile"] = {who: {k: round(v, 3) for k, v in row.items()} for who, row in profile.seconds.items()}
-    cert["memory"] = peak_memory()
+    cert["memory"] = peak_memory(job.peak_together_gib, job.SAMPLE_S) if job else peak_memory()
     cert["total_s"] = time.perf_counter() - t0
     return cert
 
@@ -153,7 +164,9 @@ def profile_table(cert: dict[str, Any]) -> str:
     p = Profile()
     p.seconds = cert.get("profile", {})
     mem = cert.get("memory", {})
-    return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB; checks "
+    both = (f" (worker {mem['peak_rss_children_gib']:.2f} GiB; both at once at most {mem['peak_rss_together_gib']:.2f}"
+            " GiB)") if "peak_rss_together_gib" in mem else ""  # fmt: skip
+    return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB{both}; checks "
             f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s")
 
 

@@ -40,11 +40,14 @@ def model_section(model: Model, batch: int) -> dict[str, Any]:
                        for i, la in enumerate(model.layers)]}  # fmt: skip
 
 
-def peak_memory() -> dict[str, float]:
-    """The peak resident memory of this process (and of the worker processes it waited for), in GiB (getrusage)."""
+def peak_memory(together_gib: float | None = None, every_s: float | None = None) -> dict[str, float]:
+    """The peak resident memory of this process and of the worker processes it waited for, each its own peak
+    (getrusage), in GiB; with a worker, also the most the two held at one moment (sampled: worker.Worker)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return {"peak_rss_gib": round(own, 3), "peak_rss_children_gib": round(children, 3)}
+    return {"peak_rss_gib": round(own, 3), "peak_rss_children_gib": round(children, 3),
+            **({"peak_rss_together_gib": round(together_gib, 3), "together_sampled_s": every_s}
+               if together_gib else {})}  # fmt: skip
 
 
 __all__ = ["VERSIONS", "model_section", "peak_memory", "versions"]

@@ -1,6 +1,6 @@
 """The second core: some voices' sections computed in a worker process while this one computes the others.
 
-    job = Worker.start(model, batch, ("jax", "flax"), one_pass)    # an exec'd `python -m nnparity.certify.worker`
+    job = Worker.start(model, batch, ("jax", "flax"), one_pass)    # an exec'd interpreter running worker.main(DIR)
     ...                                                             # this process's voices meanwhile
     entries, seconds = job.result()                                 # {voice: its entry}, {voice: {section: s}}
 
@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from impls.model import store
 from impls.model.description import Model
 
 WORKER_VOICES = ("jax", "flax")
+_RUN = "import sys; from nnparity.certify.worker import main; sys.exit(main(sys.argv[1]))"
+"""The worker's command (`python -c`): `python -m nnparity.certify.worker` imports this module twice, once as the
+package's and once as __main__, and runpy warns so on the user's terminal."""
 
 
 def cores() -> int:
@@ -53,9 +57,29 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON-able")
 
 
+def resident_gib(pid: int | str) -> float:
+    """A process's resident memory now, in GiB (/proc/PID/statm); 0.0 where it cannot be read (gone, not Linux)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class Worker:
+    SAMPLE_S = 0.2  # how often the two processes' resident memory is read together
+
     def __init__(self, proc: subprocess.Popen, folder: tempfile.TemporaryDirectory, voices: tuple[str, ...]) -> None:
         self.proc, self.folder, self.voices = proc, folder, voices
+        self.peak_together_gib = 0.0  # getrusage gives each process's own peak, not the machine's at one moment
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._sample, daemon=True)
+        self._watch.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set() and self.proc.poll() is None:
+            now = resident_gib("self") + resident_gib(self.proc.pid)
+            self.peak_together_gib = max(self.peak_together_gib, now)
+            self._done.wait(self.SAMPLE_S)
 
     @classmethod
     def start(cls, model: Model, batch: int, voices: tuple[str, ...], one_pass: bool) -> Worker | None:
@@ -66,7 +90,7 @@ class Worker:
             store.save(model, base / "model")
             (base / "request.json").write_text(json.dumps({"voices": list(voices), "batch": batch, "one_pass": one_pass,
                                                            "threads": frameworks.threads()}))  # fmt: skip
-            proc = subprocess.Popen([sys.executable, "-m", "nnparity.certify.worker", str(base)],
+            proc = subprocess.Popen([sys.executable, "-c", _RUN, str(base)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
         except (OSError, ValueError):
             folder.cleanup()
@@ -77,6 +101,7 @@ class Worker:
         """({voice: entry}, {voice: {section: seconds}}), or None where the worker failed."""
         try:
             code = self.proc.wait()
+            self._done.set()
             out = Path(self.folder.name) / "result.json"
             if code != 0 or not out.exists():
                 return None
@@ -86,6 +111,7 @@ class Worker:
             self.folder.cleanup()
 
     def stop(self) -> None:
+        self._done.set()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

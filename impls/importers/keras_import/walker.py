@@ -6,7 +6,8 @@ description's Layer.inputs record it (empty for a layer fed by the one before). 
 called at several places (shared weights) are a later step and refused with that reason. The walker reads the graph's
 own nodes in topological order, leaves out Keras' mask computations, hands each layer to its converter (REGISTRY,
 keyed by its exact class) and checks each output shape against Keras' own and each recurrent layer's mask against
-the description's Model.mask_sources.
+the description's Model.mask_sources. The Keras port's class token and position embedding (an EinsumDense of a
+keras.ops.ones_like, then Concatenate / Add) are read as one layer each (tokens.py's folds).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ...model.description import INPUT, Layer, Model, ModelError
 from ...model.layers import spec_of
 from .. import BadInput, Imported, UnsupportedLayer
 from .context import REGISTRY, Context, class_name, supported
+from .padding import check_masks, masked_means
+from .tokens import folds as token_folds
 
 keras = frameworks.load("keras")
 Functional = frameworks.load_attr("keras.src.models.functional", "Functional")
@@ -68,7 +71,7 @@ def _label(position: int, op: Any) -> str:
     return f"layer {position} {op.name!r} ({class_name(type(op))})"
 
 
-def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict[int, int], dict[int, Any]]:
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict[int, int], dict[int, Any], dict]:
     """([(layer or op, its output tensor, the tensors it reads, its graph node)] in topological order, InputLayer
     left out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
     after checking the model's graph is one we import: one input, one output, every layer called once (a DAG of
@@ -79,17 +82,20 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict
     the user's own is refused). A raw operation of the functional graph (x + 3, x * y: keras.src.ops) is read by
     its converter where REGISTRY has its class; a Sequential or functional model used as a layer is flattened into
     the graph (its input is the tensor it is called on, its output's readers read its last layer's): the third
-    answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so."""
+    answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so. The fourth, {id of a
+    merge node: tokens.Fold}: the Keras port's class token or position embedding, several nodes read as one layer
+    (the merge's entry, reading the pattern's input; its inner nodes are no entries)."""
     graph = _graph(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
     chain: list = []
     masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
     alias: dict[int, Any] = {}  # id of a nested model's input or output tensor -> the tensor it stands for
-    _walk_graph(graph, where, chain, masked, alias, {id(graph.inputs[0])})
+    folded: dict = {}  # id of a merge node -> the tokens.Fold it ends
+    _walk_graph(graph, where, chain, masked, alias, {id(graph.inputs[0])}, folded)
     if not chain or _resolved(alias, graph.outputs[0]) is not chain[-1][1]:
         raise _branches(where, "the model's output is not its last layer's")
-    return chain, masked, alias
+    return chain, masked, alias, folded
 
 
 def _resolved(alias: dict[int, Any], t: Any) -> Any:
@@ -102,13 +108,15 @@ _AUTO_MASKS = ("value_mask", "query_mask", "key_mask")
 """The masks Keras hands a layer with several tensor arguments (MultiHeadAttention) from each one's own mask."""
 
 
-def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set) -> None:
+def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set, folded: dict) -> None:
     """_chain's walk of one graph's nodes (the model's, or a nested model's, recursively)."""
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
     mask_ops = _mask_ops(nodes)
     producer = {id(t): n for n in nodes for t in n.output_tensors}
     nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
+    found, inner = token_folds(nodes)
+    folded.update(found)
     for node in nodes:
         layer = node.operation
         if isinstance(layer, L.InputLayer):
@@ -117,11 +125,13 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
         if sum(c is layer for c in calls) != 1:
             raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)",
                             shared=True)  # fmt: skip
-        ins = [_resolved(alias, t) for t in node.input_tensors]
+        if id(node) in inner:  # part of a token's pattern: its merge's entry reads the pattern's input
+            continue
+        ins = [_resolved(alias, t) for t in ([found[id(node)].x] if id(node) in found else node.input_tensors)]
         if isinstance(layer, keras.Model):  # a mask= it is given is no input (a nested Sequential drops it)
             mask = node.arguments.kwargs.get("mask")
             _nested(layer, node, [t for t, raw in zip(ins, node.input_tensors, strict=True) if raw is not mask], where,
-                    label, chain, masked, alias, made)  # fmt: skip
+                    label, chain, masked, alias, made, folded)  # fmt: skip
             continue
         if not isinstance(layer, L.Layer) and REGISTRY.get(type(layer)) is None:
             raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__module__}.{type(layer).__name__} (a "
@@ -131,7 +141,8 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
         mask = kw.get("mask") if kw.get("mask") is not None else next((kw[k] for k in _AUTO_MASKS if kw.get(k) is not None), None)
         if mask is None and isinstance(layer, L.MultiHeadAttention):  # it reads its value's (keys') mask itself
             mask = getattr(node.input_tensors[min(1, len(node.input_tensors) - 1)], "_keras_mask", None)
-        inputs = [t for t, raw in zip(ins, node.input_tensors, strict=True) if not any(raw is g for g in given)]
+        raws = [found[id(node)].x] if id(node) in found else node.input_tensors
+        inputs = [t for t, raw in zip(ins, raws, strict=True) if not any(raw is g for g in given)]
         if mask is not None:
             roots = _mask_roots(mask, producer, mask_ops)
             src = [i for i, (_, _, reads, _) in enumerate(chain) if any(t is r for t in reads for r in roots)]
@@ -148,7 +159,7 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
 
 
 def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: list, masked: dict, alias: dict,
-            made: set) -> None:  # fmt: skip
+            made: set, folded: dict) -> None:  # fmt: skip
     """A Sequential or functional model used as a layer: its own graph walked in place, fed the tensor it is called
     on; whatever reads its output reads its last layer's."""
     if not isinstance(inner, (keras.Sequential, Functional)):
@@ -159,7 +170,7 @@ def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: lis
         raise _branches(where, f"{label} is a nested model with {len(g.inputs)} inputs and {len(g.outputs)} outputs")
     alias[id(g.inputs[0])] = ins[0]
     made.add(id(g.inputs[0]))
-    _walk_graph(g, where, chain, masked, alias, made)
+    _walk_graph(g, where, chain, masked, alias, made, folded)
     alias[id(node.output_tensors[0])] = _resolved(alias, g.outputs[0])
     made.add(id(node.output_tensors[0]))
 
@@ -222,7 +233,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     """A keras.Model (Sequential or a functional graph) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
     or ModelError, each naming `where`."""
     net = _built(net, input_shape, where)
-    chain, masked, alias = _chain(net, where)
+    chain, masked, alias, folded = _chain(net, where)
     full = _input_shape(net, input_shape, where)
     graph_input = _graph(net).inputs[0]
     names = {id(graph_input): INPUT}  # tensor -> the description's name for it
@@ -240,14 +251,15 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
             raise UnsupportedLayer(f"{where}: {label}: the name {INPUT!r} is the description's name of the model's "
                                    "input; rename the layer")  # fmt: skip
         srcs = [names[id(t)] for t in ins]
-        merge = entry.meta.get("merge", False)
+        fold = folded.get(id(node))  # several nodes read as one token layer (tokens.py): it reads one tensor
+        merge = entry.meta.get("merge", False) and fold is None
         merge = len(srcs) > 1 if merge == "auto" else merge  # an op: x * y merges, x * 3 reads one tensor
         if not merge and len(srcs) != 1:
             raise _branches(where, f"{label} takes {len(srcs)} inputs")
         in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
         ctx = Context(klayer, position, in_shape, where, node)
         ctx.input_dtype = str(graph_input.dtype)
-        converted = entry.fn(ctx)
+        converted = entry.fn(ctx) if fold is None else (fold.kind, {}, fold.weights)
         if converted is None:
             names[id(out)] = srcs[0]
             continue
@@ -264,53 +276,14 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
         layers.append(layer)
         notes += ctx.notes
     masked = {layer_of[p]: layer_of.get(s, s) for p, s in masked.items() if p in layer_of}
-    model = _masked_means(_unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
+    model = masked_means(_unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
                                                   source="keras", boundary="channels_last")), masked)  # fmt: skip
     try:
         model.check(full[0])
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
-    _check_masks(model, masked, where)
-    return _imported(net, chain, alias, model, where, notes)
-
-
-def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
-    """Every recurrent layer Keras hands a mask is one the description masks from the same source layer, and the
-    other way round: a mask of the user's own, or a chain Keras masks otherwise than the description, is refused."""
-    sources = model.mask_sources()
-    padded = [i for i, la in enumerate(model.layers) if la.kind == "multi_head_attention" and sources[i] is not None]
-    if len(padded) > 1:
-        la = model.layers[padded[1]]
-        raise UnsupportedLayer(f"{where}: {la.label(padded[1])}: a second attention under the padding mask: Keras' "
-                               "MultiHeadAttention reads its inputs' masks at run time and deletes them from its input "
-                               f"tensors ({model.layers[padded[0]].label(padded[0])} did), so at run time this one "
-                               "attends the padded keys, unlike the mask Keras' graph records (measured 0.26 relative "
-                               "on two keras.io blocks); the Keras port passes value_mask= explicitly, an import of that is not built")  # fmt: skip
-    for i, la in enumerate(model.layers):
-        if la.kind not in ("gru", "lstm", "multi_head_attention", "global_avg_pool"):
-            continue
-        keras_src, ours = masked.get(i), sources[i]
-        if keras_src != ours:
-            raise UnsupportedLayer(f"{where}: {la.label(i)}: Keras masks it from layer {keras_src}, the description "
-                                   f"from layer {ours} (Model.mask_sources): only the padding mask Keras carries from "
-                                   "an Embedding(mask_zero=True) or a Masking, through Dense, Activation, Dropout, "
-                                   "Add, LayerNormalization, MultiHeadAttention and sequence-returning RNNs, imports (a "
-                                   "raw op such as x + a drops Keras' mask: keras.layers.Add keeps it)")  # fmt: skip
-    bad = model.unreadable_padding()
-    if bad is not None:
-        la = model.layers[bad]
-        raise UnsupportedLayer(f"{where}: {la.label(bad)} ({la.kind}) reads every step of a padded sequence after a "
-                               "padded attention: Keras' MultiHeadAttention weighs every key alike at a padded query "
-                               "row, which no other framework computes; read the valid steps only (a "
-                               "GlobalAveragePooling1D the mask reaches)")  # fmt: skip
-
-
-def _masked_means(model: Model, masked: dict[int, int]) -> Model:
-    """A GlobalAveragePooling1D Keras hands a padding mask averages the valid steps only: masked=True."""
-    for i, la in enumerate(model.layers):
-        if la.kind == "global_avg_pool" and i in masked:
-            model = model.replace_layer(i, dataclasses.replace(la, options={**la.options, "masked": True}))
-    return model
+    check_masks(model, masked, where)
+    return _imported(net, chain, alias, model, where, notes, folded)
 
 
 def _unmasked_padding(model: Model) -> Model:
@@ -331,20 +304,23 @@ def _call(op: Any, node: Any, tensors: dict[int, Any]) -> Any:
     return op(*args, **kwargs, **({"training": False} if isinstance(op, L.Layer) else {}))
 
 
-def _replayed(net: Any, chain: list, alias: dict[int, Any]) -> Any:
+def _replayed(net: Any, chain: list, alias: dict[int, Any], folded: dict) -> Any:
     """The chain as one functional model exposing every layer's output, each layer and op called again on new
     symbolic tensors: what layer_outputs runs where a nested model's layers live in a graph of their own."""
     graph = _graph(net)
     x = keras.Input(batch_shape=graph.inputs[0].shape, dtype=graph.inputs[0].dtype)
     env = {id(graph.inputs[0]): x}
     outs = []
-    for op, out, _, node in chain:
-        env[id(out)] = _call(op, node, {id(t): env.get(id(_resolved(alias, t))) for t in node.input_tensors})
+    for _, out, _, node in chain:
+        for n in folded[id(node)].nodes if id(node) in folded else (node,):  # a token's pattern: each of its nodes
+            made = _call(n.operation, n, {id(t): env.get(id(_resolved(alias, t))) for t in n.input_tensors})
+            env[id(n.output_tensors[0])] = made
         outs.append(env[id(out)])
     return keras.Model(x, outs)
 
 
-def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where: str, notes: list[str]) -> Imported:
+def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where: str, notes: list[str],
+              folded: dict) -> Imported:  # fmt: skip
     inputs = _graph(net).inputs
     dtype = str(inputs[0].dtype)
     to_np = keras.ops.convert_to_numpy
@@ -356,13 +332,18 @@ def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where:
 
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
         if not probe:  # the user's model with every layer's output exposed: its own chain, accumulated
-            probe.append(_replayed(net, chain, alias) if nested else keras.Model(inputs[0], [out for _, out, _, _ in chain]))
+            probe.append(_replayed(net, chain, alias, folded) if nested else keras.Model(inputs[0], [out for _, out, _, _ in chain]))
         outs = probe[0](np.asarray(x, dtype=dtype), training=False)
         return [np.asarray(to_np(o)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
         op, _, _, node = chain[i]
         x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=_dtype(op, dtype))
+        if id(node) in folded:  # a token's pattern: its nodes in turn, from the tensor it reads
+            env = {id(folded[id(node)].x): x}
+            for n in folded[id(node)].nodes:
+                env[id(n.output_tensors[0])] = _call(n.operation, n, {id(t): env[id(t)] for t in n.input_tensors})
+            return np.asarray(to_np(env[id(node.output_tensors[0])]))
         if not isinstance(op, L.Layer):  # a raw op (x * 3): fed x where it reads its one tensor, its constants kept
             return np.asarray(to_np(_call(op, node, {id(node.input_tensors[0]): x})))
         return np.asarray(to_np(op(x, training=False)))

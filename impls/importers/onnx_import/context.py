@@ -48,6 +48,11 @@ class _Converters(Mapping):
 
 CONVERTERS: Mapping[str, Callable[[Context, int, Any], None]] = _Converters()
 
+PATTERNS: list[Callable[[Context, int, Any], bool]] = []
+"""Readers of a pattern of several nodes (attention.py: a self-attention), asked before a node goes to its op's
+converter: fn(ctx, position, node) reads the pattern starting at the node and returns True where it read the node too;
+False leaves the node to its converter (a pattern that does not match records why in `ctx.misses`)."""
+
 
 def converter(*op_types: str, kinds: Iterable[str] = ()) -> Callable:
     """Register the decorated converter for `op_types`, making the description `kinds` (REGISTRY.register)."""
@@ -100,11 +105,15 @@ class Context:
         self.ends: list[Value] = []  # the tensor that ends each layer, as the graph holds it
         self.i = 0
         self.notes: list[str] = []
+        self.misses: dict[int, tuple[int, str]] = {}  # id(node) -> (how far, why) its attention is not read
 
     # ---- reading nodes
 
     def refuse(self, pos: int, node: Any, why: str) -> UnsupportedLayer:
-        return UnsupportedLayer(f"{self.path}: node {pos} {node.name or '(unnamed)'!r} ({node.op_type}) {why}; "
+        """The node cannot be read, why; where it belongs to a pattern a reader tried (PATTERNS), why that failed."""
+        missed = self.misses.get(id(node))
+        also = f"; it belongs to a self-attention the importer does not read: {missed[1]}" if missed else ""
+        return UnsupportedLayer(f"{self.path}: node {pos} {node.name or '(unnamed)'!r} ({node.op_type}) {why}{also}; "
                                 f"supported ops: {supported()}")  # fmt: skip
 
     def const(self, pos: int, node: Any, k: int, default: Any = None) -> Any:
@@ -181,4 +190,4 @@ class Context:
         self.layers[-1] = replace(last, options={**last.options, **options})
 
 
-__all__ = ["CONVERTERS", "REGISTRY", "Context", "as_str", "attrs", "converter", "scope", "supported"]
+__all__ = ["CONVERTERS", "PATTERNS", "REGISTRY", "Context", "as_str", "attrs", "converter", "scope", "supported"]
