@@ -70,7 +70,7 @@ def read(ctx: Context, pos: int, node: Any) -> bool:
     v = ctx.values.get(root)
     if v is None or v.rows is not None or v.rank != 3 or root not in ctx.shapes:
         return False
-    ends = getattr(ctx, "attention_ends", None)
+    ends = ctx.attention_ends
     if ends is None:  # once a walk: the ids of nodes taken later never match again
         ends = ctx.attention_ends = _ends(ctx)
     end = _reached(ctx, node, ends) if ends else None
