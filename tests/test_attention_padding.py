@@ -152,6 +152,10 @@ for _ in range(2):
     t = L.LayerNormalization()(L.Add()([t, L.MultiHeadAttention(2, 8)(t, t)]))
 two = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(t)))
 
+# an explicit value_mask True at the padding: Keras would attend the padding only
+f = L.MultiHeadAttention(2, 8, name="flipped_attention")(x, x, value_mask=keras.ops.equal(ids, 0))
+flipped = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(L.Add()([x, f]))))
+
 # no attention: the mask reaches GlobalAveragePooling1D through a Dense
 d = L.Dense(6, activation="tanh")(L.Embedding(20, 5, mask_zero=True)(ids))
 pooled = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(d)))
@@ -414,6 +418,11 @@ def test_keras_raw_add_or_a_nested_sequential_drops_the_mask_and_the_pool_is_ref
         load(f"{keras_dir / 'keras_net.py'}:{name}", (4, 7))
 
 
+def test_keras_explicit_value_mask_of_the_other_polarity_is_refused(keras_dir):
+    with pytest.raises(UnsupportedLayer, match="'flipped_attention'.*called with \\['value_mask'\\]"):
+        load(f"{keras_dir / 'keras_net.py'}:flipped", (4, 7))
+
+
 def test_keras_second_attention_under_a_mask_is_refused_with_the_measured_reason(keras_dir):
     """Measured: Keras' own output of two blocks is not the description's (its second attention attends the padded
     keys at run time); refused, naming the layer."""
@@ -435,3 +444,70 @@ def test_the_padded_keras_classifier_certifies(keras_dir, tmp_path):
     assert rc == 0, (out / "certificate.md").read_text()[:3000]
     cert = json.loads((out / "certificate.json").read_text())
     assert "attention" in cert["inputs"]["compared_steps"]["names"]
+
+
+def test_a_planted_polarity_inversion_in_the_onnx_port_is_caught(torch_dir, monkeypatch):
+    """The ONNX port's valid steps written t >= length (GreaterOrEqual for Less), in the attention's key mask and the
+    masked mean alike: the onnxruntime voice leaves the reference."""
+    from impls import unavailable_reason
+    from impls.model import voices
+    from impls.ports.onnx_port import builder
+
+    if unavailable_reason("onnxruntime"):
+        pytest.skip(unavailable_reason("onnxruntime"))
+    x = padded_ids(11)
+    m = load(f"{torch_dir / 'torch_net.py'}:filled", x.shape).model
+    want = reference_forward(m.astype("float64"), x)
+    assert error_stats(voices.build("onnxruntime", m, "float32").forward(x), want).rel <= AGREE
+    real = builder._Graph.node
+    monkeypatch.setattr(builder._Graph, "node", lambda g, op, *a, **k: real(g, "GreaterOrEqual" if op == "Less" else op, *a, **k))
+    with np.errstate(all="ignore"):
+        got = voices.build("onnxruntime", m, "float32").forward(x)
+    assert not np.all(np.isfinite(got)) or error_stats(got, want).rel > 1e-3
+
+
+def test_a_planted_polarity_inversion_in_the_keras_port_is_caught(torch_dir, monkeypatch):
+    """The Keras port's value_mask= given as its negation (True at the padded steps): the keras voice leaves the
+    reference."""
+    from impls import unavailable_reason
+    from impls.model import voices
+    from impls.ports.keras_port import EMITTERS
+
+    if unavailable_reason("keras"):
+        pytest.skip(unavailable_reason("keras"))
+    keras = load_framework("keras")
+    x = padded_ids(12)
+    m = load(f"{torch_dir / 'torch_net.py'}:filled", x.shape).model
+    want = reference_forward(m.astype("float64"), x)
+    assert error_stats(voices.build("keras", m, "float32").forward(x), want).rel <= AGREE
+    entry = EMITTERS.get("multi_head_attention")
+    wire = entry.meta["wire"]
+
+    def inverted(pieces, opts, ins):
+        mask = getattr(ins[1], "_keras_mask", None)
+        assert mask is not None
+        return pieces[-1](*ins, value_mask=keras.ops.logical_not(mask))
+
+    assert wire is not None
+    monkeypatch.setattr(EMITTERS, "_entries", {**EMITTERS._entries, "multi_head_attention": dataclasses.replace(
+        entry, meta={**entry.meta, "wire": inverted})})  # fmt: skip
+    got = voices.build("keras", m, "float32").forward(x)
+    assert not np.all(np.isfinite(got)) or error_stats(got, want).rel > 1e-3
+
+
+def test_the_keras_port_of_two_padded_blocks_imports_back_and_agrees(torch_dir, tmp_path, capsys):
+    """The Keras port passes value_mask= explicitly (the graph records it), so its two attentions keep their mask at
+    run time; the Keras importer reads that file back (the value's own mask given explicitly is the padding mask) to
+    the same description, agreeing with torch at every layer's valid steps."""
+    x = padded_ids(13)
+    out = tmp_path / "port.keras"
+    rc = cli.main(["port", f"{torch_dir / 'torch_net.py'}:model", "--to", "keras", "-o", str(out), "--input-shape", "4,7"])
+    assert rc == 0, capsys.readouterr().err
+    back = load(str(out), x.shape)
+    m = back.model
+    sources = m.mask_sources()
+    attn = [i for i, la in enumerate(m.layers) if la.kind == "multi_head_attention"]
+    assert len(attn) == 2 and all(sources[i] == 0 for i in attn)
+    want = _torch_want(torch_dir, "model", x)
+    assert error_stats(back.forward(x.astype(np.int64)), want).rel <= AGREE
+    assert error_stats(reference_forward(m.astype("float64"), x), want).rel <= BAR

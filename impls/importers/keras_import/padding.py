@@ -10,11 +10,13 @@ from ...model.description import Model
 from .. import UnsupportedLayer
 
 
-def check_masks(model: Model, masked: dict[int, int], where: str) -> None:
-    """Every recurrent layer Keras hands a mask is one the description masks from the same source layer, and the
-    other way round: a mask of the user's own, or a chain Keras masks otherwise than the description, is refused."""
+def check_masks(model: Model, masked: dict[int, int], where: str, explicit: set[int] = frozenset()) -> None:
+    """Every recurrent layer, attention and pool Keras hands a mask is one the description masks from the same source
+    layer, and the other way round: a mask of the user's own, or a chain Keras masks otherwise than the description,
+    is refused. `explicit`: the attentions given value_mask= in the graph (not read off their inputs at run time)."""
     sources = model.mask_sources()
     padded = [i for i, la in enumerate(model.layers) if la.kind == "multi_head_attention" and sources[i] is not None]
+    padded = padded[:1] + [i for i in padded[1:] if i not in explicit]
     if len(padded) > 1:
         la = model.layers[padded[1]]
         raise UnsupportedLayer(f"{where}: {la.label(padded[1])}: a second attention under the padding mask: Keras' "

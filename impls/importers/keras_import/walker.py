@@ -57,7 +57,7 @@ def _mask_ops(nodes: list) -> set[int]:
     or a Masking's compute_mask (ops NotEqual, Any...) as operations of the functional graph, whose outputs a
     masked layer takes as its mask= argument. An operation that feeds anything else is not one of them."""
     masks = {id(t._keras_mask) for n in nodes for t in n.output_tensors if getattr(t, "_keras_mask", None) is not None}
-    masks |= {id(n.arguments.kwargs["mask"]) for n in nodes if n.arguments.kwargs.get("mask") is not None}
+    masks |= {id(v) for n in nodes for k, v in n.arguments.kwargs.items() if k in ("mask", *_AUTO_MASKS) and v is not None}
     out: set[int] = set()
     for node in reversed(nodes):  # outputs first: a mask op's own inputs may be mask ops too
         if isinstance(node.operation, L.Layer) or not all(id(t) in masks for t in node.output_tensors):
@@ -282,7 +282,9 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
         model.check(full[0])
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
-    check_masks(model, masked, where)
+    explicit = {layer_of[p] for p, (*_, node) in enumerate(chain) if p in layer_of and node is not None
+                and node.arguments.kwargs.get("value_mask") is not None}  # fmt: skip
+    check_masks(model, masked, where, explicit)
     return _imported(net, chain, alias, model, where, notes, folded)
 
 
