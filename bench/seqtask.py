@@ -13,8 +13,9 @@ cross-entropy. The three architectures, all from existing kinds:
                  a post-norm encoder (torch's TransformerEncoderLayer default), D = 64, NH = 4, L = 2 at the seed's
                  sizes, and FFN solved so that its parameter count is the GRU model's (`matched_ffn`)
 
-No position embedding: every voice must compute the model, and the Keras port refuses `position_embedding` (no
-built-in Keras layer holds a trainable (1, T, D) tensor of its own; DESIGN.md, "Attention"). Its cost would be one
+No position embedding: every voice must compute the model, and when this was built the Keras port refused
+`position_embedding` (it ports now, as an EinsumDense of ones_like and an Add: DESIGN.md, "Attention"; the rows are
+left as measured). Its cost would be one
 (T, D) addition, nothing beside the attention and the FFN; without it the encoder is blind to the order of the steps,
 which a timing does not see (the weights are seeded, not trained).
 

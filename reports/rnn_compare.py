@@ -126,7 +126,7 @@ def _counts(rows: pd.DataFrame) -> list[str]:
         lines = [f"At {shape}:", ""]
         for arch in seqtask.ARCHS:
             n = counts.get(arch)
-            diff = "" if arch == "gru" or n is None else f", {n - gru:+,} ({(n - gru) / gru:+.2%}) against the GRU's"
+            diff = "" if arch == "gru" or n is None else f", {n - gru:+,} ({(n - gru) / gru:+.3%}) against the GRU's"
             lines.append(f"- {ARCH_LABEL[arch]}: {n:,} parameters{diff}; {words.get(arch, '')}")
         flops = {r["variant"]: r["flops"] for _, r in g[g["pass"] == "fwd"].iterrows() if r.get("flops")}
         if "gru" in flops:

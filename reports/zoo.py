@@ -9,7 +9,8 @@ framework alone, compared with the source, and certified; the table is reports/Z
 
 Each step is a process of its own, as a user runs it: `python -m reports.zoo_models prepare` (the source file, the
 input and the source's own output), `python -m nnparity port SPEC --to T -o OUT` per target, the port loaded in
-`python -I` with nnparity's packages made unimportable (LOADER), `python -m nnparity certify SPEC --no-bench`. A
+`python -I` with nnparity's packages made unimportable (LOADER: it runs the port in float32 and, where its framework
+can, in float64, to tell a port's error from float32's own), `python -m nnparity certify SPEC --no-bench`. A
 model gets --model-timeout seconds in all (each command the time left) and --memory-gib of resident memory per
 command (the machine is shared: a command over it is stopped, not left to the kernel's OOM killer). Results are
 written after every model, so a run that stops keeps what was done.
@@ -53,7 +54,7 @@ class _NoNnparity(importlib.abc.MetaPathFinder):  # the editable install would o
 sys.meta_path.insert(0, _NoNnparity())
 import numpy as np
 
-target, path, x_path, out_path = sys.argv[1:5]
+target, path, x_path, out_path, out64_path = sys.argv[1:6]
 x = np.load(x_path)
 
 def module(file):
@@ -65,11 +66,13 @@ def module(file):
 
 if target == "torch":
     import torch
+    net = module(path + "/model.py").load()
     with torch.no_grad():
-        y = module(path + "/model.py").load()(torch.from_numpy(x)).numpy()
+        y = net(torch.from_numpy(x)).numpy()
 elif target == "keras":
     import keras
-    y = keras.saving.load_model(path)(x, training=False)
+    net = keras.saving.load_model(path)
+    y = net(x, training=False)
 elif target == "onnx":
     import onnxruntime as ort
     s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -78,8 +81,41 @@ else:
     net, variables = module(path + "/model.py").load()
     y = net.apply(variables, x)
 np.save(out_path, np.asarray(y, dtype=np.float32))
+
+# The same port computing in float64, by its own framework's means (after the float32 run, which it leaves as is).
+why64, y64 = None, None
+try:
+    if target == "torch":
+        with torch.no_grad():
+            y64 = net.double()(torch.from_numpy(x).double()).numpy()
+    elif target == "keras":  # its config with every dtype policy float64, its weights cast
+        def f64(o):
+            if isinstance(o, dict):
+                if o.get("class_name") == "DTypePolicy":
+                    return {**o, "config": {**o["config"], "name": "float64"}}
+                return {k: f64(v) for k, v in o.items()}
+            return [f64(v) for v in o] if isinstance(o, list) else o
+        net64 = net.__class__.from_config(f64(net.get_config()))
+        net64.set_weights([np.asarray(w, np.float64) for w in net.get_weights()])
+        y64 = net64(x.astype(np.float64), training=False)
+    elif target == "onnx":
+        why64 = "ONNX Runtime's CPU Conv is float32 only"
+    else:
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)  # else JAX computes float64 params and inputs in float32
+        variables64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), variables)
+        y64 = net.apply(variables64, x.astype(np.float64))
+except Exception as e:  # the float32 result stands; the float64 one is missing, and says why
+    why64 = f"{type(e).__name__}: {e}"[:300]
+if y64 is not None:
+    y64 = np.asarray(y64)
+    if y64.dtype == np.float64:
+        np.save(out64_path, y64)
+    else:
+        why64 = f"given float64 it computed {y64.dtype}"
 names = ("torch", "tensorflow", "keras", "jax", "flax", "onnxruntime", "onnx", "nnparity", "impls")
-print(json.dumps({"loaded": [n for n in names if n in sys.modules]}))
+print(json.dumps({"loaded": [n for n in names if n in sys.modules], "float64": why64 or "saved"}))
 """
 
 OWN = {"torch": {"torch"}, "keras": {"keras", "tensorflow", "jax"}, "onnx": {"onnxruntime"}, "flax": {"jax", "flax"}}
@@ -154,6 +190,17 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def compare(y: np.ndarray, want: np.ndarray, y64: np.ndarray | None, want64: np.ndarray | None) -> dict:
+    """A port's float32 output `y` against the source's `want` (rel); where the port ran in float64 too, its float64
+    output against the source's float64 output (rel64: None where the source has none) and its own float32 error,
+    y against y64 (own32). zoo_render.port_status reads them."""
+    out = {"rel": rel_error(y, want), "rel64": None, "own32": None}
+    if y64 is not None:
+        out["own32"] = rel_error(y, y64)
+        out["rel64"] = None if want64 is None else rel_error(y64, want64)
+    return out
+
+
 def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 1.0)
 
@@ -177,6 +224,7 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
     res["prepare"].update(want_max_abs=spec["want_max_abs"], finite=spec["finite"],
                           own_float32_error=spec.get("own_float32_error"))  # fmt: skip
     want = np.load(folder / "want.npy")
+    want64 = np.load(folder / "want64.npy") if (folder / "want64.npy").is_file() else None
     for target in e.targets if "ports" in steps else ():
         out = folder / {"keras": "port.keras", "onnx": "port.onnx"}.get(target, f"port_{target}")
         if time.monotonic() >= deadline:
@@ -188,12 +236,14 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
                                        "stopped": r["stopped"]}  # fmt: skip
         if r["rc"] != 0:
             continue
-        y = folder / f"y_{target}.npy"
-        r = run([py, "-I", "-c", LOADER, target, out.name, "x.npy", y.name], folder, _left(deadline), memory_gib, True)
+        y, y64 = folder / f"y_{target}.npy", folder / f"y64_{target}.npy"
+        r = run([py, "-I", "-c", LOADER, target, out.name, "x.npy", y.name, y64.name], folder, _left(deadline),
+                memory_gib, True)  # fmt: skip
         load = cell["load"] = {"rc": r["rc"], "s": r["s"], "error": None if r["rc"] == 0 else one_line(r, folder)}
         if r["rc"] == 0:
-            load["loaded"] = json.loads(r["stdout"].strip().splitlines()[-1])["loaded"]
-            load["rel"] = rel_error(np.load(y), want)
+            said = json.loads(r["stdout"].strip().splitlines()[-1])
+            load["loaded"], load["float64"] = said["loaded"], said.get("float64")
+            load.update(compare(np.load(y), want, np.load(y64) if y64.is_file() else None, want64))
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
     if "certify" not in steps:
         return res
@@ -367,4 +417,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["LOADER", "main", "merge_results", "rel_error", "run_model", "select"]
+__all__ = ["LOADER", "compare", "main", "merge_results", "rel_error", "run_model", "select"]

@@ -15,7 +15,8 @@ initializer) replaced by a seeded random initializer, batch 3. `prepare` also wr
 source's layout) and the source's own output on it (want.npy), computed from the saved file by the source's own
 framework, and measures how far that float32 output is from the same source computing in float64 (torch's
 `model.double()`, Keras' config with float64 dtype policies; not ONNX, whose CPU Conv is float32 only): the float32
-error the source itself has, against which a port's difference can be read.
+error the source itself has, against which a port's difference can be read. That float64 output is saved too
+(want64.npy): a port run in float64 is compared with it.
 """
 
 from __future__ import annotations
@@ -375,8 +376,12 @@ def prepare(name: str, folder: Path) -> dict:
         want = s.run(None, {s.get_inputs()[0].name: x})[0]
         want64 = None  # ONNX Runtime's CPU Conv is float32 only
     want = np.asarray(want, np.float32)
+    if want64 is not None and np.asarray(want64).dtype != np.float64:  # a policy that did not take: no float64 evidence
+        want64 = None
     own = None if want64 is None else float(np.max(np.abs(want - want64)) / np.max(np.abs(want64)))
     np.save(folder / "want.npy", want)
+    if want64 is not None:  # the ports' float64 outputs are compared with it (reports/zoo.py)
+        np.save(folder / "want64.npy", np.asarray(want64, np.float64))
     spec = {**asdict(e), "spec": e.spec, "shape_args": e.shape_args, "targets": list(e.targets),
             "want_max_abs": float(np.max(np.abs(want))), "want_std": float(np.std(want)),
             "finite": bool(np.isfinite(want).all()), "own_float32_error": own}  # fmt: skip

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bench import cases, groups, harness, prepare, seqtask, seqtrain
+from impls.contract import tolerance
 from reports import rnn_compare
 
 SEED = cases.SEQ_TASK.sizes
@@ -101,6 +102,22 @@ def test_a_step_in_another_adam_convention_fails_its_check(monkeypatch):
     err, _note, ok, extra = prep.check(prep.fn())
     assert err <= harness.tolerance(row.precision, row.work)  # the gradients are right
     assert not ok and extra["update_err"] > extra["update_tolerance"]
+
+
+def test_over_the_table_a_step_passes_only_within_numpy_float32s_own_error(monkeypatch):
+    """The calibrated bar (impls/contract/tolerance.py, CALIBRATED_WORKS): with the table's float32 entry made tiny, the
+    step is judged against 10x NumPy's own float32 error on the same inputs; gradients 1% off are far beyond it."""
+    row = _tiny_rows("train_step", ("numpy",))[-1]
+    monkeypatch.setitem(tolerance.TOLERANCES, "float32", 1e-12)
+    prepare._REFS.clear()
+    prep = seqtrain.prepare_seq(row, prepare.load(row.impl))
+    loss, grads = prep.fn()
+    err, note, _ok, extra = prep.check((loss, grads))
+    assert 0 < extra["numpy_float32_err"] and err <= extra["calibrated_tolerance"]
+    assert extra["calibrated_tolerance"] == pytest.approx(tolerance.CALIBRATED_FACTOR * extra["numpy_float32_err"])
+    assert "NumPy's own float32 step" in note
+    err, _note, _ok, extra = prep.check((loss, {k: g * 1.01 for k, g in grads.items()}))
+    assert err > extra["calibrated_tolerance"]
 
 
 def test_a_wrong_forward_fails_its_check():

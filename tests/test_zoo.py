@@ -57,7 +57,7 @@ def test_the_subset_report_says_each_number(subset):
         row = next(line for line in md.splitlines() if line.startswith((f"| `{name}` ", f"| `{name} *` ")))
         for cell in results["models"][name]["ports"].values():
             assert f"{cell['load']['rel']:.1e}" in row, row
-    assert "| torchvision | Keras | 2 | 2 | 0 | 0 | 0 | 0 | 0 |" in md
+    assert "| torchvision | Keras | 2 | 2 | 0 | 0 | 0 | 0 | 0 | 0 |" in md
     assert "| keras.applications | torch | 2 | 2 |" in md and "| ONNX light models | Flax | 2 | 2 |" in md
     assert "| torchvision | 2 | 0 | 0 | 0 | 0 | 2 |" in md  # certify not run in CI
     assert "--subset --steps ports" in md and "matmul ceiling" in md
@@ -69,10 +69,64 @@ def test_a_port_that_imports_nnparity_does_not_load(tmp_path):
     port.mkdir()
     (port / "model.py").write_text("import impls.frameworks\n\ndef load():\n    return None\n")
     np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
-    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", "port_torch", "x.npy", "y.npy"], tmp_path, 120, 0,
-                isolated=True)  # fmt: skip
+    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", "port_torch", "x.npy", "y.npy", "y64.npy"], tmp_path,
+                120, 0, isolated=True)  # fmt: skip
     assert r["rc"] != 0 and "not importable" in zoo.one_line(r, tmp_path)
     assert not (tmp_path / "y.npy").exists()
+
+
+TINY_TORCH_PORT = """import numpy as np
+import torch
+
+W = np.random.default_rng(7).standard_normal((3, 5))
+B = np.random.default_rng(8).standard_normal(3)
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(5, 3)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.from_numpy(W))
+            self.lin.bias.copy_(torch.from_numpy(B))
+
+    def forward(self, x):
+        return (torch.tanh(self.lin(x)) * 3.7){cast}
+
+
+def load():
+    return Net().eval()
+"""
+
+
+def test_the_loader_runs_a_torch_port_in_float64_too_and_says_when_it_cannot(tmp_path):
+    """The port's interpreter runs it in float32 (y) and, with .double(), in float64 (y64): y64 equals the float64
+    NumPy computation to 1e-15 while y is a float32 distance away. Planted: a port whose forward hands back float32
+    whatever it is given saves no y64, and says so."""
+    x = np.random.default_rng(9).uniform(-1, 1, (4, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    w, b = (a.astype(np.float32).astype(np.float64)  # the port holds float32 weights, as a written port does
+            for a in (np.random.default_rng(7).standard_normal((3, 5)), np.random.default_rng(8).standard_normal(3)))
+    ref = np.tanh(x.astype(np.float64) @ w.T + b) * 3.7
+    for name, cast in (("exact", ""), ("planted", ".float()")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.py").write_text(TINY_TORCH_PORT.replace("{cast}", cast))
+        r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", name, "x.npy", f"y_{name}.npy", f"y64_{name}.npy"],
+                    tmp_path, 300, 0, isolated=True)  # fmt: skip
+        assert r["rc"] == 0, r["stderr"][-2000:]
+        said = json.loads(r["stdout"].strip().splitlines()[-1])
+        assert set(said["loaded"]) <= zoo.OWN["torch"], said
+        y = np.load(tmp_path / f"y_{name}.npy")
+        assert y.dtype == np.float32 and 0 < zoo.rel_error(y, ref) < 1e-6
+        if name == "exact":
+            assert said["float64"] == "saved"
+            y64 = np.load(tmp_path / "y64_exact.npy")
+            assert y64.dtype == np.float64 and zoo.rel_error(y64, ref) < 1e-15
+            got = zoo.compare(y, ref.astype(np.float32), y64, ref)
+            assert got["rel64"] < 1e-15 and got["own32"] == pytest.approx(zoo.rel_error(y, ref), rel=1e-6)
+        else:
+            assert said["float64"] == "given float64 it computed float32"
+            assert not (tmp_path / "y64_planted.npy").exists()
 
 
 def test_a_command_over_its_time_is_stopped_and_says_so(tmp_path):

@@ -17,12 +17,15 @@ from reports import zoo, zoo_models, zoo_render
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _port(rc=0, rel=1e-7, load_rc=0, error=None, load_error=None, stopped=None, s=3.0):
+def _port(rc=0, rel=1e-7, load_rc=0, error=None, load_error=None, stopped=None, s=3.0, rel64=None, own32=None,
+          float64=None):  # fmt: skip
     cell = {"rc": rc, "s": s, "error": error, "stopped": stopped}
     if rc == 0:
         cell["load"] = {"rc": load_rc, "s": 2.0, "error": load_error}
         if load_rc == 0:
-            cell["load"] |= {"rel": rel, "loaded": ["torch"]}
+            cell["load"] |= {"rel": rel, "loaded": ["torch"], "rel64": rel64, "own32": own32}
+            if float64 is not None:
+                cell["load"]["float64"] = float64
     return cell
 
 
@@ -99,8 +102,8 @@ def test_totals_count_every_status(results):
     assert t[("onnx", "torch")] == {"port failed": 1} and t[("onnx", "keras")] == {"not run": 1}
     assert t[("certify", "keras")] == {"refused": 1, "prepare failed": 1}
     md = zoo_render.render(results)
-    assert "| torchvision | Keras | 1 | 1 | 0 | 0 | 0 | 0 | 0 |" in md
-    assert "| keras.applications | torch | 2 | 0 | 0 | 1 | 0 | 0 | 1 |" in md
+    assert "| torchvision | Keras | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in md
+    assert "| keras.applications | torch | 2 | 0 | 0 | 0 | 1 | 0 | 0 | 1 |" in md
     assert "| keras.applications | 2 | 0 | 0 | 1 | 0 | 1 |" in md
 
 
@@ -266,3 +269,88 @@ def test_a_certify_only_run_keeps_the_ports_and_a_merge_folds_another_runs_resul
     again = json.loads((tmp_path / "zoo.json").read_text())  # merged twice: its run is not added again
     assert len(again["runs"]) == 3 and again["models"]["keras/MobileNet"]["ports"]["torch"]["run"] == 2
     assert f"Put together from those runs' results by `python -m reports zoo --no-run --merge {tmp_path / 'other.json'}" in md
+
+
+# ----------------------------------------------------------------- over the bar: rounding or off (the float64 runs)
+
+SOURCE_OWN = 4.6e-5  # Keras ResNet101's own float32 error, measured (its torch port's: 1.8e-4; float64 apart: 2.1e-13)
+
+
+def _over(rel=1.5e-4, rel64=2.1e-13, own32=1.8e-4, **kw):
+    return _port(rel=rel, rel64=rel64, own32=own32, float64="saved", **kw)
+
+
+def test_over_the_bar_is_rounding_only_when_float64_agrees_and_the_own_errors_cover_it():
+    st = zoo_render.port_status
+    assert st(_over(), SOURCE_OWN) == "rounding"
+    assert st(_over(rel64=1e-6), SOURCE_OWN) == "off"  # planted: float64 1e-6 apart is a port's error, not rounding
+    assert st(_over(rel=SOURCE_OWN + 1.8e-4 + 1e-6), SOURCE_OWN) == "off"  # beyond the two own errors together
+    assert st(_over(rel=3e-4, own32=1e-4), SOURCE_OWN) == "off"
+    assert st(_over(rel=SOURCE_OWN + 1.8e-4), SOURCE_OWN) == "rounding"  # at the sum itself
+    assert st(_over(rel64=zoo_render.BAR64), SOURCE_OWN) == "rounding"
+    assert st(_over(rel64=zoo_render.BAR64 * 1.01), SOURCE_OWN) == "off"
+    assert st(_over(), None) == "off"  # no float64 source (ONNX): not explained
+    assert st(_over(rel64=None), SOURCE_OWN) == "off"
+    assert st(_over(own32=None), SOURCE_OWN) == "off"  # the port's own float32 error is measured, never assumed
+    assert st(_port(rel=1.5e-4), SOURCE_OWN) == "off"  # a result from before the float64 runs
+    assert st(_over(rel=zoo_render.BAR, rel64=1e-3), SOURCE_OWN) == "agreed"  # under the bar as before
+
+
+@pytest.fixture
+def over():
+    """keras/ResNet101: torch rounding, ONNX off (no float64 run), Flax off (float64 1e-6 apart); keras/ResNet50:
+    every port agreed or rounding; onnx/resnet50: over the bar with no float64 source."""
+    return {"runs": [_run()], "models": {
+        "keras/ResNet101": _model("keras/ResNet101", {
+            "torch": _over(), "onnx": _port(rel=1.3e-4, float64="ONNX Runtime's CPU Conv is float32 only"),
+            "flax": _over(rel=1.4e-4, rel64=1e-6)}, None),
+        "keras/ResNet50": _model("keras/ResNet50", {
+            "torch": _port(rel=1e-5, rel64=1e-14, own32=2e-5, float64="saved"), "onnx": _port(rel=1.9e-5),
+            "flax": _over(rel=3e-5, rel64=3e-14, own32=1e-5)}, None),
+        "onnx/resnet50": _model("onnx/resnet50", {
+            "torch": _over(rel=2.3e-5, rel64=None, own32=2e-5), "keras": _port(rel=1e-6), "flax": _port(rel=1e-6)},
+            None),
+    }}  # fmt: skip
+
+
+def test_the_report_shows_rounding_states_the_rule_with_its_numbers_and_counts_it(over):
+    over["models"]["keras/ResNet101"]["prepare"]["own_float32_error"] = SOURCE_OWN
+    over["models"]["keras/ResNet50"]["prepare"]["own_float32_error"] = 2.9e-5
+    md = zoo_render.render(over)
+    row = next(line for line in md.splitlines() if line.startswith("| `keras/ResNet101 *`"))
+    assert "| 1.5e-04 ≈ | source | **1.3e-04 off** | **1.4e-04 off** |" in row and "| 4.6e-05 |" in row
+    assert "within 1e-10" in md and "at most the source's own float32 error plus the port's own" in md
+    assert ("keras/ResNet101 → torch: 1.5e-04 apart in float32, 2.1e-13 in float64; the source's own float32 error "
+            "4.6e-05, the port's 1.8e-04") in md  # the measured numbers, the largest rounding case
+    f64 = md.split("## Over the bar", 1)[1].split("## Reasons", 1)[0]
+    assert "| `keras/ResNet101` | torch | 1.5e-04 | 2.1e-13 | 4.6e-05 | 1.8e-04 | 2.3e-04 | rounding ≈ |" in f64
+    assert "| `keras/ResNet101` | ONNX | 1.3e-04 | - | 4.6e-05 | - | - | **off** |" in f64
+    assert "| `keras/ResNet101` | Flax | 1.4e-04 | 1.0e-06 | 4.6e-05 | 1.8e-04 | 2.3e-04 | **off** |" in f64
+    assert "| `onnx/resnet50` | torch | 2.3e-05 | - (ONNX source) | - | 2.0e-05 | - | **off** |" in f64
+    assert "keras/ResNet50` | torch" not in f64  # under the bar: not listed
+    assert "4 ports ran in float64 beside a float64 source; the largest float64 difference from the source among " \
+           "them is 1.0e-06 (keras/ResNet101 → Flax)" in f64
+    assert "| keras.applications | torch | 2 | 1 | 1 | 0 | 0 | 0 | 0 | 0 |" in md
+    assert "| keras.applications | Flax | 2 | 0 | 1 | 1 | 0 | 0 | 0 | 0 |" in md
+    assert "| ONNX light models | torch | 1 | 0 | 0 | 1 | 0 | 0 | 0 | 0 |" in md
+    readme = zoo_render.readme_table(over)
+    assert "| `keras/ResNet101 *` | ≈ | source | off | off | not run |" in readme
+    assert "| `keras/ResNet50` | ✓ | source | ✓ | ≈ | not run |" in readme
+    assert "0 of 3 zoo models port to every other framework and agree" in readme
+    assert "; 1 more port to every other framework and agree within it or by float32 rounding alone (≈)" in readme
+    assert "≈: over the bar in float32, but run in float64 the port agrees with the source run in float64 within " \
+           "1e-10" in readme
+    assert zoo_render.summary_line(over["models"]["keras/ResNet101"]).startswith("torch rounding, onnx off, flax off")
+
+
+def test_a_port_is_compared_in_float64_where_both_sides_ran_in_it():
+    g = np.random.default_rng(3)
+    want64 = g.standard_normal((3, 5))
+    y64 = want64 + 1e-14
+    want, y = want64.astype(np.float32), (want64 + 3e-5).astype(np.float32)
+    got = zoo.compare(y, want, y64, want64)
+    assert got["rel"] == pytest.approx(zoo.rel_error(y, want)) and got["rel"] > 1e-6
+    assert got["rel64"] == pytest.approx(1e-14 / np.abs(want64).max(), rel=1e-3)
+    assert got["own32"] == pytest.approx(zoo.rel_error(y, y64)) and got["own32"] > 1e-6
+    assert zoo.compare(y, want, y64, None) == {"rel": got["rel"], "rel64": None, "own32": got["own32"]}
+    assert zoo.compare(y, want, None, want64) == {"rel": got["rel"], "rel64": None, "own32": None}

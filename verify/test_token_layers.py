@@ -3,8 +3,8 @@
     voice (impls.model.voices.VOICES: the four from primitives and the four ports) x dtype (float32, float64) x model
     (CASES): voices.build(...).forward and every gradient (.vjp, where the voice has them: the token's and the
     embedding's included) against compose.reference_forward / reference_vjp, the reference fed the weights and inputs
-    the voice holds (rounded to its dtype). A voice that declares a model refused (the Keras port: Keras has no
-    built-in layer for either) is a skip naming the reason.
+    the voice holds (rounded to its dtype). A voice that declares a model refused (the Keras port in float64, for
+    its MultiHeadAttention) is a skip naming the reason.
 
 The reference's own backward is checked against central differences in verify/test_model_voices.py's TINY; the
 torch importer and the planted bugs are tests/test_tokens.py's.

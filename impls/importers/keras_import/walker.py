@@ -6,7 +6,8 @@ description's Layer.inputs record it (empty for a layer fed by the one before). 
 called at several places (shared weights) are a later step and refused with that reason. The walker reads the graph's
 own nodes in topological order, leaves out Keras' mask computations, hands each layer to its converter (REGISTRY,
 keyed by its exact class) and checks each output shape against Keras' own and each recurrent layer's mask against
-the description's Model.mask_sources.
+the description's Model.mask_sources. The Keras port's class token and position embedding (an EinsumDense of a
+keras.ops.ones_like, then Concatenate / Add) are read as one layer each (tokens.py's folds).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ...model.description import INPUT, Layer, Model, ModelError
 from ...model.layers import spec_of
 from .. import BadInput, Imported, UnsupportedLayer
 from .context import REGISTRY, Context, class_name, supported
+from .tokens import folds as token_folds
 
 keras = frameworks.load("keras")
 Functional = frameworks.load_attr("keras.src.models.functional", "Functional")
@@ -68,7 +70,7 @@ def _label(position: int, op: Any) -> str:
     return f"layer {position} {op.name!r} ({class_name(type(op))})"
 
 
-def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict[int, int], dict[int, Any]]:
+def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict[int, int], dict[int, Any], dict]:
     """([(layer or op, its output tensor, the tensors it reads, its graph node)] in topological order, InputLayer
     left out, {position of a layer given a mask=: position of the layer fed the tensor that mask is computed from}),
     after checking the model's graph is one we import: one input, one output, every layer called once (a DAG of
@@ -79,17 +81,20 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict
     the user's own is refused). A raw operation of the functional graph (x + 3, x * y: keras.src.ops) is read by
     its converter where REGISTRY has its class; a Sequential or functional model used as a layer is flattened into
     the graph (its input is the tensor it is called on, its output's readers read its last layer's): the third
-    answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so."""
+    answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so. The fourth, {id of a
+    merge node: tokens.Fold}: the Keras port's class token or position embedding, several nodes read as one layer
+    (the merge's entry, reading the pattern's input; its inner nodes are no entries)."""
     graph = _graph(net)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
     chain: list = []
     masked: dict[int, int] = {}  # chain position of a layer given a mask= -> position of the layer fed the mask's root
     alias: dict[int, Any] = {}  # id of a nested model's input or output tensor -> the tensor it stands for
-    _walk_graph(graph, where, chain, masked, alias, {id(graph.inputs[0])})
+    folded: dict = {}  # id of a merge node -> the tokens.Fold it ends
+    _walk_graph(graph, where, chain, masked, alias, {id(graph.inputs[0])}, folded)
     if not chain or _resolved(alias, graph.outputs[0]) is not chain[-1][1]:
         raise _branches(where, "the model's output is not its last layer's")
-    return chain, masked, alias
+    return chain, masked, alias, folded
 
 
 def _resolved(alias: dict[int, Any], t: Any) -> Any:
@@ -98,13 +103,15 @@ def _resolved(alias: dict[int, Any], t: Any) -> Any:
     return t
 
 
-def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set) -> None:
+def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set, folded: dict) -> None:
     """_chain's walk of one graph's nodes (the model's, or a nested model's, recursively)."""
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
     mask_ops = _mask_ops(nodes)
     producer = {id(t): n for n in nodes for t in n.output_tensors}
     nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
+    found, inner = token_folds(nodes)
+    folded.update(found)
     for node in nodes:
         layer = node.operation
         if isinstance(layer, L.InputLayer):
@@ -113,15 +120,18 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
         if sum(c is layer for c in calls) != 1:
             raise _branches(where, f"{label} is called at {sum(c is layer for c in calls)} places (a shared layer)",
                             shared=True)  # fmt: skip
-        ins = [_resolved(alias, t) for t in node.input_tensors]
+        if id(node) in inner:  # part of a token's pattern: its merge's entry reads the pattern's input
+            continue
+        ins = [_resolved(alias, t) for t in ([found[id(node)].x] if id(node) in found else node.input_tensors)]
         if isinstance(layer, keras.Model):
-            _nested(layer, node, ins, where, label, chain, masked, alias, made)
+            _nested(layer, node, ins, where, label, chain, masked, alias, made, folded)
             continue
         if not isinstance(layer, L.Layer) and REGISTRY.get(type(layer)) is None:
             raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__module__}.{type(layer).__name__} (a "
                                    f"raw keras.ops call in the graph) is not supported; supported: {supported()}")  # fmt: skip
         mask = node.arguments.kwargs.get("mask")
-        inputs = [t for t, raw in zip(ins, node.input_tensors, strict=True) if mask is None or raw is not mask]
+        raws = [found[id(node)].x] if id(node) in found else node.input_tensors
+        inputs = [t for t, raw in zip(ins, raws, strict=True) if mask is None or raw is not mask]
         if mask is not None:
             roots = _mask_roots(mask, producer, mask_ops)
             src = [i for i, (_, _, reads, _) in enumerate(chain) if any(t is r for t in reads for r in roots)]
@@ -138,7 +148,7 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
 
 
 def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: list, masked: dict, alias: dict,
-            made: set) -> None:  # fmt: skip
+            made: set, folded: dict) -> None:  # fmt: skip
     """A Sequential or functional model used as a layer: its own graph walked in place, fed the tensor it is called
     on; whatever reads its output reads its last layer's."""
     if not isinstance(inner, (keras.Sequential, Functional)):
@@ -149,7 +159,7 @@ def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: lis
         raise _branches(where, f"{label} is a nested model with {len(g.inputs)} inputs and {len(g.outputs)} outputs")
     alias[id(g.inputs[0])] = ins[0]
     made.add(id(g.inputs[0]))
-    _walk_graph(g, where, chain, masked, alias, made)
+    _walk_graph(g, where, chain, masked, alias, made, folded)
     alias[id(node.output_tensors[0])] = _resolved(alias, g.outputs[0])
     made.add(id(node.output_tensors[0]))
 
@@ -208,7 +218,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     """A keras.Model (Sequential or a functional graph) -> Imported. Raises BadInput, UnsupportedLayer, ShapeError
     or ModelError, each naming `where`."""
     net = _built(net, input_shape, where)
-    chain, masked, alias = _chain(net, where)
+    chain, masked, alias, folded = _chain(net, where)
     full = _input_shape(net, input_shape, where)
     graph_input = _graph(net).inputs[0]
     names = {id(graph_input): INPUT}  # tensor -> the description's name for it
@@ -225,14 +235,15 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
             raise UnsupportedLayer(f"{where}: {label}: the name {INPUT!r} is the description's name of the model's "
                                    "input; rename the layer")  # fmt: skip
         srcs = [names[id(t)] for t in ins]
-        merge = entry.meta.get("merge", False)
+        fold = folded.get(id(node))  # several nodes read as one token layer (tokens.py): it reads one tensor
+        merge = entry.meta.get("merge", False) and fold is None
         merge = len(srcs) > 1 if merge == "auto" else merge  # an op: x * y merges, x * 3 reads one tensor
         if not merge and len(srcs) != 1:
             raise _branches(where, f"{label} takes {len(srcs)} inputs")
         in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
         ctx = Context(klayer, position, in_shape, where, node)
         ctx.input_dtype = str(graph_input.dtype)
-        converted = entry.fn(ctx)
+        converted = entry.fn(ctx) if fold is None else (fold.kind, {}, fold.weights)
         if converted is None:
             names[id(out)] = srcs[0]
             continue
@@ -254,7 +265,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
     _check_masks(model, masked, where)
-    return _imported(net, chain, alias, model, where, notes)
+    return _imported(net, chain, alias, model, where, notes, folded)
 
 
 def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
@@ -295,20 +306,23 @@ def _call(op: Any, node: Any, tensors: dict[int, Any]) -> Any:
     return op(*args, **kwargs, **({"training": False} if isinstance(op, L.Layer) else {}))
 
 
-def _replayed(net: Any, chain: list, alias: dict[int, Any]) -> Any:
+def _replayed(net: Any, chain: list, alias: dict[int, Any], folded: dict) -> Any:
     """The chain as one functional model exposing every layer's output, each layer and op called again on new
     symbolic tensors: what layer_outputs runs where a nested model's layers live in a graph of their own."""
     graph = _graph(net)
     x = keras.Input(batch_shape=graph.inputs[0].shape, dtype=graph.inputs[0].dtype)
     env = {id(graph.inputs[0]): x}
     outs = []
-    for op, out, _, node in chain:
-        env[id(out)] = _call(op, node, {id(t): env.get(id(_resolved(alias, t))) for t in node.input_tensors})
+    for _, out, _, node in chain:
+        for n in folded[id(node)].nodes if id(node) in folded else (node,):  # a token's pattern: each of its nodes
+            made = _call(n.operation, n, {id(t): env.get(id(_resolved(alias, t))) for t in n.input_tensors})
+            env[id(n.output_tensors[0])] = made
         outs.append(env[id(out)])
     return keras.Model(x, outs)
 
 
-def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where: str, notes: list[str]) -> Imported:
+def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where: str, notes: list[str],
+              folded: dict) -> Imported:  # fmt: skip
     inputs = _graph(net).inputs
     dtype = str(inputs[0].dtype)
     to_np = keras.ops.convert_to_numpy
@@ -320,13 +334,18 @@ def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where:
 
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
         if not probe:  # the user's model with every layer's output exposed: its own chain, accumulated
-            probe.append(_replayed(net, chain, alias) if nested else keras.Model(inputs[0], [out for _, out, _, _ in chain]))
+            probe.append(_replayed(net, chain, alias, folded) if nested else keras.Model(inputs[0], [out for _, out, _, _ in chain]))
         outs = probe[0](np.asarray(x, dtype=dtype), training=False)
         return [np.asarray(to_np(o)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
     def layer_call(i: int, x: np.ndarray) -> np.ndarray:
         op, _, _, node = chain[i]
         x = np.asarray(x) if np.issubdtype(np.asarray(x).dtype, np.integer) else np.asarray(x, dtype=_dtype(op, dtype))
+        if id(node) in folded:  # a token's pattern: its nodes in turn, from the tensor it reads
+            env = {id(folded[id(node)].x): x}
+            for n in folded[id(node)].nodes:
+                env[id(n.output_tensors[0])] = _call(n.operation, n, {id(t): env[id(t)] for t in n.input_tensors})
+            return np.asarray(to_np(env[id(node.output_tensors[0])]))
         if not isinstance(op, L.Layer):  # a raw op (x * 3): fed x where it reads its one tensor, its constants kept
             return np.asarray(to_np(_call(op, node, {id(node.input_tensors[0]): x})))
         return np.asarray(to_np(op(x, training=False)))

@@ -48,6 +48,11 @@ class _Converters(Mapping):
 
 CONVERTERS: Mapping[str, Callable[[Context, int, Any], None]] = _Converters()
 
+PATTERNS: list[Callable[[Context, int, Any], bool]] = []
+"""Readers of a pattern of several nodes (attention.py: a self-attention), asked before a node goes to its op's
+converter: fn(ctx, position, node) reads the pattern starting at the node and returns True where it read the node too;
+False leaves the node to its converter (a pattern that does not match records why in `ctx.misses`)."""
+
 
 def converter(*op_types: str, kinds: Iterable[str] = ()) -> Callable:
     """Register the decorated converter for `op_types`, making the description `kinds` (REGISTRY.register)."""
@@ -100,6 +105,7 @@ class Context:
         self.ends: list[Value] = []  # the tensor that ends each layer, as the graph holds it
         self.i = 0
         self.notes: list[str] = []
+        self.misses: dict[int, tuple[int, str]] = {}  # id(node) -> (how far, why) the attention ending there is unread
 
     # ---- reading nodes
 
@@ -181,4 +187,4 @@ class Context:
         self.layers[-1] = replace(last, options={**last.options, **options})
 
 
-__all__ = ["CONVERTERS", "REGISTRY", "Context", "as_str", "attrs", "converter", "scope", "supported"]
+__all__ = ["CONVERTERS", "PATTERNS", "REGISTRY", "Context", "as_str", "attrs", "converter", "scope", "supported"]

@@ -53,6 +53,8 @@ class Runner:
             m = copy.deepcopy(self.model)
             names, values = [o.name for o in m.graph.output], [self.out]
             elem = m.graph.input[0].type.tensor_type.elem_type
+            if elem in (6, 7):  # token ids in: every layer's output is the graph output's float (an embedding's on)
+                elem = m.graph.output[0].type.tensor_type.elem_type
             for e in self.ends:
                 if e.name not in names:
                     m.graph.output.append(helper.make_tensor_value_info(e.name, elem, None))

@@ -1,6 +1,5 @@
-"""class_token and position_embedding (issue 25) from ONNX: not read yet (absent), as multi_head_attention: an
-exported ViT's Expand + Concat of an initializer and its Add of a (1, T, D) initializer are left for the ONNX
-importer's attention work."""
+"""class_token and position_embedding (issue 25) from ONNX: not read yet (absent). An exported ViT's Expand + Concat
+of an initializer and its Add of a (1, T, D) initializer are left; its attention imports (attention.py)."""
 
 from __future__ import annotations
 

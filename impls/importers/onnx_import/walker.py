@@ -12,7 +12,7 @@ from pathlib import Path
 from ... import frameworks
 from ...model.description import INPUT, Model
 from .. import BadInput, Imported, UnsupportedLayer
-from .context import REGISTRY, Context
+from .context import PATTERNS, REGISTRY, Context
 from .folding import concrete, declared_dims, fold, graph_input, last_layer_states, read
 from .runner import Runner
 from .values import NCHW, NCW, Value
@@ -53,10 +53,14 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
         if unknown or not computed:
             raise ctx.refuse(pos, node, f"takes {unknown or node.input}, which no node read so far computes from the "
                              "graph's input: a side input that does not fold to a constant")  # fmt: skip
-        if len(computed) > 1 and node.op_type not in _MERGES:
-            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add, Mul, Sum and Concat merge "
-                                        "tensors")  # fmt: skip
         ctx.read(computed[0])
+        if any(read(ctx, pos, node) for read in PATTERNS):  # a pattern of several nodes (attention.py)
+            continue
+        if len(computed) > 1 and node.op_type not in _MERGES:
+            missed = ctx.misses.get(id(node), (0, ""))[1]
+            raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add, Mul, Sum and Concat merge "
+                             "tensors" + (f", and it ends a self-attention the importer does not read: {missed}" if missed
+                                          else ""))  # fmt: skip
         entry = REGISTRY.get(node.op_type)
         if entry is None:
             raise ctx.refuse(pos, node, "is not supported")

@@ -10,7 +10,7 @@ its family with its per-layer refusal (`check`: the options Keras cannot express
 weights' Keras order both ways: recurrent (gru, lstm, take_step), embedding (embedding, masking), convolution
 (conv2d, depthwise_conv2d, conv1d), pooling (max/avg pool, global pools), normalization (batch_norm, layer_norm),
 activation (activation, dropout), dense, shape (zero_pad2d, flatten, reshape, permute, add, concatenate),
-elementwise (multiply, rescale, layer_scale, stochastic_depth). `refusal`
+elementwise (multiply, rescale, layer_scale, stochastic_depth), tokens (class_token, position_embedding). `refusal`
 asks them layer by layer (emitters.py); assembly.py wires the layers and the channels_first boundary's permutes,
 weights.py maps a whole model's weights both ways, voice.py builds the voice and writes the file, train.py steps it.
 """

@@ -153,7 +153,8 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
             pieces = [*pieces, keras.src.ops.nn.Gelu(approximate=True, name=_unique(f"{kname}_gelu_tanh", used))]
         per_layer.append(pieces)
         if weights_of(layer.kind) is not None:  # the last Keras layer holds the weights (a keras.ops node holds none)
-            mains.append((layer, opts, [p for p in pieces if isinstance(p, keras.layers.Layer)][-1]))
+            held = entry.meta.get("main")  # or the piece the kind names (a token's EinsumDense before its merge)
+            mains.append((layer, opts, [p for p in pieces if isinstance(p, keras.layers.Layer)][-1] if held is None else pieces[held]))
     tail = [keras.layers.Permute(last, dtype=dtype, name=_unique("to_nchw" if len(last) == 3 else "to_ncw", used))] if last else []
     flat = None if native_layout else model.flattened_output()
     if flat:  # the channels_first source's flattened features come out in its (c, h, w) order
