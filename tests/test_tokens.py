@@ -334,9 +334,24 @@ def test_torchvision_vit_ports_load_alone_and_certifies(vit_file, tmp_path, caps
     assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
     print("torchvision ViT ports, relative max error loaded alone:", got)
     _keras_port_trains_what_torch_trains(runpy.run_path(str(vit_file))["model"], tmp_path / "port.keras")
+    _keras_port_imports_back(tmp_path / "port.keras", x, want)
     out = tmp_path / "cert"
     rc = cli.main(["certify", f"{vit_file}:model", "--input-shape", "3,3,32,32", "--no-bench", "-o", str(out)])
     assert rc == 0, (out / "certificate.md").read_text()[:3000]
+    cert = json.loads((out / "certificate.json").read_text())
+    k = cert["voices"]["keras"]  # the Keras port is certified now: float32 every layer, its gradients, its step
+    assert "float32" not in k.get("refused", {}) and k["forward"]["float32"]["pass"], k.get("refused")
+    tokens = [r for r in k["layers"]["float32"] if r["kind"] in ("class_token", "position_embedding")]
+    assert len(tokens) == 2 and all(r[c]["pass"] for r in tokens for c in ("isolated", "accumulated"))
+    grads = k["gradients"].get("tensors", [])
+    assert {"class_token/token", "encoder.pos_embedding/embedding"} <= {g["tensor"] for g in grads}, grads[:3]
+    assert all(g["pass"] for g in grads)
+    step = cert["training"]["voices"]["keras"]  # a float64 step: refused for the attention, not for the tokens
+    assert step.get("pass") or "(multi_head_attention): in float64" in step.get("refused", ""), step
+    print("keras in the certificate: forward float32", k["forward"]["float32"]["error"], "tokens",
+          [(r["name"], r["isolated"]["error"], r["accumulated"]["error"]) for r in tokens],
+          "gradients", k["gradients"]["dtype"], max(g["error"] for g in grads), "training step",
+          {key: v for key, v in step.items() if key != "weights"})
 
 
 def _keras_port_trains_what_torch_trains(net, path):
@@ -354,3 +369,14 @@ def _keras_port_trains_what_torch_trains(net, path):
     assert [[tuple(v.shape) for v in la.trainable_weights] for la in tokens] == [[(64,)], [(17, 64)]]
     np.testing.assert_array_equal(np.asarray(tokens[0].kernel), held["class_token"][0, 0])
     np.testing.assert_array_equal(np.asarray(tokens[1].kernel), held["encoder.pos_embedding"][0])
+
+
+def _keras_port_imports_back(path, x, want):
+    """The Keras importer reads the port's token patterns back as class_token and position_embedding (no ones_like
+    refused), and the description it makes computes torch's output."""
+    from impls.importers import keras_import
+
+    back = keras_import.load_file(path, x.shape)
+    kinds = [la.kind for la in back.model.layers]
+    assert kinds[:5] == ["permute", "conv2d", "reshape", "class_token", "position_embedding"], kinds
+    assert error_stats(reference_forward(back.model.astype("float64"), x.astype(np.float64)), want).rel <= BAR

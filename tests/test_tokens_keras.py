@@ -7,7 +7,10 @@ around keras.ops.ones_like, one trainable EinsumDense kernel each.
   nothing else trainable in those layers (no identity kernel, no bias);
 - an inf in the input stays where it is (the ones are ones_like's, not x * 0 + 1, which would give NaN);
 - the written .keras file loads alone (keras only, safe mode) and computes the reference;
-- planted bugs, each caught: the token after the sequence, the embedding's positions reversed.
+- the Keras importer reads the written port back as the two kinds (keras_import/tokens.py); a token concatenated
+  after the sequence, or a ones_like elsewhere, is refused naming it;
+- planted bugs, each caught: the token after the sequence, the embedding's positions reversed (in the port), the
+  importer reading the kernels reversed.
 """
 
 from __future__ import annotations
@@ -218,3 +221,21 @@ def test_a_keras_token_graph_imports_and_one_put_after_the_sequence_is_refused()
     for graph in (_keras_graph(after=True), _keras_graph(ones_elsewhere=True)):
         with pytest.raises(UnsupportedLayer, match="ones_like is read only as the Keras port writes"):
             keras_import.from_model(graph, (B, 5, 4), "net")
+
+
+def test_a_planted_importer_reading_the_embedding_reversed_is_caught(tmp_path, monkeypatch):
+    from impls.importers import keras_import
+    from impls.importers.keras_import import tokens
+
+    m, x = _model(), _data().astype(np.float32)
+    keras_port.write(m, tmp_path / "port.keras")
+
+    def pos_error() -> float:
+        imported = keras_import.load_file(tmp_path / "port.keras", (B, 5, 4))
+        want = reference_outputs(imported.model.astype("float64"), x.astype(np.float64))
+        return error_stats(imported.layer_outputs(x)[2], want[2]).rel
+
+    assert pos_error() <= 1e-6
+    real = tokens._kernel
+    monkeypatch.setattr(tokens, "_kernel", lambda e: real(e)[::-1])
+    assert pos_error() > 1e-3

@@ -5,7 +5,9 @@ Its variables are the description's layout: query/key/value kernels (E, H, d) an
 (H, dv, Eo) and bias (Eo,); key_dim and value_dim are per head, as the description's. The key bias is dropped:
 softmax ignores it exactly (the notes say so). Refused, naming the layer: attention_axes other than the sequence's,
 a kernel over more than one output axis (output_shape a tuple), an explicit attention_mask / query_mask / value_mask /
-key_mask, return_attention_scores, use_gate, a sliding window; use_causal_mask=True is the description's causal.
+key_mask, return_attention_scores, use_gate, a sliding window; use_causal_mask=True is the description's causal. A
+padding mask from an Embedding(mask_zero=True) reaching the layer (Keras reads the tensors' own masks: no call
+argument) is the description's padding mask; the walker checks it reaches the layer in the description too.
 Dropout is the identity at inference.
 """
 

@@ -16,8 +16,8 @@ becomes the description's 1/sqrt(dk) with c * sqrt(dk) folded into the query ker
 1e-6: float32 rounding of the same scale); a key bias is dropped (softmax ignores it, noted). Masks: none, or the
 causal one (Where / Add of -inf above the diagonal, is_causal). Anything else (cross attention, a mask computed from
 the ids, another mask or score bias, grouped-query heads, past key / value, softcap, an intermediate read elsewhere)
-is not read: the walker refuses at its first unread node, the MatMul of two computed tensors or the Attention op,
-naming why.
+is not read: the walker refuses at its first unread node (Context.refuse adds why the attention it belongs to was not
+read).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def read(ctx: Context, pos: int, node: Any) -> bool:
     v = ctx.values.get(root)
     if v is None or v.rows is not None or v.rank != 3 or root not in ctx.shapes:
         return False
-    ends = getattr(ctx, "attention_ends", None)
+    ends = ctx.attention_ends
     if ends is None:  # once a walk: the ids of nodes taken later never match again
         ends = ctx.attention_ends = _ends(ctx)
     end = _reached(ctx, node, ends) if ends else None
@@ -79,11 +79,14 @@ def read(ctx: Context, pos: int, node: Any) -> bool:
     try:
         tr, taken, out = _trace(ctx, root)
         opts, w = _weights(ctx, tr, out)
-    except Miss as e:  # kept where it got further than an earlier try (from an earlier value) at the same end
-        got, before = getattr(e, "progress", 0), ctx.misses.get(id(end))
-        if before is None or got >= before[0]:
-            ctx.misses[id(end)] = (got, f"traced from {root!r}: {e}")
+    except Miss as e:  # on every node it read: kept where it got further than an earlier try from another value
+        got = getattr(e, "progress", 0)
+        for nid in {id(end), *getattr(e, "nodes", ())}:
+            if ctx.misses.get(nid, (-1,))[0] <= got:
+                ctx.misses[nid] = (got, f"traced from {root!r}: {e}", id(end))
         return False
+    for nid in [k for k, m in ctx.misses.items() if m[2] == id(end)]:  # earlier tries at this attention: read now
+        del ctx.misses[nid]
     _emit(ctx, root, tr, taken, out, opts, w)
     if id(node) in taken:
         return True
@@ -109,7 +112,7 @@ def _trace(ctx: Context, root: str) -> tuple[HeadsTrace, set[int], tuple]:
             if tail:
                 break  # what follows the attention's output
             miss = Miss(f"node {p} {n.name or '(unnamed)'!r} ({n.op_type}) {e}")
-            miss.progress = len(done)
+            miss.progress, miss.nodes = len(done), [id(m) for _, m in done] + [id(n)]
             raise miss from None
         tr.env.update(outs)
         done.append((p, n))
@@ -220,8 +223,9 @@ PATTERNS.append(read)
 
 @REGISTRY.register("Attention", kinds=("multi_head_attention",))
 def attention(ctx: Context, pos: int, node: Any) -> None:
-    """Reached only where the pattern's reader did not read it: refused with the reason it gave."""
-    raise ctx.refuse(pos, node, f"is an attention the importer does not read: {ctx.misses.get(id(node), (0, 'its Q, K and V are not self-attention on one tensor'))[1]}")
+    """Reached only where the pattern's reader did not read it (its Q, K and V not one tensor's): refused, with why
+    the reader gave (Context.refuse)."""
+    raise ctx.refuse(pos, node, "is an Attention op not read as a self-attention of one tensor")
 
 
 __all__ = ["attention", "query_factor", "query_key", "read", "stack_heads"]

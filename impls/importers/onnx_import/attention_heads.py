@@ -118,6 +118,9 @@ def attention_op(tr: Trace, node: Any, vals: list) -> dict[str, View]:
         raise Miss("uses its present key / value or its qk_matmul output: the description gives the output only")
     if a.get("softcap", 0.0):
         raise Miss(f"has softcap={a['softcap']} (scores through c * tanh(s / c)): no option of the description's")
+    if any(x is None for x in vals[:3]):
+        raise Miss("takes Q, K or V computed elsewhere: cross attention (the query and the key / value from different "
+                   "tensors) is not read from ONNX")  # fmt: skip
     if any(not isinstance(x, View) for x in vals[:3]):
         raise Miss("takes Q, K or V that are not tensors of the sequence")
     q, k, v = vals[:3]

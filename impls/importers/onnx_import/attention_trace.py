@@ -256,6 +256,9 @@ class Trace:
         if w is not None:
             return self.project(self._view(vals[0], node), np.asarray(w), None, node)
         a, b = vals
+        if (a is None) != (b is None):
+            raise Miss("multiplies a tensor of this sequence by one computed elsewhere: cross attention (the query and "
+                       "the key / value from different tensors) is not read from ONNX")  # fmt: skip
         if isinstance(a, Scores) and a.probs and isinstance(b, View):
             return self.heads_of(a, b)
         if isinstance(a, View) and isinstance(b, View):

@@ -105,12 +105,16 @@ class Context:
         self.ends: list[Value] = []  # the tensor that ends each layer, as the graph holds it
         self.i = 0
         self.notes: list[str] = []
-        self.misses: dict[int, tuple[int, str]] = {}  # id(node) -> (how far, why) the attention ending there is unread
+        self.attention_ends: set[int] | None = None  # attention.py: the ids of the nodes an attention's products end at
+        self.misses: dict[int, tuple] = {}  # id(node) -> (how far, why its attention is not read, id(its end))
 
     # ---- reading nodes
 
     def refuse(self, pos: int, node: Any, why: str) -> UnsupportedLayer:
-        return UnsupportedLayer(f"{self.path}: node {pos} {node.name or '(unnamed)'!r} ({node.op_type}) {why}; "
+        """The node cannot be read, why; where it belongs to a pattern a reader tried (PATTERNS), why that failed."""
+        missed = self.misses.get(id(node))
+        also = f"; it belongs to a self-attention the importer does not read: {missed[1]}" if missed else ""
+        return UnsupportedLayer(f"{self.path}: node {pos} {node.name or '(unnamed)'!r} ({node.op_type}) {why}{also}; "
                                 f"supported ops: {supported()}")  # fmt: skip
 
     def const(self, pos: int, node: Any, k: int, default: Any = None) -> Any:

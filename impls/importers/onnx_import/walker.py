@@ -57,10 +57,8 @@ def load_file(path: Path, input_shape: tuple | None) -> Imported:
         if any(read(ctx, pos, node) for read in PATTERNS):  # a pattern of several nodes (attention.py)
             continue
         if len(computed) > 1 and node.op_type not in _MERGES:
-            missed = ctx.misses.get(id(node), (0, ""))[1]
             raise ctx.refuse(pos, node, f"takes two computed tensors {computed}: only Add, Mul, Sum and Concat merge "
-                             "tensors" + (f", and it ends a self-attention the importer does not read: {missed}" if missed
-                                          else ""))  # fmt: skip
+                                        "tensors")  # fmt: skip
         entry = REGISTRY.get(node.op_type)
         if entry is None:
             raise ctx.refuse(pos, node, "is not supported")
