@@ -12,10 +12,14 @@
 - Each ports to torch, Keras, ONNX and Flax, loads alone and agrees within 2e-5 on the padded batch; `nnparity
   certify` exits 0 and its certificate says which layers were compared at the valid steps only.
 - Planted bugs, each caught: the mask's polarity inverted in the reference (ids == 0 read as valid), in the torch
-  port's key_padding_mask (through certify: it fails), in the Flax port's masked mean; torch given ids != 0 (the
-  polarity the other way) or a float 0/1 mask (torch adds it) is refused, naming the node.
+  port's key_padding_mask (through certify: it fails), in the Flax port's masked mean, in the ONNX port's Less, in
+  the Keras port's value_mask; torch given ids != 0 (the polarity the other way) or a float 0/1 mask (torch adds it)
+  is refused, naming the node; Keras given value_mask=ids == 0 too.
 - Refused with the reason: a plain mean over the padded steps after a padded attention (torch leaves them
-  undefined), a row with no valid step (torch gives NaN there, Keras uniform weights).
+  undefined), a row with no valid step (torch gives NaN there, Keras uniform weights), a mask as a second input,
+  an explicit Keras attention_mask, keras.io's block as written (its raw x + a and its nested Sequential drop Keras'
+  mask) and a second Keras attention under the mask without value_mask= (Keras deletes its inputs' masks at run
+  time: measured). The Keras port passes value_mask= explicitly: its two padded blocks import back and agree.
 
 Inputs: seeded ids, batch 4, lengths 7, 5, 3, 1 (one row full, the others padded, none fully padded).
 """
@@ -155,6 +159,11 @@ two = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(t)))
 # an explicit value_mask True at the padding: Keras would attend the padding only
 f = L.MultiHeadAttention(2, 8, name="flipped_attention")(x, x, value_mask=keras.ops.equal(ids, 0))
 flipped = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(L.Add()([x, f]))))
+
+# an explicit attention_mask (B, T, T) from the ids
+e = L.MultiHeadAttention(2, 8, name="explicit_attention")(
+    x, x, attention_mask=keras.ops.logical_and(keras.ops.not_equal(ids, 0)[:, :, None], keras.ops.not_equal(ids, 0)[:, None, :]))
+explicit = keras.Model(ids, L.Dense(2)(L.GlobalAveragePooling1D()(L.Add()([x, e]))))
 
 # no attention: the mask reaches GlobalAveragePooling1D through a Dense
 d = L.Dense(6, activation="tanh")(L.Embedding(20, 5, mask_zero=True)(ids))
@@ -418,9 +427,31 @@ def test_keras_raw_add_or_a_nested_sequential_drops_the_mask_and_the_pool_is_ref
         load(f"{keras_dir / 'keras_net.py'}:{name}", (4, 7))
 
 
-def test_keras_explicit_value_mask_of_the_other_polarity_is_refused(keras_dir):
-    with pytest.raises(UnsupportedLayer, match="'flipped_attention'.*called with \\['value_mask'\\]"):
-        load(f"{keras_dir / 'keras_net.py'}:flipped", (4, 7))
+@pytest.mark.parametrize("name, arg", [("flipped", "value_mask"), ("explicit", "attention_mask")])
+def test_keras_explicit_masks_other_than_the_padding_are_refused(keras_dir, name, arg):
+    """value_mask=ids == 0 (Keras would attend the padding only) and an explicit attention_mask: refused, naming the
+    layer and the argument (the padding mask is read from Embedding(mask_zero=True), or value_mask=ids != 0)."""
+    with pytest.raises(UnsupportedLayer, match=f"'{name}_attention'.*called with \\['{arg}'\\]"):
+        load(f"{keras_dir / 'keras_net.py'}:{name}", (4, 7))
+
+
+def test_torch_padding_mask_as_a_second_input_is_refused(torch_dir):
+    """The description takes one input: a mask passed beside the ids is refused (computed from them, it imports)."""
+    torch = load_framework("torch")
+    from impls.importers import torch_import
+
+    class TwoInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(20, 8)
+            self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, ids, pad):
+            x = self.embedding(ids)
+            return self.attn(x, x, x, key_padding_mask=pad)[0].sum(1)
+
+    with pytest.raises(UnsupportedLayer, match="forward takes 2 inputs"):
+        torch_import.from_module(TwoInputs(), (4, 7), "m")
 
 
 def test_keras_second_attention_under_a_mask_is_refused_with_the_measured_reason(keras_dir):

@@ -57,7 +57,7 @@ def _mask_ops(nodes: list) -> set[int]:
     or a Masking's compute_mask (ops NotEqual, Any...) as operations of the functional graph, whose outputs a
     masked layer takes as its mask= argument. An operation that feeds anything else is not one of them."""
     masks = {id(t._keras_mask) for n in nodes for t in n.output_tensors if getattr(t, "_keras_mask", None) is not None}
-    masks |= {id(v) for n in nodes for k, v in n.arguments.kwargs.items() if k in ("mask", *_AUTO_MASKS) and v is not None}
+    masks |= {id(v) for n in nodes for k, v in n.arguments.kwargs.items() if k in _MASK_ARGS and v is not None}
     out: set[int] = set()
     for node in reversed(nodes):  # outputs first: a mask op's own inputs may be mask ops too
         if isinstance(node.operation, L.Layer) or not all(id(t) in masks for t in node.output_tensors):
@@ -106,6 +106,7 @@ def _resolved(alias: dict[int, Any], t: Any) -> Any:
 
 _AUTO_MASKS = ("value_mask", "query_mask", "key_mask")
 """The masks Keras hands a layer with several tensor arguments (MultiHeadAttention) from each one's own mask."""
+_MASK_ARGS = ("mask", *_AUTO_MASKS, "attention_mask")
 
 
 def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set, folded: dict) -> None:
@@ -137,7 +138,7 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
             raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__module__}.{type(layer).__name__} (a "
                                    f"raw keras.ops call in the graph) is not supported; supported: {supported()}")  # fmt: skip
         kw = node.arguments.kwargs
-        given = [v for k, v in kw.items() if (k == "mask" or k in _AUTO_MASKS) and v is not None]  # Keras' own masks
+        given = [v for k, v in kw.items() if k in _MASK_ARGS and v is not None]  # masks: no inputs (converters decide)
         mask = kw.get("mask") if kw.get("mask") is not None else next((kw[k] for k in _AUTO_MASKS if kw.get(k) is not None), None)
         if mask is None and isinstance(layer, L.MultiHeadAttention):  # it reads its value's (keys') mask itself
             mask = getattr(node.input_tensors[min(1, len(node.input_tensors) - 1)], "_keras_mask", None)

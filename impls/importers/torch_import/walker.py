@@ -289,6 +289,10 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
         gm = fx.symbolic_trace(module)
     except Exception as e:  # noqa: BLE001 - the user's forward failed under tracing (control flow on a tensor, ...)
         raise BadInput(f"{where}: torch.fx cannot trace the module ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:  # before the shape pass, which feeds one input
+        raise UnsupportedLayer(f"{where}: forward takes {len(placeholders)} inputs {placeholders}; a model takes one (a "
+                               "padding mask is computed from the ids in forward: pad = ids == 0)")  # fmt: skip
     shapes = _shapes(gm, module, input_shape, dtype, where)
     ctx = _Ctx(gm, where, shapes, dtype, {n: i for i, n in enumerate(gm.graph.nodes)},
                notes=["the module was put in eval mode (dropout off)"])  # fmt: skip
