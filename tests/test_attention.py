@@ -514,15 +514,17 @@ def test_the_time_major_gelu_and_causal_models_port_to_every_target(torch_file, 
     assert error_stats(got, want).rel <= AGREE
 
 
-def test_keras_attention_under_a_padding_mask_is_refused_naming_the_layer():
+def test_keras_attention_read_at_its_padded_steps_is_refused_naming_the_layer():
+    """Under a padding mask Keras' attention weighs every key alike at a padded query row; a Flatten after it reads
+    those steps (tests/test_attention_padding.py: a GlobalAveragePooling1D the mask reaches imports)."""
     keras = load_framework("keras")
     from impls.importers import keras_import
 
     ids = keras.Input((6,), dtype="int32")
     x = keras.layers.Embedding(9, 8, mask_zero=True)(ids)
     y = keras.layers.MultiHeadAttention(2, 4, name="attn")(x, x)
-    net = keras.Model(ids, keras.layers.GlobalAveragePooling1D()(y))
-    with pytest.raises(UnsupportedLayer, match="'attn'.*padded query rows"):
+    net = keras.Model(ids, keras.layers.Flatten(name="flat")(y))
+    with pytest.raises(UnsupportedLayer, match="'flat'.*reads every step of a padded sequence"):
         keras_import.from_model(net, (3, 6), "m")
 
 

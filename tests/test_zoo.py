@@ -1,6 +1,7 @@
 """The zoo in CI (issue 24): `python -m reports zoo --subset --steps ports` as the published report runs it, two models
 a source (reports/zoo_models.py SUBSET), each ported by the `nnparity` command to every other framework, each port
-loaded by its own framework alone in `python -I` and compared with the source at the float32 bar. The numbers are
+loaded by its own framework alone in `python -I` and compared with the source at the float32 bar; each port also run
+in float64 where its framework can (not ONNX) and compared with the source run in float64. The numbers are
 asserted, not only the exit status. Measured on the 2-core VM under a load of 10 (other jobs): the six took 71-186 s
 each, 13 min together. Certifying them is left to the published run (reports/ZOO.md): `nnparity certify --no-bench`
 of mnasnet0_5 at 64x64 took 9 min of wall time (4 min of CPU) beside other jobs, more than CI can give six models.
@@ -49,6 +50,15 @@ def test_each_subset_model_ports_to_every_other_framework_and_agrees(subset, nam
         loaded = set(cell["load"]["loaded"])
         assert not loaded & {"nnparity", "impls"}, loaded
         assert loaded <= zoo.OWN[target], (target, loaded)  # its own framework, nothing else
+        load = cell["load"]
+        if target == "onnx":  # no float64 run: ONNX Runtime's Conv is float32 only
+            assert load["float64"].startswith("ONNX Runtime") and load["own32"] is None and load["rel64"] is None
+            continue
+        assert load["float64"] == "saved" and 0 < load["own32"] < zoo_render.BAR, load  # the port's own float32 error
+        if e.source == "onnx":
+            assert load["rel64"] is None and res["prepare"]["own_float32_error"] is None
+        else:  # run in float64, the port computes the source's function (measured: 1e-16 to 1e-15)
+            assert load["rel64"] <= zoo_render.BAR64, (target, load["rel64"])
 
 
 def test_the_subset_report_says_each_number(subset):

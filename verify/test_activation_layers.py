@@ -14,18 +14,12 @@ TINY; the importers' and ports' conventions (and planted bugs in them) are tests
 
 from __future__ import annotations
 
-import importlib
-
-import numpy as np
 import pytest
 
-from impls import SHORT, frameworks, unavailable_reason
-from impls.model import compose, seeded, voices
+from impls.model import compose
 from impls.model.description import Model
-from verify.headroom import check
+from verify.layer_cases import LayerCases
 
-B = 3
-DTYPES = ("float32", "float64")
 WIDE = ("rescale", "wide", {"scale": 4.0, "offset": 0.5})
 
 # name: (input shape without the batch, layers, boundary)
@@ -75,37 +69,7 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
     ], "channels_last"),
 }  # fmt: skip
 
-_MODELS: dict[str, Model] = {}
-
-
-def model(name: str) -> Model:
-    if name not in _MODELS:
-        shape, specs, boundary = CASES[name]
-        _MODELS[name] = seeded.chain(name, shape, specs, seed=37, batch=B, boundary=boundary)
-    return _MODELS[name]
-
-
-def rounded(m: Model, dtype: str) -> Model:
-    return m.map(lambda a: np.asarray(a).astype(dtype).astype(np.float64))
-
-
-def data(m: Model, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, (B, *m.input_shape))
-
-
-_BUILT: dict[tuple[str, str, str], voices.Built] = {}
-
-
-def built(voice: str, name: str, dtype: str) -> voices.Built:
-    why = unavailable_reason(voice)
-    if why is None:
-        why = voices.refusal(voice, model(name), dtype)
-    if why is not None:
-        pytest.skip(f"{voice} {dtype}: {why}")
-    key = (voice, name, dtype)
-    if key not in _BUILT:
-        _BUILT[key] = voices.build(voice, model(name), dtype)
-    return _BUILT[key]
+LAYERS = LayerCases(CASES, seed=37)
 
 
 def _names(m: Model) -> set[str]:
@@ -113,30 +77,14 @@ def _names(m: Model) -> set[str]:
 
 
 def test_the_cases_hold_every_activation_and_cross_every_kink():
-    names = set().union(*(_names(model(n)) for n in CASES))
+    names = set().union(*(_names(LAYERS.model(n)) for n in CASES))
     assert {"relu6", "hard_sigmoid", "hard_swish", "silu", "gelu", "gelu_tanh", "leaky_relu", "clip"} <= names
-    m = model("mobile-nchw")
-    x = data(m, 12)
+    m = LAYERS.model("mobile-nchw")
+    x = LAYERS.data(m, 12)
     pre = compose.reference_outputs(m, x)[m.layer_index("spread")]
     assert pre.min() < -3 and pre.max() > 6, (pre.min(), pre.max())
 
 
-MATRIX = [pytest.param(v, n, d, id=f"{SHORT[v]}-{d}-{n}") for v in voices.VOICES for d in DTYPES for n in CASES]
-
-
-@pytest.mark.parametrize("voice, name, dtype", MATRIX)
+@pytest.mark.parametrize("voice, name, dtype", LAYERS.matrix())
 def test_forward_and_gradients_match_the_float64_reference(voice, name, dtype):
-    b, m = built(voice, name, dtype), model(name)
-    x = data(m, 12).astype(dtype)
-    what = f"{SHORT[voice]}-{dtype}-{name}"
-    ref = rounded(m, dtype)
-    check(b.forward(x), compose.reference_forward(ref, x.astype(np.float64)), dtype, voice, what=f"{what} forward")
-    if b.vjp is None:
-        return
-    dy = np.random.default_rng(13).uniform(-1.0, 1.0, m.shapes(B)[-1]).astype(dtype)
-    dx_ref, g_ref = compose.reference_vjp(ref, x.astype(np.float64), dy.astype(np.float64))
-    dx, grads = b.vjp(x, dy)
-    assert sorted(grads) == sorted(m.parameters()), f"{what}: gradients for {sorted(grads)}"
-    check(dx, dx_ref, dtype, voice, what=f"{what} dL/dx")
-    for key, g in grads.items():
-        check(g, g_ref[key], dtype, voice, what=f"{what} dL/d{key[0]}.{key[1]}")
+    LAYERS.check_forward_and_gradients(voice, name, dtype)

@@ -55,6 +55,17 @@ CASES: dict[str, tuple[tuple[int, ...], list]] = {
         ("lstm", "lstm", {"units": 5}),
         ("dense", "out", {"units": 2}),
     ]),
+    # a padded encoder block read by the mean over each row's valid steps (Keras' GlobalAveragePooling1D under the
+    # mask, torch's (h * keep).sum(1) / keep.sum(1)): the padded steps' outputs, which no source defines, are read by
+    # nothing
+    "padded-pool": ((6,), [
+        ("embedding", "emb", {"input_dim": 9, "output_dim": 8, "mask_zero": True}),
+        ("multi_head_attention", "attn", {"num_heads": 2, "key_dim": 3}, ("emb", "emb")),
+        ("add", "res", {}, ("emb", "attn")),
+        ("layer_norm", "norm", {"epsilon": 1e-5}),
+        ("global_avg_pool", "pool", {"masked": True}),
+        ("dense", "out", {"units": 3}),
+    ]),
 }  # fmt: skip
 
 _MODELS: dict[str, Model] = {}

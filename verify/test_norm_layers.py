@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 from impls import SHORT, frameworks, unavailable_reason
-from impls.model import compose, seeded, voices
-from impls.model.description import Model
+from impls.model import voices
 from verify.headroom import check
+from verify.layer_cases import LayerCases
 
 B = 3
-DTYPES = ("float32", "float64")
 LRN = {"alpha": 0.9, "beta": 0.6, "bias": 1.5}  # large alpha: the divisor far from 1, so every convention shows
 
 CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
@@ -86,26 +85,11 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
     ], "channels_first"),
 }  # fmt: skip
 
-_MODELS: dict[str, Model] = {}
-
-
-def model(name: str) -> Model:
-    if name not in _MODELS:
-        shape, specs, boundary = CASES[name]
-        _MODELS[name] = seeded.chain(name, shape, specs, seed=33, batch=B, boundary=boundary)
-    return _MODELS[name]
-
-
-def rounded(m: Model, dtype: str) -> Model:
-    return m.map(lambda a: np.asarray(a).astype(dtype).astype(np.float64))
-
-
-def data(m: Model, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, (B, *m.input_shape))
+LAYERS = LayerCases(CASES, seed=33, batch=B)
 
 
 def test_the_cases_hold_every_kind_and_window_of_the_family():
-    layers = [la for name in CASES for la in model(name).layers]
+    layers = [la for name in CASES for la in LAYERS.model(name).layers]
     lrns = {(la.options["size"] % 2, la.options.get("extra", "after")) for la in layers if la.kind == "lrn"}
     assert lrns == {(1, "after"), (0, "after"), (0, "before")}
     combos = {(la.kind, la.options.get("center", True), la.options.get("scale", True)) for la in layers
@@ -113,29 +97,9 @@ def test_the_cases_hold_every_kind_and_window_of_the_family():
     assert {("batch_norm", c, s) for c in (True, False) for s in (True, False)} - {("batch_norm", True, True)} <= combos
 
 
-MATRIX = [pytest.param(v, n, d, id=f"{SHORT[v]}-{d}-{n}") for v in voices.VOICES for d in DTYPES for n in CASES]
-
-
-@pytest.mark.parametrize("voice, name, dtype", MATRIX)
+@pytest.mark.parametrize("voice, name, dtype", LAYERS.matrix())
 def test_forward_and_gradients_match_the_float64_reference(voice, name, dtype):
-    why = unavailable_reason(voice) or voices.refusal(voice, model(name), dtype)
-    if why is not None:
-        pytest.skip(f"{voice} {dtype}: {why}")
-    m = model(name)
-    b = voices.build(voice, m, dtype)
-    x = data(m, 12).astype(dtype)
-    what = f"{SHORT[voice]}-{dtype}-{name}"
-    ref = rounded(m, dtype)
-    check(b.forward(x), compose.reference_forward(ref, x.astype(np.float64)), dtype, voice, what=f"{what} forward")
-    if b.vjp is None:
-        return
-    dy = np.random.default_rng(13).uniform(-1.0, 1.0, m.shapes(B)[-1]).astype(dtype)
-    dx_ref, g_ref = compose.reference_vjp(ref, x.astype(np.float64), dy.astype(np.float64))
-    dx, grads = b.vjp(x, dy)
-    assert sorted(grads) == sorted(m.parameters()), f"{what}: gradients for {sorted(grads)}"
-    check(dx, dx_ref, dtype, voice, what=f"{what} dL/dx")
-    for key, g in grads.items():
-        check(g, g_ref[key], dtype, voice, what=f"{what} dL/d{key[0]}.{key[1]}")
+    LAYERS.check_forward_and_gradients(voice, name, dtype)
 
 
 # --------------------------------------------------------------------------- ONNX's own node tests

@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 
 from impls import SHORT, frameworks, unavailable_reason
-from impls.model import compose, seeded, voices
-from impls.model.description import Model
+from impls.model import voices
 from verify.headroom import check
+from verify.layer_cases import LayerCases
 
 B = 3
-DTYPES = ("float32", "float64")
 
 _POOLS = [
     ("conv2d", "c", {"filters": 4, "kernel_size": [3, 3], "padding": "same"}),  # signed: pads must never win a max
@@ -94,73 +93,27 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
     ], "channels_first"),
 }  # fmt: skip
 
-_MODELS: dict[str, Model] = {}
-
-
-def model(name: str) -> Model:
-    if name not in _MODELS:
-        shape, specs, boundary = CASES[name]
-        _MODELS[name] = seeded.chain(name, shape, specs, seed=37, batch=B, boundary=boundary)
-    return _MODELS[name]
-
-
-def rounded(m: Model, dtype: str) -> Model:
-    return m.map(lambda a: np.asarray(a).astype(dtype).astype(np.float64))
-
-
-def data(m: Model, seed: int) -> np.ndarray:
-    """Mostly negative: a zero pad would win a max at every border."""
-    return np.random.default_rng(seed).uniform(-2.0, 0.5, (B, *m.input_shape))
-
-
-_BUILT: dict[tuple[str, str, str], voices.Built] = {}
-
-
-def built(voice: str, name: str, dtype: str) -> voices.Built:
-    why = unavailable_reason(voice)
-    if why is None:
-        why = voices.refusal(voice, model(name), dtype)
-    if why is not None:
-        pytest.skip(f"{voice} {dtype}: {why}")
-    key = (voice, name, dtype)
-    if key not in _BUILT:
-        _BUILT[key] = voices.build(voice, model(name), dtype)
-    return _BUILT[key]
+# the inputs mostly negative: a zero pad would win a max at every border
+LAYERS = LayerCases(CASES, seed=37, batch=B, inputs=(-2.0, 0.5))
 
 
 def test_the_cases_overhang_and_pad_where_they_should():
     from impls.model.layers.pool2d import overhang
 
-    m = model("pools-nchw")
+    m = LAYERS.model("pools-nchw")
     shapes = m.input_shapes(1)
     by = {la.name: (i, la) for i, la in enumerate(m.layers)}
     for name in ("ceil_max", "ceil_avg_counted", "ceil_avg"):
         i, la = by[name]
         assert max(overhang(la.options, shapes[i])) > 0, name  # a window reaches past the pads
     assert m.shapes(1)[by["ceil_max"][0] + 1] == (1, 6, 6, 4)  # W: ceil((10 + 2 - 3) / 2) + 1 = 6; floor gives 5
-    kinds = {la.kind for name in CASES for la in model(name).layers}
+    kinds = {la.kind for name in CASES for la in LAYERS.model(name).layers}
     assert {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "crop2d", "slice", "channel_shuffle"} <= kinds
 
 
-MATRIX = [pytest.param(v, n, d, id=f"{SHORT[v]}-{d}-{n}") for v in voices.VOICES for d in DTYPES for n in CASES]
-
-
-@pytest.mark.parametrize("voice, name, dtype", MATRIX)
+@pytest.mark.parametrize("voice, name, dtype", LAYERS.matrix())
 def test_forward_and_gradients_match_the_float64_reference(voice, name, dtype):
-    b, m = built(voice, name, dtype), model(name)
-    x = data(m, 12).astype(dtype)
-    what = f"{SHORT[voice]}-{dtype}-{name}"
-    ref = rounded(m, dtype)
-    check(b.forward(x), compose.reference_forward(ref, x.astype(np.float64)), dtype, voice, what=f"{what} forward")
-    if b.vjp is None:
-        return
-    dy = np.random.default_rng(13).uniform(-1.0, 1.0, m.shapes(B)[-1]).astype(dtype)
-    dx_ref, g_ref = compose.reference_vjp(ref, x.astype(np.float64), dy.astype(np.float64))
-    dx, grads = b.vjp(x, dy)
-    assert sorted(grads) == sorted(m.parameters()), f"{what}: gradients for {sorted(grads)}"
-    check(dx, dx_ref, dtype, voice, what=f"{what} dL/dx")
-    for key, g in grads.items():
-        check(g, g_ref[key], dtype, voice, what=f"{what} dL/d{key[0]}.{key[1]}")
+    LAYERS.check_forward_and_gradients(voice, name, dtype)
 
 
 # --------------------------------------------------------------------------- ONNX's own node tests

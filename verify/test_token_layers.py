@@ -12,16 +12,11 @@ torch importer and the planted bugs are tests/test_tokens.py's.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from impls import SHORT, unavailable_reason
-from impls.model import compose, seeded, voices
-from impls.model.description import Model
-from verify.headroom import check
+from verify.layer_cases import LayerCases
 
 B = 3
-DTYPES = ("float32", "float64")
 
 # name: (input shape without the batch, layers)
 CASES: dict[str, tuple[tuple[int, ...], list]] = {
@@ -46,59 +41,17 @@ CASES: dict[str, tuple[tuple[int, ...], list]] = {
     ]),
 }  # fmt: skip
 
-_MODELS: dict[str, Model] = {}
-
-
-def model(name: str) -> Model:
-    if name not in _MODELS:
-        shape, specs = CASES[name]
-        _MODELS[name] = seeded.chain(name, shape, specs, seed=37, batch=B)
-    return _MODELS[name]
-
-
-def rounded(m: Model, dtype: str) -> Model:
-    return m.map(lambda a: np.asarray(a).astype(dtype).astype(np.float64))
-
-
-_BUILT: dict[tuple[str, str, str], voices.Built] = {}
-
-
-def built(voice: str, name: str, dtype: str) -> voices.Built:
-    why = unavailable_reason(voice)
-    if why is None:
-        why = voices.refusal(voice, model(name), dtype)
-    if why is not None:
-        pytest.skip(f"{voice} {dtype}: {why}")
-    key = (voice, name, dtype)
-    if key not in _BUILT:
-        _BUILT[key] = voices.build(voice, model(name), dtype)
-    return _BUILT[key]
+LAYERS = LayerCases(CASES, seed=37, batch=B)
 
 
 def test_the_cases_hold_both_kinds_with_the_token_first():
-    m = model("vit-block")
+    m = LAYERS.model("vit-block")
     assert {"class_token", "position_embedding"} <= {la.kind for la in m.layers}
     shapes = m.shapes(B)
     assert shapes[m.layer_index("cls") + 1] == (B, 6, 6)  # its output (B, T + 1, D)
     assert m.layers[m.layer_index("pos")].weights["embedding"].shape == (1, 6, 6)
 
 
-MATRIX = [pytest.param(v, n, d, id=f"{SHORT[v]}-{d}-{n}") for v in voices.VOICES for d in DTYPES for n in CASES]
-
-
-@pytest.mark.parametrize("voice, name, dtype", MATRIX)
+@pytest.mark.parametrize("voice, name, dtype", LAYERS.matrix())
 def test_forward_and_gradients_match_the_float64_reference(voice, name, dtype):
-    b, m = built(voice, name, dtype), model(name)
-    x = np.random.default_rng(12).uniform(-1.0, 1.0, (B, *m.input_shape)).astype(dtype)
-    what = f"{SHORT[voice]}-{dtype}-{name}"
-    ref = rounded(m, dtype)
-    check(b.forward(x), compose.reference_forward(ref, x.astype(np.float64)), dtype, voice, what=f"{what} forward")
-    if b.vjp is None:
-        return
-    dy = np.random.default_rng(13).uniform(-1.0, 1.0, m.shapes(B)[-1]).astype(dtype)
-    dx_ref, g_ref = compose.reference_vjp(ref, x.astype(np.float64), dy.astype(np.float64))
-    dx, grads = b.vjp(x, dy)
-    assert sorted(grads) == sorted(m.parameters()), f"{what}: gradients for {sorted(grads)}"
-    check(dx, dx_ref, dtype, voice, what=f"{what} dL/dx")
-    for key, g in grads.items():
-        check(g, g_ref[key], dtype, voice, what=f"{what} dL/d{key[0]}.{key[1]}")
+    LAYERS.check_forward_and_gradients(voice, name, dtype)

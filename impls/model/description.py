@@ -218,6 +218,9 @@ class Model:
         first = self.layers[0]
         kind = spec_of(first.kind, first.label(0))
         kind.check_input(kind.options(first.options), np.asarray(x), f"model {self.name!r} {first.label(0)}")
+        from .padding import check_rows
+
+        check_rows(self, x)
 
     def mask_sources(self) -> list[int | None]:
         """Per layer, the index of the layer whose padding mask reaches its input (an embedding with mask_zero, a
@@ -239,6 +242,18 @@ class Model:
             makes_new, keeps = kind.makes_mask(opts, False), kind.makes_mask(opts, src is not None)
             made[i] = i if makes_new else (src if keeps else None)
         return out
+
+    def undefined_steps(self) -> list[int | None]:
+        """Per layer, the mask source where its output's padded steps are undefined, or None (padding.py)."""
+        from .padding import undefined_steps
+
+        return list(self._memoized(("undefined_steps",), lambda: undefined_steps(self)))
+
+    def unreadable_padding(self) -> int | None:
+        """The first layer reducing over undefined padded steps without the mask, or None (padding.py)."""
+        from .padding import unreadable_padding
+
+        return unreadable_padding(self)
 
     # ------------------------------------------------------------------ derived models
 

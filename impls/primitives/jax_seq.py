@@ -126,6 +126,12 @@ def take_steps(x: Any, idx: Any) -> Any:
     return jnp.take_along_axis(x, idx[:, :, None], axis=1)
 
 
+def mean_steps(x: Any, valid: Any) -> Any:
+    """x (B, T, F) averaged over each row's valid steps: (B, F); what it means is numpy_seq.py's."""
+    v = valid.astype(x.dtype)
+    return jnp.sum(x * v[:, :, None], axis=1) / jnp.sum(v, axis=1)[:, None]
+
+
 def mask_steps(x: Any, valid: Any) -> Any:
     """x (B, T, F) with the steps where valid is False set to 0."""
     return x * valid.astype(x.dtype)[:, :, None]

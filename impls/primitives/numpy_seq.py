@@ -166,10 +166,17 @@ def take_steps_vjp(x_shape, idx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return g
 
 
+def mean_steps(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """x (B, T, F) averaged over each row's valid steps: (B, F), sum(x * valid) / sum(valid) (Keras'
+    GlobalAveragePooling1D under a padding mask; a masked mean in torch)."""
+    v = np.asarray(valid, x.dtype)
+    return (x * v[:, :, None]).sum(axis=1) / v.sum(axis=1)[:, None]
+
+
 def mask_steps(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """x (B, T, F) with the steps where valid is False set to 0."""
     return x * np.asarray(valid, x.dtype)[:, :, None]
 
 
 __all__ = ["LSTMTape", "embedding", "embedding_vjp", "ids_mask", "lengths_of", "lstm", "lstm_backward", "lstm_forward",
-           "lstm_vjp", "mask_steps", "take_steps", "take_steps_vjp", "time_maps", "values_mask"]
+           "lstm_vjp", "mask_steps", "mean_steps", "take_steps", "take_steps_vjp", "time_maps", "values_mask"]

@@ -67,6 +67,12 @@ def take_steps(x, idx):
     return tf.gather(x, idx, axis=1, batch_dims=1)
 
 
+def mean_steps(x, valid):
+    """x (B, T, F) averaged over each row's valid steps: (B, F); what it means is numpy_seq.py's."""
+    v = tf.cast(valid, x.dtype)
+    return tf.reduce_sum(x * v[:, :, None], axis=1) / tf.reduce_sum(v, axis=1)[:, None]
+
+
 def mask_steps(x, valid):
     """x (B, T, F) with the steps where valid is False set to 0."""
     return x * tf.cast(valid, x.dtype)[:, :, None]

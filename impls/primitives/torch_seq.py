@@ -66,6 +66,12 @@ def take_steps(x: Any, idx: Any) -> Any:
     return torch.gather(x, 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
 
 
+def mean_steps(x: Any, valid: Any) -> Any:
+    """x (B, T, F) averaged over each row's valid steps: (B, F); what it means is numpy_seq.py's."""
+    v = valid.to(x.dtype)
+    return (x * v[:, :, None]).sum(dim=1) / v.sum(dim=1)[:, None]
+
+
 def mask_steps(x: Any, valid: Any) -> Any:
     """x (B, T, F) with the steps where valid is False set to 0."""
     return x * valid.to(x.dtype)[:, :, None]

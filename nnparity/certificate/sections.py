@@ -24,6 +24,7 @@ def about(cert: dict[str, Any]) -> list[str]:
              f"- inputs: x {i['x']}; dy {i['dy']}" + (f"; GRU h0 {i['h0']}" if "h0" in i else "")
              + f"; training targets seed {i['seeds']['targets']}",
              *([f"- {i['gru_state']}"] if "gru_state" in i else []),
+             *(_compared_steps(i["compared_steps"]) if "compared_steps" in i else []),
              f"- reference: {cert['reference']}; error: {cert['error_measure']}; bars: "
              + ", ".join(f"{d} {b:g}" for d, b in cert["bars"].items())]  # fmt: skip
     if "none" in cert.get("source", {}):
@@ -34,6 +35,14 @@ def about(cert: dict[str, Any]) -> list[str]:
              tuple(la["output_shape"]), la["parameters"]] for la in m["layers"]]  # fmt: skip
     return lines + [""] + details(f"the {len(rows)} layers: kind, options, output shape, parameters",
                                   table(["#", "layer", "kind", "options", "output", "params"], rows))  # fmt: skip
+
+
+def _compared_steps(c: dict[str, Any]) -> list[str]:
+    """Which positions the padded layers were compared at, and why."""
+    names = ", ".join(f"`{n}`" for n in c["names"])
+    line = (f"- padded steps: layers {names} (the mask of `{c['mask_source']['name']}`, row lengths {c['lengths']}) "
+            f"compared at {c['compared']}: {c['why']}; the model's output {c['output']}")
+    return [line]
 
 
 def _grad_summary(g: dict[str, Any]) -> str:

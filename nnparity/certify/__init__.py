@@ -28,7 +28,17 @@ from impls.model.description import Model
 from .about import model_section, peak_memory, versions
 from .checks import Profile, attempt, compare
 from .initial_state import has_gru, initial_state_checks
-from .inputs import INPUT_RANGE, SEEDS, Reference, cast, described, inputs, lengths
+from .inputs import (
+    INPUT_RANGE,
+    SEEDS,
+    Reference,
+    cast,
+    defined_dy,
+    described,
+    inputs,
+    lengths,
+    undefined_described,
+)
 from .layers import first_diverging, layer_checks
 from .per_voice import DTYPES, availability, voice_section
 from .training import UNMOVED, _unmoved, conditioned, training_section, zero_gradient_parameters
@@ -62,6 +72,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     settings.progress("the NumPy float64 reference")
     with profile.section("reference", "forward"):
         ref = Reference.of(model, data["x"])
+    data["dy"] = defined_dy(ref, data["dy"])
     gru = has_gru(model)
     cert: dict[str, Any] = {
         "format": FORMAT, "command": list(settings.command), "model": model_section(model, batch),
@@ -74,6 +85,9 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         "bars": {d: tolerance(d) for d in DTYPES},
         "voices": {},
     }  # fmt: skip
+    steps = undefined_described(model, ref)
+    if steps:
+        cert["inputs"]["compared_steps"] = steps
     builts32: dict[str, voices.Built] = {}
     entries: dict[str, dict] = {}
 

@@ -81,6 +81,18 @@ class Reference:
     ins: list[Any]  # what layer i reads: an array, or a list of them for a merge
     outs: list[np.ndarray]  # what layer i returns
     _vjp: dict = field(default_factory=dict, repr=False)
+    valid: list[Any] = field(default_factory=list)  # per layer: the (B, T) valid steps where its padded ones are
+    # undefined (Model.undefined_steps: compared at the valid steps only), or None
+
+    def compare(self, y: Any, i: int, dtype: str) -> dict[str, Any]:
+        """compare(y, layer i's reference output): at the valid steps only where the sources leave the padded ones
+        undefined (the row says so: "steps")."""
+        from .checks import compare
+
+        v = self.valid[i] if self.valid else None
+        if v is None or y is None or np.shape(y)[:2] != v.shape:
+            return compare(y, self.outs[i], dtype)
+        return {**compare(np.asarray(y)[v], self.outs[i][v], dtype), "steps": "valid"}
 
     def vjp(self, dy: np.ndarray) -> tuple[np.ndarray | None, dict[tuple[str, str], np.ndarray]]:
         """The reference's hand-written backward for L = <dy, model(x)>, computed once for every voice."""
@@ -93,7 +105,65 @@ class Reference:
     def of(cls, model: Model, x: np.ndarray) -> Reference:
         m = model.astype("float64")
         outs = reference_outputs(m, cast(x, "float64"))
-        return cls(m, x, reference_inputs(m, cast(x, "float64"), outs), outs)
+        ins = reference_inputs(m, cast(x, "float64"), outs)
+        return cls(m, x, ins, outs, valid=valid_steps(m, x, ins))
 
 
-__all__ = ["INPUT_RANGE", "SEEDS", "TOKEN_RANGE", "Reference", "cast", "described", "inputs", "lengths", "padded"]
+def valid_steps(model: Model, x: np.ndarray, ins: list[Any]) -> list[Any]:
+    """Per layer, the (B, T) bool valid steps where Model.undefined_steps says its padded steps are undefined (the
+    mask its source layer makes from what it reads), else None."""
+    from impls.primitives import numpy_impl
+
+    made: dict[int, np.ndarray] = {}
+    out: list[Any] = []
+    for s in model.undefined_steps():
+        if s is not None and s not in made:
+            la = model.layers[s]
+            kind = spec_of(la.kind)
+            opts = kind.options(la.options)
+            made[s] = np.asarray(kind.forward_masked(numpy_impl, ins[s], None, opts, kind.op_weights(opts, dict(la.weights)))[1], bool)
+        out.append(None if s is None else made[s])
+    return out
+
+
+def defined_dy(ref: Reference, dy: np.ndarray) -> np.ndarray:
+    """The output cotangent, zero at the output's padded steps where the sources leave them undefined (so the
+    gradients read only what is defined); dy itself otherwise."""
+    v = ref.valid[-1] if ref.valid else None
+    return dy if v is None else dy * v.reshape(v.shape + (1,) * (dy.ndim - 2))
+
+
+def undefined_described(model: Model, ref: Reference) -> dict[str, Any] | None:
+    """The certificate's statement of which positions were compared, where the sources leave padded steps undefined."""
+    undefined = model.undefined_steps()
+    rows = [i for i, s in enumerate(undefined) if s is not None]
+    if not rows:
+        return None
+    src = undefined[rows[0]]
+    lengths_ = ref.valid[rows[0]].sum(axis=1).tolist() if ref.valid else None
+    names = [model.layers[i].name for i in rows]
+    return {"layers": rows, "names": names, "mask_source": {"index": src, "name": model.layers[src].name},
+            "lengths": lengths_,
+            "compared": "the valid steps only (t < the row's length); the padded steps' outputs are excluded",
+            "why": "a padding mask reaches an attention: at a padded query step the sources differ (torch's slow path "
+                   "attends the valid keys, its nested-tensor fast path writes zeros, Keras masks the query row and "
+                   "weighs every key alike), so no framework defines those outputs",
+            "output": ("compared at the valid steps only (the gradients' dy is zero at its padded steps)"
+                       if undefined[-1] is not None else
+                       "compared whole: the layers after them read the valid steps only (a masked mean)")}
+
+
+__all__ = [
+    "INPUT_RANGE",
+    "SEEDS",
+    "TOKEN_RANGE",
+    "Reference",
+    "cast",
+    "defined_dy",
+    "described",
+    "inputs",
+    "lengths",
+    "padded",
+    "undefined_described",
+    "valid_steps",
+]

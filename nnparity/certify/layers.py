@@ -19,7 +19,7 @@ from impls.model import voices
 from impls.model.description import Model
 from impls.model.layers import spec_of
 
-from .checks import attempt, compare
+from .checks import attempt
 from .inputs import Reference, cast
 
 
@@ -44,25 +44,25 @@ def layer_checks(voice: str, model: Model, dtype: str, ref: Reference, whole: vo
         elif start == i:
             built, problem = attempt(builds.get, model.sub(i).astype(dtype))
             y, problem = (None, problem) if problem else attempt(built.forward, cast(ref.ins[i], dtype))
-            row["isolated"] = problem or compare(y, ref.outs[i], dtype)
+            row["isolated"] = problem or ref.compare(y, i, dtype)
         else:  # fed a padding mask: from the layer that makes it, whose own check came first
             row["isolated_from"] = {"index": start, "name": model.layers[start].name,
                                     "why": "the layer reads the padding mask that layer makes"}
             masked, problem = attempt(builds.get, model.sub(start, i + 1).astype(dtype))
             y, problem = (None, problem) if problem else attempt(masked.forward, cast(ref.ins[start], dtype))
-            row["isolated"] = problem or compare(y, ref.outs[i], dtype)
+            row["isolated"] = problem or ref.compare(y, i, dtype)
         if not slow:
-            row["accumulated"] = every or compare(outs[i], ref.outs[i], dtype)
+            row["accumulated"] = every or ref.compare(outs[i], i, dtype)
         elif chained and start == i and built is not None:
             if prev is None:
                 row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
             else:
                 prev, problem = attempt(built.forward, prev)
-                row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
+                row["accumulated"] = problem or ref.compare(prev, i, dtype)
         else:  # the voice's own build of layers 0..i
             prefix, problem = attempt(voices.build, voice, model.sub(0, i + 1).astype(dtype), dtype)
             prev, problem = (None, problem) if problem else attempt(prefix.forward, cast(ref.x, dtype))
-            row["accumulated"] = problem or compare(prev, ref.outs[i], dtype)
+            row["accumulated"] = problem or ref.compare(prev, i, dtype)
         rows.append(row)
     return rows
 

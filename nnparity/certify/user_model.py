@@ -9,7 +9,7 @@ from impls.contract.tolerance import tolerance
 from impls.importers import Imported
 from impls.model.layers import spec_of
 
-from .checks import attempt, compare
+from .checks import attempt
 from .inputs import Reference, cast
 from .layers import first_diverging
 
@@ -21,7 +21,7 @@ def source_section(imported: Imported | None, ref: Reference, progress) -> dict[
     out: dict[str, Any] = {"source": imported.source, "path": imported.path, "dtype": dtype, "notes": list(imported.notes)}
     progress(f"the source model ({imported.source}) itself")
     y, problem = attempt(imported.forward, cast(ref.x, dtype))
-    out["forward"] = problem or compare(y, ref.outs[-1], dtype)
+    out["forward"] = problem or ref.compare(y, len(ref.outs) - 1, dtype)
     model = ref.model
     rows = [{"index": i, "name": la.name, "kind": la.kind} for i, la in enumerate(model.layers)]
     if imported.layer_call is not None:
@@ -35,7 +35,7 @@ def source_section(imported: Imported | None, ref: Reference, progress) -> dict[
                                                  f"{model.layers[sources[i]].name!r}: checked accumulated"}
                 continue
             y, problem = attempt(imported.layer_call, i, cast(ref.ins[i], dtype))
-            r["isolated"] = problem or compare(y, ref.outs[i], dtype)
+            r["isolated"] = problem or ref.compare(y, i, dtype)
     else:
         out["isolated"] = "the source does not expose its layers one by one"
     if imported.layer_outputs is not None:
@@ -44,7 +44,7 @@ def source_section(imported: Imported | None, ref: Reference, progress) -> dict[
             if problem:
                 r["accumulated"] = problem
             elif i < len(ys):
-                r["accumulated"] = compare(ys[i], ref.outs[i], dtype)
+                r["accumulated"] = ref.compare(ys[i], i, dtype)
             else:
                 r["accumulated"] = {"error": float("inf"), "bar": tolerance(dtype), "pass": False,
                                     "problem": f"the source gave {len(ys)} layer outputs for {len(rows)} layers"}

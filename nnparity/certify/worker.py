@@ -124,12 +124,13 @@ def main(folder: str) -> int:
     if request["threads"] is not None:
         frameworks.set_threads(request["threads"])
     from .checks import Profile
-    from .inputs import Reference, inputs
+    from .inputs import Reference, defined_dy, inputs
     from .per_voice import voice_section
 
     model = store.load(base / "model")
     data = inputs(model, request["batch"])
     ref = Reference.of(model, data["x"])
+    data["dy"] = defined_dy(ref, data["dy"])
     profile = Profile()
 
     def say(message: str) -> None:  # as the command's own progress lines: on a terminal only

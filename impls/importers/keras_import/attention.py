@@ -5,7 +5,10 @@ Its variables are the description's layout: query/key/value kernels (E, H, d) an
 (H, dv, Eo) and bias (Eo,); key_dim and value_dim are per head, as the description's. The key bias is dropped:
 softmax ignores it exactly (the notes say so). Refused, naming the layer: attention_axes other than the sequence's,
 a kernel over more than one output axis (output_shape a tuple), an explicit attention_mask / query_mask / value_mask /
-key_mask, return_attention_scores, use_gate, a sliding window; use_causal_mask=True is the description's causal.
+key_mask, return_attention_scores, use_gate, a sliding window; use_causal_mask=True is the description's causal. A
+padding mask from an Embedding(mask_zero=True) reaching the layer (Keras reads the tensors' own masks: no call
+argument, or value_mask= given as the value's own mask, as the Keras port writes it) is the description's padding
+mask; the walker checks it reaches the layer in the description too.
 Dropout is the identity at inference.
 """
 
@@ -25,10 +28,28 @@ def _kwargs(c: Context) -> dict[str, Any]:
     return dict(c.node.arguments.kwargs) if c.node is not None else {}
 
 
+def _ids_not_zero(t: Any) -> bool:
+    """A mask computed as `ids != 0` (keras.ops.not_equal(x, 0): Embedding(mask_zero=True)'s own compute_mask), or
+    Keras' merge of such masks (an Add's logical_or): True at the valid steps, the description's polarity."""
+    hist = getattr(t, "_keras_history", None)
+    op = type(hist[0]).__name__ if hist is not None else None
+    if op not in ("NotEqual", "LogicalOr", "LogicalAnd"):
+        return False
+    a = hist[0]._inbound_nodes[hist[1]].arguments.args
+    if op != "NotEqual":
+        return len(a) == 2 and all(_ids_not_zero(u) for u in a)
+    return len(a) == 2 and isinstance(a[0], keras.KerasTensor) and not isinstance(a[1], keras.KerasTensor) and a[1] == 0
+
+
 @REGISTRY.register(L.MultiHeadAttention, kinds=("multi_head_attention",), merge=True)
 def _mha(c: Context) -> Converted:
     cfg = c.config
     kwargs = _kwargs(c)
+    args = list(c.node.arguments.args) if c.node is not None else []
+    own = getattr(args[1], "_keras_mask", None) if len(args) > 1 else None
+    vm = kwargs.get("value_mask")
+    if vm is not None and (vm is own or _ids_not_zero(vm)):  # the value's own padding mask, given explicitly (as the
+        kwargs.pop("value_mask")  # Keras port writes it): the description's (the walker checks its source)
     bad = sorted(k for k, v in kwargs.items() if k not in _ALLOWED_KWARGS and v is not None)
     if bad:
         raise c.refuse(f"it is called with {bad}: explicit masks are not imported; the description's attention takes "
@@ -44,7 +65,6 @@ def _mha(c: Context) -> Converted:
         if len(out_shape) != 1:
             raise c.refuse(f"output_shape={out_shape!r}: the description's attention outputs one feature axis")
         out_shape = out_shape[0]
-    args = list(c.node.arguments.args) if c.node is not None else []
     n_in = len([a for a in args if isinstance(a, keras.KerasTensor)]) + (kwargs.get("key") is not None)
     if n_in not in (2, 3):
         raise c.refuse(f"it reads {n_in} tensors: (query, value) or (query, value, key)")

@@ -24,6 +24,7 @@ from ...model.description import INPUT, Layer, Model, ModelError
 from ...model.layers import spec_of
 from .. import BadInput, Imported, UnsupportedLayer
 from .context import REGISTRY, Context, class_name, supported
+from .padding import check_masks, masked_means
 from .states import folds as state_folds
 from .states import second_input
 from .tokens import folds as token_folds
@@ -59,7 +60,7 @@ def _mask_ops(nodes: list) -> set[int]:
     or a Masking's compute_mask (ops NotEqual, Any...) as operations of the functional graph, whose outputs a
     masked layer takes as its mask= argument. An operation that feeds anything else is not one of them."""
     masks = {id(t._keras_mask) for n in nodes for t in n.output_tensors if getattr(t, "_keras_mask", None) is not None}
-    masks |= {id(n.arguments.kwargs["mask"]) for n in nodes if n.arguments.kwargs.get("mask") is not None}
+    masks |= {id(v) for n in nodes for k, v in n.arguments.kwargs.items() if k in ("mask", *_AUTO_MASKS) and v is not None}
     out: set[int] = set()
     for node in reversed(nodes):  # outputs first: a mask op's own inputs may be mask ops too
         if isinstance(node.operation, L.Layer) or not all(id(t) in masks for t in node.output_tensors):
@@ -110,6 +111,10 @@ def _resolved(alias: dict[int, Any], t: Any) -> Any:
     return t
 
 
+_AUTO_MASKS = ("value_mask", "query_mask", "key_mask")
+"""The masks Keras hands a layer with several tensor arguments (MultiHeadAttention) from each one's own mask."""
+
+
 def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, made: set, folded: dict) -> None:
     """_chain's walk of one graph's nodes (the model's, or a nested model's, recursively)."""
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
@@ -131,15 +136,21 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
         if id(node) in inner:  # part of a token's pattern: its merge's entry reads the pattern's input
             continue
         ins = [_resolved(alias, t) for t in ([found[id(node)].x] if id(node) in found else node.input_tensors)]
-        if isinstance(layer, keras.Model):
-            _nested(layer, node, ins, where, label, chain, masked, alias, made, folded)
+        if isinstance(layer, keras.Model):  # a mask= it is given is no input (a nested Sequential drops it)
+            mask = node.arguments.kwargs.get("mask")
+            _nested(layer, node, [t for t, raw in zip(ins, node.input_tensors, strict=True) if raw is not mask], where,
+                    label, chain, masked, alias, made, folded)  # fmt: skip
             continue
         if not isinstance(layer, L.Layer) and REGISTRY.get(type(layer)) is None:
             raise UnsupportedLayer(f"{where}: {label}: the operation {type(layer).__module__}.{type(layer).__name__} (a "
                                    f"raw keras.ops call in the graph) is not supported; supported: {supported()}")  # fmt: skip
-        mask = node.arguments.kwargs.get("mask")
+        kw = node.arguments.kwargs
+        given = [v for k, v in kw.items() if (k == "mask" or k in _AUTO_MASKS) and v is not None]  # Keras' own masks
+        mask = kw.get("mask") if kw.get("mask") is not None else next((kw[k] for k in _AUTO_MASKS if kw.get(k) is not None), None)
+        if mask is None and isinstance(layer, L.MultiHeadAttention):  # it reads its value's (keys') mask itself
+            mask = getattr(node.input_tensors[min(1, len(node.input_tensors) - 1)], "_keras_mask", None)
         raws = [found[id(node)].x] if id(node) in found else node.input_tensors
-        inputs = [t for t, raw in zip(ins, raws, strict=True) if mask is None or raw is not mask]
+        inputs = [t for t, raw in zip(ins, raws, strict=True) if not any(raw is g for g in given)]
         if mask is not None:
             roots = _mask_roots(mask, producer, mask_ops)
             src = [i for i, (_, _, reads, _) in enumerate(chain) if any(t is r for t in reads for r in roots)]
@@ -175,6 +186,10 @@ def _nested(inner: Any, node: Any, ins: list, where: str, label: str, chain: lis
 def _mask_roots(t: Any, producer: dict, mask_ops: set[int]) -> list:
     """The chain tensors a mask is computed from, through Keras' mask operations."""
     node = producer.get(id(t))
+    if node is None and not isinstance(getattr(t, "_keras_history", (None,))[0], (L.Layer, type(None))):
+        op, index, _ = t._keras_history  # a mask no layer of this graph is given (MultiHeadAttention reads its
+        node = op._inbound_nodes[index]  # inputs' own): its raw mask op, outside the graph's nodes
+        mask_ops = mask_ops | {id(node)}
     if node is None or id(node) not in mask_ops:
         return [t]
     out: list = []
@@ -232,6 +247,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
     names = {id(graph_input): INPUT}  # tensor -> the description's name for it
     shapes = {INPUT: full}
     layers, notes = [], []
+    layer_of: dict[int, int] = {}  # chain position -> the description layer it became
     for position, (klayer, out, ins, node) in enumerate(chain):
         entry = REGISTRY.get(type(klayer))
         label = _label(position, klayer)
@@ -266,36 +282,20 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
             raise type(e)(f"{where}: {label} does not fit its input {ctx.in_shape}: {e}") from None
         _check_output(out, shape, where, label)
         names[id(out)], shapes[klayer.name] = klayer.name, shape
+        layer_of[position] = len(layers)
         layers.append(layer)
         notes += ctx.notes
-    model = _unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
-                                    source="keras", boundary="channels_last"))  # fmt: skip
+    masked = {layer_of[p]: layer_of.get(s, s) for p, s in masked.items() if p in layer_of}
+    model = masked_means(_unmasked_padding(Model(net.name, full[1:], tuple(layers), input_dtype=str(graph_input.dtype),
+                                                  source="keras", boundary="channels_last")), masked)  # fmt: skip
     try:
         model.check(full[0])
     except (ShapeError, ModelError) as e:
         raise type(e)(f"{where}: {e}") from None
-    _check_masks(model, masked, where)
+    explicit = {layer_of[p] for p, (*_, node) in enumerate(chain) if p in layer_of and node is not None
+                and node.arguments.kwargs.get("value_mask") is not None}  # fmt: skip
+    check_masks(model, masked, where, explicit)
     return _imported(net, chain, alias, model, where, notes, folded)
-
-
-def _check_masks(model: Model, masked: dict[int, int], where: str) -> None:
-    """Every recurrent layer Keras hands a mask is one the description masks from the same source layer, and the
-    other way round: a mask of the user's own, or a chain Keras masks otherwise than the description, is refused."""
-    sources = model.mask_sources()
-    for i, la in enumerate(model.layers):
-        if la.kind == "multi_head_attention" and sources[i] is not None:
-            raise UnsupportedLayer(f"{where}: {la.label(i)}: a padding mask reaches it (from layer {sources[i]}): Keras' "
-                                   "MultiHeadAttention masks the padded query rows too, whose outputs then differ from "
-                                   "the description's (it masks the keys only); comparing only the valid steps is not "
-                                   "written yet")  # fmt: skip
-        if la.kind not in ("gru", "lstm"):
-            continue
-        keras_src, ours = masked.get(i), sources[i]
-        if keras_src != ours:
-            raise UnsupportedLayer(f"{where}: {la.label(i)}: Keras masks it from layer {keras_src}, the description "
-                                   f"from layer {ours} (Model.mask_sources): only the padding mask Keras carries from "
-                                   "an Embedding(mask_zero=True) or a Masking, through Dense, Activation, Dropout and "
-                                   "sequence-returning RNNs, imports")  # fmt: skip
 
 
 def _unmasked_padding(model: Model) -> Model:

@@ -70,7 +70,7 @@ def read(ctx: Context, pos: int, node: Any) -> bool:
     v = ctx.values.get(root)
     if v is None or v.rows is not None or v.rank != 3 or root not in ctx.shapes:
         return False
-    ends = getattr(ctx, "attention_ends", None)
+    ends = ctx.attention_ends
     if ends is None:  # once a walk: the ids of nodes taken later never match again
         ends = ctx.attention_ends = _ends(ctx)
     end = _reached(ctx, node, ends) if ends else None
@@ -83,8 +83,10 @@ def read(ctx: Context, pos: int, node: Any) -> bool:
         got = getattr(e, "progress", 0)
         for nid in {id(end), *getattr(e, "nodes", ())}:
             if ctx.misses.get(nid, (-1,))[0] <= got:
-                ctx.misses[nid] = (got, f"traced from {root!r}: {e}")
+                ctx.misses[nid] = (got, f"traced from {root!r}: {e}", id(end))
         return False
+    for nid in [k for k, m in ctx.misses.items() if m[2] == id(end)]:  # earlier tries at this attention: read now
+        del ctx.misses[nid]
     _emit(ctx, root, tr, taken, out, opts, w)
     if id(node) in taken:
         return True

@@ -105,7 +105,8 @@ class Context:
         self.ends: list[Value] = []  # the tensor that ends each layer, as the graph holds it
         self.i = 0
         self.notes: list[str] = []
-        self.misses: dict[int, tuple[int, str]] = {}  # id(node) -> (how far, why) its attention is not read
+        self.attention_ends: set[int] | None = None  # attention.py: the ids of the nodes an attention's products end at
+        self.misses: dict[int, tuple] = {}  # id(node) -> (how far, why its attention is not read, id(its end))
 
     # ---- reading nodes
 

@@ -10,9 +10,10 @@ torch.fx keeps each of these modules whole (a leaf: torch.nn's own modules are),
 - nn.TransformerEncoder: its layers in order, then its final norm where it has one.
 batch_first=False modules read the time-major x.transpose(0, 1) of a batch-first sequence (the layout "tbf": no
 layer; the transpose back ends it). A causal mask the module holds (a buffer: True or -inf above the diagonal, torch's
-polarity; is_causal a hint beside it) passed as attn_mask / src_mask / mask is the description's causal option.
+polarity; is_causal a hint beside it) passed as attn_mask / src_mask / mask is the description's causal option; a
+key_padding_mask / src_key_padding_mask computed as ids == 0 is the embedding's mask_zero (padding.py).
 Refused with the reason: a batch_first=False module given a batch-first tensor (the model's input is batch first)
-or the other way round, a key padding mask, another attention mask or one computed in forward, cross attention (query and key/value from two paths),
+or the other way round, another attention mask or one computed in forward, cross attention (query and key/value from two paths),
 add_bias_kv / add_zero_attn, an activation other than relu (or gelu where the activation kind has it).
 In eval torch may run its fused fast path; the arithmetic is the same, and only the module's own output is read from
 it (the parts' outputs are recomputed from the module's own submodules, the slow path's order).
@@ -28,6 +29,7 @@ import numpy as np
 from ... import convert
 from ...model.description import Layer
 from ...model.layers.base import ACTIVATIONS
+from . import padding
 from .context import REGISTRY, F, Node, Step, _Ctx, fetch, nn
 
 
@@ -80,14 +82,12 @@ def _causal(ctx: _Ctx, node: Node, mask: Any, steps: int, what: str) -> bool:
 
 
 def _self_attention_args(ctx: _Ctx, node: Node) -> bool:
-    """query, key and value one tensor; no key padding mask; the attn_mask a causal one or none. Returns causal."""
+    """query, key and value one tensor; the attn_mask a causal one or none (a key_padding_mask: padding.py).
+    Returns causal."""
     args = list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value") if k in node.kwargs]
     if len(args) != 3 or len({id(a) for a in args}) != 1:
         raise ctx.refuse(node, "its query, key and value are not one tensor: the torch importer reads self-attention "
                                "(attn(x, x, x)); cross attention joins two paths")  # fmt: skip
-    if node.kwargs.get("key_padding_mask") is not None:
-        raise ctx.refuse(node, "it is given key_padding_mask: padding masks passed to nn.MultiheadAttention are not "
-                               "imported yet (the description masks the keys of a padded input)")  # fmt: skip
     steps = ctx.shapes[args[0]][0 if ctx.layout.kind == "tbf" else 1]
     return _causal(ctx, node, node.kwargs.get("attn_mask"), steps, "attn_mask")
 
@@ -113,6 +113,8 @@ def _mha(ctx: _Ctx, node: Node, m: Any) -> Step:
     pick = _picked(ctx, node)
     src = ctx.tensors[node.args[0]][0]
     layer = mha_layer(ctx, m, ctx.name(node), src, causal)
+    if padding.key_padding(ctx, node, node.kwargs.get("key_padding_mask"), "key_padding_mask"):
+        ctx.padded_layers.add(layer.name)
     ctx.notes.append(f"{node.target}: torch's key bias (in_proj_bias[E:2E]) is dropped: softmax ignores it exactly")
     return Step(layer, [node, *(u for u in node.users if _unused(u)), pick], ctx.layout)
 
@@ -180,8 +182,8 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
     steps = ctx.shapes[node.args[0]][0 if ctx.layout.kind == "tbf" else 1]
     mask = nn.Transformer.generate_square_subsequent_mask(steps).to(e.linear1.weight.dtype) if causal else None
 
-    def attn(t):
-        return e.self_attn(t, t, t, need_weights=False, attn_mask=mask)[0]
+    def attn(t, pad=None):
+        return e.self_attn(t, t, t, need_weights=False, attn_mask=mask, key_padding_mask=pad)[0]
 
     parts: list = []
     if e.norm_first:
@@ -193,9 +195,9 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
         parts += ff
         parts.append((Layer("add", n["residual2"], {}, {}, (n["residual1"], n["linear2"])), _alone_merge))
 
-        def outputs(x):
+        def outputs(x, pad=None):
             a = e.norm1(x)
-            b = attn(a)
+            b = attn(a, pad)
             r1 = x + b
             c = e.norm2(r1)
             f = ff_outputs(c)
@@ -209,8 +211,8 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
         parts.append((Layer("add", n["residual2"], {}, {}, (n["norm1"], n["linear2"])), _alone_merge))
         parts.append(_norm(ctx, e.norm2, n["norm2"], n["residual2"]))
 
-        def outputs(x):
-            b = attn(x)
+        def outputs(x, pad=None):
+            b = attn(x, pad)
             r1 = x + b
             a = e.norm1(r1)
             f = ff_outputs(a)
@@ -220,15 +222,24 @@ def encoder_layer_parts(ctx: _Ctx, node: Node, e: Any, base: str, src: str, caus
 
 
 def _encoder_causal(ctx: _Ctx, node: Node, mask_name: str) -> bool:
-    """An encoder's (src_)mask: the causal one (is_causal a hint beside it) or none; a src_key_padding_mask refused."""
-    if len(node.args) > 2 or node.kwargs.get("src_key_padding_mask") is not None:
-        raise ctx.refuse(node, "it is given src_key_padding_mask: padding masks passed to a Transformer encoder are not "
-                               "imported yet (the description masks the keys of a padded input)")  # fmt: skip
+    """An encoder's (src_)mask: the causal one (is_causal a hint beside it) or none (its src_key_padding_mask:
+    padding.py)."""
+    if len(node.args) > 2:
+        raise ctx.refuse(node, "it is given src_key_padding_mask by position: pass it by name")
     mask = node.args[1] if len(node.args) > 1 else node.kwargs.get(mask_name)
     steps = ctx.shapes[node.args[0]][0 if ctx.layout.kind == "tbf" else 1]
     if mask is None and node.kwargs.get("is_causal"):
         raise ctx.refuse(node, "is_causal=True without its mask: torch takes it as a hint beside the causal mask")
     return _causal(ctx, node, mask, steps, mask_name)
+
+
+def _padding(ctx: _Ctx, node: Node, parts: list) -> list | None:
+    """The src_key_padding_mask node an encoder (layer) is given, checked (padding.py), its attentions marked padded."""
+    mask = node.kwargs.get("src_key_padding_mask")
+    if not padding.key_padding(ctx, node, mask, "src_key_padding_mask"):
+        return None
+    ctx.padded_layers.update(la.name for la, _ in parts if la.kind == "multi_head_attention")
+    return [mask]
 
 
 @REGISTRY.register(nn.TransformerEncoderLayer, kinds=("multi_head_attention", "add", "layer_norm", "dense"),
@@ -237,9 +248,10 @@ def _encoder_layer(ctx: _Ctx, node: Node, e: Any) -> Step:
     causal = _encoder_causal(ctx, node, "src_mask")
     parts, outputs = encoder_layer_parts(ctx, node, e, _unique(ctx, str(node.target)), ctx.tensors[node.args[0]][0],
                                          causal)  # fmt: skip
+    pad = _padding(ctx, node, parts)
     ctx.notes.append(f"{node.target}: a TransformerEncoderLayer (norm_first={e.norm_first}) imported as its graph; "
                      "dropout is the identity in eval; torch's key bias dropped")  # fmt: skip
-    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs, masks=pad)
 
 
 @REGISTRY.register(nn.TransformerEncoder, kinds=("multi_head_attention", "add", "layer_norm", "dense"), time_major=True)
@@ -256,17 +268,19 @@ def _encoder(ctx: _Ctx, node: Node, enc: Any) -> Step:
     if enc.norm is not None:
         parts.append(_norm(ctx, enc.norm, _unique(ctx, f"{base}.norm"), src))
 
-    def outputs(x):
+    pad = _padding(ctx, node, parts)
+
+    def outputs(x, mask=None):
         out = []
         for f in fns:
-            got = f(x)
+            got = f(x, mask)
             out += got
             x = got[-1]
         return out + ([enc.norm(x)] if enc.norm is not None else [])
 
     ctx.notes.append(f"{node.target}: a TransformerEncoder of {len(enc.layers)} layers imported as their graph; "
                      "dropout is the identity in eval; torch's key biases dropped")  # fmt: skip
-    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs)
+    return Step(None, [node], ctx.layout, parts=parts, part_outputs=outputs, masks=pad)
 
 
 __all__ = ["encoder_layer_parts", "mha_layer"]

@@ -81,6 +81,7 @@ class Step:
     # read at its last step): [(Layer, torch tensor -> tensor: that layer alone, the module's own weights)]
     joined: list | None = None  # a merge: the nodes it joins, in order
     part_outputs: Any = None  # parts that form a graph (a Transformer encoder layer): step input -> every part's output
+    masks: list | None = None  # padding-mask nodes part_outputs also reads (after the step input), in order
 
     def layers(self) -> list[Layer]:
         return [p[0] for p in self.parts] if self.parts else ([] if self.layer is None else [self.layer])
@@ -99,6 +100,9 @@ class _Ctx:
     names: set = field(default_factory=set)
     notes: list = field(default_factory=list)
     tensors: dict = field(default_factory=dict)  # node -> (the description tensor it is, how torch holds it)
+    masks: dict = field(default_factory=dict)  # padding-mask node -> what it holds (padding.py)
+    padded: set = field(default_factory=set)  # the nodes that read a padding mask
+    padded_layers: set = field(default_factory=set)  # the attention layers torch gives the padding mask
 
     def what(self, node: Node) -> str:
         if node.op == "call_module":

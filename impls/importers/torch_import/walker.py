@@ -25,6 +25,7 @@ from ...layouts import PLAIN, Layout
 from ...model.description import INPUT, Model, ModelError
 from ...registry import Entry
 from .. import BadInput, Imported, UnsupportedLayer
+from . import padding
 from .context import (
     REGISTRY,
     Node,
@@ -149,10 +150,12 @@ def _walk(ctx: _Ctx) -> list[Step]:
     x = inputs[0]
     ctx.in_layout = _input_layout(ctx, x)
     ctx.tensors = tensors = {x: (INPUT, ctx.in_layout)}  # node -> (the description tensor it is, how torch holds it)
+    ctx.masks = padding.find_masks(ctx, x)  # the padding mask's nodes (ids == 0 and what follows): no layer
     done, steps = set(inputs), []
     last_name = None
     for node in nodes:
-        if node in done or _is_shape_node(node) or node.op == "get_attr" or held_expand(node) or feeds_a_state(ctx, node):
+        if node in done or node in ctx.masks or _is_shape_node(node) or node.op == "get_attr" or held_expand(node) \
+                or feeds_a_state(ctx, node):  # fmt: skip
             continue  # a get_attr (a tensor the module holds, maybe expanded: a class token, a recurrence's initial
             # state) is read by the converter of the node that uses it
         if node.op == "output":
@@ -164,8 +167,16 @@ def _walk(ctx: _Ctx) -> list[Step]:
                 raise UnsupportedLayer(f"{ctx.where}: forward returns {result.name!r} ({name!r}), not the last layer's "
                                        f"output {last_name!r}")  # fmt: skip
             break
-        args = [a for a in _paths(node) if not feeds_a_state(ctx, a)]  # a recurrence's held initial state is no path
-        if _is_merge(node):
+        args = [a for a in _paths(node) if not feeds_a_state(ctx, a) and a not in ctx.masks]  # a recurrence's held
+        # initial state, a padding mask: no path
+        if node.op != "call_module" and any(a in ctx.masks for a in _tensor_args(node)):
+            if len(args) != 1 or args[0] not in tensors:
+                raise ctx.refuse(node, "it reads a padding mask and no single layer's output")
+            ctx.layout = tensors[args[0]][1]
+            step = padding.masked_mean(ctx, node)  # (h * keep).sum(1) / keep.sum(1)
+            step.input, step.in_layout = args[0], ctx.layout
+            srcs = [tensors[args[0]][0]]
+        elif _is_merge(node):
             if len(_paths(node, distinct=False)) < 2 and not _entry(node).meta.get("alone"):  # cat([x]): x
                 raise ctx.refuse(node, "it adds a constant to a tensor (or concatenates one tensor); the description's "
                                        "add and concatenate join two or more layers' outputs")  # fmt: skip
@@ -294,6 +305,7 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
     model = Model(type(module).__name__, canon_in[1:], tuple(s.layers()[j] for s, j, _ in rows), in_dtype, "torch",
                   "channels_first")  # fmt: skip
     try:
+        model = padding.finish(ctx, model)
         model.check(input_shape[0])
     except ModelError as e:
         raise UnsupportedLayer(f"{where}: {e}") from None
@@ -317,7 +329,7 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
             return out_layout.to_canonical(module(tensor(x, in_layout)).numpy())
 
     ends = {s.nodes[-1]: i for i, (s, j, _) in enumerate(rows) if j == len(s.layers()) - 1}
-    starts = {s.input for s in steps if s.parts}
+    starts = {s.input for s in steps if s.parts} | {m for s in steps for m in s.masks or ()}
 
     def layer_outputs(x: np.ndarray) -> list[np.ndarray]:
         interp = _Recorder(gm, ends, starts)
@@ -327,7 +339,8 @@ def from_module(module: Any, input_shape: tuple | None, where: str) -> Imported:
             out, carry = [], None
             for i, (s, j, fn) in enumerate(rows):
                 if s.part_outputs is not None and j < len(s.layers()) - 1:  # parts forming a graph: all at once
-                    carry = s.part_outputs(interp.inputs[s.input]) if j == 0 else carry
+                    carry = s.part_outputs(interp.inputs[s.input], *(interp.inputs[m] for m in s.masks or ())) \
+                        if j == 0 else carry  # fmt: skip
                     out.append(s.layout.to_canonical(carry[j].numpy()))
                 elif fn is not None and j < len(s.layers()) - 1:  # a layer inside a step: its own part on the chain
                     carry = fn(interp.inputs[s.input] if j == 0 else carry)

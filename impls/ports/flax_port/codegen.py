@@ -151,7 +151,8 @@ def _body(model: Model, native_layout: bool, t_in: bool, t_out: bool, record: bo
         srcs = model.sources(i)
         reads = "" if model.is_chain() else f" <- {', '.join(srcs)}"
         body.append(f"# {i} {layer.name!r} ({layer.kind}){reads} -> {_fmt_shape(shapes[i + 1])}")
-        extra = {"masked": sources[i] is not None} if layer.kind in RECURRENT else {}
+        extra = {"masked": sources[i] is not None} if layer.kind in RECURRENT or (
+            layer.kind not in MERGES and EMITTERS.get(layer.kind).meta.get("masked")) else {}  # a masked mean's too
         if layer.kind in MERGES:
             extra = {"ins": [var[s] for s in srcs]}
             if EMITTERS.get(layer.kind).meta.get("masked"):  # attention: its keys' padding

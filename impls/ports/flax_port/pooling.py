@@ -54,8 +54,11 @@ def _spatial(in_shape) -> str:
     return repr(tuple(range(1, len(in_shape) - 1)))
 
 
-@EMITTERS.register("global_avg_pool")
-def global_avg_pool(name, opts, in_shape):
+@EMITTERS.register("global_avg_pool", masked=True)
+def global_avg_pool(name, opts, in_shape, masked=False):
+    if masked and opts.get("masked"):  # the mean over each row's valid steps (t < lengths), as Keras' under a mask
+        return ["keep = (jnp.arange(x.shape[1])[None, :] < lengths[:, None]).astype(x.dtype)  # (B, T): 1 at the valid steps",
+                "x = jnp.sum(x * keep[:, :, None], axis=1) / jnp.sum(keep, axis=1, keepdims=True)  # masked mean -> (B, C)"]
     return [f"x = jnp.mean(x, axis={_spatial(in_shape)})  # global average over the spatial axes -> (B, C)"]
 
 

@@ -123,6 +123,11 @@ def refusal(model: Model, dtype: str) -> str | None:
         return f"the Keras port builds {' and '.join(DTYPES)} models; {dtype!r} is not one of them"
     shapes = model.input_shapes(1)
     masks = model.mask_sources()
+    bad = model.unreadable_padding()  # Keras masks a padded query row too (uniform weights over every key there)
+    if bad is not None:
+        return (f"{model.layers[bad].label(bad)} reads the padded steps after a padded attention: Keras' "
+                "MultiHeadAttention masks the padded query rows too (uniform weights over every key), whose outputs "
+                "are not the description's there")  # fmt: skip
     for i, layer in enumerate(model.layers):
         if dtype == "float64" and layer.options.get("activation") in ("gelu", "gelu_tanh"):
             return f"{layer.label(i)}: {GELU_FLOAT64 if layer.options['activation'] == 'gelu' else GELU_TANH_FLOAT64}"

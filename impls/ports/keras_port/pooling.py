@@ -128,7 +128,14 @@ def adaptive_matrix(n: int, out: int) -> np.ndarray:
     return m
 
 
-@EMITTERS.register("global_avg_pool", reads_map=True)
+def _mean_check(opts: dict, in_shape: tuple, masked: bool) -> str | None:
+    if masked and not opts["masked"]:
+        return ("a padding mask reaches it and the description averages every step, padded ones included; Keras' "
+                "GlobalAveragePooling1D honours the mask (the mean over the valid steps)")  # fmt: skip
+    return None
+
+
+@EMITTERS.register("global_avg_pool", reads_map=True, check=_mean_check)
 def global_avg_pool(opts: dict, at: Site) -> list:
     L = keras.layers
     return [{3: L.GlobalAveragePooling1D, 4: L.GlobalAveragePooling2D}[len(at.in_shape)](dtype=at.dt, name=at.name)]

@@ -15,7 +15,7 @@ from ... import convert
 from ...contract import spec
 from ...model.layers import adaptive_pool
 from ...model.layers import pool2d as pool2d_layer
-from .builder import CANON, EMITTERS, NCHW, TBF, _Graph, _perm, ort_kernel
+from .builder import CANON, EMITTERS, NCHW, TBF, _Graph, _perm, helper, ort_kernel
 
 
 @EMITTERS.register("avg_pool2d", check=ort_kernel("avg_pool2d"))
@@ -59,6 +59,17 @@ def global_pool(g: _Graph, i: int, layer: Any, opts: dict, shape: tuple) -> None
     channels-last value) ReduceMean / ReduceMax over the spatial axes, keepdims 0."""
     mean = layer.kind == "global_avg_pool"
     rank = len(shape)
+    src = g.sources[i]
+    if mean and opts.get("masked") and src is not None:  # the mean over each row's valid steps (t < its length)
+        g.to(CANON, rank)
+        lens = g.node("Unsqueeze", [g.lens[src], g.const("ax1", [1])])[0]  # (B, 1)
+        valid = g.node("Less", [g.const("steps", np.arange(shape[1])[None, :], np.int32), lens])[0]  # (B, T)
+        keep = g.node("Cast", [valid], to=helper.np_dtype_to_tensor_dtype(np.dtype(g.dtype)))[0]
+        total = g.node("ReduceSum", [g.node("Mul", [g.value, g.node("Unsqueeze", [keep, g.const("ax2", [2])])[0]])[0],
+                                     g.const("ax_t", [1])], keepdims=0)[0]  # (B, C)
+        count = g.node("ReduceSum", [keep, g.const("ax_t", [1])], keepdims=1)[0]  # (B, 1)
+        g.value, g.layout = g.node("Div", [total, count])[0], CANON
+        return
     if g.dtype == np.float32:
         g.to(NCHW, rank)
         g.apply("GlobalAveragePool" if mean else "GlobalMaxPool")

@@ -94,12 +94,18 @@ def _global_takes(rank: int) -> tuple[str, ...]:
     return ("nchw",) if rank == 4 else ("ncw", "plain")
 
 
-@EMITTERS.register("global_avg_pool", takes=_global_takes, reads_map=True)
+@EMITTERS.register("global_avg_pool", takes=_global_takes, reads_map=True, masked=True)
 @EMITTERS.register("global_max_pool", takes=_global_takes, reads_map=True)
-def global_pool(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
-    """The mean / maximum over every position of a map (NCHW, NCW), or over the steps of a (B, T, C) sequence."""
+def global_pool(layer: Layer, opts: dict, shape: tuple, layout: Layout, masked: bool = False) -> _Piece:
+    """The mean / maximum over every position of a map (NCHW, NCW), or over the steps of a (B, T, C) sequence; a
+    masked mean a padding mask reaches: over each row's valid steps (t < lengths), as Keras' GlobalAveragePooling1D."""
     avg, c = layer.kind == "global_avg_pool", shape[-1]
     what = "mean" if avg else "maximum"
+    if avg and masked and opts.get("masked") and layout.kind == "plain":
+        keep = "keep = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)"
+        mean = f"x = (x * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1, keepdim=True)  # {layer.name}: (B, {c})"
+        lines = [f"{keep}  # (B, T): 1 at the valid steps", f"{mean}, the mean over each row's valid steps"]
+        return _Piece(None, lines, {}, lambda a: {}, ("B", c), PLAIN)
     if layout.kind in ("nchw", "ncw"):
         cls = f"Adaptive{'Avg' if avg else 'Max'}Pool{'2d' if layout.kind == 'nchw' else '1d'}(1)"
         return _Piece(f"nn.{cls}", [f"x = self.{{a}}(x).flatten(1)  # (B, {c}): the {what} over every position"], {},
