@@ -265,3 +265,27 @@ def test_a_planted_importer_reading_h0_and_c0_swapped_is_caught(tmp_path, monkey
     assert error() <= 2e-6
     monkeypatch.setattr(states, "STATE_WEIGHTS", {**states.STATE_WEIGHTS, "lstm": ("c0", "h0")})
     assert error() > 1e-3
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_torch_module_from_its_states_ports_to_keras(which):
+    """tests/test_initial_state.py's torch modules (a bidirectional GRU from a trainable h0, a two-layer LSTM from
+    buffers h0, c0), imported, then ported to Keras: the port computes the module's output."""
+    import torch
+
+    from impls.importers.torch_import import from_module
+    from tests.test_initial_state import B as TB
+    from tests.test_initial_state import I as TI
+    from tests.test_initial_state import T as TT
+    from tests.test_initial_state import _torch_modules
+
+    torch.manual_seed(7)
+    net = _torch_modules()[which]().eval()
+    imported = from_module(net, (TB, TT, TI), "m.py:net")
+    assert any(la.options.get("initial_state") == "weights" for la in imported.model.layers)
+    x = np.random.default_rng(9).uniform(-1.0, 1.0, (TB, TT, TI))
+    with torch.no_grad():
+        want = net(torch.from_numpy(x).float()).double().numpy()
+    got = voice_build("keras", imported.model, "float32").forward(x.astype(np.float32))
+    assert_close(got, want, "float32", what=type(net).__name__)
+    assert error_stats(got, want).rel < 2e-5
