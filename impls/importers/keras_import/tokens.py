@@ -14,7 +14,7 @@ anywhere else is refused, naming it."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,12 +29,15 @@ OnesLike = frameworks.load_attr("keras.src.ops.numpy", "OnesLike")
 
 @dataclass(frozen=True)
 class Fold:
-    """A pattern read as one layer: its kind and canonical weights, the tensor it reads, its nodes (the merge last)."""
+    """A pattern read as one layer: its kind and canonical weights, the tensor it reads, its nodes (the merge last).
+    kind None: the last node's own converter reads the layer, `weights` and `options` added to what it gives (a
+    recurrent layer's given initial states, states.py)."""
 
-    kind: str
+    kind: str | None
     weights: dict
     x: Any
     nodes: tuple
+    options: dict = field(default_factory=dict)
 
 
 def _made(t: Any, producer: dict, readers: Counter, cls: type) -> Any:
@@ -101,7 +104,8 @@ def folds(nodes: list) -> tuple[dict[int, Fold], set[int]]:
 def _ones_like(c: Context) -> Converted:
     raise c.refuse("a keras.ops.ones_like is read only as the Keras port writes a class token or a position "
                    "embedding (an EinsumDense without a bias of it, then Concatenate(axis=1) before the sequence or "
-                   "Add to it); this one is not part of either")  # fmt: skip
+                   "Add to it) or a recurrent layer's initial states (EinsumDense('abc,d->ad') of it as the layer's "
+                   "initial_state=); this one is not part of any")  # fmt: skip
 
 
 __all__ = ["Fold", "folds"]

@@ -7,7 +7,8 @@ called at several places (shared weights) are a later step and refused with that
 own nodes in topological order, leaves out Keras' mask computations, hands each layer to its converter (REGISTRY,
 keyed by its exact class) and checks each output shape against Keras' own and each recurrent layer's mask against
 the description's Model.mask_sources. The Keras port's class token and position embedding (an EinsumDense of a
-keras.ops.ones_like, then Concatenate / Add) are read as one layer each (tokens.py's folds).
+keras.ops.ones_like, then Concatenate / Add) are read as one layer each (tokens.py's folds), and so are a recurrent
+layer's given initial states (EinsumDenses of a ones_like as its initial_state=: states.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ...model.layers import spec_of
 from .. import BadInput, Imported, UnsupportedLayer
 from .context import REGISTRY, Context, class_name, supported
 from .padding import check_masks, masked_means
+from .states import folds as state_folds
+from .states import second_input
 from .tokens import folds as token_folds
 
 keras = frameworks.load("keras")
@@ -84,8 +87,12 @@ def _chain(net: Any, where: str) -> tuple[list[tuple[Any, Any, list, Any]], dict
     the graph (its input is the tensor it is called on, its output's readers read its last layer's): the third
     answer, {id of a nested model's input or output tensor: the tensor it stands for}, says so. The fourth, {id of a
     merge node: tokens.Fold}: the Keras port's class token or position embedding, several nodes read as one layer
-    (the merge's entry, reading the pattern's input; its inner nodes are no entries)."""
+    (the merge's entry, reading the pattern's input; its inner nodes are no entries), and a recurrent layer's node
+    whose initial_state= is the port's states (states.py). A state from a second model Input is refused naming it."""
     graph = _graph(net)
+    why = second_input(graph) if len(graph.inputs) > 1 else None
+    if why is not None:
+        raise UnsupportedLayer(f"{where}: {why}")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise _branches(where, f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
     chain: list = []
@@ -116,7 +123,8 @@ def _walk_graph(graph: Any, where: str, chain: list, masked: dict, alias: dict, 
     producer = {id(t): n for n in nodes for t in n.output_tensors}
     nodes = [n for n in nodes if id(n) not in mask_ops]
     calls = [n.operation for n in nodes]
-    found, inner = token_folds(nodes)
+    (found, inner), (states, starts) = token_folds(nodes), state_folds(nodes)
+    found, inner = found | states, inner | starts
     folded.update(found)
     for node in nodes:
         layer = node.operation
@@ -260,7 +268,9 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
         in_shape = tuple(shapes[s] for s in srcs) if merge else shapes[srcs[0]]
         ctx = Context(klayer, position, in_shape, where, node)
         ctx.input_dtype = str(graph_input.dtype)
-        converted = entry.fn(ctx) if fold is None else (fold.kind, {}, fold.weights)
+        converted = entry.fn(ctx) if fold is None or fold.kind is None else (fold.kind, {}, fold.weights)
+        if fold is not None and fold.kind is None:  # a recurrent layer from given states: its converter, and them
+            converted = (converted[0], {**converted[1], **fold.options}, {**converted[2], **fold.weights})
         if converted is None:
             names[id(out)] = srcs[0]
             continue
@@ -345,7 +355,7 @@ def _imported(net: Any, chain: list, alias: dict[int, Any], model: Model, where:
         if id(node) in folded:  # a token's pattern: its nodes in turn, from the tensor it reads
             env = {id(folded[id(node)].x): x}
             for n in folded[id(node)].nodes:
-                env[id(n.output_tensors[0])] = _call(n.operation, n, {id(t): env[id(t)] for t in n.input_tensors})
+                env[id(n.output_tensors[0])] = _call(n.operation, n, {id(t): env[id(t)] for t in n.input_tensors if id(t) in env})
             return np.asarray(to_np(env[id(node.output_tensors[0])]))
         if not isinstance(op, L.Layer):  # a raw op (x * 3): fed x where it reads its one tensor, its constants kept
             return np.asarray(to_np(_call(op, node, {id(node.input_tensors[0]): x})))

@@ -95,6 +95,13 @@ def model_name(model: Model, native_layout: bool) -> str:
     return _root(f"{model.name}_native_layout_NHWC" if model.boundary == "channels_first" else f"{model.name}_native_layout")
 
 
+def _wiring(layer: Any) -> Any:
+    """The kind's wire, where its Keras layers are no chain with these options (its `wired(opts)`, or always)."""
+    meta = EMITTERS.get(layer.kind).meta
+    wired = meta.get("wired")
+    return meta.get("wire") if wired is None or wired(spec_of(layer.kind).options(layer.options)) else None
+
+
 def integer(dtype: str) -> bool:
     return bool(np.issubdtype(np.dtype(dtype), np.integer))
 
@@ -154,14 +161,15 @@ def _assemble(model: Model, dtype: str, native_layout: bool, dropout: bool) -> t
         per_layer.append(pieces)
         if weights_of(layer.kind) is not None:  # the last Keras layer holds the weights (a keras.ops node holds none)
             held = entry.meta.get("main")  # or the piece the kind names (a token's EinsumDense before its merge)
-            mains.append((layer, opts, [p for p in pieces if isinstance(p, keras.layers.Layer)][-1] if held is None else pieces[held]))
+            holder = held(pieces) if callable(held) else None if held is None else pieces[held]
+            mains.append((layer, opts, [p for p in pieces if isinstance(p, keras.layers.Layer)][-1] if held is None else holder))
     tail = [keras.layers.Permute(last, dtype=dtype, name=_unique("to_nchw" if len(last) == 3 else "to_ncw", used))] if last else []
     flat = None if native_layout else model.flattened_output()
     if flat:  # the channels_first source's flattened features come out in its (c, h, w) order
         tail += [keras.layers.Reshape(flat, dtype=dtype, name=_unique("to_chw_map", used)),
                  keras.layers.Permute(TO_NCHW, dtype=dtype, name=_unique("to_chw", used)),
                  keras.layers.Flatten(dtype=dtype, name=_unique("to_chw_flat", used))]  # fmt: skip
-    wired = [EMITTERS.get(la.kind).meta.get("wire") for la in model.layers]  # a kind whose Keras layers are no chain
+    wired = [_wiring(la) for la in model.layers]  # a kind whose Keras layers are no chain
     ops = any(not isinstance(p, keras.layers.Layer) for ps in per_layer for p in ps)  # a keras.ops node: no Sequential
     if model.is_chain() and not any(wired) and not ops:
         net = keras.Sequential([inp, *head, *(p for ps in per_layer for p in ps), *tail], name=model_name(model, native_layout))

@@ -30,8 +30,9 @@ weights). Registered with: check=fn(opts, in_shape, masked) -> the reason Keras 
 None; weights= how a weighted kind's Keras layer holds its weights (a Weights, or recurrent.Cells); helper="crop"
 where the layer a kind puts in front of its own is a crop ("<layer>_crop"), not a pad ("<layer>_pad"); wire=fn(pieces,
 opts, y) -> the output, where a kind's layers are no chain (lrn reads its input twice: the port is then a functional
-keras.Model, the last piece's output the layer's); main=i, the piece holding the weights where it is not the last
-(a class token's EinsumDense before its Concatenate); and the 3-D
+keras.Model, the last piece's output the layer's), with wired=fn(opts) where only some options need it (a recurrent
+layer's given initial states); main=i, the piece holding the weights where it is not the last (a class token's
+EinsumDense before its Concatenate), or main=fn(pieces) -> what its `weights` reads them from; and the 3-D
 feature-map flags the boundary reads (assembly._maps3): reads_map (a channels_first source holds the 3-D input it
 reads as (B, C, L)), makes_map (its 3-D output is such a map), keeps_map (its output is one where its inputs are)."""
 GELU_FLOAT64 = ("keras.activations.gelu in float64 is tf.nn.gelu's 0.5 x erfc(-x * math_ops.cast(0.7071067811865476, "

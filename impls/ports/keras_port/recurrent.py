@@ -6,8 +6,10 @@ bias b_x + b_h per direction (convert.lstm_to_keras: forward-exact; a training s
 model moves two, lstm_notes says so). A bidirectional layer is Bidirectional(GRU | LSTM, merge_mode) with Keras' own
 mirrored backward layer. Padding masks are Keras' own (an Embedding(mask_zero=True) or Masking makes one, Dense,
 Activation, Dropout and sequence-returning RNNs carry it): padded_outputs 'zero' is zero_output_for_mask=True, 'hold'
-False (Bidirectional forces True when it returns sequences, so 'hold' there under a mask is refused). take_step is
-Cropping1D then Reshape ("<layer>_crop", "<layer>").
+False (Bidirectional forces True when it returns sequences, so 'hold' there under a mask is refused). Given initial
+states (initial_state "weights") are each an EinsumDense whose (H,) kernel is the state, on a (B, 1, 1) of ones made
+from the layer's input (state_layers: "<layer>_state_h0", ...), handed over as initial_state= with the input's mask.
+take_step is Cropping1D then Reshape ("<layer>_crop", "<layer>").
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ...model.description import Layer, Model
 from ...model.layers import spec_of
 from ...model.layers.gru import weights as gru_weights
 from ...model.layers.lstm import weights as lstm_weights
-from ...model.layers.rnn import cell_weights, directions
+from ...model.layers.rnn import STATE_WEIGHTS, cell_weights, directions
 from .emitters import EMITTERS, VOICE, Site, keras
 
 
@@ -39,20 +41,40 @@ class Cells:
     back: Callable[[list, dict, bool], Any]
 
     def to_keras(self, layer: Layer, opts: dict) -> list[np.ndarray]:
-        return [a for s in directions(opts) for a in self.to(cell_weights(layer.weights, s), opts)]
+        cells = [a for s in directions(opts) for a in self.to(cell_weights(layer.weights, s), opts)]
+        return cells + [np.asarray(layer.weights[k]) for k in _state_names(layer.kind, opts)]
 
     def count(self, layer: Layer, opts: dict, grads: bool) -> int:
         return len(self.to_keras(layer, opts))
 
     def from_keras(self, layer: Layer, opts: dict, arrays: list[np.ndarray], grads: bool) -> dict[str, np.ndarray]:
-        out = {}
+        out, D = {}, len(directions(opts))
         for n, s in enumerate(directions(opts)):
             w = self.back(arrays[3 * n : 3 * n + 3], opts, grads)
             out.update({"W" + s: w.W, "U" + s: w.U, "b_x" + s: w.b_x, "b_h" + s: w.b_h})
-        return out
+        names = _state_names(layer.kind, opts)
+        if len(arrays) != 3 * D + len(names):
+            raise ValueError(f"{layer.name!r}: {len(arrays)} Keras arrays for {D} cells and the states {names}")
+        return out | {k: np.asarray(a) for k, a in zip(names, arrays[3 * D :], strict=True)}
 
     def variables(self, layer: Layer, opts: dict, main: Any, trainable: bool) -> list:
-        return [v for cell in _cells(main) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+        """main: the layer's Keras pieces (Mains' holder, `_holder`): the RNN last, the states' EinsumDense before
+        it in _state_names' order."""
+        *pieces, rnn = main
+        held = [p.kernel for p in pieces if isinstance(p, keras.layers.EinsumDense)]
+        return [v for cell in _cells(rnn) for v in (cell.kernel, cell.recurrent_kernel, cell.bias)] + held
+
+
+def _state_names(kind: str, opts: dict) -> list[str]:
+    """The given initial states' weights in Keras' initial_state= order (a Bidirectional's: the forward layer's
+    states, then the backward's; an LSTM's: h, then c); none where the layer starts from zeros."""
+    if opts["initial_state"] == "zero":
+        return []
+    return [k + s for s in directions(opts) for k in STATE_WEIGHTS[kind]]
+
+
+def _holder(pieces: list) -> list:
+    return list(pieces)
 
 
 def _gru_to(w: dict, opts: dict) -> list[np.ndarray]:
@@ -83,9 +105,6 @@ def _cells(main: Any) -> list:
 
 
 def _hold_check(opts: dict, in_shape: tuple, masked: bool) -> str | None:
-    if opts["initial_state"] != "zero":
-        return ("initial_state 'weights' (a given h0/c0) is not yet written by the Keras port (it would pass "
-                "initial_state= to the layer); refused rather than started from zeros")
     if masked and opts["direction"] == "bidirectional" and opts["return_sequences"] and opts["padded_outputs"] == "hold":
         return ("keras.layers.Bidirectional sets zero_output_for_mask=True on both of its layers when they return "
                 "sequences: a padded step outputs zeros, never the held last valid output (padded_outputs 'hold')")
@@ -120,14 +139,50 @@ def recurrent_layer(kind: str, name: str, opts: dict, dt: str) -> Any:
     return L.Bidirectional(rnn, merge_mode=opts["merge_mode"], dtype=dt, name=name) if bidir else rnn
 
 
-@EMITTERS.register("gru", check=_gru_check, weights=Cells(_gru_to, _gru_back))
+def state_layers(kind: str, opts: dict, at: Site) -> list:
+    """Where the layer starts from given states (initial_state "weights"): keras.ops.ones_like of the layer's input x
+    (it reads x's shape only, never its values, and carries no padding mask), Reshape((T I, 1)) and Cropping1D of
+    it to one element (B, 1, 1), then per state (_state_names' order) an EinsumDense("abc,d->ad", output_shape (H,),
+    no bias) of that one: its kernel (H,) is the state, 1 * h0 summed over two axes of size 1, exactly h0 in every
+    row (B, H); its gradient is the sum over the batch of the state's, the weight's own (tokens.py's pattern). No
+    pieces where the layer starts from zeros."""
+    names = _state_names(kind, opts)
+    if not names:
+        return []
+    L, (_, t, i) = keras.layers, at.in_shape
+    return [L.Reshape((t * i, 1), dtype=at.dt, name=f"{at.helper}_flat"),
+            L.Cropping1D((0, t * i - 1), dtype=at.dt, name=f"{at.helper}_one"),
+            *(L.EinsumDense("abc,d->ad", output_shape=(opts["units"],), bias_axes=None, dtype=at.dt,
+                            name=f"{at.helper}_{k}") for k in names)]  # fmt: skip
+
+
+def _wire(pieces: list, opts: dict, x: Any) -> Any:
+    """The RNN on x, from the states the pieces before it make (state_layers), as its initial_state=. x's padding
+    mask is handed over as mask= itself: Keras passes a layer its input's mask on its own only where the call reads
+    one tensor (Layer.__call__), and a call with initial_state= reads several (its padded steps would be computed)."""
+    *states, rnn = pieces
+    if not states:
+        return rnn(x)
+    flat, one, *held = states
+    ones = one(flat(keras.ops.ones_like(x)))
+    mask = getattr(x, "_keras_mask", None)
+    return rnn(x, initial_state=[h(ones) for h in held], **({} if mask is None else {"mask": mask}))
+
+
+def _started(opts: dict) -> bool:
+    return opts["initial_state"] != "zero"
+
+
+@EMITTERS.register("gru", check=_gru_check, weights=Cells(_gru_to, _gru_back), wire=_wire, wired=_started,
+                   main=_holder, helper="state")  # fmt: skip
 def gru(opts: dict, at: Site) -> list:
-    return [recurrent_layer("gru", at.name, opts, at.dt)]
+    return [*state_layers("gru", opts, at), recurrent_layer("gru", at.name, opts, at.dt)]
 
 
-@EMITTERS.register("lstm", check=_hold_check, weights=Cells(_lstm_to, _lstm_back))
+@EMITTERS.register("lstm", check=_hold_check, weights=Cells(_lstm_to, _lstm_back), wire=_wire, wired=_started,
+                   main=_holder, helper="state")  # fmt: skip
 def lstm(opts: dict, at: Site) -> list:
-    return [recurrent_layer("lstm", at.name, opts, at.dt)]
+    return [*state_layers("lstm", opts, at), recurrent_layer("lstm", at.name, opts, at.dt)]
 
 
 @EMITTERS.register("take_step", helper="crop")
@@ -165,4 +220,4 @@ def lstm_notes(model: Model) -> list[str]:
     return out
 
 
-__all__ = ["Cells", "gru", "gru_notes", "lstm", "lstm_notes", "recurrent_layer", "take_step"]
+__all__ = ["Cells", "gru", "gru_notes", "lstm", "lstm_notes", "recurrent_layer", "state_layers", "take_step"]
