@@ -83,6 +83,15 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("flatten", "f", {}),
         ("dense", "out", {"units": 2}),
     ], "channels_last"),
+    # an axis pooled to 1 (MobileNet's keepdims global pools and squeeze-excitation import as (1, 1)): Keras' own
+    # AdaptiveAveragePooling2D raises there in its TensorFlow backend, so the Keras port must not write it
+    "adaptive-to-one": ((6, 5, 3), [
+        ("conv2d", "c", {"filters": 4, "kernel_size": [3, 3], "padding": "same"}),
+        ("adaptive_avg_pool2d", "rows_to_one", {"output_size": [1, 3]}),
+        ("adaptive_avg_pool2d", "to_one", {"output_size": [1, 1]}),
+        ("flatten", "f", {}),
+        ("dense", "out", {"units": 3}),
+    ], "channels_last"),
     # no conv: ONNX Runtime computes these in float64 too (its Conv and AveragePool kernels are float32 only)
     "max-adaptive-nchw": ((7, 9, 2), [
         ("max_pool2d", "ceil_max", {"pool_size": [2, 3], "strides": [2, 2], "padding": [[1, 1], [1, 1]], "ceil_mode": True}),

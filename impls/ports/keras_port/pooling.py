@@ -106,10 +106,14 @@ def avg_pool2d(opts: dict, at: Site) -> list:
 def adaptive_avg_pool2d(opts: dict, at: Site) -> list:
     """keras.layers.AdaptiveAveragePooling2D (Keras 3.12+) where no axis grows: its windows are torch's (measured:
     within 2.3e-16 of nn.AdaptiveAvgPool2d in float64 for 5x7 -> 3x4, 13x13 -> 6x6, 7x5 -> 3x3). It raises on an axis
-    that grows (1 -> 7, vgg's 1x1 map to (7, 7)): there, two frozen EinsumDense layers whose constant kernels average
-    each window ((H, OH) on the rows, (W, OW) on the columns: 1 / its size on each of its cells)."""
+    that grows (1 -> 7, vgg's 1x1 map to (7, 7)), and on an axis pooled to 1 (its TensorFlow backend also pools a
+    window one cell larger than the axis: "Negative dimension size caused by subtracting 7 from 6"): there, two frozen
+    EinsumDense layers whose constant kernels average each window ((H, OH) on the rows, (W, OW) on the columns: 1 / its
+    size on each of its cells). Both axes to 1 is GlobalAveragePooling2D(keepdims=True)."""
     (OH, OW), (H, W, C) = opts["output_size"], at.in_shape[1:]
-    if H >= OH and W >= OW:
+    if (OH, OW) == (1, 1):  # the mean of the map: what MobileNet's keepdims global pools import as
+        return [keras.layers.GlobalAveragePooling2D(keepdims=True, dtype=at.dt, name=at.name)]
+    if H >= OH > 1 and W >= OW > 1:  # an axis pooled to 1 raises in Keras 3.15's TensorFlow backend (below)
         return [keras.layers.AdaptiveAveragePooling2D((OH, OW), dtype=at.dt, name=at.name)]
 
     def frozen(equation: str, kernel: np.ndarray, out: tuple, name: str):
