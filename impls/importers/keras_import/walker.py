@@ -261,7 +261,7 @@ def from_model(net: Any, input_shape: tuple[int, ...] | None, where: str) -> Imp
                                    "input; rename the layer")  # fmt: skip
         srcs = [names[id(t)] for t in ins]
         fold = folded.get(id(node))  # several nodes read as one token layer (tokens.py): it reads one tensor
-        merge = entry.meta.get("merge", False) and fold is None
+        merge = entry.meta.get("merge", False) if fold is None else False  # not `and`: it would turn "auto" into True
         merge = len(srcs) > 1 if merge == "auto" else merge  # an op: x * y merges, x * 3 reads one tensor
         if not merge and len(srcs) != 1:
             raise _branches(where, f"{label} takes {len(srcs)} inputs")
