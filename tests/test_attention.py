@@ -179,6 +179,29 @@ out["nnparity loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("i
 print(json.dumps(out))
 """
 
+TARGETS = (("torch", "port_torch"), ("keras", "port.keras"), ("onnx", "port.onnx"), ("flax", "port_flax"))
+
+
+def ports_alone(d: Path, spec: str, x: np.ndarray, want: np.ndarray, capsys, shape: str | None = None,
+                targets: tuple = TARGETS) -> dict:  # fmt: skip
+    """`nnparity port` of `spec` to each target in `d`, then every port loaded by its own framework in `python -I`
+    without nnparity (LOADER), run on x: {target: its relative error against want}."""
+    np.save(d / "x.npy", x)
+    np.save(d / "want.npy", want.astype(np.float32))
+    for target, path in targets:
+        argv = ["port", spec, "--to", target, "-o", str(d / path)] + (["--input-shape", shape] if shape else [])
+        assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
+    (d / "ports.json").write_text(json.dumps([list(t) for t in targets]))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got.pop("nnparity loaded") == []
+    assert len(got) == len(targets), got
+    return got
+
+
 
 @pytest.fixture(scope="module")
 def torch_file(tmp_path_factory):
@@ -336,25 +359,9 @@ def test_masks_and_cross_attention_given_to_torch_are_refused_naming_the_node():
 def test_the_torch_classifier_ports_loads_alone_and_agrees(torch_file, capsys):
     d = torch_file
     x = _ids(5)
-    want = _torch_want(d / "torch_net.py", "model", x)
-    np.save(d / "x.npy", x)
-    np.save(d / "want.npy", want.astype(np.float32))
-    ports = []
-    for target, path in (("torch", "port_torch"), ("keras", "port.keras"), ("onnx", "port.onnx"), ("flax", "port_flax")):
-        argv = ["port", f"{d / 'torch_net.py'}:model", "--to", target, "-o", str(d / path), "--input-shape", "3,7"]
-        rc = cli.main(argv)
-        assert rc == 0, (argv, capsys.readouterr().err)
-        ports.append((target, path))
-    assert len(ports) == 4
+    got = ports_alone(d, f"{d / 'torch_net.py'}:model", x, _torch_want(d / "torch_net.py", "model", x), capsys, "3,7")
     assert "nn.MultiheadAttention(32, 4" in (d / "port_torch" / "model.py").read_text()
-    (d / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
-    assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
+    assert all(err <= AGREE for err in got.values()), got
 
 
 def test_the_torch_classifier_certifies(torch_file, tmp_path):
@@ -470,25 +477,9 @@ def test_keras_float64_attention_scales_in_float32_as_the_port_declares(keras_fi
 def test_the_keras_classifier_ports_loads_alone_and_agrees(keras_file, capsys):
     d = keras_file
     x = _ids(5).astype(np.int32)  # the source's Input dtype
-    want = _keras_want(d / "keras_net.py", "model", x)
-    np.save(d / "x.npy", x)
-    np.save(d / "want.npy", want.astype(np.float32))
-    ports = []
-    for target, path in (("torch", "port_torch"), ("keras", "port.keras"), ("onnx", "port.onnx"), ("flax", "port_flax")):
-        argv = ["port", f"{d / 'keras_net.py'}:model", "--to", target, "-o", str(d / path), "--input-shape", "3,7"]
-        rc = cli.main(argv)
-        assert rc == 0, (argv, capsys.readouterr().err)
-        ports.append((target, path))
-    assert len(ports) == 4
+    got = ports_alone(d, f"{d / 'keras_net.py'}:model", x, _keras_want(d / "keras_net.py", "model", x), capsys, "3,7")
     assert "Attention(32, 32, 32, heads=2, key_dim=32" in (d / "port_torch" / "model.py").read_text()
-    (d / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
-    assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
+    assert all(err <= AGREE for err in got.values()), got
 
 
 def test_the_keras_classifier_certifies(keras_file, tmp_path):

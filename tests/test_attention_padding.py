@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -40,7 +37,7 @@ from impls.contract.tolerance import error_stats, tolerance
 from impls.importers import UnsupportedLayer, load
 from impls.model.compose import reference_forward, reference_outputs
 from nnparity import cli
-from tests.test_attention import AGREE, LOADER
+from tests.test_attention import AGREE, ports_alone
 from verify.conftest import load_framework
 
 BAR = tolerance("float32")
@@ -294,30 +291,10 @@ def test_a_planted_polarity_inversion_in_the_reference_is_caught(torch_dir, monk
     assert not np.all(np.isfinite(got)) or error_stats(got, want).rel > 1e-3
 
 
-def _port_all(d, spec: str, shape: str, x: np.ndarray, want: np.ndarray, capsys) -> dict:
-    np.save(d / "x.npy", x)
-    np.save(d / "want.npy", want.astype(np.float32))
-    ports = []
-    for target, path in (("torch", "port_torch"), ("keras", "port.keras"), ("onnx", "port.onnx"), ("flax", "port_flax")):
-        argv = ["port", spec, "--to", target, "-o", str(d / path), "--input-shape", shape]
-        rc = cli.main(argv)
-        assert rc == 0, (argv, capsys.readouterr().err)
-        ports.append((target, path))
-    (d / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
-    assert len(got) == len(ports), got
-    return got
-
-
 def test_the_padded_torch_classifier_ports_loads_alone_and_agrees(torch_dir, capsys):
     x = padded_ids(5)
     want = _torch_want(torch_dir, "model", x)
-    got = _port_all(torch_dir, f"{torch_dir / 'torch_net.py'}:model", "4,7", x, want, capsys)
+    got = ports_alone(torch_dir, f"{torch_dir / 'torch_net.py'}:model", x, want, capsys, "4,7")
     assert all(err <= AGREE for err in got.values()), got
     code = (torch_dir / "port_torch" / "model.py").read_text()
     assert "key_padding_mask=ignore" in code and "the mean over each row's valid steps" in code
@@ -465,7 +442,7 @@ def test_keras_second_attention_under_a_mask_is_refused_with_the_measured_reason
 def test_the_padded_keras_classifier_ports_loads_alone_and_agrees(keras_dir, capsys):
     x = padded_ids(9).astype(np.int32)
     want = _keras_want(keras_dir, "model", x)
-    got = _port_all(keras_dir, f"{keras_dir / 'keras_net.py'}:model", "4,7", x, want, capsys)
+    got = ports_alone(keras_dir, f"{keras_dir / 'keras_net.py'}:model", x, want, capsys, "4,7")
     assert all(err <= AGREE for err in got.values()), got
 
 

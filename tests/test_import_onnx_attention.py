@@ -20,10 +20,6 @@
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -35,7 +31,7 @@ from impls.model import seeded
 from impls.model.compose import reference_forward, reference_outputs
 from impls.model.layers import spec_of
 from nnparity import cli
-from tests.test_attention import LOADER
+from tests.test_attention import ports_alone
 from verify.conftest import load_framework
 
 onnx_import = pytest.importorskip("impls.importers.onnx_import", exc_type=ImportError)
@@ -138,22 +134,10 @@ def test_the_exported_classifier_ports_to_every_framework_alone_and_certifies(tm
     dynamo, opset = EXPORTS[name]
     net = _export(d / "model.onnx", dynamo, opset)
     x = _ids(5)
-    np.save(d / "x.npy", x)
-    np.save(d / "want.npy", _torch_out(net, x).astype(np.float32))
-    ports = []
-    for target, path in (("torch", "port_torch"), ("keras", "port.keras"), ("flax", "port_flax")):
-        argv = ["port", str(d / "model.onnx"), "--to", target, "-o", str(d / path)]
-        assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
-        ports.append((target, path))
-    (d / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    targets = (("torch", "port_torch"), ("keras", "port.keras"), ("flax", "port_flax"))
+    got = ports_alone(d, str(d / "model.onnx"), x, _torch_out(net, x), capsys, targets=targets)
     print(name, "ports agree with torch:", got)
-    assert len(got) == 3 and all(err <= AGREE for err in got.values()), got
+    assert all(err <= AGREE for err in got.values()), got
     rc = cli.main(["certify", str(d / "model.onnx"), "--no-bench", "-o", str(d / "cert")])
     assert rc == 0, (d / "cert" / "certificate.md").read_text()[:3000]
 

@@ -114,9 +114,9 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
             job.stop()
     if got:
         entries.update(got[0])
-        for who, row in got[1].items():
+        for who, row in got[1].items():  # the worker's seconds beside this process's (flax: its training step here)
             for section, seconds in row.items():
-                profile.seconds.setdefault(who, {})[section] = profile.seconds.get(who, {}).get(section, 0.0) + seconds
+                profile.add(who, section, seconds)
     for voice in away if job else ():
         if voice not in entries:  # the worker failed: computed here after all
             here(voice)

@@ -62,8 +62,11 @@ class Profile:
         try:
             yield
         finally:
-            row = self.seconds.setdefault(who, {})
-            row[what] = row.get(what, 0.0) + time.perf_counter() - t0
+            self.add(who, what, time.perf_counter() - t0)
+
+    def add(self, who: str, what: str, seconds: float) -> None:
+        row = self.seconds.setdefault(who, {})
+        row[what] = row.get(what, 0.0) + seconds
 
     def table(self) -> str:
         """A plain-text table, sections as columns, the slowest rows first."""
