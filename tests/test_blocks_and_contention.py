@@ -56,7 +56,11 @@ def test_per_call_times_and_the_paired_ratio_match_the_known_costs():
     assert not errors and {k: len(v) for k, v in times.items()} == {"a": 8, "b": 8}
     assert min(times["a"]) >= 1e-3 and min(times["b"]) >= 2e-3
     _, r = paired.group(times)
-    assert 1.8 < r["b"].ratio < 2.05
+    # A busy-wait member only gets longer: a preemption lands in one member of one block. In CI (load ~2 on 2
+    # cores) one block of eight read 2.5 and moved the mean of the logs to 2.056, so the upper bound leaves room
+    # for one such block; the middle block must still read the true 2.0. Bugs in loops or pairing give 1.0 or 1.33.
+    assert 1.8 < r["b"].ratio < 2.3
+    assert 1.9 < math.exp(sorted(r["b"].log_ratios)[len(r["b"].log_ratios) // 2]) < 2.1
 
 
 def test_every_block_runs_every_member_once_in_a_seeded_shuffled_order():
