@@ -42,6 +42,16 @@ CASES: dict[str, tuple[tuple[int, ...], list, str]] = {
         ("global_avg_pool", "gap", {}),
         ("dense", "out", {"units": 3}),
     ], "channels_first"),
+    # keras MobileNetV3's hard sigmoid on a linear conv: x + 3 right after Conv2D's bias, a number offset that
+    # TensorFlow's constant folding merges into the conv's BiasAdd (the Keras port's float64 constant once refused it)
+    "conv-offset-nhwc": ((5, 4, 3), [
+        ("conv2d", "c", {"filters": 6, "kernel_size": [3, 3], "padding": "same"}),
+        ("rescale", "plus3", {"scale": 1.0, "offset": 3.0}),
+        ("activation", "relu6", {"activation": "relu6"}),
+        ("rescale", "sixth", {"scale": 1 / 6, "offset": 0.0}),
+        ("global_avg_pool", "gap", {}),
+        ("dense", "out", {"units": 2}),
+    ], "channels_last"),
     # sequences: a per-feature rescale, a layer scale on (B, T, F), a gate (B, 1, F) broadcast over the steps
     "sequence-gate": ((6, 4), [
         ("rescale", "norm", {"scale": [1.0, 2.0, 0.5, -1.0], "offset": -0.25}),

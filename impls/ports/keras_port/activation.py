@@ -34,8 +34,8 @@ def activation(opts: dict, at: Site) -> list:
     if name == "clip":
         return [L.ReLU(max_value=opts["max"], dtype=at.dt, name=at.name)]
     if name == "hard_sigmoid" and (opts["alpha"], opts["beta"]) != (1 / 6, 0.5):
-        return [L.Rescaling(constant(opts["alpha"], at.dt), offset=constant(opts["beta"], at.dt), dtype=at.dt,
-                            name=at.helper),
+        return [L.Rescaling(constant(opts["alpha"], at.dt, at.in_shape[-1]),
+                            offset=constant(opts["beta"], at.dt, at.in_shape[-1]), dtype=at.dt, name=at.helper),
                 L.ReLU(max_value=1.0, dtype=at.dt, name=at.name)]  # fmt: skip
     return [L.Activation(name, dtype=at.dt, name=at.name)]
 

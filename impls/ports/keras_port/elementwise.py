@@ -2,7 +2,7 @@
 
 - multiply: keras.layers.Multiply, which broadcasts size-1 axes as the description does ((B, 1, 1, C) x (B, H, W, C));
 - rescale: keras.layers.Rescaling(scale, offset), a number or a list of one per channel (Keras 3 broadcasts a list
-  over the last axis of its channels_last input); in float64 each a float64 array (`constant`);
+  over the last axis of its channels_last input); in float64 each a float64 array over the channels (`constant`);
 - layer_scale: keras.layers.EinsumDense("...c,c->...c") without a bias, whose (C,) kernel is gamma (a product, no
   sum: exactly x * gamma) and trains as gamma does; keras.applications' own LayerScale is no keras.layers class;
 - stochastic_depth: keras.layers.Identity, the identity at inference (Keras' applications StochasticDepth is no
@@ -27,16 +27,23 @@ def multiply(opts: dict, at: Site) -> list:
     return [keras.layers.Multiply(dtype=at.dt, name=at.name)]
 
 
-def constant(value: float | list[float], dtype: str) -> Any:
-    """A rescale constant as Rescaling takes it: as is in float32; in float64 a float64 array of at least one axis,
-    since Rescaling casts a Python number (and a 0-d array, which its saved config turns into one) through float32
-    (1 / 6 comes out 1e-8 off), while a float64 array keeps its dtype in the layer and in the .keras file."""
-    return value if dtype != "float64" else np.asarray(value, np.float64).reshape(-1)
+def constant(value: float | list[float], dtype: str, width: int) -> Any:
+    """A rescale constant as Rescaling takes it, for an input whose last axis is `width`: as is in float32; in float64
+    a float64 array of `width` values (a number repeated), since Rescaling casts a Python number (and a 0-d array,
+    which its saved config turns into one) through float32 (1 / 6 comes out 1e-8 off), while a float64 array keeps
+    its dtype in the layer and in the .keras file. Not one value: TensorFlow's constant folding merges a (1,) offset
+    after a Conv2D into the conv's BiasAdd, which then refuses it ("Must provide as many biases as the last dimension
+    of the input tensor: [1] vs. [3,1,1,16]", keras MobileNetV3Small's hard sigmoid in float64)."""
+    if dtype != "float64":
+        return value
+    a = np.asarray(value, np.float64).reshape(-1)
+    return np.full(width, a[0]) if a.size == 1 else a
 
 
 @EMITTERS.register("rescale", keeps_map=True)
 def rescale(opts: dict, at: Site) -> list:
-    return [keras.layers.Rescaling(constant(opts["scale"], at.dt), offset=constant(opts["offset"], at.dt), dtype=at.dt,
+    return [keras.layers.Rescaling(constant(opts["scale"], at.dt, at.in_shape[-1]),
+                                   offset=constant(opts["offset"], at.dt, at.in_shape[-1]), dtype=at.dt,
                                    name=at.name)]  # fmt: skip
 
 

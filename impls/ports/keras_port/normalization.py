@@ -63,7 +63,7 @@ def lrn(opts: dict, at: Site) -> list:
                               name=f"{n}_window")  # fmt: skip
     return [L.Multiply(dtype=dt, name=f"{n}_square"), L.Reshape((math.prod(spatial), c, 1), dtype=dt, name=f"{n}_channels"), pad,
             mean, L.Reshape((*spatial, c), dtype=dt, name=f"{n}_sum"),
-            L.Rescaling(constant(opts["alpha"], dt), offset=constant(opts["bias"], dt), dtype=dt, name=f"{n}_divisor"),
+            L.Rescaling(constant(opts["alpha"], dt, c), offset=constant(opts["bias"], dt, c), dtype=dt, name=f"{n}_divisor"),
             L.Multiply(dtype=dt, name=n)]  # fmt: skip
 
 
