@@ -167,12 +167,12 @@ def _randomise_keras(model, e: Entry) -> None:
             lo, hi = (-0.1, 0.1) if c == 0 else (0.8, 1.2) if c == 1 else (0.5, 1.5)
             v.assign(g.uniform(lo, hi, a.shape).astype(a.dtype))
     keras = sys.modules["keras"]
-    for la in model._flatten_layers(include_self=False, recursive=True):  # Normalization's stored mean and variance
-        if isinstance(la, keras.layers.Normalization) and hasattr(getattr(la, "mean", None), "assign"):
-            for v, (lo, hi) in ((la.mean, (-0.1, 0.1)), (la.variance, (0.5, 1.5))):
-                a = np.asarray(v.numpy())
-                if a.size and np.all(a == a.flat[0]):
-                    v.assign(g.uniform(lo, hi, a.shape).astype(a.dtype))
+    for la in _normalizations(model):  # Normalization's stored mean and variance (weights=None: zeros and ones)
+        for v, (lo, hi) in ((la.adapt_mean, (-0.1, 0.1)), (la.adapt_variance, (0.5, 1.5))):
+            a = np.asarray(v.numpy())
+            if a.size and np.all(a == a.flat[0]):
+                v.assign(g.uniform(lo, hi, a.shape).astype(a.dtype))
+        la.finalize_state()  # `mean` and `variance` are tensors made from the variables here, not the variables
     bns = [la for la in model._flatten_layers(include_self=False, recursive=True)
            if isinstance(la, keras.layers.BatchNormalization)]  # fmt: skip
     kept = [la.momentum for la in bns]
@@ -188,18 +188,44 @@ def _randomise_keras(model, e: Entry) -> None:
         la.moving_mean.assign(mean.astype(np.float32))
 
 
+def _normalizations(model) -> list:
+    """The model's Normalization layers that keep their statistics as weights (no mean/variance given to the
+    constructor, as keras.applications' EfficientNet builds it): Keras 3 stores them in the non-trainable variables
+    `adapt_mean` and `adapt_variance` and computes with `mean` and `variance`, tensors that `finalize_state` makes
+    from them (at build, adapt and load_own_variables; not at `assign` or `set_weights`)."""
+    keras = sys.modules["keras"]
+    return [la for la in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(la, keras.layers.Normalization) and la.built and la.input_mean is None]  # fmt: skip
+
+
 def _keras_float64(model):
-    """The same Keras model computing in float64: its config with every dtype policy float64, its weights cast."""
+    """The same Keras model computing in float64: its config with every dtype policy float64 (and its inputs', which
+    are dtype strings: a float32 input layer would round a float64 input to float32), its weights cast.
+
+    Two things Keras itself would leave in float32 or stale are set here. Rescaling's scale and offset are Python
+    floats (or lists) that Rescaling.call gives to `tf.cast(value, float64)`, which converts a Python float to a
+    float32 tensor first (TensorFlow issue 35938): EfficientNet's 1/255 became 0.003921568859368563, 5.9e-08 off,
+    and the float64 model's logits 1.5e-06 off the same model with 1/255 (a float64 port computes the latter). They
+    are given as float64 arrays, which the cast keeps. And a Normalization's `mean`/`variance` are remade from the
+    weights set here (`finalize_state`), or the float64 model would normalise with its initial zeros and ones."""
 
     def f64(o):
         if isinstance(o, dict):
             if o.get("class_name") == "DTypePolicy":
                 return {**o, "config": {**o["config"], "name": "float64"}}
+            if o.get("class_name") == "InputLayer" and "float" in str(o["config"].get("dtype")):  # a dtype string
+                return {**o, "config": {**o["config"], "dtype": "float64"}}
             return {k: f64(v) for k, v in o.items()}
         return [f64(v) for v in o] if isinstance(o, list) else o
 
     m64 = model.__class__.from_config(f64(model.get_config()))
     m64.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    keras = sys.modules["keras"]
+    for la in m64._flatten_layers(include_self=False, recursive=True):
+        if isinstance(la, keras.layers.Rescaling):
+            la.scale, la.offset = np.asarray(la.scale, np.float64), np.asarray(la.offset, np.float64)
+    for la in _normalizations(m64):
+        la.finalize_state()
     return m64
 
 
