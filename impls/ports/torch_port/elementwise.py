@@ -1,6 +1,8 @@
 """The torch port's element-wise kinds and constants: multiply (`x = a * b`, torch's broadcasting on the layout both
 are held in: a (B, C, 1, 1) gate times a (B, C, H, W) map), rescale (a line `x = x * scale + offset` of Python
-numbers, or a `ChannelRescale` module whose buffers hold per-channel constants: in weights.pt, never trained),
+numbers, or a `ChannelRescale` module given per-channel constants as float64 numbers in model.py: not buffers, which
+weights.pt would round to the port's float32 and `.double()` could not restore: keras EfficientNetB0's Normalization
+as a rescale made the torch port's float64 run 3.2e-08 off the source's float64, against Flax's 1.5e-15),
 layer_scale (a `ChannelScale` module holding gamma as an nn.Parameter shaped to broadcast over torch's channel axis:
 (C, 1, 1) on an NCHW map, as torchvision's ConvNeXt holds it) and stochastic_depth (nn.Identity, with a comment: it
 is the identity at inference, and every training step here runs it off, as it runs Dropout).
@@ -20,16 +22,17 @@ from .code import ANY_LAYOUT, EMITTERS, _Piece
 from .source import HELPERS, shape_text, torch_shape
 
 HELPERS["ChannelRescale"] = '''class ChannelRescale(nn.Module):
-    """y = x * scale + offset: constants per channel (buffers, in weights.pt, never trained), shaped to broadcast
-    over the channel axis of x as forward holds it."""
+    """y = x * scale + offset: constants per channel, never trained, shaped to broadcast over the channel axis of x
+    as forward holds it. Held in float64 as plain tensors, not buffers (.to(dtype) and .double() leave them), and
+    cast to x's dtype in forward: a float32 port run .double() computes with the constants as written."""
 
-    def __init__(self, shape):
+    def __init__(self, shape, scale, offset):
         super().__init__()
-        self.register_buffer("scale", torch.empty(shape))
-        self.register_buffer("offset", torch.empty(shape))
+        self.scale = torch.tensor(scale, dtype=torch.float64).reshape(shape)
+        self.offset = torch.tensor(offset, dtype=torch.float64).reshape(shape)
 
     def forward(self, x):
-        return x * self.scale + self.offset'''
+        return x * self.scale.to(x) + self.offset.to(x)'''
 
 HELPERS["ChannelScale"] = '''class ChannelScale(nn.Module):
     """y = x * gamma: a trainable weight per channel, shaped to broadcast over the channel axis of x as forward holds
@@ -63,7 +66,7 @@ def multiply(layer: Layer, opts: dict, shapes: tuple, exprs: list[str], layout: 
 
 @EMITTERS.register("rescale", takes=CHANNELS)
 def rescale(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
-    """Numbers in the line; per-channel constants in a ChannelRescale module's buffers."""
+    """Numbers in the line; per-channel constants given to a ChannelRescale module as float64 numbers."""
     out = torch_shape(shape, layout)
     scale, offset = opts["scale"], opts["offset"]
     if not isinstance(scale, list) and not isinstance(offset, list):
@@ -71,10 +74,9 @@ def rescale(layer: Layer, opts: dict, shape: tuple, layout: Layout) -> _Piece:
                       out, layout)  # fmt: skip
     c = shape[-1]
     held = channel_shape(layout.kind, len(shape), c)
-    state = {k: np.broadcast_to(np.asarray(v, np.float64), (c,)).reshape(held).copy() for k, v in (("scale", scale),
-                                                                                                ("offset", offset))}  # fmt: skip
-    init = f"ChannelRescale({held!r})  # x * scale + offset, constants per channel"
-    return _Piece(init, [f"x = self.{{a}}(x)  # {shape_text(out)}"], state, lambda a: {}, out, layout,
+    scale, offset = ([float(k) for k in np.broadcast_to(np.asarray(v, np.float64), (c,))] for v in (scale, offset))
+    init = f"ChannelRescale({held!r}, {scale!r}, {offset!r})  # x * scale + offset, constants per channel"
+    return _Piece(init, [f"x = self.{{a}}(x)  # {shape_text(out)}"], {}, lambda a: {}, out, layout,
                   helpers=("ChannelRescale",))
 
 
