@@ -97,6 +97,11 @@ try:
             return [f64(v) for v in o] if isinstance(o, list) else o
         net64 = net.__class__.from_config(f64(net.get_config()))
         net64.set_weights([np.asarray(w, np.float64) for w in net.get_weights()])
+        for la in net64.layers:  # tf.cast takes a Python number or list to float64 through float32: float64 arrays,
+            if isinstance(la, keras.layers.Rescaling):  # one per channel (TF folds a (1,) one into a conv's BiasAdd)
+                width = la.input.shape[-1]
+                la.scale, la.offset = (np.broadcast_to(np.asarray(v, np.float64), (width,)).copy()
+                                       for v in (la.scale, la.offset))
         y64 = net64(x.astype(np.float64), training=False)
     elif target == "onnx":
         why64 = "ONNX Runtime's CPU Conv is float32 only"

@@ -3,15 +3,19 @@ EfficientNet's stem (Rescaling(1/255), then Normalization(axis=-1) built without
 stored mean and variance are drawn at random (Keras 3 keeps them in `adapt_mean` / `adapt_variance`; `mean` and
 `variance` are tensors made from those, not variables), and the float64 Keras model the float64 ports are compared
 with computes the model's own constants in float64 (TensorFlow's cast of a Python float to float64 goes through
-float32) with the statistics it was given."""
+float32) with the statistics it was given; so does a Keras port's float64 run in the zoo's loader (reports/zoo.py
+LOADER), whose Rescaling constants are Python numbers and lists in a float32 port's file."""
 
 from __future__ import annotations
+
+import json
+import sys
 
 import numpy as np
 import pytest
 
 from impls import frameworks
-from reports import zoo_models
+from reports import zoo, zoo_models
 
 keras = frameworks.load("keras")
 
@@ -91,6 +95,26 @@ def test_a_python_float_cast_to_float64_by_tensorflow_goes_through_float32():
     cast = frameworks.load_attr("keras.src.backend.tensorflow.core", "cast")
     assert float(np.asarray(cast(1.0 / 255.0, "float64"))) == float(np.float32(1.0 / 255.0)) != 1.0 / 255.0
     assert float(np.asarray(cast(np.asarray(1.0 / 255.0), "float64"))) == 1.0 / 255.0
+
+
+def test_the_loader_runs_a_keras_port_s_rescaling_in_float64_with_its_constants_as_written(tmp_path):
+    keras.utils.set_random_seed(1)
+    i = keras.Input((5,))
+    y = keras.layers.Rescaling(1.0 / 6.0, offset=0.1)(keras.layers.Dense(3, name="dense")(i))  # hard sigmoid's
+    y = keras.layers.Rescaling([0.1, 0.7, 1.3], offset=[0.3, -0.2, 0.1])(y)
+    keras.Model(i, y).save(tmp_path / "net.keras")
+    x = np.random.default_rng(9).uniform(-1, 1, (4, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    dense = keras.saving.load_model(tmp_path / "net.keras").get_layer("dense")
+    k, b = (np.asarray(w, np.float64) for w in dense.get_weights())
+    ref = ((x.astype(np.float64) @ k + b) * (1.0 / 6.0) + 0.1) * np.array([0.1, 0.7, 1.3]) + np.array([0.3, -0.2, 0.1])
+    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "keras", "net.keras", "x.npy", "y.npy", "y64.npy"], tmp_path,
+                300, 0, isolated=True)  # fmt: skip
+    assert r["rc"] == 0, r["stderr"][-2000:]
+    assert json.loads(r["stdout"].strip().splitlines()[-1])["float64"] == "saved"
+    assert 0 < zoo.rel_error(np.load(tmp_path / "y.npy"), ref) < 1e-6
+    err = zoo.rel_error(np.load(tmp_path / "y64.npy"), ref)
+    assert err < 1e-15, err  # old loader: 1/6, 0.1 ... through float32, ~1e-8
 
 
 if __name__ == "__main__":
