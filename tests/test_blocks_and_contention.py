@@ -15,7 +15,8 @@ import pytest
 
 from bench import blocks, contention, paired
 
-T = blocks.Timing(slot=0.004, min_blocks=6, max_blocks=40, group_time=0.3, warmup=2, warmup_time=0.0)
+# five warm-up calls: the estimate is their median, which one preempted call does not move (with two it did, under load)
+T = blocks.Timing(slot=0.004, min_blocks=6, max_blocks=40, group_time=0.3, warmup=5, warmup_time=0.0)
 
 
 def spin(seconds: float):
@@ -52,15 +53,18 @@ def test_blocks_are_clamped_split_over_epochs_and_a_group_of_one_gets_the_fewest
 def test_per_call_times_and_the_paired_ratio_match_the_known_costs():
     members = [blocks.Member("a", spin(1e-3)), blocks.Member("b", spin(2e-3))]
     plan, _ = blocks.calibrate(members, T, blocks=8)
-    times, errors = blocks.run(members, plan, seed=1)
-    assert not errors and {k: len(v) for k, v in times.items()} == {"a": 8, "b": 8}
-    assert min(times["a"]) >= 1e-3 and min(times["b"]) >= 2e-3
-    _, r = paired.group(times)
-    # A busy-wait member only gets longer: a preemption lands in one member of one block. In CI (load ~2 on 2
-    # cores) one block of eight read 2.5 and moved the mean of the logs to 2.056, so the upper bound leaves room
-    # for one such block; the middle block must still read the true 2.0. Bugs in loops or pairing give 1.0 or 1.33.
-    assert 1.8 < r["b"].ratio < 2.3
-    assert 1.9 < math.exp(sorted(r["b"].log_ratios)[len(r["b"].log_ratios) // 2]) < 2.1
+    for _ in range(3):  # a busy machine gets three tries; wrong bookkeeping reads 1.0 or 1.33 every time
+        times, errors = blocks.run(members, plan, seed=1)
+        assert not errors and {k: len(v) for k, v in times.items()} == {"a": 8, "b": 8}
+        assert min(times["a"]) >= 1e-3 and min(times["b"]) >= 2e-3
+        _, r = paired.group(times)
+        mid = math.exp(sorted(r["b"].log_ratios)[len(r["b"].log_ratios) // 2])
+        # A busy-wait member only gets longer: a preemption lands in one member of one block. In CI (load ~2 on 2
+        # cores) one block of eight read 2.5 and moved the mean of the logs to 2.056; beside two other jobs a run
+        # read 2.75. The mean may carry one such block; the middle block must read the true 2.0.
+        if 1.8 < r["b"].ratio < 2.3 and 1.9 < mid < 2.1:
+            break
+    assert 1.8 < r["b"].ratio < 2.3 and 1.9 < mid < 2.1, (r["b"].ratio, mid)
 
 
 def test_every_block_runs_every_member_once_in_a_seeded_shuffled_order():
