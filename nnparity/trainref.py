@@ -122,7 +122,9 @@ def reference_step(voice: str, model: Model, x: np.ndarray, t: np.ndarray,
 def step_and_gradients(voice: str, model: Model, x: np.ndarray, t: np.ndarray,
                        memo: dict | None = None) -> tuple[float, dict, list[str], dict]:  # fmt: skip
     """reference_step's answer and the gradients the step took (of the model as `voice` holds it). `memo` (a dict
-    the caller keeps) computes the reference's training forward and backward once per distinct projected model."""
+    the caller keeps) computes the reference's training forward and backward once per distinct projected model, and
+    its Adam step once per projected model and convention (a held entry below is set on a copy, never on what the
+    memo keeps)."""
     flavour, eps = training.FRAMEWORK_ADAM[voice]
     projected, frozen, notes = project(voice, model.astype("float64"))
     key = _key(projected)
@@ -132,7 +134,13 @@ def step_and_gradients(voice: str, model: Model, x: np.ndarray, t: np.ndarray,
         loss, grads, state = training.reference_gradients(projected, x, t)
         if memo is not None:
             memo[key] = (loss, grads, state)
-    after = {**training.adam_step(projected, grads, flavour, eps), **state}
+    stepped = (key, flavour, eps)  # torch_nn and flax take the same step where neither projects the model
+    if memo is not None and stepped in memo:
+        after = dict(memo[stepped])
+    else:
+        after = {**training.adam_step(projected, grads, flavour, eps), **state}
+        if memo is not None:
+            memo[stepped] = dict(after)
     for k, held in frozen.items():
         after[k] = after[k].copy()
         after[k][held] = np.asarray(projected.parameters()[k])[held]

@@ -4,7 +4,7 @@ framework alone, compared with the source, and certified; the table is reports/Z
 
     python -m reports zoo                                   # every model -> reports/ZOO.md (+ reports/zoo.json)
     python -m reports zoo --only torchvision/resnet18 keras/ResNet50     # run these, keep the others' results
-    python -m reports zoo --subset -o /tmp/ZOO.md           # two models a source (CI: tests/test_zoo.py)
+    python -m reports zoo --subset -o /tmp/ZOO.md           # one model a source (CI: tests/test_zoo.py)
     python -m reports zoo --no-run --readme README.md       # re-render ZOO.md and the README's table from zoo.json
 
 Each step is a process of its own, as a user runs it: `python -m reports.zoo_models prepare` (the source file, the
@@ -353,7 +353,7 @@ def write(results: dict, results_path: Path, md_path: Path, readme: Path | None)
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reports zoo", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these models (the others' results are kept)")
-    p.add_argument("--subset", action="store_true", help=f"two models a source: {', '.join(zoo_models.SUBSET)}")
+    p.add_argument("--subset", action="store_true", help=f"one model a source: {', '.join(zoo_models.SUBSET)}")
     p.add_argument("-o", "--output", type=Path, default=ROOT / "reports" / "ZOO.md", help="the Markdown report")
     p.add_argument("--results", type=Path, help="the results JSON (default: zoo.json beside -o)")
     p.add_argument("--steps", default=",".join(STEPS),

@@ -140,9 +140,11 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
     memo: dict = {}  # the reference's training gradients, once per distinct projected model
     with profile.section("reference", "training"):
         loss0, grads0, state0 = training.reference_gradients(model, ref.x, t)
-        memo[trainref._key(model.astype("float64"))] = (loss0, grads0, state0)
+        key = trainref._key(model.astype("float64"))
+        memo[key] = (loss0, grads0, state0)
         steps = {flavour: (loss0, {**training.adam_step(model, grads0, flavour, eps), **state0})
                  for flavour, eps in set(training.FRAMEWORK_ADAM.values())}  # fmt: skip
+        memo |= {(key, flavour, eps): dict(steps[flavour][1]) for flavour, eps in set(training.FRAMEWORK_ADAM.values())}
         spread = gradient_spread(model, ref.x, t, grads0)
     zero = zero_gradient_parameters(ref.model)
     judged = [k for k in spread if k not in zero] or list(spread)  # an exactly-zero gradient has only noise to move
