@@ -128,3 +128,46 @@ def test_a_certificate_with_a_worker_states_both_processes_memory(model):
     assert 0 < mem["peak_rss_together_gib"] <= mem["peak_rss_gib"] + mem["peak_rss_children_gib"] + 0.05
     assert mem["peak_rss_together_gib"] > mem["peak_rss_children_gib"] / 2  # the worker's memory is in it
     assert "both at once at most" in certificate.to_markdown(cert)
+
+
+def test_a_worker_spawned_early_is_the_one_that_computes(model, alone):
+    """nnparity certify spawns the worker before it loads the model (Worker.spawn): the certificate uses that one,
+    and it is the same certificate."""
+    early = worker.Worker.spawn(worker.split(VOICES, 2), None)
+    assert early is not None and early.proc.poll() is None  # waiting for its model
+    cert = certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=VOICES, jobs=2, worker=early))
+    assert early.proc.returncode == 0, "the early worker did not compute"
+    plain = json.loads(certificate.to_json(cert))
+    assert {k: v for k, v in plain.items() if k not in TIMES} == alone
+
+
+def test_an_early_worker_for_other_voices_or_one_job_is_stopped(model):
+    early = worker.Worker.spawn(("jax", "flax"), None)
+    folder = early.folder.name
+    certify.certify(model, None, certify.Settings(batch=3, bench=False, voices=("numpy",), jobs=2, worker=early))
+    assert early.proc.returncode is not None and early.proc.returncode != 0  # killed, never given a model
+    assert not __import__("os").path.exists(folder)
+
+
+def test_an_early_worker_whose_parent_goes_away_exits_without_a_model(tmp_path):
+    """No model ever comes (bad input, the user's Ctrl-C): its stdin closes and it exits by itself."""
+    early = worker.Worker.spawn(("jax",), None)
+    early.proc.stdin.close()
+    assert early.proc.wait(timeout=120) == 1
+    early.stop()
+
+
+def test_nnparity_certify_of_a_bad_file_leaves_no_worker_behind(tmp_path):
+    """The CLI spawns the worker before loading the model; a model that does not load stops it (exit 2, no folder)."""
+    import glob
+    import os
+    import tempfile
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "nnparity-worker-*")))
+    r = subprocess.run([sys.executable, "-m", "nnparity", "certify", str(bad), "--no-bench", "--jobs", "2",
+                        "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "bad.onnx" in r.stderr and not (tmp_path / "out").exists()
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "nnparity-worker-*"))) <= before
