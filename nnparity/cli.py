@@ -125,32 +125,16 @@ def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], Non
     with contextlib.ExitStack() as limit:
         if not args.no_bench:  # one thread per framework while timing: set before any framework starts
             refused = limit.enter_context(frameworks.thread_limit(timing.THREADS))
-        early = _early_worker(args.jobs)
-        if early is not None:  # given the model by certify, or stopped (bad input, other voices) on the way out
-            limit.callback(early.stop)
-        if not args.no_bench:
             try:
                 frameworks.load("tensorflow")  # now, before an importer's Keras starts TensorFlow's pools
             except frameworks.BackendUnavailable:
                 pass
             if refused:  # TensorFlow already started in this process: timing.py reports its real count
                 say(f"threads: {refused}")
-        return _certify_limited(args, argv, say, early)
+        return _certify_limited(args, argv, say)
 
 
-def _early_worker(jobs: int | None):
-    """The certificate's worker process (nnparity/certify/worker.py), spawned now: it imports JAX and Flax while
-    this process imports TensorFlow and loads the model. None with one job, or where it cannot start."""
-    from impls import frameworks
-    from impls.model import voices
-
-    from .certify.worker import Worker, cores, split
-
-    away = split(voices.VOICES, jobs if jobs is not None else cores())
-    return Worker.spawn(away, frameworks.threads()) if away else None
-
-
-def _certify_limited(args: argparse.Namespace, argv: list[str], say: Callable[[str], None], early=None) -> int:
+def _certify_limited(args: argparse.Namespace, argv: list[str], say: Callable[[str], None]) -> int:
     from impls.importers import parse_input_shape
 
     from . import certificate, certify, source
@@ -165,7 +149,7 @@ def _certify_limited(args: argparse.Namespace, argv: list[str], say: Callable[[s
     model, imported = source.load(args.model, shape)
     batch, note = source.certificate_batch(shape)
     settings = certify.Settings(batch=batch, bench=not args.no_bench, command=["nnparity", *argv], progress=say,
-                                spec=args.model, batch_note=note, worker=early,
+                                spec=args.model, batch_note=note,
                                 **({"jobs": args.jobs} if args.jobs is not None else {}))  # fmt: skip
     cert = certify.certify(model, imported, settings)
     certificate.write(cert, out)

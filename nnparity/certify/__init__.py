@@ -60,7 +60,6 @@ class Settings:
     batch_note: str = ""  # why the batch is not the one the user gave, where it is not
     one_pass: bool = True  # False: every accumulated check builds its prefix (the slow path that checks the fast one)
     jobs: int = field(default_factory=cores)  # 2 or more: JAX's voices in a worker process (worker.py)
-    worker: Worker | None = None  # one spawned early (Worker.spawn) for split(voices, jobs); stopped if not those
 
 
 def certify(model: Model, imported: Imported | None, settings: Settings) -> dict[str, Any]:
@@ -101,13 +100,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         return "unavailable" not in entries[voice] if voice in entries else availability(voice) is None
 
     away = split(settings.voices, settings.jobs)
-    early = settings.worker
-    if early is not None and away and early.voices == away and early.send(model, batch, settings.one_pass):
-        job = early
-    else:
-        if early is not None:
-            early.stop()
-        job = Worker.start(model, batch, away, settings.one_pass) if away else None
+    job = Worker.start(model, batch, away, settings.one_pass) if away else None
     try:
         for voice in settings.voices:
             if job is None or voice not in away:

@@ -4,15 +4,9 @@
     ...                                                             # this process's voices meanwhile
     entries, seconds = job.result()                                 # {voice: its entry}, {voice: {section: s}}
 
-    early = Worker.spawn(("jax", "flax"), threads)                  # before this process imports TensorFlow
-    ...                                                             # the model loaded meanwhile
-    early.send(model, batch, one_pass)                              # then as start's
-
 The voices are independent: each compares its own build with the same NumPy float64 reference. The worker is a
-fresh interpreter (exec'd, never forked: JAX deadlocks under fork) that imports its voices' frameworks at once and
-then waits on its stdin; `send` gives it the model description as its .json and .npz (impls/model/store.py) and the
-batch. `nnparity certify` spawns it before it imports TensorFlow and loads the model (9.6 s of TensorFlow's import
-alone on the 2-core VM), so the worker's own imports (JAX, Flax: 2-3 s) are off the critical path; it draws the same seeded inputs, runs the same reference and the same
+fresh interpreter (exec'd, never forked: JAX deadlocks under fork), given the model description as its .json and
+.npz (impls/model/store.py) and the batch; it draws the same seeded inputs, runs the same reference and the same
 `voice_section`, and hands back JSON, in which a float keeps every bit (repr), so the certificate is the same byte
 for byte as one computed in one process, apart from its times (tests/test_certify_worker.py). Its frameworks run
 with this process's thread count. Should the worker fail to start or die, its voices are computed here after all,
@@ -41,7 +35,7 @@ from impls.model import store
 from impls.model.description import Model
 
 WORKER_VOICES = ("jax", "flax")
-_RUN = "import sys; from nnparity.certify.worker import main; sys.exit(main(*sys.argv[1:]))"
+_RUN = "import sys; from nnparity.certify.worker import main; sys.exit(main(sys.argv[1]))"
 """The worker's command (`python -c`): `python -m nnparity.certify.worker` imports this module twice, once as the
 package's and once as __main__, and runpy warns so on the user's terminal."""
 
@@ -88,36 +82,20 @@ class Worker:
             self._done.wait(self.SAMPLE_S)
 
     @classmethod
-    def spawn(cls, voices: tuple[str, ...], threads: int | None) -> Worker | None:
-        """The worker's interpreter, started: it imports `voices`' frameworks with `threads` compute threads, then
-        waits for `send`. None where it cannot start (its voices are then computed here)."""
+    def start(cls, model: Model, batch: int, voices: tuple[str, ...], one_pass: bool) -> Worker | None:
+        """The worker, started; None where it cannot be (its voices are then computed here)."""
         folder = tempfile.TemporaryDirectory(prefix="nnparity-worker-")
+        base = Path(folder.name)
         try:
-            proc = subprocess.Popen([sys.executable, "-c", _RUN, folder.name, json.dumps(threads), ",".join(voices)],
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)  # fmt: skip
+            store.save(model, base / "model")
+            (base / "request.json").write_text(json.dumps({"voices": list(voices), "batch": batch, "one_pass": one_pass,
+                                                           "threads": frameworks.threads()}))  # fmt: skip
+            proc = subprocess.Popen([sys.executable, "-c", _RUN, str(base)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
         except (OSError, ValueError):
             folder.cleanup()
             return None
         return cls(proc, folder, voices)
-
-    def send(self, model: Model, batch: int, one_pass: bool) -> bool:
-        """Give the spawned worker its model; False where it is gone (it is then stopped)."""
-        base = Path(self.folder.name)
-        try:
-            store.save(model, base / "model")
-            (base / "request.json").write_text(json.dumps({"batch": batch, "one_pass": one_pass}))
-            self.proc.stdin.write(b"go\n")
-            self.proc.stdin.close()
-        except (OSError, ValueError):
-            self.stop()
-            return False
-        return True
-
-    @classmethod
-    def start(cls, model: Model, batch: int, voices: tuple[str, ...], one_pass: bool) -> Worker | None:
-        """The worker, started and given its model; None where it cannot be (its voices are then computed here)."""
-        job = cls.spawn(voices, frameworks.threads())
-        return job if job is not None and job.send(model, batch, one_pass) else None
 
     def result(self) -> tuple[dict[str, dict], dict[str, dict[str, float]]] | None:
         """({voice: entry}, {voice: {section: seconds}}), or None where the worker failed."""
@@ -137,22 +115,14 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
         self.folder.cleanup()
 
 
-def main(folder: str, threads: str = "null", voices: str = "") -> int:
-    if json.loads(threads) is not None:
-        frameworks.set_threads(json.loads(threads))
-    from .per_voice import availability
-
-    for voice in filter(None, voices.split(",")):  # its frameworks imported while the parent loads the model
-        availability(voice)
-    if sys.stdin.readline().strip() != "go":  # the parent went away (or stopped it) without a model
-        return 1
+def main(folder: str) -> int:
     base = Path(folder)
     request = json.loads((base / "request.json").read_text())
+    if request["threads"] is not None:
+        frameworks.set_threads(request["threads"])
     from .checks import Profile
     from .inputs import Reference, defined_dy, inputs
     from .per_voice import voice_section
@@ -168,7 +138,7 @@ def main(folder: str, threads: str = "null", voices: str = "") -> int:
             print(f"nnparity [worker] {message}", file=sys.stderr, flush=True)
 
     entries = {}
-    for voice in filter(None, voices.split(",")):
+    for voice in request["voices"]:
         entries[voice], _ = voice_section(voice, model, ref, data["dy"], profile, say, request["one_pass"])
     tmp = base / "result.json.part"
     tmp.write_text(json.dumps({"entries": entries, "profile": profile.seconds}, default=_plain))
@@ -177,4 +147,4 @@ def main(folder: str, threads: str = "null", voices: str = "") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main(sys.argv[1]))
