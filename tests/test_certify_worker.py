@@ -128,3 +128,44 @@ def test_a_certificate_with_a_worker_states_both_processes_memory(model):
     assert 0 < mem["peak_rss_together_gib"] <= mem["peak_rss_gib"] + mem["peak_rss_children_gib"] + 0.05
     assert mem["peak_rss_together_gib"] > mem["peak_rss_children_gib"] / 2  # the worker's memory is in it
     assert "both at once at most" in certificate.to_markdown(cert)
+
+
+def test_a_worker_whose_parent_is_killed_exits_by_itself(tmp_path):
+    """SIGKILL (or SIGTERM, whose default skips `finally`) leaves the parent no chance to stop its worker: the worker
+    notices its parent is gone and exits, rather than computing for minutes and holding its memory for no one. Here a
+    'worker' that would sleep 600 s under the watch (worker._exit_with) of a parent that is then killed."""
+    import os
+    import signal
+    import time
+
+    child = ("import os, sys, time; from nnparity.certify.worker import _exit_with; _exit_with(os.getppid(), 0.1); "
+             "print('watching', flush=True); time.sleep(600)")
+    parent_code = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
+                   "print(p.pid, flush=True); p.wait()")
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True, cwd=root,
+                              env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    pid = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "watching"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":  # exited, not yet reaped by its new parent
+                return
+        except (ProcessLookupError, FileNotFoundError):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"the worker {pid} outlived its killed parent by 10 s")
+
+
+def test_the_worker_watches_its_parent_from_its_start(tmp_path, monkeypatch):
+    import os
+
+    watched = []
+    monkeypatch.setattr(worker, "_exit_with", lambda parent, every_s=1.0: watched.append(parent))
+    with pytest.raises(FileNotFoundError):  # no request: it stops there, after the watch began
+        worker.main(str(tmp_path / "no-such-folder"))
+    assert watched == [os.getppid()]

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,20 @@ class Worker:
         self.folder.cleanup()
 
 
+def _exit_with(parent: int, every_s: float = 1.0) -> None:
+    """Exit this worker once its parent is gone (killed by a signal Python cannot catch, or by SIGTERM, whose
+    default skips the parent's `finally`): an orphan would compute for minutes and hold gigabytes for no one."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(folder: str) -> int:
+    _exit_with(os.getppid())
     base = Path(folder)
     request = json.loads((base / "request.json").read_text())
     if request["threads"] is not None:
