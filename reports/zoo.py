@@ -388,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         stamp(res, res.get("run", 0))
     for other in args.merge or []:
         merge_results(results, load_results(other))
-    if args.merge:  # the report then says how it was put together
-        results["assembled"] = shlex.join(["python", "-m", "reports", "zoo", *(argv if argv is not None else sys.argv[2:])])
+    if args.merge:  # the report then says how it was put together: every merge, in order
+        merged = shlex.join(["python", "-m", "reports", "zoo", *(argv if argv is not None else sys.argv[2:])])
+        results["assembled"] = f"{results['assembled']}; then {merged}" if results.get("assembled") else merged
     if chosen:
         from bench import contention, machine
 

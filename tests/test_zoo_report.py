@@ -269,6 +269,8 @@ def test_a_certify_only_run_keeps_the_ports_and_a_merge_folds_another_runs_resul
     again = json.loads((tmp_path / "zoo.json").read_text())  # merged twice: its run is not added again
     assert len(again["runs"]) == 3 and again["models"]["keras/MobileNet"]["ports"]["torch"]["run"] == 2
     assert f"Put together from those runs' results by `python -m reports zoo --no-run --merge {tmp_path / 'other.json'}" in md
+    merge = f"python -m reports zoo --no-run --merge {tmp_path / 'other.json'} -o {tmp_path / 'ZOO.md'}"
+    assert again["assembled"] == f"{merge}; then {merge}"  # every merge kept, in order, not only the last
 
 
 # ----------------------------------------------------------------- over the bar: rounding or off (the float64 runs)
