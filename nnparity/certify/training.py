@@ -142,9 +142,10 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
         loss0, grads0, state0 = training.reference_gradients(model, ref.x, t)
         key = trainref._key(model.astype("float64"))
         memo[key] = (loss0, grads0, state0)
-        steps = {flavour: (loss0, {**training.adam_step(model, grads0, flavour, eps), **state0})
-                 for flavour, eps in set(training.FRAMEWORK_ADAM.values())}  # fmt: skip
-        memo |= {(key, flavour, eps): dict(steps[flavour][1]) for flavour, eps in set(training.FRAMEWORK_ADAM.values())}
+        stepped = {(flavour, eps): {**training.adam_step(model, grads0, flavour, eps), **state0}
+                   for flavour, eps in sorted(set(training.FRAMEWORK_ADAM.values()))}  # fmt: skip
+        memo |= {(key, *conv): dict(after) for conv, after in stepped.items()}  # each (convention, eps): its own step
+        steps = {flavour: (loss0, after) for (flavour, _), after in stepped.items()}
         spread = gradient_spread(model, ref.x, t, grads0)
     zero = zero_gradient_parameters(ref.model)
     judged = [k for k in spread if k not in zero] or list(spread)  # an exactly-zero gradient has only noise to move
