@@ -24,3 +24,17 @@ def test_release_memory_returns_the_freed_heap_to_the_system():
     after = resident_gib("self")
     assert last[0] == 2999
     assert before - after > 0.15, f"resident {before:.3f} GiB before release_memory, {after:.3f} GiB after"
+
+
+@pytest.mark.parametrize("threshold, want", [(0, 2), (10**15, 0)])
+def test_memory_is_released_after_each_voice_of_a_large_model_only(monkeypatch, threshold, want):
+    import nnparity.certify as certify
+
+    from .test_certify import small_gru
+
+    calls = []
+    monkeypatch.setattr(about, "RELEASE_FROM_BYTES", threshold)
+    monkeypatch.setattr(certify, "release_memory", lambda: calls.append(1))
+    cert = certify.certify(small_gru(), None, certify.Settings(bench=False, voices=("numpy", "torch"), jobs=1))
+    assert cert["verdict"] == "pass"
+    assert len(calls) == want  # one a voice, where the reference's outputs reach the threshold

@@ -25,7 +25,7 @@ from impls.importers import Imported
 from impls.model import voices
 from impls.model.description import Model
 
-from .about import model_section, peak_memory, release_memory, versions
+from .about import model_section, peak_memory, release_memory, versions, worth_releasing
 from .checks import Profile, attempt, compare
 from .initial_state import has_gru, initial_state_checks
 from .inputs import (
@@ -90,13 +90,15 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         cert["inputs"]["compared_steps"] = steps
     builts32: dict[str, voices.Built] = {}
     entries: dict[str, dict] = {}
+    large = worth_releasing(ref.outs)
 
     def here(voice: str) -> None:  # the voice's section computed in this process
         entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,
                                                settings.one_pass)  # fmt: skip
         builts32.update({voice: builts["float32"]} if settings.bench and "float32" in builts else {})
         del builts
-        release_memory()  # the voice's float64 build and its every-layer outputs: freed before the next voice's
+        if large:
+            release_memory()  # the voice's float64 build and its every-layer outputs: freed before the next voice's
 
     def usable(voice: str) -> bool:  # known from its entry, or for the worker's voices from whether it imports here
         return "unavailable" not in entries[voice] if voice in entries else availability(voice) is None

@@ -53,6 +53,16 @@ def peak_memory(together_gib: float | None = None, every_s: float | None = None)
                if together_gib else {})}  # fmt: skip
 
 
+RELEASE_FROM_BYTES = 256 * 2**20
+"""The reference's every-layer outputs (float64) from which a voice's memory is worth giving back after it (resnet50
+at 3,3,224,224: 0.84 GiB); below it a gc.collect per voice costs time and no bar is near (`worth_releasing`)."""
+
+
+def worth_releasing(outs: list) -> bool:
+    """Whether a model is large enough for release_memory after each voice: its reference outputs' bytes."""
+    return sum(getattr(o, "nbytes", 0) for o in outs) >= RELEASE_FROM_BYTES
+
+
 def release_memory() -> None:
     """Give back to the system what a finished section freed: collect cycles (a framework's graph holds its arrays
     in them), then glibc's malloc_trim, since freed heap memory otherwise stays resident, and a large model's next
@@ -73,4 +83,5 @@ def _malloc_trim():
 
 _TRIM = _malloc_trim()
 
-__all__ = ["VERSIONS", "model_section", "peak_memory", "release_memory", "versions"]
+__all__ = ["RELEASE_FROM_BYTES", "VERSIONS", "model_section", "peak_memory", "release_memory", "versions",
+           "worth_releasing"]

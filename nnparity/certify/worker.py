@@ -137,7 +137,7 @@ def main(folder: str) -> int:
     request = json.loads((base / "request.json").read_text())
     if request["threads"] is not None:
         frameworks.set_threads(request["threads"])
-    from .about import release_memory
+    from .about import release_memory, worth_releasing
     from .checks import Profile
     from .inputs import Reference, defined_dy, inputs
     from .per_voice import voice_section
@@ -155,7 +155,8 @@ def main(folder: str) -> int:
     entries = {}
     for voice in request["voices"]:
         entries[voice], _ = voice_section(voice, model, ref, data["dy"], profile, say, request["one_pass"])
-        release_memory()
+        if worth_releasing(ref.outs):
+            release_memory()
     tmp = base / "result.json.part"
     tmp.write_text(json.dumps({"entries": entries, "profile": profile.seconds}, default=_plain))
     tmp.replace(base / "result.json")
