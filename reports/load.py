@@ -172,7 +172,8 @@ def _frame(benchmarks: list[dict], kind: str) -> pd.DataFrame:
         rec.update(err_note=info.get("err_note"), bound=info.get("bound"), name=b.get("name"),
                    fullname=b.get("fullname"), id=info.get("id"),
                    cuda_event_median_s=info.get("cuda_event_median_s"),
-                   cuda_event_rounds=info.get("cuda_event_rounds"), params=info.get("params"))  # fmt: skip
+                   cuda_event_rounds=info.get("cuda_event_rounds"), params=info.get("params"),
+                   calibrated_tolerance=info.get("calibrated_tolerance"))  # fmt: skip
         p = info.get("paired") if isinstance(info.get("paired"), dict) else {}
         ci = p.get("ci95") or (None, None)
         rec.update(p_group=p.get("group"), p_ref=p.get("reference"), p_ratio=p.get("ratio"), p_lo=ci[0], p_hi=ci[1],

@@ -157,6 +157,19 @@ def test_out_of_tolerance_rows_are_marked_never_hidden(tmp_path):
     assert t["tensorflow"]["max rel err vs float64"].startswith("not measured: not measured in this synthetic")
 
 
+def test_a_row_judged_by_a_calibrated_bar_shows_that_bar(tmp_path):
+    # a float32 row over the table's bar passes against 10x NumPy's own float32 error (bench/seqtrain.py): the cell
+    # shows the bar it was judged by, never "3.2e-05 <= 2e-05"
+    g = {"B": 4, "T": 8, "I": 6, "H": 16}
+    rows = [S.row("torch", 0.01, work="gru", sizes=g, err=3.2e-5, err_ok=True, calibrated_tolerance=3.2e-4,
+                  numpy_float32_err=3.2e-5),
+            S.row("keras", 0.02, work="gru", sizes=g, err=4e-4, err_ok=False, calibrated_tolerance=3.2e-4)]  # fmt: skip
+    text, _ = build(tmp_path, {"run.json": S.run(rows)})
+    t = {r["implementation"]: r for r in S.table_after(text, "#### gru · fwd · cpu · float32")}
+    assert t["torch"]["max rel err vs float64"].startswith("3.2e-05 ≤ 3.2e-04 (calibrated: 2e-05 is below")
+    assert t["keras"]["max rel err vs float64"].startswith("**FAIL** 4.0e-04 > 3.2e-04 (calibrated")
+
+
 def _verdicts(text: str) -> dict[str, dict]:
     return {r["implementation"]: r for r in S.table_after(text, "## Comparison with earlier runs")}
 
