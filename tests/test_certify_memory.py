@@ -38,3 +38,14 @@ def test_memory_is_released_after_each_voice_of_a_large_model_only(monkeypatch, 
     cert = certify.certify(small_gru(), None, certify.Settings(bench=False, voices=("numpy", "torch"), jobs=1))
     assert cert["verdict"] == "pass"
     assert len(calls) == want  # one a voice, where the reference's outputs reach the threshold
+
+
+def test_weights_alone_make_a_model_worth_releasing(monkeypatch):
+    from .test_certify import small_gru
+
+    model = small_gru()
+    weights = 8 * sum(int(np.size(w)) for la in model.layers for w in la.weights.values())
+    monkeypatch.setattr(about, "RELEASE_FROM_BYTES", weights)
+    assert about.worth_releasing(model, [])  # a weight-heavy model (vgg11: 1.0 GiB) with small activations
+    assert not about.worth_releasing(model.sub(0, 1), [])
+    assert about.worth_releasing(model.sub(0, 1), [np.zeros(weights // 8)])

@@ -90,7 +90,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         cert["inputs"]["compared_steps"] = steps
     builts32: dict[str, voices.Built] = {}
     entries: dict[str, dict] = {}
-    large = worth_releasing(ref.outs)
+    large = worth_releasing(model, ref.outs)
 
     def here(voice: str) -> None:  # the voice's section computed in this process
         entries[voice], builts = voice_section(voice, model, ref, data["dy"], profile, settings.progress,

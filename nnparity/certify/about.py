@@ -54,13 +54,17 @@ def peak_memory(together_gib: float | None = None, every_s: float | None = None)
 
 
 RELEASE_FROM_BYTES = 256 * 2**20
-"""The reference's every-layer outputs (float64) from which a voice's memory is worth giving back after it (resnet50
-at 3,3,224,224: 0.84 GiB); below it a gc.collect per voice costs time and no bar is near (`worth_releasing`)."""
+"""The float64 bytes of a model's weights and its reference's every-layer outputs from which a voice's memory is
+worth giving back after it (resnet50 at 3,3,224,224: 0.84 GiB of outputs; vgg11: 1.0 GiB of weights); below it a
+gc.collect per voice costs time and no bar is near (`worth_releasing`)."""
 
 
-def worth_releasing(outs: list) -> bool:
-    """Whether a model is large enough for release_memory after each voice: its reference outputs' bytes."""
-    return sum(getattr(o, "nbytes", 0) for o in outs) >= RELEASE_FROM_BYTES
+def worth_releasing(model: Model, outs: list) -> bool:
+    """Whether a model is large enough for release_memory after each voice: its weights' float64 bytes (each voice
+    builds them in two dtypes, and its gradients and training step hold more of the same size) and its reference
+    outputs' bytes."""
+    weights = 8 * sum(int(np.size(w)) for la in model.layers for w in la.weights.values())
+    return weights + sum(getattr(o, "nbytes", 0) for o in outs) >= RELEASE_FROM_BYTES
 
 
 def release_memory() -> None:

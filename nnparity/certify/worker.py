@@ -155,7 +155,7 @@ def main(folder: str) -> int:
     entries = {}
     for voice in request["voices"]:
         entries[voice], _ = voice_section(voice, model, ref, data["dy"], profile, say, request["one_pass"])
-        if worth_releasing(ref.outs):
+        if worth_releasing(model, ref.outs):
             release_memory()
     tmp = base / "result.json.part"
     tmp.write_text(json.dumps({"entries": entries, "profile": profile.seconds}, default=_plain))
