@@ -25,8 +25,6 @@ import importlib
 import json
 import os
 import runpy
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from impls.importers import load
 from impls.model import voices
 from impls.model.compose import reference_forward, reference_outputs
 from nnparity import cli
+from tests.alone import run_alone
 from tests.test_elementwise import LOADER, _canonical, _nchw
 from verify.conftest import load_framework
 from verify.headroom import check
@@ -199,12 +198,7 @@ def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(sources
         Path("ports.json").write_text(json.dumps(ports))
     finally:
         os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, d)
     assert len(got) == len(ports) == 9 and all(err <= BAR for err in got.values()), got
 
 

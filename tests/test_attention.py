@@ -15,9 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from impls.contract.tolerance import error_stats, tolerance
 from impls.importers import UnsupportedLayer, load
 from impls.model.compose import reference_forward, reference_outputs
 from nnparity import cli
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 BAR = tolerance("float32")
@@ -192,12 +190,7 @@ def ports_alone(d: Path, spec: str, x: np.ndarray, want: np.ndarray, capsys, sha
         argv = ["port", spec, "--to", target, "-o", str(d / path)] + (["--input-shape", shape] if shape else [])
         assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
     (d / "ports.json").write_text(json.dumps([list(t) for t in targets]))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, d)
     assert len(got) == len(targets), got
     return got
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 
 from impls.contract.tolerance import tolerance
 from nnparity import cli
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 
@@ -174,11 +173,6 @@ def test_ports_load_with_their_own_frameworks_and_agree_with_the_sources(folder,
             assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
     finally:
         os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=folder, env=env, capture_output=True, text=True,
-                       timeout=300, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, folder, timeout=300)
     bar = tolerance("float32")
     assert all(err <= bar for err in got.values()), got

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from impls.importers import UnsupportedLayer
 from impls.model.compose import reference_forward, reference_outputs
 from impls.ports import torch_port
 from nnparity import cli
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 torch = load_framework("torch")
@@ -140,12 +139,7 @@ def test_the_residual_block_ports(folder, to, capsys):
 def test_the_ports_load_with_their_own_frameworks_and_agree_with_the_torch_module(folder):
     missing = [f for f in ("resnet.keras", "resnet.onnx") if not (folder / f).exists()]
     assert not missing, f"the port commands did not write {missing} (see test_the_residual_block_ports)"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=folder, env=env, capture_output=True, text=True,
-                       timeout=300, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, folder, timeout=300)
     bar = tolerance("float32")
     assert all(isinstance(err, float) and err <= bar for err in got.values()), got
 

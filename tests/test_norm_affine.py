@@ -13,10 +13,7 @@ built of BatchNormalization(scale=False)).
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import pytest
 from impls.contract.tolerance import assert_close, error_stats, tolerance
 from impls.model import seeded, training
 from impls.model.compose import reference_forward, reference_vjp
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 B = 3
@@ -216,12 +214,7 @@ def test_keras_inception_conv_bn_ports_everywhere_and_loads_alone(tmp_path, caps
             assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
     finally:
         os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, tmp_path)
     assert got.pop("torch trainable") == _params(imported.model)
     assert all(err <= BAR for err in got.values()), got
     assert keras  # loaded through frameworks first

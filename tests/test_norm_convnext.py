@@ -11,10 +11,7 @@ last axis of the channels-last map, GELU, nn.Linear, Permute([0, 3, 1, 2]), the 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import pytest
 
 from impls.contract.tolerance import error_stats, tolerance
 from impls.model.compose import reference_forward, reference_outputs
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 B = 3
@@ -159,12 +157,7 @@ def test_a_small_convnext_ports_everywhere_and_loads_alone(net, capsys):
             assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
     finally:
         os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, d)
     assert set(got) == {"torch", "keras", "onnx", "flax"} and all(err <= BAR for err in got.values()), got
 
 

@@ -13,11 +13,8 @@ each source that has it to every target.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import pytest
 
 from impls.contract.tolerance import error_stats, tolerance
 from impls.model.compose import reference_forward
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 B = 3
@@ -225,12 +223,7 @@ def test_torch_alexnet_lrn_ports_everywhere_and_loads_alone(tmp_path, capsys):
         os.chdir(cwd)
     src = (tmp_path / "p_torch" / "model.py").read_text()
     assert "nn.LocalResponseNorm(5, alpha=0.9, beta=0.6, k=1.5)" in src and ".flip(1)" not in src  # torch's own window
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, tmp_path)
     assert set(got) == {"torch", "keras", "onnx", "flax"} and all(err <= BAR for err in got.values()), got
 
 

@@ -12,10 +12,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import pytest
 
 from impls.contract.tolerance import error_stats, tolerance
 from impls.model.compose import reference_forward, reference_outputs
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 B = 3
@@ -152,12 +150,7 @@ def test_an_xception_block_ports_everywhere_and_loads_alone(keras_net, capsys):
             assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
     finally:
         os.chdir(cwd)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, d)
     assert "SeparableConv2D" in got.pop("keras classes")
     assert set(got) == {"torch", "keras", "onnx", "flax"} and all(err <= BAR for err in got.values()), got
     back = load(str(d / "p.keras"), (B, 11, 9, 3)).model  # the Keras port imports back as the same description

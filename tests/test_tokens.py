@@ -14,9 +14,6 @@ torch to each target, as a user runs them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -26,6 +23,7 @@ from impls.contract.tolerance import error_stats, tolerance
 from impls.importers import UnsupportedLayer
 from impls.model.compose import reference_forward, reference_outputs
 from nnparity import cli
+from tests.alone import run_alone
 from verify.conftest import load_framework
 
 from .test_attention import LOADER
@@ -125,12 +123,7 @@ def test_the_vit_steps_port_and_load_alone(torch_file, tmp_path, capsys):
         ports.append((target, path))
     assert "ClassToken(8)" in (tmp_path / "port_torch" / "model.py").read_text()
     (tmp_path / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, tmp_path)
     assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
 
 
@@ -325,12 +318,7 @@ def test_torchvision_vit_ports_load_alone_and_certifies(vit_file, tmp_path, caps
         assert cli.main(argv) == 0, (argv, capsys.readouterr().err)
         ports.append((target, path))
     (tmp_path / "ports.json").write_text(json.dumps(ports))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    r = subprocess.run([sys.executable, "-I", "-c", LOADER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=600, check=False)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
-    assert got.pop("nnparity loaded") == []
+    got = run_alone(LOADER, tmp_path)
     assert len(got) == len(ports) and all(err <= AGREE for err in got.values()), got
     print("torchvision ViT ports, relative max error loaded alone:", got)
     _keras_port_trains_what_torch_trains(runpy.run_path(str(vit_file))["model"], tmp_path / "port.keras")
