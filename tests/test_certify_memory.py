@@ -49,3 +49,21 @@ def test_weights_alone_make_a_model_worth_releasing(monkeypatch):
     assert about.worth_releasing(model, [])  # a weight-heavy model (vgg11: 1.0 GiB) with small activations
     assert not about.worth_releasing(model.sub(0, 1), [])
     assert about.worth_releasing(model.sub(0, 1), [np.zeros(weights // 8)])
+
+
+@pytest.mark.parametrize("threshold, jobs", [(0, 1), (10**15, 2)])
+def test_a_large_model_is_certified_in_one_process_and_says_why(monkeypatch, threshold, jobs):
+    import nnparity.certify as certify
+    from nnparity.certify import worker
+
+    from .test_certify import small_gru
+
+    started = []
+    monkeypatch.setattr(about, "ONE_PROCESS_FROM_BYTES", threshold)
+    monkeypatch.setattr(worker.Worker, "start", classmethod(lambda cls, *a: started.append(a) or None))
+    monkeypatch.setattr(certify, "Worker", worker.Worker)
+    cert = certify.certify(small_gru(), None, certify.Settings(bench=False, voices=("numpy", "jax"), jobs=2))
+    assert len(started) == (jobs > 1)  # the worker is asked for only where two processes may run
+    assert cert.get("processes", {}).get("jobs") == (1 if jobs == 1 else None)  # said only where it differs
+    if jobs == 1:
+        assert "one process, not 2" in certify.profile_table(cert)

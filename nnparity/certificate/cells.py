@@ -45,7 +45,7 @@ def cell(c: dict[str, Any] | None) -> str:
             return k.replace("_", " ")
     if raised(c):
         return "raised"
-    text = num(error_of(c))
+    text = num(error_of(c)) + (f" (calibrated bar {num(c['bar'])})" if c.get("calibrated") else "")
     return text if c["pass"] else f"**{text} ✗**"
 
 

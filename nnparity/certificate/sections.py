@@ -26,7 +26,9 @@ def about(cert: dict[str, Any]) -> list[str]:
              *([f"- {i['gru_state']}"] if "gru_state" in i else []),
              *(_compared_steps(i["compared_steps"]) if "compared_steps" in i else []),
              f"- reference: {cert['reference']}; error: {cert['error_measure']}; bars: "
-             + ", ".join(f"{d} {b:g}" for d, b in cert["bars"].items())]  # fmt: skip
+             + ", ".join(f"{d} {b:g}" for d, b in cert["bars"].items()),
+             *([(f"- calibrated float32 bar: {cal['rule']}; it judged {cal['checks']} checks here, {cal['passed']} "
+                 "within it")] if (cal := cert.get("float32_calibration")) and cal["checks"] else [])]  # fmt: skip
     if "none" in cert.get("source", {}):
         lines.append(f"- source: {cert['source']['none']}")
     if "skipped" in cert.get("speed", {}):

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from impls.contract.tolerance import tolerance
+from impls.contract.tolerance import CALIBRATED_FACTOR, tolerance
 from impls.importers import Imported
 from impls.model import voices
 from impls.model.description import Model
 
-from .about import model_section, peak_memory, release_memory, versions, worth_releasing
+from . import about
+from .about import model_bytes, model_section, peak_memory, release_memory, versions, worth_releasing
 from .checks import Profile, attempt, compare
 from .initial_state import has_gru, initial_state_checks
 from .inputs import (
@@ -103,7 +104,14 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     def usable(voice: str) -> bool:  # known from its entry, or for the worker's voices from whether it imports here
         return "unavailable" not in entries[voice] if voice in entries else availability(voice) is None
 
-    away = split(settings.voices, settings.jobs)
+    size = model_bytes(model, ref.outs)
+    jobs = 1 if settings.jobs > 1 and size >= about.ONE_PROCESS_FROM_BYTES else settings.jobs
+    if jobs != settings.jobs:  # said only where it differs: the certificate is otherwise the same for any --jobs
+        cert["processes"] = {"jobs": jobs, "why": (
+            f"one process, not {settings.jobs}: the model's float64 weights and reference outputs take "
+            f"{size / 2**30:.2f} GiB, at least {about.ONE_PROCESS_FROM_BYTES / 2**30:.2f} GiB, where a worker's own "
+            "copy makes the two processes' peaks meet")}  # fmt: skip
+    away = split(settings.voices, jobs)
     job = Worker.start(model, batch, away, settings.one_pass) if away else None
     try:
         for voice in settings.voices:
@@ -152,6 +160,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
         cert["speed"] = {"skipped": "--no-bench"}
     cert["versions"] = versions()
     cert["platform"] = {"system": platform.platform(), "python": sys.version.split()[0]}
+    cert["float32_calibration"] = calibration(cert)
     cert["failures"] = failures(cert)
     fd = overall_first_diverging(cert)
     cert["first_diverging_layer"] = fd["name"] if fd else None
@@ -163,6 +172,21 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     return cert
 
 
+CALIBRATION_RULE = (
+    f"a float32 check run from the model's input (the whole forward, every layer accumulated) over the table's bar is "
+    f"judged by {CALIBRATED_FACTOR:g} times NumPy's own float32 error at that layer (the reference's own code run in "
+    "float32 from the same input): float32 itself errs by that much there, and rounding grows with depth. A layer "
+    "isolated, fed the reference's input, keeps the table's bar, and so does every float64 check")
+
+
+def calibration(cert: dict[str, Any]) -> dict[str, Any]:
+    """The certificate's statement of the calibrated float32 bar and how many checks it judged (and passed)."""
+    checks = [c for e in cert["voices"].values() for c in [e.get("forward", {}).get("float32"),
+              *(r.get("accumulated") for r in e.get("layers", {}).get("float32", []))] if c and c.get("calibrated")]
+    return {"factor": CALIBRATED_FACTOR, "rule": CALIBRATION_RULE, "checks": len(checks),
+            "passed": sum(bool(c["pass"]) for c in checks)}  # fmt: skip
+
+
 def profile_table(cert: dict[str, Any]) -> str:
     """The certificate's profile as the plain-text table `nnparity certify --profile` prints."""
     p = Profile()
@@ -170,9 +194,10 @@ def profile_table(cert: dict[str, Any]) -> str:
     mem = cert.get("memory", {})
     both = (f" (worker {mem['peak_rss_children_gib']:.2f} GiB; both at once at most {mem['peak_rss_together_gib']:.2f}"
             " GiB)") if "peak_rss_together_gib" in mem else ""  # fmt: skip
+    why = cert.get("processes", {}).get("why")
     return (p.table() + f"\npeak resident memory {mem.get('peak_rss_gib', float('nan')):.2f} GiB{both}; checks "
-            f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s")
+            f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s" + (f"\n{why}" if why else ""))
 
 
-__all__ = ["DTYPES", "FORMAT", "SEEDS", "UNMOVED", "Settings", "_unmoved", "attempt", "certify", "compare", "conditioned",
+__all__ = ["CALIBRATION_RULE", "DTYPES", "FORMAT", "SEEDS", "UNMOVED", "Settings", "_unmoved", "attempt", "certify", "compare", "conditioned",
            "failures", "first_diverging", "layer_checks", "lengths", "profile_table", "zero_gradient_parameters"]

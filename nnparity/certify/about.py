@@ -59,12 +59,22 @@ worth giving back after it (resnet50 at 3,3,224,224: 0.84 GiB of outputs; vgg11:
 gc.collect per voice costs time and no bar is near (`worth_releasing`)."""
 
 
-def worth_releasing(model: Model, outs: list) -> bool:
-    """Whether a model is large enough for release_memory after each voice: its weights' float64 bytes (each voice
-    builds them in two dtypes, and its gradients and training step hold more of the same size) and its reference
-    outputs' bytes."""
+ONE_PROCESS_FROM_BYTES = 512 * 2**20
+"""From this size (`model_bytes`) certify computes every voice in one process: the worker holds its own reference and
+builds, and the two processes' peaks meet. torchvision resnet50 at 3,3,224,224 (1.04 GiB): two processes 201.8 s and
+11.46 GiB at once, one 227.0 s and 9.45 GiB (bar 12 GiB); resnet18 at 3,3,64,64 (0.12 GiB) keeps two."""
+
+
+def model_bytes(model: Model, outs: list) -> int:
+    """A model's size as certify holds it many times over: its weights in float64 (each voice builds them in two
+    dtypes, and its gradients and training step hold more of the same size) and its reference's every-layer outputs."""
     weights = 8 * sum(int(np.size(w)) for la in model.layers for w in la.weights.values())
-    return weights + sum(getattr(o, "nbytes", 0) for o in outs) >= RELEASE_FROM_BYTES
+    return weights + sum(getattr(o, "nbytes", 0) for o in outs)
+
+
+def worth_releasing(model: Model, outs: list) -> bool:
+    """Whether a model is large enough for release_memory after each voice."""
+    return model_bytes(model, outs) >= RELEASE_FROM_BYTES
 
 
 def release_memory() -> None:
@@ -87,5 +97,5 @@ def _malloc_trim():
 
 _TRIM = _malloc_trim()
 
-__all__ = ["RELEASE_FROM_BYTES", "VERSIONS", "model_section", "peak_memory", "release_memory", "versions",
-           "worth_releasing"]
+__all__ = ["ONE_PROCESS_FROM_BYTES", "RELEASE_FROM_BYTES", "VERSIONS", "model_bytes", "model_section", "peak_memory",
+           "release_memory", "versions", "worth_releasing"]

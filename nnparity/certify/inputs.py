@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from impls.contract.spec import random_array
+from impls.contract.tolerance import CALIBRATED_FACTOR, calibrated_tolerance
 from impls.model.compose import reference_inputs, reference_outputs, reference_vjp
 from impls.model.description import Model
 from impls.model.layers import spec_of
@@ -81,18 +82,47 @@ class Reference:
     ins: list[Any]  # what layer i reads: an array, or a list of them for a merge
     outs: list[np.ndarray]  # what layer i returns
     _vjp: dict = field(default_factory=dict, repr=False)
+    _own32: list | None = field(default=None, repr=False)  # own_float32's per-layer errors, once computed
     valid: list[Any] = field(default_factory=list)  # per layer: the (B, T) valid steps where its padded ones are
     # undefined (Model.undefined_steps: compared at the valid steps only), or None
 
-    def compare(self, y: Any, i: int, dtype: str) -> dict[str, Any]:
+    def compare(self, y: Any, i: int, dtype: str, accumulated: bool = False) -> dict[str, Any]:
         """compare(y, layer i's reference output): at the valid steps only where the sources leave the padded ones
-        undefined (the row says so: "steps")."""
+        undefined (the row says so: "steps"). `accumulated` (y computed from the model's input through layers
+        0..i): a float32 y over the table's bar is judged by the calibrated bar, CALIBRATED_FACTOR times NumPy's own
+        float32 error at that layer (`own_float32`), and says so (impls/contract/tolerance.py CALIBRATED_WORKS)."""
+        c = self._compare(y, self.outs[i], i, dtype)
+        if not accumulated or dtype != "float32" or c["pass"] or "problem" in c or not np.isfinite(c["error"]):
+            return c
+        own = self.own_float32(i)
+        if own is None:
+            return c
+        bar = calibrated_tolerance("float32", "accumulated", own)
+        return {**c, "bar": bar, "pass": bool(c["error"] <= bar), "table_bar": c["bar"], "own_float32_error": own,
+                "calibrated": f"{CALIBRATED_FACTOR:g} x NumPy's own float32 error here"}  # fmt: skip
+
+    def _compare(self, y: Any, want: np.ndarray, i: int, dtype: str) -> dict[str, Any]:
         from .checks import compare
 
         v = self.valid[i] if self.valid else None
         if v is None or y is None or np.shape(y)[:2] != v.shape:
-            return compare(y, self.outs[i], dtype)
-        return {**compare(np.asarray(y)[v], self.outs[i][v], dtype), "steps": "valid"}
+            return compare(y, want, dtype)
+        return {**compare(np.asarray(y)[v], want[v], dtype), "steps": "valid"}
+
+    def own_float32(self, i: int) -> float | None:
+        """NumPy's own float32 error at layer i, run from the input (impls/primitives/numpy_impl, the reference's own
+        code in float32, every layer's output from one forward, computed once): how far float32 itself is from
+        float64 there. None where NumPy cannot compute the model in float32."""
+        if self._own32 is None:
+            from impls.model import voices
+
+            from .checks import attempt
+
+            built, problem = attempt(voices.build, "numpy", self.model.astype("float32"), "float32")
+            outs, problem = (None, problem) if problem else attempt(built.outputs, cast(self.x, "float32"))
+            self._own32 = [None] * len(self.outs) if problem or outs is None else [
+                self._compare(o, w, j, "float32")["error"] for j, (o, w) in enumerate(zip(outs, self.outs, strict=True))]
+        return self._own32[i]
 
     def vjp(self, dy: np.ndarray) -> tuple[np.ndarray | None, dict[tuple[str, str], np.ndarray]]:
         """The reference's hand-written backward for L = <dy, model(x)>, computed once for every voice."""

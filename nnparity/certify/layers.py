@@ -52,17 +52,17 @@ def layer_checks(voice: str, model: Model, dtype: str, ref: Reference, whole: vo
             y, problem = (None, problem) if problem else attempt(masked.forward, cast(ref.ins[start], dtype))
             row["isolated"] = problem or ref.compare(y, i, dtype)
         if not slow:
-            row["accumulated"] = every or ref.compare(outs[i], i, dtype)
+            row["accumulated"] = every or ref.compare(outs[i], i, dtype, accumulated=True)
         elif chained and start == i and built is not None:
             if prev is None:
                 row["accumulated"] = {"not_computed": "an earlier layer of this voice's chain did not compute"}
             else:
                 prev, problem = attempt(built.forward, prev)
-                row["accumulated"] = problem or ref.compare(prev, i, dtype)
+                row["accumulated"] = problem or ref.compare(prev, i, dtype, accumulated=True)
         else:  # the voice's own build of layers 0..i
             prefix, problem = attempt(voices.build, voice, model.sub(0, i + 1).astype(dtype), dtype)
             prev, problem = (None, problem) if problem else attempt(prefix.forward, cast(ref.x, dtype))
-            row["accumulated"] = problem or ref.compare(prev, i, dtype)
+            row["accumulated"] = problem or ref.compare(prev, i, dtype, accumulated=True)
         rows.append(row)
     return rows
 

@@ -89,7 +89,7 @@ def voice_section(voice: str, model: Model, ref: Reference, dy: np.ndarray, prof
         builts[dtype] = built
         with profile.section(voice, "forward"):
             y, problem = attempt(whole_forward, built, cast(ref.x, dtype))
-        entry["forward"][dtype] = problem or ref.compare(y, len(ref.outs) - 1, dtype)
+        entry["forward"][dtype] = problem or ref.compare(y, len(ref.outs) - 1, dtype, accumulated=True)
         progress(f"{voice}: {len(model.layers)} layers isolated and accumulated in {dtype}")
         with profile.section(voice, "layers"):
             entry["layers"][dtype] = layer_checks(voice, model, dtype, ref, built, voices.LayerBuilds(voice, dtype),

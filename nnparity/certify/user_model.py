@@ -21,7 +21,7 @@ def source_section(imported: Imported | None, ref: Reference, progress) -> dict[
     out: dict[str, Any] = {"source": imported.source, "path": imported.path, "dtype": dtype, "notes": list(imported.notes)}
     progress(f"the source model ({imported.source}) itself")
     y, problem = attempt(imported.forward, cast(ref.x, dtype))
-    out["forward"] = problem or ref.compare(y, len(ref.outs) - 1, dtype)
+    out["forward"] = problem or ref.compare(y, len(ref.outs) - 1, dtype, accumulated=True)
     model = ref.model
     rows = [{"index": i, "name": la.name, "kind": la.kind} for i, la in enumerate(model.layers)]
     if imported.layer_call is not None:
@@ -44,7 +44,7 @@ def source_section(imported: Imported | None, ref: Reference, progress) -> dict[
             if problem:
                 r["accumulated"] = problem
             elif i < len(ys):
-                r["accumulated"] = ref.compare(ys[i], i, dtype)
+                r["accumulated"] = ref.compare(ys[i], i, dtype, accumulated=True)
             else:
                 r["accumulated"] = {"error": float("inf"), "bar": tolerance(dtype), "pass": False,
                                     "problem": f"the source gave {len(ys)} layer outputs for {len(rows)} layers"}
