@@ -136,3 +136,21 @@ def test_the_gradient_spread_is_the_references_own_one_ulp_sensitivity(model):
     zero = section.zero_gradient_parameters(model)  # conv biases read only by a BatchNorm: their gradient is noise
     rel = {k: spread[k] / np.max(np.abs(grads[k])) for k in grads if k not in zero}
     assert 0 < max(rel.values()) < 1e-9, max(rel.values())
+
+
+def test_a_zero_gradient_weight_may_move_by_adams_gain_at_zero_times_its_rounding_and_no_more():
+    """A bias read only by a BatchNorm has an exactly-zero gradient; in a deep model the framework's is a cancelled
+    sum of a few 1e-13 (keras.applications ResNet50's conv1 bias moved 3.6e-8 in torch_nn's float64 step). Its bar is
+    lr / e times 10 times its one-ulp spread, never below 1e-6 lr, so a weight moved by a real update still fails."""
+    from nnparity.certify import training as section
+
+    lr = training.LR
+    assert section.unmoved_bar("torch", 1e-8, 0.0) == section.UNMOVED * lr  # no spread: the plain floor
+    assert section.unmoved_bar("torch", 1e-8, 1e-13) == pytest.approx(lr / 1e-8 * 10 * 1e-13)  # 1e-7
+    keras_e = 1e-7 / np.sqrt(1 - 0.999)
+    assert section.unmoved_bar("keras", 1e-7, 1e-11) == pytest.approx(lr / keras_e * 10 * 1e-11)  # e = 3.2e-6
+    before = np.zeros(4)
+    bar = section.unmoved_bar("torch", 1e-8, 1e-13)
+    assert section._unmoved(before, before + 3.6e-8, before, "why", bar, 1e-13)["pass"]
+    assert not section._unmoved(before, before + lr, before, "why", bar, 1e-13)["pass"]  # a real step: lr
+    assert not section._unmoved(before, before + 3.6e-8, before, "why")["pass"]  # the plain floor alone

@@ -43,8 +43,9 @@ ADAM_CONVENTIONS = {
 BAR_RULE = ("a weight after the step may be off by bar * max|w| plus, at each element, the gradient's accuracy times "
             "Adam's first-step derivative there, lr e / (|g| + e)^2 (e = eps for torch and optax, eps / sqrt(1 - beta_2) "
             "for Keras); the gradient's accuracy is the larger of bar * max|g| of its tensor and 10 times how far the "
-            "reference's training gradient moves when every weight and the input move by one ulp; moving statistics "
-            "at the plain bar")
+            "reference's training gradient moves when every weight and the input move by one ulp; a weight whose "
+            "gradient is exactly zero (a bias read only by a BatchNorm) may move by the larger of 1e-6 lr and lr / e "
+            "times 10 times its own one-ulp gradient spread; moving statistics at the plain bar")
 SPREAD_FACTOR = 10.0
 """How many times the reference's one-ulp gradient spread a framework's training gradient may be off (see above)."""
 UNMOVED = 1e-6
@@ -72,11 +73,23 @@ def zero_gradient_parameters(model: Model) -> dict[tuple[str, str], str]:
     return out
 
 
-def _unmoved(before: np.ndarray, got: np.ndarray, want: np.ndarray, why: str) -> dict[str, Any]:
-    bar = UNMOVED * training.LR
+def unmoved_bar(flavour: str, eps: float, spread: float = 0.0) -> float:
+    """How far a parameter with an exactly-zero gradient may move in one step: UNMOVED * lr, or, where the reference's
+    own gradient of it moves by rounding (its one-ulp `spread`), Adam's sensitivity at g = 0 (lr / e) times
+    SPREAD_FACTOR times that spread. In a deep model the zero is a sum that cancels: keras.applications ResNet50's
+    conv1 bias (read only by a BatchNorm) moved 3.6e-8 in torch_nn's float64 step, a gradient of a few 1e-13 that
+    Adam divides by eps = 1e-8."""
+    at_zero = float(numpy_train.adam_first_step_sensitivity(np.zeros(()), flavour, eps, training.LR))
+    return max(UNMOVED * training.LR, at_zero * SPREAD_FACTOR * spread)
+
+
+def _unmoved(before: np.ndarray, got: np.ndarray, want: np.ndarray, why: str, bar: float | None = None,
+             spread: float | None = None) -> dict[str, Any]:  # fmt: skip
+    bar = UNMOVED * training.LR if bar is None else bar
     moved = max(float(np.max(np.abs(np.asarray(got) - before))), float(np.max(np.abs(np.asarray(want) - before))))
     return {"error": moved, "bar": bar, "pass": bool(moved <= bar), "zero_gradient": why,
-            "measure": "the larger of the two steps' moves, absolute"}
+            "measure": "the larger of the two steps' moves, absolute",
+            **({"spread": spread} if spread is not None else {})}  # fmt: skip
 
 
 def gradient_spread(model: Model, x: np.ndarray, t: np.ndarray,
@@ -204,7 +217,8 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
         row["weights"] = [{"tensor": "/".join(k), **(
             {"error": float("inf"), "bar": tolerance("float64", work), "pass": False,
              "problem": "train_step returned no such weight"} if k not in weights else
-            _unmoved(before[k], weights[k], want[k], zero[k]) if k in zero else
+            _unmoved(before[k], weights[k], want[k], zero[k], unmoved_bar(flavour, eps, spread.get(k, 0.0)),
+                     spread.get(k, 0.0)) if k in zero else
             conditioned(weights[k], want[k], grads[k], flavour, eps, work, spread.get(k, 0.0)) if k in grads else
             compare(weights[k], want[k], "float64", work))} for k in want]  # fmt: skip
         if work:
@@ -217,4 +231,4 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
 
 
 __all__ = ["ADAM_CONVENTIONS", "BAR_RULE", "SPREAD_FACTOR", "UNMOVED", "conditioned", "gradient_spread", "training_section",
-           "zero_gradient_parameters"]
+           "unmoved_bar", "zero_gradient_parameters"]
