@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-WHY_NOT = ("refused", "unavailable", "none", "not_computed")
+WHY_NOT = ("refused", "unavailable", "none", "not_computed", "not_compared")
 
 
 def error_of(c: Any) -> float:

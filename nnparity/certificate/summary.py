@@ -53,7 +53,7 @@ def _gradient_cell(g: dict[str, Any]) -> str:
         return "none (declared)"
     if raised(g):
         return "**raised**"
-    return next((k.replace("_", " ") for k in ("refused", "unavailable", "not_computed") if k in g), "-")
+    return next((k.replace("_", " ") for k in ("refused", "unavailable", "not_computed", "not_compared") if k in g), "-")
 
 
 def _training_cell(t: dict[str, Any], v: str) -> str:
@@ -134,7 +134,7 @@ def _refused(cert: dict[str, Any]) -> list[str]:
         for d, reason in e.get("refused", {}).items():
             why.setdefault(reason, []).append(f"`{v}` {d}")
         g = e.get("gradients", {})
-        for k in ("none", "refused"):
+        for k in ("none", "refused", "not_compared"):
             if k in g:
                 why.setdefault(g[k], []).append(f"`{v}` gradients")
     t = cert["training"]
