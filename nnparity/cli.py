@@ -57,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--jobs", type=_jobs, default=None, metavar="N",
                    help="processes for the checks: 2 or more computes JAX's voices (jax, flax) in a worker process "
                         "beside the others; 1 computes everything in this one (default: 2 where the machine has "
-                        "two cores). The certificate is the same either way, apart from its times")
+                        "two cores; one for a model whose float64 weights and layer outputs reach 512 MiB, and the "
+                        "certificate says why). The certificate is otherwise the same either way, apart from its times")
     q = sub.add_parser(
         "port", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write the model as a torch, Keras, ONNX or Flax model that loads without nnparity",
