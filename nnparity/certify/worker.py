@@ -152,10 +152,10 @@ def main(folder: str) -> int:
         if sys.stderr.isatty():
             print(f"nnparity [worker] {message}", file=sys.stderr, flush=True)
 
-    entries = {}
+    entries, large = {}, worth_releasing(model, ref.outs)
     for voice in request["voices"]:
         entries[voice], _ = voice_section(voice, model, ref, data["dy"], profile, say, request["one_pass"])
-        if worth_releasing(model, ref.outs):
+        if large:
             release_memory()
     tmp = base / "result.json.part"
     tmp.write_text(json.dumps({"entries": entries, "profile": profile.seconds}, default=_plain))
