@@ -246,6 +246,10 @@ def test_a_bias_read_only_by_a_batchnorm_is_held_to_not_moving_rather_than_to_a_
         ("add", "a", {}, ("c2", "bn1")), ("batch_norm", "bn2", {}), ("add", "b", {}, ("bn2", INPUT)),
         ("global_avg_pool", "g", {}), ("dense", "d", {"units": 3})])  # fmt: skip
     assert set(certify.zero_gradient_parameters(m)) == {("c1", "bias")}  # c2 is read by an add, which keeps its bias
+    fused = chain("fused", (5, 5, 2), [
+        ("conv2d", "c1", {"filters": 2, "kernel_size": [3, 3], "padding": "same", "activation": "relu"}),
+        ("batch_norm", "bn1", {}), ("global_avg_pool", "g", {}), ("dense", "d", {"units": 3})])  # fmt: skip
+    assert certify.zero_gradient_parameters(fused) == {}  # Conv2D(activation="relu") -> BatchNormalization: b moves
     before = np.zeros(3)
     ok = certify._unmoved(before, before + 1e-12, before - 1e-12, "why")
     moved = certify._unmoved(before, before + 1e-6, before, "why")

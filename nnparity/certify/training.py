@@ -67,7 +67,8 @@ def zero_gradient_parameters(model: Model) -> dict[tuple[str, str], str]:
     out = {}
     for la in model.layers:
         readers = model.consumers(la.name)
-        if "bias" in la.weights and readers and all(model.layers[j].kind == "batch_norm" for j in readers):
+        linear = la.options.get("activation", "linear") in ("linear", None)  # relu(Wx + b): b is not removed
+        if "bias" in la.weights and linear and readers and all(model.layers[j].kind == "batch_norm" for j in readers):
             out[(la.name, "bias")] = (f"read only by the BatchNorm {model.layers[readers[0]].name!r}, whose batch mean "
                                       "removes it: its gradient is exactly zero")
     return out
