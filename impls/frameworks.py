@@ -47,6 +47,24 @@ def use_jax_compile_cache(path: str | os.PathLike) -> None:
         _configure("jax", sys.modules["jax"])
 
 
+SYSTEM_ALLOCATOR = {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"}
+"""TensorFlow's oneDNN CPU allocator pools what it frees and never gives it back to the system (a BFC pool); with
+this variable it allocates with malloc, whose freed memory the process can return. Nothing computed changes, only
+where the bytes live. Measured on torchvision vgg11 (128.8 M parameters, 3x3x32x32): the tensorflow voice's section
+held 3.35 GiB more than before it once finished and collected, 0.69 GiB with the system allocator
+(`prefer_system_allocator`)."""
+
+
+def prefer_system_allocator() -> bool:
+    """Ask TensorFlow, before it starts, for the system allocator (SYSTEM_ALLOCATOR), unless the environment already
+    says otherwise. False where TensorFlow has already started in this process (its allocator is then fixed). Used
+    where no timing is taken (certify --no-bench), so no speed this project reports depends on it."""
+    if "tensorflow" in sys.modules:
+        return False
+    for key, value in SYSTEM_ALLOCATOR.items():
+        os.environ.setdefault(key, value)
+    return True
+
 def _prepare(name: str) -> None:
     if name in ("tensorflow", "keras"):
         # Before the first TensorFlow import: silence oneDNN/absl start-up lines, keep Keras on TF.

@@ -119,6 +119,9 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
                 here(voice)
         # the training step while the worker computes: every voice's, the worker's included (its step is one build)
         expected = [v for v in settings.voices if usable(v)]
+        if large:  # the reference's gradients (every parameter's, float64) are not needed again unless a voice is redone
+            ref.forget_vjp()
+            release_memory()
         trained = training_section(model, ref, expected, settings.voices, settings.progress, profile)
         got = job.result() if job else None
     finally:

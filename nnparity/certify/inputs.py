@@ -131,6 +131,10 @@ class Reference:
             self._vjp = {key: reference_vjp(self.model, cast(self.x, "float64"), dy)}
         return self._vjp[key]
 
+    def forget_vjp(self) -> None:
+        """Free the cached backward (as large as the model's parameters in float64); `vjp` computes it again."""
+        self._vjp = {}
+
     @classmethod
     def of(cls, model: Model, x: np.ndarray) -> Reference:
         m = model.astype("float64")

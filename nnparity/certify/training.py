@@ -33,6 +33,7 @@ from impls.model.description import Model
 from impls.train import numpy_train
 
 from .. import trainref
+from .about import release_memory, worth_releasing
 from .checks import Profile, attempt, compare
 from .inputs import SEEDS, Reference
 
@@ -134,6 +135,7 @@ _STOCHASTIC_DEPTH = ("; stochastic depth is off too, the identity it is at infer
 
 def training_section(model: Model, ref: Reference, available: list[str], selected: tuple[str, ...], progress,
                      profile: Profile) -> dict[str, Any]:  # fmt: skip
+    model = ref.model  # the same model in float64: each astype("float64") below is then the same arrays, not a copy
     kind = training.loss_kind(model)
     t = training.targets(model, ref.outs[-1], SEEDS["targets"])
     out: dict[str, Any] = {"loss": kind, "lr": training.LR, "dtype": "float64", "targets_seed": SEEDS["targets"],
@@ -151,6 +153,7 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
             training.check_unsaturated(ref.outs[-1])
         except ValueError as e:
             return {**out, "not_compared": f"{e}; on these inputs the frameworks' own losses are different functions"}
+    large = worth_releasing(model, ref.outs)
     memo: dict = {}  # the reference's training gradients, once per distinct projected model
     with profile.section("reference", "training"):
         loss0, grads0, state0 = training.reference_gradients(model, ref.x, t)
@@ -228,6 +231,9 @@ def training_section(model: Model, ref: Reference, available: list[str], selecte
         row["loss_value"], row["reference_loss"] = float(loss), float(want_loss)
         row["pass"] = row["loss_check"]["pass"] and all(w["pass"] for w in row["weights"])
         out["voices"][voice] = row
+        del got, weights, want, grads
+        if large:
+            release_memory()  # the framework's model, its Adam state and its step: freed before the next voice's
     return out
 
 
