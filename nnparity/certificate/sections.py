@@ -28,7 +28,9 @@ def about(cert: dict[str, Any]) -> list[str]:
              f"- reference: {cert['reference']}; error: {cert['error_measure']}; bars: "
              + ", ".join(f"{d} {b:g}" for d, b in cert["bars"].items()),
              *([(f"- calibrated float32 bar: {cal['rule']}; it judged {cal['checks']} checks here, {cal['passed']} "
-                 "within it")] if (cal := cert.get("float32_calibration")) and cal["checks"] else [])]  # fmt: skip
+                 "within it")] if (cal := cert.get("float32_calibration")) and cal["checks"] else []),
+             *([(f"- float64 bar by the reference's one-ulp spread: {sp['rule']}; it judged {sp['checks']} checks here, "
+                 f"{sp['passed']} within it")] if (sp := cert.get("float64_calibration")) and sp["checks"] else [])]  # fmt: skip
     if "none" in cert.get("source", {}):
         lines.append(f"- source: {cert['source']['none']}")
     if "skipped" in cert.get("speed", {}):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from impls.contract.tolerance import CALIBRATED_FACTOR, tolerance
+from impls.contract.tolerance import CALIBRATED_FACTOR, SPREAD_FACTOR, tolerance
 from impls.importers import Imported
 from impls.model import voices
 from impls.model.description import Model
@@ -32,6 +32,7 @@ from .initial_state import has_gru, initial_state_checks
 from .inputs import (
     INPUT_RANGE,
     SEEDS,
+    SPREAD_RULE,
     Reference,
     cast,
     defined_dy,
@@ -164,6 +165,7 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
     cert["versions"] = versions()
     cert["platform"] = {"system": platform.platform(), "python": sys.version.split()[0]}
     cert["float32_calibration"] = calibration(cert)
+    cert["float64_calibration"] = spread_calibration(cert)
     cert["failures"] = failures(cert)
     fd = overall_first_diverging(cert)
     cert["first_diverging_layer"] = fd["name"] if fd else None
@@ -178,8 +180,10 @@ def certify(model: Model, imported: Imported | None, settings: Settings) -> dict
 CALIBRATION_RULE = (
     f"a float32 check run from the model's input (the whole forward, every layer accumulated) over the table's bar is "
     f"judged by {CALIBRATED_FACTOR:g} times NumPy's own float32 error at that layer (the reference's own code run in "
-    "float32 from the same input): float32 itself errs by that much there, and rounding grows with depth. A layer "
-    "isolated, fed the reference's input, keeps the table's bar, and so does every float64 check")
+    "float32 from the same input): float32 itself errs by that much there, and rounding grows with depth; one over "
+    f"that too by the larger of it and {SPREAD_FACTOR:g} times the reference's one-float32-ulp spread there (how far "
+    "its float64 result moves when every weight and the input move by 2^-23, relative). A layer isolated, fed the "
+    "reference's input, keeps the table's bar")
 
 
 def calibration(cert: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +191,16 @@ def calibration(cert: dict[str, Any]) -> dict[str, Any]:
     checks = [c for e in cert["voices"].values() for c in [e.get("forward", {}).get("float32"),
               *(r.get("accumulated") for r in e.get("layers", {}).get("float32", []))] if c and c.get("calibrated")]
     return {"factor": CALIBRATED_FACTOR, "rule": CALIBRATION_RULE, "checks": len(checks),
+            "passed": sum(bool(c["pass"]) for c in checks)}  # fmt: skip
+
+
+def spread_calibration(cert: dict[str, Any]) -> dict[str, Any]:
+    """The certificate's statement of the float64 bar by the reference's one-ulp spread and how many checks it judged
+    (and passed): the whole forward, every layer accumulated, every gradient."""
+    checks = [c for e in cert["voices"].values() for c in [e.get("forward", {}).get("float64"),
+              *(r.get("accumulated") for r in e.get("layers", {}).get("float64", [])),
+              *e.get("gradients", {}).get("tensors", [])] if c and "ulp_spread" in c]  # fmt: skip
+    return {"factor": SPREAD_FACTOR, "seed": SEEDS["ulp"], "rule": SPREAD_RULE, "checks": len(checks),
             "passed": sum(bool(c["pass"]) for c in checks)}  # fmt: skip
 
 
@@ -202,5 +216,5 @@ def profile_table(cert: dict[str, Any]) -> str:
             f"{cert['checks_s']:.1f} s, total {cert['total_s']:.1f} s" + (f"\n{why}" if why else ""))
 
 
-__all__ = ["CALIBRATION_RULE", "DTYPES", "FORMAT", "SEEDS", "UNMOVED", "Settings", "_unmoved", "attempt", "certify", "compare", "conditioned",
+__all__ = ["CALIBRATION_RULE", "DTYPES", "SPREAD_RULE", "FORMAT", "SEEDS", "UNMOVED", "Settings", "_unmoved", "attempt", "certify", "compare", "conditioned",
            "failures", "first_diverging", "layer_checks", "lengths", "profile_table", "zero_gradient_parameters"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from impls.contract import tolerance as T
 from impls.contract.tolerance import OVERRIDES, tolerance
 from impls.model import training, voices
 from impls.model.description import Model
@@ -35,7 +36,7 @@ from impls.train import numpy_train
 from .. import trainref
 from .about import release_memory, worth_releasing
 from .checks import Profile, attempt, compare
-from .inputs import SEEDS, Reference
+from .inputs import SEEDS, Reference, one_ulp
 
 ADAM_CONVENTIONS = {
     "keras": "keras.optimizers.Adam: eps 1e-7 added to the uncorrected sqrt(v), the step size lr*sqrt(1-b2^t)/(1-b1^t)",
@@ -47,7 +48,7 @@ BAR_RULE = ("a weight after the step may be off by bar * max|w| plus, at each el
             "reference's training gradient moves when every weight and the input move by one ulp; a weight whose "
             "gradient is exactly zero (a bias read only by a BatchNorm) may move by the larger of 1e-6 lr and lr / e "
             "times 10 times its own one-ulp gradient spread; moving statistics at the plain bar")
-SPREAD_FACTOR = 10.0
+SPREAD_FACTOR = T.SPREAD_FACTOR
 """How many times the reference's one-ulp gradient spread a framework's training gradient may be off (see above)."""
 UNMOVED = 1e-6
 """A parameter whose gradient is exactly zero moves by rounding noise alone; Adam turns a gradient g of 1e-16 into a
@@ -98,14 +99,7 @@ def gradient_spread(model: Model, x: np.ndarray, t: np.ndarray,
                     grads: dict[tuple[str, str], np.ndarray]) -> dict[tuple[str, str], float]:  # fmt: skip
     """Per parameter tensor, max |g' - g|: how far the reference's training gradient moves when every weight and the
     (float) input are multiplied by 1 +- 2^-52 (one ulp, seeded signs): the step's own conditioning, measured."""
-    rng = np.random.default_rng(SEEDS["ulp"])
-
-    def ulp(a):
-        a = np.asarray(a, np.float64)
-        return a * (1.0 + rng.choice([-1.0, 1.0], a.shape) * 2.0**-52)
-
-    moved = model.astype("float64").map(ulp)
-    xm = x if np.issubdtype(np.asarray(x).dtype, np.integer) else ulp(x)
+    moved, xm = one_ulp(model, x)
     _, g2, _ = training.reference_gradients(moved, xm, t)
     return {k: float(np.max(np.abs(g2[k] - g))) for k, g in grads.items()}
 
