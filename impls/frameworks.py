@@ -65,6 +65,7 @@ def prefer_system_allocator() -> bool:
         os.environ.setdefault(key, value)
     return True
 
+
 def _prepare(name: str) -> None:
     if name in ("tensorflow", "keras"):
         # Before the first TensorFlow import: silence oneDNN/absl start-up lines, keep Keras on TF.

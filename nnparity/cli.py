@@ -126,7 +126,7 @@ def _certify(args: argparse.Namespace, argv: list[str], say: Callable[[str], Non
     with contextlib.ExitStack() as limit:
         if args.no_bench:  # no timing: TensorFlow may give freed memory back (a large model's voices stack otherwise)
             frameworks.prefer_system_allocator()
-        if not args.no_bench:  # one thread per framework while timing: set before any framework starts
+        else:  # one thread per framework while timing: set before any framework starts
             refused = limit.enter_context(frameworks.thread_limit(timing.THREADS))
             try:
                 frameworks.load("tensorflow")  # now, before an importer's Keras starts TensorFlow's pools

@@ -93,7 +93,7 @@ def test_a_training_voice_of_a_large_model_is_released_after_its_step(monkeypatc
     for threshold, want in ((0, 2), (10**15, 0)):
         calls = []
         monkeypatch.setattr(about, "RELEASE_FROM_BYTES", threshold)
-        monkeypatch.setattr(training, "release_memory", lambda: calls.append(1))
+        monkeypatch.setattr(training, "release_memory", lambda calls=calls: calls.append(1))
         cert = certify.certify(small_gru(), None, certify.Settings(bench=False, voices=("numpy", "torch_nn", "keras"),
                                                                     jobs=1))  # fmt: skip
         assert sorted(v for v, r in cert["training"]["voices"].items() if r.get("pass")) == ["keras", "torch_nn"]
@@ -140,7 +140,7 @@ def test_tensorflow_is_asked_for_the_system_allocator_only_before_it_starts(tmp_
     env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
     for given, want in ((None, "1"), ("0", "0")):  # a value the user set is kept
         e = env if given is None else {**env, "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": given}
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=e, timeout=300)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=e, timeout=300, check=False)
         if "BackendUnavailable" in r.stderr:
             pytest.skip("tensorflow is not importable here")
         assert r.returncode == 0, r.stderr[-2000:]

@@ -189,9 +189,8 @@ class Reference:
 
 def one_ulp(model: Model, x: np.ndarray, eps: float = 2.0**-52) -> tuple[Model, np.ndarray]:
     """The model in float64 and its (float) input with every element multiplied by 1 +- eps (2^-52; 2^-23 for a
-    float32 ulp), the signs seeded by
-    SEEDS["ulp"]: a relative move of eps (one or two units in the last place), as small as rounding itself. Integer
-    inputs (token ids) stay as they are."""
+    float32 ulp), the signs seeded by SEEDS["ulp"]: a relative move of eps (one or two units in the last place), as
+    small as rounding itself. Integer inputs (token ids) stay as they are."""
     rng = np.random.default_rng(SEEDS["ulp"])
 
     def ulp(a):
