@@ -84,7 +84,7 @@ class Reference:
     outs: list[np.ndarray]  # what layer i returns
     _vjp: dict = field(default_factory=dict, repr=False)
     _own32: list | None = field(default=None, repr=False)  # own_float32's per-layer errors, once computed
-    _spread: dict | None = field(default=None, repr=False)  # ulp_spread's per-layer spreads, per dtype, once computed
+    _spread: dict = field(default_factory=dict, repr=False)  # ulp_spread's per-layer spreads, per dtype, once computed
     _gspread: dict = field(default_factory=dict, repr=False)  # gradient_spread's, per dy
     valid: list[Any] = field(default_factory=list)  # per layer: the (B, T) valid steps where its padded ones are
     # undefined (Model.undefined_steps: compared at the valid steps only), or None
@@ -143,8 +143,6 @@ class Reference:
         """How far layer i's float64 reference output moves, as compare measures it, when every weight and the input
         move by one ulp of `dtype` (`one_ulp`): the reference's own conditioning there, at that dtype's rounding.
         Every layer's, from one forward, once per dtype."""
-        if self._spread is None:
-            self._spread = {}
         if dtype not in self._spread:
             model, x = one_ulp(self.model, self.x, float(np.finfo(dtype).eps))
             outs = reference_outputs(model, cast(x, "float64"))
