@@ -9,8 +9,8 @@ framework alone, compared with the source, and certified; the table is reports/Z
 
 Each step is a process of its own, as a user runs it: `python -m reports.zoo_models prepare` (the source file, the
 input and the source's own output), `python -m nnparity port SPEC --to T -o OUT` per target, the port loaded in
-`python -I` with nnparity's packages made unimportable (LOADER: it runs the port in float32 and, where its framework
-can, in float64, to tell a port's error from float32's own), `python -m nnparity certify SPEC --no-bench`. A
+`python -I` with nnparity's packages made unimportable (LOADER: it runs the port in float32 and in float64, to tell a
+port's error from float32's own; an ONNX port's float64 run is onnx's reference evaluator, reports/onnx_float64.py), `python -m nnparity certify SPEC --no-bench`. A
 model gets --model-timeout seconds in all (each command the time left) and --memory-gib of resident memory per
 command (the machine is shared: a command over it is stopped, not left to the kernel's OOM killer). Results are
 written after every model, so a run that stops keeps what was done.
@@ -39,6 +39,7 @@ from . import zoo_models, zoo_render
 from .markdown import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
+ONNX64 = Path(__file__).with_name("onnx_float64.py")  # ONNX's float64 run, loaded by path in the port's interpreter
 BAR = zoo_render.BAR
 STEPS = ("ports", "certify")
 
@@ -54,7 +55,7 @@ class _NoNnparity(importlib.abc.MetaPathFinder):  # the editable install would o
 sys.meta_path.insert(0, _NoNnparity())
 import numpy as np
 
-target, path, x_path, out_path, out64_path = sys.argv[1:6]
+target, path, x_path, out_path, out64_path, onnx64_path = sys.argv[1:7]
 x = np.load(x_path)
 
 def module(file):
@@ -81,6 +82,8 @@ else:
     net, variables = module(path + "/model.py").load()
     y = net.apply(variables, x)
 np.save(out_path, np.asarray(y, dtype=np.float32))
+names = ("torch", "tensorflow", "keras", "jax", "flax", "onnxruntime", "onnx", "nnparity", "impls")
+loaded = [n for n in names if n in sys.modules]  # what the port needed: before the float64 run's own imports
 
 # The same port computing in float64, by its own framework's means (after the float32 run, which it leaves as is).
 why64, y64 = None, None
@@ -103,8 +106,11 @@ try:
                 la.scale, la.offset = (np.broadcast_to(np.asarray(v, np.float64), (width,)).copy()
                                        for v in (la.scale, la.offset))
         y64 = net64(x.astype(np.float64), training=False)
-    elif target == "onnx":
-        why64 = "ONNX Runtime's CPU Conv is float32 only"
+    elif target == "onnx":  # ONNX Runtime's CPU Conv is float32 only: the graph made float64, run by onnx's
+        spec = importlib.util.spec_from_file_location("zoo_onnx_float64", onnx64_path)  # reference evaluator
+        onnx64 = importlib.util.module_from_spec(spec)  # (reports/onnx_float64.py: numpy and onnx alone)
+        spec.loader.exec_module(onnx64)
+        y64 = onnx64.run_float64(path, x)
     else:
         import jax
         import jax.numpy as jnp
@@ -119,8 +125,7 @@ if y64 is not None:
         np.save(out64_path, y64)
     else:
         why64 = f"given float64 it computed {y64.dtype}"
-names = ("torch", "tensorflow", "keras", "jax", "flax", "onnxruntime", "onnx", "nnparity", "impls")
-print(json.dumps({"loaded": [n for n in names if n in sys.modules], "float64": why64 or "saved"}))
+print(json.dumps({"loaded": loaded, "float64": why64 or "saved"}))
 """
 
 OWN = {"torch": {"torch"}, "keras": {"keras", "tensorflow", "jax"}, "onnx": {"onnxruntime"}, "flax": {"jax", "flax"}}
@@ -242,8 +247,8 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
         if r["rc"] != 0:
             continue
         y, y64 = folder / f"y_{target}.npy", folder / f"y64_{target}.npy"
-        r = run([py, "-I", "-c", LOADER, target, out.name, "x.npy", y.name, y64.name], folder, _left(deadline),
-                memory_gib, True)  # fmt: skip
+        r = run([py, "-I", "-c", LOADER, target, out.name, "x.npy", y.name, y64.name, str(ONNX64)], folder,
+                _left(deadline), memory_gib, True)  # fmt: skip
         load = cell["load"] = {"rc": r["rc"], "s": r["s"], "error": None if r["rc"] == 0 else one_line(r, folder)}
         if r["rc"] == 0:
             said = json.loads(r["stdout"].strip().splitlines()[-1])

@@ -14,8 +14,9 @@ Keras' is the .keras file `model.save` writes; ONNX's is the light model with ev
 initializer) replaced by a seeded random initializer, batch 3. `prepare` also writes the input (x.npy, seeded, the
 source's layout) and the source's own output on it (want.npy), computed from the saved file by the source's own
 framework, and measures how far that float32 output is from the same source computing in float64 (torch's
-`model.double()`, Keras' config with float64 dtype policies; not ONNX, whose CPU Conv is float32 only): the float32
-error the source itself has, against which a port's difference can be read. That float64 output is saved too
+`model.double()`, Keras' config with float64 dtype policies; ONNX's graph made float64 and run by the onnx package's
+reference evaluator, reports/onnx_float64.py, as ONNX Runtime's CPU Conv is float32 only): the float32 error the
+source itself has, against which a port's difference can be read. That float64 output is saved too
 (want64.npy): a port run in float64 is compared with it.
 """
 
@@ -400,7 +401,9 @@ def prepare(name: str, folder: Path) -> dict:
         onnx_source(e, folder / e.file)
         s = ort.InferenceSession(str(folder / e.file), providers=["CPUExecutionProvider"])
         want = s.run(None, {s.get_inputs()[0].name: x})[0]
-        want64 = None  # ONNX Runtime's CPU Conv is float32 only
+        from . import onnx_float64  # ONNX Runtime's CPU Conv is float32 only: onnx's reference evaluator
+
+        want64 = onnx_float64.run_float64(str(folder / e.file), x)
     want = np.asarray(want, np.float32)
     if want64 is not None and np.asarray(want64).dtype != np.float64:  # a policy that did not take: no float64 evidence
         want64 = None

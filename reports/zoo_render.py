@@ -18,6 +18,11 @@ BAR = 2e-5  # impls.contract.tolerance's float32 bar, restated so that rendering
 BAR64 = 1e-10
 """A port run in float64 computes the source's function when it agrees with the source run in float64 this closely
 (the Keras ResNet101 torch port: 2.1e-13, where float32 differs by 1.5e-4)."""
+ONNX64 = ("ONNX's float64 run (ONNX Runtime's CPU Conv is float32 only) is the same graph with every float32 tensor "
+          "made float64, run by the onnx package's reference evaluator (reports/onnx_float64.py), with three of its "
+          "ops replaced where onnx 1.23's are not the specification's (BatchNormalization before opset 14 uses the "
+          "batch's statistics; LRN sums squares for the first batch-size channels only; Softmax before opset 13 is opset 13's), each "
+          "measured against ONNX Runtime there.")
 TARGETS = ("torch", "keras", "onnx", "flax")
 NAMES = {"torch": "torch", "keras": "Keras", "onnx": "ONNX", "flax": "Flax"}
 SOURCES = {"torch": "torchvision", "keras": "keras.applications", "onnx": "ONNX light models"}
@@ -248,16 +253,12 @@ def _e(v: float | None, none: str = "-") -> str:
 
 
 def _missing(res: dict, load: dict, what: str) -> str:
-    """Why a float64 number (`what`: "source", "port" or "both") is missing: ONNX has no float64 run; the port's
-    float64 run failed (its reason); a result from before the float64 runs."""
-    if what in ("source", "both") and res["source"] == "onnx":
-        return "- (ONNX source)" if what == "both" else "-"
-    if what == "source":
-        return "not measured"
+    """Why a float64 number (`what`: "source", "port" or "both") is missing: the port's float64 run failed (its
+    reason), or it was not measured (a result from before the float64 run its framework has now: ONNX's came last)."""
     said = load.get("float64")
-    if said is None:
-        return "not measured"
-    return "-" if said == "saved" or said.startswith("ONNX Runtime") else f"- ({escape(said)})"
+    if what != "source" and said not in (None, "saved") and not said.startswith("ONNX Runtime's CPU Conv"):
+        return f"- ({escape(said)})"
+    return "not measured"
 
 
 def float64_rows(results: dict) -> list[dict]:
@@ -310,14 +311,14 @@ def _rule(results: dict) -> str:
                    f"{load['rel64']:.1e} in float64; the source's own float32 error {r['source_own32']:.1e}, the "
                    f"port's {load['own32']:.1e})")  # fmt: skip
     return (f"Over the bar, each framework's float64 run tells rounding from error: a port is **rounding** (≈) when, "
-            f"run in float64 (torch `.double()`, Keras with float64 dtype policies, Flax under `jax_enable_x64`), it "
+            f"run in float64 (torch `.double()`, Keras with float64 dtype policies, Flax under `jax_enable_x64`, "
+            f"ONNX by onnx's reference evaluator), it "
             f"agrees with the source run in float64 within {BAR64:g} (it computes the source's function), and its "
             f"float32 difference is at most the source's own float32 error plus the port's own (each framework's "
             f"float32 output against its own float64 output, on this model and input; their sum put in the float32 "
             f"difference's units, reports/zoo_render.py `own_sum`): the issue's {BAR:g} bar is "
             f"below what float32 itself errs by on these deep models{example}. Anything else over the bar stays "
-            f"**off**, every port from or to ONNX among them: ONNX Runtime's CPU Conv is float32 only, so ONNX has "
-            f"no float64 run to explain a difference with.")
+            f"**off**. {ONNX64}")
 
 
 def render(results: dict) -> str:
@@ -347,8 +348,9 @@ def render(results: dict) -> str:
         f"max|port − source| / max|source| in float32 (bar {BAR:g}). The last column is `nnparity certify "
         "--no-bench`'s verdict (every voice against the float64 reference: forward, each layer, gradients, an "
         "Adam step). The source's own float32 error is its float32 output's relative max distance from the same "
-        "source computing in float64 (torch `model.double()`, Keras with float64 dtype policies; `-` for ONNX, whose "
-        "CPU Conv is float32 only): a port cannot be expected to come closer to the source than that. "
+        "source computing in float64 (torch `model.double()`, Keras with float64 dtype policies, ONNX's graph made "
+        "float64 and run by onnx's reference evaluator): a port cannot be expected to come closer to the source "
+        "than that. "
         f"{_rule(results)} Times are wall seconds of each command (prepare: building the model and its file; port and "
         "load per target in column order) on a machine other jobs shared. `*`: a model of the same family that "
         "issue 24 does not list.", "",
@@ -392,8 +394,8 @@ def readme_table(results: dict, md_path: Path | None = None, readme: Path | None
              f"[{link}]({link}). ✓: agreed / PASS; ≈: over the bar in float32, but run in float64 the port agrees "
              f"with the source run in float64 within {BAR64:g}, and its float32 difference is within the two "
              f"frameworks' own float32 errors (each's float32 output against its own float64 output, measured): the "
-             f"bar is below float32's own error on deep models; off: over the bar, not so explained (ONNX has no "
-             f"float64 run); `*`: not in issue 24's list."), "",
+             f"bar is below float32's own error on deep models; off: over the bar, not so explained; `*`: not in issue "
+             f"24's list."), "",
              "| model | torch | Keras | ONNX | Flax | certify |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in res_all:
         name = r["name"] + ("" if r.get("listed", True) else " *")

@@ -305,8 +305,8 @@ def test_over_the_bar_is_rounding_only_when_float64_agrees_and_the_own_errors_co
 
 @pytest.fixture
 def over():
-    """keras/ResNet101: torch rounding, ONNX off (no float64 run), Flax off (float64 1e-6 apart); keras/ResNet50:
-    every port agreed or rounding; onnx/resnet50: over the bar with no float64 source."""
+    """keras/ResNet101: torch rounding, ONNX off (a result from before ONNX's float64 run), Flax off (float64 1e-6
+    apart); keras/ResNet50: every port agreed or rounding; onnx/resnet50: over the bar with no float64 source."""
     return {"runs": [_run()], "models": {
         "keras/ResNet101": _model("keras/ResNet101", {
             "torch": _over(), "onnx": _port(rel=1.3e-4, float64="ONNX Runtime's CPU Conv is float32 only"),
@@ -331,9 +331,9 @@ def test_the_report_shows_rounding_states_the_rule_with_its_numbers_and_counts_i
             "4.6e-05, the port's 1.8e-04") in md  # the measured numbers, the largest rounding case
     f64 = md.split("## Over the bar", 1)[1].split("## Reasons", 1)[0]
     assert "| `keras/ResNet101` | torch | 1.5e-04 | 2.1e-13 | 4.6e-05 | 1.8e-04 | 2.3e-04 | rounding ≈ |" in f64
-    assert "| `keras/ResNet101` | ONNX | 1.3e-04 | - | 4.6e-05 | - | - | **off** |" in f64
+    assert "| `keras/ResNet101` | ONNX | 1.3e-04 | not measured | 4.6e-05 | not measured | - | **off** |" in f64
     assert "| `keras/ResNet101` | Flax | 1.4e-04 | 1.0e-06 | 4.6e-05 | 1.8e-04 | 2.3e-04 | **off** |" in f64
-    assert "| `onnx/resnet50` | torch | 2.3e-05 | - (ONNX source) | - | 2.0e-05 | - | **off** |" in f64
+    assert "| `onnx/resnet50` | torch | 2.3e-05 | not measured | not measured | 2.0e-05 | - | **off** |" in f64
     assert "keras/ResNet50` | torch" not in f64  # under the bar: not listed
     assert "4 ports ran in float64 beside a float64 source; the largest float64 difference from the source among " \
            "them is 1.0e-06 (keras/ResNet101 → Flax)" in f64
