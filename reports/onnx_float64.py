@@ -2,7 +2,7 @@
 the same graph with every float32 tensor made float64 (initializers, Constant values, Cast and dtype attributes,
 the graph's declared types), run by the onnx package's reference evaluator (`onnx.reference.ReferenceEvaluator`:
 NumPy, op by op, as the ONNX specification defines each op; a second implementation, not ONNX Runtime's). Float
-attributes, float32 by the format, are read as the decimals their writer gave (`_decimal`), and three of the
+attributes, float32 by the format, are read as the decimals their writer gave (`_decimal`), and four of the
 evaluator's ops, which onnx 1.23 gets wrong, are replaced by the specification's (`_corrected`; each class says
 what was measured).
 
@@ -14,6 +14,8 @@ that computed in float32 inside the float64 run would make it float32 evidence, 
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import onnx
@@ -129,6 +131,48 @@ class LRN(OpRun):
         return ((x / (bias + (alpha / size) * square_sum) ** beta).astype(x.dtype),)
 
 
+class MaxPool(OpRun):
+    """Output size floor((in + pads - dilation (k - 1) - 1) / stride) + 1, or with ceil_mode the ceiling, less one
+    where the last window would start past the input and its left pad (the specification's rule, and ONNX Runtime's
+    and torch's); the pad never wins a max. onnx 1.23's MaxPool with ceil_mode gives a 3x3, stride-1, pad-1 pool of
+    an 8x8 map a 10x10 output (ONNX Runtime: 8x8), which broke torchvision googlenet's ONNX port (a Concat of 8 and
+    10 wide maps)."""
+
+    op_domain = ""
+
+    def _run(self, x, **_):
+        name = self.onnx_node.name
+        if len(self.onnx_node.output) > 1:
+            raise ValueError(f"MaxPool {name!r}: its Indices output is not computed here")
+        kernel = list(_attr(self, "kernel_shape", None))
+        nd, spatial = len(kernel), x.shape[2:]
+        strides, dil = (list(_attr(self, k, None) or [1] * nd) for k in ("strides", "dilations"))
+        pads = list(_attr(self, "pads", None) or [0] * (2 * nd))
+        auto = _attr(self, "auto_pad", "NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            total = [max(0, (-(-n // s) - 1) * s + e - n) for n, s, e in zip(spatial, strides, span)]
+            head = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+            pads = head + [t - h for t, h in zip(total, head)]
+        elif auto == "VALID":
+            pads = [0] * (2 * nd)
+        out = []
+        for i, (n, s, e) in enumerate(zip(spatial, strides, span)):
+            room = n + pads[i] + pads[i + nd] - e
+            o = (-(-room // s) if _attr(self, "ceil_mode", 0) else room // s) + 1
+            out.append(o - 1 if (o - 1) * s >= n + pads[i] else o)
+        extra = [max(0, (o - 1) * s + e - (n + pads[i] + pads[i + nd]))
+                 for i, (o, s, e, n) in enumerate(zip(out, strides, span, spatial))]  # fmt: skip
+        xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + nd] + extra[i]) for i in range(nd)],
+                    constant_values=-np.inf)  # fmt: skip
+        y = np.full((*x.shape[:2], *out), -np.inf, x.dtype)
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            window = tuple(slice(j * d, j * d + s * (o - 1) + 1, s) for j, d, s, o in zip(offset, dil, strides, out))
+            y = np.maximum(y, xp[(slice(None), slice(None), *window)])
+        return (y,)
+
+
 class _Coerced(OpRun):
     """Softmax and LogSoftmax before opset 13: the input seen as 2-D, (prod(shape[:axis]), prod(shape[axis:])),
     axis 1 by default, normalised along the second. onnx 1.23's evaluator uses opset 13's definition (one axis,
@@ -157,7 +201,7 @@ class LogSoftmax(_Coerced):
 
 def _corrected(opset: int) -> list[type[OpRun]]:
     """The evaluator's ops this file replaces for a model of this default-domain opset (each class says why)."""
-    return [BatchNormalization, LRN, *((Softmax, LogSoftmax) if opset < 13 else ())]
+    return [BatchNormalization, LRN, MaxPool, *((Softmax, LogSoftmax) if opset < 13 else ())]
 
 
 def evaluator(model: onnx.ModelProto) -> ReferenceEvaluator:

@@ -101,10 +101,10 @@ try:
         net64 = net.__class__.from_config(f64(net.get_config()))
         net64.set_weights([np.asarray(w, np.float64) for w in net.get_weights()])
         for la in net64.layers:  # tf.cast takes a Python number or list to float64 through float32: float64 arrays,
-            if isinstance(la, keras.layers.Rescaling):  # one per channel (TF folds a (1,) one into a conv's BiasAdd)
-                width = la.input.shape[-1]
-                la.scale, la.offset = (np.broadcast_to(np.asarray(v, np.float64), (width,)).copy()
-                                       for v in (la.scale, la.offset))
+            if isinstance(la, keras.layers.Rescaling):  # a number one per channel (TF folds a (1,) one into a conv's
+                width = la.input.shape[-1]  # BiasAdd); an array (a max pool's -max-float pad map) as it is
+                la.scale, la.offset = (np.broadcast_to(v, (width,)).copy() if v.size == 1 else v
+                                       for v in (np.asarray(u, np.float64) for u in (la.scale, la.offset)))
         y64 = net64(x.astype(np.float64), training=False)
     elif target == "onnx":  # ONNX Runtime's CPU Conv is float32 only: the graph made float64, run by onnx's
         spec = importlib.util.spec_from_file_location("zoo_onnx_float64", onnx64_path)  # reference evaluator

@@ -19,10 +19,11 @@ BAR64 = 1e-10
 """A port run in float64 computes the source's function when it agrees with the source run in float64 this closely
 (the Keras ResNet101 torch port: 2.1e-13, where float32 differs by 1.5e-4)."""
 ONNX64 = ("ONNX's float64 run (ONNX Runtime's CPU Conv is float32 only) is the same graph with every float32 tensor "
-          "made float64, run by the onnx package's reference evaluator (reports/onnx_float64.py), with three of its "
+          "made float64, run by the onnx package's reference evaluator (reports/onnx_float64.py), with four of its "
           "ops replaced where onnx 1.23's are not the specification's (BatchNormalization before opset 14 uses the "
-          "batch's statistics; LRN sums squares for the first batch-size channels only; Softmax before opset 13 is opset 13's), each "
-          "measured against ONNX Runtime there.")
+          "batch's statistics; LRN sums squares for the first batch-size channels only; MaxPool with ceil_mode "
+          "sizes some outputs one too large; Softmax before opset 13 is opset 13's), each measured against ONNX "
+          "Runtime there.")
 TARGETS = ("torch", "keras", "onnx", "flax")
 NAMES = {"torch": "torch", "keras": "Keras", "onnx": "ONNX", "flax": "Flax"}
 SOURCES = {"torch": "torchvision", "keras": "keras.applications", "onnx": "ONNX light models"}

@@ -141,3 +141,37 @@ def test_a_command_over_its_time_is_stopped_and_says_so(tmp_path):
     r = zoo.run([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, 2, 0)
     assert r["stopped"] == "timed out after 2 s" and r["s"] < 30 and r["rc"] != 0
     assert zoo.one_line(r, tmp_path) == "timed out after 2 s"
+
+
+def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
+    """A Keras port of a padded max pool adds a (H, W, 1) map of -max-float to the zero-padded input (a Rescaling
+    offset) so that the pad never wins. The loader's float64 run keeps that map an array (it once broadcast every
+    Rescaling value to one per channel, and the float64 run failed on onnx/resnet50's Keras port): y64 equals the
+    float64 NumPy computation."""
+    from impls import BackendUnavailable, frameworks
+
+    try:
+        keras = frameworks.load("keras")
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+    g = np.random.default_rng(17)
+    x = g.uniform(-2, -1, (3, 4, 5, 2)).astype(np.float32)  # all negative: a zero pad would win every border max
+    pad = np.zeros((6, 7, 1), np.float32)
+    pad[0, :], pad[-1, :], pad[:, 0], pad[:, -1] = (np.finfo(np.float32).min,) * 4
+    scale = g.uniform(0.5, 1.5, 2).astype(np.float32)
+    inp = keras.Input((4, 5, 2))
+    h = keras.layers.ZeroPadding2D(1)(inp)
+    h = keras.layers.Rescaling(1.0, offset=pad)(h)
+    h = keras.layers.MaxPooling2D(3, strides=1)(h)
+    out = keras.layers.Rescaling(scale.astype(np.float64) * 1.0)(h)  # one value per channel
+    keras.Model(inp, out).save(tmp_path / "port.keras")
+    np.save(tmp_path / "x.npy", x)
+    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "keras", "port.keras", "x.npy", "y.npy", "y64.npy",
+                 str(zoo.ONNX64)], tmp_path, 300, 0, isolated=True)  # fmt: skip
+    assert r["rc"] == 0, r["stderr"][-2000:]
+    said = json.loads(r["stdout"].strip().splitlines()[-1])
+    assert said["float64"] == "saved", said
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))
+    ref = win.max(axis=(-2, -1)) * scale.astype(np.float64)
+    assert zoo.rel_error(np.load(tmp_path / "y64.npy"), ref) < 1e-15
