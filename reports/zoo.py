@@ -103,7 +103,7 @@ try:
         for la in net64.layers:  # tf.cast takes a Python number or list to float64 through float32: float64 arrays,
             if isinstance(la, keras.layers.Rescaling):  # a number one per channel (TF folds a (1,) one into a conv's
                 width = la.input.shape[-1]  # BiasAdd); an array (a max pool's -max-float pad map) as it is
-                la.scale, la.offset = (np.broadcast_to(v, (width,)).copy() if v.size == 1 else v
+                la.scale, la.offset = (np.broadcast_to(v.reshape(1), (width,)).copy() if v.size == 1 else v
                                        for v in (np.asarray(u, np.float64) for u in (la.scale, la.offset)))
         y64 = net64(x.astype(np.float64), training=False)
     elif target == "onnx":  # ONNX Runtime's CPU Conv is float32 only: the graph made float64, run by onnx's

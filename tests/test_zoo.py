@@ -146,8 +146,9 @@ def test_a_command_over_its_time_is_stopped_and_says_so(tmp_path):
 def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
     """A Keras port of a padded max pool adds a (H, W, 1) map of -max-float to the zero-padded input (a Rescaling
     offset) so that the pad never wins. The loader's float64 run keeps that map an array (it once broadcast every
-    Rescaling value to one per channel, and the float64 run failed on onnx/resnet50's Keras port): y64 equals the
-    float64 NumPy computation."""
+    Rescaling value to one per channel, and the float64 run failed on onnx/resnet50's Keras port), and a one-value
+    map (1, 1, 1) becomes one value per channel (onnx/inception_v1's Keras port failed on it): y64 equals the float64
+    NumPy computation."""
     from impls import BackendUnavailable, frameworks
 
     try:
@@ -163,7 +164,8 @@ def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
     h = keras.layers.ZeroPadding2D(1)(inp)
     h = keras.layers.Rescaling(1.0, offset=pad)(h)
     h = keras.layers.MaxPooling2D(3, strides=1)(h)
-    out = keras.layers.Rescaling(scale.astype(np.float64) * 1.0)(h)  # one value per channel
+    h = keras.layers.Rescaling(scale.astype(np.float64) * 1.0)(h)  # one value per channel
+    out = keras.layers.Rescaling(np.full((1, 1, 1), 0.75, np.float32))(h)  # one value, as a map (onnx inception_v1)
     keras.Model(inp, out).save(tmp_path / "port.keras")
     np.save(tmp_path / "x.npy", x)
     r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "keras", "port.keras", "x.npy", "y.npy", "y64.npy",
@@ -173,5 +175,5 @@ def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
     assert said["float64"] == "saved", said
     xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
     win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))
-    ref = win.max(axis=(-2, -1)) * scale.astype(np.float64)
+    ref = win.max(axis=(-2, -1)) * scale.astype(np.float64) * 0.75
     assert zoo.rel_error(np.load(tmp_path / "y64.npy"), ref) < 1e-15
