@@ -275,17 +275,25 @@ def test_a_planted_zero_pad_in_the_keras_max_pool_is_caught(monkeypatch):
 
 def test_the_keras_port_of_explicit_pads_is_built_in_layers_only():
     """A max pool's pads: ZeroPadding2D, a Rescaling of offset the lowest float32 on the padded cells, a 'valid'
-    MaxPooling2D; an average not counting its pads ends in a Rescaling by area / count."""
+    MaxPooling2D; an average not counting its pads ends in a Rescaling by area / count, held in float64 even in a
+    float32 model (25 / 9 is not a float32: the model run in float64 divides by the exact count)."""
     from impls.ports import keras_port
 
     m = seeded.chain("pads", (6, 5, 2), [
         ("max_pool2d", "mp", {"pool_size": [3, 3], "strides": [1, 1], "padding": [[2, 0], [1, 1]]}),
-        ("avg_pool2d", "ap", {"pool_size": [2, 2], "strides": [1, 1], "padding": [[1, 0], [0, 1]]})], seed=3)  # fmt: skip
+        ("avg_pool2d", "ap", {"pool_size": [2, 2], "strides": [1, 1], "padding": [[1, 0], [0, 1]]}),
+        ("avg_pool2d", "ap5", {"pool_size": [5, 5], "strides": [1, 1], "padding": [[2, 2], [1, 3]]})], seed=3)  # fmt: skip
     net = keras_port.keras_model(m, "float32")
     kinds = [type(la).__name__ for la in net.layers]
-    assert kinds == ["ZeroPadding2D", "Rescaling", "MaxPooling2D", "ZeroPadding2D", "AveragePooling2D", "Rescaling"]
+    assert kinds == ["ZeroPadding2D", "Rescaling", "MaxPooling2D", "ZeroPadding2D", "AveragePooling2D", "Rescaling",
+                     "ZeroPadding2D", "AveragePooling2D", "Rescaling"]  # fmt: skip
     floor = net.layers[1].offset
     assert np.min(floor) == np.finfo(np.float32).min and np.max(floor) == 0
+    h, w = 6 - 1 + 1, 5 + 1 - 1  # the map the 5x5 pool sees: after the 2x2 pool of pads (1, 0), (0, 1)
+    rows = np.array([min(i + 3, h) - max(i - 2, 0) for i in range(h)])
+    cols = np.array([min(j + 4, w) - max(j - 1, 0) for j in range(w)])  # pads 1 left, 3 right
+    scale = np.asarray(net.layers[-1].scale)
+    assert scale.dtype == np.float64 and np.array_equal(scale[..., 0], 25 / np.outer(rows, cols))
 
 
 def test_a_planted_shuffle_without_its_transpose_is_caught(sources, monkeypatch):
