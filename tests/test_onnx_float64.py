@@ -22,7 +22,7 @@ try:
 except BackendUnavailable as e:
     pytest.skip(str(e), allow_module_level=True)
 
-from reports import onnx_float64, zoo  # noqa: E402 (after the skip: it imports onnx)
+from reports import onnx_float64, zoo  # after the skip: it imports onnx
 
 helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
 G = np.random.default_rng(41)
@@ -65,7 +65,7 @@ def _reference(x: np.ndarray, size=4) -> np.ndarray:
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
     win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
     c = np.einsum("nchwij,ocij->nohw", win, w["w"]) + w["b"][None, :, None, None]
-    v = lambda a: a[None, :, None, None]  # noqa: E731
+    v = lambda a: a[None, :, None, None]
     r = np.maximum(v(w["scale"]) * (c - v(w["mean"])) / np.sqrt(v(w["var"]) + EPS) + v(w["shift"]), 0)
     square_sum = np.zeros_like(r)
     lo, hi = {3: (1, 1), 4: (1, 2)}[size]  # floor((size-1)/2), ceil((size-1)/2), written out
