@@ -133,6 +133,12 @@ OWN = {"torch": {"torch"}, "keras": {"keras", "tensorflow", "jax"}, "onnx": {"on
 TensorFlow here; `import keras` alone loads jax where it is installed: measured, Keras 3.15)."""
 
 
+def loader_command(target: str, port: str, y: str = "y.npy", y64: str = "y64.npy", x: str = "x.npy") -> list[str]:
+    """LOADER's command line: the port (a path relative to the folder it runs in) run on x, its float32 output saved
+    to y and its float64 one to y64."""
+    return [sys.executable, "-I", "-c", LOADER, target, port, x, y, y64, str(ONNX64)]
+
+
 def _env(isolated: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env |= {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow", "PYTHONHASHSEED": "0"}
@@ -247,8 +253,7 @@ def run_model(e: zoo_models.Entry, work: Path, limit_s: float, memory_gib: float
         if r["rc"] != 0:
             continue
         y, y64 = folder / f"y_{target}.npy", folder / f"y64_{target}.npy"
-        r = run([py, "-I", "-c", LOADER, target, out.name, "x.npy", y.name, y64.name, str(ONNX64)], folder,
-                _left(deadline), memory_gib, True)  # fmt: skip
+        r = run(loader_command(target, out.name, y.name, y64.name), folder, _left(deadline), memory_gib, True)
         load = cell["load"] = {"rc": r["rc"], "s": r["s"], "error": None if r["rc"] == 0 else one_line(r, folder)}
         if r["rc"] == 0:
             said = json.loads(r["stdout"].strip().splitlines()[-1])

@@ -10,7 +10,6 @@ computes float32 inside the float64 run is an error, not a result; opset 13's So
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -165,8 +164,8 @@ def test_the_zoo_loader_runs_an_onnx_port_in_float64_with_onnxruntime_alone_for_
     ref = _reference(X, 3)
     for name, cast_to in (("exact", TP.FLOAT), ("half", TP.FLOAT16)):
         onnx.save(_model(cast_to, size=3), str(tmp_path / f"{name}.onnx"))
-        r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "onnx", f"{name}.onnx", "x.npy", f"y_{name}.npy",
-                     f"y64_{name}.npy", str(zoo.ONNX64)], tmp_path, 300, 0, isolated=True)  # fmt: skip
+        r = zoo.run(zoo.loader_command("onnx", f"{name}.onnx", f"y_{name}.npy", f"y64_{name}.npy"), tmp_path, 300, 0,
+                    isolated=True)  # fmt: skip
         assert r["rc"] == 0, r["stderr"][-2000:]
         said = json.loads(r["stdout"].strip().splitlines()[-1])
         assert said["loaded"] == ["onnxruntime"], said

@@ -75,9 +75,7 @@ def test_a_port_that_imports_nnparity_does_not_load(tmp_path):
     port.mkdir()
     (port / "model.py").write_text("import impls.frameworks\n\ndef load():\n    return None\n")
     np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
-    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", "port_torch", "x.npy", "y.npy", "y64.npy",
-                str(zoo.ONNX64)], tmp_path,
-                120, 0, isolated=True)  # fmt: skip
+    r = zoo.run(zoo.loader_command("torch", "port_torch"), tmp_path, 120, 0, isolated=True)  # fmt: skip
     assert r["rc"] != 0 and "not importable" in zoo.one_line(r, tmp_path)
     assert not (tmp_path / "y.npy").exists()
 
@@ -118,9 +116,8 @@ def test_the_loader_runs_a_torch_port_in_float64_too_and_says_when_it_cannot(tmp
     for name, cast in (("exact", ""), ("planted", ".float()")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.py").write_text(TINY_TORCH_PORT.replace("{cast}", cast))
-        r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "torch", name, "x.npy", f"y_{name}.npy", f"y64_{name}.npy",
-                     str(zoo.ONNX64)],
-                    tmp_path, 300, 0, isolated=True)  # fmt: skip
+        r = zoo.run(zoo.loader_command("torch", name, f"y_{name}.npy", f"y64_{name}.npy"), tmp_path, 300, 0,
+                    isolated=True)  # fmt: skip
         assert r["rc"] == 0, r["stderr"][-2000:]
         said = json.loads(r["stdout"].strip().splitlines()[-1])
         assert set(said["loaded"]) <= zoo.OWN["torch"], said
@@ -168,8 +165,7 @@ def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
     out = keras.layers.Rescaling(np.full((1, 1, 1), 0.75, np.float32))(h)  # one value, as a map (onnx inception_v1)
     keras.Model(inp, out).save(tmp_path / "port.keras")
     np.save(tmp_path / "x.npy", x)
-    r = zoo.run([sys.executable, "-I", "-c", zoo.LOADER, "keras", "port.keras", "x.npy", "y.npy", "y64.npy",
-                 str(zoo.ONNX64)], tmp_path, 300, 0, isolated=True)  # fmt: skip
+    r = zoo.run(zoo.loader_command("keras", "port.keras"), tmp_path, 300, 0, isolated=True)  # fmt: skip
     assert r["rc"] == 0, r["stderr"][-2000:]
     said = json.loads(r["stdout"].strip().splitlines()[-1])
     assert said["float64"] == "saved", said
