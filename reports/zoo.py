@@ -11,9 +11,9 @@ Each step is a process of its own, as a user runs it: `python -m reports.zoo_mod
 input and the source's own output), `python -m nnparity port SPEC --to T -o OUT` per target, the port loaded in
 `python -I` with nnparity's packages made unimportable (LOADER: it runs the port in float32 and in float64, to tell a
 port's error from float32's own; an ONNX port's float64 run is onnx's reference evaluator, reports/onnx_float64.py),
-`python -m nnparity certify SPEC --no-bench`. A model gets --model-timeout seconds in all (each command the time left) and --memory-gib of resident memory per
-command (the machine is shared: a command over it is stopped, not left to the kernel's OOM killer). Results are
-written after every model, so a run that stops keeps what was done.
+`python -m nnparity certify SPEC --no-bench`. A model gets --model-timeout seconds in all (each command the time
+left) and --memory-gib of resident memory per command (the machine is shared: a command over it is stopped, not left
+to the kernel's OOM killer). Results are written after every model, so a run that stops keeps what was done.
 
 Exit status: 0 written (whatever the models' verdicts: the report says them); 2 bad usage.
 """
