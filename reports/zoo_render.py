@@ -253,7 +253,7 @@ def _e(v: float | None, none: str = "-") -> str:
     return none if v is None else f"{v:.1e}"
 
 
-def _missing(res: dict, load: dict, what: str) -> str:
+def _missing(load: dict, what: str) -> str:
     """Why a float64 number (`what`: "source", "port" or "both") is missing: the port's float64 run failed (its
     reason), or it was not measured (a result from before the float64 run its framework has now: ONNX's came last)."""
     said = load.get("float64")
@@ -301,8 +301,8 @@ def _float64_section(results: dict) -> list[str]:
         total = own_sum(src, own, load.get("rel64"))
         res = r["res"]
         lines.append(f"| `{res['name']}` | {NAMES[r['target']]} | {load['rel']:.1e} | "
-                     f"{_e(load.get('rel64'), _missing(res, load, 'both'))} | {_e(src, _missing(res, load, 'source'))} | "
-                     f"{_e(own, _missing(res, load, 'port'))} | {_e(total)} | "
+                     f"{_e(load.get('rel64'), _missing(load, 'both'))} | {_e(src, _missing(load, 'source'))} | "
+                     f"{_e(own, _missing(load, 'port'))} | {_e(total)} | "
                      + ("rounding ≈" if r["status"] == "rounding" else "**off**") + " |")  # fmt: skip
     return [*lines, ""]
 

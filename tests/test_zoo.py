@@ -1,9 +1,9 @@
 """The zoo in CI (issue 24): `python -m reports zoo --subset --steps ports` as the published report runs it, one model
 a source (reports/zoo_models.py SUBSET), each ported by the `nnparity` command to every other framework, each port
 loaded by its own framework alone in `python -I` and compared with the source at the float32 bar; each port also run
-in float64 (ONNX by onnx's reference evaluator, reports/onnx_float64.py) and compared with the source run in float64. The numbers are
-asserted, not only the exit status. Measured on the 2-core VM under a load of 10 (other jobs): the three took 33-140 s
-each. Certifying them is left to the published run (reports/ZOO.md): `nnparity certify --no-bench`
+in float64 (ONNX by onnx's reference evaluator, reports/onnx_float64.py) and compared with the source run in float64.
+The numbers are asserted, not only the exit status. Measured on the 2-core VM under a load of 10 (other jobs): the
+three took 33-140 s each. Certifying them is left to the published run (reports/ZOO.md): `nnparity certify --no-bench`
 of mnasnet0_5 at 64x64 took 9 min of wall time (4 min of CPU) beside other jobs, more than CI can give three models.
 
 The port's interpreter is really without nnparity: a port that imports it fails to load, and says why.
@@ -75,7 +75,7 @@ def test_a_port_that_imports_nnparity_does_not_load(tmp_path):
     port.mkdir()
     (port / "model.py").write_text("import impls.frameworks\n\ndef load():\n    return None\n")
     np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
-    r = zoo.run(zoo.loader_command("torch", "port_torch"), tmp_path, 120, 0, isolated=True)  # fmt: skip
+    r = zoo.run(zoo.loader_command("torch", "port_torch"), tmp_path, 120, 0, isolated=True)
     assert r["rc"] != 0 and "not importable" in zoo.one_line(r, tmp_path)
     assert not (tmp_path / "y.npy").exists()
 
@@ -117,7 +117,7 @@ def test_the_loader_runs_a_torch_port_in_float64_too_and_says_when_it_cannot(tmp
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.py").write_text(TINY_TORCH_PORT.replace("{cast}", cast))
         r = zoo.run(zoo.loader_command("torch", name, f"y_{name}.npy", f"y64_{name}.npy"), tmp_path, 300, 0,
-                    isolated=True)  # fmt: skip
+                    isolated=True)
         assert r["rc"] == 0, r["stderr"][-2000:]
         said = json.loads(r["stdout"].strip().splitlines()[-1])
         assert set(said["loaded"]) <= zoo.OWN["torch"], said
@@ -165,7 +165,7 @@ def test_the_loader_runs_a_keras_port_holding_a_pad_map_in_float64(tmp_path):
     out = keras.layers.Rescaling(np.full((1, 1, 1), 0.75, np.float32))(h)  # one value, as a map (onnx inception_v1)
     keras.Model(inp, out).save(tmp_path / "port.keras")
     np.save(tmp_path / "x.npy", x)
-    r = zoo.run(zoo.loader_command("keras", "port.keras"), tmp_path, 300, 0, isolated=True)  # fmt: skip
+    r = zoo.run(zoo.loader_command("keras", "port.keras"), tmp_path, 300, 0, isolated=True)
     assert r["rc"] == 0, r["stderr"][-2000:]
     said = json.loads(r["stdout"].strip().splitlines()[-1])
     assert said["float64"] == "saved", said

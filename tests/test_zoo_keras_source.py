@@ -107,7 +107,7 @@ def test_the_loader_runs_a_keras_port_s_rescaling_in_float64_with_its_constants_
     dense = keras.saving.load_model(tmp_path / "net.keras").get_layer("dense")
     k, b = (np.asarray(w, np.float64) for w in dense.get_weights())
     ref = ((x.astype(np.float64) @ k + b) * (1.0 / 6.0) + 0.1) * np.array([0.1, 0.7, 1.3]) + np.array([0.3, -0.2, 0.1])
-    r = zoo.run(zoo.loader_command("keras", "net.keras"), tmp_path, 300, 0, isolated=True)  # fmt: skip
+    r = zoo.run(zoo.loader_command("keras", "net.keras"), tmp_path, 300, 0, isolated=True)
     assert r["rc"] == 0, r["stderr"][-2000:]
     assert json.loads(r["stdout"].strip().splitlines()[-1])["float64"] == "saved"
     assert 0 < zoo.rel_error(np.load(tmp_path / "y.npy"), ref) < 1e-6
